@@ -1,0 +1,154 @@
+//! Configuration of a store, with the defaults a new user gets.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// How hard a committed long-term write is held.
+///
+/// Both modes use SQLite's write-ahead log. See `ltm.rs` for the pragmas each sets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: a committed write survives a crash of the process (it is in the WAL,
+    /// which the OS holds), but the last commits may be lost if the machine loses power.
+    #[default]
+    ProcessCrash,
+    /// `synchronous=FULL`: every commit fsyncs the WAL; it survives power loss, at the cost of one
+    /// fsync per commit.
+    PowerLoss,
+}
+
+/// Weights of the four parts of an entry's importance score. They need not sum to 1; the score is
+/// divided by their sum.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScoreWeights {
+    /// Explicit importance given by the caller ("reward").
+    pub importance: f32,
+    /// How often the entry was retrieved.
+    pub frequency: f32,
+    /// How recently it was created or accessed (exponential decay).
+    pub recency: f32,
+    /// How unlike it is to what long-term memory already holds ("surprise").
+    pub novelty: f32,
+}
+
+impl Default for ScoreWeights {
+    /// AgentMemory's split: reward 0.4, retrieval frequency 0.3, recency 0.2, surprise 0.1.
+    fn default() -> Self {
+        ScoreWeights {
+            importance: 0.4,
+            frequency: 0.3,
+            recency: 0.2,
+            novelty: 0.1,
+        }
+    }
+}
+
+/// How entries are scored and consolidated from short-term into long-term memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsolidationConfig {
+    pub weights: ScoreWeights,
+    /// Recency halves every `recency_half_life` since the last access.
+    pub recency_half_life: Duration,
+    /// Access count at which the frequency part reaches 1 (it grows logarithmically up to it).
+    pub frequency_saturation: u32,
+    /// Entries scoring at or above this move to long-term memory.
+    pub threshold: f32,
+    /// An entry whose cosine similarity to something already in long-term memory is at or above
+    /// this is a near-duplicate and is not stored again.
+    pub duplicate_similarity: f32,
+}
+
+impl Default for ConsolidationConfig {
+    fn default() -> Self {
+        ConsolidationConfig {
+            weights: ScoreWeights::default(),
+            recency_half_life: Duration::from_secs(24 * 3600),
+            frequency_saturation: 10,
+            threshold: 0.5,
+            duplicate_similarity: 0.95,
+        }
+    }
+}
+
+/// Configuration of a [`Memory`](crate::Memory) store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryConfig {
+    /// Dimension of every embedding in the store.
+    pub embedding_dim: usize,
+    /// Entries kept in each session's short-term window.
+    pub stm_capacity: usize,
+    /// A session idle longer than this expires from short-term memory.
+    pub stm_ttl: Duration,
+    /// Number of independently locked shards of short-term memory (rounded up to a power of two).
+    pub stm_shards: usize,
+    /// Largest entry text accepted, in bytes.
+    pub max_content_bytes: usize,
+    /// How hard a committed long-term write is held.
+    pub durability: Durability,
+    /// Scoring and consolidation.
+    pub consolidation: ConsolidationConfig,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            embedding_dim: 384,
+            stm_capacity: 20,
+            stm_ttl: Duration::from_secs(24 * 3600),
+            stm_shards: 64,
+            max_content_bytes: 64 * 1024,
+            durability: Durability::default(),
+            consolidation: ConsolidationConfig::default(),
+        }
+    }
+}
+
+impl MemoryConfig {
+    /// Checks that every value is in its range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::InvalidConfig(msg));
+        if self.embedding_dim == 0 || self.embedding_dim > 65_536 {
+            return bad(format!(
+                "embedding_dim {} is not in 1..=65536",
+                self.embedding_dim
+            ));
+        }
+        if self.stm_capacity == 0 {
+            return bad("stm_capacity must be at least 1".into());
+        }
+        if self.stm_shards == 0 || self.stm_shards > 1 << 16 {
+            return bad(format!(
+                "stm_shards {} is not in 1..=65536",
+                self.stm_shards
+            ));
+        }
+        if self.max_content_bytes == 0 {
+            return bad("max_content_bytes must be at least 1".into());
+        }
+        let c = &self.consolidation;
+        let w = c.weights;
+        let parts = [w.importance, w.frequency, w.recency, w.novelty];
+        if parts.iter().any(|x| !x.is_finite() || *x < 0.0) || parts.iter().sum::<f32>() <= 0.0 {
+            return bad(format!(
+                "score weights {w:?} must be finite, non-negative and not all zero"
+            ));
+        }
+        if c.recency_half_life.is_zero() {
+            return bad("recency_half_life must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&c.threshold) {
+            return bad(format!(
+                "consolidation threshold {} is outside [0, 1]",
+                c.threshold
+            ));
+        }
+        if !(0.0..=1.0).contains(&c.duplicate_similarity) {
+            return bad(format!(
+                "duplicate_similarity {} is outside [0, 1]",
+                c.duplicate_similarity
+            ));
+        }
+        Ok(())
+    }
+}
