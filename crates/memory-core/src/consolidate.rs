@@ -53,17 +53,15 @@ pub(crate) fn consolidate(inner: &Inner) -> Result<ConsolidationReport> {
     let mut settled: Vec<(Arc<str>, Arc<str>, EntryId)> = Vec::new();
     let mut leaving_unsaved: Vec<WindowItem> = Vec::new();
 
-    let candidates = handoff
-        .leaving
-        .into_iter()
-        .map(|item| (item, true))
-        .chain(handoff.staying.into_iter().map(|entry| {
+    let candidates = handoff.leaving.into_iter().map(|item| (item, true)).chain(
+        handoff.staying.into_iter().map(|entry| {
             let item = WindowItem {
                 entry,
                 persisted: false,
             };
             (item, false)
-        }));
+        }),
+    );
     for (item, leaving) in candidates {
         if item.persisted {
             continue; // already in long-term memory; leaving the window loses nothing
@@ -78,7 +76,10 @@ pub(crate) fn consolidate(inner: &Inner) -> Result<ConsolidationReport> {
             .as_deref()
             .and_then(|v| inner.indexes.max_similarity(&entry.agent_id, v));
         if let (Some(v), Some(seen)) = (entry.embedding.as_deref(), batch.get(&entry.agent_id)) {
-            let in_batch = seen.iter().map(|s| crate::index::dot(s, v)).fold(f32::MIN, f32::max);
+            let in_batch = seen
+                .iter()
+                .map(|s| crate::index::dot(s, v))
+                .fold(f32::MIN, f32::max);
             max_sim = Some(max_sim.map_or(in_batch, |m| m.max(in_batch)));
         }
         let score = inner.scorer.score(&entry, max_sim, now);
@@ -93,7 +94,10 @@ pub(crate) fn consolidate(inner: &Inner) -> Result<ConsolidationReport> {
             Decision::Duplicate => report.duplicates += 1,
             Decision::Promote => {
                 if let Some(v) = &entry.embedding {
-                    batch.entry(entry.agent_id.clone()).or_default().push(v.clone());
+                    batch
+                        .entry(entry.agent_id.clone())
+                        .or_default()
+                        .push(v.clone());
                 }
                 entry.tier = Tier::LongTerm;
                 to_store.push(entry);

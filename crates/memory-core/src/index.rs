@@ -33,7 +33,11 @@ impl Indexes {
         if let Some(a) = self.agent(agent) {
             return a;
         }
-        self.agents.write().entry(agent.clone()).or_default().clone()
+        self.agents
+            .write()
+            .entry(agent.clone())
+            .or_default()
+            .clone()
     }
 
     /// Indexes one committed entry.

@@ -42,7 +42,8 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-const COLUMNS: &str = "id, agent_id, session_id, role, content, embedding, importance, created_at, \
+const COLUMNS: &str =
+    "id, agent_id, session_id, role, content, embedding, importance, created_at, \
                        last_accessed_at, access_count, metadata";
 
 /// Where the long-term store lives.
@@ -163,7 +164,10 @@ impl LongTermMemory {
     }
 
     /// Runs `f` inside one write transaction on the writer connection.
-    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let mut conn = self.writer.lock();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -290,7 +294,9 @@ impl LongTermMemory {
     /// The largest id stored, if any.
     pub fn max_id(&self) -> Result<Option<u64>> {
         self.read(|c| {
-            c.query_row("SELECT MAX(id) FROM entries", [], |r| r.get::<_, Option<i64>>(0))
+            c.query_row("SELECT MAX(id) FROM entries", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
         })
         .map(|v| v.map(|x| x as u64))
     }
@@ -379,7 +385,8 @@ impl LongTermMemory {
 /// - `busy_timeout`: another process holding the write lock makes us wait, not fail at once.
 fn configure(c: &Connection, path: &Path, durability: Durability, writer: bool) -> Result<()> {
     let err = |e| db_error(path, e);
-    c.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+    c.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(err)?;
     c.set_prepared_statement_cache_capacity(32);
     if writer {
         let sync = match durability {
@@ -403,8 +410,12 @@ fn configure(c: &Connection, path: &Path, durability: Durability, writer: bool) 
 /// Brings the schema up to `SCHEMA_VERSION`, refusing files that are not ours or are newer.
 fn migrate(c: &Connection, path: &Path) -> Result<()> {
     let err = |e| db_error(path, e);
-    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
-    let app_id: i64 = c.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(err)?;
+    let version: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    let app_id: i64 = c
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(err)?;
     if version > SCHEMA_VERSION {
         return Err(Error::SchemaTooNew {
             path: path.to_path_buf(),
@@ -494,7 +505,10 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<MemoryEntry> {
         .ok_or_else(|| corrupt_column(3, format!("unknown role code {role_code}")))?;
     let embedding = r.get_ref(5)?.as_blob_or_null()?;
     if embedding.is_some_and(|b| b.len() % 4 != 0) {
-        return Err(corrupt_column(5, "embedding blob length is not a multiple of 4".into()));
+        return Err(corrupt_column(
+            5,
+            "embedding blob length is not a multiple of 4".into(),
+        ));
     }
     let metadata = match r.get_ref(10)?.as_str_or_null()? {
         None => serde_json::Value::Null,

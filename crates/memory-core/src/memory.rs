@@ -118,7 +118,9 @@ impl Memory {
         entry::validate_id("agent_id", agent)?;
         entry::validate_id("session_id", session)?;
         let now = self.inner.clock.now();
-        self.inner.stm.open_session(&Arc::from(agent), &Arc::from(session), now);
+        self.inner
+            .stm
+            .open_session(&Arc::from(agent), &Arc::from(session), now);
         Ok(())
     }
 
@@ -136,7 +138,10 @@ impl Memory {
     pub fn recent(&self, agent: &str, session: &str, n: usize) -> Result<Vec<MemoryEntry>> {
         entry::validate_id("agent_id", agent)?;
         entry::validate_id("session_id", session)?;
-        Ok(self.inner.stm.recent(agent, session, n, self.inner.clock.now()))
+        Ok(self
+            .inner
+            .stm
+            .recent(agent, session, n, self.inner.clock.now()))
     }
 
     // ---- long-term memory ----

@@ -65,7 +65,11 @@ impl ImportanceScorer {
         .into_iter()
         .chain(novelty.map(|n| (n, w.novelty)))
         .fold((0.0, 0.0), |(s, ws), (x, wx)| (s + x * wx, ws + wx));
-        let total = if weight > 0.0 { (sum / weight).clamp(0.0, 1.0) } else { 0.0 };
+        let total = if weight > 0.0 {
+            (sum / weight).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         ImportanceScore {
             total,
             importance,
@@ -143,7 +147,10 @@ mod tests {
     #[test]
     fn frequency_grows_with_accesses_and_saturates() {
         let s = scorer();
-        let f = |n| s.score(&entry(0.5, n, Timestamp(0)), None, Timestamp(0)).frequency;
+        let f = |n| {
+            s.score(&entry(0.5, n, Timestamp(0)), None, Timestamp(0))
+                .frequency
+        };
         assert_eq!(f(0), 0.0);
         assert!(f(1) < f(3) && f(3) < f(10));
         assert_eq!(f(10), 1.0);
@@ -165,6 +172,8 @@ mod tests {
         let now = Timestamp(0).plus(Duration::from_secs(86_400));
         let old_important = entry(1.0, 0, Timestamp(0));
         let new_unimportant = entry(0.0, 0, now);
-        assert!(s.score(&new_unimportant, None, now).total > s.score(&old_important, None, now).total);
+        assert!(
+            s.score(&new_unimportant, None, now).total > s.score(&old_important, None, now).total
+        );
     }
 }

@@ -150,7 +150,12 @@ impl ShortTermMemory {
 
     /// Every short-term entry of `agent` that is still live or waiting for consolidation, passed to
     /// `visit` under its shard's lock (keep `visit` short).
-    pub fn for_each_of_agent(&self, agent: &str, now: Timestamp, mut visit: impl FnMut(&MemoryEntry)) {
+    pub fn for_each_of_agent(
+        &self,
+        agent: &str,
+        now: Timestamp,
+        mut visit: impl FnMut(&MemoryEntry),
+    ) {
         for shard in self.shards.iter() {
             let shard = shard.lock();
             if let Some(sessions) = shard.agents.get(agent) {
@@ -170,7 +175,11 @@ impl ShortTermMemory {
     pub fn record_access(&self, agent: &str, ids: &[(Arc<str>, EntryId)], now: Timestamp) {
         for (session, id) in ids {
             let mut shard = self.shard(agent, session).lock();
-            if let Some(w) = shard.agents.get_mut(agent).and_then(|s| s.get_mut(&**session)) {
+            if let Some(w) = shard
+                .agents
+                .get_mut(agent)
+                .and_then(|s| s.get_mut(&**session))
+            {
                 if let Some(item) = w.items.iter_mut().find(|i| i.entry.id == *id) {
                     item.entry.access_count = item.entry.access_count.saturating_add(1);
                     item.entry.last_accessed_at = now;
@@ -195,7 +204,10 @@ impl ShortTermMemory {
                         false
                     } else {
                         out.staying.extend(
-                            w.items.iter().filter(|i| !i.persisted).map(|i| i.entry.clone()),
+                            w.items
+                                .iter()
+                                .filter(|i| !i.persisted)
+                                .map(|i| i.entry.clone()),
                         );
                         true
                     }
@@ -210,7 +222,11 @@ impl ShortTermMemory {
     pub fn mark_persisted(&self, entries: &[(Arc<str>, Arc<str>, EntryId)]) {
         for (agent, session, id) in entries {
             let mut shard = self.shard(agent, session).lock();
-            if let Some(w) = shard.agents.get_mut(&**agent).and_then(|s| s.get_mut(&**session)) {
+            if let Some(w) = shard
+                .agents
+                .get_mut(&**agent)
+                .and_then(|s| s.get_mut(&**session))
+            {
                 if let Some(item) = w.items.iter_mut().find(|i| i.entry.id == *id) {
                     item.persisted = true;
                 }
