@@ -341,7 +341,7 @@ fn consolidate(c: &mut Criterion) {
             },
             |memory| {
                 let report = memory.consolidate().expect("consolidate");
-                if report.moved == 0 && !warned {
+                if report.promoted == 0 && !warned {
                     warned = true;
                     eprintln!("warning: consolidate moved nothing; it measured a scan only");
                 }

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use memory_core::{EntryId, Memory, MemoryConfig, Result, SearchMode, SearchQuery, Storage, Tiers};
+use memory_core::{EntryId, Memory, MemoryConfig, Result, Storage};
 
 use crate::workload::{Message, Query, Workload};
 
@@ -148,17 +148,6 @@ pub fn shared_with_agents(size: usize, agents: usize, query_count: usize) -> Arc
     };
     map.insert((size, agents), fixture.clone());
     fixture
-}
-
-/// The long-term search the benchmarks issue for `q` as `agent`, bypassing the query cache so each
-/// call does the full work.
-pub fn search_query(agent: &str, q: &Query, mode: SearchMode) -> SearchQuery {
-    SearchQuery::new(agent, q.text.as_str())
-        .k(10)
-        .mode(mode)
-        .tiers(Tiers::LongTerm)
-        .vector(q.vector.clone())
-        .no_cache()
 }
 
 /// A cheap deterministic walk over `0..len` (a full-period LCG), so successive benchmark calls

@@ -5,6 +5,7 @@
 //! measurement, scaling exponents, search-quality figures and shared store fixtures. The bench
 //! targets in `benches/` use this library; memory-core itself knows nothing of it.
 
+pub mod fixture;
 pub mod measure;
 pub mod profile;
 pub mod quality;

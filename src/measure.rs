@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn bytes_are_formatted_in_decimal_units() {
         let f = BytesFormatter;
-        assert_eq!(f.format_value(512.0).trim(), "512 B");
+        assert_eq!(f.format_value(512.0).trim(), "512.00 B");
         assert!(f.format_value(2_500_000.0).contains("MB"));
         assert!(f.format_value(2_500_000.0).contains("2.5"));
         let mut v = [4_000.0];

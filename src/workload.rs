@@ -82,9 +82,12 @@ impl Vocabulary {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut seen = HashSet::with_capacity(size);
         let mut words = Vec::with_capacity(size);
+        // Collisions in a row; they grow as short words run out, and then longer ones are allowed.
+        let mut misses = 0usize;
         while words.len() < size {
             // Frequent words are short, as in natural language.
-            let max_syllables = 1 + (words.len() * 4 / size.max(1)).min(3);
+            let by_rank = 1 + (words.len() * 4 / size.max(1)).min(3);
+            let max_syllables = (by_rank + misses / 16).min(8);
             let syllables = rng.random_range(1..=max_syllables);
             let mut w = String::new();
             for _ in 0..syllables {
@@ -94,6 +97,9 @@ impl Vocabulary {
             }
             if seen.insert(w.clone()) {
                 words.push(Arc::from(w));
+                misses = 0;
+            } else {
+                misses += 1;
             }
         }
         Vocabulary {
@@ -555,22 +561,21 @@ mod tests {
     #[test]
     fn queries_use_their_topics_jargon() {
         let w = small();
-        let msgs = w.messages(2_000, 1, 0);
-        let q = &w.queries(1, 0)[0];
-        let first = q.text.split(' ').next().unwrap_or_default();
-        let in_topic = msgs
-            .iter()
-            .filter(|m| m.topic == q.topic && m.text.split(' ').any(|t| t == first))
-            .count();
-        let off_topic = msgs
-            .iter()
-            .filter(|m| m.topic != q.topic && m.text.split(' ').any(|t| t == first))
-            .count();
-        let topic_msgs = msgs.iter().filter(|m| m.topic == q.topic).count().max(1);
-        let other_msgs = (msgs.len() - topic_msgs).max(1);
+        let msgs = w.messages(3_000, 1, 0);
+        // Summed over many queries: how often a query's lead word appears in messages of the
+        // query's topic versus messages of other topics (per message).
+        let (mut in_rate, mut off_rate) = (0.0, 0.0);
+        for q in w.queries(40, 0) {
+            let first = q.text.split(' ').next().unwrap_or_default().to_string();
+            let has = |m: &&&Message| m.text.split(' ').any(|t| t == first);
+            let topic: Vec<&Message> = msgs.iter().filter(|m| m.topic == q.topic).collect();
+            let other: Vec<&Message> = msgs.iter().filter(|m| m.topic != q.topic).collect();
+            in_rate += topic.iter().filter(has).count() as f64 / topic.len().max(1) as f64;
+            off_rate += other.iter().filter(has).count() as f64 / other.len().max(1) as f64;
+        }
         assert!(
-            in_topic as f64 / topic_msgs as f64 > off_topic as f64 / other_msgs as f64,
-            "jargon word {first} is not more frequent in its topic"
+            in_rate > 3.0 * off_rate,
+            "in-topic rate {in_rate} vs off-topic {off_rate}"
         );
     }
 
