@@ -87,20 +87,16 @@ fn stm_heap(messages: &[Message]) -> Heap {
     heap
 }
 
-/// Bytes of the files of the store at `db` (main file, WAL, shared memory).
-fn files_bytes(db: &Path) -> u64 {
-    ["", "-wal", "-shm"]
-        .iter()
-        .filter_map(|suffix| {
-            let mut p = db.as_os_str().to_owned();
-            p.push(suffix);
-            std::fs::metadata(p).ok().map(|m| m.len())
-        })
-        .sum()
+/// Bytes of one file of the store at `db` (`""`, `"-wal"` or `"-shm"`); 0 when absent.
+fn file_bytes(db: &Path, suffix: &str) -> u64 {
+    let mut p = db.as_os_str().to_owned();
+    p.push(suffix);
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-/// On-disk bytes of a long-term file holding `messages`, after the store is closed.
-fn disk_bytes(messages: &[Message]) -> u64 {
+/// On-disk bytes (main file, write-ahead log and its index) of a long-term file holding
+/// `messages`, after the store is closed.
+fn disk_bytes(messages: &[Message]) -> (u64, u64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("ltm.db");
     {
@@ -108,29 +104,41 @@ fn disk_bytes(messages: &[Message]) -> u64 {
             Memory::open(Storage::File(db.clone()), MemoryConfig::default()).expect("open store");
         fixture::fill(&memory, messages, "footprint file").expect("fill");
     }
-    files_bytes(&db)
+    let wal = file_bytes(&db, "-wal") + file_bytes(&db, "-shm");
+    (file_bytes(&db, ""), wal)
 }
 
 fn per_thousand(bytes: i64, entries: usize) -> f64 {
     bytes as f64 * 1_000.0 / entries.max(1) as f64
 }
 
+/// Corpora cycled through by successive measurements: each is the same size and shape but a
+/// different draw, so samples vary as real stores do (identical samples have zero variance, which
+/// Criterion's comparison statistics and plots cannot handle).
+const CORPORA: u64 = 5;
+
+fn corpus(call: &mut u64) -> Vec<Message> {
+    *call += 1;
+    let n = settings().footprint_entries();
+    fixture::workload().messages(n, 1, 0xf007 + *call % CORPORA)
+}
+
 fn footprint(c: &mut Criterion<Bytes>) {
     let n = settings().footprint_entries();
-    let messages = fixture::workload().messages(n, 1, 0xf007);
+    let mut call = 0u64;
     let mut g = c.benchmark_group("footprint/heap");
-    // Every call stores the whole corpus anew; the value does not depend on the iteration count.
+    // Every call stores a whole corpus anew; the value does not depend on the iteration count.
     g.sampling_mode(SamplingMode::Flat);
     g.bench_function(BenchmarkId::new("ltm_per_1000", n), |b| {
         b.iter_custom(|iters| {
-            let h = ltm_heap(&messages);
+            let h = ltm_heap(&corpus(&mut call));
             record("heap/ltm_per_1000", h);
             per_thousand(h.rust + h.sqlite, n) * iters as f64
         })
     });
     g.bench_function(BenchmarkId::new("stm_per_1000", n), |b| {
         b.iter_custom(|iters| {
-            let h = stm_heap(&messages);
+            let h = stm_heap(&corpus(&mut call));
             record("heap/stm_per_1000", h);
             per_thousand(h.rust + h.sqlite, n) * iters as f64
         })
@@ -140,15 +148,16 @@ fn footprint(c: &mut Criterion<Bytes>) {
     g.sampling_mode(SamplingMode::Flat);
     g.bench_function(BenchmarkId::new("ltm_per_1000", n), |b| {
         b.iter_custom(|iters| {
-            let bytes = disk_bytes(&messages);
+            let (db, wal) = disk_bytes(&corpus(&mut call));
+            // The breakdown reuses `Heap`'s two slots: main file, then WAL and its index.
             record(
                 "disk/ltm_per_1000",
                 Heap {
-                    rust: bytes as i64,
-                    sqlite: 0,
+                    rust: db as i64,
+                    sqlite: wal as i64,
                 },
             );
-            per_thousand(bytes as i64, n) * iters as f64
+            per_thousand((db + wal) as i64, n) * iters as f64
         })
     });
     g.finish();
@@ -180,7 +189,12 @@ fn report() {
     );
     for (what, h) in v.iter() {
         if what.starts_with("disk") {
-            println!("  {what:<20} {:>8.3} MB on disk", mb(h.rust));
+            println!(
+                "  {what:<20} {:>8.3} MB on disk = {:.3} MB database + {:.3} MB WAL after close",
+                mb(h.rust + h.sqlite),
+                mb(h.rust),
+                mb(h.sqlite)
+            );
         } else {
             println!(
                 "  {what:<20} {:>8.3} MB total = {:.3} MB Rust heap + {:.3} MB SQLite heap",
