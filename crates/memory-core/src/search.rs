@@ -1,8 +1,18 @@
-//! Retrieval across tiers: the query, its filters, and the hits it returns.
+//! Retrieval across tiers: the query and its filters, and how one query runs. Keyword (BM25) and
+//! vector rankings of long-term and short-term memory are fused by reciprocal rank, optionally
+//! re-weighted by recency and importance, deduplicated by id, and only the top k are fetched from
+//! SQLite.
 
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::entry::MemoryEntry;
+use crate::clock::Timestamp;
+use crate::entry::{self, EntryId, MemoryEntry, Role, Tier};
+use crate::error::{Error, Result};
+use crate::index::DocFilter;
+use crate::memory::Inner;
 
 /// Why a hit ranked where it did: each part that went into its score.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -30,4 +40,453 @@ pub struct SearchHit {
     /// The score hits are ranked by (higher is better).
     pub score: f32,
     pub components: ScoreComponents,
+}
+
+/// Which rankings a query uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SearchMode {
+    /// BM25 over the words of the query.
+    Keyword,
+    /// Approximate nearest neighbours (HNSW) of the query vector.
+    Vector,
+    /// Exact nearest neighbours: a flat scan over every vector.
+    ExactVector,
+    /// Keyword and approximate vector rankings fused by reciprocal rank.
+    #[default]
+    Hybrid,
+}
+
+/// Which tiers a query searches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Tiers {
+    ShortTerm,
+    LongTerm,
+    #[default]
+    Both,
+}
+
+/// Optional re-weighting of fused relevance by recency and importance, as in Generative Agents:
+/// `score = relevance * w_relevance + recency * w_recency + importance * w_importance`, where
+/// relevance is the fused score divided by the best fused score of the query.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reweighting {
+    pub relevance: f32,
+    pub recency: f32,
+    pub importance: f32,
+}
+
+impl Default for Reweighting {
+    /// Relevance alone: the fused ranking is kept as it is.
+    fn default() -> Self {
+        Reweighting {
+            relevance: 1.0,
+            recency: 0.0,
+            importance: 0.0,
+        }
+    }
+}
+
+/// What to search for, where, and how many.
+///
+/// ```
+/// use memory_core::{Role, SearchMode, SearchQuery, Tiers};
+///
+/// let q = SearchQuery::new("agent-1", "where did I move?")
+///     .k(5)
+///     .mode(SearchMode::Hybrid)
+///     .tiers(Tiers::Both)
+///     .role(Role::User)
+///     .metadata("topic", "travel");
+/// assert_eq!(q.k, 5);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchQuery {
+    pub agent_id: String,
+    /// Query text (keywords, and the source of the query vector when none is given).
+    pub text: String,
+    /// A precomputed query embedding, of the store's dimension.
+    pub vector: Option<Vec<f32>>,
+    /// How many hits at most.
+    pub k: usize,
+    pub mode: SearchMode,
+    pub tiers: Tiers,
+    pub session: Option<String>,
+    pub role: Option<Role>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+    /// Metadata key = value (the value compared as JSON).
+    pub metadata: Option<(String, serde_json::Value)>,
+    pub reweighting: Reweighting,
+    /// Whether the query cache may answer (and keep) this query.
+    pub use_cache: bool,
+}
+
+impl SearchQuery {
+    /// A hybrid query over both tiers for the 10 best hits, answered from the cache when it can be.
+    pub fn new(agent_id: impl Into<String>, text: impl Into<String>) -> Self {
+        SearchQuery {
+            agent_id: agent_id.into(),
+            text: text.into(),
+            vector: None,
+            k: 10,
+            mode: SearchMode::default(),
+            tiers: Tiers::default(),
+            session: None,
+            role: None,
+            since: None,
+            until: None,
+            metadata: None,
+            reweighting: Reweighting::default(),
+            use_cache: true,
+        }
+    }
+
+    pub fn k(mut self, k: usize) -> Self {
+        self.k = k;
+        self
+    }
+
+    pub fn mode(mut self, mode: SearchMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    pub fn tiers(mut self, tiers: Tiers) -> Self {
+        self.tiers = tiers;
+        self
+    }
+
+    pub fn vector(mut self, v: Vec<f32>) -> Self {
+        self.vector = Some(v);
+        self
+    }
+
+    pub fn session(mut self, session: impl Into<String>) -> Self {
+        self.session = Some(session.into());
+        self
+    }
+
+    pub fn role(mut self, role: Role) -> Self {
+        self.role = Some(role);
+        self
+    }
+
+    pub fn created_between(mut self, since: Option<Timestamp>, until: Option<Timestamp>) -> Self {
+        self.since = since;
+        self.until = until;
+        self
+    }
+
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.metadata = Some((key.into(), value.into()));
+        self
+    }
+
+    pub fn reweighting(mut self, w: Reweighting) -> Self {
+        self.reweighting = w;
+        self
+    }
+
+    /// Bypasses the query cache.
+    pub fn no_cache(mut self) -> Self {
+        self.use_cache = false;
+        self
+    }
+
+    fn uses_keywords(&self) -> bool {
+        matches!(self.mode, SearchMode::Keyword | SearchMode::Hybrid)
+    }
+
+    fn uses_vectors(&self) -> bool {
+        !matches!(self.mode, SearchMode::Keyword)
+    }
+
+    fn doc_filter(&self) -> DocFilter {
+        DocFilter {
+            session: self.session.clone(),
+            role: self.role,
+            since: self.since,
+            until: self.until,
+        }
+    }
+
+    fn check(&self, dimension: usize) -> Result<()> {
+        entry::validate_id("agent_id", &self.agent_id)?;
+        let w = self.reweighting;
+        let weights = [w.relevance, w.recency, w.importance];
+        if weights.iter().any(|x| !x.is_finite() || *x < 0.0) {
+            return Err(Error::InvalidQuery(format!(
+                "re-weighting {w:?} must be finite and non-negative"
+            )));
+        }
+        if let Some(v) = &self.vector {
+            entry::check_embedding(v, dimension)?;
+        }
+        if self.text.trim().is_empty() && self.vector.is_none() {
+            return Err(Error::InvalidQuery("empty query: give text or a vector".into()));
+        }
+        if self.mode == SearchMode::Keyword && self.text.trim().is_empty() {
+            return Err(Error::InvalidQuery("keyword search needs query text".into()));
+        }
+        Ok(())
+    }
+}
+
+/// One ranked list of candidates (id, raw score), best first.
+type Ranking = Vec<(EntryId, f32)>;
+
+/// Best rank and raw score of each candidate in one signal (keyword or vector), over both tiers.
+#[derive(Default)]
+struct SignalRanks {
+    best: FxHashMap<EntryId, (u32, f32)>,
+}
+
+impl SignalRanks {
+    fn add(&mut self, ranking: &Ranking) {
+        for (i, (id, score)) in ranking.iter().enumerate() {
+            let rank = i as u32 + 1;
+            self.best
+                .entry(*id)
+                .and_modify(|r| {
+                    if rank < r.0 {
+                        *r = (rank, *score)
+                    }
+                })
+                .or_insert((rank, *score));
+        }
+    }
+}
+
+/// Short-term entries of the agent that pass the filter, copied out of their windows.
+fn short_term_candidates(inner: &Inner, q: &SearchQuery, filter: &DocFilter) -> Vec<MemoryEntry> {
+    let mut out = Vec::new();
+    let now = inner.clock.now();
+    inner.stm.for_each_of_agent(&q.agent_id, now, |e| {
+        if filter.matches(&e.session_id, e.role, e.created_at) && metadata_matches(q, e) {
+            out.push(e.clone());
+        }
+    });
+    // One copy per id (an entry may sit in a window and in a hand-off list at once, briefly).
+    out.sort_by_key(|e| e.id);
+    out.dedup_by_key(|e| e.id);
+    out
+}
+
+fn metadata_matches(q: &SearchQuery, e: &MemoryEntry) -> bool {
+    match &q.metadata {
+        None => true,
+        Some((key, value)) => e.metadata.get(key) == Some(value),
+    }
+}
+
+/// Runs a query (the cache is handled by the caller).
+pub(crate) fn run(inner: &Inner, q: &SearchQuery) -> Result<Vec<SearchHit>> {
+    let dim = inner.config.embedding_dim;
+    q.check(dim)?;
+    if q.k == 0 {
+        return Ok(Vec::new());
+    }
+    let query_vector: Option<Vec<f32>> = if q.uses_vectors() {
+        let _span = tracing::debug_span!("embed").entered();
+        match &q.vector {
+            Some(v) => {
+                let mut v = v.clone();
+                entry::normalize(&mut v)?;
+                Some(v)
+            }
+            None => inner.embed(&q.text),
+        }
+    } else {
+        None
+    };
+    let filter = q.doc_filter();
+    let search_ltm = q.tiers != Tiers::ShortTerm;
+    let search_stm = q.tiers != Tiers::LongTerm;
+    // With a metadata filter, candidates are checked after the fetch; ask for more of them.
+    let mut want = if q.metadata.is_some() { q.k.saturating_mul(4).max(64) } else { q.k };
+
+    let stm = if search_stm {
+        let _span = tracing::debug_span!("stm").entered();
+        short_term_candidates(inner, q, &filter)
+    } else {
+        Vec::new()
+    };
+
+    loop {
+        let mut keyword = SignalRanks::default();
+        let mut vector = SignalRanks::default();
+        let mut ltm_exhausted = true;
+        if q.uses_keywords() {
+            let _span = tracing::debug_span!("keyword").entered();
+            if search_ltm {
+                let r = inner.indexes.keyword(&q.agent_id, &q.text, want, &filter);
+                ltm_exhausted &= r.len() < want;
+                keyword.add(&r);
+            }
+            if !stm.is_empty() {
+                let docs: Vec<(EntryId, &str)> =
+                    stm.iter().map(|e| (e.id, e.content.as_str())).collect();
+                keyword.add(&inner.rank_documents(&q.text, &docs, want));
+            }
+        }
+        if let Some(qv) = query_vector.as_deref() {
+            let _span = tracing::debug_span!("vector").entered();
+            if search_ltm {
+                let exact = q.mode == SearchMode::ExactVector;
+                let r = inner.indexes.vector(&q.agent_id, qv, want, exact, &filter)?;
+                ltm_exhausted &= r.len() < want;
+                vector.add(&r);
+            }
+            if !stm.is_empty() {
+                vector.add(&rank_short_term_vectors(inner, &stm, qv, want));
+            }
+        }
+
+        let fused = {
+            let _span = tracing::debug_span!("fuse").entered();
+            fuse(inner, &keyword, &vector)
+        };
+        let hits = {
+            let _span = tracing::debug_span!("fetch").entered();
+            fetch(inner, q, &stm, fused, &keyword, &vector)?
+        };
+        // Enough hits, or nothing more to ask the indexes for: done.
+        if hits.len() >= q.k || q.metadata.is_none() || ltm_exhausted {
+            let mut hits = rerank(inner, q, hits);
+            hits.truncate(q.k);
+            record_access(inner, q, &hits);
+            return Ok(hits);
+        }
+        want = want.saturating_mul(4);
+    }
+}
+
+/// Cosine ranking of short-term entries; entries without an embedding are embedded on the fly.
+fn rank_short_term_vectors(inner: &Inner, stm: &[MemoryEntry], qv: &[f32], k: usize) -> Ranking {
+    let mut r: Ranking = stm
+        .iter()
+        .filter_map(|e| {
+            let sim = match &e.embedding {
+                Some(v) => crate::index::dot(v, qv),
+                None => crate::index::dot(&inner.embed(&e.content)?, qv),
+            };
+            Some((e.id, sim))
+        })
+        .collect();
+    sort_ranking(&mut r);
+    r.truncate(k);
+    r
+}
+
+/// Sorts best first; ties by id for determinism.
+fn sort_ranking(r: &mut Ranking) {
+    r.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+}
+
+/// Reciprocal rank fusion over the keyword and vector signals.
+fn fuse(inner: &Inner, keyword: &SignalRanks, vector: &SignalRanks) -> Ranking {
+    let k = inner.config.search.rrf_k;
+    let mut fused: FxHashMap<EntryId, f32> = FxHashMap::default();
+    for signal in [keyword, vector] {
+        for (id, (rank, _)) in &signal.best {
+            *fused.entry(*id).or_default() += 1.0 / (k + *rank as f32);
+        }
+    }
+    let mut r: Ranking = fused.into_iter().collect();
+    sort_ranking(&mut r);
+    r
+}
+
+/// Turns fused candidates into hits with their entries: short-term ones from the copies taken,
+/// long-term ones from SQLite. Candidates failing the metadata filter are left out.
+fn fetch(
+    inner: &Inner,
+    q: &SearchQuery,
+    stm: &[MemoryEntry],
+    fused: Ranking,
+    keyword: &SignalRanks,
+    vector: &SignalRanks,
+) -> Result<Vec<SearchHit>> {
+    // Re-weighting can reorder, so it needs more than the top k of the fused ranking.
+    let reweighted = q.reweighting != Reweighting::default();
+    let limit = if reweighted || q.metadata.is_some() { fused.len() } else { q.k };
+    let top = &fused[..fused.len().min(limit)];
+    let stm_by_id: FxHashMap<EntryId, &MemoryEntry> = stm.iter().map(|e| (e.id, e)).collect();
+    let ltm_ids: Vec<EntryId> = top
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !stm_by_id.contains_key(id))
+        .collect();
+    let mut ltm: FxHashMap<EntryId, MemoryEntry> = inner
+        .ltm
+        .get_many(&q.agent_id, &ltm_ids)?
+        .into_iter()
+        .map(|e| (e.id, e))
+        .collect();
+    let now = inner.clock.now();
+    let mut hits = Vec::with_capacity(top.len());
+    for (id, fused_score) in top {
+        let entry = match ltm.remove(id) {
+            Some(e) => e,
+            None => match stm_by_id.get(id) {
+                Some(e) => (*e).clone(),
+                None => continue, // forgotten between the index read and the fetch
+            },
+        };
+        if !metadata_matches(q, &entry) {
+            continue;
+        }
+        let k = keyword.best.get(id);
+        let v = vector.best.get(id);
+        let last = entry.last_accessed_at.max(entry.created_at);
+        let components = ScoreComponents {
+            keyword: k.map(|x| x.1),
+            keyword_rank: k.map(|x| x.0),
+            vector: v.map(|x| x.1),
+            vector_rank: v.map(|x| x.0),
+            fused: *fused_score,
+            recency: inner.scorer.recency(last, now),
+            importance: entry.importance,
+        };
+        hits.push(SearchHit {
+            entry,
+            score: *fused_score,
+            components,
+        });
+    }
+    Ok(hits)
+}
+
+/// Applies the optional recency/importance re-weighting and sorts.
+fn rerank(_inner: &Inner, q: &SearchQuery, mut hits: Vec<SearchHit>) -> Vec<SearchHit> {
+    let w = q.reweighting;
+    if w != Reweighting::default() {
+        let best = hits.iter().map(|h| h.components.fused).fold(0.0f32, f32::max);
+        for h in &mut hits {
+            let relevance = if best > 0.0 { h.components.fused / best } else { 0.0 };
+            h.score = w.relevance * relevance
+                + w.recency * h.components.recency
+                + w.importance * h.components.importance;
+        }
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entry.id.cmp(&b.entry.id)));
+    hits
+}
+
+/// Records that the hits were retrieved, without making this reader wait on the writer.
+fn record_access(inner: &Inner, q: &SearchQuery, hits: &[SearchHit]) {
+    let mut stm_ids: Vec<(Arc<str>, EntryId)> = Vec::new();
+    let mut ltm_ids = Vec::new();
+    for h in hits {
+        match h.entry.tier {
+            Tier::ShortTerm => stm_ids.push((h.entry.session_id.clone(), h.entry.id)),
+            Tier::LongTerm => ltm_ids.push(h.entry.id),
+        }
+    }
+    if !stm_ids.is_empty() {
+        inner.stm.record_access(&q.agent_id, &stm_ids, inner.clock.now());
+    }
+    inner.record_ltm_access(ltm_ids);
 }
