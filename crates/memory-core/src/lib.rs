@@ -10,12 +10,20 @@
 
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod entry;
 pub mod error;
 pub mod search;
+pub mod stages;
+pub mod tokens;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{ConsolidationConfig, Durability, MemoryConfig, ScoreWeights};
+pub use context::{
+    Context, ContextBuilder, ContextRequest, ContextSection, SectionKind, ToolDefinition,
+};
 pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier};
 pub use error::{Error, Result};
 pub use search::{ScoreComponents, SearchHit};
+pub use stages::{StageLayer, StageReport};
+pub use tokens::{HeuristicCounter, TokenCounter};
