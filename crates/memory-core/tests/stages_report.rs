@@ -54,7 +54,11 @@ fn report_nests_stages_under_their_parents_and_counts_calls() {
                     .rposition(|r| r.path == parent)
                     .expect("parent row comes before its child");
                 assert_eq!(rows[p].depth + 1, row.depth);
-                assert!(rows[p].total >= row.total, "{} outlasts its parent", row.path);
+                assert!(
+                    rows[p].total >= row.total,
+                    "{} outlasts its parent",
+                    row.path
+                );
             }
         }
     }
@@ -121,7 +125,10 @@ fn a_stage_entered_across_threads_is_counted_per_span() {
             });
         }
     });
-    assert_eq!(layer.report().get("search/keyword").map(|r| r.calls), Some(40));
+    assert_eq!(
+        layer.report().get("search/keyword").map(|r| r.calls),
+        Some(40)
+    );
 }
 
 #[test]
@@ -158,8 +165,14 @@ fn chrome_trace_file_is_valid_json_with_one_complete_event_per_span() {
     assert_eq!(embed["args"]["path"], "search/vector/embed");
     // A child lies within its parent in time.
     let vector = events.iter().find(|e| e["name"] == "vector").unwrap();
-    let (vt, vd) = (vector["ts"].as_f64().unwrap(), vector["dur"].as_f64().unwrap());
-    let (et, ed) = (embed["ts"].as_f64().unwrap(), embed["dur"].as_f64().unwrap());
+    let (vt, vd) = (
+        vector["ts"].as_f64().unwrap(),
+        vector["dur"].as_f64().unwrap(),
+    );
+    let (et, ed) = (
+        embed["ts"].as_f64().unwrap(),
+        embed["dur"].as_f64().unwrap(),
+    );
     assert!(et >= vt && et + ed <= vt + vd + 1e-3);
 }
 
