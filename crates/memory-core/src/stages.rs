@@ -27,7 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
 use tracing::span::{Attributes, Id};
 use tracing::Subscriber;
 use tracing_subscriber::layer::Context;
@@ -78,19 +79,44 @@ struct StageStats {
     max: Duration,
 }
 
+/// Distinct stage paths a layer tracks; spans of further paths are ignored, which bounds memory
+/// when spans recurse without limit.
+pub const MAX_STAGES: usize = 4096;
+
+/// Running totals of one stage, indexed by its interned id.
+#[derive(Clone, Copy, Debug, Default)]
+struct Totals {
+    calls: u64,
+    total: Duration,
+    min: Duration,
+    max: Duration,
+}
+
 /// One finished span, as a Chrome trace "complete" event.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct TraceEvent {
-    name: &'static str,
-    path: Arc<str>,
+    stage: u32,
     start: Duration,
     dur: Duration,
     tid: u64,
 }
 
+/// A stage path, interned so that a new span costs a hash lookup rather than a string build.
+struct PathInfo {
+    path: Arc<str>,
+    name: &'static str,
+    parent: Option<u32>,
+}
+
+#[derive(Default)]
+struct Paths {
+    ids: FxHashMap<(Option<u32>, &'static str), u32>,
+    info: Vec<PathInfo>,
+}
+
 #[derive(Default)]
 struct State {
-    stats: BTreeMap<Arc<str>, StageStats>,
+    totals: Vec<Totals>,
     events: Vec<TraceEvent>,
     dropped_events: u64,
 }
@@ -98,14 +124,13 @@ struct State {
 struct Inner {
     epoch: Instant,
     max_events: usize,
+    paths: RwLock<Paths>,
     state: Mutex<State>,
 }
 
 /// What the layer keeps in each live span's extensions.
 struct SpanTiming {
-    path: Arc<str>,
-    parent: Option<Arc<str>>,
-    name: &'static str,
+    stage: u32,
     // A span may be entered on several threads at once; busy time counts while any holds it.
     active: u32,
     since: Option<Instant>,
@@ -163,6 +188,7 @@ impl StageLayer {
             inner: Arc::new(Inner {
                 epoch: Instant::now(),
                 max_events,
+                paths: RwLock::new(Paths::default()),
                 state: Mutex::new(State::default()),
             }),
         }
@@ -170,15 +196,60 @@ impl StageLayer {
 
     /// A snapshot of the stages recorded since creation or the last [`reset`](StageLayer::reset).
     pub fn report(&self) -> StageReport {
-        let state = self.inner.state.lock();
-        StageReport::from_stats(&state.stats)
+        let totals = self.inner.state.lock().totals.clone();
+        let paths = self.inner.paths.read();
+        let stats: BTreeMap<Arc<str>, StageStats> = totals
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.calls > 0)
+            .filter_map(|(id, t)| {
+                let info = paths.info.get(id)?;
+                let parent = info
+                    .parent
+                    .and_then(|p| paths.info.get(p as usize))
+                    .map(|p| Arc::clone(&p.path));
+                let stats = StageStats {
+                    name: info.name,
+                    parent,
+                    calls: t.calls,
+                    total: t.total,
+                    min: t.min,
+                    max: t.max,
+                };
+                Some((Arc::clone(&info.path), stats))
+            })
+            .collect();
+        StageReport::from_stats(&stats)
+    }
+
+    /// The id of the stage `name` under `parent`, interning it on first sight; `None` once
+    /// [`MAX_STAGES`] paths exist (only unbounded span recursion gets there).
+    fn intern(&self, parent: Option<u32>, name: &'static str) -> Option<u32> {
+        if let Some(&id) = self.inner.paths.read().ids.get(&(parent, name)) {
+            return Some(id);
+        }
+        let mut paths = self.inner.paths.write();
+        if let Some(&id) = paths.ids.get(&(parent, name)) {
+            return Some(id);
+        }
+        if paths.info.len() >= MAX_STAGES {
+            return None;
+        }
+        let path: Arc<str> = match parent.and_then(|p| paths.info.get(p as usize)) {
+            Some(p) => format!("{}/{name}", p.path).into(),
+            None => name.into(),
+        };
+        let id = u32::try_from(paths.info.len()).ok()?;
+        paths.info.push(PathInfo { path, name, parent });
+        paths.ids.insert((parent, name), id);
+        Some(id)
     }
 
     /// Forgets every recorded timing and trace event. Spans still open keep counting and are
     /// recorded when they close.
     pub fn reset(&self) {
         let mut state = self.inner.state.lock();
-        state.stats.clear();
+        state.totals.clear();
         state.events.clear();
         state.dropped_events = 0;
     }
@@ -194,19 +265,21 @@ impl StageLayer {
         let mut events = self.inner.state.lock().events.clone();
         events.sort_by(|a, b| a.start.cmp(&b.start).then(b.dur.cmp(&a.dur)));
         let pid = std::process::id();
+        let paths = self.inner.paths.read();
         let events: Vec<serde_json::Value> = events
             .iter()
-            .map(|e| {
-                serde_json::json!({
-                    "name": e.name,
+            .filter_map(|e| {
+                let info = paths.info.get(e.stage as usize)?;
+                Some(serde_json::json!({
+                    "name": info.name,
                     "cat": "stage",
                     "ph": "X",
                     "ts": e.start.as_secs_f64() * 1e6,
                     "dur": e.dur.as_secs_f64() * 1e6,
                     "pid": pid,
                     "tid": e.tid,
-                    "args": { "path": &*e.path },
-                })
+                    "args": { "path": &*info.path },
+                }))
             })
             .collect();
         serde_json::json!({ "traceEvents": events, "displayTimeUnit": "ms" })
@@ -229,27 +302,20 @@ impl StageLayer {
 
     fn record(&self, t: &SpanTiming) {
         let mut state = self.inner.state.lock();
-        match state.stats.get_mut(&t.path) {
-            Some(s) => {
-                s.calls += 1;
-                s.total += t.busy;
-                s.min = s.min.min(t.busy);
-                s.max = s.max.max(t.busy);
-            }
-            None => {
-                state.stats.insert(
-                    Arc::clone(&t.path),
-                    StageStats {
-                        name: t.name,
-                        parent: t.parent.clone(),
-                        calls: 1,
-                        total: t.busy,
-                        min: t.busy,
-                        max: t.busy,
-                    },
-                );
-            }
+        let index = t.stage as usize;
+        if state.totals.len() <= index {
+            state.totals.resize(index + 1, Totals::default());
         }
+        let s = &mut state.totals[index];
+        if s.calls == 0 {
+            s.min = t.busy;
+            s.max = t.busy;
+        } else {
+            s.min = s.min.min(t.busy);
+            s.max = s.max.max(t.busy);
+        }
+        s.calls += 1;
+        s.total += t.busy;
         if self.inner.max_events == 0 {
             return;
         }
@@ -261,8 +327,7 @@ impl StageLayer {
             return;
         }
         state.events.push(TraceEvent {
-            name: t.name,
-            path: Arc::clone(&t.path),
+            stage: t.stage,
             start: first.saturating_duration_since(self.inner.epoch),
             dur: last.saturating_duration_since(first),
             tid: t.tid,
@@ -278,20 +343,14 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        let name = span.name();
-        let parent = span.parent().and_then(|p| {
-            p.extensions()
-                .get::<SpanTiming>()
-                .map(|t| Arc::clone(&t.path))
-        });
-        let path: Arc<str> = match &parent {
-            Some(p) => format!("{p}/{name}").into(),
-            None => name.into(),
+        let parent = span
+            .parent()
+            .and_then(|p| p.extensions().get::<SpanTiming>().map(|t| t.stage));
+        let Some(stage) = self.intern(parent, span.name()) else {
+            return;
         };
         span.extensions_mut().insert(SpanTiming {
-            path,
-            parent,
-            name,
+            stage,
             active: 0,
             since: None,
             busy: Duration::ZERO,

@@ -124,29 +124,84 @@ fn run_cost(class: Class, len: usize, single_space: bool) -> usize {
     }
 }
 
+/// Classes of the ASCII bytes, so the common case needs no UTF-8 decoding.
+const ASCII_CLASS: [Class; 128] = {
+    let mut table = [Class::Punct; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        table[b] = if c.is_ascii_alphabetic() {
+            Class::Letter
+        } else if c.is_ascii_digit() {
+            Class::Digit
+        } else if c == b' ' || (c >= 0x09 && c <= 0x0D) {
+            // Exactly the ASCII members of `char::is_whitespace`.
+            Class::Space
+        } else {
+            Class::Punct
+        };
+        b += 1;
+    }
+    table
+};
+
 impl TokenCounter for HeuristicCounter {
     fn count(&self, text: &str) -> usize {
+        let bytes = text.as_bytes();
         let mut total = 0;
-        let mut chars = text.chars();
-        let Some(first) = chars.next() else {
-            return 0;
-        };
-        let mut class = class_of(first);
-        let mut len = 1;
-        let mut single_space = first == ' ';
-        for c in chars {
-            let k = class_of(c);
-            if k == class {
+        let mut current: Option<Class> = None;
+        let mut len = 0;
+        let mut single_space = false;
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            let (class, width) = if b < 0x80 {
+                let class = ASCII_CLASS[usize::from(b)];
+                // Take the whole ASCII run of this class at once: the hot loop of typical text.
+                let run = bytes[i + 1..]
+                    .iter()
+                    .take_while(|&&n| n < 0x80 && ASCII_CLASS[usize::from(n)] == class)
+                    .count();
+                if run > 0 {
+                    if current == Some(class) {
+                        len += run + 1;
+                        single_space = false;
+                    } else {
+                        if let Some(prev) = current {
+                            total += run_cost(prev, len, single_space);
+                        }
+                        current = Some(class);
+                        len = run + 1;
+                        single_space = false;
+                    }
+                    i += run + 1;
+                    continue;
+                }
+                (class, 1)
+            } else {
+                // `i` always sits on a char boundary: it only advances by whole chars.
+                match text.get(i..).and_then(|rest| rest.chars().next()) {
+                    Some(c) => (class_of(c), c.len_utf8()),
+                    None => break,
+                }
+            };
+            if current == Some(class) {
                 len += 1;
                 single_space = false;
             } else {
-                total += run_cost(class, len, single_space);
-                class = k;
+                if let Some(prev) = current {
+                    total += run_cost(prev, len, single_space);
+                }
+                current = Some(class);
                 len = 1;
-                single_space = c == ' ';
+                single_space = b == b' ';
             }
+            i += width;
         }
-        total + run_cost(class, len, single_space)
+        match current {
+            Some(class) => total + run_cost(class, len, single_space),
+            None => 0,
+        }
     }
 
     fn name(&self) -> &str {
@@ -285,6 +340,44 @@ mod tests {
         assert_eq!(c.count("Donaudampfschifffahrt"), 7); // 2 + ceil(13 / 3)
         assert_eq!(c.count("😀"), 3);
         assert_eq!(c.count("дом"), 2);
+    }
+
+    /// The straightforward char-by-char form of the heuristic, as an oracle for the fast one.
+    fn reference_count(text: &str) -> usize {
+        let mut total = 0;
+        let mut chars = text.chars();
+        let Some(first) = chars.next() else {
+            return 0;
+        };
+        let (mut class, mut len, mut single) = (class_of(first), 1, first == ' ');
+        for c in chars {
+            let k = class_of(c);
+            if k == class {
+                len += 1;
+                single = false;
+            } else {
+                total += run_cost(class, len, single);
+                (class, len, single) = (k, 1, c == ' ');
+            }
+        }
+        total + run_cost(class, len, single)
+    }
+
+    #[test]
+    fn fast_heuristic_matches_the_char_by_char_definition() {
+        use rand::{Rng, SeedableRng};
+        let alphabet: Vec<char> =
+            "aZ09 \t\n\r\x0b\x0c.{}\u{a0}\u{85}\u{3000}\u{2028}éß日本😀👩\u{200d}"
+                .chars()
+                .collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..2000 {
+            let n = rng.random_range(0..40);
+            let s: String = (0..n)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            assert_eq!(HeuristicCounter.count(&s), reference_count(&s), "{s:?}");
+        }
     }
 
     #[test]
