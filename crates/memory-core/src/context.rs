@@ -155,7 +155,7 @@ impl ToolDefinition {
 /// Everything a context is built from, and the budget it must fit.
 #[derive(Clone, Copy, Debug)]
 pub struct ContextRequest<'a> {
-    /// Mandatory instructions, rendered first.
+    /// Mandatory instructions, rendered first; empty or white space only means no system section.
     pub system_prompt: &'a str,
     /// Tools, most important first.
     pub tools: &'a [ToolDefinition],
@@ -443,13 +443,14 @@ impl ContextBuilder {
         let memories_frame = counter.count(MEMORIES_HEADER) + counter.count(SECTION_END);
         let turns_frame = counter.count(TURNS_HEADER) + counter.count(SECTION_END);
 
+        let all_tools: Vec<usize> = (0..tools.len()).collect();
+        let turn_ids_unique = unique_indices(&turns, &FxHashSet::default());
         let mut effective = req.budget;
         loop {
             let extra = effective.saturating_sub(system_tokens);
             let tool_pack = {
                 let _s = tracing::debug_span!(stages::PACK_TOOLS).entered();
-                let all: Vec<usize> = (0..tools.len()).collect();
-                pack(counter, &tools, &all, tools_frame, extra, None)
+                pack(counter, &tools, &all_tools, tools_frame, extra, None)
             };
             let flexible = extra.saturating_sub(tool_pack.used);
             // Truncation toward zero keeps memories within their share.
@@ -457,7 +458,6 @@ impl ContextBuilder {
             let turn_share = flexible - memory_share.min(flexible);
             let trunc = Some(req.min_truncation_tokens);
 
-            let turn_ids_unique = unique_indices(&turns, &FxHashSet::default());
             let first_turns = {
                 let _s = tracing::debug_span!(stages::PACK_TURNS).entered();
                 pack(

@@ -2,8 +2,10 @@
 //! constants below; [`StageLayer`], a `tracing_subscriber` layer, sums each stage's busy time and
 //! call count by its path of parent stages, and can record a Chrome trace viewable in Perfetto.
 //!
-//! With no subscriber installed a disabled span costs one relaxed atomic load, so instrumented
-//! code pays next to nothing unless someone is watching.
+//! Spans are created at DEBUG level (`tracing::debug_span!`), so a level filter at INFO or above
+//! turns them off. With no subscriber installed a disabled span costs a few nanoseconds (an atomic
+//! load of the global max level), so instrumented code pays next to nothing unless someone is
+//! watching.
 //!
 //! ```
 //! use memory_core::stages::{self, StageLayer};
