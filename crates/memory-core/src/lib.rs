@@ -12,6 +12,7 @@ mod async_api;
 pub mod clock;
 pub mod config;
 pub mod consolidate;
+pub mod context;
 pub mod entry;
 pub mod error;
 mod index;
@@ -19,15 +20,22 @@ pub mod ltm;
 mod memory;
 pub mod scoring;
 pub mod search;
+pub mod stages;
 mod stm;
+pub mod tokens;
 
 pub use async_api::AsyncMemory;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{ConsolidationConfig, Durability, MemoryConfig, ScoreWeights};
 pub use consolidate::ConsolidationReport;
+pub use context::{
+    Context, ContextBuilder, ContextRequest, ContextSection, SectionKind, ToolDefinition,
+};
 pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier};
 pub use error::{Error, Result};
 pub use ltm::{ListQuery, Storage, SCHEMA_VERSION};
 pub use memory::{Memory, StoreStats};
 pub use scoring::{ImportanceScore, ImportanceScorer};
 pub use search::{ScoreComponents, SearchHit};
+pub use stages::{StageLayer, StageReport};
+pub use tokens::{HeuristicCounter, TokenCounter};
