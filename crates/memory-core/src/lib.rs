@@ -10,9 +10,15 @@
 
 pub mod clock;
 pub mod config;
+pub mod embed;
 pub mod entry;
 pub mod error;
+pub mod fusion;
+pub mod keyword;
 pub mod search;
+pub mod text;
+mod topk;
+pub mod vector;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{ConsolidationConfig, Durability, MemoryConfig, ScoreWeights};
