@@ -25,7 +25,7 @@ impl Default for HnswParams {
     fn default() -> Self {
         HnswParams {
             m: 16,
-            ef_construction: 128,
+            ef_construction: 100,
             ef_search: 64,
             min_len: 1024,
         }
@@ -180,6 +180,7 @@ impl Graph {
         let node = self.levels.len() as u32;
         let level = self.random_level(node);
         self.levels.push(level as u8);
+        super::reserve_bounded(&mut self.links0, self.m0 + 1);
         self.links0.resize(self.links0.len() + self.m0 + 1, 0);
         if level > 0 {
             self.upper_offset.push(self.upper.len() as u32);
@@ -239,9 +240,15 @@ impl Graph {
     ) {
         let current = self.links(e, layer);
         if current.len() < cap {
-            let mut v = current.to_vec();
-            v.push(node);
-            self.set_links(e, layer, &v);
+            let at = self.block(e, layer);
+            let store = if layer == 0 {
+                &mut self.links0
+            } else {
+                &mut self.upper
+            };
+            let count = store[at] as usize;
+            store[at + 1 + count] = node;
+            store[at] += 1;
             return;
         }
         let mut cands: Vec<Cand> = current
@@ -303,6 +310,10 @@ impl Graph {
                 }
             }
         }
+        // Unvisited neighbours are scored as a batch before any of them is processed: the
+        // similarity computations are then independent, so the CPU overlaps their cache misses
+        // on the arena instead of waiting for each in turn behind the heap updates.
+        let mut batch: Vec<Cand> = Vec::with_capacity(self.m0);
         while let Some(c) = candidates.pop() {
             if results.len() >= ef {
                 if let Some(worst) = results.peek() {
@@ -311,11 +322,16 @@ impl Graph {
                     }
                 }
             }
+            batch.clear();
             for &e in self.links(c.node, layer) {
-                if !visited.insert(e) {
-                    continue;
+                if visited.insert(e) {
+                    batch.push(Cand { sim: 0.0, node: e });
                 }
-                let s = sim(e);
+            }
+            for b in batch.iter_mut() {
+                b.sim = sim(b.node);
+            }
+            for &Cand { sim: s, node: e } in &batch {
                 let worst = if results.len() >= ef {
                     results.peek().map_or(f32::NEG_INFINITY, |w| w.0.sim)
                 } else {

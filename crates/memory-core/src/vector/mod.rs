@@ -71,6 +71,16 @@ impl VectorIndexConfig {
 /// them: past it, scans waste time on dead slots and the graph routes through too many of them.
 const MAX_TOMBSTONE_FRACTION: f64 = 0.3;
 
+/// Makes room for `additional` more elements, growing by an eighth instead of doubling: the
+/// arena is most of an agent's memory, and doubling would leave up to half of it unused. Growth
+/// stays geometric, so pushes remain amortized O(1).
+pub(crate) fn reserve_bounded<T>(v: &mut Vec<T>, additional: usize) {
+    if v.capacity() - v.len() < additional {
+        let grow = (v.len() / 8).max(additional.saturating_mul(16));
+        v.reserve_exact(grow);
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Arena {
     F32(Vec<f32>),
@@ -90,8 +100,14 @@ impl Arena {
 
     fn push(&mut self, v: &[f32]) {
         match self {
-            Arena::F32(data) => data.extend_from_slice(v),
-            Arena::Int8 { codes, scales } => scales.push(quant::quantize_into(v, codes)),
+            Arena::F32(data) => {
+                reserve_bounded(data, v.len());
+                data.extend_from_slice(v);
+            }
+            Arena::Int8 { codes, scales } => {
+                reserve_bounded(codes, v.len());
+                scales.push(quant::quantize_into(v, codes));
+            }
         }
     }
 
@@ -212,6 +228,12 @@ impl VectorIndex {
     /// Whether `id` is held.
     pub fn contains(&self, id: EntryId) -> bool {
         self.by_id.contains_key(&id)
+    }
+
+    /// Changes the candidate list size of approximate search (at least 1), e.g. to trade recall
+    /// for speed; the graph is unaffected.
+    pub fn set_ef_search(&mut self, ef: usize) {
+        self.config.hnsw.ef_search = ef.max(1);
     }
 
     /// Whether approximate search currently walks an HNSW graph (false below `hnsw.min_len`).
