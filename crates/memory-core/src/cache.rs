@@ -54,7 +54,10 @@ pub(crate) struct QueryCache {
 impl QueryCache {
     pub fn new(capacity: u64, ttl: Duration) -> Self {
         QueryCache {
-            cache: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
             generations: (0..GENERATION_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -73,7 +76,10 @@ impl QueryCache {
             agent: q.agent_id.clone(),
             generation: self.slot(&q.agent_id).load(Ordering::Acquire),
             text: q.text.clone(),
-            vector: q.vector.as_ref().map(|v| v.iter().map(|x| x.to_bits()).collect()),
+            vector: q
+                .vector
+                .as_ref()
+                .map(|v| v.iter().map(|x| x.to_bits()).collect()),
             k: q.k,
             mode: q.mode,
             tiers: q.tiers,
@@ -82,7 +88,11 @@ impl QueryCache {
             since: q.since,
             until: q.until,
             metadata: q.metadata.as_ref().map(|(k, v)| (k.clone(), v.to_string())),
-            reweighting: [w.relevance.to_bits(), w.recency.to_bits(), w.importance.to_bits()],
+            reweighting: [
+                w.relevance.to_bits(),
+                w.recency.to_bits(),
+                w.importance.to_bits(),
+            ],
         }
     }
 

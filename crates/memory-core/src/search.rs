@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 use crate::entry::{self, EntryId, MemoryEntry, Role, Tier};
 use crate::error::{Error, Result};
-use crate::index::DocFilter;
+use crate::fusion::{self, FusedHit, FusionWeights};
+use crate::index::{dot, DocFilter};
 use crate::memory::Inner;
+use crate::stages;
+use crate::topk::sort_ranking;
 
 /// Why a hit ranked where it did: each part that went into its score.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -65,26 +68,13 @@ pub enum Tiers {
     Both,
 }
 
-/// Optional re-weighting of fused relevance by recency and importance, as in Generative Agents:
-/// `score = relevance * w_relevance + recency * w_recency + importance * w_importance`, where
-/// relevance is the fused score divided by the best fused score of the query.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Reweighting {
-    pub relevance: f32,
-    pub recency: f32,
-    pub importance: f32,
-}
-
-impl Default for Reweighting {
-    /// Relevance alone: the fused ranking is kept as it is.
-    fn default() -> Self {
-        Reweighting {
-            relevance: 1.0,
-            recency: 0.0,
-            importance: 0.0,
-        }
-    }
-}
+/// Relevance alone: the fused ranking is kept as it is. Set recency and importance weights to
+/// re-rank as in Generative Agents (see [`FusionWeights`]).
+pub const RELEVANCE_ONLY: FusionWeights = FusionWeights {
+    relevance: 1.0,
+    recency: 0.0,
+    importance: 0.0,
+};
 
 /// What to search for, where, and how many.
 ///
@@ -118,7 +108,8 @@ pub struct SearchQuery {
     pub until: Option<Timestamp>,
     /// Metadata key = value (the value compared as JSON).
     pub metadata: Option<(String, serde_json::Value)>,
-    pub reweighting: Reweighting,
+    /// Re-weighting of fused relevance by recency and importance; relevance only by default.
+    pub reweighting: FusionWeights,
     /// Whether the query cache may answer (and keep) this query.
     pub use_cache: bool,
 }
@@ -138,7 +129,7 @@ impl SearchQuery {
             since: None,
             until: None,
             metadata: None,
-            reweighting: Reweighting::default(),
+            reweighting: RELEVANCE_ONLY,
             use_cache: true,
         }
     }
@@ -184,7 +175,7 @@ impl SearchQuery {
         self
     }
 
-    pub fn reweighting(mut self, w: Reweighting) -> Self {
+    pub fn reweighting(mut self, w: FusionWeights) -> Self {
         self.reweighting = w;
         self
     }
@@ -214,21 +205,21 @@ impl SearchQuery {
 
     fn check(&self, dimension: usize) -> Result<()> {
         entry::validate_id("agent_id", &self.agent_id)?;
-        let w = self.reweighting;
-        let weights = [w.relevance, w.recency, w.importance];
-        if weights.iter().any(|x| !x.is_finite() || *x < 0.0) {
-            return Err(Error::InvalidQuery(format!(
-                "re-weighting {w:?} must be finite and non-negative"
-            )));
-        }
+        self.reweighting
+            .validate()
+            .map_err(|e| Error::InvalidQuery(e.to_string()))?;
         if let Some(v) = &self.vector {
             entry::check_embedding(v, dimension)?;
         }
         if self.text.trim().is_empty() && self.vector.is_none() {
-            return Err(Error::InvalidQuery("empty query: give text or a vector".into()));
+            return Err(Error::InvalidQuery(
+                "empty query: give text or a vector".into(),
+            ));
         }
         if self.mode == SearchMode::Keyword && self.text.trim().is_empty() {
-            return Err(Error::InvalidQuery("keyword search needs query text".into()));
+            return Err(Error::InvalidQuery(
+                "keyword search needs query text".into(),
+            ));
         }
         Ok(())
     }
@@ -237,24 +228,28 @@ impl SearchQuery {
 /// One ranked list of candidates (id, raw score), best first.
 type Ranking = Vec<(EntryId, f32)>;
 
-/// Best rank and raw score of each candidate in one signal (keyword or vector), over both tiers.
-#[derive(Default)]
-struct SignalRanks {
-    best: FxHashMap<EntryId, (u32, f32)>,
-}
-
-impl SignalRanks {
-    fn add(&mut self, ranking: &Ranking) {
-        for (i, (id, score)) in ranking.iter().enumerate() {
-            let rank = i as u32 + 1;
-            self.best
-                .entry(*id)
-                .and_modify(|r| {
-                    if rank < r.0 {
-                        *r = (rank, *score)
-                    }
-                })
-                .or_insert((rank, *score));
+/// Merges the long-term and short-term rankings of one signal into one, alternating by rank
+/// (the tiers are peers: raw BM25 scores of two corpora are not comparable), long-term first at
+/// equal rank, keeping each id's best position.
+fn merge_tiers(ltm: Ranking, stm: Ranking) -> Ranking {
+    if stm.is_empty() {
+        return ltm;
+    }
+    if ltm.is_empty() {
+        return stm;
+    }
+    let mut seen = rustc_hash::FxHashSet::default();
+    let mut out = Vec::with_capacity(ltm.len() + stm.len());
+    let (mut a, mut b) = (ltm.into_iter(), stm.into_iter());
+    loop {
+        let (x, y) = (a.next(), b.next());
+        if x.is_none() && y.is_none() {
+            return out;
+        }
+        for hit in [x, y].into_iter().flatten() {
+            if seen.insert(hit.0) {
+                out.push(hit);
+            }
         }
     }
 }
@@ -289,7 +284,7 @@ pub(crate) fn run(inner: &Inner, q: &SearchQuery) -> Result<Vec<SearchHit>> {
         return Ok(Vec::new());
     }
     let query_vector: Option<Vec<f32>> = if q.uses_vectors() {
-        let _span = tracing::debug_span!("embed").entered();
+        let _span = tracing::debug_span!(stages::EMBED).entered();
         match &q.vector {
             Some(v) => {
                 let mut v = v.clone();
@@ -305,7 +300,11 @@ pub(crate) fn run(inner: &Inner, q: &SearchQuery) -> Result<Vec<SearchHit>> {
     let search_ltm = q.tiers != Tiers::ShortTerm;
     let search_stm = q.tiers != Tiers::LongTerm;
     // With a metadata filter, candidates are checked after the fetch; ask for more of them.
-    let mut want = if q.metadata.is_some() { q.k.saturating_mul(4).max(64) } else { q.k };
+    let mut want = if q.metadata.is_some() {
+        q.k.saturating_mul(4).max(64)
+    } else {
+        q.k
+    };
 
     let stm = if search_stm {
         let _span = tracing::debug_span!("stm").entered();
@@ -315,46 +314,50 @@ pub(crate) fn run(inner: &Inner, q: &SearchQuery) -> Result<Vec<SearchHit>> {
     };
 
     loop {
-        let mut keyword = SignalRanks::default();
-        let mut vector = SignalRanks::default();
         let mut ltm_exhausted = true;
+        let mut keyword = Ranking::new();
         if q.uses_keywords() {
-            let _span = tracing::debug_span!("keyword").entered();
-            if search_ltm {
+            let _span = tracing::debug_span!(stages::KEYWORD).entered();
+            let ltm = if search_ltm {
                 let r = inner.indexes.keyword(&q.agent_id, &q.text, want, &filter);
                 ltm_exhausted &= r.len() < want;
-                keyword.add(&r);
-            }
-            if !stm.is_empty() {
-                let docs: Vec<(EntryId, &str)> =
-                    stm.iter().map(|e| (e.id, e.content.as_str())).collect();
-                keyword.add(&inner.rank_documents(&q.text, &docs, want));
-            }
+                r
+            } else {
+                Vec::new()
+            };
+            let docs: Vec<(EntryId, &str)> =
+                stm.iter().map(|e| (e.id, e.content.as_str())).collect();
+            let stm =
+                crate::keyword::rank_documents(&q.text, &docs, inner.config.search.bm25, want)?;
+            keyword = merge_tiers(ltm, stm);
         }
+        let mut vector = Ranking::new();
         if let Some(qv) = query_vector.as_deref() {
-            let _span = tracing::debug_span!("vector").entered();
-            if search_ltm {
+            let _span = tracing::debug_span!(stages::VECTOR).entered();
+            let ltm = if search_ltm {
                 let exact = q.mode == SearchMode::ExactVector;
-                let r = inner.indexes.vector(&q.agent_id, qv, want, exact, &filter)?;
+                let r = inner
+                    .indexes
+                    .vector(&q.agent_id, qv, want, exact, &filter)?;
                 ltm_exhausted &= r.len() < want;
-                vector.add(&r);
-            }
-            if !stm.is_empty() {
-                vector.add(&rank_short_term_vectors(inner, &stm, qv, want));
-            }
+                r
+            } else {
+                Vec::new()
+            };
+            vector = merge_tiers(ltm, rank_short_term_vectors(inner, &stm, qv, want));
         }
 
         let fused = {
-            let _span = tracing::debug_span!("fuse").entered();
-            fuse(inner, &keyword, &vector)
+            let _span = tracing::debug_span!(stages::FUSE).entered();
+            fusion::fuse_hybrid(&keyword, &vector, inner.config.search.rrf_k)?
         };
         let hits = {
-            let _span = tracing::debug_span!("fetch").entered();
-            fetch(inner, q, &stm, fused, &keyword, &vector)?
+            let _span = tracing::debug_span!(stages::FETCH).entered();
+            fetch(inner, q, &stm, &fused)?
         };
         // Enough hits, or nothing more to ask the indexes for: done.
         if hits.len() >= q.k || q.metadata.is_none() || ltm_exhausted {
-            let mut hits = rerank(inner, q, hits);
+            let mut hits = rerank(q, hits)?;
             hits.truncate(q.k);
             record_access(inner, q, &hits);
             return Ok(hits);
@@ -369,8 +372,8 @@ fn rank_short_term_vectors(inner: &Inner, stm: &[MemoryEntry], qv: &[f32], k: us
         .iter()
         .filter_map(|e| {
             let sim = match &e.embedding {
-                Some(v) => crate::index::dot(v, qv),
-                None => crate::index::dot(&inner.embed(&e.content)?, qv),
+                Some(v) => dot(v, qv),
+                None => dot(&inner.embed(&e.content)?, qv),
             };
             Some((e.id, sim))
         })
@@ -380,43 +383,25 @@ fn rank_short_term_vectors(inner: &Inner, stm: &[MemoryEntry], qv: &[f32], k: us
     r
 }
 
-/// Sorts best first; ties by id for determinism.
-fn sort_ranking(r: &mut Ranking) {
-    r.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-}
-
-/// Reciprocal rank fusion over the keyword and vector signals.
-fn fuse(inner: &Inner, keyword: &SignalRanks, vector: &SignalRanks) -> Ranking {
-    let k = inner.config.search.rrf_k;
-    let mut fused: FxHashMap<EntryId, f32> = FxHashMap::default();
-    for signal in [keyword, vector] {
-        for (id, (rank, _)) in &signal.best {
-            *fused.entry(*id).or_default() += 1.0 / (k + *rank as f32);
-        }
-    }
-    let mut r: Ranking = fused.into_iter().collect();
-    sort_ranking(&mut r);
-    r
-}
-
 /// Turns fused candidates into hits with their entries: short-term ones from the copies taken,
 /// long-term ones from SQLite. Candidates failing the metadata filter are left out.
 fn fetch(
     inner: &Inner,
     q: &SearchQuery,
     stm: &[MemoryEntry],
-    fused: Ranking,
-    keyword: &SignalRanks,
-    vector: &SignalRanks,
+    fused: &[FusedHit],
 ) -> Result<Vec<SearchHit>> {
     // Re-weighting can reorder, so it needs more than the top k of the fused ranking.
-    let reweighted = q.reweighting != Reweighting::default();
-    let limit = if reweighted || q.metadata.is_some() { fused.len() } else { q.k };
-    let top = &fused[..fused.len().min(limit)];
+    let all = q.reweighting != RELEVANCE_ONLY || q.metadata.is_some();
+    let top = &fused[..if all {
+        fused.len()
+    } else {
+        fused.len().min(q.k)
+    }];
     let stm_by_id: FxHashMap<EntryId, &MemoryEntry> = stm.iter().map(|e| (e.id, e)).collect();
     let ltm_ids: Vec<EntryId> = top
         .iter()
-        .map(|(id, _)| *id)
+        .map(|h| h.id)
         .filter(|id| !stm_by_id.contains_key(id))
         .collect();
     let mut ltm: FxHashMap<EntryId, MemoryEntry> = inner
@@ -427,10 +412,10 @@ fn fetch(
         .collect();
     let now = inner.clock.now();
     let mut hits = Vec::with_capacity(top.len());
-    for (id, fused_score) in top {
-        let entry = match ltm.remove(id) {
+    for h in top {
+        let entry = match ltm.remove(&h.id) {
             Some(e) => e,
-            None => match stm_by_id.get(id) {
+            None => match stm_by_id.get(&h.id) {
                 Some(e) => (*e).clone(),
                 None => continue, // forgotten between the index read and the fetch
             },
@@ -438,41 +423,56 @@ fn fetch(
         if !metadata_matches(q, &entry) {
             continue;
         }
-        let k = keyword.best.get(id);
-        let v = vector.best.get(id);
         let last = entry.last_accessed_at.max(entry.created_at);
         let components = ScoreComponents {
-            keyword: k.map(|x| x.1),
-            keyword_rank: k.map(|x| x.0),
-            vector: v.map(|x| x.1),
-            vector_rank: v.map(|x| x.0),
-            fused: *fused_score,
+            keyword: h.keyword.map(|k| k.0),
+            keyword_rank: h.keyword.map(|k| k.1),
+            vector: h.vector.map(|v| v.0),
+            vector_rank: h.vector.map(|v| v.1),
+            fused: h.fused,
             recency: inner.scorer.recency(last, now),
             importance: entry.importance,
         };
         hits.push(SearchHit {
             entry,
-            score: *fused_score,
+            score: h.fused,
             components,
         });
     }
     Ok(hits)
 }
 
-/// Applies the optional recency/importance re-weighting and sorts.
-fn rerank(_inner: &Inner, q: &SearchQuery, mut hits: Vec<SearchHit>) -> Vec<SearchHit> {
-    let w = q.reweighting;
-    if w != Reweighting::default() {
-        let best = hits.iter().map(|h| h.components.fused).fold(0.0f32, f32::max);
-        for h in &mut hits {
-            let relevance = if best > 0.0 { h.components.fused / best } else { 0.0 };
-            h.score = w.relevance * relevance
-                + w.recency * h.components.recency
-                + w.importance * h.components.importance;
-        }
+/// Applies the query's re-weighting (a no-op for relevance only) and orders the hits.
+fn rerank(q: &SearchQuery, hits: Vec<SearchHit>) -> Result<Vec<SearchHit>> {
+    if q.reweighting == RELEVANCE_ONLY {
+        return Ok(hits); // already in fused order
     }
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entry.id.cmp(&b.entry.id)));
-    hits
+    let fused: Vec<FusedHit> = hits
+        .iter()
+        .map(|h| FusedHit {
+            id: h.entry.id,
+            keyword: h.components.keyword.zip(h.components.keyword_rank),
+            vector: h.components.vector.zip(h.components.vector_rank),
+            fused: h.components.fused,
+        })
+        .collect();
+    let signals: FxHashMap<EntryId, (f32, f32)> = hits
+        .iter()
+        .map(|h| (h.entry.id, (h.components.recency, h.components.importance)))
+        .collect();
+    let order = fusion::rerank(&fused, &q.reweighting, |id| {
+        signals.get(&id).copied().unwrap_or((0.0, 0.0))
+    })?;
+    let mut by_id: FxHashMap<EntryId, SearchHit> =
+        hits.into_iter().map(|h| (h.entry.id, h)).collect();
+    Ok(order
+        .into_iter()
+        .filter_map(|r| {
+            let mut hit = by_id.remove(&r.id)?;
+            hit.score = r.score;
+            Some(hit)
+        })
+        .collect())
 }
 
 /// Records that the hits were retrieved, without making this reader wait on the writer.
@@ -486,7 +486,9 @@ fn record_access(inner: &Inner, q: &SearchQuery, hits: &[SearchHit]) {
         }
     }
     if !stm_ids.is_empty() {
-        inner.stm.record_access(&q.agent_id, &stm_ids, inner.clock.now());
+        inner
+            .stm
+            .record_access(&q.agent_id, &stm_ids, inner.clock.now());
     }
     inner.record_ltm_access(ltm_ids);
 }
