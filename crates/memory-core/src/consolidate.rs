@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::entry::{EntryId, MemoryEntry, Tier};
 use crate::error::Result;
+use crate::index::dot;
 use crate::memory::Inner;
 use crate::stm::WindowItem;
 
@@ -35,51 +36,87 @@ enum Decision {
     Below,
 }
 
+/// What consolidation decided, before anything is written.
+#[derive(Default)]
+struct Plan {
+    report: ConsolidationReport,
+    to_store: Vec<MemoryEntry>,
+    /// Entries of live windows to mark as settled (promoted or duplicates).
+    settled: Vec<(Arc<str>, Arc<str>, EntryId)>,
+}
+
 /// Runs one consolidation over the whole store. One at a time (callers hold `inner.consolidating`).
 pub(crate) fn consolidate(inner: &Inner) -> Result<ConsolidationReport> {
     let now = inner.clock.now();
     let handoff = inner.stm.sweep(now);
-    let mut report = ConsolidationReport {
-        expired_sessions: handoff.expired_sessions,
-        ..ConsolidationReport::default()
+    let staying: Vec<WindowItem> = handoff
+        .staying
+        .into_iter()
+        .map(|entry| WindowItem {
+            entry,
+            persisted: false,
+        })
+        .collect();
+    // Until the write commits, the entries that left their windows exist only here: on any
+    // failure they go back to the hand-off lists, so nothing is lost.
+    let plan = match decide(inner, &handoff.leaving, &staying, now) {
+        Ok(plan) => plan,
+        Err(e) => {
+            inner.stm.hand_back(handoff.leaving);
+            return Err(e);
+        }
     };
+    let mut report = plan.report;
+    report.expired_sessions = handoff.expired_sessions;
+    match inner.store_long_term(plan.to_store) {
+        Ok(stored) => report.promoted = stored,
+        Err(e) => {
+            inner.stm.hand_back(handoff.leaving);
+            return Err(e);
+        }
+    }
+    inner.stm.mark_persisted(&plan.settled);
+    // Expired sessions and dropped entries changed what short-term search sees.
+    let mut agents: Vec<&str> = handoff.leaving.iter().map(|i| &*i.entry.agent_id).collect();
+    agents.sort_unstable();
+    agents.dedup();
+    for agent in agents {
+        inner.cache.invalidate(agent);
+    }
+    Ok(report)
+}
+
+fn decide(
+    inner: &Inner,
+    leaving: &[WindowItem],
+    staying: &[WindowItem],
+    now: crate::clock::Timestamp,
+) -> Result<Plan> {
     let threshold = inner.config.consolidation.threshold;
     let dup = inner.config.consolidation.duplicate_similarity;
-
+    let mut plan = Plan::default();
     // Embeddings of entries promoted in this run, per agent, so that two near-identical entries
     // in one batch are not both stored.
     let mut batch: FxHashMap<Arc<str>, Vec<Arc<[f32]>>> = FxHashMap::default();
-    let mut to_store: Vec<MemoryEntry> = Vec::new();
-    let mut settled: Vec<(Arc<str>, Arc<str>, EntryId)> = Vec::new();
-    let mut leaving_unsaved: Vec<WindowItem> = Vec::new();
-
-    let candidates = handoff.leaving.into_iter().map(|item| (item, true)).chain(
-        handoff.staying.into_iter().map(|entry| {
-            let item = WindowItem {
-                entry,
-                persisted: false,
-            };
-            (item, false)
-        }),
-    );
-    for (item, leaving) in candidates {
+    let candidates = leaving
+        .iter()
+        .map(|item| (item, true))
+        .chain(staying.iter().map(|item| (item, false)));
+    for (item, is_leaving) in candidates {
         if item.persisted {
             continue; // already in long-term memory; leaving the window loses nothing
         }
-        report.examined += 1;
+        plan.report.examined += 1;
         let mut entry = item.entry.clone();
         if entry.embedding.is_none() {
             entry.embedding = inner.embed(&entry.content).map(Arc::from);
         }
-        let mut max_sim = entry
-            .embedding
-            .as_deref()
-            .and_then(|v| inner.indexes.max_similarity(&entry.agent_id, v));
+        let mut max_sim = match entry.embedding.as_deref() {
+            Some(v) => inner.indexes.max_similarity(&entry.agent_id, v)?,
+            None => None,
+        };
         if let (Some(v), Some(seen)) = (entry.embedding.as_deref(), batch.get(&entry.agent_id)) {
-            let in_batch = seen
-                .iter()
-                .map(|s| crate::index::dot(s, v))
-                .fold(f32::MIN, f32::max);
+            let in_batch = seen.iter().map(|s| dot(s, v)).fold(f32::MIN, f32::max);
             max_sim = Some(max_sim.map_or(in_batch, |m| m.max(in_batch)));
         }
         let score = inner.scorer.score(&entry, max_sim, now);
@@ -91,7 +128,7 @@ pub(crate) fn consolidate(inner: &Inner) -> Result<ConsolidationReport> {
             Decision::Below
         };
         match decision {
-            Decision::Duplicate => report.duplicates += 1,
+            Decision::Duplicate => plan.report.duplicates += 1,
             Decision::Promote => {
                 if let Some(v) = &entry.embedding {
                     batch
@@ -100,29 +137,16 @@ pub(crate) fn consolidate(inner: &Inner) -> Result<ConsolidationReport> {
                         .push(v.clone());
                 }
                 entry.tier = Tier::LongTerm;
-                to_store.push(entry);
+                plan.to_store.push(entry);
             }
-            Decision::Below if leaving => report.dropped += 1,
-            Decision::Below => report.kept_in_stm += 1,
+            Decision::Below if is_leaving => plan.report.dropped += 1,
+            Decision::Below => plan.report.kept_in_stm += 1,
         }
-        if leaving {
-            if matches!(decision, Decision::Promote) {
-                leaving_unsaved.push(item);
-            }
-        } else if !matches!(decision, Decision::Below) {
+        if !is_leaving && !matches!(decision, Decision::Below) {
             let e = &item.entry;
-            settled.push((e.agent_id.clone(), e.session_id.clone(), e.id));
+            plan.settled
+                .push((e.agent_id.clone(), e.session_id.clone(), e.id));
         }
     }
-
-    match inner.store_long_term(to_store) {
-        Ok(stored) => report.promoted = stored,
-        Err(e) => {
-            // Nothing is lost: entries that had left their window go back to the hand-off lists.
-            inner.stm.hand_back(leaving_unsaved);
-            return Err(e);
-        }
-    }
-    inner.stm.mark_persisted(&settled);
-    Ok(report)
+    Ok(plan)
 }

@@ -318,25 +318,43 @@ impl LongTermMemory {
         })
     }
 
-    /// Visits every entry's (id, agent, content, embedding) in id order, for rebuilding the
-    /// in-RAM indexes on open.
+    /// Visits every entry in id order, for rebuilding the in-RAM indexes on open.
     pub fn scan_for_index(
         &self,
-        mut visit: impl FnMut(EntryId, &str, &str, Option<Vec<f32>>),
+        mut visit: impl FnMut(crate::index::StoredRow<'_>) -> Result<()>,
     ) -> Result<()> {
+        let mut failed = None;
         self.read(|c| {
-            let mut stmt =
-                c.prepare("SELECT id, agent_id, content, embedding FROM entries ORDER BY id")?;
+            let mut stmt = c.prepare(
+                "SELECT id, agent_id, session_id, role, created_at, content, embedding \
+                 FROM entries ORDER BY id",
+            )?;
             let mut rows = stmt.query([])?;
+            let mut embedding = Vec::new();
             while let Some(r) = rows.next()? {
-                let id = EntryId(r.get::<_, i64>(0)? as u64);
-                let agent: String = r.get(1)?;
-                let content: String = r.get(2)?;
-                let emb = blob_to_embedding(r.get_ref(3)?.as_blob_or_null()?);
-                visit(id, &agent, &content, emb);
+                let role = role_from_code(r.get(3)?)?;
+                let blob = r.get_ref(6)?.as_blob_or_null()?;
+                embedding.clear();
+                if let Some(b) = blob {
+                    embedding.extend(blob_floats(b)?);
+                }
+                let row = crate::index::StoredRow {
+                    id: EntryId(r.get::<_, i64>(0)? as u64),
+                    agent: r.get_ref(1)?.as_str()?,
+                    session: r.get_ref(2)?.as_str()?,
+                    role,
+                    created_at: Timestamp(r.get(4)?),
+                    content: r.get_ref(5)?.as_str()?,
+                    embedding: blob.map(|_| embedding.as_slice()),
+                };
+                if let Err(e) = visit(row) {
+                    failed = Some(e);
+                    break;
+                }
             }
             Ok(())
-        })
+        })?;
+        failed.map_or(Ok(()), Err)
     }
 
     /// Runs SQLite's `quick_check` and reports the first problem, if any.
@@ -484,13 +502,22 @@ fn embedding_to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn blob_to_embedding(b: Option<&[u8]>) -> Option<Vec<f32>> {
-    let b = b?;
-    Some(
-        b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    )
+fn blob_floats(b: &[u8]) -> rusqlite::Result<impl Iterator<Item = f32> + '_> {
+    if b.len() % 4 != 0 {
+        return Err(corrupt_column(
+            5,
+            "embedding blob length is not a multiple of 4".into(),
+        ));
+    }
+    Ok(b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+}
+
+fn role_from_code(code: i64) -> rusqlite::Result<Role> {
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| Role::ALL.get(i).copied())
+        .ok_or_else(|| corrupt_column(3, format!("unknown role code {code}")))
 }
 
 fn corrupt_column(idx: usize, what: String) -> rusqlite::Error {
@@ -498,18 +525,11 @@ fn corrupt_column(idx: usize, what: String) -> rusqlite::Error {
 }
 
 fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<MemoryEntry> {
-    let role_code: i64 = r.get(3)?;
-    let role = usize::try_from(role_code)
-        .ok()
-        .and_then(|i| Role::ALL.get(i).copied())
-        .ok_or_else(|| corrupt_column(3, format!("unknown role code {role_code}")))?;
-    let embedding = r.get_ref(5)?.as_blob_or_null()?;
-    if embedding.is_some_and(|b| b.len() % 4 != 0) {
-        return Err(corrupt_column(
-            5,
-            "embedding blob length is not a multiple of 4".into(),
-        ));
-    }
+    let role = role_from_code(r.get(3)?)?;
+    let embedding = match r.get_ref(5)?.as_blob_or_null()? {
+        Some(b) => Some(blob_floats(b)?.collect::<Arc<[f32]>>()),
+        None => None,
+    };
     let metadata = match r.get_ref(10)?.as_str_or_null()? {
         None => serde_json::Value::Null,
         Some(s) => serde_json::from_str(s)
@@ -521,7 +541,7 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<MemoryEntry> {
         session_id: Arc::from(r.get_ref(2)?.as_str()?),
         role,
         content: r.get(4)?,
-        embedding: blob_to_embedding(embedding).map(Arc::from),
+        embedding,
         importance: r.get::<_, f64>(6)? as f32,
         created_at: Timestamp(r.get(7)?),
         last_accessed_at: Timestamp(r.get(8)?),
