@@ -7,11 +7,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
-use memory_bench::fixture::{self, search_query, Fixture, Scatter};
-use memory_bench::workload::{Message, ToolDef};
+use memory_bench::fixture::{self, Fixture, Scatter};
+use memory_bench::queries::{context_query, search_query, tool_definitions};
+use memory_bench::workload::Message;
 use memory_bench::{settings, stats, tail};
+use memory_core::context::ToolDefinition;
 use memory_core::{
-    AsyncMemory, ContextRequest, Durability, Memory, MemoryConfig, NewEntry, SearchMode,
+    AsyncMemory, ContextQuery, Durability, Memory, MemoryConfig, NewEntry, SearchMode,
     SearchQuery, Storage, Tiers,
 };
 
@@ -65,8 +67,8 @@ fn open(durability: Durability) -> Memory {
 }
 
 /// Tools for the context benchmarks.
-fn tools(n: usize) -> Vec<ToolDef> {
-    fixture::workload().tools(n, 0)
+fn tools(n: usize) -> Vec<ToolDefinition> {
+    tool_definitions(&fixture::workload().tools(n, 0)).expect("generated tools are valid")
 }
 
 fn stm(c: &mut Criterion) {
@@ -353,9 +355,8 @@ fn consolidate(c: &mut Criterion) {
     g.finish();
 }
 
-fn context_request(f: &Fixture, i: usize, tool_defs: &[ToolDef]) -> ContextRequest {
-    let q = &f.queries[i % f.queries.len()];
-    fixture::context_request(AGENT, "live-0", q, tool_defs, 4_000)
+fn context_request(f: &Fixture, i: usize, tool_defs: &[ToolDefinition]) -> ContextQuery {
+    context_query(AGENT, "live-0", &f.queries[i % f.queries.len()], tool_defs, 4_000)
 }
 
 fn context(c: &mut Criterion) {
@@ -366,14 +367,14 @@ fn context(c: &mut Criterion) {
         let f = big();
         ensure_stm(&f.memory);
         let mut i = 0usize;
-        b.iter(|| {
-            i += 1;
-            black_box(
-                f.memory
-                    .build_context(&context_request(&f, i, &tool_defs))
-                    .expect("build_context"),
-            )
-        })
+        b.iter_batched(
+            || {
+                i += 1;
+                context_request(&f, i, &tool_defs)
+            },
+            |req| f.memory.build_context(&req).expect("build_context"),
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }
@@ -519,10 +520,17 @@ fn tails(c: &mut Criterion) {
     ensure_stm(&f.memory);
     let tool_defs = tools(16);
     let mut i = 0usize;
-    tail::bench_tail(c, "hybrid_context", || {
-        i += 1;
-        black_box(f.memory.build_context(&context_request(&f, i, &tool_defs)).ok());
-    });
+    tail::bench_tail_with_setup(
+        c,
+        "hybrid_context",
+        || {
+            i += 1;
+            context_request(&f, i, &tool_defs)
+        },
+        |req| {
+            black_box(f.memory.build_context(&req).ok());
+        },
+    );
     let q = SearchQuery::new(AGENT, f.queries[0].text.as_str())
         .k(10)
         .mode(SearchMode::Hybrid)

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::{Mutex, OnceLock};
 
-use criterion::{BenchmarkId, Criterion};
-use memory_bench::fixture::{self, search_query, Fixture};
+use criterion::{BatchSize, BenchmarkId, Criterion};
+use memory_bench::fixture::{self, Fixture};
+use memory_bench::queries::{context_query, search_query, tool_definitions};
 use memory_bench::quality::{self, Int8Vectors, QualityRow};
 use memory_bench::workload::Query;
 use memory_bench::{settings, stats};
@@ -158,19 +159,21 @@ fn sessions_store(sessions: usize) -> (Memory, Vec<Query>) {
 fn context_sessions(c: &mut Criterion) -> Option<String> {
     let s = settings();
     let counts = s.session_counts();
-    let tools = fixture::workload().tools(8, 0);
+    let tools = tool_definitions(&fixture::workload().tools(8, 0)).expect("valid tools");
     let group = "scaling/context_sessions";
     let mut g = c.benchmark_group(group);
     for &n in &counts {
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
             let (memory, queries) = sessions_store(n);
             let mut i = 0usize;
-            b.iter(|| {
-                i += 1;
-                let q = &queries[i % queries.len()];
-                let req = fixture::context_request(AGENT, "live-0", q, &tools, 4_000);
-                black_box(memory.build_context(&req).expect("build_context"))
-            })
+            b.iter_batched(
+                || {
+                    i += 1;
+                    context_query(AGENT, "live-0", &queries[i % queries.len()], &tools, 4_000)
+                },
+                |req| black_box(memory.build_context(&req).expect("build_context")),
+                BatchSize::SmallInput,
+            )
         });
     }
     g.finish();
@@ -184,17 +187,19 @@ fn context_tools(c: &mut Criterion) -> Option<String> {
     let mut g = c.benchmark_group(group);
     let mut store = None;
     for &n in &counts {
-        let tools = fixture::workload().tools(n, 0);
+        let tools = tool_definitions(&fixture::workload().tools(n, 0)).expect("valid tools");
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             let (memory, queries) = store.get_or_insert_with(|| sessions_store(4));
             let mut i = 0usize;
-            b.iter(|| {
-                i += 1;
-                let q = &queries[i % queries.len()];
-                // A budget large enough that every tool fits: the series measures rendering them.
-                let req = fixture::context_request(AGENT, "live-0", q, &tools, 64_000);
-                black_box(memory.build_context(&req).expect("build_context"))
-            })
+            // A budget large enough that every tool fits: the series measures rendering them.
+            b.iter_batched(
+                || {
+                    i += 1;
+                    context_query(AGENT, "live-0", &queries[i % queries.len()], &tools, 64_000)
+                },
+                |req| black_box(memory.build_context(&req).expect("build_context")),
+                BatchSize::SmallInput,
+            )
         });
     }
     g.finish();

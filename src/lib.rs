@@ -9,6 +9,7 @@ pub mod fixture;
 pub mod measure;
 pub mod profile;
 pub mod quality;
+pub mod queries;
 pub mod stats;
 pub mod tail;
 pub mod workload;
