@@ -558,6 +558,8 @@ fn report() {
     let rows = tail::registry().summary();
     if !rows.is_empty() {
         println!("\n{}", tail::format_table(&rows, &TARGETS));
+    }
+    if !rows.is_empty() && !settings().test_mode {
         let path = stats::criterion_home().join("membench-tail.json");
         match tail::write_json(&rows, &path) {
             Ok(()) => println!("tail table written to {}", path.display()),

@@ -13,6 +13,7 @@ use memory_bench::queries::{context_query, search_query, tool_definitions};
 use memory_bench::quality::{self, Int8Vectors, QualityRow};
 use memory_bench::workload::Query;
 use memory_bench::{settings, stats};
+use memory_core::vector::Quantization;
 use memory_core::{EntryId, Memory, MemoryConfig, SearchMode, Storage};
 
 const AGENT: &str = "agent-0";
@@ -107,7 +108,19 @@ fn measure_quality(f: &Fixture) {
     let dim = f.vectors.len() / f.size.max(1);
     let q8 = Int8Vectors::new(&f.vectors, dim);
     let n = settings().recall_queries().min(f.queries.len());
-    let (mut ann, mut int8, mut agree) = (0.0, 0.0, 0.0);
+    // The same corpus in a store holding int8 vectors.
+    let mut config = MemoryConfig::default();
+    config.search.quantization = Quantization::Int8;
+    let salt = fixture::salt(f.size, 1);
+    let int8_store = fixture::build_with(f.size, 1, 0, salt, config, " (int8)")
+        .expect("build the int8 store");
+    let pos8: std::collections::HashMap<EntryId, usize> = int8_store
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
+    let (mut ann, mut int8, mut agree, mut core8, mut core8_ann) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for qi in 0..n {
         let exact_core = top_ids(&f.memory, f, qi, SearchMode::ExactVector);
         let ann_core = top_ids(&f.memory, f, qi, SearchMode::Vector);
@@ -120,6 +133,15 @@ fn measure_quality(f: &Fixture) {
         agree += quality::recall(&truth, &exact_core);
         let got: Vec<EntryId> = q8.top_k(v, 10).into_iter().map(|i| f.ids[i]).collect();
         int8 += quality::recall(&truth, &got);
+        // Ids differ between the two stores; compare by insertion position.
+        let pos_truth: Vec<usize> = quality::exact_top_k(&f.vectors, dim, v, 10);
+        let position = |ids: Vec<EntryId>| -> Vec<usize> {
+            ids.iter().filter_map(|id| pos8.get(id).copied()).collect()
+        };
+        let exact8 = top_ids(&int8_store.memory, f, qi, SearchMode::ExactVector);
+        core8 += quality::recall(&pos_truth, &position(exact8));
+        let ann8 = top_ids(&int8_store.memory, f, qi, SearchMode::Vector);
+        core8_ann += quality::recall(&pos_truth, &position(ann8));
     }
     let n_f = n.max(1) as f64;
     quality_rows()
@@ -131,6 +153,8 @@ fn measure_quality(f: &Fixture) {
                 size: f.size,
                 queries: n,
                 ann_recall_at_10: Some(ann / n_f),
+                core_int8_exact_recall_at_10: Some(core8 / n_f),
+                core_int8_ann_recall_at_10: Some(core8_ann / n_f),
                 int8_recall_at_10: int8 / n_f,
                 exact_agreement_at_10: Some(agree / n_f),
             },
@@ -244,7 +268,11 @@ fn report(lines: &[String]) {
         return;
     }
     println!("\n{}", quality::format_quality(&rows));
-    println!("  (target: ANN recall@10 >= 0.95 at 100K; int8 is this crate's reference quantizer)");
+    println!("  (all against exact f32 search; target: ANN recall@10 >= 0.95 at 100K)");
+    if settings().test_mode {
+        // A --test run's tiny sizes must not overwrite a real run's table.
+        return;
+    }
     let path = stats::criterion_home().join("membench-quality.json");
     match quality::write_quality_json(&rows, &path) {
         Ok(()) => println!("quality table written to {}", path.display()),

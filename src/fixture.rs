@@ -89,8 +89,20 @@ pub fn fill(memory: &Memory, messages: &[Message], label: &str) -> Result<Vec<En
 /// Builds a temporary store of `size` entries spread over `agents` agents. `salt` varies the
 /// corpus between fixtures.
 pub fn build(size: usize, agents: usize, query_count: usize, salt: u64) -> Result<Fixture> {
+    build_with(size, agents, query_count, salt, MemoryConfig::default(), "")
+}
+
+/// [`build`] with a given store configuration; `note` is added to the progress label.
+pub fn build_with(
+    size: usize,
+    agents: usize,
+    query_count: usize,
+    salt: u64,
+    config: MemoryConfig,
+    note: &str,
+) -> Result<Fixture> {
     let w = workload();
-    let label = format!("{}-entry fixture", group_digits(size));
+    let label = format!("{}-entry fixture{note}", group_digits(size));
     let gen_start = Instant::now();
     let messages = w.messages(size, agents, salt);
     if size >= 20_000 {
@@ -99,7 +111,7 @@ pub fn build(size: usize, agents: usize, query_count: usize, salt: u64) -> Resul
             gen_start.elapsed().as_secs_f64()
         );
     }
-    let memory = Memory::open(Storage::Temporary, MemoryConfig::default())?;
+    let memory = Memory::open(Storage::Temporary, config)?;
     let ids = fill(&memory, &messages, &label)?;
     let dim = w.space().dim();
     let mut vectors = Vec::with_capacity(size * dim);

@@ -108,7 +108,13 @@ pub struct QualityRow {
     pub queries: usize,
     /// Mean recall@10 of memory-core's ANN search against its exact search.
     pub ann_recall_at_10: Option<f64>,
-    /// Mean recall@10 of int8-quantized brute force against exact f32 brute force.
+    /// Mean recall@10 of memory-core with int8 vectors (`Quantization::Int8`), exact scan, against
+    /// exact f32 brute force.
+    pub core_int8_exact_recall_at_10: Option<f64>,
+    /// The same for memory-core's ANN search over int8 vectors.
+    pub core_int8_ann_recall_at_10: Option<f64>,
+    /// Mean recall@10 of this crate's reference int8 quantizer (brute force) against exact f32
+    /// brute force: a cross-check of memory-core's int8 figures.
     pub int8_recall_at_10: f64,
     /// Mean recall@10 of memory-core's exact search against this crate's brute force: a check
     /// that the exact baseline is really exact (should be 1.0).
@@ -121,16 +127,18 @@ pub fn format_quality(rows: &[QualityRow]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<10} {:>8} {:>12} {:>13} {:>16}",
-        "quality", "queries", "ANN r@10", "int8 r@10", "exact agreement"
+        "{:<10} {:>8} {:>10} {:>15} {:>13} {:>13} {:>10}",
+        "recall@10", "queries", "ANN", "int8 exact", "int8 ANN", "int8 (ref)", "exact ok"
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<10} {:>8} {:>12} {:>13.3} {:>16}",
+            "{:<10} {:>8} {:>10} {:>15} {:>13} {:>13.3} {:>10}",
             r.size,
             r.queries,
             opt(r.ann_recall_at_10),
+            opt(r.core_int8_exact_recall_at_10),
+            opt(r.core_int8_ann_recall_at_10),
             r.int8_recall_at_10,
             opt(r.exact_agreement_at_10)
         );
@@ -213,6 +221,8 @@ mod tests {
             size: 1_000,
             queries: 10,
             ann_recall_at_10: None,
+            core_int8_exact_recall_at_10: Some(0.99),
+            core_int8_ann_recall_at_10: None,
             int8_recall_at_10: 0.97,
             exact_agreement_at_10: Some(1.0),
         }];
