@@ -24,13 +24,7 @@ fn main() {
     }
     let s = settings();
     eprintln!("{}", s.banner());
-    let (samples, warm_up, measurement) = s.timing();
-    let mut c = Criterion::default()
-        .with_measurement(Bytes)
-        .sample_size(samples)
-        .warm_up_time(warm_up)
-        .measurement_time(measurement)
-        .configure_from_args();
+    let mut c = s.configure(Criterion::default().with_measurement(Bytes));
     footprint(&mut c);
     c.final_summary();
     report();

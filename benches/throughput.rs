@@ -80,7 +80,13 @@ async fn search(mem: &AsyncMemory, q: memory_core::SearchQuery) -> Vec<memory_co
 }
 
 /// Runs `iters` operations split over `workers` concurrent tasks and returns the wall time.
-async fn run(f: Arc<Fixture>, mem: AsyncMemory, load: Load, workers: usize, iters: u64) -> Duration {
+async fn run(
+    f: Arc<Fixture>,
+    mem: AsyncMemory,
+    load: Load,
+    workers: usize,
+    iters: u64,
+) -> Duration {
     let start = Instant::now();
     let mut handles = Vec::with_capacity(workers);
     for w in 0..workers {

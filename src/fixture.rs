@@ -223,7 +223,8 @@ mod tests {
     #[test]
     fn scatter_stays_in_range_and_spreads() {
         let mut s = Scatter::new(1);
-        let seen: std::collections::HashSet<usize> = (0..1_000).map(|_| s.next_index(100)).collect();
+        let seen: std::collections::HashSet<usize> =
+            (0..1_000).map(|_| s.next_index(100)).collect();
         assert!(seen.iter().all(|i| *i < 100));
         assert!(seen.len() > 90, "only {} distinct indexes", seen.len());
         assert_eq!(s.next_index(0), 0);

@@ -108,7 +108,7 @@ impl Settings {
         }
     }
 
-    /// Agent counts of the `scaling/agents` series (entries spread evenly over the agents).
+    /// Agent counts of the `scaling/agents` series.
     pub fn agent_counts(&self) -> Vec<usize> {
         if self.test_mode {
             vec![1, 10]
@@ -117,14 +117,16 @@ impl Settings {
         }
     }
 
-    /// Entries in the store of the `scaling/agents` series, whatever the agent count.
-    pub fn agents_store_size(&self) -> usize {
+    /// Entries per agent in the stores of the `scaling/agents` series: every agent holds as many,
+    /// so the series shows what other agents' data costs one agent's search.
+    pub fn entries_per_agent(&self) -> usize {
         if self.test_mode {
-            return 1_000;
+            return 10;
         }
         match self.profile {
-            Profile::Quick => 10_000,
-            Profile::Default | Profile::Full => 50_000,
+            Profile::Quick => 10,
+            Profile::Default => 20,
+            Profile::Full => 100,
         }
     }
 
@@ -161,9 +163,9 @@ impl Settings {
             return 500;
         }
         match self.profile {
-            Profile::Quick => 5_000,
-            Profile::Default => 20_000,
-            Profile::Full => 100_000,
+            Profile::Quick => 2_000,
+            Profile::Default => 10_000,
+            Profile::Full => 50_000,
         }
     }
 
@@ -199,12 +201,28 @@ impl Settings {
 
     /// A Criterion configured for the profile; command-line flags still override it.
     pub fn criterion(&self) -> Criterion {
+        self.configure(Criterion::default())
+    }
+
+    /// Applies the profile's sample size, times and reporting to `c` (of any measurement), then
+    /// the command-line flags.
+    ///
+    /// The quick profile skips the HTML plots and uses fewer bootstrap resamples: on a loaded
+    /// 2-core machine drawing the plots costs more than measuring, and CI does not read them.
+    pub fn configure<M: criterion::measurement::Measurement>(
+        &self,
+        c: Criterion<M>,
+    ) -> Criterion<M> {
         let (samples, warm_up, measurement) = self.timing();
-        Criterion::default()
+        let c = c
             .sample_size(samples)
             .warm_up_time(warm_up)
-            .measurement_time(measurement)
-            .configure_from_args()
+            .measurement_time(measurement);
+        let c = match self.profile {
+            Profile::Quick => c.without_plots().nresamples(10_000),
+            Profile::Default | Profile::Full => c,
+        };
+        c.configure_from_args()
     }
 
     /// One line naming the profile, printed at the start of each bench binary.
@@ -212,7 +230,11 @@ impl Settings {
         format!(
             "memory-bench: profile {}{}, fixture {} entries, LTM sizes {:?}",
             self.profile,
-            if self.test_mode { " (--test: tiny sizes)" } else { "" },
+            if self.test_mode {
+                " (--test: tiny sizes)"
+            } else {
+                ""
+            },
             self.fixture_size(),
             self.ltm_sizes()
         )

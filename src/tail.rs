@@ -60,7 +60,7 @@ impl TailRegistry {
     pub fn summary(&self) -> Vec<TailRow> {
         let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
         ops.iter()
-            .filter(|(_, h)| h.len() > 0)
+            .filter(|(_, h)| !h.is_empty())
             .map(|(op, h)| TailRow {
                 op: op.clone(),
                 count: h.len(),

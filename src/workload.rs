@@ -55,9 +55,7 @@ impl Zipf {
     /// One rank.
     pub fn sample(&self, rng: &mut StdRng) -> usize {
         let u: f64 = rng.random();
-        self.cdf
-            .partition_point(|&c| c < u)
-            .min(self.cdf.len() - 1)
+        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1)
     }
 }
 
@@ -536,7 +534,9 @@ mod tests {
         let v = Vocabulary::new(2_000, 1.1, 3);
         let set: HashSet<&str> = (0..v.len()).map(|r| v.word(r)).collect();
         assert_eq!(set.len(), 2_000);
-        assert!(set.iter().all(|w| w.chars().all(|c| c.is_ascii_lowercase())));
+        assert!(set
+            .iter()
+            .all(|w| w.chars().all(|c| c.is_ascii_lowercase())));
     }
 
     #[test]
