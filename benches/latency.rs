@@ -36,6 +36,7 @@ fn main() {
     reference(&mut c);
     tails(&mut c);
     c.final_summary();
+    fixture::release_all();
     report();
 }
 

@@ -36,6 +36,7 @@ fn main() {
     lines.extend(context_tools(&mut c));
     lines.extend(agents(&mut c));
     c.final_summary();
+    fixture::release_all();
     report(&lines);
 }
 

@@ -50,6 +50,7 @@ fn main() {
         bench_load(&mut c, load);
     }
     c.final_summary();
+    fixture::release_all();
     report();
 }
 

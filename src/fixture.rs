@@ -141,12 +141,27 @@ pub fn shared(size: usize, query_count: usize) -> Arc<Fixture> {
     shared_with_agents(size, 1, query_count)
 }
 
+type Cache = Mutex<HashMap<(usize, usize), Arc<Fixture>>>;
+
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// Drops every shared fixture. Statics are never dropped at exit, so without this each run would
+/// leave its temporary stores (hundreds of MB at 100K entries) behind; call it at the end of a
+/// bench's `main`.
+pub fn release_all() {
+    let fixtures: Vec<Arc<Fixture>> = {
+        let mut map = cache().lock().unwrap_or_else(|p| p.into_inner());
+        map.drain().map(|(_, f)| f).collect()
+    };
+    drop(fixtures);
+}
+
 /// The fixture of `size` entries spread over `agents` agents, built on first use and kept.
 pub fn shared_with_agents(size: usize, agents: usize, query_count: usize) -> Arc<Fixture> {
-    type Cache = Mutex<HashMap<(usize, usize), Arc<Fixture>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let mut map = cache().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(f) = map.get(&(size, agents)) {
         return f.clone();
     }
@@ -228,6 +243,16 @@ mod tests {
         assert!(seen.iter().all(|i| *i < 100));
         assert!(seen.len() > 90, "only {} distinct indexes", seen.len());
         assert_eq!(s.next_index(0), 0);
+    }
+
+    #[test]
+    fn releasing_shared_fixtures_deletes_their_stores() {
+        let f = shared_with_agents(50, 7, 2);
+        let dir = f.memory.path().to_path_buf();
+        assert!(dir.exists());
+        drop(f);
+        release_all();
+        assert!(!dir.exists(), "{} left behind", dir.display());
     }
 
     #[test]
