@@ -290,6 +290,11 @@ impl Inner {
     /// Checks a new entry and gives it an id, timestamps and a tier.
     fn materialize(&self, mut e: NewEntry, tier: Tier) -> Result<MemoryEntry> {
         e.validate(self.config.embedding_dim, self.config.max_content_bytes)?;
+        // Long-term entries are embedded now so that vector search finds them; short-term ones
+        // lazily (at search or consolidation), which keeps appends cheap.
+        if tier == Tier::LongTerm && e.embedding.is_none() {
+            e.embedding = self.embed(&e.content);
+        }
         let now = self.clock.now();
         Ok(MemoryEntry {
             id: EntryId(self.next_id.fetch_add(1, Ordering::Relaxed)),
