@@ -61,7 +61,10 @@ fn sig3(v: f64) -> String {
 
 /// Formats a fraction as a signed percentage (`0.253` -> `+25.3%`).
 pub fn pct(fraction: f64) -> String {
-    format!("{:+.1}%", fraction * 100.0)
+    let pct = fraction * 100.0;
+    // Bootstrap rounding can leave -0.00001%; print that as +0.0%, not -0.0%.
+    let pct = if pct.abs() < 0.05 { 0.0 } else { pct };
+    format!("{pct:+.1}%")
 }
 
 /// `+25.3% [+21.0%, +29.9%]`.
