@@ -2,13 +2,16 @@
 //! Its work is a deterministic busy loop scaled by `FIXTURE_SCALE` (all benchmarks) and
 //! `FIXTURE_SLOW="id=factor,..."` (single benchmarks), so a known slowdown can be injected.
 //!
+//! `FIXTURE_CLOCK=cpu` measures the time benchmarks in thread CPU time instead of wall time, which
+//! a machine shared with other busy processes does not inflate (used by scripts/accuracy.sh).
+//!
 //! Run: `CRITERION_HOME=DIR cargo run --release -p bench-gate --example fixture_bench -- --bench --save-baseline NAME`
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::measurement::{Measurement, ValueFormatter};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{BenchmarkId, Criterion, Throughput};
 
 /// Iterations of the spin loop for the small latency benchmark at scale 1.0.
 const SMALL_WORK: f64 = 8_000.0;
@@ -61,7 +64,7 @@ fn work(base: f64, id: &str) -> u64 {
     (base * scale_for(id)).round().max(1.0) as u64
 }
 
-fn latency(c: &mut Criterion) {
+fn latency<M: Measurement>(c: &mut Criterion<M>) {
     let mut group = c.benchmark_group("latency/fixture");
     let small = work(SMALL_WORK, "latency/fixture/spin_small");
     let large = work(LARGE_WORK, "latency/fixture/spin_large");
@@ -70,7 +73,7 @@ fn latency(c: &mut Criterion) {
     group.finish();
 }
 
-fn throughput(c: &mut Criterion) {
+fn throughput<M: Measurement>(c: &mut Criterion<M>) {
     let mut group = c.benchmark_group("throughput/fixture");
     let per_element = work(PER_ELEMENT_WORK, "throughput/fixture/batch/64");
     group.throughput(Throughput::Elements(BATCH));
@@ -149,29 +152,85 @@ fn footprint(c: &mut Criterion<Bytes>) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
+/// Thread CPU time in nanoseconds (Linux `CLOCK_THREAD_CPUTIME_ID`).
+struct CpuTime;
+
+#[repr(C)]
+struct Timespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+extern "C" {
+    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+}
+
+const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+
+fn thread_cpu_ns() -> f64 {
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec with the C layout on 64-bit Linux.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    ts.tv_sec as f64 * 1e9 + ts.tv_nsec as f64
+}
+
+static WALL: WallTime = WallTime;
+
+impl Measurement for CpuTime {
+    type Intermediate = f64;
+    type Value = f64;
+    fn start(&self) -> f64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: f64) -> f64 {
+        thread_cpu_ns() - start
+    }
+    fn add(&self, a: &f64, b: &f64) -> f64 {
+        a + b
+    }
+    fn zero(&self) -> f64 {
+        0.0
+    }
+    fn to_f64(&self, v: &f64) -> f64 {
+        *v
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Same unit (ns) as wall time, so Criterion's own formatter fits.
+        WALL.formatter()
+    }
+}
+
+fn configure<M: Measurement>(c: Criterion<M>) -> Criterion<M> {
+    c.sample_size(20)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1500))
         .without_plots()
+        .configure_from_args()
 }
 
-criterion_group! {
-    name = time_benches;
-    config = config();
-    targets = latency, throughput
-}
-
-criterion_group! {
-    name = byte_benches;
-    config = Criterion::default()
+fn main() {
+    if std::env::var("FIXTURE_CLOCK").as_deref() == Ok("cpu") {
+        let mut c = configure(Criterion::default().with_measurement(CpuTime));
+        latency(&mut c);
+        throughput(&mut c);
+        c.final_summary();
+    } else {
+        let mut c = configure(Criterion::default());
+        latency(&mut c);
+        throughput(&mut c);
+        c.final_summary();
+    }
+    let mut bytes = Criterion::default()
         .with_measurement(Bytes)
         .sample_size(10)
         .warm_up_time(Duration::from_millis(50))
         .measurement_time(Duration::from_millis(200))
-        .without_plots();
-    targets = footprint
+        .without_plots()
+        .configure_from_args();
+    footprint(&mut bytes);
+    bytes.final_summary();
 }
-
-criterion_main!(time_benches, byte_benches);

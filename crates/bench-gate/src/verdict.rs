@@ -260,7 +260,7 @@ fn compare_one(
     let (new_costs, _) = costs(n, kind)?;
     let (mb, mn) = (stats::mean(&base_costs), stats::mean(&new_costs));
     for (mean, bench) in [(mb, b), (mn, n)] {
-        if !(mean > 0.0) {
+        if mean.is_nan() || mean <= 0.0 {
             return Err(Error::invalid(
                 &bench.source,
                 format!(
