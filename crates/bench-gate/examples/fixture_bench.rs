@@ -155,18 +155,27 @@ fn footprint(c: &mut Criterion<Bytes>) {
 /// Thread CPU time in nanoseconds (Linux `CLOCK_THREAD_CPUTIME_ID`).
 struct CpuTime;
 
+#[cfg(target_os = "linux")]
 #[repr(C)]
 struct Timespec {
     tv_sec: i64,
     tv_nsec: i64,
 }
 
+#[cfg(target_os = "linux")]
 extern "C" {
     fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
 }
 
+#[cfg(target_os = "linux")]
 const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
 
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_ns() -> f64 {
+    panic!("FIXTURE_CLOCK=cpu is only implemented on Linux")
+}
+
+#[cfg(target_os = "linux")]
 fn thread_cpu_ns() -> f64 {
     let mut ts = Timespec {
         tv_sec: 0,

@@ -37,7 +37,7 @@ rows() { # CONFIG BASE NEW -> "id verdict change [lower, upper]" per benchmark
   local args=(compare "$2" "$3" --criterion-dir "$work/c" --format json)
   [[ $1 == default ]] || args+=(--config "$1")
   # Run from the scratch dir so the built-in defaults are not replaced by a repo bench-gate.toml.
-  (cd "$work" && "$gate" "${args[@]}") | jq -r '.benchmarks[] | "\(.id) \(.verdict) \(.change.point_pct // 0 | .*10|round/10)% [\(.change.lower_pct // 0 | .*10|round/10), \(.change.upper_pct // 0 | .*10|round/10)]"' || true
+  (cd "$work" && "$gate" "${args[@]}") | jq -r '(.benchmarks[] | "\(.id) \(.verdict) \(.change.point_pct // 0 | .*10|round/10)% [\(.change.lower_pct // 0 | .*10|round/10), \(.change.upper_pct // 0 | .*10|round/10)]"), (.warnings[] | "warning: \(.)")' || true
 }
 
 echo "# accuracy $(date -u +%FT%TZ) clock=$FIXTURE_CLOCK load=$(cut -d' ' -f1-3 /proc/loadavg) criterion args: ${crit_args[*]:-(fixture defaults)}"
@@ -52,15 +52,15 @@ for config in $configs; do
   false_rows=0
   for i in $(seq 1 "$runs"); do
     out=$(rows "$config" ref "same$i")
-    n=$(grep -c ' regressed ' <<<"$out" || true)
+    n=$(grep -v '^warning' <<<"$out" | grep -c ' regressed ' || true)
     if ((n > 0)); then false_runs=$((false_runs + 1)); false_rows=$((false_rows + n)); fi
     echo "same$i: $(tr '\n' ';' <<<"$out")"
   done
   caught=0
   for i in $(seq 1 "$slow_runs"); do
     out=$(rows "$config" ref "slow$i")
-    line=$(grep "^$slow_id " <<<"$out" || true)
-    others=$(grep -v "^$slow_id " <<<"$out" | grep -c ' regressed ' || true)
+    line="$(grep "^$slow_id " <<<"$out" || true) $(grep -c '^warning' <<<"$out" || true) warning(s)"
+    others=$(grep -v "^$slow_id " <<<"$out" | grep -v '^warning' | grep -c ' regressed ' || true)
     if grep -q ' regressed ' <<<"$line"; then caught=$((caught + 1)); fi
     echo "slow$i: $line (other benchmarks regressed: $others)"
   done

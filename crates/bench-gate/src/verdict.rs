@@ -407,6 +407,7 @@ pub fn compare(base: &Baseline, new: &Baseline, config: &Config) -> Result<Repor
             ));
         }
     }
+    warnings.extend(uniform_shift_warning(&rows, config.gate.alpha));
     Ok(Report {
         base_name: base.name.clone(),
         base_source: base.source.clone(),
@@ -420,9 +421,101 @@ pub fn compare(base: &Baseline, new: &Baseline, config: &Config) -> Result<Repor
     })
 }
 
+/// Smallest number of timed benchmarks for which a shift of all of them is worth a warning.
+const MIN_ROWS_FOR_SHIFT: usize = 3;
+/// Smallest median shift (fraction) worth a warning.
+const MIN_SHIFT: f64 = 0.05;
+
+/// Warns when every timed benchmark moved significantly in the same direction: on a shared or
+/// throttled machine the whole run gets slower or faster at once, which no within-run interval
+/// captures. A genuine global regression looks the same, hence a warning and not a verdict.
+pub fn uniform_shift_warning(rows: &[Row], alpha: f64) -> Option<String> {
+    let worse: Vec<f64> = rows
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Latency | Kind::Throughput))
+        .filter_map(|r| r.change.map(|c| (r.kind, c)))
+        .map(|(kind, c)| {
+            if c.p_value >= alpha {
+                0.0
+            } else if kind.higher_is_better() {
+                // A rate falling by x is the cost growing by 1/(1-x) - 1; compare like with like.
+                1.0 / (1.0 + c.point) - 1.0
+            } else {
+                c.point
+            }
+        })
+        .collect();
+    if worse.len() < MIN_ROWS_FOR_SHIFT {
+        return None;
+    }
+    let all_slower = worse.iter().all(|w| *w > 0.0);
+    let all_faster = worse.iter().all(|w| *w < 0.0);
+    if !(all_slower || all_faster) {
+        return None;
+    }
+    let mut sorted = worse.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = stats::quantile(&sorted, 0.5);
+    if median.abs() < MIN_SHIFT {
+        return None;
+    }
+    Some(format!(
+        "all {} timed benchmarks got significantly {} (median {:+.1}% time); unless the change \
+         explains a uniform shift, suspect the machine (load, frequency scaling) and re-run",
+        worse.len(),
+        if all_slower { "slower" } else { "faster" },
+        median * 100.0
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(id: &str, kind: Kind, point: f64, p: f64) -> Row {
+        Row {
+            id: id.into(),
+            kind,
+            unit: "ns".into(),
+            threshold_pct: 10.0,
+            base: Some(1.0),
+            new: Some(1.0 + point),
+            samples: (20, 20),
+            change: Some(Change {
+                point,
+                lower: point - 0.01,
+                upper: point + 0.01,
+                p_value: p,
+            }),
+            verdict: Verdict::Unchanged,
+        }
+    }
+
+    #[test]
+    fn a_run_where_everything_got_slower_is_flagged_as_a_possible_machine_shift() {
+        let rows = [
+            row("latency/a", Kind::Latency, 0.30, 0.001),
+            row("latency/b", Kind::Latency, 0.25, 0.001),
+            row("throughput/c", Kind::Throughput, -0.20, 0.001),
+        ];
+        let w = uniform_shift_warning(&rows, 0.05).unwrap();
+        assert!(
+            w.contains("all 3 timed benchmarks got significantly slower"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn a_single_regression_among_stable_benchmarks_is_not_a_machine_shift() {
+        let rows = [
+            row("latency/a", Kind::Latency, 0.30, 0.001),
+            row("latency/b", Kind::Latency, 0.01, 0.60),
+            row("latency/c", Kind::Latency, -0.02, 0.40),
+            row("footprint/d", Kind::Footprint, 0.5, 0.0),
+        ];
+        assert_eq!(uniform_shift_warning(&rows, 0.05), None);
+        assert_eq!(uniform_shift_warning(&rows[..1], 0.05), None);
+    }
 
     fn change(lower: f64, upper: f64, p: f64) -> Change {
         Change {
