@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks BASE_REF (in a temporary git worktree) and the current checkout (HEAD plus any
 # uncommitted changes) one after the other on this machine with the quick profile, then gates
-# the result with `bench-gate compare base new`. Works locally and in CI.
+# the result with `bench-gate compare base head`. Works locally and in CI.
+# HEAD is saved as baseline `head`, not `new`: Criterion 0.8's `--save-baseline new` copies its
+# scratch `new/` directory onto itself and truncates the files.
 #
 # Usage: scripts/bench-pr.sh BASE_REF [--format text|markdown|json]
 # Env:   CRITERION_HOME (default: target/criterion of this checkout), MEMBENCH_PROFILE (quick),
@@ -31,6 +33,9 @@ export MEMBENCH_PROFILE=${MEMBENCH_PROFILE:-quick}
 # report in it shows the comparison).
 export CRITERION_HOME=${CRITERION_HOME:-$repo/target/criterion}
 mkdir -p "$CRITERION_HOME"
+# Results of an earlier invocation would let a benchmark deleted in HEAD pass as present.
+find "$CRITERION_HOME" -depth -type d \( -name base -o -name head \) \
+  -exec test -f '{}/benchmark.json' ';' -exec rm -rf '{}' ';'
 read -r -a extra <<<"${BENCH_ARGS:-}"
 read -r -a bench_cmd <<<"${BENCH_CMD:-cargo bench --workspace --}"
 
@@ -52,10 +57,10 @@ bench() { # DIR BASELINE
 }
 
 bench "$worktree" base
-bench "$repo" new
+bench "$repo" head
 
 # The gate from this checkout judges both sides.
-gate_args=(compare base new --criterion-dir "$CRITERION_HOME" --format "$format")
+gate_args=(compare base head --criterion-dir "$CRITERION_HOME" --format "$format")
 if [[ -n ${BENCH_GATE_CONFIG:-} ]]; then gate_args+=(--config "$BENCH_GATE_CONFIG"); fi
 set +e
 cargo run --quiet --release -p bench-gate -- "${gate_args[@]}"
