@@ -1,0 +1,183 @@
+//! Text embedders. [`HashingEmbedder`] needs no model: it hashes word unigrams and bigrams into a
+//! fixed number of dimensions, so any store can do vector search out of the box. Its hash is
+//! written out here (not taken from a crate) because embeddings are stored on disk and must not
+//! change when a dependency is upgraded.
+
+use std::fmt::Debug;
+
+use crate::error::{Error, Result};
+use crate::text::for_each_token;
+
+/// Turns text into a vector of a fixed dimension.
+pub trait Embedder: Send + Sync + Debug {
+    /// Length of every vector [`embed`](Embedder::embed) returns.
+    fn dimension(&self) -> usize;
+
+    /// The embedding of `text`. Implementations return unit-length vectors, or all zeros when the
+    /// text carries nothing to embed; callers must check for the zero vector.
+    fn embed(&self, text: &str) -> Vec<f32>;
+}
+
+/// Weight of a word bigram relative to a unigram: bigrams add word order without drowning the
+/// bag of words.
+const BIGRAM_WEIGHT: f32 = 0.5;
+
+/// Deterministic feature hashing of case-folded word unigrams and bigrams (Weinberger et al.,
+/// 2009), L2-normalized.
+///
+/// Each feature adds +w or -w to one dimension, the sign taken from the hash too, so that
+/// collisions cancel in expectation instead of all pushing the same way. Texts sharing words have
+/// a positive cosine similarity; texts without shared words are near-orthogonal. A text with no
+/// tokens (only punctuation or white space) embeds to all zeros.
+///
+/// ```
+/// use memory_core::embed::{Embedder, HashingEmbedder};
+///
+/// let e = HashingEmbedder::new(256).unwrap();
+/// let v = e.embed("the cat sat on the mat");
+/// assert_eq!(v.len(), 256);
+/// let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+/// assert!((norm - 1.0).abs() < 1e-5);
+/// assert!(e.embed("?!").iter().all(|&x| x == 0.0));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashingEmbedder {
+    dim: usize,
+}
+
+impl HashingEmbedder {
+    /// An embedder producing `dim`-dimensional vectors; `dim` must be in 1..=65536.
+    pub fn new(dim: usize) -> Result<Self> {
+        if dim == 0 || dim > 65_536 {
+            return Err(Error::InvalidConfig(format!(
+                "embedding dimension {dim} is not in 1..=65536"
+            )));
+        }
+        Ok(HashingEmbedder { dim })
+    }
+
+    /// Adds the feature with hash `h` to `v` with weight `w`.
+    fn add(&self, v: &mut [f32], h: u64, w: f32) {
+        let h = splitmix64(h);
+        // Multiply-shift maps the high bits uniformly onto 0..dim without a division; the lowest
+        // bit (independent of the high ones after mixing) gives the sign.
+        let index = ((h >> 32) * self.dim as u64) >> 32;
+        let sign = if h & 1 == 0 { w } else { -w };
+        if let Some(slot) = v.get_mut(index as usize) {
+            *slot += sign;
+        }
+    }
+}
+
+impl Embedder for HashingEmbedder {
+    fn dimension(&self) -> usize {
+        self.dim
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        let mut v = vec![0.0f32; self.dim];
+        let mut prev: Option<u64> = None;
+        for_each_token(text, |tok| {
+            let h = fnv1a64(tok.as_bytes());
+            self.add(&mut v, h, 1.0);
+            if let Some(p) = prev {
+                // Order-dependent combination so "a b" and "b a" are different bigrams.
+                let bigram = p.rotate_left(17) ^ h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                self.add(&mut v, bigram, BIGRAM_WEIGHT);
+            }
+            prev = Some(h);
+        });
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            let inv = 1.0 / norm;
+            v.iter_mut().for_each(|x| *x *= inv);
+        }
+        v
+    }
+}
+
+/// FNV-1a, 64-bit (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The SplitMix64 finalizer (Steele et al., 2014): a bijective mixer whose output bits all
+/// depend on all input bits, which FNV alone does not give for short keys.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn hashing_embedder_is_deterministic_and_unit_length() {
+        let e = HashingEmbedder::new(384).unwrap();
+        let a = e.embed("I moved to Lisbon in May");
+        let b = HashingEmbedder::new(384)
+            .unwrap()
+            .embed("I moved to Lisbon in May");
+        assert_eq!(a, b);
+        assert!((dot(&a, &a) - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn hashing_embedder_output_is_pinned_across_releases() {
+        // Stored embeddings depend on these exact values; a change here breaks existing stores.
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+        let v = HashingEmbedder::new(8).unwrap().embed("hello");
+        // One unigram only: a single ±1 coordinate.
+        assert_eq!(v.iter().filter(|&&x| x != 0.0).count(), 1);
+        assert_eq!(v.iter().map(|x| x.abs()).sum::<f32>(), 1.0);
+    }
+
+    #[test]
+    fn hashing_embedder_gives_zeros_for_text_without_tokens() {
+        let e = HashingEmbedder::new(16).unwrap();
+        assert_eq!(e.embed(""), vec![0.0; 16]);
+        assert_eq!(e.embed(" -- !? "), vec![0.0; 16]);
+    }
+
+    #[test]
+    fn hashing_embedder_ignores_case_and_rates_shared_words_as_similar() {
+        let e = HashingEmbedder::new(512).unwrap();
+        assert_eq!(e.embed("Lisbon Trip"), e.embed("lisbon trip"));
+        let a = e.embed("my trip to lisbon in may");
+        let b = e.embed("planning a trip to lisbon");
+        let c = e.embed("quantum chromodynamics lecture notes");
+        assert!(dot(&a, &b) > 0.3, "{}", dot(&a, &b));
+        assert!(dot(&a, &b) > dot(&a, &c) + 0.2);
+    }
+
+    #[test]
+    fn hashing_embedder_distinguishes_word_order_through_bigrams() {
+        let e = HashingEmbedder::new(1024).unwrap();
+        let ab = e.embed("dog bites man");
+        let ba = e.embed("man bites dog");
+        assert!(dot(&ab, &ba) < 0.999);
+        assert!(dot(&ab, &ba) > 0.5);
+    }
+
+    #[test]
+    fn hashing_embedder_rejects_a_zero_dimension() {
+        assert!(matches!(
+            HashingEmbedder::new(0),
+            Err(Error::InvalidConfig(_))
+        ));
+    }
+}

@@ -1,0 +1,291 @@
+//! Combining rankings: reciprocal rank fusion of the keyword and vector rankings, then the
+//! Generative-Agents re-weighting of relevance with recency and importance (Park et al., 2023).
+//! RRF needs no score calibration between BM25 and cosine, which live on unrelated scales.
+
+use rustc_hash::FxHashMap;
+
+use crate::entry::EntryId;
+use crate::error::{Error, Result};
+use crate::search::ScoreComponents;
+use crate::topk::sort_ranking;
+
+/// The customary RRF constant (Cormack et al., 2009): it damps the weight of the very top ranks.
+pub const DEFAULT_RRF_K: f32 = 60.0;
+
+fn check_rrf_k(k: f32) -> Result<()> {
+    if !k.is_finite() || k < 0.0 {
+        return Err(Error::InvalidQuery(format!(
+            "RRF constant {k} must be finite and >= 0"
+        )));
+    }
+    Ok(())
+}
+
+/// Reciprocal rank fusion: each id scores the sum over rankings of `1 / (k + rank)`, rank
+/// 1-based. Sorted by score descending, ties by id ascending. An id repeated within one ranking
+/// counts at its first (best) rank only. Fails if `k` is negative or not finite.
+///
+/// ```
+/// use memory_core::EntryId;
+/// use memory_core::fusion::rrf;
+///
+/// let a = [EntryId(1), EntryId(2)];
+/// let b = [EntryId(2), EntryId(3)];
+/// let fused = rrf(&[&a, &b], 60.0).unwrap();
+/// assert_eq!(fused[0].0, EntryId(2)); // 1/62 + 1/61 beats 1/61 alone
+/// ```
+pub fn rrf(rankings: &[&[EntryId]], k: f32) -> Result<Vec<(EntryId, f32)>> {
+    check_rrf_k(k)?;
+    let mut scores: FxHashMap<EntryId, f32> = FxHashMap::default();
+    for ranking in rankings {
+        let mut seen: FxHashMap<EntryId, ()> = FxHashMap::default();
+        for (i, &id) in ranking.iter().enumerate() {
+            if seen.insert(id, ()).is_none() {
+                *scores.entry(id).or_insert(0.0) += 1.0 / (k + (i + 1) as f32);
+            }
+        }
+    }
+    let mut out: Vec<(EntryId, f32)> = scores.into_iter().collect();
+    sort_ranking(&mut out);
+    Ok(out)
+}
+
+/// One id after fusing the keyword and vector rankings, with what each contributed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FusedHit {
+    pub id: EntryId,
+    /// BM25 score and 1-based rank, when the keyword ranking held the id.
+    pub keyword: Option<(f32, u32)>,
+    /// Cosine similarity and 1-based rank, when the vector ranking held the id.
+    pub vector: Option<(f32, u32)>,
+    /// RRF score over the two rankings.
+    pub fused: f32,
+}
+
+/// Fuses a keyword ranking and a vector ranking (each best first, as the indexes return them)
+/// with RRF, keeping each hit's per-ranking score and rank. Sorted by fused score descending,
+/// ties by id ascending.
+pub fn fuse_hybrid(
+    keyword: &[(EntryId, f32)],
+    vector: &[(EntryId, f32)],
+    k: f32,
+) -> Result<Vec<FusedHit>> {
+    check_rrf_k(k)?;
+    let mut hits: FxHashMap<EntryId, FusedHit> = FxHashMap::default();
+    let blank = |id| FusedHit {
+        id,
+        keyword: None,
+        vector: None,
+        fused: 0.0,
+    };
+    for (i, &(id, score)) in keyword.iter().enumerate() {
+        let h = hits.entry(id).or_insert_with(|| blank(id));
+        if h.keyword.is_none() {
+            let rank = (i + 1) as u32;
+            h.keyword = Some((score, rank));
+            h.fused += 1.0 / (k + rank as f32);
+        }
+    }
+    for (i, &(id, score)) in vector.iter().enumerate() {
+        let h = hits.entry(id).or_insert_with(|| blank(id));
+        if h.vector.is_none() {
+            let rank = (i + 1) as u32;
+            h.vector = Some((score, rank));
+            h.fused += 1.0 / (k + rank as f32);
+        }
+    }
+    let mut out: Vec<FusedHit> = hits.into_values().collect();
+    out.sort_unstable_by(|a, b| b.fused.total_cmp(&a.fused).then_with(|| a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// Weights of the final score `relevance * w_rel + recency * w_rec + importance * w_imp`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FusionWeights {
+    pub relevance: f32,
+    pub recency: f32,
+    pub importance: f32,
+}
+
+impl Default for FusionWeights {
+    /// Equal weights, as in Generative Agents.
+    fn default() -> Self {
+        FusionWeights {
+            relevance: 1.0,
+            recency: 1.0,
+            importance: 1.0,
+        }
+    }
+}
+
+impl FusionWeights {
+    /// Checks the weights are finite, non-negative and not all zero.
+    pub fn validate(&self) -> Result<()> {
+        let w = [self.relevance, self.recency, self.importance];
+        if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().sum::<f32>() <= 0.0 {
+            return Err(Error::InvalidConfig(format!(
+                "fusion weights {self:?} must be finite, non-negative and not all zero"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A fused hit re-weighted with recency and importance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reranked {
+    pub id: EntryId,
+    /// The final score.
+    pub score: f32,
+    /// Fused score divided by the largest fused score among the hits, in [0, 1].
+    pub relevance: f32,
+    /// Every part of the score, ready for a [`crate::SearchHit`].
+    pub components: ScoreComponents,
+}
+
+/// Re-weights fused hits: relevance (fused score over the largest one) plus recency and importance
+/// that `signals` gives per id as `(recency, importance)`, each clamped to [0, 1] with NaN as 0.
+/// Sorted by final score descending, ties by id ascending.
+pub fn rerank(
+    hits: &[FusedHit],
+    weights: &FusionWeights,
+    mut signals: impl FnMut(EntryId) -> (f32, f32),
+) -> Result<Vec<Reranked>> {
+    weights.validate()?;
+    let max = hits.iter().map(|h| h.fused).fold(0.0f32, f32::max);
+    let unit = |x: f32| if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) };
+    let mut out: Vec<Reranked> = hits
+        .iter()
+        .map(|h| {
+            let (recency, importance) = signals(h.id);
+            let (recency, importance) = (unit(recency), unit(importance));
+            let relevance = if max > 0.0 { h.fused / max } else { 0.0 };
+            Reranked {
+                id: h.id,
+                score: weights.relevance * relevance
+                    + weights.recency * recency
+                    + weights.importance * importance,
+                relevance,
+                components: ScoreComponents {
+                    keyword: h.keyword.map(|k| k.0),
+                    keyword_rank: h.keyword.map(|k| k.1),
+                    vector: h.vector.map(|v| v.0),
+                    vector_rank: h.vector.map(|v| v.1),
+                    fused: h.fused,
+                    recency,
+                    importance,
+                },
+            }
+        })
+        .collect();
+    out.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[u64]) -> Vec<EntryId> {
+        v.iter().map(|&i| EntryId(i)).collect()
+    }
+
+    #[test]
+    fn rrf_order_matches_hand_computed_scores() {
+        // k = 60. A = [1, 2, 3], B = [3, 1, 4]:
+        // 1: 1/61 + 1/62 = 0.0325225    3: 1/63 + 1/61 = 0.0322664
+        // 2: 1/62 = 0.0161290           4: 1/63 = 0.0158730
+        let a = ids(&[1, 2, 3]);
+        let b = ids(&[3, 1, 4]);
+        let fused = rrf(&[&a, &b], 60.0).unwrap();
+        let order: Vec<u64> = fused.iter().map(|h| h.0 .0).collect();
+        assert_eq!(order, [1, 3, 2, 4]);
+        let want = [0.0325225, 0.0322664, 0.0161290, 0.0158730];
+        for (h, w) in fused.iter().zip(want) {
+            assert!((h.1 - w).abs() < 1e-6, "{fused:?}");
+        }
+    }
+
+    #[test]
+    fn rrf_breaks_ties_by_id_and_counts_a_repeated_id_once() {
+        // 7 and 2 both sit at rank 1 of one list: equal scores, smaller id first.
+        let a = ids(&[7, 7]);
+        let b = ids(&[2]);
+        let fused = rrf(&[&a, &b], 60.0).unwrap();
+        assert_eq!(
+            fused,
+            vec![(EntryId(2), 1.0 / 61.0), (EntryId(7), 1.0 / 61.0)]
+        );
+        assert!(rrf(&[], 60.0).unwrap().is_empty());
+        assert!(rrf(&[&a], -1.0).is_err());
+        assert!(rrf(&[&a], f32::NAN).is_err());
+    }
+
+    #[test]
+    fn hybrid_fusion_keeps_each_rankings_score_and_rank() {
+        let kw = [(EntryId(1), 3.5), (EntryId(2), 1.0)];
+        let vec = [(EntryId(2), 0.9), (EntryId(3), 0.8)];
+        let fused = fuse_hybrid(&kw, &vec, 60.0).unwrap();
+        assert_eq!(fused[0].id, EntryId(2));
+        assert_eq!(fused[0].keyword, Some((1.0, 2)));
+        assert_eq!(fused[0].vector, Some((0.9, 1)));
+        assert!((fused[0].fused - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-7);
+        // 1 is keyword rank 1 (1/61), 3 is vector rank 2 (1/62): 1 ranks above 3.
+        assert_eq!(fused[1].id, EntryId(1));
+        assert_eq!(fused[1].vector, None);
+        assert_eq!(fused[2].id, EntryId(3));
+    }
+
+    #[test]
+    fn rerank_weights_relevance_recency_and_importance() {
+        let kw = [(EntryId(1), 2.0), (EntryId(2), 1.0)];
+        let fused = fuse_hybrid(&kw, &[], 60.0).unwrap();
+        // relevance: 1 -> 1.0, 2 -> (1/62)/(1/61) = 61/62 = 0.983871.
+        // signals: 1 -> (0.0, 0.0), 2 -> (1.0, 0.5)
+        // default weights: 1 -> 1.0; 2 -> 0.983871 + 1.0 + 0.5 = 2.483871
+        let signals = |id: EntryId| {
+            if id == EntryId(1) {
+                (0.0, 0.0)
+            } else {
+                (1.0, 0.5)
+            }
+        };
+        let r = rerank(&fused, &FusionWeights::default(), signals).unwrap();
+        assert_eq!(r[0].id, EntryId(2));
+        assert!((r[0].score - 2.483871).abs() < 1e-5);
+        assert!((r[0].relevance - 0.983871).abs() < 1e-5);
+        assert_eq!(r[0].components.keyword_rank, Some(2));
+        assert_eq!(r[0].components.recency, 1.0);
+        assert_eq!(r[1].score, 1.0);
+        // Relevance alone restores the fused order.
+        let w = FusionWeights {
+            relevance: 1.0,
+            recency: 0.0,
+            importance: 0.0,
+        };
+        let r = rerank(&fused, &w, signals).unwrap();
+        assert_eq!(r[0].id, EntryId(1));
+    }
+
+    #[test]
+    fn rerank_clamps_signals_and_rejects_bad_weights() {
+        let fused = fuse_hybrid(&[(EntryId(1), 1.0)], &[], 60.0).unwrap();
+        let r = rerank(&fused, &FusionWeights::default(), |_| (f32::NAN, 7.0)).unwrap();
+        assert_eq!(r[0].components.recency, 0.0);
+        assert_eq!(r[0].components.importance, 1.0);
+        let bad = FusionWeights {
+            relevance: -1.0,
+            ..FusionWeights::default()
+        };
+        assert!(matches!(
+            rerank(&fused, &bad, |_| (0.0, 0.0)),
+            Err(Error::InvalidConfig(_))
+        ));
+        let zero = FusionWeights {
+            relevance: 0.0,
+            recency: 0.0,
+            importance: 0.0,
+        };
+        assert!(rerank(&fused, &zero, |_| (0.0, 0.0)).is_err());
+    }
+}

@@ -1,0 +1,772 @@
+//! Keyword retrieval with Okapi BM25: an in-memory inverted index for long-term memory, and a
+//! one-shot ranker for the handful of entries in a short-term window.
+//!
+//! Queries use MaxScore dynamic pruning (Turtle & Flood, 1995): once the top-k is full, a
+//! document that holds only "cheap" terms (common words, whose upper-bound score cannot lift it
+//! into the top-k) is never visited through those terms' long posting lists, which is what keeps
+//! the tail latency low on queries mixing rare and very common words.
+
+use rustc_hash::FxHashMap;
+
+use crate::entry::EntryId;
+use crate::error::{Error, Result};
+use crate::text::for_each_token;
+use crate::topk::TopK;
+
+/// The two free parameters of BM25.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bm25Params {
+    /// Term-frequency saturation: how fast repeated occurrences stop adding score (>= 0).
+    pub k1: f32,
+    /// Length normalization in [0, 1]: 0 ignores document length, 1 fully normalizes by it.
+    pub b: f32,
+}
+
+impl Default for Bm25Params {
+    /// The customary k1 = 1.2, b = 0.75.
+    fn default() -> Self {
+        Bm25Params { k1: 1.2, b: 0.75 }
+    }
+}
+
+impl Bm25Params {
+    /// Checks that `k1` is finite and non-negative and `b` lies in [0, 1].
+    pub fn validate(&self) -> Result<()> {
+        if !self.k1.is_finite() || self.k1 < 0.0 {
+            return Err(Error::InvalidConfig(format!(
+                "BM25 k1 {} must be finite and >= 0",
+                self.k1
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.b) {
+            return Err(Error::InvalidConfig(format!(
+                "BM25 b {} is outside [0, 1]",
+                self.b
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Inverse document frequency as Lucene computes it: `ln(1 + (n - df + 0.5) / (df + 0.5))`. It
+/// stays positive even for a term in every document, unlike the original Robertson-Spärck Jones
+/// form.
+pub fn idf(n: f32, df: f32) -> f32 {
+    (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+}
+
+/// The per-query constants of the BM25 term weight.
+#[derive(Clone, Copy, Debug)]
+struct Scorer {
+    k1_plus_1: f32,
+    /// k1 * (1 - b)
+    len_base: f32,
+    /// k1 * b / avgdl
+    len_slope: f32,
+}
+
+impl Scorer {
+    fn new(params: Bm25Params, avgdl: f32) -> Self {
+        let avgdl = if avgdl > 0.0 { avgdl } else { 1.0 };
+        Scorer {
+            k1_plus_1: params.k1 + 1.0,
+            len_base: params.k1 * (1.0 - params.b),
+            len_slope: params.k1 * params.b / avgdl,
+        }
+    }
+
+    /// `idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`
+    #[inline]
+    fn weight(&self, idf: f32, tf: u32, dl: u32) -> f32 {
+        let tf = tf as f32;
+        idf * tf * self.k1_plus_1 / (tf + self.len_base + self.len_slope * dl as f32)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Posting {
+    slot: u32,
+    tf: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Term {
+    /// Sorted by slot; may include postings of removed documents until the next compaction.
+    postings: Vec<Posting>,
+    /// Live documents containing the term: exact at all times.
+    df: u32,
+    /// Largest tf and smallest document length over the postings; only ever loosened between
+    /// compactions, so they always bound the term's best possible score from above.
+    max_tf: u32,
+    min_dl: u32,
+}
+
+/// Document counts and average length, exact over the live documents.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KeywordStats {
+    /// Live documents (N in the IDF).
+    pub docs: usize,
+    /// Total tokens over live documents.
+    pub total_tokens: u64,
+    /// Average document length in tokens (0 when empty).
+    pub avg_doc_len: f32,
+}
+
+/// An in-memory BM25 inverted index over documents keyed by [`EntryId`].
+///
+/// Terms are interned to `u32` ids; each posting list is a compact `Vec` of (document slot, term
+/// frequency) sorted by slot. Removal is immediate for the statistics (N, average length and
+/// document frequencies are exact after every call) and lazy for the storage: postings of removed
+/// documents are skipped at query time and dropped when they make up a quarter of the slots.
+///
+/// ```
+/// use memory_core::EntryId;
+/// use memory_core::keyword::{Bm25Params, KeywordIndex};
+///
+/// let mut index = KeywordIndex::new(Bm25Params::default()).unwrap();
+/// index.insert(EntryId(1), "I moved to Lisbon in May");
+/// index.insert(EntryId(2), "My sister lives in Porto");
+/// let hits = index.search("lisbon", 10, &|_| true);
+/// assert_eq!(hits[0].0, EntryId(1));
+/// ```
+#[derive(Clone, Debug)]
+pub struct KeywordIndex {
+    params: Bm25Params,
+    vocab: FxHashMap<Box<str>, u32>,
+    terms: Vec<Term>,
+    slot_ids: Vec<EntryId>,
+    doc_len: Vec<u32>,
+    /// Distinct term ids of each live document, to update document frequencies on removal.
+    doc_terms: Vec<Box<[u32]>>,
+    alive: Vec<bool>,
+    by_id: FxHashMap<EntryId, u32>,
+    live_len: u64,
+    dead_slots: usize,
+}
+
+impl KeywordIndex {
+    /// An empty index; fails if `params` are out of range.
+    pub fn new(params: Bm25Params) -> Result<Self> {
+        params.validate()?;
+        Ok(KeywordIndex {
+            params,
+            vocab: FxHashMap::default(),
+            terms: Vec::new(),
+            slot_ids: Vec::new(),
+            doc_len: Vec::new(),
+            doc_terms: Vec::new(),
+            alive: Vec::new(),
+            by_id: FxHashMap::default(),
+            live_len: 0,
+            dead_slots: 0,
+        })
+    }
+
+    /// The BM25 parameters in use.
+    pub fn params(&self) -> Bm25Params {
+        self.params
+    }
+
+    /// Number of live documents.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether no document is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Whether `id` is indexed.
+    pub fn contains(&self, id: EntryId) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    /// Exact collection statistics over the live documents.
+    pub fn stats(&self) -> KeywordStats {
+        let docs = self.len();
+        KeywordStats {
+            docs,
+            total_tokens: self.live_len,
+            avg_doc_len: if docs == 0 {
+                0.0
+            } else {
+                (self.live_len as f64 / docs as f64) as f32
+            },
+        }
+    }
+
+    /// Number of live documents containing `token` (a token as [`crate::text::tokenize`] gives
+    /// it, i.e. already case-folded).
+    pub fn doc_freq(&self, token: &str) -> usize {
+        self.vocab
+            .get(token)
+            .and_then(|&t| self.terms.get(t as usize))
+            .map_or(0, |t| t.df as usize)
+    }
+
+    /// Indexes `text` under `id`, replacing what `id` held before. A text without tokens still
+    /// counts as a (zero-length) document in N and the average length.
+    pub fn insert(&mut self, id: EntryId, text: &str) {
+        self.remove(id);
+        let mut ids: Vec<u32> = Vec::new();
+        for_each_token(text, |tok| {
+            let t = match self.vocab.get(tok) {
+                Some(&t) => t,
+                None => {
+                    let t = self.terms.len() as u32;
+                    self.terms.push(Term {
+                        min_dl: u32::MAX,
+                        ..Term::default()
+                    });
+                    self.vocab.insert(tok.into(), t);
+                    t
+                }
+            };
+            ids.push(t);
+        });
+        let dl = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        ids.sort_unstable();
+        let slot = self.slot_ids.len() as u32;
+        let mut distinct = Vec::new();
+        let mut i = 0;
+        while i < ids.len() {
+            let t = ids[i];
+            let mut j = i;
+            while j < ids.len() && ids[j] == t {
+                j += 1;
+            }
+            let tf = (j - i) as u32;
+            let term = &mut self.terms[t as usize];
+            term.postings.push(Posting { slot, tf });
+            term.df += 1;
+            term.max_tf = term.max_tf.max(tf);
+            term.min_dl = term.min_dl.min(dl);
+            distinct.push(t);
+            i = j;
+        }
+        self.slot_ids.push(id);
+        self.doc_len.push(dl);
+        self.doc_terms.push(distinct.into_boxed_slice());
+        self.alive.push(true);
+        self.by_id.insert(id, slot);
+        self.live_len += u64::from(dl);
+    }
+
+    /// Removes `id`; returns whether it was indexed. Statistics are exact at once; storage is
+    /// reclaimed when removed documents reach a quarter of all slots.
+    pub fn remove(&mut self, id: EntryId) -> bool {
+        let Some(slot) = self.by_id.remove(&id) else {
+            return false;
+        };
+        let slot = slot as usize;
+        self.alive[slot] = false;
+        for &t in self.doc_terms[slot].iter() {
+            self.terms[t as usize].df -= 1;
+        }
+        self.doc_terms[slot] = Box::default();
+        self.live_len -= u64::from(self.doc_len[slot]);
+        self.dead_slots += 1;
+        if self.dead_slots * 4 > self.slot_ids.len() {
+            self.compact();
+        }
+        true
+    }
+
+    /// Drops removed documents and unused terms from storage and tightens the score bounds.
+    pub fn compact(&mut self) {
+        if self.dead_slots == 0 {
+            return;
+        }
+        let mut remap = vec![u32::MAX; self.slot_ids.len()];
+        let mut next = 0u32;
+        for (slot, &alive) in self.alive.iter().enumerate() {
+            if alive {
+                remap[slot] = next;
+                next += 1;
+            }
+        }
+        let mut term_remap = vec![u32::MAX; self.terms.len()];
+        let mut terms = Vec::with_capacity(self.terms.len());
+        for (t, mut term) in std::mem::take(&mut self.terms).into_iter().enumerate() {
+            if term.df == 0 {
+                continue;
+            }
+            term.postings.retain(|p| remap[p.slot as usize] != u32::MAX);
+            term.max_tf = 0;
+            term.min_dl = u32::MAX;
+            for p in term.postings.iter_mut() {
+                term.max_tf = term.max_tf.max(p.tf);
+                term.min_dl = term.min_dl.min(self.doc_len[p.slot as usize]);
+                p.slot = remap[p.slot as usize];
+            }
+            term.postings.shrink_to_fit();
+            term_remap[t] = terms.len() as u32;
+            terms.push(term);
+        }
+        self.terms = terms;
+        self.vocab.retain(|_, t| {
+            let new = term_remap[*t as usize];
+            *t = new;
+            new != u32::MAX
+        });
+        keep_live(&mut self.slot_ids, &remap);
+        keep_live(&mut self.doc_len, &remap);
+        keep_live(&mut self.doc_terms, &remap);
+        keep_live(&mut self.alive, &remap);
+        for d in self.doc_terms.iter_mut() {
+            for t in d.iter_mut() {
+                *t = term_remap[*t as usize];
+            }
+        }
+        for slot in self.by_id.values_mut() {
+            *slot = remap[*slot as usize];
+        }
+        self.dead_slots = 0;
+    }
+
+    /// The `k` best documents for `query` that `filter` accepts, by BM25 score descending, ties
+    /// by id ascending. Empty when the query has no tokens or none is indexed. Repeated query
+    /// words count once. `filter` is called only for documents that would enter the top `k`.
+    pub fn search(
+        &self,
+        query: &str,
+        k: usize,
+        filter: &dyn Fn(EntryId) -> bool,
+    ) -> Vec<(EntryId, f32)> {
+        let live = self.len();
+        if k == 0 || live == 0 {
+            return Vec::new();
+        }
+        let mut qterms: Vec<u32> = Vec::new();
+        for_each_token(query, |tok| {
+            if let Some(&t) = self.vocab.get(tok) {
+                if self.terms[t as usize].df > 0 {
+                    qterms.push(t);
+                }
+            }
+        });
+        qterms.sort_unstable();
+        qterms.dedup();
+        if qterms.is_empty() {
+            return Vec::new();
+        }
+        let n = live as f32;
+        let scorer = Scorer::new(self.params, self.stats().avg_doc_len);
+
+        struct Cursor<'a> {
+            postings: &'a [Posting],
+            pos: usize,
+            idf: f32,
+            bound: f32,
+        }
+        let mut cursors: Vec<Cursor<'_>> = qterms
+            .iter()
+            .map(|&t| {
+                let term = &self.terms[t as usize];
+                let idf = idf(n, term.df as f32);
+                // Inflated a little so float rounding in a document's own score can never
+                // exceed the bound and get a document wrongly pruned.
+                let bound = scorer.weight(idf, term.max_tf, term.min_dl) * (1.0 + 1e-4) + 1e-6;
+                Cursor {
+                    postings: &term.postings,
+                    pos: 0,
+                    idf,
+                    bound,
+                }
+            })
+            .collect();
+        // Ascending bounds: a prefix of cheap terms becomes "non-essential" as the threshold rises.
+        cursors.sort_by(|a, b| a.bound.total_cmp(&b.bound));
+        let mut cum = Vec::with_capacity(cursors.len());
+        let mut acc = 0.0f32;
+        for c in &cursors {
+            acc += c.bound;
+            cum.push(acc);
+        }
+
+        let mut top = TopK::new(k, live);
+        let mut first_essential = 0usize;
+        let mut contrib = vec![0.0f32; cursors.len()];
+        loop {
+            // The next candidate is the smallest current slot among the essential terms.
+            let mut cand = u32::MAX;
+            for c in &cursors[first_essential..] {
+                if let Some(p) = c.postings.get(c.pos) {
+                    cand = cand.min(p.slot);
+                }
+            }
+            if cand == u32::MAX {
+                break;
+            }
+            let slot = cand as usize;
+            let dl = self.doc_len[slot];
+            let alive = self.alive[slot];
+            let mut score = 0.0f32;
+            contrib.iter_mut().for_each(|x| *x = 0.0);
+            for (i, c) in cursors.iter_mut().enumerate().skip(first_essential) {
+                if let Some(p) = c.postings.get(c.pos) {
+                    if p.slot == cand {
+                        if alive {
+                            contrib[i] = scorer.weight(c.idf, p.tf, dl);
+                            score += contrib[i];
+                        }
+                        c.pos += 1;
+                    }
+                }
+            }
+            if !alive {
+                continue;
+            }
+            let threshold = top.threshold();
+            let mut pruned = false;
+            for i in (0..first_essential).rev() {
+                if score + cum[i] < threshold {
+                    pruned = true;
+                    break;
+                }
+                let c = &mut cursors[i];
+                c.pos = gallop(c.postings, c.pos, cand);
+                if let Some(p) = c.postings.get(c.pos) {
+                    if p.slot == cand {
+                        contrib[i] = scorer.weight(c.idf, p.tf, dl);
+                        score += contrib[i];
+                    }
+                }
+            }
+            if pruned {
+                continue;
+            }
+            // Summed again in a fixed term order: the partial sums above follow the changing
+            // essential/non-essential split, and identical documents must get identical scores
+            // for ties to fall to the id order.
+            let score: f32 = contrib.iter().sum();
+            let id = self.slot_ids[slot];
+            if top.would_accept(score, id) && filter(id) {
+                top.push(score, id);
+                let threshold = top.threshold();
+                while first_essential < cum.len() && cum[first_essential] < threshold {
+                    first_essential += 1;
+                }
+            }
+        }
+        top.into_sorted()
+    }
+
+    /// Estimated heap memory held by the index, in bytes.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        // A hashbrown table holds one control byte per bucket beside each (key, value).
+        let map_bytes = |cap: usize, entry: usize| cap * (entry + 1);
+        let vocab = map_bytes(self.vocab.capacity(), size_of::<(Box<str>, u32)>())
+            + self.vocab.keys().map(|k| k.len()).sum::<usize>();
+        let terms = self.terms.capacity() * size_of::<Term>()
+            + self
+                .terms
+                .iter()
+                .map(|t| t.postings.capacity() * size_of::<Posting>())
+                .sum::<usize>();
+        let docs = self.slot_ids.capacity() * size_of::<EntryId>()
+            + self.doc_len.capacity() * size_of::<u32>()
+            + self.doc_terms.capacity() * size_of::<Box<[u32]>>()
+            + self.doc_terms.iter().map(|d| d.len() * 4).sum::<usize>()
+            + self.alive.capacity()
+            + map_bytes(self.by_id.capacity(), size_of::<(EntryId, u32)>());
+        vocab + terms + docs
+    }
+}
+
+/// Keeps the elements of `v` whose slot `remap` keeps (order preserved).
+fn keep_live<T>(v: &mut Vec<T>, remap: &[u32]) {
+    let mut slot = 0;
+    v.retain(|_| {
+        slot += 1;
+        remap[slot - 1] != u32::MAX
+    });
+    v.shrink_to_fit();
+}
+
+/// First position at or after `from` whose slot is >= `target`, by exponential then binary
+/// search: cheap both for the next posting and for long jumps.
+fn gallop(postings: &[Posting], from: usize, target: u32) -> usize {
+    let len = postings.len();
+    if from >= len || postings[from].slot >= target {
+        return from;
+    }
+    let mut step = 1;
+    let mut lo = from; // postings[lo].slot < target
+    while lo + step < len && postings[lo + step].slot < target {
+        lo += step;
+        step *= 2;
+    }
+    let hi = (lo + step).min(len);
+    lo + 1 + postings[lo + 1..hi].partition_point(|p| p.slot < target)
+}
+
+/// Ranks a small ad-hoc corpus (a short-term window) by BM25 against `query`, with N, average
+/// length and document frequencies taken from `docs` itself. Returns at most `k` documents with a
+/// positive score, score descending, ties by id ascending. Duplicate ids are ranked as given.
+pub fn rank_documents(
+    query: &str,
+    docs: &[(EntryId, &str)],
+    params: Bm25Params,
+    k: usize,
+) -> Result<Vec<(EntryId, f32)>> {
+    params.validate()?;
+    if k == 0 || docs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qindex: FxHashMap<String, usize> = FxHashMap::default();
+    for_each_token(query, |tok| {
+        let next = qindex.len();
+        qindex.entry(tok.to_owned()).or_insert(next);
+    });
+    let nq = qindex.len();
+    if nq == 0 {
+        return Ok(Vec::new());
+    }
+    let mut tf = vec![0u32; docs.len() * nq];
+    let mut dl = vec![0u32; docs.len()];
+    let mut total: u64 = 0;
+    for (d, (_, text)) in docs.iter().enumerate() {
+        let row = &mut tf[d * nq..(d + 1) * nq];
+        let mut len = 0u32;
+        for_each_token(text, |tok| {
+            len = len.saturating_add(1);
+            if let Some(&q) = qindex.get(tok) {
+                row[q] += 1;
+            }
+        });
+        dl[d] = len;
+        total += u64::from(len);
+    }
+    let n = docs.len() as f32;
+    let mut idfs = vec![0.0f32; nq];
+    for (q, v) in idfs.iter_mut().enumerate() {
+        let df = (0..docs.len()).filter(|&d| tf[d * nq + q] > 0).count();
+        *v = idf(n, df as f32);
+    }
+    let scorer = Scorer::new(params, (total as f64 / docs.len() as f64) as f32);
+    let mut top = TopK::new(k, docs.len());
+    for (d, (id, _)) in docs.iter().enumerate() {
+        let row = &tf[d * nq..(d + 1) * nq];
+        if row.iter().all(|&x| x == 0) {
+            continue;
+        }
+        let score: f32 = row
+            .iter()
+            .zip(&idfs)
+            .filter(|(&t, _)| t > 0)
+            .map(|(&t, &idf)| scorer.weight(idf, t, dl[d]))
+            .sum();
+        top.push(score, *id);
+    }
+    Ok(top.into_sorted())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(docs: &[(u64, &str)]) -> KeywordIndex {
+        let mut ix = KeywordIndex::new(Bm25Params::default()).unwrap();
+        for &(id, text) in docs {
+            ix.insert(EntryId(id), text);
+        }
+        ix
+    }
+
+    fn close(a: f32, b: f32) -> bool {
+        (a - b).abs() < 1e-4
+    }
+
+    const CORPUS: [(u64, &str); 4] = [
+        (1, "the cat sat on the mat"),
+        (2, "the dog chased the cat"),
+        (3, "dogs and cats living together"),
+        (4, "a bird"),
+    ];
+
+    #[test]
+    fn bm25_scores_match_hand_computed_values() {
+        let ix = index(&CORPUS);
+        // N = 4, lengths 6, 5, 5, 2 -> avgdl = 18 / 4 = 4.5. k1 = 1.2, b = 0.75.
+        // "cat" is in docs 1 and 2 (tf 1 each): idf = ln(1 + (4 - 2 + 0.5) / (2 + 0.5)) = ln 2.
+        // doc 1: norm = 1.2 * (0.25 + 0.75 * 6 / 4.5) = 1.2 * 1.25 = 1.5
+        //        score = ln2 * 1 * 2.2 / (1 + 1.5) = 0.693147 * 0.88 = 0.609970
+        // doc 2: norm = 1.2 * (0.25 + 0.75 * 5 / 4.5) = 1.2 * 1.083333 = 1.3
+        //        score = ln2 * 2.2 / 2.3 = 0.663011
+        let hits = ix.search("cat", 10, &|_| true);
+        assert_eq!(hits.len(), 2);
+        assert_eq!(hits[0].0, EntryId(2));
+        assert!(close(hits[0].1, 0.663011), "{hits:?}");
+        assert_eq!(hits[1].0, EntryId(1));
+        assert!(close(hits[1].1, 0.609970), "{hits:?}");
+
+        // "the" is in docs 1 and 2 with tf 2: idf = ln 2 again.
+        // doc 1: ln2 * 2 * 2.2 / (2 + 1.5) = 0.693147 * 1.257143 = 0.871385
+        // doc 2: ln2 * 4.4 / 3.3 = 0.924196
+        // "the cat" on doc 2 = 0.924196 + 0.663011 = 1.587207; doc 1 = 0.871385 + 0.609970 = 1.481355
+        let hits = ix.search("The CAT", 10, &|_| true);
+        assert_eq!(hits.len(), 2);
+        assert!(close(hits[0].1, 1.587207), "{hits:?}");
+        assert!(close(hits[1].1, 1.481355), "{hits:?}");
+
+        // "bird": df = 1, idf = ln(1 + 3.5 / 1.5) = ln(3.333333) = 1.203973.
+        // doc 4: norm = 1.2 * (0.25 + 0.75 * 2 / 4.5) = 1.2 * 0.583333 = 0.7
+        //        score = 1.203973 * 2.2 / 1.7 = 1.558083
+        let hits = ix.search("bird", 10, &|_| true);
+        assert_eq!(hits.len(), 1);
+        assert!(close(hits[0].1, 1.558083), "{hits:?}");
+    }
+
+    #[test]
+    fn removal_keeps_bm25_statistics_exact() {
+        let mut ix = index(&CORPUS);
+        assert!(ix.remove(EntryId(1)));
+        assert!(!ix.remove(EntryId(1)));
+        // Same as a fresh index without doc 1: N = 3, avgdl = 12 / 3 = 4, df(cat) = 1.
+        let fresh = index(&CORPUS[1..]);
+        assert_eq!(ix.stats(), fresh.stats());
+        assert_eq!(ix.stats().docs, 3);
+        assert!(close(ix.stats().avg_doc_len, 4.0));
+        assert_eq!(ix.doc_freq("cat"), 1);
+        assert_eq!(ix.doc_freq("mat"), 0);
+        for q in ["cat", "the dog", "bird cats", "mat"] {
+            assert_eq!(ix.search(q, 10, &|_| true), fresh.search(q, 10, &|_| true));
+        }
+        // Doc 2 alone: idf(cat) = ln(1 + 2.5 / 1.5) = 0.980829; norm = 1.2 * (0.25 + 0.75 * 5 / 4)
+        // = 1.425; score = 0.980829 * 2.2 / 2.425 = 0.889825.
+        let hits = ix.search("cat", 10, &|_| true);
+        assert!(close(hits[0].1, 0.889825), "{hits:?}");
+    }
+
+    #[test]
+    fn compaction_preserves_results_and_reinsertion_replaces_text() {
+        let mut ix = index(&CORPUS);
+        ix.remove(EntryId(3));
+        ix.compact();
+        let fresh = index(&[CORPUS[0], CORPUS[1], CORPUS[3]]);
+        assert_eq!(
+            ix.search("the cat", 10, &|_| true),
+            fresh.search("the cat", 10, &|_| true)
+        );
+        ix.insert(EntryId(1), "a bird on a wire");
+        assert_eq!(ix.len(), 3);
+        assert_eq!(ix.doc_freq("mat"), 0);
+        assert_eq!(ix.doc_freq("bird"), 2);
+    }
+
+    #[test]
+    fn search_honours_the_filter_and_edge_values_of_k() {
+        let ix = index(&CORPUS);
+        let hits = ix.search("cat", 10, &|id| id != EntryId(2));
+        assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), [EntryId(1)]);
+        assert!(ix.search("cat", 0, &|_| true).is_empty());
+        assert_eq!(ix.search("the cat bird", usize::MAX, &|_| true).len(), 3);
+        assert!(ix.search("", 10, &|_| true).is_empty());
+        assert!(ix.search(" ,.! ", 10, &|_| true).is_empty());
+        assert!(ix.search("unknownword", 10, &|_| true).is_empty());
+    }
+
+    #[test]
+    fn ties_are_broken_by_ascending_id() {
+        let ix = index(&[(9, "alpha beta"), (3, "alpha beta"), (5, "alpha beta")]);
+        let ids: Vec<_> = ix
+            .search("alpha", 2, &|_| true)
+            .iter()
+            .map(|h| h.0)
+            .collect();
+        assert_eq!(ids, [EntryId(3), EntryId(5)]);
+    }
+
+    #[test]
+    fn pruned_search_equals_exhaustive_scoring() {
+        // Many documents share a common word; a few hold a rare one. The pruned top-k must equal
+        // scoring every document.
+        let mut docs = Vec::new();
+        for i in 0..500u64 {
+            let mut t = String::from("common words everywhere");
+            if i % 7 == 0 {
+                t.push_str(" seven");
+            }
+            if i % 50 == 0 {
+                t.push_str(" rare rare");
+            }
+            for _ in 0..(i % 5) {
+                t.push_str(" filler");
+            }
+            docs.push((i, t));
+        }
+        let refs: Vec<(u64, &str)> = docs.iter().map(|(i, t)| (*i, t.as_str())).collect();
+        let mut ix = index(&refs);
+        for i in (0..500).step_by(11) {
+            ix.remove(EntryId(i));
+        }
+        let live: Vec<(EntryId, &str)> = refs
+            .iter()
+            .filter(|(i, _)| i % 11 != 0)
+            .map(|(i, t)| (EntryId(*i), *t))
+            .collect();
+        for q in [
+            "common rare",
+            "seven common",
+            "rare",
+            "everywhere filler seven rare",
+        ] {
+            for k in [1, 5, 40, 1000] {
+                let want = rank_documents(q, &live, Bm25Params::default(), k).unwrap();
+                let got = ix.search(q, k, &|_| true);
+                assert_eq!(got.len(), want.len(), "{q} {k}");
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!(g.0, w.0, "{q} {k}");
+                    assert!(close(g.1, w.1));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rank_documents_scores_like_the_index() {
+        let docs: Vec<(EntryId, &str)> = CORPUS.iter().map(|(i, t)| (EntryId(*i), *t)).collect();
+        let ranked = rank_documents("the cat", &docs, Bm25Params::default(), 10).unwrap();
+        assert_eq!(ranked.len(), 2);
+        assert!(close(ranked[0].1, 1.587207));
+        assert!(close(ranked[1].1, 1.481355));
+        assert!(rank_documents("cat", &docs, Bm25Params::default(), 0)
+            .unwrap()
+            .is_empty());
+        assert!(rank_documents("?", &docs, Bm25Params::default(), 3)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn invalid_parameters_are_rejected() {
+        for p in [
+            Bm25Params { k1: -1.0, b: 0.5 },
+            Bm25Params {
+                k1: f32::NAN,
+                b: 0.5,
+            },
+            Bm25Params { k1: 1.2, b: 1.5 },
+        ] {
+            assert!(matches!(KeywordIndex::new(p), Err(Error::InvalidConfig(_))));
+            assert!(rank_documents("x", &[], p, 1).is_err());
+        }
+    }
+
+    #[test]
+    fn gallop_finds_the_first_posting_at_or_after_target() {
+        let p: Vec<Posting> = [1, 3, 5, 7, 9, 11, 13]
+            .iter()
+            .map(|&slot| Posting { slot, tf: 1 })
+            .collect();
+        assert_eq!(gallop(&p, 0, 0), 0);
+        assert_eq!(gallop(&p, 0, 4), 2);
+        assert_eq!(gallop(&p, 2, 5), 2);
+        assert_eq!(gallop(&p, 1, 13), 6);
+        assert_eq!(gallop(&p, 0, 14), 7);
+        assert_eq!(gallop(&p, 7, 1), 7);
+    }
+}

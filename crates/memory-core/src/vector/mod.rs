@@ -1,0 +1,508 @@
+//! Vector similarity search over one agent's embeddings: an exact scan and an HNSW graph, both
+//! reading a single contiguous arena (f32, or int8 codes with per-vector scales) so that no vector
+//! is stored twice. Removal tombstones a slot; the arena and graph are rebuilt without tombstones
+//! once they pass a fraction of the slots.
+
+pub mod hnsw;
+pub mod kernel;
+pub mod quant;
+
+use rustc_hash::FxHashMap;
+
+pub use hnsw::HnswParams;
+
+use crate::entry::{check_embedding, EntryId};
+use crate::error::{Error, Result};
+use crate::topk::{sort_ranking, TopK};
+use hnsw::Graph;
+
+/// How vectors are held in the arena.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Quantization {
+    /// Full f32 precision: 4 bytes per dimension.
+    #[default]
+    None,
+    /// Int8 codes with one f32 scale per vector: 1 byte per dimension plus 4. Queries stay f32
+    /// (asymmetric scoring); graph construction compares codes with an integer kernel.
+    Int8,
+}
+
+/// Configuration of a [`VectorIndex`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VectorIndexConfig {
+    /// Dimension of every vector, 1..=65536.
+    pub dim: usize,
+    pub quantization: Quantization,
+    pub hnsw: HnswParams,
+    /// Seed of the graph's level assignment: the same seed and insertion order build the same
+    /// graph.
+    pub seed: u64,
+}
+
+impl VectorIndexConfig {
+    /// Defaults for `dim`-dimensional f32 vectors.
+    pub fn new(dim: usize) -> Self {
+        VectorIndexConfig {
+            dim,
+            quantization: Quantization::None,
+            hnsw: HnswParams::default(),
+            seed: 0x5EED_1DE5,
+        }
+    }
+
+    /// Checks that every value is in its range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::InvalidConfig(msg));
+        if self.dim == 0 || self.dim > 65_536 {
+            return bad(format!("vector dimension {} is not in 1..=65536", self.dim));
+        }
+        let h = &self.hnsw;
+        if !(2..=128).contains(&h.m) {
+            return bad(format!("HNSW m {} is not in 2..=128", h.m));
+        }
+        if h.ef_construction == 0 || h.ef_search == 0 {
+            return bad("HNSW ef_construction and ef_search must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Tombstones may make up at most this fraction of slots before the index is rebuilt without
+/// them: past it, scans waste time on dead slots and the graph routes through too many of them.
+const MAX_TOMBSTONE_FRACTION: f64 = 0.3;
+
+/// Makes room for `additional` more elements, growing by an eighth instead of doubling: the
+/// arena is most of an agent's memory, and doubling would leave up to half of it unused. Growth
+/// stays geometric, so pushes remain amortized O(1).
+pub(crate) fn reserve_bounded<T>(v: &mut Vec<T>, additional: usize) {
+    if v.capacity() - v.len() < additional {
+        let grow = (v.len() / 8).max(additional.saturating_mul(16));
+        v.reserve_exact(grow);
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Arena {
+    F32(Vec<f32>),
+    Int8 { codes: Vec<i8>, scales: Vec<f32> },
+}
+
+impl Arena {
+    fn new(q: Quantization) -> Self {
+        match q {
+            Quantization::None => Arena::F32(Vec::new()),
+            Quantization::Int8 => Arena::Int8 {
+                codes: Vec::new(),
+                scales: Vec::new(),
+            },
+        }
+    }
+
+    fn push(&mut self, v: &[f32]) {
+        match self {
+            Arena::F32(data) => {
+                reserve_bounded(data, v.len());
+                data.extend_from_slice(v);
+            }
+            Arena::Int8 { codes, scales } => {
+                reserve_bounded(codes, v.len());
+                scales.push(quant::quantize_into(v, codes));
+            }
+        }
+    }
+
+    /// Similarity of the query (full precision) to slot `i`.
+    #[inline]
+    fn sim_query(&self, dim: usize, q: &[f32], i: usize) -> f32 {
+        match self {
+            Arena::F32(data) => kernel::dot(q, &data[i * dim..(i + 1) * dim]),
+            Arena::Int8 { codes, scales } => {
+                kernel::dot_f32_i8(q, &codes[i * dim..(i + 1) * dim]) * scales[i]
+            }
+        }
+    }
+
+    /// Similarity of two stored slots.
+    #[inline]
+    fn sim_pair(&self, dim: usize, a: usize, b: usize) -> f32 {
+        match self {
+            Arena::F32(data) => {
+                kernel::dot(&data[a * dim..(a + 1) * dim], &data[b * dim..(b + 1) * dim])
+            }
+            Arena::Int8 { codes, scales } => {
+                kernel::dot_i8(
+                    &codes[a * dim..(a + 1) * dim],
+                    &codes[b * dim..(b + 1) * dim],
+                ) as f32
+                    * (scales[a] * scales[b])
+            }
+        }
+    }
+
+    /// Slot `i` as f32 (dequantized in int8 mode).
+    fn vector(&self, dim: usize, i: usize) -> Vec<f32> {
+        match self {
+            Arena::F32(data) => data[i * dim..(i + 1) * dim].to_vec(),
+            Arena::Int8 { codes, scales } => {
+                quant::dequantize(&codes[i * dim..(i + 1) * dim], scales[i])
+            }
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Arena::F32(data) => data.capacity() * 4,
+            Arena::Int8 { codes, scales } => codes.capacity() + scales.capacity() * 4,
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            Arena::F32(data) => data.shrink_to_fit(),
+            Arena::Int8 { codes, scales } => {
+                codes.shrink_to_fit();
+                scales.shrink_to_fit();
+            }
+        }
+    }
+}
+
+/// The vector index of one agent: exact and HNSW search over one arena of unit vectors.
+///
+/// Similarity is the dot product, which is cosine similarity for the unit-length vectors the
+/// store inserts. In [`Quantization::Int8`] mode both searches score the int8 codes, so recall
+/// against exact f32 search can be measured by building an f32 index over the same vectors.
+///
+/// ```
+/// use memory_core::EntryId;
+/// use memory_core::vector::{VectorIndex, VectorIndexConfig};
+///
+/// let mut index = VectorIndex::new(VectorIndexConfig::new(2)).unwrap();
+/// index.insert(EntryId(1), &[1.0, 0.0]).unwrap();
+/// index.insert(EntryId(2), &[0.0, 1.0]).unwrap();
+/// let hits = index.search_approx(&[0.6, 0.8], 1, &|_| true).unwrap();
+/// assert_eq!(hits[0].0, EntryId(2));
+/// ```
+#[derive(Clone, Debug)]
+pub struct VectorIndex {
+    config: VectorIndexConfig,
+    arena: Arena,
+    ids: Vec<EntryId>,
+    deleted: Vec<bool>,
+    by_id: FxHashMap<EntryId, u32>,
+    dead: usize,
+    /// Present once the index has reached `hnsw.min_len` live vectors; covers every slot.
+    graph: Option<Graph>,
+}
+
+impl VectorIndex {
+    /// An empty index; fails if `config` is out of range.
+    pub fn new(config: VectorIndexConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(VectorIndex {
+            config,
+            arena: Arena::new(config.quantization),
+            ids: Vec::new(),
+            deleted: Vec::new(),
+            by_id: FxHashMap::default(),
+            dead: 0,
+            graph: None,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &VectorIndexConfig {
+        &self.config
+    }
+
+    /// Number of live vectors.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether no vector is held.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Whether `id` is held.
+    pub fn contains(&self, id: EntryId) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    /// Changes the candidate list size of approximate search (at least 1), e.g. to trade recall
+    /// for speed; the graph is unaffected.
+    pub fn set_ef_search(&mut self, ef: usize) {
+        self.config.hnsw.ef_search = ef.max(1);
+    }
+
+    /// Whether approximate search currently walks an HNSW graph (false below `hnsw.min_len`).
+    pub fn has_graph(&self) -> bool {
+        self.graph.is_some()
+    }
+
+    /// Bytes the arena spends per vector: `4 * dim` for f32, `dim + 4` for int8.
+    pub fn bytes_per_vector(&self) -> usize {
+        match self.config.quantization {
+            Quantization::None => 4 * self.config.dim,
+            Quantization::Int8 => self.config.dim + 4,
+        }
+    }
+
+    /// The stored vector of `id`, dequantized in int8 mode.
+    pub fn get(&self, id: EntryId) -> Option<Vec<f32>> {
+        let slot = *self.by_id.get(&id)? as usize;
+        Some(self.arena.vector(self.config.dim, slot))
+    }
+
+    /// Stores `v` under `id`, replacing any vector `id` had. `v` should be unit length (the store
+    /// normalizes before calling); its dimension and finiteness are checked here again.
+    pub fn insert(&mut self, id: EntryId, v: &[f32]) -> Result<()> {
+        check_embedding(v, self.config.dim)?;
+        if self.ids.len() >= u32::MAX as usize {
+            return Err(Error::InvalidConfig(
+                "vector index is full (2^32 - 1 slots)".into(),
+            ));
+        }
+        self.remove(id);
+        let slot = self.ids.len() as u32;
+        self.arena.push(v);
+        self.ids.push(id);
+        self.deleted.push(false);
+        self.by_id.insert(id, slot);
+        let dim = self.config.dim;
+        let arena = &self.arena;
+        if let Some(graph) = self.graph.as_mut() {
+            graph.insert(|a, b| arena.sim_pair(dim, a as usize, b as usize));
+        } else if self.len() >= self.config.hnsw.min_len {
+            self.rebuild();
+        }
+        Ok(())
+    }
+
+    /// Removes `id`; returns whether it was held. The slot becomes a tombstone that the graph
+    /// still routes through; past 30% tombstones the index is rebuilt without them.
+    pub fn remove(&mut self, id: EntryId) -> bool {
+        let Some(slot) = self.by_id.remove(&id) else {
+            return false;
+        };
+        self.deleted[slot as usize] = true;
+        self.dead += 1;
+        if self.dead as f64 > self.ids.len() as f64 * MAX_TOMBSTONE_FRACTION {
+            self.rebuild();
+        }
+        true
+    }
+
+    /// Rewrites the arena without tombstones and rebuilds the graph (or drops it below
+    /// `hnsw.min_len`). Runs on its own when tombstones pass 30%.
+    pub fn rebuild(&mut self) {
+        let dim = self.config.dim;
+        if self.dead > 0 {
+            let mut arena = Arena::new(self.config.quantization);
+            let mut ids = Vec::with_capacity(self.len());
+            match (&self.arena, &mut arena) {
+                // Int8 codes are copied as they are: re-quantizing would compound the error.
+                (
+                    Arena::Int8 { codes, scales },
+                    Arena::Int8 {
+                        codes: c,
+                        scales: s,
+                    },
+                ) => {
+                    for (slot, &id) in self.ids.iter().enumerate() {
+                        if !self.deleted[slot] {
+                            c.extend_from_slice(&codes[slot * dim..(slot + 1) * dim]);
+                            s.push(scales[slot]);
+                            ids.push(id);
+                        }
+                    }
+                }
+                (old, new) => {
+                    for (slot, &id) in self.ids.iter().enumerate() {
+                        if !self.deleted[slot] {
+                            new.push(&old.vector(dim, slot));
+                            ids.push(id);
+                        }
+                    }
+                }
+            }
+            arena.shrink_to_fit();
+            self.arena = arena;
+            self.by_id = ids
+                .iter()
+                .enumerate()
+                .map(|(slot, &id)| (id, slot as u32))
+                .collect();
+            self.deleted = vec![false; ids.len()];
+            self.ids = ids;
+            self.dead = 0;
+        }
+        self.graph = None;
+        if self.len() >= self.config.hnsw.min_len {
+            let mut graph = Graph::new(&self.config.hnsw, self.config.seed);
+            let arena = &self.arena;
+            for _ in 0..self.ids.len() {
+                graph.insert(|a, b| arena.sim_pair(dim, a as usize, b as usize));
+            }
+            self.graph = Some(graph);
+        }
+    }
+
+    /// The `k` live vectors most similar to `q` that `filter` accepts, by scanning every slot:
+    /// similarity descending, ties by id ascending. `filter` is called only for vectors that
+    /// would enter the top `k`.
+    pub fn search_exact(
+        &self,
+        q: &[f32],
+        k: usize,
+        filter: &dyn Fn(EntryId) -> bool,
+    ) -> Result<Vec<(EntryId, f32)>> {
+        check_embedding(q, self.config.dim)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let dim = self.config.dim;
+        let mut top = TopK::new(k, self.len());
+        for (slot, &id) in self.ids.iter().enumerate() {
+            if self.deleted[slot] {
+                continue;
+            }
+            let s = self.arena.sim_query(dim, q, slot);
+            if top.would_accept(s, id) && filter(id) {
+                top.push(s, id);
+            }
+        }
+        Ok(top.into_sorted())
+    }
+
+    /// Approximately the `k` live vectors most similar to `q` that `filter` accepts, through the
+    /// HNSW graph with `ef = max(ef_search, k)`; same order as [`VectorIndex::search_exact`].
+    /// Without a graph, or when `k` covers the whole index, it scans exactly. If the graph yields
+    /// fewer than `k` accepted vectors (a very selective filter), it falls back to the exact scan,
+    /// so it never returns fewer hits than exist.
+    pub fn search_approx(
+        &self,
+        q: &[f32],
+        k: usize,
+        filter: &dyn Fn(EntryId) -> bool,
+    ) -> Result<Vec<(EntryId, f32)>> {
+        check_embedding(q, self.config.dim)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let Some(graph) = self.graph.as_ref() else {
+            return self.search_exact(q, k, filter);
+        };
+        if k >= self.len() {
+            return self.search_exact(q, k, filter);
+        }
+        let dim = self.config.dim;
+        let ef = self.config.hnsw.ef_search.max(k);
+        let found = graph.search(
+            |node| self.arena.sim_query(dim, q, node as usize),
+            ef,
+            |node| {
+                let slot = node as usize;
+                !self.deleted[slot] && filter(self.ids[slot])
+            },
+        );
+        if found.len() < k {
+            return self.search_exact(q, k, filter);
+        }
+        let mut hits: Vec<(EntryId, f32)> = found
+            .iter()
+            .map(|c| (self.ids[c.node as usize], c.sim))
+            .collect();
+        sort_ranking(&mut hits);
+        hits.truncate(k);
+        Ok(hits)
+    }
+
+    /// Heap memory held by the index (arena, ids, graph), in bytes.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.arena.heap_bytes()
+            + self.ids.capacity() * size_of::<EntryId>()
+            + self.deleted.capacity()
+            + self.by_id.capacity() * (size_of::<(EntryId, u32)>() + 1)
+            + self.graph.as_ref().map_or(0, Graph::heap_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    #[test]
+    fn query_vectors_are_checked_for_dimension_and_finiteness() {
+        let mut ix = VectorIndex::new(VectorIndexConfig::new(3)).unwrap();
+        ix.insert(EntryId(1), &unit(&[1.0, 2.0, 3.0])).unwrap();
+        assert!(matches!(
+            ix.insert(EntryId(2), &[1.0, 0.0]),
+            Err(Error::DimensionMismatch {
+                expected: 3,
+                actual: 2
+            })
+        ));
+        assert!(matches!(
+            ix.search_exact(&[f32::NAN, 0.0, 1.0], 1, &|_| true),
+            Err(Error::NonFiniteEmbedding { index: 0, .. })
+        ));
+        assert!(matches!(
+            ix.search_approx(&[0.0, f32::INFINITY, 1.0], 1, &|_| true),
+            Err(Error::NonFiniteEmbedding { index: 1, .. })
+        ));
+        assert!(matches!(
+            ix.search_approx(&[1.0; 4], 1, &|_| true),
+            Err(Error::DimensionMismatch { .. })
+        ));
+        assert_eq!(ix.len(), 1);
+    }
+
+    #[test]
+    fn invalid_configurations_are_rejected() {
+        let mut c = VectorIndexConfig::new(0);
+        assert!(VectorIndex::new(c).is_err());
+        c.dim = 8;
+        c.hnsw.m = 1;
+        assert!(matches!(VectorIndex::new(c), Err(Error::InvalidConfig(_))));
+        c.hnsw.m = 16;
+        c.hnsw.ef_search = 0;
+        assert!(VectorIndex::new(c).is_err());
+    }
+
+    #[test]
+    fn reinserting_an_id_replaces_its_vector() {
+        let mut ix = VectorIndex::new(VectorIndexConfig::new(2)).unwrap();
+        ix.insert(EntryId(1), &[1.0, 0.0]).unwrap();
+        ix.insert(EntryId(1), &[0.0, 1.0]).unwrap();
+        assert_eq!(ix.len(), 1);
+        assert_eq!(ix.get(EntryId(1)), Some(vec![0.0, 1.0]));
+        let hits = ix.search_exact(&[0.0, 1.0], 5, &|_| true).unwrap();
+        assert_eq!(hits, vec![(EntryId(1), 1.0)]);
+    }
+
+    #[test]
+    fn int8_mode_reports_its_compression_and_scores_close_to_f32() {
+        let mut c = VectorIndexConfig::new(384);
+        c.quantization = Quantization::Int8;
+        let mut ix = VectorIndex::new(c).unwrap();
+        assert_eq!(ix.bytes_per_vector(), 388);
+        let f = VectorIndex::new(VectorIndexConfig::new(384)).unwrap();
+        assert_eq!(f.bytes_per_vector(), 1536);
+        let v = unit(
+            &(0..384)
+                .map(|i| (i * 31 % 17) as f32 - 8.0)
+                .collect::<Vec<_>>(),
+        );
+        ix.insert(EntryId(1), &v).unwrap();
+        let hits = ix.search_exact(&v, 1, &|_| true).unwrap();
+        assert!((hits[0].1 - 1.0).abs() < 0.01, "{hits:?}");
+    }
+}

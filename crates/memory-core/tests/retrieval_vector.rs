@@ -1,0 +1,379 @@
+//! Correctness of the vector index against brute force: exact search with filters and removals,
+//! and the recall of HNSW and of int8 quantization on clustered data.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use memory_core::vector::{HnswParams, Quantization, VectorIndex, VectorIndexConfig};
+use memory_core::{EntryId, Error};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// A standard normal draw (Box-Muller), so the data needs no distribution crate.
+fn gaussian(rng: &mut StdRng) -> f32 {
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random::<f64>();
+    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+}
+
+fn normalize(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+/// `n` unit vectors around `centres` random centres, with per-coordinate noise `spread` relative
+/// to a centre's coordinates; plus `queries` fresh points drawn the same way.
+fn clustered(
+    seed: u64,
+    dim: usize,
+    centres: usize,
+    n: usize,
+    queries: usize,
+    spread: f32,
+) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let cs: Vec<Vec<f32>> = (0..centres)
+        .map(|_| normalize((0..dim).map(|_| gaussian(&mut rng)).collect()))
+        .collect();
+    let point = |rng: &mut StdRng| {
+        let c = &cs[rng.random_range(0..centres)];
+        let scale = spread / (dim as f32).sqrt();
+        normalize(c.iter().map(|x| x + scale * gaussian(rng)).collect())
+    };
+    let data = (0..n).map(|_| point(&mut rng)).collect();
+    let qs = (0..queries).map(|_| point(&mut rng)).collect();
+    (data, qs)
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Brute force: every (id, vector) accepted by `keep`, sorted by dot descending then id.
+fn brute_force(
+    items: &[(EntryId, Vec<f32>)],
+    q: &[f32],
+    k: usize,
+    keep: impl Fn(EntryId) -> bool,
+) -> Vec<(EntryId, f32)> {
+    let mut all: Vec<(EntryId, f32)> = items
+        .iter()
+        .filter(|(id, _)| keep(*id))
+        .map(|(id, v)| (*id, dot(q, v)))
+        .collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
+/// Checks `got` against the brute-force ranking, allowing float noise in the scores: the same
+/// ids in the same order, except where two scores are within `eps` of each other.
+fn assert_same_ranking(got: &[(EntryId, f32)], want: &[(EntryId, f32)], eps: f32) {
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g.1 - w.1).abs() <= eps, "rank {i}: {g:?} vs {w:?}");
+        if g.0 != w.0 {
+            // Only acceptable when the two candidates are tied within float noise.
+            let gw = want.iter().find(|x| x.0 == g.0).map(|x| x.1);
+            assert!(
+                gw.is_some_and(|s| (s - w.1).abs() <= eps),
+                "rank {i}: {g:?} vs {w:?}"
+            );
+        }
+    }
+}
+
+fn recall(got: &[(EntryId, f32)], want: &[(EntryId, f32)]) -> (usize, usize) {
+    let truth: HashSet<EntryId> = want.iter().map(|h| h.0).collect();
+    (
+        got.iter().filter(|h| truth.contains(&h.0)).count(),
+        truth.len(),
+    )
+}
+
+#[test]
+fn exact_search_matches_brute_force_with_filters_and_after_removals() {
+    let (data, queries) = clustered(1, 48, 20, 3_000, 30, 0.8);
+    let mut config = VectorIndexConfig::new(48);
+    config.hnsw.min_len = usize::MAX; // this test is about the scan only
+    let mut ix = VectorIndex::new(config).unwrap();
+    let mut items: Vec<(EntryId, Vec<f32>)> = Vec::new();
+    for (i, v) in data.iter().enumerate() {
+        // Ids deliberately not in insertion order.
+        let id = EntryId((i as u64 * 7919) % 100_003);
+        ix.insert(id, v).unwrap();
+        items.push((id, v.clone()));
+    }
+    let check = |ix: &VectorIndex, items: &[(EntryId, Vec<f32>)]| {
+        for q in &queries {
+            for k in [1, 10, 57] {
+                let got = ix.search_exact(q, k, &|_| true).unwrap();
+                assert_same_ranking(&got, &brute_force(items, q, k, |_| true), 1e-5);
+                let odd = |id: EntryId| id.0 % 2 == 1;
+                let got = ix.search_exact(q, k, &odd).unwrap();
+                assert!(got.iter().all(|h| odd(h.0)));
+                assert_same_ranking(&got, &brute_force(items, q, k, odd), 1e-5);
+            }
+        }
+    };
+    check(&ix, &items);
+    // Remove a fifth (stays below the rebuild threshold), then two more fifths (crosses it).
+    for round in 0..3 {
+        let cut = items.len() / (5 - round);
+        for (id, _) in items.drain(..cut) {
+            assert!(ix.remove(id));
+            assert!(!ix.contains(id));
+        }
+        assert_eq!(ix.len(), items.len());
+        check(&ix, &items);
+    }
+}
+
+#[test]
+fn k_zero_is_empty_and_huge_k_returns_every_accepted_vector() {
+    let (data, queries) = clustered(2, 16, 5, 300, 1, 0.5);
+    let mut config = VectorIndexConfig::new(16);
+    config.hnsw.min_len = 100;
+    let mut ix = VectorIndex::new(config).unwrap();
+    for (i, v) in data.iter().enumerate() {
+        ix.insert(EntryId(i as u64), v).unwrap();
+    }
+    assert!(ix.has_graph());
+    let q = &queries[0];
+    assert!(ix.search_exact(q, 0, &|_| true).unwrap().is_empty());
+    assert!(ix.search_approx(q, 0, &|_| true).unwrap().is_empty());
+    assert_eq!(
+        ix.search_exact(q, usize::MAX, &|_| true).unwrap().len(),
+        300
+    );
+    assert_eq!(
+        ix.search_approx(q, usize::MAX, &|_| true).unwrap().len(),
+        300
+    );
+    let few = |id: EntryId| id.0 < 7;
+    // A filter this selective leaves the graph short of k hits; the fallback finds all of them.
+    assert_eq!(ix.search_approx(q, 10, &few).unwrap().len(), 7);
+}
+
+#[test]
+fn nan_and_wrong_dimension_queries_are_typed_errors() {
+    let mut ix = VectorIndex::new(VectorIndexConfig::new(4)).unwrap();
+    ix.insert(EntryId(1), &[0.5; 4]).unwrap();
+    let nan = [0.5, f32::NAN, 0.5, 0.5];
+    assert!(matches!(
+        ix.search_approx(&nan, 3, &|_| true),
+        Err(Error::NonFiniteEmbedding { index: 1, .. })
+    ));
+    assert!(matches!(
+        ix.insert(EntryId(2), &nan),
+        Err(Error::NonFiniteEmbedding { .. })
+    ));
+    assert!(matches!(
+        ix.search_exact(&[1.0; 3], 3, &|_| true),
+        Err(Error::DimensionMismatch {
+            expected: 4,
+            actual: 3
+        })
+    ));
+}
+
+#[test]
+fn approximate_search_is_deterministic_for_a_seed() {
+    let (data, queries) = clustered(3, 32, 10, 2_000, 10, 0.6);
+    let build = || {
+        let mut config = VectorIndexConfig::new(32);
+        config.hnsw.min_len = 500;
+        let mut ix = VectorIndex::new(config).unwrap();
+        for (i, v) in data.iter().enumerate() {
+            ix.insert(EntryId(i as u64), v).unwrap();
+        }
+        ix
+    };
+    let (a, b) = (build(), build());
+    for q in &queries {
+        assert_eq!(
+            a.search_approx(q, 10, &|_| true).unwrap(),
+            b.search_approx(q, 10, &|_| true).unwrap()
+        );
+    }
+}
+
+/// Recall@10 of HNSW against exact search on 20,000 clustered 64-d vectors, unfiltered, filtered
+/// and with tombstones; and recall of int8 exact search against f32 exact search. (Int8 HNSW
+/// recall is measured by the release-mode timing test, to keep this one affordable in debug.)
+#[test]
+fn ann_and_int8_recall_at_10_on_clustered_data() {
+    let dim = 64;
+    let (data, queries) = clustered(42, dim, 100, 20_000, 200, 0.7);
+    let start = Instant::now();
+    let mut config = VectorIndexConfig::new(dim);
+    config.hnsw = HnswParams {
+        m: 16,
+        ef_construction: 100,
+        ef_search: 64,
+        min_len: 1_000,
+    };
+    let mut f32_ix = VectorIndex::new(config).unwrap();
+    config.quantization = Quantization::Int8;
+    config.hnsw.min_len = usize::MAX;
+    let mut i8_ix = VectorIndex::new(config).unwrap();
+    for (i, v) in data.iter().enumerate() {
+        f32_ix.insert(EntryId(i as u64), v).unwrap();
+        i8_ix.insert(EntryId(i as u64), v).unwrap();
+    }
+    assert!(f32_ix.has_graph());
+    let built = start.elapsed();
+
+    let add = |acc: &mut (usize, usize), r: (usize, usize)| {
+        acc.0 += r.0;
+        acc.1 += r.1;
+    };
+    let mut ann = (0, 0);
+    let mut ann_ef10 = (0, 0);
+    let mut ann_filtered = (0, 0);
+    let mut int8 = (0, 0);
+    let even = |id: EntryId| id.0 % 2 == 0;
+    let truths: Vec<_> = queries
+        .iter()
+        .map(|q| f32_ix.search_exact(q, 10, &|_| true).unwrap())
+        .collect();
+    for (q, truth) in queries.iter().zip(&truths) {
+        add(
+            &mut ann,
+            recall(&f32_ix.search_approx(q, 10, &|_| true).unwrap(), truth),
+        );
+        add(
+            &mut int8,
+            recall(&i8_ix.search_exact(q, 10, &|_| true).unwrap(), truth),
+        );
+        let truth_even = f32_ix.search_exact(q, 10, &even).unwrap();
+        let got = f32_ix.search_approx(q, 10, &even).unwrap();
+        assert!(got.iter().all(|h| even(h.0)));
+        add(&mut ann_filtered, recall(&got, &truth_even));
+    }
+    // The smallest candidate list allowed for k = 10, to show the margin the default leaves.
+    f32_ix.set_ef_search(10);
+    for (q, truth) in queries.iter().zip(&truths) {
+        add(
+            &mut ann_ef10,
+            recall(&f32_ix.search_approx(q, 10, &|_| true).unwrap(), truth),
+        );
+    }
+    f32_ix.set_ef_search(64);
+
+    // Tombstones: remove 20% (below the rebuild threshold, so the graph routes through them).
+    for i in (0..20_000u64).step_by(5) {
+        assert!(f32_ix.remove(EntryId(i)));
+    }
+    assert!(f32_ix.has_graph());
+    let mut ann_removed = (0, 0);
+    for q in &queries {
+        let truth = f32_ix.search_exact(q, 10, &|_| true).unwrap();
+        let got = f32_ix.search_approx(q, 10, &|_| true).unwrap();
+        assert!(
+            got.iter().all(|h| h.0 .0 % 5 != 0),
+            "a removed vector came back"
+        );
+        add(&mut ann_removed, recall(&got, &truth));
+    }
+
+    let rate = |r: (usize, usize)| r.0 as f64 / r.1 as f64;
+    println!(
+        "20k x {dim}-d, 100 clusters, 200 queries, build {built:?}: recall@10 ANN f32 \
+         (ef 64) {:.4}, (ef 10) {:.4}, filtered to 50% {:.4}, after 20% removed {:.4}; \
+         int8 exact vs f32 exact {:.4}",
+        rate(ann),
+        rate(ann_ef10),
+        rate(ann_filtered),
+        rate(ann_removed),
+        rate(int8),
+    );
+    assert!(rate(ann) >= 0.95, "ANN recall {}", rate(ann));
+    assert!(
+        rate(ann_filtered) >= 0.95,
+        "filtered recall {}",
+        rate(ann_filtered)
+    );
+    assert!(
+        rate(ann_removed) >= 0.95,
+        "recall with tombstones {}",
+        rate(ann_removed)
+    );
+    assert!(rate(int8) >= 0.90, "int8 recall {}", rate(int8));
+}
+
+#[test]
+fn footprint_of_1000_vectors_of_384_dims_fits_the_store_budget() {
+    let (data, _) = clustered(5, 384, 10, 1_000, 0, 0.7);
+    for (quantization, budget) in [
+        (Quantization::None, 1_800_000),
+        (Quantization::Int8, 650_000),
+    ] {
+        let mut config = VectorIndexConfig::new(384);
+        config.quantization = quantization;
+        config.hnsw.min_len = 500; // make sure the graph is part of the count
+        let mut ix = VectorIndex::new(config).unwrap();
+        for (i, v) in data.iter().enumerate() {
+            ix.insert(EntryId(i as u64), v).unwrap();
+        }
+        assert!(ix.has_graph());
+        let bytes = ix.heap_bytes();
+        println!("{quantization:?}: {bytes} heap bytes for 1,000 x 384-d");
+        assert!(bytes >= 1_000 * ix.bytes_per_vector(), "{bytes}");
+        assert!(bytes <= budget, "{quantization:?}: {bytes} > {budget}");
+    }
+}
+
+/// Release-mode timing, not run by default:
+/// `cargo test --release -p memory-core --test retrieval_vector -- --ignored --nocapture`
+#[test]
+#[ignore = "timing; run in release with --ignored --nocapture"]
+fn time_build_and_search_of_100k_384d() {
+    let dim = 384;
+    let (data, queries) = clustered(7, dim, 1_000, 100_000, 500, 0.7);
+    let mut truths: Vec<Vec<(EntryId, f32)>> = Vec::new();
+    for quantization in [Quantization::None, Quantization::Int8] {
+        let mut config = VectorIndexConfig::new(dim);
+        config.quantization = quantization;
+        let mut ix = VectorIndex::new(config).unwrap();
+        let start = Instant::now();
+        for (i, v) in data.iter().enumerate() {
+            ix.insert(EntryId(i as u64), v).unwrap();
+        }
+        let build = start.elapsed();
+        let mut lat_exact = Vec::new();
+        let mut lat_ann = Vec::new();
+        let (mut same_mode, mut vs_f32) = (0, 0);
+        for (qi, q) in queries.iter().enumerate() {
+            let t = Instant::now();
+            let exact = ix.search_exact(q, 10, &|_| true).unwrap();
+            lat_exact.push(t.elapsed());
+            let t = Instant::now();
+            let got = ix.search_approx(q, 10, &|_| true).unwrap();
+            lat_ann.push(t.elapsed());
+            same_mode += recall(&got, &exact).0;
+            if quantization == Quantization::None {
+                truths.push(exact);
+            } else {
+                vs_f32 += recall(&exact, &truths[qi]).0;
+            }
+        }
+        lat_exact.sort();
+        lat_ann.sort();
+        let p = |v: &[std::time::Duration], q: f64| v[((v.len() - 1) as f64 * q) as usize];
+        let n = (10 * queries.len()) as f64;
+        println!(
+            "{quantization:?} 100k x {dim}: build {build:?}, heap {:.1} MB; exact p50 {:?} p99 {:?}; \
+             ANN p50 {:?} p99 {:?}; ANN recall@10 vs same-mode exact {:.4}; \
+             exact recall@10 vs f32 exact {:.4}",
+            ix.heap_bytes() as f64 / 1e6,
+            p(&lat_exact, 0.5),
+            p(&lat_exact, 0.99),
+            p(&lat_ann, 0.5),
+            p(&lat_ann, 0.99),
+            same_mode as f64 / n,
+            if quantization == Quantization::None { 1.0 } else { vs_f32 as f64 / n },
+        );
+    }
+}
