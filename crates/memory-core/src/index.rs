@@ -219,17 +219,16 @@ impl Indexes {
         exact: bool,
         filter: &DocFilter,
     ) -> Result<Vec<(EntryId, f32)>> {
-        let Some(idx) = self.agent(agent) else {
+        let Some(agent_index) = self.agent(agent) else {
             return Ok(Vec::new());
         };
-        let idx = idx.read();
+        let idx = agent_index.read();
         let accept = idx.matcher(filter);
-        let hits = if exact {
+        if exact {
             idx.vectors.search_exact(q, k, &accept)
         } else {
             idx.vectors.search_approx(q, k, &accept)
-        };
-        hits
+        }
     }
 
     /// Heap bytes held by all indexes (an estimate from the indexes' own accounting).
