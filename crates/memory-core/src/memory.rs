@@ -158,6 +158,13 @@ impl Memory {
         self.inner.embed(text)
     }
 
+    /// Blocks until every long-term vector is linked into its agent's HNSW graph. Linking runs in
+    /// the background after writes and after open; searches are complete before it finishes
+    /// (unlinked vectors are scanned exactly) but slower. Benchmarks call this before measuring.
+    pub fn wait_for_indexing(&self) {
+        self.inner.indexes.wait_for_linking();
+    }
+
     /// Heap bytes held by the long-term indexes, by their own accounting.
     pub fn index_heap_bytes(&self) -> usize {
         self.inner.indexes.heap_bytes()
@@ -430,7 +437,7 @@ impl MemoryBuilder {
             )));
         }
         let ltm = LongTermMemory::open(&self.storage, config.durability)?;
-        let indexes = Indexes::new(&config);
+        let indexes = Indexes::new(&config)?;
         ltm.scan_for_index(|row| indexes.add_stored(row))?;
         // Ids grow from the wall clock in microseconds, and past anything already stored, so that
         // ids of short-term entries lost in a crash are not handed out again soon after.

@@ -467,3 +467,49 @@ fn context_building_packs_memories_and_recent_turns_under_the_budget() {
         .unwrap_err();
     assert!(matches!(too_small, Error::BudgetTooSmall { .. }));
 }
+
+#[test]
+fn the_background_linker_builds_the_graph_and_search_is_complete_before_it_does() {
+    let cfg = MemoryConfig {
+        search: memory_core::SearchConfig {
+            hnsw: memory_core::vector::HnswParams {
+                min_len: 64,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..config()
+    };
+    let m = Memory::open(Storage::InMemory, cfg).unwrap();
+    let batch = (0..1_000)
+        .map(|i| entry("a", "s", &format!("note {i} topic {}", i % 37)))
+        .collect();
+    m.insert_batch(batch).unwrap();
+    let target = m
+        .insert(entry("a", "s", "zebra crossing near the school"))
+        .unwrap();
+    // Whether or not the linker has caught up, the newest entry is found.
+    let q = SearchQuery::new("a", "zebra crossing school")
+        .mode(SearchMode::Vector)
+        .k(1)
+        .no_cache();
+    assert_eq!(m.search(&q).unwrap()[0].entry.id, target);
+    m.wait_for_indexing();
+    // Linked: approximate search now walks the graph; it agrees with the exact scan on a
+    // query with many neighbours, and hybrid search still finds the needle by its words.
+    let near = |mode| {
+        SearchQuery::new("a", "note topic 5")
+            .mode(mode)
+            .k(5)
+            .no_cache()
+    };
+    let exact = m.search(&near(SearchMode::ExactVector)).unwrap();
+    let approx = m.search(&near(SearchMode::Vector)).unwrap();
+    let overlap = approx
+        .iter()
+        .filter(|h| exact.iter().any(|e| e.entry.id == h.entry.id))
+        .count();
+    assert!(overlap >= 4, "{overlap} of 5");
+    let hybrid = m.search(&q.mode(SearchMode::Hybrid)).unwrap();
+    assert_eq!(hybrid[0].entry.id, target);
+}
