@@ -334,7 +334,9 @@ impl Indexes {
         hits
     }
 
-    /// Vector ranking (exact or approximate) of the agent's long-term entries.
+    /// Vector ranking (exact or approximate) of the agent's long-term entries. Entries in `also`
+    /// (the keyword candidates of a hybrid query) are scored exactly and ranked in too, so that
+    /// an approximate search missing one of them cannot hide its true similarity.
     pub fn vector(
         &self,
         agent: &str,
@@ -342,17 +344,30 @@ impl Indexes {
         k: usize,
         exact: bool,
         filter: &DocFilter,
+        also: &[EntryId],
     ) -> Result<Vec<(EntryId, f32)>> {
         let Some(agent_index) = self.agent(agent) else {
             return Ok(Vec::new());
         };
         let idx = agent_index.read();
         let accept = idx.matcher(filter);
-        if exact {
-            idx.vectors.search_exact(q, k, &accept)
+        let mut hits = if exact {
+            idx.vectors.search_exact(q, k, &accept)?
         } else {
-            idx.vectors.search_approx(q, k, &accept)
+            idx.vectors.search_approx(q, k, &accept)?
+        };
+        let before = hits.len();
+        for id in also {
+            if hits[..before].iter().all(|h| h.0 != *id) {
+                if let Some(s) = idx.vectors.similarity(*id, q) {
+                    hits.push((*id, s));
+                }
+            }
         }
+        if hits.len() > before {
+            crate::topk::sort_ranking(&mut hits);
+        }
+        Ok(hits)
     }
 
     /// Heap bytes held by all indexes (an estimate from the indexes' own accounting).

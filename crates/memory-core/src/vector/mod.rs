@@ -284,6 +284,15 @@ impl VectorIndex {
         Ok(())
     }
 
+    /// Cosine similarity of `q` to the stored vector of `id`, if `id` is held (no allocation).
+    pub fn similarity(&self, id: EntryId, q: &[f32]) -> Option<f32> {
+        if q.len() != self.config.dim {
+            return None;
+        }
+        let slot = *self.by_id.get(&id)? as usize;
+        Some(self.arena.sim_query(self.config.dim, q, slot))
+    }
+
     /// Number of stored vectors not yet linked into the graph (0 below `hnsw.min_len`, where no
     /// graph is kept).
     pub fn pending_links(&self) -> usize {
