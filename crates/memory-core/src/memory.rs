@@ -123,14 +123,20 @@ impl Memory {
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
         let _span = tracing::debug_span!(stages::SEARCH).entered();
         let inner = &*self.inner;
-        if query.use_cache && inner.config.search.cache_capacity > 0 {
-            let _span = tracing::debug_span!(stages::CACHE).entered();
-            inner
-                .cache
-                .get_or_compute(query, || search::run(inner, query))
-        } else {
-            search::run(inner, query)
+        if !query.use_cache || inner.config.search.cache_capacity == 0 {
+            return search::run(inner, query);
         }
+        let key = {
+            let _span = tracing::debug_span!(stages::CACHE).entered();
+            let key = inner.cache.key(query);
+            if let Some(hits) = inner.cache.get(&key) {
+                return Ok(hits);
+            }
+            key
+        };
+        let hits = search::run(inner, query)?;
+        inner.cache.insert(key, &hits);
+        Ok(hits)
     }
 
     /// Hit and miss counts of the query cache.
