@@ -99,6 +99,36 @@ struct Term {
     /// compactions, so they always bound the term's best possible score from above.
     max_tf: u32,
     min_dl: u32,
+    /// The same bound per block of [`BLOCK`] consecutive postings, so a query can skip whole
+    /// blocks that cannot reach its current top-k threshold (block-max pruning, Ding & Suel 2011).
+    blocks: Vec<BlockMax>,
+}
+
+/// Postings per block of the block-max bounds: small enough to be selective, large enough that
+/// the bounds cost under 3% of the postings' memory.
+const BLOCK: usize = 64;
+
+#[derive(Clone, Copy, Debug)]
+struct BlockMax {
+    max_tf: u32,
+    min_dl: u32,
+}
+
+impl Term {
+    fn push(&mut self, slot: u32, tf: u32, dl: u32) {
+        if self.postings.len() % BLOCK == 0 {
+            self.blocks.push(BlockMax {
+                max_tf: tf,
+                min_dl: dl,
+            });
+        } else if let Some(b) = self.blocks.last_mut() {
+            b.max_tf = b.max_tf.max(tf);
+            b.min_dl = b.min_dl.min(dl);
+        }
+        self.postings.push(Posting { slot, tf });
+        self.max_tf = self.max_tf.max(tf);
+        self.min_dl = self.min_dl.min(dl);
+    }
 }
 
 /// Document counts and average length, exact over the live documents.
@@ -238,10 +268,8 @@ impl KeywordIndex {
             }
             let tf = (j - i) as u32;
             let term = &mut self.terms[t as usize];
-            term.postings.push(Posting { slot, tf });
+            term.push(slot, tf, dl);
             term.df += 1;
-            term.max_tf = term.max_tf.max(tf);
-            term.min_dl = term.min_dl.min(dl);
             distinct.push(t);
             i = j;
         }
@@ -288,21 +316,25 @@ impl KeywordIndex {
         }
         let mut term_remap = vec![u32::MAX; self.terms.len()];
         let mut terms = Vec::with_capacity(self.terms.len());
-        for (t, mut term) in std::mem::take(&mut self.terms).into_iter().enumerate() {
+        for (t, term) in std::mem::take(&mut self.terms).into_iter().enumerate() {
             if term.df == 0 {
                 continue;
             }
-            term.postings.retain(|p| remap[p.slot as usize] != u32::MAX);
-            term.max_tf = 0;
-            term.min_dl = u32::MAX;
-            for p in term.postings.iter_mut() {
-                term.max_tf = term.max_tf.max(p.tf);
-                term.min_dl = term.min_dl.min(self.doc_len[p.slot as usize]);
-                p.slot = remap[p.slot as usize];
+            let mut fresh = Term {
+                postings: Vec::with_capacity(term.df as usize),
+                df: term.df,
+                max_tf: 0,
+                min_dl: u32::MAX,
+                blocks: Vec::with_capacity((term.df as usize).div_ceil(BLOCK)),
+            };
+            for p in &term.postings {
+                let new_slot = remap[p.slot as usize];
+                if new_slot != u32::MAX {
+                    fresh.push(new_slot, p.tf, self.doc_len[p.slot as usize]);
+                }
             }
-            term.postings.shrink_to_fit();
             term_remap[t] = terms.len() as u32;
-            terms.push(term);
+            terms.push(fresh);
         }
         self.terms = terms;
         self.vocab.retain(|_, t| {
@@ -356,23 +388,31 @@ impl KeywordIndex {
 
         struct Cursor<'a> {
             postings: &'a [Posting],
+            blocks: &'a [BlockMax],
             pos: usize,
             idf: f32,
             bound: f32,
+            /// The block whose bound is cached in `block_bound`, to compute each block's bound
+            /// once per query rather than once per candidate.
+            block: usize,
+            block_bound: f32,
         }
+        // Inflated a little so float rounding in a document's own score can never exceed a bound
+        // and get the document wrongly pruned.
+        let bound = |idf: f32, tf: u32, dl: u32| scorer.weight(idf, tf, dl) * (1.0 + 1e-4) + 1e-6;
         let mut cursors: Vec<Cursor<'_>> = qterms
             .iter()
             .map(|&t| {
                 let term = &self.terms[t as usize];
                 let idf = idf(n, term.df as f32);
-                // Inflated a little so float rounding in a document's own score can never
-                // exceed the bound and get a document wrongly pruned.
-                let bound = scorer.weight(idf, term.max_tf, term.min_dl) * (1.0 + 1e-4) + 1e-6;
                 Cursor {
                     postings: &term.postings,
+                    blocks: &term.blocks,
                     pos: 0,
                     idf,
-                    bound,
+                    bound: bound(idf, term.max_tf, term.min_dl),
+                    block: usize::MAX,
+                    block_bound: 0.0,
                 }
             })
             .collect();
@@ -398,6 +438,41 @@ impl KeywordIndex {
             }
             if cand == u32::MAX {
                 break;
+            }
+            let threshold = top.threshold();
+            if threshold > f32::NEG_INFINITY {
+                // Block-max check: bound every document from `cand` up to `boundary` by the
+                // blocks the essential cursors sit in, plus all non-essential terms. Up to
+                // `boundary` no essential term leaves its current block and none that is not at
+                // `cand` can match, so if the bound is below the threshold the whole range goes.
+                let mut ub = first_essential.checked_sub(1).map_or(0.0, |i| cum[i]);
+                let mut boundary = u32::MAX;
+                for c in &mut cursors[first_essential..] {
+                    match c.postings.get(c.pos) {
+                        Some(p) if p.slot == cand => {
+                            let b = c.pos / BLOCK;
+                            if b != c.block {
+                                c.block = b;
+                                c.block_bound = c
+                                    .blocks
+                                    .get(b)
+                                    .map_or(c.bound, |bm| bound(c.idf, bm.max_tf, bm.min_dl));
+                            }
+                            ub += c.block_bound;
+                            let end = ((b + 1) * BLOCK).min(c.postings.len());
+                            boundary =
+                                boundary.min(c.postings.get(end).map_or(u32::MAX, |p| p.slot));
+                        }
+                        Some(p) => boundary = boundary.min(p.slot),
+                        None => {}
+                    }
+                }
+                if ub < threshold {
+                    for c in &mut cursors[first_essential..] {
+                        c.pos = gallop(c.postings, c.pos, boundary);
+                    }
+                    continue;
+                }
             }
             let slot = cand as usize;
             let dl = self.doc_len[slot];
