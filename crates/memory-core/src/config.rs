@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::keyword::Bm25Params;
+use crate::vector::{HnswParams, Quantization};
 
 /// How hard a committed long-term write is held.
 ///
@@ -71,6 +73,36 @@ impl Default for ConsolidationConfig {
     }
 }
 
+/// How retrieval works: ranking parameters, the vector index, and the query cache.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchConfig {
+    /// BM25 parameters of keyword search (k1 = 1.2, b = 0.75).
+    pub bm25: Bm25Params,
+    /// The constant k of reciprocal rank fusion (60).
+    pub rrf_k: f32,
+    /// The HNSW graph of approximate vector search.
+    pub hnsw: HnswParams,
+    /// How long-term vectors are held in RAM: f32, or int8 codes (4x smaller, some recall lost).
+    pub quantization: Quantization,
+    /// How long a cached answer lives.
+    pub cache_ttl: Duration,
+    /// Most answers kept in the query cache (0 turns the cache off).
+    pub cache_capacity: u64,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            bm25: Bm25Params::default(),
+            rrf_k: crate::fusion::DEFAULT_RRF_K,
+            hnsw: HnswParams::default(),
+            quantization: Quantization::None,
+            cache_ttl: Duration::from_secs(300),
+            cache_capacity: 10_000,
+        }
+    }
+}
+
 /// Configuration of a [`Memory`](crate::Memory) store.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemoryConfig {
@@ -88,6 +120,8 @@ pub struct MemoryConfig {
     pub durability: Durability,
     /// Scoring and consolidation.
     pub consolidation: ConsolidationConfig,
+    /// Retrieval.
+    pub search: SearchConfig,
 }
 
 impl Default for MemoryConfig {
@@ -100,6 +134,7 @@ impl Default for MemoryConfig {
             max_content_bytes: 64 * 1024,
             durability: Durability::default(),
             consolidation: ConsolidationConfig::default(),
+            search: SearchConfig::default(),
         }
     }
 }
@@ -149,6 +184,26 @@ impl MemoryConfig {
                 c.duplicate_similarity
             ));
         }
-        Ok(())
+        let s = &self.search;
+        s.bm25.validate()?;
+        if !s.rrf_k.is_finite() || s.rrf_k < 0.0 {
+            return bad(format!("rrf_k {} must be finite and non-negative", s.rrf_k));
+        }
+        if s.cache_ttl.is_zero() && s.cache_capacity > 0 {
+            return bad(
+                "cache_ttl must be positive (set cache_capacity to 0 to turn the cache off)".into(),
+            );
+        }
+        self.vector_index_config().validate()
+    }
+
+    /// The configuration of each agent's vector index.
+    pub(crate) fn vector_index_config(&self) -> crate::vector::VectorIndexConfig {
+        crate::vector::VectorIndexConfig {
+            dim: self.embedding_dim,
+            quantization: self.search.quantization,
+            hnsw: self.search.hnsw,
+            ..crate::vector::VectorIndexConfig::new(self.embedding_dim)
+        }
     }
 }

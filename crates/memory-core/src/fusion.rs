@@ -100,7 +100,7 @@ pub fn fuse_hybrid(
 }
 
 /// Weights of the final score `relevance * w_rel + recency * w_rec + importance * w_imp`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FusionWeights {
     pub relevance: f32,
     pub recency: f32,

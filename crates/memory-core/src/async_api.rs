@@ -1,0 +1,109 @@
+//! The async facade for tokio. Short-term operations are in-RAM and take microseconds, so they run
+//! inline; everything that touches SQLite or scans an index runs on tokio's blocking pool, so the
+//! runtime's worker threads never wait on disk.
+
+use crate::consolidate::ConsolidationReport;
+use crate::entry::{EntryId, MemoryEntry, NewEntry};
+use crate::error::{Error, Result};
+use crate::ltm::ListQuery;
+use crate::memory::Memory;
+
+/// An async view of a [`Memory`]. Cheap to clone; must be used inside a tokio runtime.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), memory_core::Error> {
+/// use memory_core::{AsyncMemory, Memory, MemoryConfig, NewEntry, Role, Storage};
+///
+/// let memory = AsyncMemory::new(Memory::open(Storage::InMemory, MemoryConfig::default())?);
+/// let id = memory.insert(NewEntry::new("agent", "s", Role::User, "hello")).await?;
+/// assert!(memory.get("agent", id).await?.is_some());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct AsyncMemory {
+    memory: Memory,
+}
+
+impl AsyncMemory {
+    /// Wraps a store.
+    pub fn new(memory: Memory) -> Self {
+        AsyncMemory { memory }
+    }
+
+    /// The synchronous store behind this facade.
+    pub fn sync(&self) -> &Memory {
+        &self.memory
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Memory) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let memory = self.memory.clone();
+        tokio::task::spawn_blocking(move || f(&memory))
+            .await
+            .map_err(|e| Error::TaskFailed(e.to_string()))?
+    }
+
+    /// See [`Memory::open_session`].
+    pub async fn open_session(&self, agent: &str, session: &str) -> Result<()> {
+        self.memory.open_session(agent, session)
+    }
+
+    /// See [`Memory::append`].
+    pub async fn append(&self, entry: NewEntry) -> Result<EntryId> {
+        self.memory.append(entry)
+    }
+
+    /// See [`Memory::recent`].
+    pub async fn recent(&self, agent: &str, session: &str, n: usize) -> Result<Vec<MemoryEntry>> {
+        self.memory.recent(agent, session, n)
+    }
+
+    /// See [`Memory::insert`].
+    pub async fn insert(&self, entry: NewEntry) -> Result<EntryId> {
+        self.blocking(move |m| m.insert(entry)).await
+    }
+
+    /// See [`Memory::insert_batch`].
+    pub async fn insert_batch(&self, entries: Vec<NewEntry>) -> Result<Vec<EntryId>> {
+        self.blocking(move |m| m.insert_batch(entries)).await
+    }
+
+    /// See [`Memory::get`].
+    pub async fn get(&self, agent: &str, id: EntryId) -> Result<Option<MemoryEntry>> {
+        let agent = agent.to_owned();
+        self.blocking(move |m| m.get(&agent, id)).await
+    }
+
+    /// See [`Memory::forget`].
+    pub async fn forget(&self, agent: &str, id: EntryId) -> Result<bool> {
+        let agent = agent.to_owned();
+        self.blocking(move |m| m.forget(&agent, id)).await
+    }
+
+    /// See [`Memory::list`].
+    pub async fn list(&self, agent: &str, query: ListQuery) -> Result<Vec<MemoryEntry>> {
+        let agent = agent.to_owned();
+        self.blocking(move |m| m.list(&agent, &query)).await
+    }
+
+    /// See [`Memory::count`].
+    pub async fn count(&self, agent: &str) -> Result<u64> {
+        let agent = agent.to_owned();
+        self.blocking(move |m| m.count(&agent)).await
+    }
+
+    /// See [`Memory::consolidate`].
+    pub async fn consolidate(&self) -> Result<ConsolidationReport> {
+        self.blocking(|m| m.consolidate()).await
+    }
+}
+
+impl Memory {
+    /// An async facade over this store.
+    pub fn to_async(&self) -> AsyncMemory {
+        AsyncMemory::new(self.clone())
+    }
+}

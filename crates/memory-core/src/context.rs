@@ -1,0 +1,727 @@
+//! The context builder: packs a system prompt, tool definitions, retrieved memories and the recent
+//! conversation into one prompt that never exceeds a token budget, dropping or truncating the
+//! least valuable material first and reporting everything it left out.
+//!
+//! # Packing policy
+//!
+//! 1. The system prompt is mandatory. If its section alone costs more than the budget, building
+//!    fails with [`Error::BudgetTooSmall`].
+//! 2. Tools come next, in the caller's order; when they do not all fit, whole tools are dropped
+//!    from the end (a tool is never truncated: half a schema is useless).
+//! 3. The rest is shared between retrieved memories and recent turns: memories get
+//!    `memory_share` of it, turns the remainder, and whatever one side leaves unused spills over
+//!    to the other. Concretely: turns are packed within their share, then memories within all
+//!    that the turns left, then turns again within all that the memories left.
+//! 4. Recent turns are taken newest first (the oldest are dropped first) and rendered oldest
+//!    first; memories are taken and rendered best score first (the lowest-scored are dropped
+//!    first; a NaN score ranks last). In each of the two, the first item that does not fit whole
+//!    may be truncated to a prefix, cut on a char boundary and marked with [`TRUNCATION_MARKER`],
+//!    if at least `min_truncation_tokens` of its text would remain; every item after it is
+//!    dropped.
+//! 5. An entry is never shown twice: a memory whose id is among the packed turns is left out,
+//!    and a turn whose id is among the packed memories is left out (both reported as
+//!    [`OmissionReason::Duplicate`]).
+//!
+//! # Budget invariant
+//!
+//! Headers, separators and `role: ` prefixes are part of the sections and are counted. For a
+//! built [`Context`], both `counter.count(&ctx.render())` (= `ctx.total_tokens`) and the sum of
+//! the sections' `tokens` are at most the budget. Packing estimates with the sum of per-item
+//! counts; since a BPE counter is not exactly additive over concatenation, the builder measures
+//! the rendered result and, in the rare case it is over, repacks with the excess taken off.
+//!
+//! Output is deterministic: the same request and counter give the same context, byte for byte.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
+
+use crate::entry::{EntryId, MemoryEntry};
+use crate::error::{Error, Result};
+use crate::search::SearchHit;
+use crate::stages;
+use crate::tokens::{longest_prefix_where, HeuristicCounter, TokenCounter};
+
+/// Appended to an item that was cut short to fit the budget.
+pub const TRUNCATION_MARKER: &str = " …[truncated]";
+
+/// The share of the flexible budget that retrieved memories get by default (turns get the rest).
+pub const DEFAULT_MEMORY_SHARE: f32 = 0.5;
+
+/// An item is only truncated if at least this many tokens of its text would remain, by default.
+pub const DEFAULT_MIN_TRUNCATION_TOKENS: usize = 8;
+
+const TOOLS_HEADER: &str = "## Tools\n";
+const MEMORIES_HEADER: &str = "## Relevant memories\n";
+const TURNS_HEADER: &str = "## Recent conversation\n";
+const SECTION_END: &str = "\n";
+
+/// A tool the model may call: its name, what it does, and a JSON schema of its parameters.
+///
+/// Construction validates it, so a `ToolDefinition` is always usable.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolDefinition {
+    name: String,
+    description: String,
+    parameters: serde_json::Value,
+}
+
+impl ToolDefinition {
+    /// A tool whose parameter schema is already parsed. The name must be non-empty with no white
+    /// space or control characters; the schema must be a JSON object.
+    pub fn new(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        parameters: serde_json::Value,
+    ) -> Result<Self> {
+        let name = name.into();
+        let invalid = |reason: &str| Error::InvalidTool {
+            name: name.clone(),
+            reason: reason.to_string(),
+        };
+        if name.is_empty() {
+            return Err(invalid("the tool name is empty"));
+        }
+        if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(
+                "the tool name contains white space or control characters",
+            ));
+        }
+        if !parameters.is_object() {
+            return Err(invalid("the parameter schema is not a JSON object"));
+        }
+        Ok(ToolDefinition {
+            name,
+            description: description.into(),
+            parameters,
+        })
+    }
+
+    /// A tool whose parameter schema is given as JSON text.
+    ///
+    /// ```
+    /// use memory_core::context::ToolDefinition;
+    ///
+    /// let tool = ToolDefinition::from_json_schema(
+    ///     "get_weather",
+    ///     "Current weather for a city",
+    ///     r#"{"type": "object", "properties": {"city": {"type": "string"}}}"#,
+    /// )?;
+    /// assert_eq!(tool.name(), "get_weather");
+    /// assert!(ToolDefinition::from_json_schema("broken", "", "{not json").is_err());
+    /// # Ok::<(), memory_core::Error>(())
+    /// ```
+    pub fn from_json_schema(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        schema: &str,
+    ) -> Result<Self> {
+        let name = name.into();
+        let parameters: serde_json::Value =
+            serde_json::from_str(schema).map_err(|e| Error::InvalidTool {
+                name: name.clone(),
+                reason: format!("the parameter schema is not valid JSON: {e}"),
+            })?;
+        ToolDefinition::new(name, description, parameters)
+    }
+
+    /// The tool's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the tool does.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The JSON schema of the tool's parameters.
+    pub fn parameters(&self) -> &serde_json::Value {
+        &self.parameters
+    }
+
+    /// The tool as rendered in the prompt (one item of the tools section).
+    fn render(&self) -> String {
+        let params = serde_json::to_string(&self.parameters).unwrap_or_default();
+        let description = self.description.trim();
+        if description.is_empty() {
+            format!("- {}\n  parameters: {params}\n", self.name)
+        } else {
+            format!("- {}: {description}\n  parameters: {params}\n", self.name)
+        }
+    }
+}
+
+/// Everything a context is built from, and the budget it must fit.
+#[derive(Clone, Copy, Debug)]
+pub struct ContextRequest<'a> {
+    /// Mandatory instructions, rendered first; empty or white space only means no system section.
+    pub system_prompt: &'a str,
+    /// Tools, most important first.
+    pub tools: &'a [ToolDefinition],
+    /// The session's short-term window, oldest first.
+    pub recent_turns: &'a [MemoryEntry],
+    /// Retrieved memories for the current query (ranked by `score`, higher is better).
+    pub memories: &'a [SearchHit],
+    /// Most tokens the rendered prompt may cost.
+    pub budget: usize,
+    /// Share in [0, 1] of the budget left after system prompt and tools that memories get.
+    pub memory_share: f32,
+    /// An item is truncated only if at least this many tokens of its text would remain.
+    pub min_truncation_tokens: usize,
+}
+
+impl<'a> ContextRequest<'a> {
+    /// A request with no tools, turns or memories, and the default split.
+    pub fn new(system_prompt: &'a str, budget: usize) -> Self {
+        ContextRequest {
+            system_prompt,
+            tools: &[],
+            recent_turns: &[],
+            memories: &[],
+            budget,
+            memory_share: DEFAULT_MEMORY_SHARE,
+            min_truncation_tokens: DEFAULT_MIN_TRUNCATION_TOKENS,
+        }
+    }
+
+    /// Sets the tools.
+    pub fn with_tools(mut self, tools: &'a [ToolDefinition]) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// Sets the recent conversation (oldest first).
+    pub fn with_recent_turns(mut self, turns: &'a [MemoryEntry]) -> Self {
+        self.recent_turns = turns;
+        self
+    }
+
+    /// Sets the retrieved memories.
+    pub fn with_memories(mut self, memories: &'a [SearchHit]) -> Self {
+        self.memories = memories;
+        self
+    }
+
+    /// Sets the share of the flexible budget memories get; turns get the rest.
+    pub fn with_memory_share(mut self, share: f32) -> Self {
+        self.memory_share = share;
+        self
+    }
+
+    /// Sets the least text, in tokens, worth keeping of a truncated item.
+    pub fn with_min_truncation_tokens(mut self, tokens: usize) -> Self {
+        self.min_truncation_tokens = tokens;
+        self
+    }
+}
+
+/// What a section of the prompt holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SectionKind {
+    System,
+    Tools,
+    Memories,
+    Conversation,
+}
+
+/// One section of a built context.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContextSection {
+    pub kind: SectionKind,
+    /// The rendered text, header and trailing blank line included.
+    pub text: String,
+    /// `counter.count(&text)`.
+    pub tokens: usize,
+    /// Entries shown in this section, in render order (empty for system and tools).
+    pub entries: Vec<EntryId>,
+}
+
+/// An item the context left out, in whole or in part.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OmittedItem {
+    Tool { name: String },
+    Memory { id: EntryId, score: f32 },
+    Turn { id: EntryId },
+}
+
+/// Why an item was left out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OmissionReason {
+    /// It did not fit in the budget.
+    OverBudget,
+    /// Only a prefix of its text fits; the rest was cut.
+    Truncated {
+        kept_bytes: usize,
+        original_bytes: usize,
+    },
+    /// The same entry is already shown in another section (or earlier in this one).
+    Duplicate,
+}
+
+/// One item left out, with the tokens it would have cost in full.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Omission {
+    pub item: OmittedItem,
+    pub reason: OmissionReason,
+    /// What the item costs rendered whole.
+    pub tokens: usize,
+}
+
+/// A packed prompt: sections in render order, their costs, and what was left out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Context {
+    /// Non-empty sections in render order: system, tools, memories, conversation.
+    pub sections: Vec<ContextSection>,
+    /// `counter.count(&self.render())`; never above `budget`.
+    pub total_tokens: usize,
+    pub budget: usize,
+    /// Everything left out or cut: tools, then memories (best first), then turns (newest first).
+    pub omitted: Vec<Omission>,
+}
+
+impl Context {
+    /// The prompt: the sections' texts concatenated.
+    pub fn render(&self) -> String {
+        let len = self.sections.iter().map(|s| s.text.len()).sum();
+        let mut out = String::with_capacity(len);
+        for s in &self.sections {
+            out.push_str(&s.text);
+        }
+        out
+    }
+
+    /// The section of one kind, if the context has it.
+    pub fn section(&self, kind: SectionKind) -> Option<&ContextSection> {
+        self.sections.iter().find(|s| s.kind == kind)
+    }
+}
+
+/// Builds contexts with one token counter.
+#[derive(Clone)]
+pub struct ContextBuilder {
+    counter: Arc<dyn TokenCounter>,
+}
+
+impl Default for ContextBuilder {
+    /// A builder with the fast [`HeuristicCounter`].
+    fn default() -> Self {
+        ContextBuilder::new(Arc::new(HeuristicCounter))
+    }
+}
+
+impl std::fmt::Debug for ContextBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextBuilder")
+            .field("counter", &self.counter.name())
+            .finish()
+    }
+}
+
+/// One item that may go into a section.
+struct Candidate<'a> {
+    /// The part kept even when truncated (`- `, `user: `).
+    prefix: String,
+    /// The truncatable text; `None` for items that are all-or-nothing (tools).
+    content: Option<&'a str>,
+    /// The item rendered whole.
+    full: String,
+    /// `counter.count(&full)`.
+    cost: usize,
+    item: OmittedItem,
+    id: Option<EntryId>,
+}
+
+/// One item placed in a section: a candidate index and, when cut, its truncated rendering.
+struct Placed {
+    index: usize,
+    truncated: Option<(String, usize)>,
+}
+
+/// The result of packing one pool of candidates.
+#[derive(Default)]
+struct Packed {
+    placed: Vec<Placed>,
+    /// Estimated cost: frame plus the items' individual counts.
+    used: usize,
+}
+
+impl Packed {
+    fn ids<'c>(&'c self, cands: &'c [Candidate<'_>]) -> impl Iterator<Item = EntryId> + 'c {
+        self.placed.iter().filter_map(|p| cands[p.index].id)
+    }
+}
+
+impl ContextBuilder {
+    /// A builder counting tokens with `counter`.
+    pub fn new(counter: Arc<dyn TokenCounter>) -> Self {
+        ContextBuilder { counter }
+    }
+
+    /// The builder's token counter.
+    pub fn counter(&self) -> &dyn TokenCounter {
+        &*self.counter
+    }
+
+    /// Packs `req` into a context under its budget, following the module's policy.
+    ///
+    /// Errors: [`Error::BudgetTooSmall`] when the system prompt alone does not fit,
+    /// [`Error::InvalidConfig`] for a `memory_share` outside [0, 1], [`Error::InvalidTool`] when
+    /// two tools share a name.
+    pub fn build(&self, req: &ContextRequest<'_>) -> Result<Context> {
+        let _pack = tracing::debug_span!(stages::PACK, budget = req.budget).entered();
+        if !(0.0..=1.0).contains(&req.memory_share) {
+            return Err(Error::InvalidConfig(format!(
+                "memory_share {} is outside [0, 1]",
+                req.memory_share
+            )));
+        }
+        let mut names = FxHashSet::default();
+        for t in req.tools {
+            if !names.insert(t.name()) {
+                return Err(Error::InvalidTool {
+                    name: t.name().to_string(),
+                    reason: "two tools have this name".to_string(),
+                });
+            }
+        }
+        let counter = &*self.counter;
+
+        let system_text = if req.system_prompt.trim().is_empty() {
+            String::new()
+        } else {
+            format!("{}\n{SECTION_END}", req.system_prompt.trim_end())
+        };
+        let system_tokens = counter.count(&system_text);
+        if system_tokens > req.budget {
+            return Err(Error::BudgetTooSmall {
+                budget: req.budget,
+                needed: system_tokens,
+            });
+        }
+
+        // Every candidate is counted once; repacking below only re-adds these numbers.
+        let tools: Vec<Candidate<'_>> = req
+            .tools
+            .iter()
+            .map(|t| {
+                let full = t.render();
+                Candidate {
+                    prefix: String::new(),
+                    content: None,
+                    cost: counter.count(&full),
+                    full,
+                    item: OmittedItem::Tool {
+                        name: t.name().to_string(),
+                    },
+                    id: None,
+                }
+            })
+            .collect();
+        let mut ranked: Vec<&SearchHit> = req.memories.iter().collect();
+        // Stable, so equal scores keep the caller's order; NaN ranks last.
+        let key = |h: &SearchHit| {
+            if h.score.is_nan() {
+                f32::NEG_INFINITY
+            } else {
+                h.score
+            }
+        };
+        ranked.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        let memories: Vec<Candidate<'_>> = ranked
+            .iter()
+            .map(|h| entry_candidate(counter, "- ".to_string(), &h.entry, Some(h.score)))
+            .collect();
+        let turns: Vec<Candidate<'_>> = req
+            .recent_turns
+            .iter()
+            .rev()
+            .map(|e| entry_candidate(counter, format!("{}: ", e.role), e, None))
+            .collect();
+
+        let tools_frame = counter.count(TOOLS_HEADER) + counter.count(SECTION_END);
+        let memories_frame = counter.count(MEMORIES_HEADER) + counter.count(SECTION_END);
+        let turns_frame = counter.count(TURNS_HEADER) + counter.count(SECTION_END);
+
+        let all_tools: Vec<usize> = (0..tools.len()).collect();
+        let turn_ids_unique = unique_indices(&turns, &FxHashSet::default());
+        let mut effective = req.budget;
+        loop {
+            let extra = effective.saturating_sub(system_tokens);
+            let tool_pack = {
+                let _s = tracing::debug_span!(stages::PACK_TOOLS).entered();
+                pack(counter, &tools, &all_tools, tools_frame, extra, None)
+            };
+            let flexible = extra.saturating_sub(tool_pack.used);
+            // Truncation toward zero keeps memories within their share.
+            let memory_share = (flexible as f64 * f64::from(req.memory_share)) as usize;
+            let turn_share = flexible - memory_share.min(flexible);
+            let trunc = Some(req.min_truncation_tokens);
+
+            let first_turns = {
+                let _s = tracing::debug_span!(stages::PACK_TURNS).entered();
+                pack(
+                    counter,
+                    &turns,
+                    &turn_ids_unique,
+                    turns_frame,
+                    turn_share,
+                    trunc,
+                )
+            };
+            let shown_turns: FxHashSet<EntryId> = first_turns.ids(&turns).collect();
+            let memory_eligible = unique_indices(&memories, &shown_turns);
+            let memory_pack = {
+                let _s = tracing::debug_span!(stages::PACK_MEMORIES).entered();
+                pack(
+                    counter,
+                    &memories,
+                    &memory_eligible,
+                    memories_frame,
+                    flexible.saturating_sub(first_turns.used),
+                    trunc,
+                )
+            };
+            let shown_memories: FxHashSet<EntryId> = memory_pack.ids(&memories).collect();
+            let turn_eligible = unique_indices(&turns, &shown_memories);
+            let turn_pack = {
+                let _s = tracing::debug_span!(stages::PACK_TURNS).entered();
+                pack(
+                    counter,
+                    &turns,
+                    &turn_eligible,
+                    turns_frame,
+                    flexible.saturating_sub(memory_pack.used),
+                    trunc,
+                )
+            };
+
+            let _render = tracing::debug_span!(stages::RENDER).entered();
+            let mut sections = Vec::with_capacity(4);
+            if !system_text.is_empty() {
+                sections.push(ContextSection {
+                    kind: SectionKind::System,
+                    text: system_text.clone(),
+                    tokens: system_tokens,
+                    entries: Vec::new(),
+                });
+            }
+            let mut turn_order = turn_pack.placed.iter().collect::<Vec<_>>();
+            // Selected newest first, shown oldest first.
+            turn_order.reverse();
+            for (kind, header, cands, placed) in [
+                (
+                    SectionKind::Tools,
+                    TOOLS_HEADER,
+                    &tools,
+                    tool_pack.placed.iter().collect::<Vec<_>>(),
+                ),
+                (
+                    SectionKind::Memories,
+                    MEMORIES_HEADER,
+                    &memories,
+                    memory_pack.placed.iter().collect(),
+                ),
+                (SectionKind::Conversation, TURNS_HEADER, &turns, turn_order),
+            ] {
+                if placed.is_empty() {
+                    continue;
+                }
+                let mut text = String::from(header);
+                for p in &placed {
+                    match &p.truncated {
+                        Some((line, _)) => text.push_str(line),
+                        None => text.push_str(&cands[p.index].full),
+                    }
+                }
+                text.push_str(SECTION_END);
+                sections.push(ContextSection {
+                    kind,
+                    tokens: counter.count(&text),
+                    text,
+                    entries: placed.iter().filter_map(|p| cands[p.index].id).collect(),
+                });
+            }
+            let mut ctx = Context {
+                sections,
+                total_tokens: 0,
+                budget: req.budget,
+                omitted: Vec::new(),
+            };
+            ctx.total_tokens = counter.count(&ctx.render());
+            let sum: usize = ctx.sections.iter().map(|s| s.tokens).sum();
+            let worst = ctx.total_tokens.max(sum);
+            if worst > req.budget && effective > system_tokens {
+                // The counter is not additive here; take the excess off and pack again. Each
+                // round lowers `effective`, and with only the system prompt left it fits.
+                effective = effective
+                    .saturating_sub(worst - req.budget)
+                    .max(system_tokens);
+                tracing::debug!(effective, "context over budget after rendering; repacking");
+                continue;
+            }
+            ctx.omitted = omissions(
+                &[
+                    (&tools[..], &tool_pack, &FxHashSet::default()),
+                    (&memories[..], &memory_pack, &shown_turns),
+                    (&turns[..], &turn_pack, &shown_memories),
+                ][..],
+            );
+            return Ok(ctx);
+        }
+    }
+}
+
+/// A memory or turn as a candidate: `prefix` then its content on one item.
+fn entry_candidate<'a>(
+    counter: &dyn TokenCounter,
+    prefix: String,
+    entry: &'a MemoryEntry,
+    score: Option<f32>,
+) -> Candidate<'a> {
+    let full = format!("{prefix}{}\n", entry.content);
+    Candidate {
+        cost: counter.count(&full),
+        full,
+        prefix,
+        content: Some(&entry.content),
+        item: match score {
+            Some(score) => OmittedItem::Memory {
+                id: entry.id,
+                score,
+            },
+            None => OmittedItem::Turn { id: entry.id },
+        },
+        id: Some(entry.id),
+    }
+}
+
+/// Indices of candidates whose id is neither in `exclude` nor seen earlier in the list.
+fn unique_indices(cands: &[Candidate<'_>], exclude: &FxHashSet<EntryId>) -> Vec<usize> {
+    let mut seen = FxHashSet::default();
+    cands
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| match c.id {
+            Some(id) => !exclude.contains(&id) && seen.insert(id),
+            None => true,
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Takes `eligible` candidates in order while they fit in `avail` (the section frame is paid
+/// with the first item); the first that does not fit is truncated when `min_truncation` allows,
+/// and it and all after it are otherwise left out.
+fn pack(
+    counter: &dyn TokenCounter,
+    cands: &[Candidate<'_>],
+    eligible: &[usize],
+    frame: usize,
+    avail: usize,
+    min_truncation: Option<usize>,
+) -> Packed {
+    let mut out = Packed::default();
+    if avail == 0 {
+        return out;
+    }
+    for &i in eligible {
+        let c = &cands[i];
+        let frame_cost = if out.placed.is_empty() { frame } else { 0 };
+        if out.used + frame_cost + c.cost <= avail {
+            out.used += frame_cost + c.cost;
+            out.placed.push(Placed {
+                index: i,
+                truncated: None,
+            });
+            continue;
+        }
+        let room = avail.saturating_sub(out.used + frame_cost);
+        if let (Some(min), Some(content)) = (min_truncation, c.content) {
+            if room > 0 {
+                if let Some((line, cost, kept)) = truncate(counter, &c.prefix, content, room, min) {
+                    out.used += frame_cost + cost;
+                    out.placed.push(Placed {
+                        index: i,
+                        truncated: Some((line, kept)),
+                    });
+                }
+            }
+        }
+        break;
+    }
+    out
+}
+
+/// `prefix` + the longest prefix of `content` + marker that costs at most `room`, with its cost
+/// and the bytes of content kept; `None` when less than `min_tokens` of text would remain.
+fn truncate(
+    counter: &dyn TokenCounter,
+    prefix: &str,
+    content: &str,
+    room: usize,
+    min_tokens: usize,
+) -> Option<(String, usize, usize)> {
+    let _s = tracing::debug_span!(stages::TRUNCATE).entered();
+    let mut line =
+        String::with_capacity(prefix.len() + content.len() + TRUNCATION_MARKER.len() + 1);
+    let mut render = |kept: &str| {
+        line.clear();
+        line.push_str(prefix);
+        line.push_str(kept);
+        line.push_str(TRUNCATION_MARKER);
+        line.push('\n');
+        counter.count(&line)
+    };
+    let bare = render("");
+    if room < bare.saturating_add(min_tokens) {
+        return None;
+    }
+    let kept = longest_prefix_where(content, |p| render(p) <= room)?;
+    if content[..kept].trim().is_empty() || counter.count(&content[..kept]) < min_tokens {
+        return None;
+    }
+    let cost = render(&content[..kept]);
+    Some((line, cost, kept))
+}
+
+/// Everything not placed whole, in pool order: truncations, duplicates, and the rest as over
+/// budget. `shown_elsewhere` holds the ids placed in another section.
+fn omissions(pools: &[(&[Candidate<'_>], &Packed, &FxHashSet<EntryId>)]) -> Vec<Omission> {
+    let mut out = Vec::new();
+    for (cands, packed, shown_elsewhere) in pools {
+        let mut placement: Vec<Option<&Placed>> = vec![None; cands.len()];
+        for p in &packed.placed {
+            placement[p.index] = Some(p);
+        }
+        let mut seen = FxHashSet::default();
+        for (c, placed) in cands.iter().zip(placement) {
+            let reason = match placed {
+                Some(p) => {
+                    if let Some(id) = c.id {
+                        seen.insert(id);
+                    }
+                    match &p.truncated {
+                        None => continue,
+                        Some((_, kept)) => OmissionReason::Truncated {
+                            kept_bytes: *kept,
+                            original_bytes: c.content.map_or(0, str::len),
+                        },
+                    }
+                }
+                None => match c.id {
+                    Some(id) if shown_elsewhere.contains(&id) || seen.contains(&id) => {
+                        OmissionReason::Duplicate
+                    }
+                    _ => OmissionReason::OverBudget,
+                },
+            };
+            out.push(Omission {
+                item: c.item.clone(),
+                reason,
+                tokens: c.cost,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,552 @@
+//! Long-term memory: the durable tier, one SQLite file in write-ahead-log mode.
+//!
+//! All writes go through one writer connection behind a mutex (SQLite allows one writer at a time
+//! anyway, and a single path keeps transactions simple). Reads take a connection from a small pool,
+//! so they run while the writer writes: WAL readers see the last committed state and never block.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
+
+use crate::clock::Timestamp;
+use crate::config::Durability;
+use crate::entry::{EntryId, MemoryEntry, Role, Tier};
+use crate::error::{Error, Result};
+
+/// `PRAGMA application_id` of memory-core files ("MEMC"), so we never adopt someone else's database.
+const APPLICATION_ID: i64 = 0x4D45_4D43;
+
+/// Schema migrations, in order. Migration `i` takes the schema from version `i` to `i + 1`; the
+/// version is kept in `PRAGMA user_version`. Never edit a released migration: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // v1: the entries table. Embeddings are little-endian f32 blobs; metadata is JSON text.
+    "CREATE TABLE entries (
+         id               INTEGER PRIMARY KEY,
+         agent_id         TEXT    NOT NULL,
+         session_id       TEXT    NOT NULL,
+         role             INTEGER NOT NULL,
+         content          TEXT    NOT NULL,
+         embedding        BLOB,
+         importance       REAL    NOT NULL,
+         created_at       INTEGER NOT NULL,
+         last_accessed_at INTEGER NOT NULL,
+         access_count     INTEGER NOT NULL,
+         metadata         TEXT
+     );
+     CREATE INDEX entries_by_agent_time ON entries(agent_id, created_at);
+     CREATE INDEX entries_by_agent_session_time ON entries(agent_id, session_id, created_at);",
+];
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const COLUMNS: &str =
+    "id, agent_id, session_id, role, content, embedding, importance, created_at, \
+                       last_accessed_at, access_count, metadata";
+
+/// Where the long-term store lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// A database file at this path (created if absent, with its directory).
+    File(PathBuf),
+    /// A database file in a fresh temporary directory, deleted when the last handle is dropped.
+    /// Same code path and durability as `File`; for tests and benchmarks.
+    Temporary,
+    /// An in-memory SQLite database: nothing survives the process. Reads share the writer's
+    /// connection (SQLite's in-memory databases are per connection).
+    InMemory,
+}
+
+/// Which entries to list.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListQuery {
+    /// Only this session.
+    pub session: Option<String>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+    /// At most this many, newest first; all when `None`.
+    pub limit: Option<usize>,
+}
+
+/// The long-term tier.
+#[derive(Debug)]
+pub(crate) struct LongTermMemory {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    /// Idle read connections; empty and unused for `Storage::InMemory`.
+    readers: Mutex<Vec<Connection>>,
+    in_memory: bool,
+    /// Keeps a `Storage::Temporary` directory alive as long as the store.
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+/// Most idle read connections kept; more are opened under load and closed after use.
+const MAX_IDLE_READERS: usize = 8;
+
+impl LongTermMemory {
+    pub fn open(storage: &Storage, durability: Durability) -> Result<LongTermMemory> {
+        let (path, temp_dir) = match storage {
+            Storage::File(p) => {
+                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
+                }
+                (p.clone(), None)
+            }
+            Storage::Temporary => {
+                let dir = tempfile::Builder::new()
+                    .prefix("memory-core-")
+                    .tempdir()
+                    .map_err(|source| Error::Io {
+                        path: std::env::temp_dir(),
+                        source,
+                    })?;
+                (dir.path().join("ltm.sqlite3"), Some(dir))
+            }
+            Storage::InMemory => (PathBuf::from(":memory:"), None),
+        };
+        let in_memory = matches!(storage, Storage::InMemory);
+        let writer = if in_memory {
+            Connection::open_in_memory()
+        } else {
+            Connection::open(&path)
+        }
+        .map_err(|e| db_error(&path, e))?;
+        configure(&writer, &path, durability, true)?;
+        migrate(&writer, &path)?;
+        Ok(LongTermMemory {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            in_memory,
+            _temp_dir: temp_dir,
+        })
+    }
+
+    /// The database file (`:memory:` for an in-memory store).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        db_error(&self.path, e)
+    }
+
+    /// Runs `f` on a read connection. Readers never wait for the writer (WAL), except in memory.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        if self.in_memory {
+            return f(&self.writer.lock()).map_err(|e| self.err(e));
+        }
+        let pooled = self.readers.lock().pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI;
+                let c = Connection::open_with_flags(&self.path, flags).map_err(|e| self.err(e))?;
+                configure(&c, &self.path, Durability::ProcessCrash, false)?;
+                c
+            }
+        };
+        let out = f(&conn).map_err(|e| self.err(e));
+        let mut idle = self.readers.lock();
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// Runs `f` inside one write transaction on the writer connection.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.writer.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let out = f(&tx).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(out)
+    }
+
+    /// Inserts entries in one transaction and returns, per entry, whether it was new (an entry
+    /// whose id is already stored is the same entry and is left as it is). Returns when the
+    /// transaction is committed.
+    pub fn insert(&self, entries: &[MemoryEntry]) -> Result<Vec<bool>> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO entries ({COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))?;
+            let mut inserted = Vec::with_capacity(entries.len());
+            for e in entries {
+                let metadata = (!e.metadata.is_null()).then(|| e.metadata.to_string());
+                let n = stmt.execute(params![
+                    e.id.0 as i64,
+                    &*e.agent_id,
+                    &*e.session_id,
+                    role_code(e.role),
+                    e.content,
+                    e.embedding.as_deref().map(embedding_to_blob),
+                    e.importance as f64,
+                    e.created_at.0,
+                    e.last_accessed_at.0,
+                    e.access_count as i64,
+                    metadata,
+                ])?;
+                inserted.push(n == 1);
+            }
+            Ok(inserted)
+        })
+    }
+
+    /// One entry of `agent`, or `None` (also when the id belongs to another agent).
+    pub fn get(&self, agent: &str, id: EntryId) -> Result<Option<MemoryEntry>> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM entries WHERE id = ?1 AND agent_id = ?2"
+            ))?
+            .query_row(params![id.0 as i64, agent], entry_from_row)
+            .optional()
+        })
+    }
+
+    /// Several entries of `agent` by id, in no particular order; unknown ids are skipped.
+    pub fn get_many(&self, agent: &str, ids: &[EntryId]) -> Result<Vec<MemoryEntry>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM entries WHERE id = ?1 AND agent_id = ?2"
+            ))?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(e) = stmt
+                    .query_row(params![id.0 as i64, agent], entry_from_row)
+                    .optional()?
+                {
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Deletes one entry of `agent`. Returns whether it existed.
+    pub fn delete(&self, agent: &str, id: EntryId) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached("DELETE FROM entries WHERE id = ?1 AND agent_id = ?2")?
+                .execute(params![id.0 as i64, agent])?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Entries of `agent` matching `q`, newest first.
+    pub fn list(&self, agent: &str, q: &ListQuery) -> Result<Vec<MemoryEntry>> {
+        let since = q.since.map_or(i64::MIN, |t| t.0);
+        let until = q.until.map_or(i64::MAX, |t| t.0);
+        let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        self.read(|c| {
+            let rows = match &q.session {
+                Some(session) => c
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM entries WHERE agent_id = ?1 AND session_id = ?2 \
+                         AND created_at >= ?3 AND created_at < ?4 \
+                         ORDER BY created_at DESC, id DESC LIMIT ?5"
+                    ))?
+                    .query_map(params![agent, session, since, until, limit], entry_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+                None => c
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM entries WHERE agent_id = ?1 \
+                         AND created_at >= ?2 AND created_at < ?3 \
+                         ORDER BY created_at DESC, id DESC LIMIT ?4"
+                    ))?
+                    .query_map(params![agent, since, until, limit], entry_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            };
+            Ok(rows)
+        })
+    }
+
+    /// Number of entries of `agent`.
+    pub fn count(&self, agent: &str) -> Result<u64> {
+        self.read(|c| {
+            c.prepare_cached("SELECT COUNT(*) FROM entries WHERE agent_id = ?1")?
+                .query_row([agent], |r| r.get::<_, i64>(0))
+        })
+        .map(|n| n as u64)
+    }
+
+    /// Number of entries of all agents.
+    pub fn count_all(&self) -> Result<u64> {
+        self.read(|c| c.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get::<_, i64>(0)))
+            .map(|n| n as u64)
+    }
+
+    /// The largest id stored, if any.
+    pub fn max_id(&self) -> Result<Option<u64>> {
+        self.read(|c| {
+            c.query_row("SELECT MAX(id) FROM entries", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+        })
+        .map(|v| v.map(|x| x as u64))
+    }
+
+    /// Applies deferred access records: for each id, adds `count` and sets the last access time.
+    pub fn record_access(&self, accesses: &[(EntryId, u32, Timestamp)]) -> Result<()> {
+        if accesses.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE entries SET access_count = access_count + ?2, \
+                 last_accessed_at = MAX(last_accessed_at, ?3) WHERE id = ?1",
+            )?;
+            for (id, n, at) in accesses {
+                stmt.execute(params![id.0 as i64, *n as i64, at.0])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Visits every entry in id order, for rebuilding the in-RAM indexes on open.
+    pub fn scan_for_index(
+        &self,
+        mut visit: impl FnMut(crate::index::StoredRow<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut failed = None;
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, agent_id, session_id, role, created_at, content, embedding \
+                 FROM entries ORDER BY id",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut embedding = Vec::new();
+            while let Some(r) = rows.next()? {
+                let role = role_from_code(r.get(3)?)?;
+                let blob = r.get_ref(6)?.as_blob_or_null()?;
+                embedding.clear();
+                if let Some(b) = blob {
+                    embedding.extend(blob_floats(b)?);
+                }
+                let row = crate::index::StoredRow {
+                    id: EntryId(r.get::<_, i64>(0)? as u64),
+                    agent: r.get_ref(1)?.as_str()?,
+                    session: r.get_ref(2)?.as_str()?,
+                    role,
+                    created_at: Timestamp(r.get(4)?),
+                    content: r.get_ref(5)?.as_str()?,
+                    embedding: blob.map(|_| embedding.as_slice()),
+                };
+                if let Err(e) = visit(row) {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            Ok(())
+        })?;
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Runs SQLite's `quick_check` and reports the first problem, if any.
+    pub fn check_integrity(&self) -> Result<()> {
+        let report: String = self.read(|c| c.query_row("PRAGMA quick_check", [], |r| r.get(0)))?;
+        if report == "ok" {
+            Ok(())
+        } else {
+            Err(Error::Corrupt {
+                path: self.path.clone(),
+                detail: report,
+            })
+        }
+    }
+
+    /// Size of the database file plus its WAL, in bytes (0 in memory).
+    pub fn disk_bytes(&self) -> u64 {
+        if self.in_memory {
+            return 0;
+        }
+        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+        [&self.path, &wal]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Folds the WAL back into the main file.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.writer
+            .lock()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// Connection settings. These pragmas are the durability contract of the store:
+/// - `journal_mode=WAL`: a commit appends to the write-ahead log; readers keep reading the last
+///   committed state while a writer works.
+/// - `synchronous=NORMAL` (Durability::ProcessCrash): the WAL is not fsynced at each commit. A
+///   committed transaction is in the OS page cache, so it survives a crash or kill of this process;
+///   an OS crash or power loss may lose the last commits (never corrupts the file).
+/// - `synchronous=FULL` (Durability::PowerLoss): the WAL is fsynced at every commit, so a commit
+///   survives power loss.
+/// - `busy_timeout`: another process holding the write lock makes us wait, not fail at once.
+fn configure(c: &Connection, path: &Path, durability: Durability, writer: bool) -> Result<()> {
+    let err = |e| db_error(path, e);
+    c.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(err)?;
+    c.set_prepared_statement_cache_capacity(32);
+    if writer {
+        let sync = match durability {
+            Durability::ProcessCrash => "NORMAL",
+            Durability::PowerLoss => "FULL",
+        };
+        // journal_mode answers with a row; a file that is not a database fails here first.
+        let _mode: String = c
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(err)?;
+        c.execute_batch(&format!(
+            "PRAGMA synchronous={sync}; PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;"
+        ))
+        .map_err(err)?;
+    } else {
+        c.execute_batch("PRAGMA cache_size=-16384;").map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Brings the schema up to `SCHEMA_VERSION`, refusing files that are not ours or are newer.
+fn migrate(c: &Connection, path: &Path) -> Result<()> {
+    let err = |e| db_error(path, e);
+    let version: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    let app_id: i64 = c
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(err)?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if app_id != APPLICATION_ID && app_id != 0 {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("application_id is {app_id:#x}, not memory-core's {APPLICATION_ID:#x}"),
+        });
+    }
+    if version == 0 {
+        let tables: i64 = c
+            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(err)?;
+        if tables > 0 {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                detail: "the file holds tables but no memory-core schema version".into(),
+            });
+        }
+    }
+    for (v, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        c.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; PRAGMA application_id = {APPLICATION_ID}; COMMIT;",
+            v + 1
+        ))
+        .map_err(|e| {
+            let _ = c.execute_batch("ROLLBACK");
+            err(e)
+        })?;
+    }
+    Ok(())
+}
+
+/// Maps SQLite's corruption codes and undecodable rows to `Error::Corrupt`, everything else to
+/// `Error::Database`.
+fn db_error(path: &Path, e: rusqlite::Error) -> Error {
+    if let rusqlite::Error::FromSqlConversionFailure(col, _, detail) = &e {
+        return Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("column {col}: {detail}"),
+        };
+    }
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        if matches!(f.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) {
+            return Error::Corrupt {
+                path: path.to_path_buf(),
+                detail: msg.clone().unwrap_or_else(|| f.to_string()),
+            };
+        }
+    }
+    Error::Database {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+fn role_code(r: Role) -> i64 {
+    Role::ALL.iter().position(|x| *x == r).unwrap_or(0) as i64
+}
+
+fn embedding_to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn blob_floats(b: &[u8]) -> rusqlite::Result<impl Iterator<Item = f32> + '_> {
+    if b.len() % 4 != 0 {
+        return Err(corrupt_column(
+            5,
+            "embedding blob length is not a multiple of 4".into(),
+        ));
+    }
+    Ok(b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+}
+
+fn role_from_code(code: i64) -> rusqlite::Result<Role> {
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| Role::ALL.get(i).copied())
+        .ok_or_else(|| corrupt_column(3, format!("unknown role code {code}")))
+}
+
+fn corrupt_column(idx: usize, what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, what.into())
+}
+
+fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<MemoryEntry> {
+    let role = role_from_code(r.get(3)?)?;
+    let embedding = match r.get_ref(5)?.as_blob_or_null()? {
+        Some(b) => Some(blob_floats(b)?.collect::<Arc<[f32]>>()),
+        None => None,
+    };
+    let metadata = match r.get_ref(10)?.as_str_or_null()? {
+        None => serde_json::Value::Null,
+        Some(s) => serde_json::from_str(s)
+            .map_err(|e| corrupt_column(10, format!("metadata is not JSON: {e}")))?,
+    };
+    Ok(MemoryEntry {
+        id: EntryId(r.get::<_, i64>(0)? as u64),
+        agent_id: Arc::from(r.get_ref(1)?.as_str()?),
+        session_id: Arc::from(r.get_ref(2)?.as_str()?),
+        role,
+        content: r.get(4)?,
+        embedding,
+        importance: r.get::<_, f64>(6)? as f32,
+        created_at: Timestamp(r.get(7)?),
+        last_accessed_at: Timestamp(r.get(8)?),
+        access_count: u32::try_from(r.get::<_, i64>(9)?).unwrap_or(u32::MAX),
+        metadata,
+        tier: Tier::LongTerm,
+    })
+}

@@ -1,0 +1,179 @@
+//! The importance score that decides what consolidation keeps: a weighted mix of explicit
+//! importance, retrieval frequency, recency and novelty.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::config::ConsolidationConfig;
+use crate::entry::MemoryEntry;
+
+/// An entry's score and its four parts, each in [0, 1].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImportanceScore {
+    /// Weighted mean of the parts, in [0, 1].
+    pub total: f32,
+    pub importance: f32,
+    /// `ln(1 + accesses) / ln(1 + saturation)`, capped at 1.
+    pub frequency: f32,
+    /// `0.5 ^ (time since last access / half-life)`.
+    pub recency: f32,
+    /// `1 - highest cosine similarity to the agent's long-term memory`; `None` without an embedding
+    /// (its weight is then left out and the others are renormalized).
+    pub novelty: Option<f32>,
+}
+
+/// Scores entries with the configured weights and half-life.
+#[derive(Clone, Debug)]
+pub struct ImportanceScorer {
+    config: ConsolidationConfig,
+}
+
+impl ImportanceScorer {
+    pub fn new(config: ConsolidationConfig) -> Self {
+        ImportanceScorer { config }
+    }
+
+    /// Recency in [0, 1] of something last touched at `at`, seen at `now`.
+    pub fn recency(&self, at: Timestamp, now: Timestamp) -> f32 {
+        let age = now.since(at).as_secs_f64();
+        let half_life = self.config.recency_half_life.as_secs_f64();
+        0.5f64.powf(age / half_life) as f32
+    }
+
+    /// Scores `entry` at time `now`. `max_similarity` is the highest cosine similarity of the
+    /// entry's embedding to the agent's long-term memory, when known.
+    pub fn score(
+        &self,
+        entry: &MemoryEntry,
+        max_similarity: Option<f32>,
+        now: Timestamp,
+    ) -> ImportanceScore {
+        let w = self.config.weights;
+        let sat = self.config.frequency_saturation.max(1) as f32;
+        let frequency = ((1.0 + entry.access_count as f32).ln() / (1.0 + sat).ln()).min(1.0);
+        let last = entry.last_accessed_at.max(entry.created_at);
+        let recency = self.recency(last, now);
+        let importance = entry.importance.clamp(0.0, 1.0);
+        let novelty = max_similarity
+            .filter(|s| s.is_finite())
+            .map(|s| (1.0 - s).clamp(0.0, 1.0));
+        let (sum, weight) = [
+            (importance, w.importance),
+            (frequency, w.frequency),
+            (recency, w.recency),
+        ]
+        .into_iter()
+        .chain(novelty.map(|n| (n, w.novelty)))
+        .fold((0.0, 0.0), |(s, ws), (x, wx)| (s + x * wx, ws + wx));
+        let total = if weight > 0.0 {
+            (sum / weight).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        ImportanceScore {
+            total,
+            importance,
+            frequency,
+            recency,
+            novelty,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::ScoreWeights;
+    use crate::entry::{EntryId, Role, Tier};
+
+    fn entry(importance: f32, accesses: u32, at: Timestamp) -> MemoryEntry {
+        MemoryEntry {
+            id: EntryId(1),
+            agent_id: Arc::from("a"),
+            session_id: Arc::from("s"),
+            role: Role::User,
+            content: "x".into(),
+            embedding: None,
+            importance,
+            created_at: at,
+            last_accessed_at: at,
+            access_count: accesses,
+            metadata: serde_json::Value::Null,
+            tier: Tier::ShortTerm,
+        }
+    }
+
+    fn scorer() -> ImportanceScorer {
+        ImportanceScorer::new(ConsolidationConfig {
+            recency_half_life: Duration::from_secs(3600),
+            frequency_saturation: 10,
+            ..ConsolidationConfig::default()
+        })
+    }
+
+    #[test]
+    fn recency_halves_every_half_life() {
+        let s = scorer();
+        let t0 = Timestamp(0);
+        assert_eq!(s.recency(t0, t0), 1.0);
+        assert!((s.recency(t0, t0.plus(Duration::from_secs(3600))) - 0.5).abs() < 1e-6);
+        assert!((s.recency(t0, t0.plus(Duration::from_secs(7200))) - 0.25).abs() < 1e-6);
+    }
+
+    #[test]
+    fn score_is_the_weighted_mean_of_its_parts() {
+        let s = scorer();
+        let now = Timestamp(0).plus(Duration::from_secs(3600));
+        let e = entry(0.8, 10, Timestamp(0));
+        let got = s.score(&e, Some(0.25), now);
+        // importance 0.8, frequency 1.0 (saturated), recency 0.5, novelty 0.75
+        let want = 0.4 * 0.8 + 0.3 * 1.0 + 0.2 * 0.5 + 0.1 * 0.75;
+        assert!((got.total - want).abs() < 1e-6, "{got:?}");
+        assert_eq!(got.novelty, Some(0.75));
+    }
+
+    #[test]
+    fn without_an_embedding_novelty_weight_is_left_out() {
+        let s = scorer();
+        let e = entry(1.0, 0, Timestamp(0));
+        let got = s.score(&e, None, Timestamp(0));
+        // (0.4 * 1 + 0.3 * 0 + 0.2 * 1) / 0.9
+        assert!((got.total - 0.6 / 0.9).abs() < 1e-6, "{got:?}");
+    }
+
+    #[test]
+    fn frequency_grows_with_accesses_and_saturates() {
+        let s = scorer();
+        let f = |n| {
+            s.score(&entry(0.5, n, Timestamp(0)), None, Timestamp(0))
+                .frequency
+        };
+        assert_eq!(f(0), 0.0);
+        assert!(f(1) < f(3) && f(3) < f(10));
+        assert_eq!(f(10), 1.0);
+        assert_eq!(f(1000), 1.0);
+    }
+
+    #[test]
+    fn weights_change_the_ranking() {
+        let cfg = ConsolidationConfig {
+            weights: ScoreWeights {
+                importance: 0.0,
+                frequency: 0.0,
+                recency: 1.0,
+                novelty: 0.0,
+            },
+            ..ConsolidationConfig::default()
+        };
+        let s = ImportanceScorer::new(cfg);
+        let now = Timestamp(0).plus(Duration::from_secs(86_400));
+        let old_important = entry(1.0, 0, Timestamp(0));
+        let new_unimportant = entry(0.0, 0, now);
+        assert!(
+            s.score(&new_unimportant, None, now).total > s.score(&old_important, None, now).total
+        );
+    }
+}

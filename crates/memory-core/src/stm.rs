@@ -1,0 +1,261 @@
+//! Short-term memory: per (agent, session) windows of the most recent entries, in RAM.
+//!
+//! Windows live in independently locked shards chosen by a hash of (agent, session), so sessions do
+//! not contend on one lock. An entry that leaves its window, or whose session expires, is parked in
+//! its shard's hand-off list for consolidation; nothing is dropped here.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rustc_hash::{FxHashMap, FxHasher};
+
+use crate::clock::Timestamp;
+use crate::entry::{EntryId, MemoryEntry};
+
+/// An entry in a window, and whether consolidation already wrote it to long-term memory (it stays
+/// in the window as a recent turn; it is not written twice).
+#[derive(Clone, Debug)]
+pub(crate) struct WindowItem {
+    pub entry: MemoryEntry,
+    pub persisted: bool,
+}
+
+#[derive(Debug, Default)]
+struct SessionWindow {
+    items: VecDeque<WindowItem>,
+    last_active: Timestamp,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    /// agent -> session -> window. Nested so that lookups by `&str` need no allocation.
+    agents: FxHashMap<Arc<str>, FxHashMap<Arc<str>, SessionWindow>>,
+    /// Entries that left a window (evicted or expired) and wait for consolidation.
+    handed_off: Vec<WindowItem>,
+}
+
+/// What a sweep of short-term memory hands to consolidation.
+#[derive(Debug, Default)]
+pub(crate) struct StmHandOff {
+    /// Entries that left their window (evicted by newer ones or by session expiry).
+    pub leaving: Vec<WindowItem>,
+    /// Entries still in a live window and not yet persisted.
+    pub staying: Vec<MemoryEntry>,
+    /// Sessions that expired in this sweep.
+    pub expired_sessions: usize,
+}
+
+/// The short-term tier.
+#[derive(Debug)]
+pub(crate) struct ShortTermMemory {
+    shards: Box<[Mutex<Shard>]>,
+    mask: usize,
+    capacity: usize,
+    ttl: Duration,
+}
+
+impl ShortTermMemory {
+    pub fn new(shards: usize, capacity: usize, ttl: Duration) -> Self {
+        let n = shards.next_power_of_two();
+        ShortTermMemory {
+            shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+            mask: n - 1,
+            capacity,
+            ttl,
+        }
+    }
+
+    fn shard(&self, agent: &str, session: &str) -> &Mutex<Shard> {
+        let mut h = FxHasher::default();
+        agent.hash(&mut h);
+        session.hash(&mut h);
+        &self.shards[(h.finish() as usize) & self.mask]
+    }
+
+    fn expired(&self, w: &SessionWindow, now: Timestamp) -> bool {
+        now.since(w.last_active) > self.ttl
+    }
+
+    /// Creates the session's window if it does not exist (or revives an expired one). Returns whether
+    /// a new window was created.
+    pub fn open_session(&self, agent: &Arc<str>, session: &Arc<str>, now: Timestamp) -> bool {
+        let mut shard = self.shard(agent, session).lock();
+        let Shard { agents, handed_off } = &mut *shard;
+        let sessions = match agents.get_mut(&**agent) {
+            Some(s) => s,
+            None => agents.entry(agent.clone()).or_default(),
+        };
+        match sessions.get_mut(&**session) {
+            Some(w) => {
+                if self.expired(w, now) {
+                    handed_off.extend(w.items.drain(..));
+                }
+                w.last_active = now;
+                false
+            }
+            None => {
+                let window = SessionWindow {
+                    items: VecDeque::with_capacity(self.capacity.min(64) + 1),
+                    last_active: now,
+                };
+                sessions.insert(session.clone(), window);
+                true
+            }
+        }
+    }
+
+    /// Appends an entry to its session's window, creating the window if needed. An entry pushed out
+    /// of the window is handed off to consolidation.
+    pub fn append(&self, entry: MemoryEntry, now: Timestamp) {
+        let mut shard = self.shard(&entry.agent_id, &entry.session_id).lock();
+        let Shard { agents, handed_off } = &mut *shard;
+        let sessions = match agents.get_mut(&*entry.agent_id) {
+            Some(s) => s,
+            None => agents.entry(entry.agent_id.clone()).or_default(),
+        };
+        let window = match sessions.get_mut(&*entry.session_id) {
+            Some(w) => w,
+            None => sessions.entry(entry.session_id.clone()).or_default(),
+        };
+        if self.expired(window, now) && !window.items.is_empty() {
+            handed_off.extend(window.items.drain(..));
+        }
+        window.last_active = now;
+        window.items.push_back(WindowItem {
+            entry,
+            persisted: false,
+        });
+        while window.items.len() > self.capacity {
+            if let Some(old) = window.items.pop_front() {
+                handed_off.push(old);
+            }
+        }
+    }
+
+    /// The last `n` entries of a session, oldest first; empty for an unknown or expired session.
+    pub fn recent(&self, agent: &str, session: &str, n: usize, now: Timestamp) -> Vec<MemoryEntry> {
+        let shard = self.shard(agent, session).lock();
+        let Some(w) = shard.agents.get(agent).and_then(|s| s.get(session)) else {
+            return Vec::new();
+        };
+        if self.expired(w, now) {
+            return Vec::new();
+        }
+        let skip = w.items.len().saturating_sub(n);
+        w.items.iter().skip(skip).map(|i| i.entry.clone()).collect()
+    }
+
+    /// Every short-term entry of `agent` that is still live or waiting for consolidation, passed to
+    /// `visit` under its shard's lock (keep `visit` short).
+    pub fn for_each_of_agent(
+        &self,
+        agent: &str,
+        now: Timestamp,
+        mut visit: impl FnMut(&MemoryEntry),
+    ) {
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            if let Some(sessions) = shard.agents.get(agent) {
+                for w in sessions.values().filter(|w| !self.expired(w, now)) {
+                    w.items.iter().for_each(|i| visit(&i.entry));
+                }
+            }
+            shard
+                .handed_off
+                .iter()
+                .filter(|i| &*i.entry.agent_id == agent)
+                .for_each(|i| visit(&i.entry));
+        }
+    }
+
+    /// Records a retrieval of short-term entries (access count and time).
+    pub fn record_access(&self, agent: &str, ids: &[(Arc<str>, EntryId)], now: Timestamp) {
+        for (session, id) in ids {
+            let mut shard = self.shard(agent, session).lock();
+            if let Some(w) = shard
+                .agents
+                .get_mut(agent)
+                .and_then(|s| s.get_mut(&**session))
+            {
+                if let Some(item) = w.items.iter_mut().find(|i| i.entry.id == *id) {
+                    item.entry.access_count = item.entry.access_count.saturating_add(1);
+                    item.entry.last_accessed_at = now;
+                }
+            }
+        }
+    }
+
+    /// Takes everything consolidation must look at: entries handed off, the content of sessions
+    /// that expired (their windows are removed), and unpersisted entries of live windows (copied).
+    pub fn sweep(&self, now: Timestamp) -> StmHandOff {
+        let mut out = StmHandOff::default();
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            let Shard { agents, handed_off } = &mut *shard;
+            out.leaving.append(handed_off);
+            agents.retain(|_, sessions| {
+                sessions.retain(|_, w| {
+                    if self.expired(w, now) {
+                        out.expired_sessions += 1;
+                        out.leaving.extend(w.items.drain(..));
+                        false
+                    } else {
+                        out.staying.extend(
+                            w.items
+                                .iter()
+                                .filter(|i| !i.persisted)
+                                .map(|i| i.entry.clone()),
+                        );
+                        true
+                    }
+                });
+                !sessions.is_empty()
+            });
+        }
+        out
+    }
+
+    /// Marks entries of live windows as persisted to long-term memory (or as settled duplicates).
+    pub fn mark_persisted(&self, entries: &[(Arc<str>, Arc<str>, EntryId)]) {
+        for (agent, session, id) in entries {
+            let mut shard = self.shard(agent, session).lock();
+            if let Some(w) = shard
+                .agents
+                .get_mut(&**agent)
+                .and_then(|s| s.get_mut(&**session))
+            {
+                if let Some(item) = w.items.iter_mut().find(|i| i.entry.id == *id) {
+                    item.persisted = true;
+                }
+            }
+        }
+    }
+
+    /// Puts entries back into the hand-off lists, when consolidation could not finish writing them.
+    pub fn hand_back(&self, items: Vec<WindowItem>) {
+        for item in items {
+            self.shard(&item.entry.agent_id, &item.entry.session_id)
+                .lock()
+                .handed_off
+                .push(item);
+        }
+    }
+
+    /// Number of live sessions and of entries (in windows and waiting for consolidation).
+    pub fn stats(&self) -> (usize, usize) {
+        let mut sessions = 0;
+        let mut entries = 0;
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            entries += shard.handed_off.len();
+            for s in shard.agents.values() {
+                sessions += s.len();
+                entries += s.values().map(|w| w.items.len()).sum::<usize>();
+            }
+        }
+        (sessions, entries)
+    }
+}
