@@ -200,6 +200,21 @@ fn an_emptied_index_returns_nothing_and_accepts_new_documents() {
     assert!(ix.heap_bytes() > 0);
 }
 
+#[test]
+fn keyword_index_of_1000_documents_stays_within_its_memory_budget() {
+    // A harsh case for memory: a 50,000-word Zipf vocabulary gives some 9,000 distinct terms in
+    // 1,000 documents, most occurring once, so the per-term overhead dominates.
+    let (texts, _) = corpus(31, 1_000, 50_000);
+    let mut ix = KeywordIndex::new(Bm25Params::default()).unwrap();
+    for (i, t) in texts.iter().enumerate() {
+        ix.insert(EntryId(i as u64), t);
+    }
+    let per_doc = ix.heap_bytes() / 1_000;
+    println!("keyword index: {per_doc} heap bytes per document at 1,000 documents");
+    // Text and postings alone take about 300 bytes per document here.
+    assert!((300..=1_300).contains(&per_doc), "{per_doc}");
+}
+
 /// Release-mode latency of 2-3 word Zipf queries over 100,000 documents of ~30 words:
 /// `cargo test --release -p memory-core --test retrieval_keyword -- --ignored --nocapture`
 #[test]
