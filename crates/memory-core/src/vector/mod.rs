@@ -230,6 +230,12 @@ impl VectorIndex {
         self.by_id.contains_key(&id)
     }
 
+    /// Number of removed vectors still occupying slots (and routing in the graph) until the next
+    /// [`VectorIndex::rebuild`].
+    pub fn tombstones(&self) -> usize {
+        self.dead
+    }
+
     /// Changes the candidate list size of approximate search (at least 1), e.g. to trade recall
     /// for speed; the graph is unaffected.
     pub fn set_ef_search(&mut self, ef: usize) {
@@ -341,7 +347,7 @@ impl VectorIndex {
     }
 
     /// Rewrites the arena without tombstones and rebuilds the whole graph now (or drops it below
-    /// `hnsw.min_len`).
+    /// `hnsw.min_len`). Removal past the tombstone limit compacts without relinking instead.
     pub fn rebuild(&mut self) {
         self.compact();
         self.link_pending(usize::MAX);
@@ -528,6 +534,53 @@ mod tests {
         c.hnsw.m = 16;
         c.hnsw.ef_search = 0;
         assert!(VectorIndex::new(c).is_err());
+    }
+
+    #[test]
+    fn indexes_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<VectorIndex>();
+        shared::<crate::keyword::KeywordIndex>();
+        shared::<crate::embed::HashingEmbedder>();
+    }
+
+    #[test]
+    fn removals_tombstone_until_30_percent_of_slots_then_compact_and_relink() {
+        let mut c = VectorIndexConfig::new(2);
+        c.hnsw.min_len = 4;
+        let mut ix = VectorIndex::new(c).unwrap();
+        for i in 0..10u64 {
+            let a = i as f32 * 0.15;
+            ix.insert(EntryId(i), &[a.cos(), a.sin()]).unwrap();
+        }
+        assert!(ix.has_graph());
+        for i in 0..3 {
+            ix.remove(EntryId(i));
+        }
+        assert_eq!(ix.tombstones(), 3);
+        let before = ix.search_approx(&[1.0, 0.0], 3, &|_| true).unwrap();
+        assert_eq!(before[0].0, EntryId(3));
+        ix.remove(EntryId(3)); // 4 of 10 slots dead: past 30%, compacted, graph dropped
+        assert_eq!(ix.tombstones(), 0);
+        assert_eq!(ix.len(), 6);
+        assert!(!ix.has_graph());
+        assert_eq!(ix.pending_links(), 6);
+        let want = [EntryId(4), EntryId(5), EntryId(6)];
+        let unlinked = ix.search_approx(&[1.0, 0.0], 3, &|_| true).unwrap();
+        assert_eq!(unlinked.iter().map(|h| h.0).collect::<Vec<_>>(), want);
+        assert_eq!(ix.link_pending(usize::MAX), 6);
+        assert!(ix.has_graph());
+        let after = ix.search_approx(&[1.0, 0.0], 3, &|_| true).unwrap();
+        assert_eq!(after.iter().map(|h| h.0).collect::<Vec<_>>(), want);
+        for i in 4..8 {
+            ix.remove(EntryId(i));
+        }
+        assert_eq!(ix.len(), 2);
+        assert!(!ix.has_graph(), "below min_len the graph is dropped");
+        assert_eq!(
+            ix.search_approx(&[1.0, 0.0], 5, &|_| true).unwrap().len(),
+            2
+        );
     }
 
     #[test]
