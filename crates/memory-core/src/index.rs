@@ -228,6 +228,15 @@ impl Indexes {
         }
     }
 
+    /// Vectors stored but not yet linked into their agent's graph, over all agents.
+    pub fn pending_links(&self) -> usize {
+        let agents: Vec<SharedIndex> = self.agents.read().values().cloned().collect();
+        agents
+            .iter()
+            .map(|a| a.read().vectors.pending_links())
+            .sum()
+    }
+
     /// Blocks until every stored vector is linked into its agent's graph.
     pub fn wait_for_linking(&self) {
         self.linker.wait_idle();

@@ -171,6 +171,11 @@ impl Memory {
         self.inner.indexes.wait_for_linking();
     }
 
+    /// Long-term vectors not yet linked into their agent's HNSW graph (for progress reports).
+    pub fn pending_index_links(&self) -> usize {
+        self.inner.indexes.pending_links()
+    }
+
     /// Heap bytes held by the long-term indexes, by their own accounting.
     pub fn index_heap_bytes(&self) -> usize {
         self.inner.indexes.heap_bytes()

@@ -1,0 +1,246 @@
+//! Tail latency: every call of an operation is timed into an HDR histogram. Each Criterion sample
+//! of `tail/<op>/p99` reports that sample's 99th percentile as its per-iteration time, so saved
+//! baselines hold real percentiles the regression gate can compare; an aggregate over the whole
+//! run is printed as a table and written as JSON beside Criterion's output.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion};
+use hdrhistogram::Histogram;
+
+/// Largest latency a histogram tracks; slower calls are recorded as this.
+const MAX_TRACKED_NS: u64 = 60_000_000_000;
+
+/// The percentiles kept, by benchmark name.
+pub const PERCENTILES: [(&str, f64); 3] = [("p50", 0.50), ("p95", 0.95), ("p99", 0.99)];
+
+/// An empty histogram of nanoseconds with 3 significant figures.
+pub fn new_histogram() -> Histogram<u64> {
+    // Constant, valid bounds: creation cannot fail.
+    Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3).expect("valid constant histogram bounds")
+}
+
+/// Runs `op` `iters` times, recording each call's latency in `hist`.
+pub fn record<F: FnMut()>(hist: &mut Histogram<u64>, iters: u64, mut op: F) {
+    for _ in 0..iters {
+        let start = Instant::now();
+        op();
+        let ns = start.elapsed().as_nanos();
+        hist.saturating_record(u64::try_from(ns).unwrap_or(u64::MAX).max(1));
+    }
+}
+
+/// The per-iteration duration whose total Criterion expects from `iters` iterations, when each
+/// iteration is to read as `value_ns`.
+pub fn scaled(value_ns: u64, iters: u64) -> Duration {
+    Duration::from_nanos(value_ns.saturating_mul(iters))
+}
+
+/// Aggregate histograms of the run, by operation.
+#[derive(Default)]
+pub struct TailRegistry {
+    ops: Mutex<BTreeMap<String, Histogram<u64>>>,
+}
+
+impl TailRegistry {
+    /// Adds a sample's histogram to the aggregate of `op`.
+    pub fn merge(&self, op: &str, hist: &Histogram<u64>) {
+        let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let agg = ops.entry(op.to_string()).or_insert_with(new_histogram);
+        // Same bounds on both sides: adding cannot fail.
+        let _ = agg.add(hist);
+    }
+
+    /// The aggregate percentiles of every operation recorded so far.
+    pub fn summary(&self) -> Vec<TailRow> {
+        let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        ops.iter()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(op, h)| TailRow {
+                op: op.clone(),
+                count: h.len(),
+                p50_ns: h.value_at_quantile(0.50),
+                p95_ns: h.value_at_quantile(0.95),
+                p99_ns: h.value_at_quantile(0.99),
+                max_ns: h.max(),
+            })
+            .collect()
+    }
+}
+
+/// The registry of this process.
+pub fn registry() -> &'static TailRegistry {
+    static REGISTRY: OnceLock<TailRegistry> = OnceLock::new();
+    REGISTRY.get_or_init(TailRegistry::default)
+}
+
+/// One operation's aggregate percentiles.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TailRow {
+    pub op: String,
+    pub count: u64,
+    pub p50_ns: u64,
+    pub p95_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+}
+
+/// Runs `setup` then `op` on its output `iters` times, recording only `op`'s latency.
+pub fn record_with_setup<I, S, F>(hist: &mut Histogram<u64>, iters: u64, mut setup: S, mut op: F)
+where
+    S: FnMut() -> I,
+    F: FnMut(I),
+{
+    for _ in 0..iters {
+        let input = setup();
+        let start = Instant::now();
+        op(input);
+        let ns = start.elapsed().as_nanos();
+        hist.saturating_record(u64::try_from(ns).unwrap_or(u64::MAX).max(1));
+    }
+}
+
+/// Benchmarks `tail/<op>/p50`, `tail/<op>/p95` and `tail/<op>/p99`, each sample's value being
+/// that sample's percentile of `op`'s per-call latency.
+pub fn bench_tail<F: FnMut()>(c: &mut Criterion, op: &str, mut f: F) {
+    bench_tail_with_setup(c, op, || (), |()| f());
+}
+
+/// Like [`bench_tail`], with an untimed `setup` producing each call's input (an entry to append,
+/// say), so building the input does not count as the operation's latency.
+pub fn bench_tail_with_setup<I, S, F>(c: &mut Criterion, op: &str, mut setup: S, mut f: F)
+where
+    S: FnMut() -> I,
+    F: FnMut(I),
+{
+    let mut group: BenchmarkGroup<'_, WallTime> = c.benchmark_group(format!("tail/{op}"));
+    for (name, q) in PERCENTILES {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut hist = new_histogram();
+                record_with_setup(&mut hist, iters, &mut setup, &mut f);
+                registry().merge(op, &hist);
+                scaled(hist.value_at_quantile(q), iters)
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Formats nanoseconds with a unit that keeps three significant digits readable.
+pub fn fmt_ns(ns: f64) -> String {
+    if ns < 1_000.0 {
+        format!("{ns:.0} ns")
+    } else if ns < 1_000_000.0 {
+        format!("{:.2} us", ns / 1e3)
+    } else if ns < 1_000_000_000.0 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// The table of `rows`, with each operation's target (if any) in the last column.
+pub fn format_table(rows: &[TailRow], targets: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<22} {:>10} {:>11} {:>11} {:>11} {:>11}  target",
+        "tail latency (run)", "calls", "p50", "p95", "p99", "max"
+    );
+    for r in rows {
+        let target = targets
+            .iter()
+            .find(|(op, _)| *op == r.op)
+            .map(|(_, t)| *t)
+            .unwrap_or("");
+        let _ = writeln!(
+            out,
+            "{:<22} {:>10} {:>11} {:>11} {:>11} {:>11}  {}",
+            r.op,
+            r.count,
+            fmt_ns(r.p50_ns as f64),
+            fmt_ns(r.p95_ns as f64),
+            fmt_ns(r.p99_ns as f64),
+            fmt_ns(r.max_ns as f64),
+            target
+        );
+    }
+    out
+}
+
+/// Writes `rows` as JSON to `path`.
+pub fn write_json(rows: &[TailRow], path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = serde_json::to_string_pretty(rows).map_err(std::io::Error::other)?;
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_recorded_latencies_follow_the_slow_calls() {
+        let mut hist = new_histogram();
+        let mut n = 0u32;
+        // 1 call in 50 spins ~100x longer; p99 must see it and p50 must not.
+        record(&mut hist, 1_000, || {
+            n += 1;
+            let spins = if n % 50 == 0 { 100_000 } else { 1_000 };
+            let mut x = 0u64;
+            for i in 0..spins {
+                x = std::hint::black_box(x.wrapping_add(i));
+            }
+        });
+        assert_eq!(hist.len(), 1_000);
+        assert!(hist.value_at_quantile(0.99) > 10 * hist.value_at_quantile(0.50));
+    }
+
+    #[test]
+    fn scaled_duration_reads_back_as_the_percentile_per_iteration() {
+        let d = scaled(1_234, 1_000);
+        assert_eq!(d.as_nanos() / 1_000, 1_234);
+        assert_eq!(scaled(u64::MAX, 2), Duration::from_nanos(u64::MAX));
+    }
+
+    #[test]
+    fn registry_aggregates_samples_per_operation() {
+        let reg = TailRegistry::default();
+        let mut a = new_histogram();
+        a.saturating_record(100);
+        let mut b = new_histogram();
+        b.saturating_record(10_000);
+        reg.merge("op", &a);
+        reg.merge("op", &b);
+        reg.merge("other", &a);
+        let rows = reg.summary();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].op, "op");
+        assert_eq!(rows[0].count, 2);
+        assert!(rows[0].max_ns >= 10_000 && rows[0].p50_ns < 200);
+    }
+
+    #[test]
+    fn table_lists_each_operation_with_its_target() {
+        let rows = vec![TailRow {
+            op: "stm_append".into(),
+            count: 10,
+            p50_ns: 900,
+            p95_ns: 1_500,
+            p99_ns: 2_500_000,
+            max_ns: 3_000_000,
+        }];
+        let t = format_table(&rows, &[("stm_append", "p99 <= 2 us")]);
+        assert!(t.contains("stm_append"));
+        assert!(t.contains("2.50 ms"));
+        assert!(t.contains("p99 <= 2 us"));
+    }
+}
