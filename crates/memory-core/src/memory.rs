@@ -196,7 +196,9 @@ impl Memory {
     }
 
     /// Appends an entry to its session's short-term window. The entry that falls out of a full
-    /// window waits for [`consolidate`](Self::consolidate).
+    /// window waits in RAM for [`consolidate`](Self::consolidate), which decides whether it is
+    /// kept; call that regularly (say, every few hundred appends or every minute), since waiting
+    /// entries are never dropped on their own.
     pub fn append(&self, entry: NewEntry) -> Result<EntryId> {
         let entry = self.inner.materialize(entry, Tier::ShortTerm)?;
         let id = entry.id;
