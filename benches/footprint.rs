@@ -122,7 +122,8 @@ fn footprint(c: &mut Criterion<Bytes>) {
     let mut call = 0u64;
     let mut g = c.benchmark_group("footprint/heap");
     // Every call stores a whole corpus anew; the value does not depend on the iteration count.
-    g.sampling_mode(SamplingMode::Flat);
+    // Byte counts vary little between corpora, so Criterion's minimum of 10 samples suffices.
+    g.sampling_mode(SamplingMode::Flat).sample_size(10);
     g.bench_function(BenchmarkId::new("ltm_per_1000", n), |b| {
         b.iter_custom(|iters| {
             let h = ltm_heap(&corpus(&mut call));
@@ -139,7 +140,7 @@ fn footprint(c: &mut Criterion<Bytes>) {
     });
     g.finish();
     let mut g = c.benchmark_group("footprint/disk");
-    g.sampling_mode(SamplingMode::Flat);
+    g.sampling_mode(SamplingMode::Flat).sample_size(10);
     g.bench_function(BenchmarkId::new("ltm_per_1000", n), |b| {
         b.iter_custom(|iters| {
             let (db, wal) = disk_bytes(&corpus(&mut call));

@@ -194,7 +194,7 @@ impl Settings {
     pub fn timing(&self) -> (usize, Duration, Duration) {
         match self.profile {
             Profile::Quick => (10, Duration::from_millis(300), Duration::from_secs(1)),
-            Profile::Default => (20, Duration::from_millis(700), Duration::from_secs(2)),
+            Profile::Default => (15, Duration::from_millis(500), Duration::from_millis(1_500)),
             Profile::Full => (50, Duration::from_secs(2), Duration::from_secs(5)),
         }
     }
