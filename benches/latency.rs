@@ -3,6 +3,7 @@
 //! percentiles `tail/<op>/p50|p95|p99`, printed as a table at the end of the run.
 
 use std::cell::OnceCell;
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -73,6 +74,22 @@ fn tools(n: usize) -> Vec<ToolDefinition> {
     tool_definitions(&fixture::workload().tools(n, 0)).expect("generated tools are valid")
 }
 
+/// Appends before the STM benchmarks switch to a fresh store. Without consolidation every entry
+/// pushed out of a window waits in RAM, so millions of appends to one store would measure page
+/// faults of a multi-gigabyte heap rather than the append; an application consolidates regularly.
+const STM_ROTATE: usize = 50_000;
+
+/// A short-term store with 64 open sessions of one agent.
+fn stm_store() -> Memory {
+    let memory = Memory::open(Storage::InMemory, MemoryConfig::default()).expect("open store");
+    for s in 0..64 {
+        memory
+            .open_session(AGENT, &format!("s-{s}"))
+            .expect("open_session");
+    }
+    memory
+}
+
 fn stm(c: &mut Criterion) {
     let mut g = c.benchmark_group("latency/stm");
     g.bench_function("open_session", |b| {
@@ -97,23 +114,22 @@ fn stm(c: &mut Criterion) {
         })
     });
 
-    let memory = Memory::open(Storage::InMemory, MemoryConfig::default()).expect("open store");
-    for s in 0..64 {
-        memory
-            .open_session(AGENT, &format!("s-{s}"))
-            .expect("open_session");
-    }
+    let memory = RefCell::new(stm_store());
     let mut i = 0usize;
     g.bench_function("append", |b| {
         b.iter_batched(
             || {
                 i += 1;
+                if i % STM_ROTATE == 0 {
+                    *memory.borrow_mut() = stm_store();
+                }
                 entry(i, AGENT, &format!("s-{}", i % 64))
             },
-            |e| memory.append(e).expect("append"),
+            |e| memory.borrow().append(e).expect("append"),
             BatchSize::SmallInput,
         )
     });
+    let memory = memory.into_inner();
     g.bench_function(BenchmarkId::new("recent", 20), |b| {
         let mut s = Scatter::new(3);
         let sessions: Vec<String> = (0..64).map(|i| format!("s-{i}")).collect();
@@ -474,22 +490,21 @@ fn reference(c: &mut Criterion) {
 }
 
 fn tails(c: &mut Criterion) {
-    let memory = Memory::open(Storage::InMemory, MemoryConfig::default()).expect("open store");
-    for s in 0..64 {
-        memory
-            .open_session(AGENT, &format!("s-{s}"))
-            .expect("open_session");
-    }
+    let memory = RefCell::new(stm_store());
     let mut i = 0usize;
     tail::bench_tail_with_setup(
         c,
         "stm_append",
         || {
             i += 1;
+            if i % STM_ROTATE == 0 {
+                // Dropping the old store happens here, outside the timed call.
+                *memory.borrow_mut() = stm_store();
+            }
             entry(i, AGENT, &format!("s-{}", i % 64))
         },
         |e| {
-            memory.append(e).expect("append");
+            memory.borrow().append(e).expect("append");
         },
     );
     for (op, durability) in [

@@ -70,16 +70,6 @@ fn pool() -> &'static [memory_bench::workload::Message] {
     POOL.get_or_init(|| fixture::workload().messages(2_048, 4, 0x7470))
 }
 
-/// A search through the runtime's blocking pool, as the async facade runs its other calls
-/// (`AsyncMemory` has no `search` of its own yet).
-async fn search(mem: &AsyncMemory, q: memory_core::SearchQuery) -> Vec<memory_core::SearchHit> {
-    let m = mem.sync().clone();
-    tokio::task::spawn_blocking(move || m.search(&q))
-        .await
-        .expect("search task")
-        .expect("search")
-}
-
 /// Runs `iters` operations split over `workers` concurrent tasks and returns the wall time.
 async fn run(
     f: Arc<Fixture>,
@@ -102,7 +92,7 @@ async fn run(
                 } else {
                     let q = &f.queries[(i as usize * workers + w) % f.queries.len()];
                     let q = search_query(AGENT, q, SearchMode::Hybrid);
-                    black_box(search(&mem, q).await);
+                    black_box(mem.search(q).await.expect("search"));
                 }
             }
         }));

@@ -76,14 +76,44 @@ pub fn fill(memory: &Memory, messages: &[Message], label: &str) -> Result<Vec<En
     }
     if loud {
         eprintln!(
-            "building {label}: {}/{} done in {:.1} s",
+            "building {label}: {}/{} stored in {:.1} s",
             group_digits(ids.len()),
             group_digits(total),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    wait_for_indexing(memory, label, loud);
+    if loud {
+        eprintln!(
+            "building {label}: done in {:.1} s",
             start.elapsed().as_secs_f64()
         );
         let _ = std::io::stderr().flush();
     }
     Ok(ids)
+}
+
+/// Waits until the store's background linker has put every vector into its HNSW graph, so that
+/// no benchmark measures a half-built graph or competes with the linker for the CPU.
+pub fn wait_for_indexing(memory: &Memory, label: &str, loud: bool) {
+    let start = Instant::now();
+    let mut last_report = Instant::now();
+    loop {
+        let pending = memory.pending_index_links();
+        if pending == 0 {
+            break;
+        }
+        if loud && last_report.elapsed().as_secs() >= 5 {
+            eprintln!(
+                "building {label}: linking HNSW graph, {} vectors to go ({:.0} s)",
+                group_digits(pending),
+                start.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    memory.wait_for_indexing();
 }
 
 /// Builds a temporary store of `size` entries spread over `agents` agents. `salt` varies the

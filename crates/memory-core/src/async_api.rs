@@ -3,10 +3,12 @@
 //! runtime's worker threads never wait on disk.
 
 use crate::consolidate::ConsolidationReport;
+use crate::context::Context;
 use crate::entry::{EntryId, MemoryEntry, NewEntry};
 use crate::error::{Error, Result};
 use crate::ltm::ListQuery;
-use crate::memory::Memory;
+use crate::memory::{ContextQuery, Memory};
+use crate::search::{SearchHit, SearchQuery};
 
 /// An async view of a [`Memory`]. Cheap to clone; must be used inside a tokio runtime.
 ///
@@ -95,11 +97,28 @@ impl AsyncMemory {
         self.blocking(move |m| m.count(&agent)).await
     }
 
+    /// See [`Memory::search`]. Runs on the blocking pool: it scans indexes and reads SQLite.
+    pub async fn search(&self, query: SearchQuery) -> Result<Vec<SearchHit>> {
+        self.blocking(move |m| m.search(&query)).await
+    }
+
+    /// See [`Memory::build_context`].
+    pub async fn build_context(&self, request: ContextQuery) -> Result<Context> {
+        self.blocking(move |m| m.build_context(&request)).await
+    }
+
     /// See [`Memory::consolidate`].
     pub async fn consolidate(&self) -> Result<ConsolidationReport> {
         self.blocking(|m| m.consolidate()).await
     }
 }
+
+// The handles are meant to be shared across threads and tasks; keep it that way.
+const _: () = {
+    const fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Memory>();
+    shareable::<AsyncMemory>();
+};
 
 impl Memory {
     /// An async facade over this store.

@@ -27,7 +27,7 @@ pub struct CacheStats {
 
 /// Everything that makes two queries the same question, plus the agent's generation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct CacheKey {
+pub(crate) struct CacheKey {
     agent: String,
     generation: u64,
     text: String,
@@ -70,7 +70,9 @@ impl QueryCache {
         &self.generations[(h.finish() as usize) % GENERATION_SLOTS]
     }
 
-    fn key(&self, q: &SearchQuery) -> CacheKey {
+    /// The key of `q` at the agent's current generation. Take it before computing an answer, so
+    /// that a write racing with the computation makes the answer unreachable, never stale.
+    pub fn key(&self, q: &SearchQuery) -> CacheKey {
         let w = q.reweighting;
         CacheKey {
             agent: q.agent_id.clone(),
@@ -96,23 +98,23 @@ impl QueryCache {
         }
     }
 
-    /// Answers `q` from the cache, or runs `compute` and keeps its answer.
-    pub fn get_or_compute<E>(
-        &self,
-        q: &SearchQuery,
-        compute: impl FnOnce() -> Result<Vec<SearchHit>, E>,
-    ) -> Result<Vec<SearchHit>, E> {
-        let key = self.key(q);
-        if let Some(hits) = self.cache.get(&key) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(hits.as_ref().clone());
+    /// The cached answer for `key`, counting a hit or a miss.
+    pub fn get(&self, key: &CacheKey) -> Option<Vec<SearchHit>> {
+        match self.cache.get(key) {
+            Some(hits) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(hits.as_ref().clone())
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        let hits = compute()?;
-        // A write that raced with `compute` bumped the generation: the key is already stale and
-        // the answer is simply never found again.
-        self.cache.insert(key, std::sync::Arc::new(hits.clone()));
-        Ok(hits)
+    }
+
+    /// Keeps an answer computed after `key` was taken.
+    pub fn insert(&self, key: CacheKey, hits: &[SearchHit]) {
+        self.cache.insert(key, std::sync::Arc::new(hits.to_vec()));
     }
 
     /// Invalidates every cached answer for `agent`.

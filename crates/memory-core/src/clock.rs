@@ -60,7 +60,7 @@ impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         let micros = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| duration_micros(d))
+            .map(duration_micros)
             .unwrap_or(0);
         Timestamp(micros)
     }

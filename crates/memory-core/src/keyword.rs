@@ -6,12 +6,16 @@
 //! into the top-k) is never visited through those terms' long posting lists, which is what keeps
 //! the tail latency low on queries mixing rare and very common words.
 
-use rustc_hash::FxHashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use crate::entry::EntryId;
 use crate::error::{Error, Result};
 use crate::text::for_each_token;
 use crate::topk::TopK;
+use crate::vector::reserve_bounded;
 
 /// The two free parameters of BM25.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -99,6 +103,127 @@ struct Term {
     /// compactions, so they always bound the term's best possible score from above.
     max_tf: u32,
     min_dl: u32,
+    /// The same bound per block of [`BLOCK`] consecutive postings, so a query can skip whole
+    /// blocks that cannot reach its current top-k threshold (block-max pruning, Ding & Suel 2011).
+    /// `None` while the term fits in one block (most terms). Boxed so the field takes 8 bytes
+    /// instead of a `Vec`'s 24 in every term, at one extra allocation in the few long terms.
+    #[allow(clippy::box_collection)]
+    blocks: Option<Box<Vec<BlockMax>>>,
+}
+
+/// Postings per block of the block-max bounds: small enough to be selective, large enough that
+/// the bounds cost under 3% of the postings' memory.
+const BLOCK: usize = 64;
+
+#[derive(Clone, Copy, Debug)]
+struct BlockMax {
+    max_tf: u32,
+    min_dl: u32,
+}
+
+impl Term {
+    fn push(&mut self, slot: u32, tf: u32, dl: u32) {
+        let len = self.postings.len();
+        // A term within one block needs no block list: its own bound is the block's. Most terms
+        // of a small index are such, and an empty Vec costs no allocation.
+        if len >= BLOCK {
+            let blocks = self.blocks.get_or_insert_with(|| {
+                Box::new(vec![BlockMax {
+                    max_tf: self.max_tf,
+                    min_dl: self.min_dl,
+                }])
+            });
+            if len % BLOCK == 0 {
+                blocks.push(BlockMax {
+                    max_tf: tf,
+                    min_dl: dl,
+                });
+            } else if let Some(b) = blocks.last_mut() {
+                b.max_tf = b.max_tf.max(tf);
+                b.min_dl = b.min_dl.min(dl);
+            }
+        }
+        // Grow by half, starting from one posting: most terms occur in one or two documents, and
+        // Vec's first allocation (four postings) would triple their size.
+        if len == self.postings.capacity() {
+            self.postings.reserve_exact((len / 2).max(1));
+        }
+        self.postings.push(Posting { slot, tf });
+        self.max_tf = self.max_tf.max(tf);
+        self.min_dl = self.min_dl.min(dl);
+    }
+}
+
+/// The term dictionary: every term's text in one `String`, and a hash table of term ids that
+/// hashes and compares through it. Per term this costs the text, one offset and about five bytes
+/// of table, where a map of boxed strings costs some 60 bytes more: in a small index, where most
+/// words occur once, the dictionary is most of the memory.
+#[derive(Clone, Debug, Default)]
+struct Vocab {
+    table: HashTable<u32>,
+    text: String,
+    /// `text[starts[t]..starts[t + 1]]` is term `t`.
+    starts: Vec<usize>,
+}
+
+impl Vocab {
+    fn hash(term: &str) -> u64 {
+        FxBuildHasher.hash_one(term)
+    }
+
+    fn len(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    fn term(&self, t: u32) -> &str {
+        let t = t as usize;
+        match (self.starts.get(t), self.starts.get(t + 1)) {
+            (Some(&a), Some(&b)) => &self.text[a..b],
+            _ => "",
+        }
+    }
+
+    fn get(&self, term: &str) -> Option<u32> {
+        self.table
+            .find(Self::hash(term), |&t| self.term(t) == term)
+            .copied()
+    }
+
+    /// The id of `term`, added as the next id if it is new.
+    fn get_or_insert(&mut self, term: &str) -> u32 {
+        if let Some(t) = self.get(term) {
+            return t;
+        }
+        if self.starts.is_empty() {
+            self.starts.push(0);
+        }
+        let t = self.len() as u32;
+        if self.text.capacity() - self.text.len() < term.len() {
+            // Bounded growth, as for the other per-term arrays (see `reserve_bounded`).
+            let grow = (self.text.len() / 8).max(term.len().saturating_mul(16));
+            self.text.reserve_exact(grow);
+        }
+        self.text.push_str(term);
+        reserve_bounded(&mut self.starts, 1);
+        self.starts.push(self.text.len());
+        let Vocab {
+            table,
+            text,
+            starts,
+        } = self;
+        let rehash = |&t: &u32| {
+            let t = t as usize;
+            Self::hash(&text[starts[t]..starts[t + 1]])
+        };
+        table.insert_unique(Self::hash(term), t, rehash);
+        t
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.text.capacity()
+            + self.starts.capacity() * std::mem::size_of::<usize>()
+    }
 }
 
 /// Document counts and average length, exact over the live documents.
@@ -132,7 +257,7 @@ pub struct KeywordStats {
 #[derive(Clone, Debug)]
 pub struct KeywordIndex {
     params: Bm25Params,
-    vocab: FxHashMap<Box<str>, u32>,
+    vocab: Vocab,
     terms: Vec<Term>,
     slot_ids: Vec<EntryId>,
     doc_len: Vec<u32>,
@@ -150,7 +275,7 @@ impl KeywordIndex {
         params.validate()?;
         Ok(KeywordIndex {
             params,
-            vocab: FxHashMap::default(),
+            vocab: Vocab::default(),
             terms: Vec::new(),
             slot_ids: Vec::new(),
             doc_len: Vec::new(),
@@ -201,7 +326,7 @@ impl KeywordIndex {
     pub fn doc_freq(&self, token: &str) -> usize {
         self.vocab
             .get(token)
-            .and_then(|&t| self.terms.get(t as usize))
+            .and_then(|t| self.terms.get(t as usize))
             .map_or(0, |t| t.df as usize)
     }
 
@@ -211,18 +336,14 @@ impl KeywordIndex {
         self.remove(id);
         let mut ids: Vec<u32> = Vec::new();
         for_each_token(text, |tok| {
-            let t = match self.vocab.get(tok) {
-                Some(&t) => t,
-                None => {
-                    let t = self.terms.len() as u32;
-                    self.terms.push(Term {
-                        min_dl: u32::MAX,
-                        ..Term::default()
-                    });
-                    self.vocab.insert(tok.into(), t);
-                    t
-                }
-            };
+            let t = self.vocab.get_or_insert(tok);
+            if t as usize == self.terms.len() {
+                reserve_bounded(&mut self.terms, 1);
+                self.terms.push(Term {
+                    min_dl: u32::MAX,
+                    ..Term::default()
+                });
+            }
             ids.push(t);
         });
         let dl = u32::try_from(ids.len()).unwrap_or(u32::MAX);
@@ -238,13 +359,15 @@ impl KeywordIndex {
             }
             let tf = (j - i) as u32;
             let term = &mut self.terms[t as usize];
-            term.postings.push(Posting { slot, tf });
+            term.push(slot, tf, dl);
             term.df += 1;
-            term.max_tf = term.max_tf.max(tf);
-            term.min_dl = term.min_dl.min(dl);
             distinct.push(t);
             i = j;
         }
+        reserve_bounded(&mut self.slot_ids, 1);
+        reserve_bounded(&mut self.doc_len, 1);
+        reserve_bounded(&mut self.doc_terms, 1);
+        reserve_bounded(&mut self.alive, 1);
         self.slot_ids.push(id);
         self.doc_len.push(dl);
         self.doc_terms.push(distinct.into_boxed_slice());
@@ -288,28 +411,29 @@ impl KeywordIndex {
         }
         let mut term_remap = vec![u32::MAX; self.terms.len()];
         let mut terms = Vec::with_capacity(self.terms.len());
-        for (t, mut term) in std::mem::take(&mut self.terms).into_iter().enumerate() {
+        let mut vocab = Vocab::default();
+        for (t, term) in std::mem::take(&mut self.terms).into_iter().enumerate() {
             if term.df == 0 {
                 continue;
             }
-            term.postings.retain(|p| remap[p.slot as usize] != u32::MAX);
-            term.max_tf = 0;
-            term.min_dl = u32::MAX;
-            for p in term.postings.iter_mut() {
-                term.max_tf = term.max_tf.max(p.tf);
-                term.min_dl = term.min_dl.min(self.doc_len[p.slot as usize]);
-                p.slot = remap[p.slot as usize];
+            let mut fresh = Term {
+                postings: Vec::with_capacity(term.df as usize),
+                df: term.df,
+                max_tf: 0,
+                min_dl: u32::MAX,
+                blocks: None,
+            };
+            for p in &term.postings {
+                let new_slot = remap[p.slot as usize];
+                if new_slot != u32::MAX {
+                    fresh.push(new_slot, p.tf, self.doc_len[p.slot as usize]);
+                }
             }
-            term.postings.shrink_to_fit();
-            term_remap[t] = terms.len() as u32;
-            terms.push(term);
+            term_remap[t] = vocab.get_or_insert(self.vocab.term(t as u32));
+            terms.push(fresh);
         }
         self.terms = terms;
-        self.vocab.retain(|_, t| {
-            let new = term_remap[*t as usize];
-            *t = new;
-            new != u32::MAX
-        });
+        self.vocab = vocab;
         keep_live(&mut self.slot_ids, &remap);
         keep_live(&mut self.doc_len, &remap);
         keep_live(&mut self.doc_terms, &remap);
@@ -340,7 +464,7 @@ impl KeywordIndex {
         }
         let mut qterms: Vec<u32> = Vec::new();
         for_each_token(query, |tok| {
-            if let Some(&t) = self.vocab.get(tok) {
+            if let Some(t) = self.vocab.get(tok) {
                 if self.terms[t as usize].df > 0 {
                     qterms.push(t);
                 }
@@ -356,23 +480,31 @@ impl KeywordIndex {
 
         struct Cursor<'a> {
             postings: &'a [Posting],
+            blocks: &'a [BlockMax],
             pos: usize,
             idf: f32,
             bound: f32,
+            /// The block whose bound is cached in `block_bound`, to compute each block's bound
+            /// once per query rather than once per candidate.
+            block: usize,
+            block_bound: f32,
         }
+        // Inflated a little so float rounding in a document's own score can never exceed a bound
+        // and get the document wrongly pruned.
+        let bound = |idf: f32, tf: u32, dl: u32| scorer.weight(idf, tf, dl) * (1.0 + 1e-4) + 1e-6;
         let mut cursors: Vec<Cursor<'_>> = qterms
             .iter()
             .map(|&t| {
                 let term = &self.terms[t as usize];
                 let idf = idf(n, term.df as f32);
-                // Inflated a little so float rounding in a document's own score can never
-                // exceed the bound and get a document wrongly pruned.
-                let bound = scorer.weight(idf, term.max_tf, term.min_dl) * (1.0 + 1e-4) + 1e-6;
                 Cursor {
                     postings: &term.postings,
+                    blocks: term.blocks.as_deref().map_or(&[], Vec::as_slice),
                     pos: 0,
                     idf,
-                    bound,
+                    bound: bound(idf, term.max_tf, term.min_dl),
+                    block: usize::MAX,
+                    block_bound: 0.0,
                 }
             })
             .collect();
@@ -398,6 +530,41 @@ impl KeywordIndex {
             }
             if cand == u32::MAX {
                 break;
+            }
+            let threshold = top.threshold();
+            if threshold > f32::NEG_INFINITY {
+                // Block-max check: bound every document from `cand` up to `boundary` by the
+                // blocks the essential cursors sit in, plus all non-essential terms. Up to
+                // `boundary` no essential term leaves its current block and none that is not at
+                // `cand` can match, so if the bound is below the threshold the whole range goes.
+                let mut ub = first_essential.checked_sub(1).map_or(0.0, |i| cum[i]);
+                let mut boundary = u32::MAX;
+                for c in &mut cursors[first_essential..] {
+                    match c.postings.get(c.pos) {
+                        Some(p) if p.slot == cand => {
+                            let b = c.pos / BLOCK;
+                            if b != c.block {
+                                c.block = b;
+                                c.block_bound = c
+                                    .blocks
+                                    .get(b)
+                                    .map_or(c.bound, |bm| bound(c.idf, bm.max_tf, bm.min_dl));
+                            }
+                            ub += c.block_bound;
+                            let end = ((b + 1) * BLOCK).min(c.postings.len());
+                            boundary =
+                                boundary.min(c.postings.get(end).map_or(u32::MAX, |p| p.slot));
+                        }
+                        Some(p) => boundary = boundary.min(p.slot),
+                        None => {}
+                    }
+                }
+                if ub < threshold {
+                    for c in &mut cursors[first_essential..] {
+                        c.pos = gallop(c.postings, c.pos, boundary);
+                    }
+                    continue;
+                }
             }
             let slot = cand as usize;
             let dl = self.doc_len[slot];
@@ -458,13 +625,17 @@ impl KeywordIndex {
         use std::mem::size_of;
         // A hashbrown table holds one control byte per bucket beside each (key, value).
         let map_bytes = |cap: usize, entry: usize| cap * (entry + 1);
-        let vocab = map_bytes(self.vocab.capacity(), size_of::<(Box<str>, u32)>())
-            + self.vocab.keys().map(|k| k.len()).sum::<usize>();
+        let vocab = self.vocab.heap_bytes();
         let terms = self.terms.capacity() * size_of::<Term>()
             + self
                 .terms
                 .iter()
-                .map(|t| t.postings.capacity() * size_of::<Posting>())
+                .map(|t| {
+                    t.postings.capacity() * size_of::<Posting>()
+                        + t.blocks.as_ref().map_or(0, |b| {
+                            size_of::<Vec<BlockMax>>() + b.capacity() * size_of::<BlockMax>()
+                        })
+                })
                 .sum::<usize>();
         let docs = self.slot_ids.capacity() * size_of::<EntryId>()
             + self.doc_len.capacity() * size_of::<u32>()

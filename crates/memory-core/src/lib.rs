@@ -8,6 +8,11 @@
 //!
 //! This crate knows nothing of benchmarks: the `memory-bench` package measures it from outside.
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 mod async_api;
 mod cache;
 pub mod clock;

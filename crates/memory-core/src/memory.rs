@@ -123,14 +123,20 @@ impl Memory {
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
         let _span = tracing::debug_span!(stages::SEARCH).entered();
         let inner = &*self.inner;
-        if query.use_cache && inner.config.search.cache_capacity > 0 {
-            let _span = tracing::debug_span!(stages::CACHE).entered();
-            inner
-                .cache
-                .get_or_compute(query, || search::run(inner, query))
-        } else {
-            search::run(inner, query)
+        if !query.use_cache || inner.config.search.cache_capacity == 0 {
+            return search::run(inner, query);
         }
+        let key = {
+            let _span = tracing::debug_span!(stages::CACHE).entered();
+            let key = inner.cache.key(query);
+            if let Some(hits) = inner.cache.get(&key) {
+                return Ok(hits);
+            }
+            key
+        };
+        let hits = search::run(inner, query)?;
+        inner.cache.insert(key, &hits);
+        Ok(hits)
     }
 
     /// Hit and miss counts of the query cache.
@@ -158,6 +164,18 @@ impl Memory {
         self.inner.embed(text)
     }
 
+    /// Blocks until every long-term vector is linked into its agent's HNSW graph. Linking runs in
+    /// the background after writes and after open; searches are complete before it finishes
+    /// (unlinked vectors are scanned exactly) but slower. Benchmarks call this before measuring.
+    pub fn wait_for_indexing(&self) {
+        self.inner.indexes.wait_for_linking();
+    }
+
+    /// Long-term vectors not yet linked into their agent's HNSW graph (for progress reports).
+    pub fn pending_index_links(&self) -> usize {
+        self.inner.indexes.pending_links()
+    }
+
     /// Heap bytes held by the long-term indexes, by their own accounting.
     pub fn index_heap_bytes(&self) -> usize {
         self.inner.indexes.heap_bytes()
@@ -178,7 +196,9 @@ impl Memory {
     }
 
     /// Appends an entry to its session's short-term window. The entry that falls out of a full
-    /// window waits for [`consolidate`](Self::consolidate).
+    /// window waits in RAM for [`consolidate`](Self::consolidate), which decides whether it is
+    /// kept; call that regularly (say, every few hundred appends or every minute), since waiting
+    /// entries are never dropped on their own.
     pub fn append(&self, entry: NewEntry) -> Result<EntryId> {
         let entry = self.inner.materialize(entry, Tier::ShortTerm)?;
         let id = entry.id;
@@ -290,6 +310,11 @@ impl Inner {
     /// Checks a new entry and gives it an id, timestamps and a tier.
     fn materialize(&self, mut e: NewEntry, tier: Tier) -> Result<MemoryEntry> {
         e.validate(self.config.embedding_dim, self.config.max_content_bytes)?;
+        // Long-term entries are embedded now so that vector search finds them; short-term ones
+        // lazily (at search or consolidation), which keeps appends cheap.
+        if tier == Tier::LongTerm && e.embedding.is_none() {
+            e.embedding = self.embed(&e.content);
+        }
         let now = self.clock.now();
         Ok(MemoryEntry {
             id: EntryId(self.next_id.fetch_add(1, Ordering::Relaxed)),
@@ -425,7 +450,7 @@ impl MemoryBuilder {
             )));
         }
         let ltm = LongTermMemory::open(&self.storage, config.durability)?;
-        let indexes = Indexes::new(&config);
+        let indexes = Indexes::new(&config)?;
         ltm.scan_for_index(|row| indexes.add_stored(row))?;
         // Ids grow from the wall clock in microseconds, and past anything already stored, so that
         // ids of short-term entries lost in a crash are not handed out again soon after.

@@ -336,9 +336,12 @@ pub(crate) fn run(inner: &Inner, q: &SearchQuery) -> Result<Vec<SearchHit>> {
             let _span = tracing::debug_span!(stages::VECTOR).entered();
             let ltm = if search_ltm {
                 let exact = q.mode == SearchMode::ExactVector;
-                let r = inner
-                    .indexes
-                    .vector(&q.agent_id, qv, want, exact, &filter)?;
+                // Keyword candidates get their exact similarity too (see `Indexes::vector`).
+                let keyword_ids: Vec<EntryId> = keyword.iter().map(|h| h.0).collect();
+                let r =
+                    inner
+                        .indexes
+                        .vector(&q.agent_id, qv, want, exact, &filter, &keyword_ids)?;
                 ltm_exhausted &= r.len() < want;
                 r
             } else {

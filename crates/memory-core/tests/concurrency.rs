@@ -126,3 +126,26 @@ fn tokio_tasks_on_the_async_facade_lose_no_write() {
         assert_eq!(total, 16 * 50);
     });
 }
+
+#[test]
+fn async_search_and_context_run_on_the_blocking_pool() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let a = Memory::open(Storage::InMemory, config())
+        .unwrap()
+        .to_async();
+    rt.block_on(async {
+        a.insert(entry("agent0", "s", 1)).await.unwrap();
+        a.append(entry("agent0", "s", 2)).await.unwrap();
+        let q = memory_core::SearchQuery::new("agent0", "message");
+        let hits = a.search(q.clone()).await.unwrap();
+        assert_eq!(hits.len(), 2);
+        let ctx = a
+            .build_context(memory_core::ContextQuery::new(q, "s", "system", 200))
+            .await
+            .unwrap();
+        assert!(ctx.total_tokens <= 200);
+    });
+}

@@ -200,6 +200,21 @@ fn an_emptied_index_returns_nothing_and_accepts_new_documents() {
     assert!(ix.heap_bytes() > 0);
 }
 
+#[test]
+fn keyword_index_of_1000_documents_stays_within_its_memory_budget() {
+    // A harsh case for memory: a 50,000-word Zipf vocabulary gives some 9,000 distinct terms in
+    // 1,000 documents, most occurring once, so the per-term overhead dominates.
+    let (texts, _) = corpus(31, 1_000, 50_000);
+    let mut ix = KeywordIndex::new(Bm25Params::default()).unwrap();
+    for (i, t) in texts.iter().enumerate() {
+        ix.insert(EntryId(i as u64), t);
+    }
+    let per_doc = ix.heap_bytes() / 1_000;
+    println!("keyword index: {per_doc} heap bytes per document at 1,000 documents");
+    // Text and postings alone take about 300 bytes per document here.
+    assert!((300..=1_300).contains(&per_doc), "{per_doc}");
+}
+
 /// Release-mode latency of 2-3 word Zipf queries over 100,000 documents of ~30 words:
 /// `cargo test --release -p memory-core --test retrieval_keyword -- --ignored --nocapture`
 #[test]
@@ -219,16 +234,28 @@ fn time_queries_over_100k_documents() {
     for q in queries.iter().take(200) {
         sink += ix.search(q, 10, &|_| true).len();
     }
+    // Each query runs three times and keeps its fastest run: on a shared machine a single run
+    // is often preempted, which measures the scheduler rather than the index.
     let mut lat = Vec::with_capacity(queries.len());
     for q in &queries {
-        let t = Instant::now();
-        sink += ix.search(q, 10, &|_| true).len();
-        lat.push(t.elapsed());
+        let mut best = std::time::Duration::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            sink += ix.search(q, 10, &|_| true).len();
+            best = best.min(t.elapsed());
+        }
+        lat.push(best);
+    }
+    let mut slow: Vec<(std::time::Duration, &String)> = lat.iter().copied().zip(&queries).collect();
+    slow.sort();
+    for (d, q) in slow.iter().rev().take(5) {
+        let dfs: Vec<usize> = tokenize(q).iter().map(|t| ix.doc_freq(t)).collect();
+        println!("slowest: {d:?} {q:?}, document frequencies {dfs:?}");
     }
     lat.sort();
     let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
     println!(
-        "100k docs: build {build:?}, heap {:.1} MB, {} queries: p50 {:?} p90 {:?} p99 {:?} max {:?} ({sink} hits)",
+        "100k docs: build {build:?}, heap {:.1} MB, {} queries (best of 3 runs each): p50 {:?} p90 {:?} p99 {:?} max {:?} ({sink} hits)",
         ix.heap_bytes() as f64 / 1e6,
         lat.len(),
         p(0.5),

@@ -377,3 +377,33 @@ fn time_build_and_search_of_100k_384d() {
         );
     }
 }
+
+#[test]
+fn vectors_not_yet_linked_are_found_by_approximate_search() {
+    let dim = 32;
+    let (data, queries) = clustered(11, dim, 20, 3_000, 50, 0.7);
+    let mut config = VectorIndexConfig::new(dim);
+    config.hnsw.min_len = 500;
+    let mut ix = VectorIndex::new(config).unwrap();
+    for (i, v) in data.iter().enumerate() {
+        ix.insert_unlinked(EntryId(i as u64), v).unwrap();
+    }
+    assert_eq!(ix.pending_links(), 3_000);
+    // Link part of the index: the rest is the exactly scanned tail.
+    assert_eq!(ix.link_pending(1_000), 1_000);
+    assert_eq!(ix.pending_links(), 2_000);
+    assert!(ix.has_graph());
+    let mut hits = 0;
+    for q in &queries {
+        let exact = ix.search_exact(q, 10, &|_| true).unwrap();
+        let approx = ix.search_approx(q, 10, &|_| true).unwrap();
+        hits += recall(&approx, &exact).0;
+    }
+    let rate = hits as f64 / (10 * queries.len()) as f64;
+    assert!(
+        rate >= 0.95,
+        "recall with a 2,000-vector unlinked tail: {rate}"
+    );
+    assert_eq!(ix.link_pending(usize::MAX), 2_000);
+    assert_eq!(ix.pending_links(), 0);
+}

@@ -328,7 +328,8 @@ fn bad_input_gets_a_typed_error_and_stores_nothing() {
         ..config()
     };
     let (m, _) = open(cfg);
-    let cases: Vec<(NewEntry, fn(&Error) -> bool)> = vec![
+    type IsExpected = fn(&Error) -> bool;
+    let cases: Vec<(NewEntry, IsExpected)> = vec![
         (msg("", "s", "x"), |e| {
             matches!(e, Error::EmptyId { field: "agent_id" })
         }),

@@ -13,7 +13,7 @@ pub use hnsw::HnswParams;
 
 use crate::entry::{check_embedding, EntryId};
 use crate::error::{Error, Result};
-use crate::topk::{sort_ranking, TopK};
+use crate::topk::TopK;
 use hnsw::Graph;
 
 /// How vectors are held in the arena.
@@ -230,6 +230,12 @@ impl VectorIndex {
         self.by_id.contains_key(&id)
     }
 
+    /// Number of removed vectors still occupying slots (and routing in the graph) until the next
+    /// [`VectorIndex::rebuild`].
+    pub fn tombstones(&self) -> usize {
+        self.dead
+    }
+
     /// Changes the candidate list size of approximate search (at least 1), e.g. to trade recall
     /// for speed; the graph is unaffected.
     pub fn set_ef_search(&mut self, ef: usize) {
@@ -255,9 +261,20 @@ impl VectorIndex {
         Some(self.arena.vector(self.config.dim, slot))
     }
 
-    /// Stores `v` under `id`, replacing any vector `id` had. `v` should be unit length (the store
-    /// normalizes before calling); its dimension and finiteness are checked here again.
+    /// Stores `v` under `id`, replacing any vector `id` had, and links it into the graph at once.
+    /// `v` should be unit length (the store normalizes before calling); its dimension and
+    /// finiteness are checked here again.
     pub fn insert(&mut self, id: EntryId, v: &[f32]) -> Result<()> {
+        self.insert_unlinked(id, v)?;
+        self.link_pending(usize::MAX);
+        Ok(())
+    }
+
+    /// Stores `v` under `id` without linking it into the graph yet. Searches find it at once
+    /// (approximate search scans the not-yet-linked tail exactly); [`VectorIndex::link_pending`]
+    /// links it later. This keeps a write cheap when linking runs in the background: linking one
+    /// vector into a 100K graph costs a few hundred microseconds, appending it to the arena none.
+    pub fn insert_unlinked(&mut self, id: EntryId, v: &[f32]) -> Result<()> {
         check_embedding(v, self.config.dim)?;
         if self.ids.len() >= u32::MAX as usize {
             return Err(Error::InvalidConfig(
@@ -270,18 +287,53 @@ impl VectorIndex {
         self.ids.push(id);
         self.deleted.push(false);
         self.by_id.insert(id, slot);
-        let dim = self.config.dim;
-        let arena = &self.arena;
-        if let Some(graph) = self.graph.as_mut() {
-            graph.insert(|a, b| arena.sim_pair(dim, a as usize, b as usize));
-        } else if self.len() >= self.config.hnsw.min_len {
-            self.rebuild();
-        }
         Ok(())
     }
 
+    /// Cosine similarity of `q` to the stored vector of `id`, if `id` is held (no allocation).
+    pub fn similarity(&self, id: EntryId, q: &[f32]) -> Option<f32> {
+        if q.len() != self.config.dim {
+            return None;
+        }
+        let slot = *self.by_id.get(&id)? as usize;
+        Some(self.arena.sim_query(self.config.dim, q, slot))
+    }
+
+    /// Number of stored vectors not yet linked into the graph (0 below `hnsw.min_len`, where no
+    /// graph is kept).
+    pub fn pending_links(&self) -> usize {
+        match &self.graph {
+            Some(g) => self.ids.len() - g.len(),
+            None if self.len() >= self.config.hnsw.min_len => self.ids.len(),
+            None => 0,
+        }
+    }
+
+    /// Links up to `max` waiting vectors into the graph, creating the graph once the index has
+    /// `hnsw.min_len` live vectors. Returns how many it linked.
+    pub fn link_pending(&mut self, max: usize) -> usize {
+        if self.graph.is_none() {
+            if self.len() < self.config.hnsw.min_len {
+                return 0;
+            }
+            self.graph = Some(Graph::new(&self.config.hnsw, self.config.seed));
+        }
+        let dim = self.config.dim;
+        let arena = &self.arena;
+        let slots = self.ids.len();
+        let Some(graph) = self.graph.as_mut() else {
+            return 0;
+        };
+        let todo = (slots - graph.len()).min(max);
+        for _ in 0..todo {
+            graph.insert(|a, b| arena.sim_pair(dim, a as usize, b as usize));
+        }
+        todo
+    }
+
     /// Removes `id`; returns whether it was held. The slot becomes a tombstone that the graph
-    /// still routes through; past 30% tombstones the index is rebuilt without them.
+    /// still routes through; past 30% tombstones the arena is compacted and the graph dropped,
+    /// to be linked again by [`VectorIndex::link_pending`] (searches scan exactly meanwhile).
     pub fn remove(&mut self, id: EntryId) -> bool {
         let Some(slot) = self.by_id.remove(&id) else {
             return false;
@@ -289,14 +341,20 @@ impl VectorIndex {
         self.deleted[slot as usize] = true;
         self.dead += 1;
         if self.dead as f64 > self.ids.len() as f64 * MAX_TOMBSTONE_FRACTION {
-            self.rebuild();
+            self.compact();
         }
         true
     }
 
-    /// Rewrites the arena without tombstones and rebuilds the graph (or drops it below
-    /// `hnsw.min_len`). Runs on its own when tombstones pass 30%.
+    /// Rewrites the arena without tombstones and rebuilds the whole graph now (or drops it below
+    /// `hnsw.min_len`). Removal past the tombstone limit compacts without relinking instead.
     pub fn rebuild(&mut self) {
+        self.compact();
+        self.link_pending(usize::MAX);
+    }
+
+    /// Rewrites the arena without tombstones and drops the graph; slots are renumbered.
+    fn compact(&mut self) {
         let dim = self.config.dim;
         if self.dead > 0 {
             let mut arena = Arena::new(self.config.quantization);
@@ -339,14 +397,6 @@ impl VectorIndex {
             self.dead = 0;
         }
         self.graph = None;
-        if self.len() >= self.config.hnsw.min_len {
-            let mut graph = Graph::new(&self.config.hnsw, self.config.seed);
-            let arena = &self.arena;
-            for _ in 0..self.ids.len() {
-                graph.insert(|a, b| arena.sim_pair(dim, a as usize, b as usize));
-            }
-            self.graph = Some(graph);
-        }
     }
 
     /// The `k` live vectors most similar to `q` that `filter` accepts, by scanning every slot:
@@ -399,24 +449,33 @@ impl VectorIndex {
         }
         let dim = self.config.dim;
         let ef = self.config.hnsw.ef_search.max(k);
+        let accept = |slot: usize| !self.deleted[slot] && filter(self.ids[slot]);
         let found = graph.search(
             |node| self.arena.sim_query(dim, q, node as usize),
             ef,
-            |node| {
-                let slot = node as usize;
-                !self.deleted[slot] && filter(self.ids[slot])
-            },
+            |node| accept(node as usize),
         );
-        if found.len() < k {
+        let mut top = TopK::new(k, k);
+        for c in &found {
+            top.push(c.sim, self.ids[c.node as usize]);
+        }
+        // Vectors not linked yet are scanned exactly, so a search never misses a stored vector
+        // because the background linker is behind.
+        let mut accepted = found.len();
+        for slot in graph.len()..self.ids.len() {
+            if self.deleted[slot] {
+                continue;
+            }
+            let (s, id) = (self.arena.sim_query(dim, q, slot), self.ids[slot]);
+            if top.would_accept(s, id) && filter(id) {
+                top.push(s, id);
+                accepted += 1;
+            }
+        }
+        if accepted < k {
             return self.search_exact(q, k, filter);
         }
-        let mut hits: Vec<(EntryId, f32)> = found
-            .iter()
-            .map(|c| (self.ids[c.node as usize], c.sim))
-            .collect();
-        sort_ranking(&mut hits);
-        hits.truncate(k);
-        Ok(hits)
+        Ok(top.into_sorted())
     }
 
     /// Heap memory held by the index (arena, ids, graph), in bytes.
@@ -475,6 +534,53 @@ mod tests {
         c.hnsw.m = 16;
         c.hnsw.ef_search = 0;
         assert!(VectorIndex::new(c).is_err());
+    }
+
+    #[test]
+    fn indexes_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<VectorIndex>();
+        shared::<crate::keyword::KeywordIndex>();
+        shared::<crate::embed::HashingEmbedder>();
+    }
+
+    #[test]
+    fn removals_tombstone_until_30_percent_of_slots_then_compact_and_relink() {
+        let mut c = VectorIndexConfig::new(2);
+        c.hnsw.min_len = 4;
+        let mut ix = VectorIndex::new(c).unwrap();
+        for i in 0..10u64 {
+            let a = i as f32 * 0.15;
+            ix.insert(EntryId(i), &[a.cos(), a.sin()]).unwrap();
+        }
+        assert!(ix.has_graph());
+        for i in 0..3 {
+            ix.remove(EntryId(i));
+        }
+        assert_eq!(ix.tombstones(), 3);
+        let before = ix.search_approx(&[1.0, 0.0], 3, &|_| true).unwrap();
+        assert_eq!(before[0].0, EntryId(3));
+        ix.remove(EntryId(3)); // 4 of 10 slots dead: past 30%, compacted, graph dropped
+        assert_eq!(ix.tombstones(), 0);
+        assert_eq!(ix.len(), 6);
+        assert!(!ix.has_graph());
+        assert_eq!(ix.pending_links(), 6);
+        let want = [EntryId(4), EntryId(5), EntryId(6)];
+        let unlinked = ix.search_approx(&[1.0, 0.0], 3, &|_| true).unwrap();
+        assert_eq!(unlinked.iter().map(|h| h.0).collect::<Vec<_>>(), want);
+        assert_eq!(ix.link_pending(usize::MAX), 6);
+        assert!(ix.has_graph());
+        let after = ix.search_approx(&[1.0, 0.0], 3, &|_| true).unwrap();
+        assert_eq!(after.iter().map(|h| h.0).collect::<Vec<_>>(), want);
+        for i in 4..8 {
+            ix.remove(EntryId(i));
+        }
+        assert_eq!(ix.len(), 2);
+        assert!(!ix.has_graph(), "below min_len the graph is dropped");
+        assert_eq!(
+            ix.search_approx(&[1.0, 0.0], 5, &|_| true).unwrap().len(),
+            2
+        );
     }
 
     #[test]

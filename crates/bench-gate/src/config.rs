@@ -1,0 +1,495 @@
+//! `bench-gate.toml`: which kind each benchmark is (by id prefix), the allowed change per kind,
+//! per-benchmark overrides, test settings and absolute SLO budgets. Unknown keys are errors so a
+//! typo cannot silently loosen the gate.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::criterion::Unit;
+use crate::error::{Error, Result};
+
+/// File name looked up at the workspace root when `--config` is not given.
+pub const FILE_NAME: &str = "bench-gate.toml";
+
+/// What a benchmark measures, which decides its unit, its direction and its default threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Time per iteration (means and percentile ids alike); lower is better.
+    Latency,
+    /// Operations per second derived from Criterion's throughput setting; higher is better.
+    Throughput,
+    /// Bytes from a custom measurement; lower is better.
+    Footprint,
+}
+
+impl Kind {
+    /// Unit of the raw values Criterion saved for this kind.
+    pub fn unit(self) -> Unit {
+        match self {
+            Kind::Latency | Kind::Throughput => Unit::Nanoseconds,
+            Kind::Footprint => Unit::Bytes,
+        }
+    }
+
+    /// Whether a larger value is an improvement.
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Kind::Throughput)
+    }
+
+    /// Lower-case name as used in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Latency => "latency",
+            Kind::Throughput => "throughput",
+            Kind::Footprint => "footprint",
+        }
+    }
+}
+
+/// Test settings of the `[gate]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gate {
+    /// Significance level of Welch's t-test; a change is significant when p < alpha.
+    pub alpha: f64,
+    /// Confidence level of the bootstrap interval of the change.
+    pub confidence: f64,
+    /// Bootstrap resamples per benchmark.
+    pub resamples: usize,
+    /// Seed of the bootstrap, so the same files always give the same verdict.
+    pub seed: u64,
+    /// Whether a benchmark present in BASE but absent from NEW fails the gate.
+    pub fail_on_missing: bool,
+    /// Kind of benchmarks that match no rule.
+    pub default_kind: Kind,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            alpha: 0.05,
+            confidence: 0.95,
+            resamples: 10_000,
+            seed: 0x5EED,
+            fail_on_missing: false,
+            default_kind: Kind::Latency,
+        }
+    }
+}
+
+/// Allowed relative change per kind, in percent, signed in the direction that is worse.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Latency may grow by this many percent (positive).
+    pub latency: f64,
+    /// Throughput may fall by this many percent (negative).
+    pub throughput: f64,
+    /// Footprint may grow by this many percent (positive).
+    pub footprint: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            latency: 10.0,
+            throughput: -10.0,
+            footprint: 20.0,
+        }
+    }
+}
+
+impl Thresholds {
+    /// Threshold of `kind` in percent.
+    pub fn of(&self, kind: Kind) -> f64 {
+        match kind {
+            Kind::Latency => self.latency,
+            Kind::Throughput => self.throughput,
+            Kind::Footprint => self.footprint,
+        }
+    }
+}
+
+/// `[[rule]]`: benchmarks whose id starts with `prefix` are of `kind` (longest prefix wins).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Id prefix, e.g. `throughput/`.
+    pub prefix: String,
+    /// Kind given to matching benchmarks.
+    pub kind: Kind,
+}
+
+/// `[[override]]`: a per-benchmark threshold, by exact `id` or by `prefix`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Override {
+    /// Exact benchmark id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Id prefix (longest wins; an exact `id` beats any prefix).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Threshold in percent, signed like the kind's default.
+    pub threshold: f64,
+}
+
+/// `[[slo]]`: an absolute budget on the mean of matching benchmarks of one baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    /// Exact benchmark id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Id prefix.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Id suffix, combined with `prefix` (e.g. prefix `tail/`, suffix `/p99`).
+    #[serde(default)]
+    pub suffix: Option<String>,
+    /// Latency budget: mean time per iteration at most this many nanoseconds.
+    #[serde(default)]
+    pub max_ns: Option<f64>,
+    /// Throughput budget: at least this many operations per second.
+    #[serde(default)]
+    pub min_ops_per_sec: Option<f64>,
+    /// Footprint budget: at most this many bytes (per 1,000 entries for footprint ids).
+    #[serde(default)]
+    pub max_bytes: Option<f64>,
+}
+
+impl Slo {
+    /// Whether benchmark `id` is covered by this budget.
+    pub fn matches(&self, id: &str) -> bool {
+        if let Some(exact) = &self.id {
+            return exact == id;
+        }
+        self.prefix.as_deref().is_none_or(|p| id.starts_with(p))
+            && self.suffix.as_deref().is_none_or(|s| id.ends_with(s))
+    }
+
+    /// Human-readable selector, for reports.
+    pub fn selector(&self) -> String {
+        match (&self.id, &self.prefix, &self.suffix) {
+            (Some(id), _, _) => id.clone(),
+            (None, p, s) => format!(
+                "{}*{}",
+                p.as_deref().unwrap_or(""),
+                s.as_deref().unwrap_or("")
+            ),
+        }
+    }
+
+    /// The budget: which kind it applies to, the limit, and whether the limit is a maximum.
+    pub fn budget(&self) -> (Kind, f64, bool) {
+        match (self.max_ns, self.min_ops_per_sec, self.max_bytes) {
+            (Some(v), _, _) => (Kind::Latency, v, true),
+            (_, Some(v), _) => (Kind::Throughput, v, false),
+            (_, _, Some(v)) => (Kind::Footprint, v, true),
+            // Unreachable after validation; an impossible budget would fail loudly anyway.
+            _ => (Kind::Latency, f64::NAN, true),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Test settings.
+    #[serde(default)]
+    pub gate: Gate,
+    /// Per-kind thresholds.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// Kind rules; the built-in rules apply when none is given.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Rule>,
+    /// Per-benchmark thresholds.
+    #[serde(default, rename = "override")]
+    pub overrides: Vec<Override>,
+    /// Absolute budgets for `bench-gate slo`.
+    #[serde(default, rename = "slo")]
+    pub slos: Vec<Slo>,
+    /// File the configuration came from (`None` for built-in defaults).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            gate: Gate::default(),
+            thresholds: Thresholds::default(),
+            rules: default_rules(),
+            overrides: Vec::new(),
+            slos: Vec::new(),
+            source: None,
+        }
+    }
+}
+
+/// The benchmark-id conventions of the memory-bench suite.
+pub fn default_rules() -> Vec<Rule> {
+    [
+        ("latency/", Kind::Latency),
+        ("tail/", Kind::Latency),
+        ("scaling/", Kind::Latency),
+        ("throughput/", Kind::Throughput),
+        ("footprint/", Kind::Footprint),
+    ]
+    .into_iter()
+    .map(|(prefix, kind)| Rule {
+        prefix: prefix.to_string(),
+        kind,
+    })
+    .collect()
+}
+
+impl Config {
+    /// Parses a configuration from TOML text; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let mut config: Config = toml::from_str(text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " | "),
+        })?;
+        config.source = Some(path.to_path_buf());
+        if config.rules.is_empty() {
+            config.rules = default_rules();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Config::parse(&text, path)
+    }
+
+    /// `explicit` if given, else `bench-gate.toml` at the workspace root (or the nearest
+    /// ancestor of the current directory holding one), else the built-in defaults.
+    pub fn discover(explicit: Option<&Path>) -> Result<Config> {
+        if let Some(path) = explicit {
+            return Config::load(path);
+        }
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        if let Some(root) = crate::criterion::workspace_root(&cwd) {
+            let candidate = root.join(FILE_NAME);
+            if candidate.is_file() {
+                return Config::load(&candidate);
+            }
+        }
+        for dir in cwd.ancestors() {
+            let candidate = dir.join(FILE_NAME);
+            if candidate.is_file() {
+                return Config::load(&candidate);
+            }
+        }
+        Ok(Config::default())
+    }
+
+    fn path(&self) -> PathBuf {
+        self.source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<built-in defaults>"))
+    }
+
+    fn error(&self, message: String) -> Error {
+        Error::Config {
+            path: self.path(),
+            message,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let g = &self.gate;
+        if !(g.alpha > 0.0 && g.alpha < 1.0) {
+            return Err(self.error(format!("gate.alpha = {} must be in (0, 1)", g.alpha)));
+        }
+        if !(g.confidence > 0.0 && g.confidence < 1.0) {
+            return Err(self.error(format!(
+                "gate.confidence = {} must be in (0, 1)",
+                g.confidence
+            )));
+        }
+        if !(100..=1_000_000).contains(&g.resamples) {
+            return Err(self.error(format!(
+                "gate.resamples = {} must be between 100 and 1000000",
+                g.resamples
+            )));
+        }
+        for kind in [Kind::Latency, Kind::Throughput, Kind::Footprint] {
+            self.check_sign(kind, self.thresholds.of(kind), "thresholds")?;
+        }
+        for rule in &self.rules {
+            if rule.prefix.is_empty() {
+                return Err(self.error("a [[rule]] has an empty prefix".into()));
+            }
+        }
+        for o in &self.overrides {
+            if o.id.is_some() == o.prefix.is_some() {
+                return Err(
+                    self.error("each [[override]] needs exactly one of `id` or `prefix`".into())
+                );
+            }
+            if !o.threshold.is_finite() || o.threshold == 0.0 {
+                return Err(self.error(format!(
+                    "[[override]] {}: threshold must be a non-zero number of percent",
+                    o.id.as_deref().or(o.prefix.as_deref()).unwrap_or("")
+                )));
+            }
+        }
+        for s in &self.slos {
+            let budgets = [s.max_ns, s.min_ops_per_sec, s.max_bytes]
+                .iter()
+                .filter(|b| b.is_some())
+                .count();
+            if budgets != 1 {
+                return Err(self.error(format!(
+                    "[[slo]] {}: needs exactly one of max_ns, min_ops_per_sec, max_bytes",
+                    s.selector()
+                )));
+            }
+            if s.id.is_some() && (s.prefix.is_some() || s.suffix.is_some()) {
+                return Err(self.error(format!(
+                    "[[slo]] {}: `id` cannot be combined with `prefix`/`suffix`",
+                    s.selector()
+                )));
+            }
+            if s.id.is_none() && s.prefix.is_none() && s.suffix.is_none() {
+                return Err(self.error("a [[slo]] needs `id`, `prefix` or `suffix`".into()));
+            }
+            let (_, limit, _) = s.budget();
+            if !(limit.is_finite() && limit > 0.0) {
+                return Err(self.error(format!(
+                    "[[slo]] {}: the budget must be a positive number",
+                    s.selector()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_sign(&self, kind: Kind, value: f64, what: &str) -> Result<()> {
+        let ok = value.is_finite()
+            && if kind.higher_is_better() {
+                value < 0.0
+            } else {
+                value > 0.0
+            };
+        if ok {
+            Ok(())
+        } else {
+            let want = if kind.higher_is_better() {
+                "negative (the allowed drop)"
+            } else {
+                "positive (the allowed growth)"
+            };
+            Err(self.error(format!(
+                "{what}: threshold {value} for a {} benchmark must be {want}",
+                kind.name()
+            )))
+        }
+    }
+
+    /// Kind of benchmark `id`: the longest matching rule prefix, else `gate.default_kind`.
+    pub fn kind_of(&self, id: &str) -> Kind {
+        self.rules
+            .iter()
+            .filter(|r| id.starts_with(&r.prefix))
+            .max_by_key(|r| r.prefix.len())
+            .map(|r| r.kind)
+            .unwrap_or(self.gate.default_kind)
+    }
+
+    /// Threshold of benchmark `id` in percent: an exact-id override, else the longest prefix
+    /// override, else the kind's default. An override whose sign contradicts the kind is an error.
+    pub fn threshold_of(&self, id: &str, kind: Kind) -> Result<f64> {
+        let exact = self.overrides.iter().find(|o| o.id.as_deref() == Some(id));
+        let by_prefix = || {
+            self.overrides
+                .iter()
+                .filter_map(|o| o.prefix.as_deref().map(|p| (p, o)))
+                .filter(|(p, _)| id.starts_with(p))
+                .max_by_key(|(p, _)| p.len())
+                .map(|(_, o)| o)
+        };
+        match exact.or_else(by_prefix) {
+            Some(o) => {
+                self.check_sign(kind, o.threshold, &format!("[[override]] for '{id}'"))?;
+                Ok(o.threshold)
+            }
+            None => Ok(self.thresholds.of(kind)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_the_built_in_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.kind_of("throughput/mixed/4"), Kind::Throughput);
+        assert_eq!(c.kind_of("footprint/ltm/1000"), Kind::Footprint);
+        assert_eq!(c.kind_of("tail/search/p99"), Kind::Latency);
+        assert_eq!(c.kind_of("something/else"), Kind::Latency);
+        assert_eq!(c.threshold_of("latency/x", Kind::Latency).unwrap(), 10.0);
+        assert_eq!(
+            c.threshold_of("throughput/x", Kind::Throughput).unwrap(),
+            -10.0
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_the_key() {
+        let err = parse("[gate]\nalpah = 0.01\n").unwrap_err().to_string();
+        assert!(err.contains("test.toml") && err.contains("alpah"), "{err}");
+    }
+
+    #[test]
+    fn exact_override_beats_longer_prefix_and_longest_prefix_wins() {
+        let c = parse(
+            "[[override]]\nprefix = \"latency/\"\nthreshold = 30\n\
+             [[override]]\nprefix = \"latency/stm/\"\nthreshold = 20\n\
+             [[override]]\nid = \"latency/stm/get\"\nthreshold = 5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.threshold_of("latency/stm/get", Kind::Latency).unwrap(),
+            5.0
+        );
+        assert_eq!(
+            c.threshold_of("latency/stm/put", Kind::Latency).unwrap(),
+            20.0
+        );
+        assert_eq!(
+            c.threshold_of("latency/ltm/put", Kind::Latency).unwrap(),
+            30.0
+        );
+    }
+
+    #[test]
+    fn threshold_with_the_wrong_sign_is_rejected() {
+        assert!(parse("[thresholds]\nthroughput = 10\n").is_err());
+        let c = parse("[[override]]\nid = \"throughput/a\"\nthreshold = 5\n").unwrap();
+        assert!(c.threshold_of("throughput/a", Kind::Throughput).is_err());
+    }
+
+    #[test]
+    fn slo_needs_exactly_one_budget() {
+        assert!(parse("[[slo]]\nid = \"a\"\n").is_err());
+        assert!(parse("[[slo]]\nid = \"a\"\nmax_ns = 1\nmax_bytes = 2\n").is_err());
+        let c = parse("[[slo]]\nprefix = \"tail/\"\nsuffix = \"/p99\"\nmax_ns = 1e6\n").unwrap();
+        assert!(c.slos[0].matches("tail/search/p99"));
+        assert!(!c.slos[0].matches("tail/search/p50"));
+    }
+}

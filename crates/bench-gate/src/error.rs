@@ -1,0 +1,86 @@
+//! Typed errors of the bench-gate library. Every variant names the file (or baseline) concerned
+//! so the CLI can print one actionable line and exit 1 instead of panicking or passing silently.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout bench-gate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong while reading, comparing or writing baselines.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// A JSON file is truncated, malformed or does not have the expected shape.
+    #[error("{}: malformed JSON: {source}", path.display())]
+    Json {
+        /// The file concerned.
+        path: PathBuf,
+        /// The parser's complaint, with line and column.
+        source: serde_json::Error,
+    },
+    /// The configuration file could not be parsed or holds an unknown key or bad value.
+    #[error("{}: {message}", path.display())]
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No baseline of that name exists under the Criterion directory.
+    #[error("baseline '{name}' not found under {} (baselines present: {present})", dir.display())]
+    MissingBaseline {
+        /// The requested baseline name.
+        name: String,
+        /// The Criterion directory searched.
+        dir: PathBuf,
+        /// Comma-separated list of the baselines that do exist.
+        present: String,
+    },
+    /// A file was read but its content is unusable (zero samples, NaN, negative counts ...).
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The two sides of a comparison measure one benchmark in different units.
+    #[error("benchmark '{id}': unit mismatch, {base_unit} in {} but {new_unit} in {}", base_source.display(), new_source.display())]
+    UnitMismatch {
+        /// The benchmark id.
+        id: String,
+        /// Unit recorded (or configured) on the BASE side.
+        base_unit: String,
+        /// Where BASE came from.
+        base_source: PathBuf,
+        /// Unit recorded (or configured) on the NEW side.
+        new_unit: String,
+        /// Where NEW came from.
+        new_source: PathBuf,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::Invalid`].
+    pub fn invalid(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The `bench-gate` command line: compare, export, import, list and slo over Criterion's saved
+//! baselines. Exit codes are part of the interface: 0 pass, 2 regression or broken budget,
+//! 1 error (including bad arguments), so CI can tell a slow PR from a broken pipeline.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use bench_gate::{config::Config, criterion, export, machine::Machine, output, slo, verdict};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bench-gate",
+    version,
+    about = "Regression verdicts from Criterion baselines"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Compare NEW against BASE (baseline names or exported files). Exit 2 on a regression.
+    Compare {
+        /// Baseline name under the Criterion directory, or path of an exported baseline.
+        base: String,
+        /// Baseline name under the Criterion directory, or path of an exported baseline.
+        new: String,
+        /// Criterion directory (default: $CRITERION_HOME, $CARGO_TARGET_DIR/criterion, target/criterion).
+        #[arg(long)]
+        criterion_dir: Option<PathBuf>,
+        /// Configuration file (default: bench-gate.toml at the workspace root).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Write one baseline as a single JSON file (a superset of critcmp's export).
+    Export {
+        /// Baseline name under the Criterion directory.
+        name: String,
+        #[arg(long)]
+        criterion_dir: Option<PathBuf>,
+        /// Output file (default: standard output).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// Configuration file used to record each benchmark's unit.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Restore an exported baseline into the Criterion directory.
+    Import {
+        /// Exported baseline file.
+        file: PathBuf,
+        #[arg(long)]
+        criterion_dir: Option<PathBuf>,
+        /// Baseline name to restore as (default: the name recorded in the file).
+        #[arg(long = "as")]
+        as_name: Option<String>,
+    },
+    /// List baselines present and their benchmark counts.
+    List {
+        #[arg(long)]
+        criterion_dir: Option<PathBuf>,
+    },
+    /// Check absolute budgets ([[slo]] in the config) on one baseline. Exit 2 when one is broken.
+    Slo {
+        /// Baseline name under the Criterion directory, or path of an exported baseline.
+        baseline: String,
+        #[arg(long)]
+        criterion_dir: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn dir(explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(criterion::default_dir)
+}
+
+/// Runs one command and returns its exit code (0 or 2); errors become exit 1 in `main`.
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Compare {
+            base,
+            new,
+            criterion_dir,
+            config,
+            format,
+        } => {
+            let config = Config::discover(config.as_deref())?;
+            let root = dir(criterion_dir);
+            let base = criterion::resolve(&base, &root).context("reading BASE")?;
+            let new = criterion::resolve(&new, &root).context("reading NEW")?;
+            let report = verdict::compare(&base, &new, &config)?;
+            let text = match format {
+                Format::Text => output::text::render(&report, colour()),
+                Format::Markdown => output::markdown::render(&report),
+                Format::Json => output::json::render(&report),
+            };
+            println!("{}", text.trim_end());
+            for w in &report.warnings {
+                if format != Format::Text {
+                    eprintln!("bench-gate: warning: {w}");
+                }
+            }
+            Ok(report.exit_code() as u8)
+        }
+        Command::Export {
+            name,
+            criterion_dir,
+            output,
+            config,
+        } => {
+            let config = Config::discover(config.as_deref())?;
+            let root = dir(criterion_dir);
+            let baseline = criterion::load(&root, &name)?;
+            let file = export::to_export(&baseline, &config, Machine::current());
+            let json = export::to_json(&file);
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, json + "\n")
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "bench-gate: exported {} benchmark(s) of '{name}' to {}",
+                        file.benchmarks.len(),
+                        path.display()
+                    );
+                }
+                None => println!("{json}"),
+            }
+            Ok(0)
+        }
+        Command::Import {
+            file,
+            criterion_dir,
+            as_name,
+        } => {
+            let root = dir(criterion_dir);
+            let baseline = export::read(&file)?;
+            let name = as_name.unwrap_or_else(|| baseline.name.clone());
+            let n = export::import(&baseline, &root, &name)?;
+            eprintln!(
+                "bench-gate: imported {n} benchmark(s) as baseline '{name}' into {}",
+                root.display()
+            );
+            Ok(0)
+        }
+        Command::List { criterion_dir } => {
+            let root = dir(criterion_dir);
+            let baselines = criterion::list(&root)?;
+            if baselines.is_empty() {
+                bail!("{}: no Criterion baselines found", root.display());
+            }
+            let width = baselines
+                .keys()
+                .map(|k| k.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max("baseline".len());
+            println!("{:width$}  benchmarks", "baseline");
+            for (name, count) in baselines {
+                println!("{name:width$}  {count}");
+            }
+            Ok(0)
+        }
+        Command::Slo {
+            baseline,
+            criterion_dir,
+            config,
+            format,
+        } => {
+            let config = Config::discover(config.as_deref())?;
+            let root = dir(criterion_dir);
+            let baseline = criterion::resolve(&baseline, &root)?;
+            let report = slo::check(&baseline, &config)?;
+            let text = match format {
+                Format::Text => output::text::render_slo(&report, colour()),
+                Format::Markdown => output::markdown::render_slo(&report),
+                Format::Json => output::json::render_slo(&report),
+            };
+            println!("{}", text.trim_end());
+            Ok(report.exit_code() as u8)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap exits 2 on usage errors, which would read as "regression"; keep 1 for errors.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("bench-gate: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

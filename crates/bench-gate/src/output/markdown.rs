@@ -1,0 +1,138 @@
+//! Markdown for `$GITHUB_STEP_SUMMARY` and the PR comment: a summary line first, then the
+//! regressions, then the full table folded in a `<details>` block. The first line is an HTML
+//! marker the workflow uses to find and update its own comment.
+
+use crate::slo::SloReport;
+use crate::verdict::{Report, Row, Verdict};
+
+/// Hidden marker identifying bench-gate's PR comment.
+pub const MARKER: &str = "<!-- bench-gate-report -->";
+
+fn escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('`', "'")
+}
+
+fn cells(r: &Row) -> [String; 6] {
+    [
+        format!("`{}`", escape(&r.id)),
+        r.base.map_or("-".into(), |v| super::value(v, &r.unit)),
+        r.new.map_or("-".into(), |v| super::value(v, &r.unit)),
+        r.change.as_ref().map_or("-".into(), super::change),
+        r.change
+            .as_ref()
+            .map_or("-".into(), |c| super::p_value(c.p_value)),
+        super::threshold(r.threshold_pct),
+    ]
+}
+
+fn icon(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Regressed => "🔴 regressed",
+        Verdict::Improved => "🟢 improved",
+        Verdict::Unchanged => "⚪ unchanged",
+        Verdict::Inconclusive => "🟡 inconclusive",
+        Verdict::New => "🆕 new",
+        Verdict::Missing => "❓ missing",
+    }
+}
+
+/// Renders a comparison as Markdown.
+pub fn render(report: &Report) -> String {
+    let c = report.counts();
+    let conf = format!("{:.0}%", report.confidence * 100.0);
+    let mut out = String::new();
+    out.push_str(MARKER);
+    out.push('\n');
+    let headline = if report.passed() {
+        "✅ **bench-gate: pass**".to_string()
+    } else if c.regressed > 0 {
+        format!(
+            "❌ **bench-gate: {} regression{}**",
+            c.regressed,
+            if c.regressed == 1 { "" } else { "s" }
+        )
+    } else {
+        format!("❌ **bench-gate: {} missing benchmark(s)**", c.missing)
+    };
+    out.push_str(&format!(
+        "{headline} — {} regressed, {} inconclusive, {} improved, {} unchanged, {} new, {} missing \
+         (`{}` → `{}`)\n\n",
+        c.regressed,
+        c.inconclusive,
+        c.improved,
+        c.unchanged,
+        c.new,
+        c.missing,
+        escape(&report.base_name),
+        escape(&report.new_name)
+    ));
+    for w in &report.warnings {
+        out.push_str(&format!("> ⚠️ {}\n\n", escape(w)));
+    }
+    let header = format!(
+        "| benchmark | base | new | change [{conf} CI] | p | threshold | verdict |\n\
+         |---|---:|---:|---:|---:|---:|---|\n"
+    );
+    let regressions: Vec<&Row> = report
+        .rows
+        .iter()
+        .filter(|r| r.verdict == Verdict::Regressed)
+        .collect();
+    if !regressions.is_empty() {
+        out.push_str("#### Regressions\n\n");
+        out.push_str(&header);
+        for r in regressions {
+            let [a, b, n, ch, p, t] = cells(r);
+            out.push_str(&format!(
+                "| {a} | {b} | {n} | {ch} | {p} | {t} | {} |\n",
+                icon(r.verdict)
+            ));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "<details><summary>All {} benchmarks</summary>\n\n",
+        report.rows.len()
+    ));
+    out.push_str(&header);
+    for r in report.rows_by_severity() {
+        let [a, b, n, ch, p, t] = cells(r);
+        out.push_str(&format!(
+            "| {a} | {b} | {n} | {ch} | {p} | {t} | {} |\n",
+            icon(r.verdict)
+        ));
+    }
+    out.push_str(&format!(
+        "\nA regression needs Welch's t-test p < {} **and** the whole {conf} bootstrap interval of \
+         the change beyond the threshold; a significant change whose interval straddles a \
+         threshold is inconclusive.\n\n</details>\n",
+        report.alpha
+    ));
+    out
+}
+
+/// Renders the result of `bench-gate slo` as Markdown.
+pub fn render_slo(report: &SloReport) -> String {
+    let mut out = format!(
+        "{MARKER}\n{} **bench-gate slo** on `{}`\n\n| budget | benchmark | value | limit | status |\n|---|---|---:|---:|---|\n",
+        if report.passed() { "✅" } else { "❌" },
+        escape(&report.baseline)
+    );
+    for r in &report.rows {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} {} | {} |\n",
+            escape(&r.selector),
+            r.id.as_deref()
+                .map_or("-".into(), |id| format!("`{}`", escape(id))),
+            r.value.map_or("-".into(), |v| super::value(v, &r.unit)),
+            if r.is_max { "≤" } else { "≥" },
+            super::value(r.limit, &r.unit),
+            match r.ok {
+                Some(true) => "ok",
+                Some(false) => "🔴 broken",
+                None => "❓ missing",
+            }
+        ));
+    }
+    out
+}

@@ -1,0 +1,344 @@
+//! Statistics behind the verdict: Welch's t-test on per-iteration values (Criterion does not
+//! save its p-value, so significance is recomputed from both `sample.json` files) and a seeded
+//! bootstrap confidence interval of the ratio of the two means.
+
+/// Arithmetic mean; 0 for an empty slice.
+pub fn mean(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// Unbiased sample variance; 0 when fewer than two values.
+pub fn variance(xs: &[f64]) -> f64 {
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let m = mean(xs);
+    xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (xs.len() - 1) as f64
+}
+
+/// Outcome of Welch's unequal-variance t-test.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Welch {
+    /// t statistic of `mean(b) - mean(a)`.
+    pub t: f64,
+    /// Welch–Satterthwaite degrees of freedom.
+    pub df: f64,
+    /// Two-sided p-value.
+    pub p: f64,
+}
+
+/// Welch's t-test of the hypothesis that `a` and `b` have equal means.
+///
+/// Degenerate cases are decided exactly rather than producing NaN: two constant samples are
+/// "certainly different" if their values differ and "not different" if they are equal, which is
+/// what deterministic measurements (byte counts) need.
+pub fn welch(a: &[f64], b: &[f64]) -> Welch {
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (ma, mb) = (mean(a), mean(b));
+    let (va, vb) = (variance(a) / na, variance(b) / nb);
+    let se2 = va + vb;
+    if se2 <= 0.0 || !se2.is_finite() {
+        let differ = ma != mb;
+        return Welch {
+            t: if differ {
+                f64::INFINITY.copysign(mb - ma)
+            } else {
+                0.0
+            },
+            df: (na + nb - 2.0).max(1.0),
+            p: if differ { 0.0 } else { 1.0 },
+        };
+    }
+    let t = (mb - ma) / se2.sqrt();
+    let denom = if a.len() > 1 {
+        va * va / (na - 1.0)
+    } else {
+        0.0
+    } + if b.len() > 1 {
+        vb * vb / (nb - 1.0)
+    } else {
+        0.0
+    };
+    let df = if denom > 0.0 { se2 * se2 / denom } else { 1.0 };
+    Welch {
+        t,
+        df,
+        p: student_t_two_sided_p(t, df),
+    }
+}
+
+/// Two-sided tail probability of Student's t distribution: `P(|T| >= |t|)`.
+pub fn student_t_two_sided_p(t: f64, df: f64) -> f64 {
+    if t.is_nan() || df.is_nan() || df <= 0.0 {
+        return 1.0;
+    }
+    if t.is_infinite() {
+        return 0.0;
+    }
+    let x = df / (df + t * t);
+    regularized_incomplete_beta(x, df / 2.0, 0.5).clamp(0.0, 1.0)
+}
+
+/// Natural log of the gamma function (Lanczos approximation, g = 7, n = 9), for `x > 0`.
+pub fn ln_gamma(x: f64) -> f64 {
+    const COEF: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection keeps the approximation accurate for small arguments.
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = COEF[0];
+    let t = x + 7.5;
+    for (i, c) in COEF.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// Regularised incomplete beta function `I_x(a, b)` by Lentz's continued fraction.
+pub fn regularized_incomplete_beta(x: f64, a: f64, b: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    let ln_front = ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln();
+    let front = ln_front.exp();
+    // The continued fraction converges fast only below the mean of the distribution; use the
+    // symmetry I_x(a, b) = 1 - I_{1-x}(b, a) above it.
+    if x < (a + 1.0) / (a + b + 2.0) {
+        front * beta_continued_fraction(x, a, b) / a
+    } else {
+        1.0 - front * beta_continued_fraction(1.0 - x, b, a) / b
+    }
+}
+
+fn beta_continued_fraction(x: f64, a: f64, b: f64) -> f64 {
+    const TINY: f64 = 1e-300;
+    const EPS: f64 = 1e-15;
+    let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
+    let mut c = 1.0;
+    let mut d = 1.0 - qab * x / qap;
+    if d.abs() < TINY {
+        d = TINY;
+    }
+    d = 1.0 / d;
+    let mut h = d;
+    for m in 1..=300 {
+        let m = m as f64;
+        let m2 = 2.0 * m;
+        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+        d = 1.0 + aa * d;
+        if d.abs() < TINY {
+            d = TINY;
+        }
+        c = 1.0 + aa / c;
+        if c.abs() < TINY {
+            c = TINY;
+        }
+        d = 1.0 / d;
+        h *= d * c;
+        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+        d = 1.0 + aa * d;
+        if d.abs() < TINY {
+            d = TINY;
+        }
+        c = 1.0 + aa / c;
+        if c.abs() < TINY {
+            c = TINY;
+        }
+        d = 1.0 / d;
+        let del = d * c;
+        h *= del;
+        if (del - 1.0).abs() < EPS {
+            break;
+        }
+    }
+    h
+}
+
+/// SplitMix64: a tiny, well-mixed generator so bootstrap intervals are reproducible from a seed
+/// (the same inputs always give the same verdict) without a dependency.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator starting from `seed`.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform index in `0..n` (`n > 0`), by Lemire's multiply-shift (bias is negligible here).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+    }
+}
+
+/// Ratio of means `mean(new) / mean(base)` with a bootstrap percentile interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RatioInterval {
+    /// Point estimate of the ratio.
+    pub point: f64,
+    /// Lower bound of the interval.
+    pub lower: f64,
+    /// Upper bound of the interval.
+    pub upper: f64,
+}
+
+/// Bootstraps `mean(new) / mean(base)`: both samples are resampled with replacement
+/// `resamples` times and the central `confidence` share of the ratios forms the interval.
+/// Callers guarantee non-empty samples and a positive base mean.
+pub fn bootstrap_ratio(
+    base: &[f64],
+    new: &[f64],
+    resamples: usize,
+    confidence: f64,
+    seed: u64,
+) -> RatioInterval {
+    let point = mean(new) / mean(base);
+    let mut rng = SplitMix64::new(seed);
+    let mut ratios = Vec::with_capacity(resamples.max(1));
+    for _ in 0..resamples.max(1) {
+        let b = resampled_mean(base, &mut rng);
+        let n = resampled_mean(new, &mut rng);
+        // A resample of an all-zero-except-one base can have mean 0; that draw says nothing
+        // about the ratio, so it is skipped rather than poisoning the quantiles with infinity.
+        if b > 0.0 {
+            ratios.push(n / b);
+        }
+    }
+    if ratios.is_empty() {
+        return RatioInterval {
+            point,
+            lower: point,
+            upper: point,
+        };
+    }
+    ratios.sort_by(f64::total_cmp);
+    let tail = (1.0 - confidence) / 2.0;
+    RatioInterval {
+        point,
+        lower: quantile(&ratios, tail),
+        upper: quantile(&ratios, 1.0 - tail),
+    }
+}
+
+fn resampled_mean(xs: &[f64], rng: &mut SplitMix64) -> f64 {
+    let mut sum = 0.0;
+    for _ in 0..xs.len() {
+        sum += xs[rng.below(xs.len())];
+    }
+    sum / xs.len() as f64
+}
+
+/// Linear-interpolated quantile of sorted data, `q` in `[0, 1]`.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let frac = pos - lo as f64;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn ln_gamma_matches_factorials() {
+        assert!(close(ln_gamma(1.0), 0.0, 1e-12));
+        assert!(close(ln_gamma(5.0), 24f64.ln(), 1e-12));
+        assert!(close(
+            ln_gamma(0.5),
+            std::f64::consts::PI.sqrt().ln(),
+            1e-12
+        ));
+    }
+
+    #[test]
+    fn student_t_p_values_match_published_tables() {
+        // Critical values: t(0.975, 10) = 2.228, t(0.975, 30) = 2.042, t(0.995, 5) = 4.032.
+        assert!(close(student_t_two_sided_p(2.228_139, 10.0), 0.05, 1e-5));
+        assert!(close(student_t_two_sided_p(2.042_272, 30.0), 0.05, 1e-5));
+        assert!(close(student_t_two_sided_p(4.032_143, 5.0), 0.01, 1e-5));
+        assert!(close(student_t_two_sided_p(-2.228_139, 10.0), 0.05, 1e-5));
+        assert_eq!(student_t_two_sided_p(0.0, 7.0), 1.0);
+    }
+
+    #[test]
+    fn welch_matches_a_hand_computed_example() {
+        // mean a = 20, var a = 2.5; mean b = 22, var b = 2.5; se = 1, t = 2, df = 8.
+        let a = [18.0, 19.0, 20.0, 21.0, 22.0];
+        let b = [20.0, 21.0, 22.0, 23.0, 24.0];
+        let w = welch(&a, &b);
+        assert!(close(w.t, 2.0, 1e-12));
+        assert!(close(w.df, 8.0, 1e-9));
+        // Two-sided p for t = 2 with 8 df is 0.0805 (R: 2*pt(-2, 8)).
+        assert!(close(w.p, 0.080_516, 1e-5));
+    }
+
+    #[test]
+    fn welch_decides_constant_samples_exactly() {
+        assert_eq!(welch(&[5.0; 4], &[5.0; 6]).p, 1.0);
+        let w = welch(&[5.0; 4], &[6.0; 6]);
+        assert_eq!(w.p, 0.0);
+        assert!(w.t > 0.0);
+    }
+
+    #[test]
+    fn bootstrap_interval_is_seeded_and_brackets_the_point() {
+        let base: Vec<f64> = (0..30).map(|i| 100.0 + (i % 7) as f64).collect();
+        let new: Vec<f64> = base.iter().map(|x| x * 1.25).collect();
+        let a = bootstrap_ratio(&base, &new, 2_000, 0.95, 7);
+        let b = bootstrap_ratio(&base, &new, 2_000, 0.95, 7);
+        assert_eq!(a, b);
+        assert!(close(a.point, 1.25, 1e-12));
+        assert!(a.lower <= a.point && a.point <= a.upper);
+        assert!(a.lower > 1.15 && a.upper < 1.35, "{a:?}");
+    }
+
+    #[test]
+    fn bootstrap_of_constant_samples_collapses_to_the_ratio() {
+        let r = bootstrap_ratio(&[10.0; 5], &[12.0; 5], 500, 0.95, 1);
+        assert!(close(r.lower, 1.2, 1e-12) && close(r.upper, 1.2, 1e-12));
+    }
+
+    #[test]
+    fn quantile_interpolates_between_order_statistics() {
+        let xs = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&xs, 0.0), 1.0);
+        assert_eq!(quantile(&xs, 1.0), 4.0);
+        assert!(close(quantile(&xs, 0.5), 2.5, 1e-12));
+    }
+}

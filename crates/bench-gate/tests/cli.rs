@@ -1,0 +1,645 @@
+//! End-to-end tests of the `bench-gate` binary on fixture Criterion directories produced by real
+//! Criterion runs of `examples/fixture_bench.rs` (see `scripts/regenerate-fixtures.sh`):
+//! `base` and `same` are the same code; `slow25` slows `latency/fixture/spin_small` by 25%;
+//! `fast30` speeds `latency/fixture/spin_large` up by 30%; `tput_drop` slows the throughput
+//! benchmark by 25% (-20% ops/s); `fat` grows the footprint benchmark's strings by 50%.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const SPIN_SMALL: &str = "latency/fixture/spin_small";
+const SPIN_LARGE: &str = "latency/fixture/spin_large";
+const BATCH: &str = "throughput/fixture/batch/64";
+const STRINGS: &str = "footprint/fixture/strings/1000";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/criterion")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A scratch workspace: a copy of the fixtures under `criterion/`, used as the working directory
+/// so no `bench-gate.toml` of the repository is picked up.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&fixtures(), &dir.path().join("criterion"));
+        Scratch { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn crit(&self) -> String {
+        self.path("criterion").display().to_string()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_bench-gate"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("CRITERION_HOME")
+            .env_remove("CARGO_TARGET_DIR")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    fn compare_json(&self, base: &str, new: &str, extra: &[&str]) -> (i32, Value) {
+        let crit = self.crit();
+        let mut args = vec![
+            "compare",
+            base,
+            new,
+            "--criterion-dir",
+            &crit,
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        let code = out.status.code().unwrap();
+        assert!(
+            code == 0 || code == 2,
+            "compare failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (code, serde_json::from_slice(&out.stdout).unwrap())
+    }
+}
+
+fn verdicts(report: &Value) -> Vec<(String, String)> {
+    report["benchmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["id"].as_str().unwrap().to_string(),
+                b["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn ids_with(report: &Value, verdict: &str) -> Vec<String> {
+    verdicts(report)
+        .into_iter()
+        .filter(|(_, v)| v == verdict)
+        .map(|(id, _)| id)
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn same_code_twice_passes_with_exit_0() {
+    let s = Scratch::new();
+    let (code, report) = s.compare_json("base", "same", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(report["passed"], true);
+    assert!(ids_with(&report, "regressed").is_empty());
+    assert_eq!(verdicts(&report).len(), 4);
+}
+
+#[test]
+fn slowdown_of_25_percent_fails_naming_only_that_benchmark() {
+    let s = Scratch::new();
+    let (code, report) = s.compare_json("base", "slow25", &[]);
+    assert_eq!(code, 2);
+    assert_eq!(ids_with(&report, "regressed"), vec![SPIN_SMALL.to_string()]);
+    let row = report["benchmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == SPIN_SMALL)
+        .unwrap();
+    assert!(row["change"]["lower_pct"].as_f64().unwrap() > 10.0);
+
+    let crit = s.crit();
+    let text = s.run(&["compare", "base", "slow25", "--criterion-dir", &crit]);
+    assert_eq!(text.status.code(), Some(2));
+    let regressed_lines: Vec<String> = stdout(&text)
+        .lines()
+        .filter(|l| l.ends_with("regressed"))
+        .map(String::from)
+        .collect();
+    assert_eq!(regressed_lines.len(), 1, "{}", stdout(&text));
+    assert!(regressed_lines[0].starts_with(SPIN_SMALL));
+}
+
+#[test]
+fn speedup_of_30_percent_is_improved_with_exit_0() {
+    let s = Scratch::new();
+    let (code, report) = s.compare_json("base", "fast30", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(ids_with(&report, "improved"), vec![SPIN_LARGE.to_string()]);
+    assert!(ids_with(&report, "regressed").is_empty());
+}
+
+#[test]
+fn throughput_drop_beyond_10_percent_fails_in_ops_per_second() {
+    let s = Scratch::new();
+    let (code, report) = s.compare_json("base", "tput_drop", &[]);
+    assert_eq!(code, 2);
+    assert_eq!(ids_with(&report, "regressed"), vec![BATCH.to_string()]);
+    let row = report["benchmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == BATCH)
+        .unwrap();
+    assert_eq!(row["unit"], "ops/s");
+    assert!(row["new"].as_f64().unwrap() < row["base"].as_f64().unwrap());
+    assert!(row["change"]["upper_pct"].as_f64().unwrap() < -10.0);
+}
+
+#[test]
+fn footprint_is_compared_in_bytes_not_time() {
+    let s = Scratch::new();
+    let (code, report) = s.compare_json("base", "fat", &[]);
+    assert_eq!(code, 2);
+    assert_eq!(ids_with(&report, "regressed"), vec![STRINGS.to_string()]);
+    let row = report["benchmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == STRINGS)
+        .unwrap();
+    assert_eq!(row["unit"], "bytes");
+    assert_eq!(row["kind"], "footprint");
+    // 1,000 strings of 48 bytes plus 1,000 String headers: a byte count, not nanoseconds.
+    assert_eq!(
+        row["base"].as_f64().unwrap(),
+        48_000.0 + 24.0 * 1_000.0 + 16_000.0
+    );
+}
+
+#[test]
+fn a_per_benchmark_override_replaces_the_kind_threshold() {
+    let s = Scratch::new();
+    std::fs::write(
+        s.path("loose.toml"),
+        "[[override]]\nid = \"latency/fixture/spin_small\"\nthreshold = 50\n",
+    )
+    .unwrap();
+    let (code, report) = s.compare_json("base", "slow25", &["--config", "loose.toml"]);
+    assert_eq!(code, 0);
+    let row = &report["benchmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == SPIN_SMALL)
+        .unwrap()
+        .clone();
+    assert_eq!(row["threshold_pct"], 50.0);
+    assert_eq!(row["verdict"], "unchanged");
+}
+
+#[test]
+fn export_then_import_then_compare_round_trips_to_the_same_verdicts() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    for name in ["base", "slow25", "fast30", "tput_drop"] {
+        let file = s.path(&format!("{name}.json")).display().to_string();
+        let out = s.run(&["export", name, "--criterion-dir", &crit, "-o", &file]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let fresh = s.path("restored").display().to_string();
+    for name in ["base", "slow25", "fast30", "tput_drop"] {
+        let file = s.path(&format!("{name}.json")).display().to_string();
+        let as_name = format!("r_{name}");
+        let out = s.run(&["import", &file, "--criterion-dir", &fresh, "--as", &as_name]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    for new in ["slow25", "fast30", "tput_drop"] {
+        let (code_dir, from_dirs) = s.compare_json("base", new, &[]);
+        let base_file = s.path("base.json").display().to_string();
+        let new_file = s.path(&format!("{new}.json")).display().to_string();
+        let (code_file, from_files) = s.compare_json(&base_file, &new_file, &[]);
+        let r_base = "r_base".to_string();
+        let r_new = format!("r_{new}");
+        let out = s.run(&[
+            "compare",
+            &r_base,
+            &r_new,
+            "--criterion-dir",
+            &fresh,
+            "--format",
+            "json",
+        ]);
+        let from_import: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(code_dir, code_file);
+        assert_eq!(Some(code_dir), out.status.code());
+        assert_eq!(verdicts(&from_dirs), verdicts(&from_files));
+        assert_eq!(verdicts(&from_dirs), verdicts(&from_import));
+        // Same samples and seed: the numbers, not just the verdicts, survive the round trip.
+        assert_eq!(from_dirs["benchmarks"], from_files["benchmarks"]);
+    }
+}
+
+#[test]
+fn import_restores_criterions_files_byte_for_byte_in_content() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    let file = s.path("base.json").display().to_string();
+    assert_eq!(
+        s.run(&["export", "base", "--criterion-dir", &crit, "-o", &file])
+            .status
+            .code(),
+        Some(0)
+    );
+    let fresh = s.path("restored");
+    let out = s.run(&[
+        "import",
+        &file,
+        "--criterion-dir",
+        &fresh.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for dir in [
+        "latency_fixture/spin_small",
+        "throughput_fixture/batch/64",
+        "footprint_fixture/strings/1000",
+    ] {
+        for f in [
+            "benchmark.json",
+            "estimates.json",
+            "sample.json",
+            "tukey.json",
+        ] {
+            let read = |root: &Path| -> Value {
+                let p = root.join(dir).join("base").join(f);
+                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+            };
+            assert_eq!(read(&s.path("criterion")), read(&fresh), "{dir}/{f}");
+        }
+    }
+}
+
+#[test]
+fn export_is_a_superset_of_critcmps_format_with_machine_information() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    let out = s.run(&["export", "base", "--criterion-dir", &crit]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["name"], "base");
+    assert_eq!(doc["format"], "bench-gate-export");
+    assert_eq!(doc["version"], 1);
+    for key in ["cpu_model", "cores", "os", "rustc", "date"] {
+        assert!(!doc["machine"][key].is_null(), "machine.{key}");
+    }
+    let b = &doc["benchmarks"][SPIN_SMALL];
+    // The fields critcmp's `Benchmark` struct requires.
+    assert_eq!(b["baseline"], "base");
+    assert_eq!(b["fullname"], format!("base/{SPIN_SMALL}"));
+    assert_eq!(b["criterion_benchmark_v1"]["full_id"], SPIN_SMALL);
+    for stat in ["mean", "median", "median_abs_dev", "slope", "std_dev"] {
+        assert!(
+            b["criterion_estimates_v1"][stat]["point_estimate"].is_f64(),
+            "{stat}"
+        );
+    }
+    assert_eq!(b["unit"], "ns");
+    assert_eq!(doc["benchmarks"][STRINGS]["unit"], "bytes");
+    assert_eq!(
+        b["criterion_sample_v1"]["iters"].as_array().unwrap().len(),
+        b["criterion_sample_v1"]["times"].as_array().unwrap().len()
+    );
+}
+
+#[test]
+fn list_shows_each_baseline_with_its_benchmark_count() {
+    let s = Scratch::new();
+    let out = s.run(&["list", "--criterion-dir", &s.crit()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for name in ["base", "same", "slow25", "fast30", "tput_drop", "fat"] {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [name, "4"]),
+            "{name} missing from\n{text}"
+        );
+    }
+}
+
+#[test]
+fn criterion_home_is_the_default_directory() {
+    let s = Scratch::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_bench-gate"))
+        .args(["compare", "base", "same"])
+        .current_dir(s.dir.path())
+        .env("CRITERION_HOME", s.crit())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn markdown_puts_the_summary_first_and_regressions_before_the_folded_table() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    let out = s.run(&[
+        "compare",
+        "base",
+        "slow25",
+        "--criterion-dir",
+        &crit,
+        "--format",
+        "markdown",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let md = stdout(&out);
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(lines[0], "<!-- bench-gate-report -->");
+    assert!(
+        lines[1].contains("1 regression") && lines[1].contains("1 regressed"),
+        "{md}"
+    );
+    let regressions = md.find("#### Regressions").unwrap();
+    let details = md.find("<details>").unwrap();
+    assert!(regressions < details);
+    let section = &md[regressions..details];
+    assert!(section.contains(SPIN_SMALL) && !section.contains(SPIN_LARGE));
+    assert!(md.contains("</details>"));
+}
+
+#[test]
+fn missing_benchmarks_are_reported_and_fail_only_when_configured() {
+    let s = Scratch::new();
+    std::fs::remove_dir_all(s.path("criterion/latency_fixture/spin_large/same")).unwrap();
+    let (code, report) = s.compare_json("base", "same", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(ids_with(&report, "missing"), vec![SPIN_LARGE.to_string()]);
+    let (code, report) = s.compare_json("same", "base", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(ids_with(&report, "new"), vec![SPIN_LARGE.to_string()]);
+
+    std::fs::write(s.path("strict.toml"), "[gate]\nfail_on_missing = true\n").unwrap();
+    let (code, _) = s.compare_json("base", "same", &["--config", "strict.toml"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn baselines_from_different_machines_pass_with_a_warning() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    let file = s.path("base.json");
+    let out = s.run(&[
+        "export",
+        "base",
+        "--criterion-dir",
+        &crit,
+        "-o",
+        &file.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    doc["machine"]["cpu_model"] = "Some Other CPU @ 1.0GHz".into();
+    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = s.run(&[
+        "compare",
+        &file.display().to_string(),
+        "same",
+        "--criterion-dir",
+        &crit,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("different machines"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("Some Other CPU"));
+}
+
+#[test]
+fn slo_passes_within_budgets_and_exits_2_when_one_is_broken() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    std::fs::write(
+        s.path("ok.toml"),
+        "[[slo]]\nid = \"latency/fixture/spin_small\"\nmax_ns = 1e9\n\
+         [[slo]]\nprefix = \"throughput/\"\nmin_ops_per_sec = 1000\n\
+         [[slo]]\nprefix = \"footprint/\"\nmax_bytes = 1e6\n",
+    )
+    .unwrap();
+    let out = s.run(&[
+        "slo",
+        "base",
+        "--criterion-dir",
+        &crit,
+        "--config",
+        "ok.toml",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    std::fs::write(
+        s.path("tight.toml"),
+        "[[slo]]\nprefix = \"footprint/\"\nmax_bytes = 1000\n",
+    )
+    .unwrap();
+    let out = s.run(&[
+        "slo",
+        "base",
+        "--criterion-dir",
+        &crit,
+        "--config",
+        "tight.toml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["budgets"][0]["status"], "broken");
+    assert_eq!(doc["budgets"][0]["id"], STRINGS);
+}
+
+// ---- bad input: every case exits 1 with a message naming the file and the problem ----
+
+fn assert_error(out: &Output, needles: &[&str]) {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+    let err = stderr(out);
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in: {err}");
+    }
+}
+
+#[test]
+fn missing_baseline_is_an_error_naming_it() {
+    let s = Scratch::new();
+    let out = s.run(&["compare", "base", "nosuch", "--criterion-dir", &s.crit()]);
+    assert_error(&out, &["nosuch", "not found", "slow25"]);
+    let out = s.run(&[
+        "compare",
+        "base",
+        "nosuch.json",
+        "--criterion-dir",
+        &s.crit(),
+    ]);
+    assert_error(&out, &["nosuch.json"]);
+}
+
+#[test]
+fn truncated_export_file_is_an_error_naming_the_file() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    let file = s.path("base.json");
+    s.run(&[
+        "export",
+        "base",
+        "--criterion-dir",
+        &crit,
+        "-o",
+        &file.display().to_string(),
+    ]);
+    let full = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &full[..full.len() / 2]).unwrap();
+    let out = s.run(&[
+        "compare",
+        &file.display().to_string(),
+        "same",
+        "--criterion-dir",
+        &crit,
+    ]);
+    assert_error(&out, &["base.json", "malformed JSON"]);
+}
+
+#[test]
+fn malformed_sample_file_in_the_criterion_directory_is_an_error_naming_it() {
+    let s = Scratch::new();
+    let sample = s.path("criterion/latency_fixture/spin_small/same/sample.json");
+    std::fs::write(&sample, "{\"sampling_mode\":\"Linear\",\"iters\":[1.0,").unwrap();
+    let out = s.run(&["compare", "base", "same", "--criterion-dir", &s.crit()]);
+    assert_error(&out, &["spin_small/same/sample.json", "malformed JSON"]);
+}
+
+#[test]
+fn benchmark_with_zero_samples_is_an_error() {
+    let s = Scratch::new();
+    let sample = s.path("criterion/throughput_fixture/batch/64/same/sample.json");
+    std::fs::write(
+        &sample,
+        r#"{"sampling_mode":"Linear","iters":[],"times":[]}"#,
+    )
+    .unwrap();
+    let out = s.run(&["compare", "base", "same", "--criterion-dir", &s.crit()]);
+    assert_error(&out, &["batch/64/same/sample.json", "zero samples"]);
+}
+
+#[test]
+fn mismatched_units_between_the_two_sides_are_an_error() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    let file = s.path("base.json");
+    s.run(&[
+        "export",
+        "base",
+        "--criterion-dir",
+        &crit,
+        "-o",
+        &file.display().to_string(),
+    ]);
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    doc["benchmarks"][STRINGS]["unit"] = "ns".into();
+    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = s.run(&[
+        "compare",
+        &file.display().to_string(),
+        "fat",
+        "--criterion-dir",
+        &crit,
+    ]);
+    assert_error(&out, &[STRINGS, "unit mismatch", "base.json"]);
+}
+
+#[test]
+fn unknown_config_key_is_an_error_naming_file_and_key() {
+    let s = Scratch::new();
+    std::fs::write(s.path("typo.toml"), "[thresholds]\nlatncy = 5\n").unwrap();
+    let out = s.run(&[
+        "compare",
+        "base",
+        "same",
+        "--criterion-dir",
+        &s.crit(),
+        "--config",
+        "typo.toml",
+    ]);
+    assert_error(&out, &["typo.toml", "latncy"]);
+}
+
+#[test]
+fn bad_command_line_exits_1_not_2() {
+    let s = Scratch::new();
+    assert_error(&s.run(&["compare", "base"]), &["NEW"]);
+    assert_error(
+        &s.run(&["compare", "base", "same", "--format", "html"]),
+        &["html"],
+    );
+}
+
+#[test]
+fn plain_critcmp_export_without_samples_is_rejected() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    let file = s.path("base.json");
+    s.run(&[
+        "export",
+        "base",
+        "--criterion-dir",
+        &crit,
+        "-o",
+        &file.display().to_string(),
+    ]);
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    for (_, b) in doc["benchmarks"].as_object_mut().unwrap() {
+        b.as_object_mut().unwrap().remove("criterion_sample_v1");
+    }
+    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = s.run(&[
+        "compare",
+        &file.display().to_string(),
+        "same",
+        "--criterion-dir",
+        &crit,
+    ]);
+    assert_error(&out, &["base.json", "criterion_sample_v1"]);
+}
