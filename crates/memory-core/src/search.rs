@@ -231,16 +231,16 @@ type Ranking = Vec<(EntryId, f32)>;
 /// Merges the long-term and short-term rankings of one signal into one, alternating by rank
 /// (the tiers are peers: raw BM25 scores of two corpora are not comparable), long-term first at
 /// equal rank, keeping each id's best position.
-fn merge_tiers(ltm: Ranking, stm: Ranking) -> Ranking {
+fn merge_tiers(ltm: Ranking, stm: &[(EntryId, f32)]) -> Ranking {
     if stm.is_empty() {
         return ltm;
     }
     if ltm.is_empty() {
-        return stm;
+        return stm.to_vec();
     }
     let mut seen = rustc_hash::FxHashSet::default();
     let mut out = Vec::with_capacity(ltm.len() + stm.len());
-    let (mut a, mut b) = (ltm.into_iter(), stm.into_iter());
+    let (mut a, mut b) = (ltm.into_iter(), stm.iter().copied());
     loop {
         let (x, y) = (a.next(), b.next());
         if x.is_none() && y.is_none() {
@@ -312,6 +312,23 @@ pub(crate) fn run(inner: &Inner, q: &SearchQuery) -> Result<Vec<SearchHit>> {
     } else {
         Vec::new()
     };
+    // Short-term candidates do not change between the passes of the loop below, so they are
+    // ranked once, in full, and each pass takes its top `want`.
+    let stm_keyword: Ranking = if q.uses_keywords() && !stm.is_empty() {
+        let _span = tracing::debug_span!(stages::KEYWORD).entered();
+        let docs: Vec<(EntryId, &str)> = stm.iter().map(|e| (e.id, e.content.as_str())).collect();
+        crate::keyword::rank_documents(&q.text, &docs, inner.config.search.bm25, stm.len())?
+    } else {
+        Vec::new()
+    };
+    let stm_vector: Ranking = match query_vector.as_deref() {
+        Some(qv) if !stm.is_empty() => {
+            let _span = tracing::debug_span!(stages::VECTOR).entered();
+            rank_short_term_vectors(inner, &stm, qv)
+        }
+        _ => Vec::new(),
+    };
+    let top = |r: &Ranking, want: usize| r.len().min(want);
 
     loop {
         let mut ltm_exhausted = true;
@@ -325,11 +342,7 @@ pub(crate) fn run(inner: &Inner, q: &SearchQuery) -> Result<Vec<SearchHit>> {
             } else {
                 Vec::new()
             };
-            let docs: Vec<(EntryId, &str)> =
-                stm.iter().map(|e| (e.id, e.content.as_str())).collect();
-            let stm =
-                crate::keyword::rank_documents(&q.text, &docs, inner.config.search.bm25, want)?;
-            keyword = merge_tiers(ltm, stm);
+            keyword = merge_tiers(ltm, &stm_keyword[..top(&stm_keyword, want)]);
         }
         let mut vector = Ranking::new();
         if let Some(qv) = query_vector.as_deref() {
@@ -347,7 +360,7 @@ pub(crate) fn run(inner: &Inner, q: &SearchQuery) -> Result<Vec<SearchHit>> {
             } else {
                 Vec::new()
             };
-            vector = merge_tiers(ltm, rank_short_term_vectors(inner, &stm, qv, want));
+            vector = merge_tiers(ltm, &stm_vector[..top(&stm_vector, want)]);
         }
 
         let fused = {
@@ -369,8 +382,8 @@ pub(crate) fn run(inner: &Inner, q: &SearchQuery) -> Result<Vec<SearchHit>> {
     }
 }
 
-/// Cosine ranking of short-term entries; entries without an embedding are embedded on the fly.
-fn rank_short_term_vectors(inner: &Inner, stm: &[MemoryEntry], qv: &[f32], k: usize) -> Ranking {
+/// Cosine ranking of all short-term entries; entries without an embedding are embedded on the fly.
+fn rank_short_term_vectors(inner: &Inner, stm: &[MemoryEntry], qv: &[f32]) -> Ranking {
     let mut r: Ranking = stm
         .iter()
         .filter_map(|e| {
@@ -382,7 +395,6 @@ fn rank_short_term_vectors(inner: &Inner, stm: &[MemoryEntry], qv: &[f32], k: us
         })
         .collect();
     sort_ranking(&mut r);
-    r.truncate(k);
     r
 }
 
