@@ -87,7 +87,7 @@ impl Embedder for HashingEmbedder {
             }
             prev = Some(h);
         });
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let norm = crate::vector::kernel::dot(&v, &v).sqrt();
         if norm > 0.0 {
             let inv = 1.0 / norm;
             v.iter_mut().for_each(|x| *x *= inv);

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
+use crate::vector::kernel::dot;
 
 /// A stable identifier of an entry, unique within one store and kept when an entry moves from
 /// short-term to long-term memory.
@@ -215,15 +216,28 @@ pub fn check_embedding(v: &[f32], dimension: usize) -> Result<()> {
             actual: v.len(),
         });
     }
-    if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-        return Err(Error::NonFiniteEmbedding { index, value });
+    // The sum of squares is finite whenever every value is (a vectorized pass, where a scan
+    // for the first non-finite value is not); only when it is not is the vector searched.
+    if !dot(v, v).is_finite() {
+        if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(Error::NonFiniteEmbedding { index, value });
+        }
     }
     Ok(())
 }
 
 /// Scales `v` to unit length so that cosine similarity is a dot product.
 pub fn normalize(v: &mut [f32]) -> Result<()> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let squares = dot(v, v);
+    let norm = if squares.is_normal() {
+        squares.sqrt()
+    } else {
+        // Squares that overflow or underflow f32 (values near its limits): measure in f64.
+        v.iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum::<f64>()
+            .sqrt() as f32
+    };
     if norm == 0.0 || !norm.is_finite() {
         return Err(Error::ZeroEmbedding);
     }
@@ -291,6 +305,31 @@ mod tests {
         assert!(matches!(e.validate(3, 100), Err(Error::ZeroEmbedding)));
         let mut e = NewEntry::new("a".repeat(MAX_ID_BYTES + 1), "s", Role::User, "x");
         assert!(matches!(e.validate(3, 100), Err(Error::IdTooLong { .. })));
+    }
+
+    #[test]
+    fn vectors_near_the_limits_of_f32_are_normalized_not_rejected() {
+        let mut huge = vec![3.0e30f32, 4.0e30, 0.0];
+        normalize(&mut huge).unwrap();
+        assert!(
+            (huge[0] - 0.6).abs() < 1e-6 && (huge[1] - 0.8).abs() < 1e-6,
+            "{huge:?}"
+        );
+        let mut tiny = vec![3.0e-30f32, 4.0e-30, 0.0];
+        normalize(&mut tiny).unwrap();
+        assert!(
+            (tiny[0] - 0.6).abs() < 1e-6 && (tiny[1] - 0.8).abs() < 1e-6,
+            "{tiny:?}"
+        );
+        assert!(check_embedding(&[3.0e30, 4.0e30, 0.0], 3).is_ok());
+        assert!(matches!(
+            check_embedding(&[1.0, 2.0, f32::NEG_INFINITY], 3),
+            Err(Error::NonFiniteEmbedding { index: 2, .. })
+        ));
+        assert!(matches!(
+            normalize(&mut [0.0, -0.0, 0.0]),
+            Err(Error::ZeroEmbedding)
+        ));
     }
 
     #[test]

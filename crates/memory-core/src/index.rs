@@ -6,11 +6,14 @@
 //! agent's index) and keeps BM25 statistics per agent, whose memory is its own corpus.
 //!
 //! Linking a vector into the HNSW graph is the one expensive step of a write (a few hundred
-//! microseconds at 100K vectors), so writes only append to the vector arena and a background
-//! linker thread links them, a few at a time under the agent's write lock. Searches never miss a
-//! vector meanwhile: approximate search scans the unlinked tail exactly.
+//! microseconds at 100K vectors), so a write only appends the vector to a staging buffer, and a
+//! background linker thread moves staged vectors into the index and links them, beside searches
+//! (see [`AgentIndex`] for who waits for whom). Searches never miss a vector meanwhile: staged
+//! and unlinked vectors are scanned exactly.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -21,7 +24,8 @@ use crate::config::MemoryConfig;
 use crate::entry::{EntryId, MemoryEntry, Role};
 use crate::error::Result;
 use crate::keyword::{Bm25Params, KeywordIndex};
-use crate::vector::{VectorIndex, VectorIndexConfig};
+use crate::ltm::ListQuery;
+use crate::vector::{VectorIndex, VectorIndexConfig, VectorStaging};
 
 pub(crate) use crate::vector::kernel::dot;
 
@@ -55,41 +59,26 @@ struct DocInfo {
     created_at: Timestamp,
 }
 
+/// The keyword index of one agent and the attributes its filters read.
 #[derive(Debug)]
-struct AgentIndex {
+struct TextIndex {
     keyword: KeywordIndex,
-    vectors: VectorIndex,
     docs: FxHashMap<EntryId, DocInfo>,
     /// Interned session ids, so that each entry holds a pointer rather than a copy.
     sessions: FxHashSet<Arc<str>>,
-    /// Whether this index waits in the linker's queue (set and cleared under its write lock).
-    link_queued: bool,
 }
 
-impl AgentIndex {
+impl TextIndex {
     fn matcher<'a>(&'a self, filter: &'a DocFilter) -> impl Fn(EntryId) -> bool + 'a {
-        let all = filter.is_empty();
         move |id| {
-            all || self
-                .docs
+            self.docs
                 .get(&id)
                 .is_some_and(|d| filter.matches(&d.session, d.role, d.created_at))
         }
     }
 
-    fn add(
-        &mut self,
-        id: EntryId,
-        session: &str,
-        role: Role,
-        created_at: Timestamp,
-        content: &str,
-        embedding: Option<&[f32]>,
-    ) -> Result<()> {
-        if let Some(v) = embedding {
-            self.vectors.insert_unlinked(id, v)?;
-        }
-        self.keyword.insert(id, content);
+    fn add(&mut self, id: EntryId, session: &str, role: Role, created_at: Timestamp, text: &str) {
+        self.keyword.insert(id, text);
         let session = match self.sessions.get(session) {
             Some(s) => s.clone(),
             None => {
@@ -106,15 +95,79 @@ impl AgentIndex {
                 created_at,
             },
         );
-        Ok(())
     }
 }
 
-type SharedIndex = Arc<RwLock<AgentIndex>>;
+/// The indexes of one agent, each behind its own lock so that the three kinds of work on them
+/// wait for each other as little as possible:
+/// - a write takes `text` and `staging` for a moment each (appends);
+/// - a search reads `vectors` and, briefly, `staging` (and `text` for keywords or filters);
+/// - the linker links under a read lock of `vectors` (beside searches), and takes it for writing
+///   only to move staged vectors in, a batch at a time.
+///
+/// Lock order, wherever two are held: `text`, then `vectors`, then `staging`.
+#[derive(Debug)]
+struct AgentIndex {
+    text: RwLock<TextIndex>,
+    vectors: RwLock<VectorIndex>,
+    staging: RwLock<VectorStaging>,
+    /// Whether this index waits in the linker's queue or is being worked on by it.
+    link_queued: AtomicBool,
+}
 
-/// Vectors linked per hold of an agent's write lock: one, so a search or insert of that agent waits
-/// at most one link (a few hundred microseconds at 100K vectors) behind the linker.
-const LINKS_PER_LOCK: usize = 1;
+impl AgentIndex {
+    /// Work left for the linker: staged vectors to move in, or unlinked ones to link.
+    fn has_link_work(&self) -> bool {
+        !self.staging.read().is_empty() || self.vectors.read().pending_links() > 0
+    }
+
+    /// The vector ranking of the index and the staged vectors together.
+    fn vector_search(
+        &self,
+        q: &[f32],
+        k: usize,
+        exact: bool,
+        accept: &dyn Fn(EntryId) -> bool,
+        also: &[EntryId],
+    ) -> Result<Vec<(EntryId, f32)>> {
+        // Held throughout: the linker cannot move staged vectors in while the index and then
+        // the staging buffer are read, so no vector is seen twice or missed.
+        let vectors = self.vectors.read();
+        let mut hits = if exact {
+            vectors.search_exact(q, k, accept)?
+        } else {
+            vectors.search_approx(q, k, accept)?
+        };
+        let staging = self.staging.read();
+        if !staging.is_empty() {
+            hits.extend(staging.search(q, k, accept));
+            crate::topk::sort_ranking(&mut hits);
+            hits.truncate(k);
+        }
+        let before = hits.len();
+        for id in also {
+            if hits[..before].iter().all(|h| h.0 != *id) {
+                let sim = vectors
+                    .similarity(*id, q)
+                    .or_else(|| staging.similarity(*id, q));
+                if let Some(s) = sim {
+                    hits.push((*id, s));
+                }
+            }
+        }
+        if hits.len() > before {
+            crate::topk::sort_ranking(&mut hits);
+        }
+        Ok(hits)
+    }
+}
+
+type SharedIndex = Arc<AgentIndex>;
+
+/// Staged vectors past which the linker moves them into the index even while it still has
+/// unlinked vectors there: searches scan staged vectors under a lock that writes wait for, so
+/// the buffer is kept short.
+const STAGING_MOVE_AT: usize = 4_096;
 
 #[derive(Default)]
 struct LinkerState {
@@ -123,7 +176,8 @@ struct LinkerState {
     shutdown: bool,
 }
 
-/// The background linker's queue of agent indexes with unlinked vectors.
+/// The background linker: a queue of agent indexes with staged or unlinked vectors, and one
+/// thread that moves and links them.
 #[derive(Default)]
 struct Linker {
     state: Mutex<LinkerState>,
@@ -132,9 +186,16 @@ struct Linker {
 }
 
 impl Linker {
-    fn enqueue(&self, index: SharedIndex) {
-        self.state.lock().queue.push_back(index);
-        self.work.notify_one();
+    /// Queues `index` unless it is queued already.
+    fn schedule(&self, index: &SharedIndex) {
+        if index
+            .link_queued
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.state.lock().queue.push_back(index.clone());
+            self.work.notify_one();
+        }
     }
 
     fn run(&self) {
@@ -158,16 +219,39 @@ impl Linker {
                 if self.state.lock().shutdown {
                     return;
                 }
-                let mut idx = index.write();
-                if idx.vectors.link_pending(LINKS_PER_LOCK) == 0 {
-                    idx.link_queued = false;
+                if Linker::step(&index) {
+                    continue;
+                }
+                // Nothing left. Leave the queue, then look again: a write between the last step
+                // and the flag's reset found the flag set and did not queue the index.
+                index.link_queued.store(false, Ordering::Release);
+                if !index.has_link_work()
+                    || index
+                        .link_queued
+                        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                        .is_err()
+                {
                     break;
                 }
-                // Hand the lock straight to a waiting writer or reader: re-locking at once
-                // would starve inserts and searches of this agent while a backlog is linked.
-                parking_lot::RwLockWriteGuard::unlock_fair(idx);
             }
         }
+    }
+
+    /// One unit of work on `index`: move staged vectors in (when nothing else is left to link
+    /// or the buffer is long), else link one vector. Returns false when there was nothing to do.
+    fn step(index: &AgentIndex) -> bool {
+        let staged = index.staging.read().len();
+        if staged > 0 {
+            let unlinked = index.vectors.read().pending_links();
+            if unlinked == 0 || staged >= STAGING_MOVE_AT {
+                let mut vectors = index.vectors.write();
+                let mut staging = index.staging.write();
+                vectors.absorb(&mut staging, usize::MAX);
+                return true;
+            }
+        }
+        // One vector per read lock, so that a waiting writer (a move, a removal) gets in soon.
+        index.vectors.read().link_next()
     }
 
     fn wait_idle(&self) {
@@ -207,13 +291,12 @@ impl Indexes {
     pub fn new(config: &MemoryConfig) -> Result<Self> {
         let linker = Arc::new(Linker::default());
         let worker = linker.clone();
-        std::thread::Builder::new()
-            .name("memory-core-linker".into())
-            .spawn(move || worker.run())
-            .map_err(|source| crate::error::Error::Io {
+        crate::background::spawn("memory-core-linker", move || worker.run()).map_err(|source| {
+            crate::error::Error::Io {
                 path: "<linker thread>".into(),
                 source,
-            })?;
+            }
+        })?;
         Ok(Indexes {
             agents: RwLock::default(),
             bm25: config.search.bm25,
@@ -222,21 +305,12 @@ impl Indexes {
         })
     }
 
-    /// Hands an agent's index to the linker if it has unlinked vectors and is not queued yet.
-    /// Called with the index's write lock held (so the flag cannot race with the linker).
-    fn schedule(&self, shared: &SharedIndex, idx: &mut AgentIndex) {
-        if !idx.link_queued && idx.vectors.pending_links() > 0 {
-            idx.link_queued = true;
-            self.linker.enqueue(shared.clone());
-        }
-    }
-
     /// Vectors stored but not yet linked into their agent's graph, over all agents.
     pub fn pending_links(&self) -> usize {
         let agents: Vec<SharedIndex> = self.agents.read().values().cloned().collect();
         agents
             .iter()
-            .map(|a| a.read().vectors.pending_links())
+            .map(|a| a.staging.read().len() + a.vectors.read().pending_links())
             .sum()
     }
 
@@ -245,25 +319,28 @@ impl Indexes {
         self.linker.wait_idle();
     }
 
-    fn agent(&self, agent: &str) -> Option<Arc<RwLock<AgentIndex>>> {
+    fn agent(&self, agent: &str) -> Option<SharedIndex> {
         self.agents.read().get(agent).cloned()
     }
 
-    fn agent_or_create(&self, agent: &str) -> Result<Arc<RwLock<AgentIndex>>> {
+    fn agent_or_create(&self, agent: &str) -> Result<SharedIndex> {
         if let Some(a) = self.agent(agent) {
             return Ok(a);
         }
         let fresh = AgentIndex {
-            keyword: KeywordIndex::new(self.bm25)?,
-            vectors: VectorIndex::new(self.vector_config)?,
-            docs: FxHashMap::default(),
-            sessions: FxHashSet::default(),
-            link_queued: false,
+            text: RwLock::new(TextIndex {
+                keyword: KeywordIndex::new(self.bm25)?,
+                docs: FxHashMap::default(),
+                sessions: FxHashSet::default(),
+            }),
+            vectors: RwLock::new(VectorIndex::new(self.vector_config)?),
+            staging: RwLock::new(VectorStaging::new(&self.vector_config)),
+            link_queued: AtomicBool::new(false),
         };
         let mut agents = self.agents.write();
         Ok(agents
             .entry(Arc::from(agent))
-            .or_insert_with(|| Arc::new(RwLock::new(fresh)))
+            .or_insert_with(|| Arc::new(fresh))
             .clone())
     }
 
@@ -273,48 +350,110 @@ impl Indexes {
         while i < entries.len() {
             let agent = &entries[i].agent_id;
             let shared = self.agent_or_create(agent)?;
-            let mut idx = shared.write();
-            while i < entries.len() && entries[i].agent_id == *agent {
-                let e = entries[i];
-                let v = e.embedding.as_deref();
-                let added = idx.add(e.id, &e.session_id, e.role, e.created_at, &e.content, v);
-                if added.is_err() {
-                    self.schedule(&shared, &mut idx);
+            let end = entries[i..]
+                .iter()
+                .position(|e| e.agent_id != *agent)
+                .map_or(entries.len(), |n| i + n);
+            let group = &entries[i..end];
+            {
+                let mut text = shared.text.write();
+                for e in group {
+                    text.add(e.id, &e.session_id, e.role, e.created_at, &e.content);
                 }
-                added?;
-                i += 1;
             }
-            self.schedule(&shared, &mut idx);
+            let staged = {
+                let mut staging = shared.staging.write();
+                group.iter().try_for_each(|e| match e.embedding.as_deref() {
+                    Some(v) => staging.push(e.id, v),
+                    None => Ok(()),
+                })
+            };
+            self.linker.schedule(&shared);
+            staged?;
+            i = end;
         }
         Ok(())
     }
 
-    /// Indexes one entry read back from disk on open.
+    /// Indexes one entry read back from disk on open (straight into the vector index, unlinked;
+    /// the linker links it).
     pub fn add_stored(&self, row: StoredRow<'_>) -> Result<()> {
         let shared = self.agent_or_create(row.agent)?;
-        let mut idx = shared.write();
-        let added = idx.add(
-            row.id,
-            row.session,
-            row.role,
-            row.created_at,
-            row.content,
-            row.embedding,
-        );
-        self.schedule(&shared, &mut idx);
-        added
+        shared
+            .text
+            .write()
+            .add(row.id, row.session, row.role, row.created_at, row.content);
+        if let Some(v) = row.embedding {
+            shared.vectors.write().insert_unlinked(row.id, v)?;
+            self.linker.schedule(&shared);
+        }
+        Ok(())
     }
 
     /// Removes a deleted entry.
     pub fn remove(&self, agent: &str, id: EntryId) {
         if let Some(shared) = self.agent(agent) {
-            let mut idx = shared.write();
-            idx.keyword.remove(id);
-            idx.vectors.remove(id);
-            idx.docs.remove(&id);
-            // Past the tombstone limit the graph is dropped and must be linked again.
-            self.schedule(&shared, &mut idx);
+            {
+                let mut text = shared.text.write();
+                text.keyword.remove(id);
+                text.docs.remove(&id);
+            }
+            let mut vectors = shared.vectors.write();
+            let mut staging = shared.staging.write();
+            if !staging.remove(id) {
+                // Past the tombstone limit the graph is dropped and must be linked again.
+                vectors.remove(id);
+            }
+            drop((vectors, staging));
+            self.linker.schedule(&shared);
         }
+    }
+
+    /// Number of long-term entries of `agent`.
+    pub fn count(&self, agent: &str) -> u64 {
+        self.agent(agent)
+            .map_or(0, |idx| idx.text.read().docs.len() as u64)
+    }
+
+    /// Ids of `agent`'s long-term entries matching `q`, newest first (by creation time, then
+    /// id). This is the store's secondary index: SQLite keeps rows by id only, which keeps a
+    /// commit to one or two pages (see `ltm.rs`).
+    pub fn list(&self, agent: &str, q: &ListQuery) -> Vec<EntryId> {
+        let Some(idx) = self.agent(agent) else {
+            return Vec::new();
+        };
+        let filter = DocFilter {
+            session: q.session.clone(),
+            role: None,
+            since: q.since,
+            until: q.until,
+        };
+        let limit = q.limit.unwrap_or(usize::MAX);
+        if limit == 0 {
+            return Vec::new();
+        }
+        // The newest `limit` by (created_at, id): a min-heap of the best seen so far.
+        let mut newest: BinaryHeap<Reverse<(Timestamp, EntryId)>> = BinaryHeap::new();
+        let text = idx.text.read();
+        for (&id, d) in &text.docs {
+            if !filter.matches(&d.session, d.role, d.created_at) {
+                continue;
+            }
+            let key = (d.created_at, id);
+            if newest.len() < limit {
+                newest.push(Reverse(key));
+            } else if newest.peek().is_some_and(|w| key > w.0) {
+                newest.pop();
+                newest.push(Reverse(key));
+            }
+        }
+        drop(text);
+        // Ascending order of `Reverse` is descending order of the keys: newest first.
+        newest
+            .into_sorted_vec()
+            .into_iter()
+            .map(|r| r.0 .1)
+            .collect()
     }
 
     /// Highest cosine similarity of `v` to the agent's long-term entries (approximate).
@@ -322,10 +461,8 @@ impl Indexes {
         let Some(idx) = self.agent(agent) else {
             return Ok(None);
         };
-        let idx = idx.read();
         Ok(idx
-            .vectors
-            .search_approx(v, 1, &|_| true)?
+            .vector_search(v, 1, false, &|_| true, &[])?
             .first()
             .map(|h| h.1))
     }
@@ -341,9 +478,12 @@ impl Indexes {
         let Some(idx) = self.agent(agent) else {
             return Vec::new();
         };
-        let idx = idx.read();
-        let hits = idx.keyword.search(query, k, &idx.matcher(filter));
-        hits
+        let text = idx.text.read();
+        if filter.is_empty() {
+            text.keyword.search(query, k, &|_| true)
+        } else {
+            text.keyword.search(query, k, &text.matcher(filter))
+        }
     }
 
     /// Vector ranking (exact or approximate) of the agent's long-term entries. Entries in `also`
@@ -358,28 +498,16 @@ impl Indexes {
         filter: &DocFilter,
         also: &[EntryId],
     ) -> Result<Vec<(EntryId, f32)>> {
-        let Some(agent_index) = self.agent(agent) else {
+        let Some(idx) = self.agent(agent) else {
             return Ok(Vec::new());
         };
-        let idx = agent_index.read();
-        let accept = idx.matcher(filter);
-        let mut hits = if exact {
-            idx.vectors.search_exact(q, k, &accept)?
-        } else {
-            idx.vectors.search_approx(q, k, &accept)?
-        };
-        let before = hits.len();
-        for id in also {
-            if hits[..before].iter().all(|h| h.0 != *id) {
-                if let Some(s) = idx.vectors.similarity(*id, q) {
-                    hits.push((*id, s));
-                }
-            }
+        if filter.is_empty() {
+            return idx.vector_search(q, k, exact, &|_| true, also);
         }
-        if hits.len() > before {
-            crate::topk::sort_ranking(&mut hits);
-        }
-        Ok(hits)
+        // Filters read the entries' attributes, which live with the keyword index.
+        let text = idx.text.read();
+        let hits = idx.vector_search(q, k, exact, &text.matcher(filter), also);
+        hits
     }
 
     /// Heap bytes held by all indexes (an estimate from the indexes' own accounting).
@@ -388,8 +516,9 @@ impl Indexes {
             .read()
             .values()
             .map(|a| {
-                let a = a.read();
-                a.keyword.heap_bytes() + a.vectors.heap_bytes()
+                a.text.read().keyword.heap_bytes()
+                    + a.vectors.read().heap_bytes()
+                    + a.staging.read().heap_bytes()
             })
             .sum()
     }

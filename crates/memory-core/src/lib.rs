@@ -14,6 +14,7 @@
 struct ReadmeDoctests;
 
 mod async_api;
+mod background;
 mod cache;
 pub mod clock;
 pub mod config;

@@ -129,13 +129,15 @@ impl Memory {
         let key = {
             let _span = tracing::debug_span!(stages::CACHE).entered();
             let key = inner.cache.key(query);
-            if let Some(hits) = inner.cache.get(&key) {
+            if let Some(hits) = inner.cache.get(&key, inner.clock.now()) {
                 return Ok(hits);
             }
             key
         };
+        // The answer's age counts from before it was computed, never from after.
+        let at = inner.clock.now();
         let hits = search::run(inner, query)?;
-        inner.cache.insert(key, &hits);
+        inner.cache.insert(key, &hits, at);
         Ok(hits)
     }
 
@@ -262,13 +264,15 @@ impl Memory {
     /// Long-term entries of `agent` matching `query`, newest first.
     pub fn list(&self, agent: &str, query: &ListQuery) -> Result<Vec<MemoryEntry>> {
         entry::validate_id("agent_id", agent)?;
-        self.inner.ltm.list(agent, query)
+        let ids = self.inner.indexes.list(agent, query);
+        // Kept in the order asked for; an entry forgotten in between is skipped.
+        self.inner.ltm.get_many(agent, &ids)
     }
 
     /// Number of long-term entries of `agent`.
     pub fn count(&self, agent: &str) -> Result<u64> {
         entry::validate_id("agent_id", agent)?;
-        self.inner.ltm.count(agent)
+        Ok(self.inner.indexes.count(agent))
     }
 
     /// Scores short-term entries and moves those worth keeping into long-term memory; see

@@ -39,7 +39,8 @@ pub struct ScoreComponents {
 /// One retrieved memory with its final score and the parts of that score.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {
-    pub entry: MemoryEntry,
+    /// The entry, shared (with the query cache, among others): cloning a hit copies no text.
+    pub entry: Arc<MemoryEntry>,
     /// The score hits are ranked by (higher is better).
     pub score: f32,
     pub components: ScoreComponents,
@@ -449,7 +450,7 @@ fn fetch(
             importance: entry.importance,
         };
         hits.push(SearchHit {
-            entry,
+            entry: Arc::new(entry),
             score: h.fused,
             components,
         });

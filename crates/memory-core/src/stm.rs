@@ -97,8 +97,10 @@ impl ShortTermMemory {
                 false
             }
             None => {
+                // No room is reserved until the first append: opening a session costs one map
+                // entry, and sessions that are opened but never used cost no more.
                 let window = SessionWindow {
-                    items: VecDeque::with_capacity(self.capacity.min(64) + 1),
+                    items: VecDeque::new(),
                     last_active: now,
                 };
                 sessions.insert(session.clone(), window);
@@ -124,6 +126,11 @@ impl ShortTermMemory {
             handed_off.extend(window.items.drain(..));
         }
         window.last_active = now;
+        if window.items.capacity() == 0 {
+            // The whole window at once (plus the one that pushes the oldest out), so the deque
+            // never reallocates.
+            window.items.reserve_exact(self.capacity.min(64) + 1);
+        }
         window.items.push_back(WindowItem {
             entry,
             persisted: false,

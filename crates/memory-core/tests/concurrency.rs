@@ -27,9 +27,29 @@ fn entry(agent: &str, session: &str, i: usize) -> NewEntry {
     .with_embedding(v)
 }
 
+/// A store in a file of `dir`, so a test can reopen it and count what SQLite really holds.
+fn open_in(dir: &tempfile::TempDir) -> Memory {
+    Memory::open(Storage::File(dir.path().join("ltm.db")), config()).unwrap()
+}
+
+/// Every agent's count after reopening the file (the in-RAM indexes are rebuilt from SQLite, so
+/// these are the rows on disk) must equal the count the running store reported.
+fn assert_disk_matches(dir: &tempfile::TempDir, m: Memory, agents: &[String]) {
+    let before: Vec<u64> = agents.iter().map(|a| m.count(a).unwrap()).collect();
+    drop(m);
+    let m = open_in(dir);
+    let after: Vec<u64> = agents.iter().map(|a| m.count(a).unwrap()).collect();
+    assert_eq!(
+        before, after,
+        "counts of {agents:?} before and after reopening"
+    );
+    m.check_integrity().unwrap();
+}
+
 #[test]
 fn threads_writing_and_reading_at_once_lose_no_write() {
-    let m = Memory::open(Storage::Temporary, config()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = open_in(&dir);
     const WRITERS: usize = 4;
     const PER_WRITER: usize = 200;
     let reads = Arc::new(AtomicUsize::new(0));
@@ -84,6 +104,8 @@ fn threads_writing_and_reading_at_once_lose_no_write() {
     }
     assert_eq!(reads.load(Ordering::Relaxed), 900);
     m.check_integrity().unwrap();
+    let agents: Vec<String> = (0..WRITERS).map(|w| format!("agent{w}")).collect();
+    assert_disk_matches(&dir, m, &agents);
 }
 
 #[test]
@@ -92,8 +114,9 @@ fn tokio_tasks_on_the_async_facade_lose_no_write() {
         .worker_threads(2)
         .build()
         .unwrap();
-    let m = Memory::open(Storage::Temporary, config()).unwrap();
-    let a = m.to_async();
+    let dir = tempfile::tempdir().unwrap();
+    let m = open_in(&dir);
+    let a = m.clone().to_async();
     rt.block_on(async {
         let mut tasks = Vec::new();
         for t in 0..16 {
@@ -125,6 +148,115 @@ fn tokio_tasks_on_the_async_facade_lose_no_write() {
         }
         assert_eq!(total, 16 * 50);
     });
+    drop(a);
+    let agents: Vec<String> = (0..4).map(|a| format!("agent{a}")).collect();
+    assert_disk_matches(&dir, m, &agents);
+}
+
+/// Spread-out unit vectors of dimension `DIM` (a deterministic pseudo-random walk).
+fn spread_vector(i: usize) -> Vec<f32> {
+    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..DIM)
+        .map(|_| {
+            x ^= x >> 29;
+            x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        })
+        .collect()
+}
+
+#[test]
+fn searches_while_vectors_are_staged_moved_and_linked_see_each_entry_once() {
+    use memory_core::{SearchMode, SearchQuery, Tiers};
+    let cfg = MemoryConfig {
+        search: memory_core::SearchConfig {
+            cache_capacity: 0,
+            hnsw: memory_core::vector::HnswParams {
+                min_len: 64,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..config()
+    };
+    let m = Memory::open(Storage::Temporary, cfg).unwrap();
+    const N: usize = 3_000;
+    let vectors: Vec<Vec<f32>> = (0..N).map(spread_vector).collect();
+    // Entries 0..published have been acknowledged (and forgotten, for multiples of 97).
+    let published = AtomicUsize::new(0);
+    let ids: Vec<memory_core::EntryId> = std::thread::scope(|s| {
+        let writer = {
+            let (m, vectors, published) = (m.clone(), &vectors, &published);
+            s.spawn(move || {
+                let mut ids = Vec::new();
+                for (i, v) in vectors.iter().enumerate() {
+                    let e = NewEntry::new("a", "s", Role::User, format!("entry {i}"))
+                        .with_embedding(v.clone());
+                    if i % 100 < 50 {
+                        ids.push(m.insert(e).unwrap());
+                    } else {
+                        ids.extend(m.insert_batch(vec![e]).unwrap());
+                    }
+                    // Forget some while they may still be staged or unlinked.
+                    if i % 97 == 0 {
+                        assert!(m.forget("a", ids[i]).unwrap());
+                    }
+                    published.store(i + 1, Ordering::Release);
+                }
+                ids
+            })
+        };
+        for t in 0..2 {
+            let (m, vectors, published) = (m.clone(), &vectors, &published);
+            s.spawn(move || {
+                for round in 0..300 {
+                    let done = published.load(Ordering::Acquire);
+                    let i = (round * 37 + t * 11) % N;
+                    for mode in [SearchMode::ExactVector, SearchMode::Vector] {
+                        let q = SearchQuery::new("a", "")
+                            .vector(vectors[i].clone())
+                            .mode(mode)
+                            .tiers(Tiers::LongTerm)
+                            .k(10);
+                        let hits = m.search(&q).unwrap();
+                        let mut seen: Vec<_> = hits.iter().map(|h| h.entry.id).collect();
+                        seen.sort();
+                        seen.dedup();
+                        assert_eq!(seen.len(), hits.len(), "an entry twice in {mode:?}");
+                        let scores: Vec<f32> =
+                            hits.iter().filter_map(|h| h.components.vector).collect();
+                        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+                        // Read-your-writes: an acknowledged entry is found by the exact scan
+                        // wherever it is (staged, moved but unlinked, or linked).
+                        if mode == SearchMode::ExactVector && i < done && i % 97 != 0 {
+                            assert_eq!(hits[0].entry.content, format!("entry {i}"));
+                        }
+                    }
+                }
+            });
+        }
+        writer.join().unwrap()
+    });
+    m.wait_for_indexing();
+    assert_eq!(m.pending_index_links(), 0);
+    // Once everything is linked, each live entry is its own nearest neighbour.
+    for (i, v) in vectors.iter().enumerate().step_by(13) {
+        let q = SearchQuery::new("a", "")
+            .vector(v.clone())
+            .mode(SearchMode::ExactVector)
+            .tiers(Tiers::LongTerm)
+            .k(1);
+        let top = m.search(&q).unwrap();
+        if i % 97 == 0 {
+            assert!(
+                top.iter().all(|h| h.entry.id != ids[i]),
+                "forgotten {i} found"
+            );
+        } else {
+            assert_eq!(top[0].entry.id, ids[i], "entry {i}");
+        }
+    }
+    assert_eq!(m.count("a").unwrap() as usize, N - N.div_ceil(97));
 }
 
 #[test]

@@ -113,7 +113,7 @@ fn generate(rng: &mut StdRng) -> Input {
         .collect();
     let hits = (0..rng.random_range(0..12))
         .map(|_| SearchHit {
-            entry: entry(rng.random_range(0..40), Role::User, text(rng, 60)),
+            entry: std::sync::Arc::new(entry(rng.random_range(0..40), Role::User, text(rng, 60))),
             score: if rng.random_bool(0.05) {
                 f32::NAN
             } else {

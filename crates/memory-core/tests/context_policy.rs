@@ -30,7 +30,7 @@ fn hit(id: u64, score: f32, content: &str) -> SearchHit {
     let mut e = entry(id, Role::User, content);
     e.tier = Tier::LongTerm;
     SearchHit {
-        entry: e,
+        entry: std::sync::Arc::new(e),
         score,
         components: ScoreComponents::default(),
     }

@@ -270,22 +270,32 @@ fn repeated_queries_hit_the_cache_until_the_agent_writes() {
 }
 
 #[test]
-fn cached_answers_expire_after_the_ttl() {
+fn cached_answers_expire_after_the_ttl_on_the_injected_clock() {
     let cfg = MemoryConfig {
         search: memory_core::SearchConfig {
-            cache_ttl: Duration::from_millis(50),
+            cache_ttl: Duration::from_secs(300),
             ..Default::default()
         },
         ..config()
     };
-    let m = Memory::open(Storage::InMemory, cfg).unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(1_700_000_000_000_000)));
+    let m = Memory::open_with_clock(Storage::InMemory, cfg, clock.clone()).unwrap();
     m.insert(entry("a", "s", "hello there")).unwrap();
     let q = SearchQuery::new("a", "hello");
     m.search(&q).unwrap();
-    std::thread::sleep(Duration::from_millis(120));
+    clock.advance(Duration::from_secs(299));
     m.search(&q).unwrap();
-    assert_eq!(m.cache_stats().hits, 0);
-    assert_eq!(m.cache_stats().misses, 2);
+    assert_eq!((m.cache_stats().hits, m.cache_stats().misses), (1, 1));
+    clock.advance(Duration::from_secs(1));
+    let again = m.search(&q).unwrap();
+    assert_eq!((m.cache_stats().hits, m.cache_stats().misses), (1, 2));
+    assert_eq!(
+        again.len(),
+        1,
+        "an expired answer is computed again, not lost"
+    );
+    m.search(&q).unwrap();
+    assert_eq!(m.cache_stats().hits, 2, "and cached again");
 }
 
 #[test]

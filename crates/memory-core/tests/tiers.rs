@@ -470,6 +470,66 @@ fn a_truncated_database_is_reported_not_panicked_on() {
 }
 
 #[test]
+fn a_version_1_file_is_migrated_and_keeps_its_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        // The schema as version 1 of memory-core wrote it, with two secondary indexes.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE entries (
+                 id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, session_id TEXT NOT NULL,
+                 role INTEGER NOT NULL, content TEXT NOT NULL, embedding BLOB,
+                 importance REAL NOT NULL, created_at INTEGER NOT NULL,
+                 last_accessed_at INTEGER NOT NULL, access_count INTEGER NOT NULL, metadata TEXT);
+             CREATE INDEX entries_by_agent_time ON entries(agent_id, created_at);
+             CREATE INDEX entries_by_agent_session_time
+                 ON entries(agent_id, session_id, created_at);
+             INSERT INTO entries VALUES (7, 'a', 's1', 0, 'older', NULL, 0.5, 100, 100, 2, NULL);
+             INSERT INTO entries VALUES (9, 'a', 's2', 1, 'newer', NULL, 0.7, 200, 200, 0,
+                                         '{\"topic\":\"x\"}');
+             INSERT INTO entries VALUES (8, 'b', 's1', 0, 'other agent', NULL, 0.5, 150, 150, 0, NULL);
+             PRAGMA user_version = 1;
+             PRAGMA application_id = 1296387395;",
+        )
+        .unwrap();
+    }
+    let m = Memory::open(Storage::File(path.clone()), config()).unwrap();
+    assert_eq!(m.count("a").unwrap(), 2);
+    let listed: Vec<String> = m
+        .list("a", &ListQuery::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.content)
+        .collect();
+    assert_eq!(listed, ["newer", "older"]);
+    let e = m.get("a", memory_core::EntryId(9)).unwrap().unwrap();
+    assert_eq!(e.metadata["topic"], "x");
+    assert_eq!(
+        m.get("a", memory_core::EntryId(7))
+            .unwrap()
+            .unwrap()
+            .access_count,
+        2
+    );
+    drop(m);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, memory_core::SCHEMA_VERSION);
+    let indexes: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 0, "version 2 keeps no secondary index");
+}
+
+#[test]
 fn a_database_from_a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ltm.db");

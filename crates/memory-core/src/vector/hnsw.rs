@@ -4,6 +4,10 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
+
+use parking_lot::Mutex;
 
 use crate::embed::splitmix64;
 
@@ -93,24 +97,61 @@ impl Visited {
     }
 }
 
-/// The graph. Node `i` is arena slot `i`; every slot of the arena is a node.
-#[derive(Clone, Debug)]
+/// `entry` when the graph has no node yet.
+const NO_ENTRY: u64 = u64::MAX;
+
+/// The graph. Node `i` is arena slot `i`.
+///
+/// Storage for every slot of the arena is allocated up front by [`Graph::reserve`] (which needs
+/// `&mut`), and nodes `0..linked()` are linked. Linking the next node ([`Graph::link_next`])
+/// takes only `&self`: links are atomic words, written by one linker at a time (a mutex inside
+/// serializes linkers) while any number of searches read them. A search may see a link list
+/// halfway through an update; every word it can read names a node whose vector is in the arena
+/// and whose own links were written before anything linked to it, so it only ever routes through
+/// valid nodes. That keeps the expensive part of a write (linking, hundreds of microseconds at
+/// 100K nodes) off every lock a search or an insert waits on.
+#[derive(Debug)]
 pub(crate) struct Graph {
     m: usize,
     m0: usize,
     ef_construction: usize,
     ml: f64,
     seed: u64,
+    /// Per slot, its level (drawn deterministically from the slot number at reserve time).
     levels: Vec<u8>,
     /// Layer-0 links, fixed stride `m0 + 1`: a count, then up to `m0` neighbours.
-    links0: Vec<u32>,
-    /// Per node, offset of its upper-layer blocks in `upper` (`u32::MAX` for level-0 nodes).
+    links0: Vec<AtomicU32>,
+    /// Per slot, offset of its upper-layer blocks in `upper` (`u32::MAX` for level-0 slots).
     upper_offset: Vec<u32>,
-    /// Blocks of stride `m + 1` (count, then links), one per layer 1..=level of each node.
-    upper: Vec<u32>,
-    entry: Option<u32>,
-    max_level: usize,
-    scratch: Visited,
+    /// Blocks of stride `m + 1` (count, then links), one per layer 1..=level of each slot.
+    upper: Vec<AtomicU32>,
+    /// Nodes `0..linked` are linked; the next one to link is `linked`.
+    linked: AtomicUsize,
+    /// The entry point and the top level, packed as `level << 32 | node` (or [`NO_ENTRY`]), so a
+    /// search reads both at once.
+    entry: AtomicU64,
+    /// The linker's visited set; holding it is what makes one linker at a time.
+    linker: Mutex<Visited>,
+}
+
+impl Clone for Graph {
+    fn clone(&self) -> Self {
+        let copy = |v: &[AtomicU32]| v.iter().map(|a| AtomicU32::new(a.load(Relaxed))).collect();
+        Graph {
+            m: self.m,
+            m0: self.m0,
+            ef_construction: self.ef_construction,
+            ml: self.ml,
+            seed: self.seed,
+            levels: self.levels.clone(),
+            links0: copy(&self.links0),
+            upper_offset: self.upper_offset.clone(),
+            upper: copy(&self.upper),
+            linked: AtomicUsize::new(self.linked.load(Acquire)),
+            entry: AtomicU64::new(self.entry.load(Acquire)),
+            linker: Mutex::new(Visited::default()),
+        }
+    }
 }
 
 impl Graph {
@@ -125,14 +166,20 @@ impl Graph {
             links0: Vec::new(),
             upper_offset: Vec::new(),
             upper: Vec::new(),
-            entry: None,
-            max_level: 0,
-            scratch: Visited::default(),
+            linked: AtomicUsize::new(0),
+            entry: AtomicU64::new(NO_ENTRY),
+            linker: Mutex::new(Visited::default()),
         }
     }
 
-    pub fn len(&self) -> usize {
+    /// Slots with storage (linked or not).
+    pub fn capacity(&self) -> usize {
         self.levels.len()
+    }
+
+    /// Nodes linked so far: slots `0..linked()`.
+    pub fn linked(&self) -> usize {
+        self.linked.load(Acquire)
     }
 
     /// The level of `node`, drawn from -ln(U) * mL with U a hash of the seed and the node, so a
@@ -143,68 +190,88 @@ impl Graph {
         ((-u.ln() * self.ml).floor() as usize).min(MAX_LEVEL)
     }
 
-    fn block(&self, node: u32, layer: usize) -> usize {
-        if layer == 0 {
-            node as usize * (self.m0 + 1)
-        } else {
-            self.upper_offset[node as usize] as usize + (layer - 1) * (self.m + 1)
+    /// Allocates storage for slots up to `slots` (unlinked until [`Graph::link_next`] reaches
+    /// them).
+    pub fn reserve(&mut self, slots: usize) {
+        if slots <= self.capacity() {
+            return;
+        }
+        let more = slots - self.capacity();
+        grow(&mut self.levels, more);
+        grow(&mut self.upper_offset, more);
+        grow(&mut self.links0, more * (self.m0 + 1));
+        for node in self.capacity()..slots {
+            let level = self.random_level(node as u32);
+            self.levels.push(level as u8);
+            self.links0.extend((0..=self.m0).map(|_| AtomicU32::new(0)));
+            if level > 0 {
+                self.upper_offset.push(self.upper.len() as u32);
+                let words = level * (self.m + 1);
+                grow(&mut self.upper, words);
+                self.upper.extend((0..words).map(|_| AtomicU32::new(0)));
+            } else {
+                self.upper_offset.push(u32::MAX);
+            }
         }
     }
 
     #[inline]
-    fn links(&self, node: u32, layer: usize) -> &[u32] {
-        let at = self.block(node, layer);
-        let store = if layer == 0 {
-            &self.links0
+    fn block(&self, node: u32, layer: usize) -> &[AtomicU32] {
+        if layer == 0 {
+            let at = node as usize * (self.m0 + 1);
+            &self.links0[at..at + self.m0 + 1]
         } else {
-            &self.upper
-        };
-        let count = store[at] as usize;
-        &store[at + 1..at + 1 + count]
-    }
-
-    fn set_links(&mut self, node: u32, layer: usize, links: &[u32]) {
-        let at = self.block(node, layer);
-        let store = if layer == 0 {
-            &mut self.links0
-        } else {
-            &mut self.upper
-        };
-        store[at] = links.len() as u32;
-        store[at + 1..at + 1 + links.len()].copy_from_slice(links);
-    }
-
-    /// Adds the next node (the arena slot numbered `self.len()`), with `pair(a, b)` giving the
-    /// similarity of two nodes.
-    pub fn insert(&mut self, pair: impl Fn(u32, u32) -> f32) {
-        let node = self.levels.len() as u32;
-        let level = self.random_level(node);
-        self.levels.push(level as u8);
-        super::reserve_bounded(&mut self.links0, self.m0 + 1);
-        self.links0.resize(self.links0.len() + self.m0 + 1, 0);
-        if level > 0 {
-            self.upper_offset.push(self.upper.len() as u32);
-            self.upper
-                .resize(self.upper.len() + level * (self.m + 1), 0);
-        } else {
-            self.upper_offset.push(u32::MAX);
+            let at = self.upper_offset[node as usize] as usize + (layer - 1) * (self.m + 1);
+            &self.upper[at..at + self.m + 1]
         }
-        let Some(entry) = self.entry else {
-            self.entry = Some(node);
-            self.max_level = level;
-            return;
-        };
+    }
+
+    /// The current links of `node` on `layer`, copied out (at most `m0` words).
+    #[inline]
+    fn links(&self, node: u32, layer: usize, out: &mut Vec<u32>) {
+        let block = self.block(node, layer);
+        let count = (block[0].load(Acquire) as usize).min(block.len() - 1);
+        out.clear();
+        out.extend(block[1..=count].iter().map(|w| w.load(Acquire)));
+    }
+
+    /// Replaces the links of `node` on `layer`: the words first, the count last.
+    fn set_links(&self, node: u32, layer: usize, links: &[u32]) {
+        let block = self.block(node, layer);
+        for (w, &l) in block[1..].iter().zip(links) {
+            w.store(l, Release);
+        }
+        block[0].store(links.len() as u32, Release);
+    }
+
+    /// Links the next unlinked slot, with `pair(a, b)` giving the similarity of two slots.
+    /// Returns false when every slot with storage is linked.
+    pub fn link_next(&self, pair: impl Fn(u32, u32) -> f32) -> bool {
+        let mut visited = self.linker.lock();
+        let node = self.linked.load(Acquire);
+        if node >= self.capacity() {
+            return false;
+        }
+        let node = node as u32;
+        let level = usize::from(self.levels[node as usize]);
+        let packed = self.entry.load(Acquire);
+        if packed == NO_ENTRY {
+            self.entry.store(pack(node, level), Release);
+            self.linked.store(node as usize + 1, Release);
+            return true;
+        }
+        let (entry, max_level) = unpack(packed);
         let sim = |x: u32| pair(node, x);
         let mut ep = Cand {
             sim: sim(entry),
             node: entry,
         };
-        for layer in (level + 1..=self.max_level).rev() {
-            ep = self.greedy(&sim, ep, layer);
+        let mut scratch = Vec::with_capacity(self.m0);
+        for layer in (level + 1..=max_level).rev() {
+            ep = self.greedy(&sim, ep, layer, &mut scratch);
         }
         let mut eps = vec![ep];
-        let mut visited = std::mem::take(&mut self.scratch);
-        for layer in (0..=level.min(self.max_level)).rev() {
+        for layer in (0..=level.min(max_level)).rev() {
             let found = self.search_layer(
                 &sim,
                 &eps,
@@ -214,41 +281,38 @@ impl Graph {
                 &|_| true,
             );
             let chosen = select_neighbours(&found, self.m, &pair);
+            // The node's own links are in place before any neighbour links to it, so a search
+            // that reaches it can always go on from it.
             self.set_links(node, layer, &chosen);
             let cap = if layer == 0 { self.m0 } else { self.m };
             for &e in &chosen {
-                self.connect(e, node, layer, cap, &pair);
+                self.connect(e, node, layer, cap, &pair, &mut scratch);
             }
             eps = found;
         }
-        self.scratch = visited;
-        if level > self.max_level {
-            self.entry = Some(node);
-            self.max_level = level;
+        if level > max_level {
+            self.entry.store(pack(node, level), Release);
         }
+        self.linked.store(node as usize + 1, Release);
+        true
     }
 
     /// Adds the back link `e -> node`, re-running the selection heuristic over `e`'s links when
     /// they are full.
     fn connect(
-        &mut self,
+        &self,
         e: u32,
         node: u32,
         layer: usize,
         cap: usize,
         pair: &impl Fn(u32, u32) -> f32,
+        current: &mut Vec<u32>,
     ) {
-        let current = self.links(e, layer);
+        self.links(e, layer, current);
         if current.len() < cap {
-            let at = self.block(e, layer);
-            let store = if layer == 0 {
-                &mut self.links0
-            } else {
-                &mut self.upper
-            };
-            let count = store[at] as usize;
-            store[at + 1 + count] = node;
-            store[at] += 1;
+            let block = self.block(e, layer);
+            block[1 + current.len()].store(node, Release);
+            block[0].store(current.len() as u32 + 1, Release);
             return;
         }
         let mut cands: Vec<Cand> = current
@@ -265,10 +329,17 @@ impl Graph {
     }
 
     /// Greedy walk to the best node reachable on `layer` (search with ef = 1).
-    fn greedy(&self, sim: &impl Fn(u32) -> f32, mut cur: Cand, layer: usize) -> Cand {
+    fn greedy(
+        &self,
+        sim: &impl Fn(u32) -> f32,
+        mut cur: Cand,
+        layer: usize,
+        links: &mut Vec<u32>,
+    ) -> Cand {
         loop {
             let mut changed = false;
-            for &e in self.links(cur.node, layer) {
+            self.links(cur.node, layer, links);
+            for &e in links.iter() {
                 let c = Cand {
                     sim: sim(e),
                     node: e,
@@ -296,7 +367,7 @@ impl Graph {
         visited: &mut Visited,
         accept: &impl Fn(u32) -> bool,
     ) -> Vec<Cand> {
-        visited.reset(self.len());
+        visited.reset(self.capacity());
         let mut candidates: BinaryHeap<Cand> = BinaryHeap::new();
         let mut results: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef + 1);
         for &ep in eps {
@@ -313,6 +384,7 @@ impl Graph {
         // Unvisited neighbours are scored as a batch before any of them is processed: the
         // similarity computations are then independent, so the CPU overlaps their cache misses
         // on the arena instead of waiting for each in turn behind the heap updates.
+        let mut links: Vec<u32> = Vec::with_capacity(self.m0);
         let mut batch: Vec<Cand> = Vec::with_capacity(self.m0);
         while let Some(c) = candidates.pop() {
             if results.len() >= ef {
@@ -323,7 +395,8 @@ impl Graph {
                 }
             }
             batch.clear();
-            for &e in self.links(c.node, layer) {
+            self.links(c.node, layer, &mut links);
+            for &e in &links {
                 if visited.insert(e) {
                     batch.push(Cand { sim: 0.0, node: e });
                 }
@@ -354,22 +427,26 @@ impl Graph {
         out
     }
 
-    /// Up to `ef` accepted nodes nearest the query that `sim` scores, best first.
+    /// Up to `ef` accepted nodes nearest the query that `sim` scores, best first. Nodes being
+    /// linked while the search runs may be among them.
     pub fn search(
         &self,
         sim: impl Fn(u32) -> f32,
         ef: usize,
         accept: impl Fn(u32) -> bool,
     ) -> Vec<Cand> {
-        let Some(entry) = self.entry else {
+        let packed = self.entry.load(Acquire);
+        if packed == NO_ENTRY {
             return Vec::new();
-        };
+        }
+        let (entry, max_level) = unpack(packed);
         let mut ep = Cand {
             sim: sim(entry),
             node: entry,
         };
-        for layer in (1..=self.max_level).rev() {
-            ep = self.greedy(&sim, ep, layer);
+        let mut links = Vec::with_capacity(self.m0);
+        for layer in (1..=max_level).rev() {
+            ep = self.greedy(&sim, ep, layer, &mut links);
         }
         let mut visited = Visited::default();
         self.search_layer(&sim, &[ep], ef, 0, &mut visited, &accept)
@@ -379,8 +456,25 @@ impl Graph {
     pub fn heap_bytes(&self) -> usize {
         self.levels.capacity()
             + 4 * (self.links0.capacity() + self.upper_offset.capacity() + self.upper.capacity())
-            + 8 * self.scratch.bits.capacity()
+            + 8 * self.linker.lock().bits.capacity()
     }
+}
+
+/// Makes room for `additional` more elements, growing by at least an eighth (geometric, so
+/// one-slot reserves stay amortized O(1)) but not doubling: the graph is a large share of an
+/// agent's memory.
+fn grow<T>(v: &mut Vec<T>, additional: usize) {
+    if v.capacity() - v.len() < additional {
+        v.reserve_exact(additional.max(v.len() / 8).max(64));
+    }
+}
+
+fn pack(node: u32, level: usize) -> u64 {
+    (level as u64) << 32 | u64::from(node)
+}
+
+fn unpack(packed: u64) -> (u32, usize) {
+    (packed as u32, (packed >> 32) as usize)
 }
 
 /// The neighbour-selection heuristic (Algorithm 4 of the paper): walking candidates from the

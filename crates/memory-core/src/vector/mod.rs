@@ -139,6 +139,68 @@ impl Arena {
         }
     }
 
+    /// Appends slot `i` of `other` (an arena of the same kind) as it is stored: int8 codes are
+    /// copied, not quantized again.
+    fn push_slot(&mut self, dim: usize, other: &Arena, i: usize) {
+        match (self, other) {
+            (Arena::F32(data), Arena::F32(src)) => {
+                reserve_bounded(data, dim);
+                data.extend_from_slice(&src[i * dim..(i + 1) * dim]);
+            }
+            (
+                Arena::Int8 { codes, scales },
+                Arena::Int8 {
+                    codes: c,
+                    scales: s,
+                },
+            ) => {
+                reserve_bounded(codes, dim);
+                codes.extend_from_slice(&c[i * dim..(i + 1) * dim]);
+                scales.push(s[i]);
+            }
+            (this, other) => {
+                let v = other.vector(dim, i);
+                this.push(&v);
+            }
+        }
+    }
+
+    /// Removes slot `i`, moving the later slots down one.
+    fn remove_slot(&mut self, dim: usize, i: usize) {
+        match self {
+            Arena::F32(data) => {
+                data.drain(i * dim..(i + 1) * dim);
+            }
+            Arena::Int8 { codes, scales } => {
+                codes.drain(i * dim..(i + 1) * dim);
+                scales.remove(i);
+            }
+        }
+    }
+
+    /// Removes slots `0..n`.
+    fn remove_front(&mut self, dim: usize, n: usize) {
+        match self {
+            Arena::F32(data) => {
+                data.drain(..n * dim);
+            }
+            Arena::Int8 { codes, scales } => {
+                codes.drain(..n * dim);
+                scales.drain(..n);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Arena::F32(data) => data.clear(),
+            Arena::Int8 { codes, scales } => {
+                codes.clear();
+                scales.clear();
+            }
+        }
+    }
+
     /// Slot `i` as f32 (dequantized in int8 mode).
     fn vector(&self, dim: usize, i: usize) -> Vec<f32> {
         match self {
@@ -242,9 +304,10 @@ impl VectorIndex {
         self.config.hnsw.ef_search = ef.max(1);
     }
 
-    /// Whether approximate search currently walks an HNSW graph (false below `hnsw.min_len`).
+    /// Whether approximate search currently walks an HNSW graph (false below `hnsw.min_len`, and
+    /// until the first vector is linked).
     pub fn has_graph(&self) -> bool {
-        self.graph.is_some()
+        self.graph.as_ref().is_some_and(|g| g.linked() > 0)
     }
 
     /// Bytes the arena spends per vector: `4 * dim` for f32, `dim + 4` for int8.
@@ -287,7 +350,38 @@ impl VectorIndex {
         self.ids.push(id);
         self.deleted.push(false);
         self.by_id.insert(id, slot);
+        self.reserve_graph();
         Ok(())
+    }
+
+    /// Gives every slot storage in the graph, creating the graph once the index holds
+    /// `hnsw.min_len` live vectors.
+    fn reserve_graph(&mut self) {
+        if self.graph.is_none() && self.len() >= self.config.hnsw.min_len {
+            self.graph = Some(Graph::new(&self.config.hnsw, self.config.seed));
+        }
+        if let Some(g) = self.graph.as_mut() {
+            g.reserve(self.ids.len());
+        }
+    }
+
+    /// Moves up to `max` of the oldest vectors of `staging` into the index, unlinked (a vector
+    /// already held under the same id is replaced). Returns how many moved.
+    pub(crate) fn absorb(&mut self, staging: &mut VectorStaging, max: usize) -> usize {
+        let dim = self.config.dim;
+        let n = staging.len().min(max);
+        for i in 0..n {
+            let id = staging.ids[i];
+            self.remove(id);
+            let slot = self.ids.len() as u32;
+            self.arena.push_slot(dim, &staging.arena, i);
+            self.ids.push(id);
+            self.deleted.push(false);
+            self.by_id.insert(id, slot);
+        }
+        self.reserve_graph();
+        staging.remove_front(n);
+        n
     }
 
     /// Cosine similarity of `q` to the stored vector of `id`, if `id` is held (no allocation).
@@ -302,33 +396,31 @@ impl VectorIndex {
     /// Number of stored vectors not yet linked into the graph (0 below `hnsw.min_len`, where no
     /// graph is kept).
     pub fn pending_links(&self) -> usize {
-        match &self.graph {
-            Some(g) => self.ids.len() - g.len(),
-            None if self.len() >= self.config.hnsw.min_len => self.ids.len(),
-            None => 0,
-        }
+        self.graph
+            .as_ref()
+            .map_or(0, |g| self.ids.len() - g.linked())
     }
 
-    /// Links up to `max` waiting vectors into the graph, creating the graph once the index has
-    /// `hnsw.min_len` live vectors. Returns how many it linked.
+    /// Links up to `max` waiting vectors into the graph. Returns how many it linked.
     pub fn link_pending(&mut self, max: usize) -> usize {
-        if self.graph.is_none() {
-            if self.len() < self.config.hnsw.min_len {
-                return 0;
-            }
-            self.graph = Some(Graph::new(&self.config.hnsw, self.config.seed));
+        let mut done = 0;
+        while done < max && self.link_next() {
+            done += 1;
         }
+        done
+    }
+
+    /// Links the next waiting vector into the graph; returns false when none waits.
+    ///
+    /// This takes `&self`: it runs beside searches of the same index (behind a read lock, say),
+    /// which see the vector through the exact scan of unlinked slots until it is linked. Calls
+    /// from several threads are serialized inside.
+    pub fn link_next(&self) -> bool {
         let dim = self.config.dim;
         let arena = &self.arena;
-        let slots = self.ids.len();
-        let Some(graph) = self.graph.as_mut() else {
-            return 0;
-        };
-        let todo = (slots - graph.len()).min(max);
-        for _ in 0..todo {
-            graph.insert(|a, b| arena.sim_pair(dim, a as usize, b as usize));
-        }
-        todo
+        self.graph
+            .as_ref()
+            .is_some_and(|g| g.link_next(|a, b| arena.sim_pair(dim, a as usize, b as usize)))
     }
 
     /// Removes `id`; returns whether it was held. The slot becomes a tombstone that the graph
@@ -397,6 +489,7 @@ impl VectorIndex {
             self.dead = 0;
         }
         self.graph = None;
+        self.reserve_graph();
     }
 
     /// The `k` live vectors most similar to `q` that `filter` accepts, by scanning every slot:
@@ -450,20 +543,27 @@ impl VectorIndex {
         let dim = self.config.dim;
         let ef = self.config.hnsw.ef_search.max(k);
         let accept = |slot: usize| !self.deleted[slot] && filter(self.ids[slot]);
+        // Slots from `linked` on are scanned exactly below. The linker may link some of them
+        // while the graph is searched, so the graph can return them too: those are skipped.
+        let linked = graph.linked();
         let found = graph.search(
             |node| self.arena.sim_query(dim, q, node as usize),
             ef,
             |node| accept(node as usize),
         );
         let mut top = TopK::new(k, k);
+        let mut fresh: Vec<usize> = Vec::new();
         for c in &found {
             top.push(c.sim, self.ids[c.node as usize]);
+            if c.node as usize >= linked {
+                fresh.push(c.node as usize);
+            }
         }
         // Vectors not linked yet are scanned exactly, so a search never misses a stored vector
         // because the background linker is behind.
         let mut accepted = found.len();
-        for slot in graph.len()..self.ids.len() {
-            if self.deleted[slot] {
+        for slot in linked..self.ids.len() {
+            if self.deleted[slot] || fresh.contains(&slot) {
                 continue;
             }
             let (s, id) = (self.arena.sim_query(dim, q, slot), self.ids[slot]);
@@ -486,6 +586,100 @@ impl VectorIndex {
             + self.deleted.capacity()
             + self.by_id.capacity() * (size_of::<(EntryId, u32)>() + 1)
             + self.graph.as_ref().map_or(0, Graph::heap_bytes)
+    }
+}
+
+/// Vectors written to a store but not yet moved into their agent's [`VectorIndex`], oldest first.
+///
+/// A write appends here under a lock of its own, so it never waits for a search of the index or
+/// for the linker; searches scan these vectors exactly; the linker moves them into the index in
+/// batches. Vectors are held as the index would hold them (f32, or int8 codes), so a vector
+/// scores the same before and after it moves.
+#[derive(Clone, Debug)]
+pub(crate) struct VectorStaging {
+    dim: usize,
+    arena: Arena,
+    ids: Vec<EntryId>,
+}
+
+impl VectorStaging {
+    pub fn new(config: &VectorIndexConfig) -> Self {
+        VectorStaging {
+            dim: config.dim,
+            arena: Arena::new(config.quantization),
+            ids: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Appends `v` under `id` (checked for dimension and finiteness). If `id` is staged already,
+    /// the later vector wins when they move into the index.
+    pub fn push(&mut self, id: EntryId, v: &[f32]) -> Result<()> {
+        check_embedding(v, self.dim)?;
+        self.arena.push(v);
+        self.ids.push(id);
+        Ok(())
+    }
+
+    /// Removes every staged vector of `id`; returns whether there was one.
+    pub fn remove(&mut self, id: EntryId) -> bool {
+        let mut found = false;
+        while let Some(i) = self.ids.iter().rposition(|&x| x == id) {
+            self.ids.remove(i);
+            self.arena.remove_slot(self.dim, i);
+            found = true;
+        }
+        found
+    }
+
+    fn remove_front(&mut self, n: usize) {
+        if n >= self.ids.len() {
+            self.ids.clear();
+            self.arena.clear();
+            // A bulk load can leave a large buffer behind; don't keep it.
+            if self.arena.heap_bytes() > 1 << 20 {
+                self.arena.shrink_to_fit();
+                self.ids.shrink_to_fit();
+            }
+        } else {
+            self.ids.drain(..n);
+            self.arena.remove_front(self.dim, n);
+        }
+    }
+
+    /// Similarity of `q` to the staged vector of `id`, if staged (the latest, if several).
+    pub fn similarity(&self, id: EntryId, q: &[f32]) -> Option<f32> {
+        let i = self.ids.iter().rposition(|&x| x == id)?;
+        (q.len() == self.dim).then(|| self.arena.sim_query(self.dim, q, i))
+    }
+
+    /// The `k` best staged vectors for `q` that `filter` accepts, best first (`q` is checked by
+    /// the caller).
+    pub fn search(
+        &self,
+        q: &[f32],
+        k: usize,
+        filter: &dyn Fn(EntryId) -> bool,
+    ) -> Vec<(EntryId, f32)> {
+        let mut top = TopK::new(k, self.ids.len());
+        for (i, &id) in self.ids.iter().enumerate() {
+            let s = self.arena.sim_query(self.dim, q, i);
+            if top.would_accept(s, id) && filter(id) {
+                top.push(s, id);
+            }
+        }
+        top.into_sorted()
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.arena.heap_bytes() + self.ids.capacity() * std::mem::size_of::<EntryId>()
     }
 }
 
