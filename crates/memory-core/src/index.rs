@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::clock::Timestamp;
 use crate::config::MemoryConfig;
@@ -51,12 +51,13 @@ impl DocFilter {
     }
 }
 
-/// What filters need of an entry.
-#[derive(Debug)]
+/// What filters need of an entry: 16 bytes, the session as an index into [`TextIndex`]'s
+/// interned sessions.
+#[derive(Clone, Copy, Debug)]
 struct DocInfo {
-    session: Arc<str>,
-    role: Role,
     created_at: Timestamp,
+    session: u32,
+    role: Role,
 }
 
 /// The keyword index of one agent and the attributes its filters read.
@@ -64,35 +65,65 @@ struct DocInfo {
 struct TextIndex {
     keyword: KeywordIndex,
     docs: FxHashMap<EntryId, DocInfo>,
-    /// Interned session ids, so that each entry holds a pointer rather than a copy.
-    sessions: FxHashSet<Arc<str>>,
+    /// Interned session ids: each entry holds a `u32` rather than a copy or a pointer.
+    sessions: Vec<Arc<str>>,
+    session_index: FxHashMap<Arc<str>, u32>,
 }
 
 impl TextIndex {
+    fn new(keyword: KeywordIndex) -> Self {
+        TextIndex {
+            keyword,
+            docs: FxHashMap::default(),
+            sessions: Vec::new(),
+            session_index: FxHashMap::default(),
+        }
+    }
+
+    /// The filter's session as this index numbers it (`u32::MAX`, which no entry has, for a
+    /// session the agent never wrote to).
+    fn session_number(&self, filter: &DocFilter) -> Option<u32> {
+        filter
+            .session
+            .as_deref()
+            .map(|s| self.session_index.get(s).copied().unwrap_or(u32::MAX))
+    }
+
+    /// Whether a document passes `filter`, with the filter's session resolved once.
     fn matcher<'a>(&'a self, filter: &'a DocFilter) -> impl Fn(EntryId) -> bool + 'a {
+        let session = self.session_number(filter);
         move |id| {
             self.docs
                 .get(&id)
-                .is_some_and(|d| filter.matches(&d.session, d.role, d.created_at))
+                .is_some_and(|d| Self::passes(filter, session, d))
         }
+    }
+
+    fn passes(filter: &DocFilter, session: Option<u32>, d: &DocInfo) -> bool {
+        session.is_none_or(|s| s == d.session)
+            && filter.role.is_none_or(|r| r == d.role)
+            && filter.since.is_none_or(|t| d.created_at >= t)
+            && filter.until.is_none_or(|t| d.created_at < t)
     }
 
     fn add(&mut self, id: EntryId, session: &str, role: Role, created_at: Timestamp, text: &str) {
         self.keyword.insert(id, text);
-        let session = match self.sessions.get(session) {
-            Some(s) => s.clone(),
+        let session = match self.session_index.get(session) {
+            Some(&s) => s,
             None => {
-                let s: Arc<str> = Arc::from(session);
-                self.sessions.insert(s.clone());
+                let s = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
+                let name: Arc<str> = Arc::from(session);
+                self.sessions.push(name.clone());
+                self.session_index.insert(name, s);
                 s
             }
         };
         self.docs.insert(
             id,
             DocInfo {
+                created_at,
                 session,
                 role,
-                created_at,
             },
         );
     }
@@ -328,11 +359,7 @@ impl Indexes {
             return Ok(a);
         }
         let fresh = AgentIndex {
-            text: RwLock::new(TextIndex {
-                keyword: KeywordIndex::new(self.bm25)?,
-                docs: FxHashMap::default(),
-                sessions: FxHashSet::default(),
-            }),
+            text: RwLock::new(TextIndex::new(KeywordIndex::new(self.bm25)?)),
             vectors: RwLock::new(VectorIndex::new(self.vector_config)?),
             staging: RwLock::new(VectorStaging::new(&self.vector_config)),
             link_queued: AtomicBool::new(false),
@@ -435,8 +462,9 @@ impl Indexes {
         // The newest `limit` by (created_at, id): a min-heap of the best seen so far.
         let mut newest: BinaryHeap<Reverse<(Timestamp, EntryId)>> = BinaryHeap::new();
         let text = idx.text.read();
+        let session = text.session_number(&filter);
         for (&id, d) in &text.docs {
-            if !filter.matches(&d.session, d.role, d.created_at) {
+            if !TextIndex::passes(&filter, session, d) {
                 continue;
             }
             let key = (d.created_at, id);

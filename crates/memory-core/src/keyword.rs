@@ -143,10 +143,11 @@ impl Term {
                 b.min_dl = b.min_dl.min(dl);
             }
         }
-        // Grow by half, starting from one posting: most terms occur in one or two documents, and
-        // Vec's first allocation (four postings) would triple their size.
+        // Grow by a quarter, starting from one posting: most terms occur in one or two
+        // documents, and Vec's first allocation (four postings) would triple their size; long
+        // lists, most of the index, then carry at most a quarter unused.
         if len == self.postings.capacity() {
-            self.postings.reserve_exact((len / 2).max(1));
+            self.postings.reserve_exact((len / 4).max(1));
         }
         self.postings.push(Posting { slot, tf });
         self.max_tf = self.max_tf.max(tf);

@@ -296,10 +296,16 @@ impl LongTermMemory {
     }
 
     /// Inserts entries in one transaction and returns, per entry, whether it was new (an entry
-    /// whose id is already stored is the same entry and is left as it is). Returns when the
-    /// transaction is committed.
-    pub fn insert(&self, entries: &[MemoryEntry]) -> Result<Vec<bool>> {
+    /// whose id is already stored is the same entry and is left as it is). Deferred access
+    /// records ride along in the same transaction (see [`LongTermMemory::record_access`]).
+    /// Returns when the transaction is committed.
+    pub fn insert(
+        &self,
+        entries: &[MemoryEntry],
+        accesses: &[(EntryId, u32, Timestamp)],
+    ) -> Result<Vec<bool>> {
         self.write(|tx| {
+            apply_accesses(tx, accesses)?;
             let mut stmt = tx.prepare_cached(INSERT_ENTRY)?;
             let mut inserted = Vec::with_capacity(entries.len());
             for e in entries {
@@ -381,16 +387,7 @@ impl LongTermMemory {
         if accesses.is_empty() {
             return Ok(());
         }
-        self.write(|tx| {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE entries SET access_count = access_count + ?2, \
-                 last_accessed_at = MAX(last_accessed_at, ?3) WHERE id = ?1",
-            )?;
-            for (id, n, at) in accesses {
-                stmt.execute(params![id.0 as i64, *n as i64, at.0])?;
-            }
-            Ok(())
-        })
+        self.write(|tx| apply_accesses(tx, accesses))
     }
 
     /// Visits every entry in id order, for rebuilding the in-RAM indexes on open.
@@ -505,8 +502,10 @@ const READER_MMAP_BYTES: u64 = 1 << 32;
 ///   milliseconds; the checkpointer thread (see `Checkpointer`) does it beside the writer instead.
 ///   Durability is unchanged: a committed transaction is in the WAL either way.
 /// - `journal_size_limit`: after a checkpoint resets the WAL, its file is truncated to 64 MiB.
-/// - `cache_size`: 8 MiB of page cache for the writer, 2 MiB per reader; the OS page cache holds
-///   the rest of a hot file, and the engine's own indexes live in RAM anyway.
+/// - `cache_size`: 2 MiB of page cache for the writer (it appends at the right edge of one
+///   B-tree and rereads little), 1 MiB per reader (readers map the file; the cache holds pages
+///   read from the WAL); the OS page cache holds the rest of a hot file, and the engine's own
+///   indexes live in RAM anyway.
 /// - `mmap_size` (readers only): see [`READER_MMAP_BYTES`]. The writer writes with `pwrite` as
 ///   always, so durability does not depend on the mapping.
 /// - `busy_timeout`: another process holding the write lock makes us wait, not fail at once.
@@ -529,13 +528,13 @@ fn configure(c: &Connection, path: &Path, durability: Durability, writer: bool) 
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(err)?;
         c.execute_batch(&format!(
-            "PRAGMA synchronous={sync}; PRAGMA cache_size=-8192; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0; \
+            "PRAGMA synchronous={sync}; PRAGMA cache_size=-2048; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0; \
              PRAGMA journal_size_limit=67108864;"
         ))
         .map_err(err)?;
     } else {
         c.execute_batch(&format!(
-            "PRAGMA cache_size=-2048; PRAGMA mmap_size={READER_MMAP_BYTES};"
+            "PRAGMA cache_size=-1024; PRAGMA mmap_size={READER_MMAP_BYTES};"
         ))
         .map_err(err)?;
     }
@@ -609,6 +608,21 @@ fn db_error(path: &Path, e: rusqlite::Error) -> Error {
         path: path.to_path_buf(),
         source: e,
     }
+}
+
+/// Adds retrieval counts and last-access times, inside the caller's transaction.
+fn apply_accesses(c: &Connection, accesses: &[(EntryId, u32, Timestamp)]) -> rusqlite::Result<()> {
+    if accesses.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = c.prepare_cached(
+        "UPDATE entries SET access_count = access_count + ?2, \
+         last_accessed_at = MAX(last_accessed_at, ?3) WHERE id = ?1",
+    )?;
+    for (id, n, at) in accesses {
+        stmt.execute(params![id.0 as i64, *n as i64, at.0])?;
+    }
+    Ok(())
 }
 
 fn role_code(r: Role) -> i64 {

@@ -351,8 +351,16 @@ impl Inner {
         if entries.is_empty() {
             return Ok(0);
         }
-        self.flush_access_log()?;
-        let inserted = self.ltm.insert(&entries)?;
+        // Deferred access records are written in the same transaction (one commit, not two);
+        // if it fails they go back to the log.
+        let accesses = self.take_access_log();
+        let inserted = match self.ltm.insert(&entries, &accesses) {
+            Ok(inserted) => inserted,
+            Err(e) => {
+                self.restore_access_log(accesses);
+                return Err(e);
+            }
+        };
         let fresh: Vec<&MemoryEntry> = entries
             .iter()
             .zip(inserted)
@@ -382,14 +390,32 @@ impl Inner {
     }
 
     fn flush_access_log(&self) -> Result<()> {
-        let pending: Vec<(EntryId, u32, Timestamp)> = {
-            let mut log = self.access_log.lock();
-            if log.is_empty() {
-                return Ok(());
-            }
-            log.drain().map(|(id, (n, at))| (id, n, at)).collect()
-        };
-        self.ltm.record_access(&pending)
+        let pending = self.take_access_log();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.ltm.record_access(&pending).inspect_err(|_| {
+            self.restore_access_log(pending.clone());
+        })
+    }
+
+    /// Empties the access log, returning what it held.
+    fn take_access_log(&self) -> Vec<(EntryId, u32, Timestamp)> {
+        let mut log = self.access_log.lock();
+        if log.is_empty() {
+            return Vec::new();
+        }
+        log.drain().map(|(id, (n, at))| (id, n, at)).collect()
+    }
+
+    /// Puts access records whose write failed back into the log (merged with any newer ones).
+    fn restore_access_log(&self, pending: Vec<(EntryId, u32, Timestamp)>) {
+        let mut log = self.access_log.lock();
+        for (id, n, at) in pending {
+            let slot = log.entry(id).or_insert((0, at));
+            slot.0 = slot.0.saturating_add(n);
+            slot.1 = slot.1.max(at);
+        }
     }
 }
 

@@ -71,12 +71,13 @@ impl VectorIndexConfig {
 /// them: past it, scans waste time on dead slots and the graph routes through too many of them.
 const MAX_TOMBSTONE_FRACTION: f64 = 0.3;
 
-/// Makes room for `additional` more elements, growing by an eighth instead of doubling: the
-/// arena is most of an agent's memory, and doubling would leave up to half of it unused. Growth
-/// stays geometric, so pushes remain amortized O(1).
+/// Makes room for `additional` more elements, growing by a sixteenth instead of doubling: the
+/// arena is most of an agent's memory, and doubling would leave up to half of it unused (a
+/// sixteenth leaves at most 6%). Growth stays geometric, so pushes remain amortized O(1); a
+/// large arena's reallocation is a page remap, not a copy, with glibc.
 pub(crate) fn reserve_bounded<T>(v: &mut Vec<T>, additional: usize) {
     if v.capacity() - v.len() < additional {
-        let grow = (v.len() / 8).max(additional.saturating_mul(16));
+        let grow = (v.len() / 16).max(additional.saturating_mul(16));
         v.reserve_exact(grow);
     }
 }
@@ -347,6 +348,8 @@ impl VectorIndex {
         self.remove(id);
         let slot = self.ids.len() as u32;
         self.arena.push(v);
+        reserve_bounded(&mut self.ids, 1);
+        reserve_bounded(&mut self.deleted, 1);
         self.ids.push(id);
         self.deleted.push(false);
         self.by_id.insert(id, slot);
@@ -375,6 +378,8 @@ impl VectorIndex {
             self.remove(id);
             let slot = self.ids.len() as u32;
             self.arena.push_slot(dim, &staging.arena, i);
+            reserve_bounded(&mut self.ids, 1);
+            reserve_bounded(&mut self.deleted, 1);
             self.ids.push(id);
             self.deleted.push(false);
             self.by_id.insert(id, slot);
