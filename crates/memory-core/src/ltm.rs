@@ -342,6 +342,15 @@ impl LongTermMemory {
     /// agents) are skipped.
     pub fn get_many(&self, agent: &str, ids: &[EntryId]) -> Result<Vec<MemoryEntry>> {
         self.read(|c| {
+            // One read transaction for all of them: each statement outside a transaction is a
+            // transaction of its own, and starting one takes SQLite's file-lock mutexes, which
+            // concurrent readers of the process queue on.
+            let _tx = if ids.len() > 1 {
+                c.prepare_cached("BEGIN")?.execute([])?;
+                Some(OpenTransaction(c))
+            } else {
+                None
+            };
             let mut stmt = c.prepare_cached(SELECT_ENTRY)?;
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
@@ -464,9 +473,9 @@ impl LongTermMemory {
     }
 }
 
-/// A write transaction that is open until this guard is forgotten (after COMMIT); dropping it
-/// rolls back, so an error or a panic between BEGIN and COMMIT never leaves the writer inside a
-/// transaction.
+/// A transaction that is open until this guard is forgotten (after COMMIT); dropping it rolls
+/// back, so an error or a panic between BEGIN and COMMIT never leaves a connection inside a
+/// transaction. For a read transaction, rolling back is how it ends.
 struct OpenTransaction<'a>(&'a Connection);
 
 impl Drop for OpenTransaction<'_> {
