@@ -502,6 +502,24 @@ fn missing_benchmarks_are_reported_and_fail_only_when_configured() {
     std::fs::write(s.path("strict.toml"), "[gate]\nfail_on_missing = true\n").unwrap();
     let (code, _) = s.compare_json("base", "same", &["--config", "strict.toml"]);
     assert_eq!(code, 2);
+    let out = s.run(&[
+        "compare",
+        "base",
+        "same",
+        "--criterion-dir",
+        &s.crit(),
+        "--config",
+        "strict.toml",
+        "--format",
+        "markdown",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let md = stdout(&out);
+    assert!(md.lines().nth(1).unwrap().contains("1 missing"), "{md}");
+    let section = md
+        .find("#### Missing benchmarks")
+        .expect("a missing section");
+    assert!(md[section..md.find("<details>").unwrap()].contains(SPIN_LARGE));
 }
 
 #[test]
