@@ -45,6 +45,8 @@ impl Project {
             "user.name=bench-gate tests",
             "-c",
             "user.email=tests@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
             "commit",
             "--quiet",
             "-m",
@@ -61,7 +63,9 @@ impl Project {
     }
 
     fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
+        let mut cmd = Command::new("git");
+        isolate_git(&mut cmd);
+        let out = cmd
             .args(args)
             .current_dir(self.path("repo"))
             .output()
@@ -75,6 +79,7 @@ impl Project {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench-pr.sh");
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/criterion");
         let mut cmd = Command::new("bash");
+        isolate_git(&mut cmd);
         cmd.arg(script)
             .args(args)
             .current_dir(self.path("repo"))
@@ -106,6 +111,21 @@ impl Project {
         assert_eq!(list.matches("worktree ").count(), 1, "{list}");
         let left: Vec<_> = std::fs::read_dir(self.path("tmp")).unwrap().collect();
         assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+    }
+}
+
+/// Keeps git on the scratch repository even when the tests run under a git hook or another
+/// process that points git elsewhere through the environment.
+fn isolate_git(cmd: &mut Command) {
+    for var in [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_COMMON_DIR",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_CEILING_DIRECTORIES",
+    ] {
+        cmd.env_remove(var);
     }
 }
 

@@ -460,6 +460,39 @@ fn criterion_home_is_the_default_directory() {
 }
 
 #[test]
+fn the_default_directory_is_cargo_target_dir_then_the_workspace_target() {
+    let s = Scratch::new();
+    // $CARGO_TARGET_DIR/criterion (the scratch copy lives in <tmp>/criterion).
+    let out = Command::new(env!("CARGO_BIN_EXE_bench-gate"))
+        .args(["compare", "base", "same"])
+        .current_dir(s.dir.path())
+        .env_remove("CRITERION_HOME")
+        .env("CARGO_TARGET_DIR", s.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Else target/criterion of the enclosing workspace, from a member's directory.
+    std::fs::create_dir_all(s.path("target")).unwrap();
+    std::fs::rename(s.path("criterion"), s.path("target/criterion")).unwrap();
+    std::fs::write(
+        s.path("Cargo.toml"),
+        "[workspace]\nmembers = [\"member\"]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(s.path("member/src")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bench-gate"))
+        .args(["list"])
+        .current_dir(s.path("member/src"))
+        .env_remove("CRITERION_HOME")
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("slow25"), "{}", stdout(&out));
+}
+
+#[test]
 fn markdown_puts_the_summary_first_and_regressions_before_the_folded_table() {
     let s = Scratch::new();
     let crit = s.crit();
