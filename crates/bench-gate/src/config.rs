@@ -248,12 +248,24 @@ pub fn default_rules() -> Vec<Rule> {
     .collect()
 }
 
+/// One line for a TOML error: `line L, column C: message` (toml's own rendering spans several
+/// lines with a source excerpt, which does not fit the CLI's one-line errors).
+fn toml_problem(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end();
+    let Some(before) = error.span().and_then(|span| text.get(..span.start)) else {
+        return message.to_string();
+    };
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
 impl Config {
     /// Parses a configuration from TOML text; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
         let mut config: Config = toml::from_str(text).map_err(|e| Error::Config {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " | "),
+            message: toml_problem(text, &e),
         })?;
         config.source = Some(path.to_path_buf());
         if config.rules.is_empty() {
@@ -452,7 +464,11 @@ mod tests {
     #[test]
     fn unknown_key_is_an_error_naming_the_key() {
         let err = parse("[gate]\nalpah = 0.01\n").unwrap_err().to_string();
-        assert!(err.contains("test.toml") && err.contains("alpah"), "{err}");
+        assert!(err.starts_with("test.toml: line 2, column 1: "), "{err}");
+        assert!(
+            err.contains("unknown field `alpah`") && !err.contains('\n'),
+            "{err}"
+        );
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct Estimates {
     pub std_dev: Estimate,
 }
 
+/// Fewest samples per side a comparison accepts (Criterion itself insists on at least 10).
+pub const MIN_SAMPLES: usize = 2;
+
 /// Criterion's `sample.json`: per sample, the iteration count and the total measured value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -139,6 +142,17 @@ impl Sample {
             return Err(Error::invalid(
                 path,
                 format!("sample {i} has a negative or non-finite value"),
+            ));
+        }
+        // One sample has no variance: the t-test would call any difference certain.
+        if self.times.len() < MIN_SAMPLES {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "benchmark has only {} sample; at least {MIN_SAMPLES} are needed to judge \
+                     significance",
+                    self.times.len()
+                ),
             ));
         }
         Ok(())
@@ -237,10 +251,7 @@ pub fn workspace_root(start: &Path) -> Option<PathBuf> {
 /// Reads and deserialises one JSON file, naming the file in any error.
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-        path: path.to_path_buf(),
-        source,
-    })
+    serde_json::from_slice(&bytes).map_err(|e| Error::json(path, e))
 }
 
 /// Directories holding a saved Criterion benchmark (`benchmark.json` inside), with the baseline
@@ -272,11 +283,28 @@ fn baseline_dirs(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
+/// Fails with a message naming `root` unless it is an existing directory.
+fn check_dir(root: &Path) -> Result<()> {
+    if root.is_dir() {
+        return Ok(());
+    }
+    let problem = if root.exists() {
+        "not a directory, so it cannot be the Criterion directory"
+    } else {
+        "the Criterion directory does not exist"
+    };
+    Err(Error::invalid(
+        root,
+        format!(
+            "{problem} (run the benchmarks first, or point --criterion-dir or CRITERION_HOME \
+             at it)"
+        ),
+    ))
+}
+
 /// Baselines present under `root` and how many benchmarks each holds.
 pub fn list(root: &Path) -> Result<BTreeMap<String, usize>> {
-    if !root.is_dir() {
-        return Err(Error::invalid(root, "Criterion directory does not exist"));
-    }
+    check_dir(root)?;
     let mut counts = BTreeMap::new();
     for (name, _) in baseline_dirs(root)? {
         *counts.entry(name).or_insert(0) += 1;
@@ -309,13 +337,7 @@ pub fn read_benchmark_dir(dir: &Path) -> Result<Benchmark> {
 
 /// Loads every benchmark saved under baseline `name` in the Criterion directory `root`.
 pub fn load(root: &Path, name: &str) -> Result<Baseline> {
-    if !root.is_dir() {
-        return Err(Error::MissingBaseline {
-            name: name.to_string(),
-            dir: root.to_path_buf(),
-            present: "none: the directory does not exist".into(),
-        });
-    }
+    check_dir(root)?;
     let dirs = baseline_dirs(root)?;
     let mut benchmarks = BTreeMap::new();
     for (_, dir) in dirs.iter().filter(|(n, _)| n == name) {

@@ -10,20 +10,22 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file or directory could not be read or written.
-    #[error("{}: {source}", path.display())]
+    // The I/O error is part of the message rather than a `source()`, so the CLI's error chain
+    // does not print it twice.
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file concerned.
         path: PathBuf,
         /// The underlying I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A JSON file is truncated, malformed or does not have the expected shape.
-    #[error("{}: malformed JSON: {source}", path.display())]
+    #[error("{}: {}: {error}", path.display(), json_problem(error))]
     Json {
         /// The file concerned.
         path: PathBuf,
         /// The parser's complaint, with line and column.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// The configuration file could not be parsed or holds an unknown key or bad value.
     #[error("{}: {message}", path.display())]
@@ -77,10 +79,28 @@ impl Error {
     }
 
     /// Shorthand for [`Error::Io`].
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
+    }
+
+    /// Shorthand for [`Error::Json`].
+    pub fn json(path: impl Into<PathBuf>, error: serde_json::Error) -> Self {
+        Error::Json {
+            path: path.into(),
+            error,
+        }
+    }
+}
+
+/// What kind of JSON problem `error` is, in the words a user would search for.
+fn json_problem(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Eof => "truncated JSON",
+        serde_json::error::Category::Syntax => "malformed JSON",
+        serde_json::error::Category::Data => "unexpected JSON content",
+        serde_json::error::Category::Io => "unreadable JSON",
     }
 }

@@ -105,6 +105,8 @@ pub fn to_json(file: &ExportFile) -> String {
 /// Reads an exported baseline file, validating every benchmark's samples.
 pub fn read(path: &Path) -> Result<Baseline> {
     let file: ExportFile = read_json(path)?;
+    // Without `format` the file may be a plain critcmp export; that is caught below, by the
+    // missing samples, with a message saying so.
     if let Some(format) = &file.format {
         if format != FORMAT {
             return Err(Error::invalid(
@@ -112,21 +114,36 @@ pub fn read(path: &Path) -> Result<Baseline> {
                 format!("unknown format '{format}', expected '{FORMAT}'"),
             ));
         }
-    }
-    match file.version {
-        Some(v) if v > VERSION => {
-            return Err(Error::invalid(
-                path,
-                format!("export format version {v} is newer than supported version {VERSION}"),
-            ))
+        match file.version {
+            Some(VERSION) => {}
+            Some(v) => {
+                return Err(Error::invalid(
+                    path,
+                    format!("unsupported export format version {v} (this bench-gate reads version {VERSION})"),
+                ))
+            }
+            None => {
+                return Err(Error::invalid(
+                    path,
+                    format!("a '{FORMAT}' file without a `version` field"),
+                ))
+            }
         }
-        _ => {}
     }
     if file.benchmarks.is_empty() {
         return Err(Error::invalid(path, "the export holds no benchmarks"));
     }
     let mut benchmarks = BTreeMap::new();
     for (id, b) in file.benchmarks {
+        if b.criterion_benchmark_v1.full_id != id {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "benchmark '{id}' has full_id '{}' in criterion_benchmark_v1",
+                    b.criterion_benchmark_v1.full_id
+                ),
+            ));
+        }
         let sample = b.criterion_sample_v1.ok_or_else(|| {
             Error::invalid(
                 path,
@@ -217,9 +234,6 @@ pub fn import(baseline: &Baseline, root: &Path, name: &str) -> Result<usize> {
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string(value).map_err(|source| Error::Json {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = serde_json::to_string(value).map_err(|e| Error::json(path, e))?;
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }

@@ -1,6 +1,29 @@
 //! bench-gate: turns Criterion's saved baselines into a pass/fail regression verdict.
 //! It reads Criterion's files only (never the benchmarked code), recomputes significance from the
 //! raw samples, and classifies each benchmark against per-kind thresholds from `bench-gate.toml`.
+//!
+//! Parse into types ([`criterion`], [`export`], [`config`]), decide on types ([`verdict`],
+//! [`slo`]), print last ([`output`]); the `bench-gate` binary only wires these together.
+//!
+//! ```
+//! use std::path::Path;
+//! use bench_gate::{criterion, Config, Verdict};
+//!
+//! // Real Criterion output of the crate's fixture bench; `slow25` slows one benchmark by 25%.
+//! let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/criterion");
+//! let base = criterion::load(&dir, "base")?;
+//! let new = criterion::load(&dir, "slow25")?;
+//! let report = bench_gate::compare(&base, &new, &Config::default())?;
+//! let regressed: Vec<&str> = report
+//!     .rows
+//!     .iter()
+//!     .filter(|r| r.verdict == Verdict::Regressed)
+//!     .map(|r| r.id.as_str())
+//!     .collect();
+//! assert_eq!(regressed, ["latency/fixture/spin_small"]);
+//! assert_eq!(report.exit_code(), 2);
+//! # Ok::<(), bench_gate::Error>(())
+//! ```
 
 pub mod config;
 pub mod criterion;

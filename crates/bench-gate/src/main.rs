@@ -2,6 +2,7 @@
 //! baselines. Exit codes are part of the interface: 0 pass, 2 regression or broken budget,
 //! 1 error (including bad arguments), so CI can tell a slow PR from a broken pipeline.
 
+use std::ffi::OsStr;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,7 +89,16 @@ enum Command {
 }
 
 fn colour() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    colour_wanted(
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    )
+}
+
+/// Colour only on a terminal, and not when `NO_COLOR` is set to a non-empty value
+/// (<https://no-color.org>).
+fn colour_wanted(stdout_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    stdout_is_terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
 fn dir(explicit: Option<PathBuf>) -> PathBuf {
@@ -221,5 +231,18 @@ fn main() -> ExitCode {
             eprintln!("bench-gate: error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour_wanted(true, None));
+        assert!(colour_wanted(true, Some(OsStr::new(""))));
+        assert!(!colour_wanted(true, Some(OsStr::new("1"))));
+        assert!(!colour_wanted(false, None));
     }
 }

@@ -83,15 +83,19 @@ pub fn check(baseline: &Baseline, config: &Config) -> Result<SloReport> {
         let mut matched = false;
         for (id, bench) in baseline.benchmarks.iter().filter(|(id, _)| slo.matches(id)) {
             matched = true;
-            let actual = config.kind_of(id);
-            if actual != kind {
+            // A time sample can be held to a latency budget or, through its Throughput
+            // setting, to an ops/s budget, whatever kind its relative gate uses (e.g.
+            // `latency/ltm/insert_batch/*`); only bytes and times never mix.
+            let actual = bench.unit.unwrap_or_else(|| config.kind_of(id).unit());
+            if actual != kind.unit() {
                 return Err(Error::Config {
                     path: config_path,
                     message: format!(
-                        "[[slo]] {} sets a {} budget but benchmark '{id}' is a {} benchmark",
+                        "[[slo]] {} sets a {} budget (in {}) but benchmark '{id}' is measured \
+                         in {actual}",
                         slo.selector(),
                         kind.name(),
-                        actual.name()
+                        kind.unit()
                     ),
                 });
             }

@@ -185,8 +185,8 @@ pub(crate) fn costs(bench: &Benchmark, kind: Kind) -> Result<(Vec<f64>, Option<&
         Error::invalid(
             &bench.source,
             format!(
-                "benchmark '{}' is classified as throughput but Criterion recorded no \
-                     throughput setting for it",
+                "benchmark '{}' is judged in ops/s (throughput) but Criterion recorded no \
+                 throughput setting for it",
                 bench.info.full_id
             ),
         )
@@ -257,15 +257,25 @@ fn compare_one(
     config: &Config,
 ) -> Result<Row> {
     let (base_costs, rate_unit) = costs(b, kind)?;
-    let (new_costs, _) = costs(n, kind)?;
+    let (new_costs, new_rate_unit) = costs(n, kind)?;
+    // Throughput::Elements on one side and Bytes on the other would compare ops/s with B/s.
+    if rate_unit != new_rate_unit {
+        return Err(Error::UnitMismatch {
+            id: id.to_string(),
+            base_unit: unit_label(kind, rate_unit),
+            base_source: b.source.clone(),
+            new_unit: unit_label(kind, new_rate_unit),
+            new_source: n.source.clone(),
+        });
+    }
     let (mb, mn) = (stats::mean(&base_costs), stats::mean(&new_costs));
     for (mean, bench) in [(mb, b), (mn, n)] {
-        if mean.is_nan() || mean <= 0.0 {
+        if !mean.is_finite() || mean <= 0.0 {
             return Err(Error::invalid(
                 &bench.source,
                 format!(
-                    "benchmark '{id}': mean value per iteration is zero, so no relative change \
-                     can be computed"
+                    "benchmark '{id}': mean value per iteration is {mean}, so no relative \
+                     change can be computed"
                 ),
             ));
         }

@@ -108,6 +108,15 @@ fn ids_with(report: &Value, verdict: &str) -> Vec<String> {
         .collect()
 }
 
+fn find_row<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["benchmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == id)
+        .unwrap_or_else(|| panic!("no row for {id}"))
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -121,9 +130,45 @@ fn same_code_twice_passes_with_exit_0() {
     let s = Scratch::new();
     let (code, report) = s.compare_json("base", "same", &[]);
     assert_eq!(code, 0);
+    assert_eq!(report["schema"], "bench-gate/compare");
+    assert_eq!(report["version"], 1);
     assert_eq!(report["passed"], true);
+    assert_eq!(report["exit_code"], 0);
     assert!(ids_with(&report, "regressed").is_empty());
     assert_eq!(verdicts(&report).len(), 4);
+}
+
+#[test]
+fn a_significant_change_whose_interval_straddles_the_threshold_is_inconclusive() {
+    let s = Scratch::new();
+    // spin_small in slow25 measured +22.8% [+14.7%, +29.8%] (p < 0.001): a 20% threshold lies
+    // inside that interval.
+    std::fs::write(
+        s.path("twenty.toml"),
+        "[[override]]\nid = \"latency/fixture/spin_small\"\nthreshold = 20\n",
+    )
+    .unwrap();
+    let (code, report) = s.compare_json("base", "slow25", &["--config", "twenty.toml"]);
+    assert_eq!(code, 0);
+    let row = find_row(&report, SPIN_SMALL);
+    assert_eq!(row["verdict"], "inconclusive");
+    let change = &row["change"];
+    assert!(change["p_value"].as_f64().unwrap() < 0.05);
+    assert!(change["lower_pct"].as_f64().unwrap() < 20.0);
+    assert!(change["upper_pct"].as_f64().unwrap() > 20.0);
+}
+
+#[test]
+fn piped_text_output_has_no_colour_even_without_no_color() {
+    let s = Scratch::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_bench-gate"))
+        .args(["compare", "base", "slow25", "--criterion-dir", &s.crit()])
+        .current_dir(s.dir.path())
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stdout(&out).contains('\x1b'), "{}", stdout(&out));
 }
 
 #[test]
@@ -301,6 +346,60 @@ fn import_restores_criterions_files_byte_for_byte_in_content() {
     }
 }
 
+/// The fixture bench built by `cargo test` next to the binary under test.
+fn fixture_bench() -> PathBuf {
+    let exe = Path::new(env!("CARGO_BIN_EXE_bench-gate"));
+    let bench = exe
+        .with_file_name("examples")
+        .join(format!("fixture_bench{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bench.is_file(),
+        "{} is missing: run `cargo test -p bench-gate`, which builds the examples",
+        bench.display()
+    );
+    bench
+}
+
+#[test]
+fn criterion_compares_against_an_imported_baseline() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    let file = s.path("base.json").display().to_string();
+    let out = s.run(&["export", "base", "--criterion-dir", &crit, "-o", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fresh = s.path("restored");
+    let out = s.run(&[
+        "import",
+        &file,
+        "--criterion-dir",
+        &fresh.display().to_string(),
+        "--as",
+        "main",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // What `cargo bench -- --baseline main` runs: Criterion must load the imported files and
+    // report a change against them (it panics when the baseline cannot be read).
+    let out = Command::new(fixture_bench())
+        .args([
+            "--bench",
+            "--baseline",
+            "main",
+            "--warm-up-time",
+            "0.05",
+            "--measurement-time",
+            "0.2",
+            "spin_small",
+        ])
+        .env("CRITERION_HOME", &fresh)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("change:"), "{}", stdout(&out));
+    assert!(fresh
+        .join("latency_fixture/spin_small/change/estimates.json")
+        .is_file());
+}
+
 #[test]
 fn export_is_a_superset_of_critcmps_format_with_machine_information() {
     let s = Scratch::new();
@@ -361,6 +460,39 @@ fn criterion_home_is_the_default_directory() {
 }
 
 #[test]
+fn the_default_directory_is_cargo_target_dir_then_the_workspace_target() {
+    let s = Scratch::new();
+    // $CARGO_TARGET_DIR/criterion (the scratch copy lives in <tmp>/criterion).
+    let out = Command::new(env!("CARGO_BIN_EXE_bench-gate"))
+        .args(["compare", "base", "same"])
+        .current_dir(s.dir.path())
+        .env_remove("CRITERION_HOME")
+        .env("CARGO_TARGET_DIR", s.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Else target/criterion of the enclosing workspace, from a member's directory.
+    std::fs::create_dir_all(s.path("target")).unwrap();
+    std::fs::rename(s.path("criterion"), s.path("target/criterion")).unwrap();
+    std::fs::write(
+        s.path("Cargo.toml"),
+        "[workspace]\nmembers = [\"member\"]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(s.path("member/src")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bench-gate"))
+        .args(["list"])
+        .current_dir(s.path("member/src"))
+        .env_remove("CRITERION_HOME")
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("slow25"), "{}", stdout(&out));
+}
+
+#[test]
 fn markdown_puts_the_summary_first_and_regressions_before_the_folded_table() {
     let s = Scratch::new();
     let crit = s.crit();
@@ -403,6 +535,24 @@ fn missing_benchmarks_are_reported_and_fail_only_when_configured() {
     std::fs::write(s.path("strict.toml"), "[gate]\nfail_on_missing = true\n").unwrap();
     let (code, _) = s.compare_json("base", "same", &["--config", "strict.toml"]);
     assert_eq!(code, 2);
+    let out = s.run(&[
+        "compare",
+        "base",
+        "same",
+        "--criterion-dir",
+        &s.crit(),
+        "--config",
+        "strict.toml",
+        "--format",
+        "markdown",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let md = stdout(&out);
+    assert!(md.lines().nth(1).unwrap().contains("1 missing"), "{md}");
+    let section = md
+        .find("#### Missing benchmarks")
+        .expect("a missing section");
+    assert!(md[section..md.find("<details>").unwrap()].contains(SPIN_LARGE));
 }
 
 #[test]
@@ -485,6 +635,50 @@ fn slo_passes_within_budgets_and_exits_2_when_one_is_broken() {
     assert_eq!(doc["budgets"][0]["id"], STRINGS);
 }
 
+#[test]
+fn slo_reads_a_throughput_budget_in_ops_per_second_whatever_the_gate_kind() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    // Like the suite's `latency/ltm/insert_batch/*`: gated as latency, budgeted in ops/s.
+    std::fs::write(
+        s.path("rate.toml"),
+        "[[rule]]\nprefix = \"throughput/\"\nkind = \"latency\"\n\
+         [[slo]]\nprefix = \"throughput/\"\nmin_ops_per_sec = 1000\n",
+    )
+    .unwrap();
+    let out = s.run(&[
+        "slo",
+        "base",
+        "--criterion-dir",
+        &crit,
+        "--config",
+        "rate.toml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["budgets"][0]["id"], BATCH);
+    assert_eq!(doc["budgets"][0]["unit"], "ops/s");
+    assert!(doc["budgets"][0]["value"].as_f64().unwrap() > 100_000.0);
+
+    // Bytes and times never mix.
+    std::fs::write(
+        s.path("mixed.toml"),
+        "[[slo]]\nid = \"latency/fixture/spin_small\"\nmax_bytes = 1000\n",
+    )
+    .unwrap();
+    let out = s.run(&[
+        "slo",
+        "base",
+        "--criterion-dir",
+        &crit,
+        "--config",
+        "mixed.toml",
+    ]);
+    assert_error(&out, &["mixed.toml", "spin_small", "measured in ns"]);
+}
+
 // ---- bad input: every case exits 1 with a message naming the file and the problem ----
 
 fn assert_error(out: &Output, needles: &[&str]) {
@@ -539,16 +733,136 @@ fn truncated_export_file_is_an_error_naming_the_file() {
         "--criterion-dir",
         &crit,
     ]);
-    assert_error(&out, &["base.json", "malformed JSON"]);
+    assert_error(&out, &["base.json", "truncated JSON"]);
 }
 
 #[test]
-fn malformed_sample_file_in_the_criterion_directory_is_an_error_naming_it() {
+fn truncated_sample_file_in_the_criterion_directory_is_an_error_naming_it() {
     let s = Scratch::new();
     let sample = s.path("criterion/latency_fixture/spin_small/same/sample.json");
     std::fs::write(&sample, "{\"sampling_mode\":\"Linear\",\"iters\":[1.0,").unwrap();
     let out = s.run(&["compare", "base", "same", "--criterion-dir", &s.crit()]);
-    assert_error(&out, &["spin_small/same/sample.json", "malformed JSON"]);
+    assert_error(&out, &["spin_small/same/sample.json", "truncated JSON"]);
+}
+
+#[test]
+fn malformed_json_is_an_error_naming_the_file_and_the_problem() {
+    let s = Scratch::new();
+    let estimates = s.path("criterion/latency_fixture/spin_large/base/estimates.json");
+    std::fs::write(&estimates, "{\"mean\": }").unwrap();
+    let out = s.run(&["compare", "base", "same", "--criterion-dir", &s.crit()]);
+    assert_error(
+        &out,
+        &["spin_large/base/estimates.json", "malformed JSON", "line 1"],
+    );
+
+    // Valid JSON of the wrong shape is named as such.
+    let s = Scratch::new();
+    let info = s.path("criterion/latency_fixture/spin_large/same/benchmark.json");
+    std::fs::write(&info, "{\"full_id\": 42}").unwrap();
+    let out = s.run(&["compare", "base", "same", "--criterion-dir", &s.crit()]);
+    assert_error(
+        &out,
+        &["spin_large/same/benchmark.json", "unexpected JSON content"],
+    );
+}
+
+#[test]
+fn a_missing_sample_file_is_an_error_naming_it() {
+    let s = Scratch::new();
+    std::fs::remove_file(s.path("criterion/latency_fixture/spin_small/same/sample.json")).unwrap();
+    let out = s.run(&["compare", "base", "same", "--criterion-dir", &s.crit()]);
+    assert_error(&out, &["spin_small/same/sample.json", "No such file"]);
+}
+
+#[test]
+fn a_criterion_directory_that_does_not_exist_is_an_error_naming_it() {
+    let s = Scratch::new();
+    let missing = s.path("no-such-dir").display().to_string();
+    for args in [
+        &["compare", "base", "same", "--criterion-dir", &missing][..],
+        &["list", "--criterion-dir", &missing][..],
+        &["export", "base", "--criterion-dir", &missing][..],
+        &["slo", "base", "--criterion-dir", &missing][..],
+    ] {
+        assert_error(&s.run(args), &["no-such-dir", "does not exist"]);
+    }
+}
+
+#[test]
+fn an_export_of_another_format_or_version_is_an_error() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    let file = s.path("base.json");
+    let out = s.run(&[
+        "export",
+        "base",
+        "--criterion-dir",
+        &crit,
+        "-o",
+        &file.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let original: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    // (file name, top-level field, its new value or None to remove it, expected complaint)
+    let cases = [
+        (
+            "other-format",
+            "format",
+            Some(Value::from("something-else")),
+            "unknown format",
+        ),
+        ("future", "version", Some(Value::from(2)), "version 2"),
+        ("ancient", "version", Some(Value::from(0)), "version 0"),
+        ("unversioned", "version", None, "without a `version`"),
+    ];
+    for (name, field, value, problem) in cases {
+        let mut doc = original.clone();
+        let top = doc.as_object_mut().unwrap();
+        match value {
+            Some(v) => top.insert(field.to_string(), v),
+            None => top.remove(field),
+        };
+        let path = s.path(&format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+        let path = path.display().to_string();
+        assert_error(
+            &s.run(&["compare", &path, "same", "--criterion-dir", &crit]),
+            &[&format!("{name}.json"), problem],
+        );
+        let restored = s.path("restored").display().to_string();
+        assert_error(
+            &s.run(&["import", &path, "--criterion-dir", &restored]),
+            &[&format!("{name}.json"), problem],
+        );
+    }
+}
+
+#[test]
+fn throughput_in_elements_on_one_side_and_bytes_on_the_other_is_a_unit_mismatch() {
+    let s = Scratch::new();
+    let info = s.path("criterion/throughput_fixture/batch/64/same/benchmark.json");
+    let text = std::fs::read_to_string(&info).unwrap();
+    assert!(text.contains("{\"Elements\":64}"), "{text}");
+    std::fs::write(&info, text.replace("{\"Elements\":64}", "{\"Bytes\":64}")).unwrap();
+    let out = s.run(&["compare", "base", "same", "--criterion-dir", &s.crit()]);
+    assert_error(
+        &out,
+        &[BATCH, "unit mismatch", "ops/s", "B/s", "batch/64/same"],
+    );
+}
+
+#[test]
+fn a_single_sample_is_too_few_to_judge() {
+    let s = Scratch::new();
+    let sample = s.path("criterion/latency_fixture/spin_small/same/sample.json");
+    std::fs::write(
+        &sample,
+        r#"{"sampling_mode":"Linear","iters":[10.0],"times":[5000.0]}"#,
+    )
+    .unwrap();
+    let out = s.run(&["compare", "base", "same", "--criterion-dir", &s.crit()]);
+    assert_error(&out, &["spin_small/same/sample.json", "only 1 sample"]);
 }
 
 #[test]

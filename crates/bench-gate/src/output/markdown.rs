@@ -1,6 +1,7 @@
 //! Markdown for `$GITHUB_STEP_SUMMARY` and the PR comment: a summary line first, then the
-//! regressions, then the full table folded in a `<details>` block. The first line is an HTML
-//! marker the workflow uses to find and update its own comment.
+//! regressions (and missing benchmarks when they fail the gate), then the full table folded in
+//! a `<details>` block. The first line is an HTML marker the workflow uses to find and update
+//! its own comment.
 
 use crate::slo::SloReport;
 use crate::verdict::{Report, Row, Verdict};
@@ -73,15 +74,23 @@ pub fn render(report: &Report) -> String {
         "| benchmark | base | new | change [{conf} CI] | p | threshold | verdict |\n\
          |---|---:|---:|---:|---:|---:|---|\n"
     );
-    let regressions: Vec<&Row> = report
-        .rows
-        .iter()
-        .filter(|r| r.verdict == Verdict::Regressed)
-        .collect();
-    if !regressions.is_empty() {
-        out.push_str("#### Regressions\n\n");
+    // Everything that fails the gate comes before the folded table.
+    let mut failing = vec![(Verdict::Regressed, "Regressions")];
+    if report.fail_on_missing {
+        failing.push((Verdict::Missing, "Missing benchmarks (`fail_on_missing`)"));
+    }
+    for (verdict, title) in failing {
+        let rows: Vec<&Row> = report
+            .rows
+            .iter()
+            .filter(|r| r.verdict == verdict)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("#### {title}\n\n"));
         out.push_str(&header);
-        for r in regressions {
+        for r in rows {
             let [a, b, n, ch, p, t] = cells(r);
             out.push_str(&format!(
                 "| {a} | {b} | {n} | {ch} | {p} | {t} | {} |\n",

@@ -20,8 +20,8 @@ fn paint(text: &str, verdict: Verdict, colour: bool) -> String {
 }
 
 /// Lays out rows of cells with every column padded to its widest cell (by characters, so `µ`
-/// counts once). The last column is not padded.
-fn table(rows: &[Vec<String>]) -> Vec<String> {
+/// counts once), numbers flush right where `right[i]` says so. The last column is not padded.
+fn table(rows: &[Vec<String>], right: &[bool]) -> Vec<String> {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0; cols];
     for row in rows {
@@ -33,12 +33,19 @@ fn table(rows: &[Vec<String>]) -> Vec<String> {
         .map(|row| {
             let mut line = String::new();
             for (i, cell) in row.iter().enumerate() {
-                if i + 1 == row.len() {
+                let pad = widths[i] - cell.chars().count();
+                let last = i + 1 == row.len();
+                if right.get(i).copied().unwrap_or(false) {
+                    line.extend(std::iter::repeat_n(' ', pad));
                     line.push_str(cell);
                 } else {
                     line.push_str(cell);
-                    let pad = widths[i] - cell.chars().count() + 2;
-                    line.extend(std::iter::repeat_n(' ', pad));
+                    if !last {
+                        line.extend(std::iter::repeat_n(' ', pad));
+                    }
+                }
+                if !last {
+                    line.push_str("  ");
                 }
             }
             line.trim_end().to_string()
@@ -78,7 +85,9 @@ pub fn render(report: &Report, colour: bool) -> String {
         report.new_name,
         report.new_source.display()
     ));
-    for (i, line) in table(&cells).into_iter().enumerate() {
+    // benchmark | base | new | change | p | threshold | verdict
+    let right = [false, true, true, true, true, true, false];
+    for (i, line) in table(&cells, &right).into_iter().enumerate() {
         if i == 0 {
             out.push_str(&line);
         } else {
@@ -146,7 +155,9 @@ pub fn render_slo(report: &SloReport, colour: bool) -> String {
         report.baseline,
         report.source.display()
     );
-    for (i, line) in table(&cells).into_iter().enumerate() {
+    // budget | benchmark | value | limit | status
+    let right = [false, false, true, true, false];
+    for (i, line) in table(&cells, &right).into_iter().enumerate() {
         if i > 0 {
             let (status, v) = verdicts[i - 1];
             if let Some(head) = line.strip_suffix(status) {
@@ -165,4 +176,66 @@ pub fn render_slo(report: &SloReport, colour: bool) -> String {
         "\nFAIL: a budget is broken (or unmatched with fail_on_missing)\n"
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Kind;
+    use crate::verdict::{Change, Row};
+
+    fn report(verdicts: &[(&str, f64, Verdict)]) -> Report {
+        Report {
+            base_name: "base".into(),
+            base_source: "c".into(),
+            new_name: "new".into(),
+            new_source: "c".into(),
+            alpha: 0.05,
+            confidence: 0.95,
+            fail_on_missing: false,
+            warnings: Vec::new(),
+            rows: verdicts
+                .iter()
+                .map(|&(id, point, verdict)| Row {
+                    id: id.into(),
+                    kind: Kind::Latency,
+                    unit: "ns".into(),
+                    threshold_pct: 10.0,
+                    base: Some(1_000.0),
+                    new: Some(1_000.0 * (1.0 + point)),
+                    samples: (20, 20),
+                    change: Some(Change {
+                        point,
+                        lower: point - 0.05,
+                        upper: point + 0.05,
+                        p_value: 0.001,
+                    }),
+                    verdict,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn columns_line_up_whatever_the_width_of_the_values() {
+        let r = report(&[
+            ("latency/a", 0.25, Verdict::Regressed),
+            ("latency/much_longer_name", 0.0, Verdict::Unchanged),
+        ]);
+        let out = render(&r, false);
+        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("latency/")).collect();
+        assert_eq!(lines.len(), 2);
+        // Right-aligned numbers end in the same column, so the verdicts start in the same one.
+        let verdict_col = |l: &str| l.chars().count() - l.split_whitespace().last().unwrap().len();
+        assert_eq!(verdict_col(lines[0]), verdict_col(lines[1]), "{out}");
+        let threshold_end = |l: &str| l.find("+10%").unwrap();
+        assert_eq!(threshold_end(lines[0]), threshold_end(lines[1]), "{out}");
+    }
+
+    #[test]
+    fn colour_codes_appear_only_when_asked_for() {
+        let r = report(&[("latency/a", 0.25, Verdict::Regressed)]);
+        assert!(!render(&r, false).contains('\x1b'));
+        assert!(render(&r, true).contains("\x1b[1;31mregressed\x1b[0m"));
+    }
 }

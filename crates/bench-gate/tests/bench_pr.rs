@@ -1,0 +1,211 @@
+//! Tests of `scripts/bench-pr.sh` without benchmarking anything: a scratch git repository stands
+//! in for the project, and `BENCH_CMD` is a fake harness that copies one of the fixture baselines
+//! (real Criterion output) into `CRITERION_HOME` under the name the script asks it to save.
+//! This checks the plumbing: worktree handling, argument checks and exit-code propagation.
+#![cfg(unix)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The fake harness: `fake-bench --save-baseline NAME` copies fixture baseline `$FAKE_BASE` (for
+/// `base`) or `$FAKE_HEAD` (for `head`); `FAKE_FAIL=NAME` makes that side fail. Each call is
+/// logged to `$FAKE_LOG` with the directory it ran in.
+const FAKE_BENCH: &str = r#"#!/bin/sh
+set -eu
+[ "$1" = --save-baseline ] || { echo "fake-bench: unexpected $*" >&2; exit 64; }
+name=$2
+echo "$name $(pwd)" >>"$FAKE_LOG"
+if [ "${FAKE_FAIL:-}" = "$name" ]; then echo "fake-bench: failing $name" >&2; exit 101; fi
+case $name in base) src=$FAKE_BASE ;; head) src=$FAKE_HEAD ;; *) exit 65 ;; esac
+cd "$FIXTURES"
+find . -type d -name "$src" | while read -r dir; do
+  target="$CRITERION_HOME/$(dirname "$dir")/$name"
+  mkdir -p "$target"
+  cp "$dir"/* "$target/"
+done
+"#;
+
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A git repository with one commit, the fake harness and an empty temporary directory.
+    fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Project { dir };
+        std::fs::create_dir_all(p.path("repo")).unwrap();
+        std::fs::create_dir_all(p.path("tmp")).unwrap();
+        std::fs::write(p.path("repo/README"), "scratch\n").unwrap();
+        p.git(&["init", "--quiet"]);
+        p.git(&["add", "README"]);
+        p.git(&[
+            "-c",
+            "user.name=bench-gate tests",
+            "-c",
+            "user.email=tests@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "--quiet",
+            "-m",
+            "scratch",
+        ]);
+        let fake = p.path("fake-bench");
+        std::fs::write(&fake, FAKE_BENCH).unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("git");
+        isolate_git(&mut cmd);
+        let out = cmd
+            .args(args)
+            .current_dir(self.path("repo"))
+            .output()
+            .expect("git must be installed to test bench-pr.sh");
+        assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the script in the scratch repository with `env` on top of the fake setup.
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench-pr.sh");
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/criterion");
+        let mut cmd = Command::new("bash");
+        isolate_git(&mut cmd);
+        cmd.arg(script)
+            .args(args)
+            .current_dir(self.path("repo"))
+            .env("BENCH_CMD", self.path("fake-bench"))
+            .env("BENCH_GATE", env!("CARGO_BIN_EXE_bench-gate"))
+            .env("CRITERION_HOME", self.path("criterion"))
+            .env("CARGO_TARGET_DIR", self.path("target"))
+            .env("TMPDIR", self.path("tmp"))
+            .env("FIXTURES", fixtures)
+            .env("FAKE_LOG", self.path("bench.log"))
+            .env("FAKE_BASE", "base")
+            .env("FAKE_HEAD", "same")
+            .env("NO_COLOR", "1")
+            .env_remove("BENCH_ARGS")
+            .env_remove("BENCH_GATE_CONFIG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn bench_log(&self) -> String {
+        std::fs::read_to_string(self.path("bench.log")).unwrap_or_default()
+    }
+
+    /// The script's worktree is gone: unregistered and its temporary directory removed.
+    fn assert_worktree_removed(&self) {
+        let list = self.git(&["worktree", "list", "--porcelain"]);
+        assert_eq!(list.matches("worktree ").count(), 1, "{list}");
+        let left: Vec<_> = std::fs::read_dir(self.path("tmp")).unwrap().collect();
+        assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+    }
+}
+
+/// Keeps git on the scratch repository even when the tests run under a git hook or another
+/// process that points git elsewhere through the environment.
+fn isolate_git(cmd: &mut Command) {
+    for var in [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_COMMON_DIR",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_CEILING_DIRECTORIES",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn same_code_on_both_sides_exits_0_and_benchmarks_base_in_a_worktree() {
+    let p = Project::new();
+    let out = p.run(&["HEAD"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("PASS"), "{}", stdout(&out));
+    let log = p.bench_log();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(lines[0].starts_with("base ") && lines[0].contains("bench-base."));
+    assert!(lines[1].starts_with("head ") && lines[1].ends_with("/repo"));
+    p.assert_worktree_removed();
+}
+
+#[test]
+fn a_regression_exits_2_with_the_markdown_report_on_stdout() {
+    let p = Project::new();
+    let out = p.run(
+        &["HEAD", "--format", "markdown"],
+        &[("FAKE_HEAD", "slow25")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let md = stdout(&out);
+    assert!(md.starts_with("<!-- bench-gate-report -->"), "{md}");
+    assert!(md.contains("1 regression"), "{md}");
+    p.assert_worktree_removed();
+}
+
+#[test]
+fn a_failing_benchmark_run_exits_1_and_still_removes_the_worktree() {
+    for side in ["base", "head"] {
+        let p = Project::new();
+        let out = p.run(&["HEAD"], &[("FAKE_FAIL", side)]);
+        assert_eq!(out.status.code(), Some(1), "{side}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("benchmarking {side} failed")),
+            "{}",
+            stderr(&out)
+        );
+        p.assert_worktree_removed();
+    }
+}
+
+#[test]
+fn a_gate_error_exits_1_not_its_own_code() {
+    let p = Project::new();
+    let broken_gate = p.path("broken-gate");
+    std::fs::write(&broken_gate, "#!/bin/sh\nexit 101\n").unwrap();
+    std::fs::set_permissions(&broken_gate, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = p.run(&["HEAD"], &[("BENCH_GATE", broken_gate.to_str().unwrap())]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("bench-gate failed (exit 101)"));
+    p.assert_worktree_removed();
+}
+
+#[test]
+fn bad_arguments_exit_1_before_any_benchmark_runs() {
+    let p = Project::new();
+    for args in [
+        &[][..],
+        &["no-such-ref"][..],
+        &["HEAD", "--format", "html"][..],
+        &["HEAD", "--format"][..],
+        &["HEAD", "extra"][..],
+    ] {
+        let out = p.run(args, &[]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).is_empty(), "{args:?} printed no reason");
+    }
+    assert_eq!(p.bench_log(), "", "a benchmark ran despite bad arguments");
+    p.assert_worktree_removed();
+}
