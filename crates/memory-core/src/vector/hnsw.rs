@@ -246,7 +246,7 @@ impl Graph {
 
     /// Links the next unlinked slot, with `pair(a, b)` giving the similarity of two slots.
     /// Returns false when every slot with storage is linked.
-    pub fn link_next(&self, pair: impl Fn(u32, u32) -> f32) -> bool {
+    pub fn link_next(&self, pair: impl Fn(u32, u32) -> f32, prefetch: impl Fn(u32)) -> bool {
         let mut visited = self.linker.lock();
         let node = self.linked.load(Acquire);
         if node >= self.capacity() {
@@ -274,6 +274,7 @@ impl Graph {
         for layer in (0..=level.min(max_level)).rev() {
             let found = self.search_layer(
                 &sim,
+                &prefetch,
                 &eps,
                 self.ef_construction,
                 layer,
@@ -358,9 +359,11 @@ impl Graph {
     /// Best-first search of one layer. Every node is traversed, but only nodes `accept` allows
     /// enter the results, so filtered-out and removed nodes still route. Returns up to `ef`
     /// accepted nodes, best first.
+    #[allow(clippy::too_many_arguments)]
     fn search_layer(
         &self,
         sim: &impl Fn(u32) -> f32,
+        prefetch: &impl Fn(u32),
         eps: &[Cand],
         ef: usize,
         layer: usize,
@@ -398,6 +401,7 @@ impl Graph {
             self.links(c.node, layer, &mut links);
             for &e in &links {
                 if visited.insert(e) {
+                    prefetch(e);
                     batch.push(Cand { sim: 0.0, node: e });
                 }
             }
@@ -429,9 +433,12 @@ impl Graph {
 
     /// Up to `ef` accepted nodes nearest the query that `sim` scores, best first. Nodes being
     /// linked while the search runs may be among them.
+    /// `prefetch(node)` is called for each node shortly before `sim(node)`, so the caller can
+    /// start loading its vector while others are scored.
     pub fn search(
         &self,
         sim: impl Fn(u32) -> f32,
+        prefetch: impl Fn(u32),
         ef: usize,
         accept: impl Fn(u32) -> bool,
     ) -> Vec<Cand> {
@@ -449,7 +456,7 @@ impl Graph {
             ep = self.greedy(&sim, ep, layer, &mut links);
         }
         let mut visited = Visited::default();
-        self.search_layer(&sim, &[ep], ef, 0, &mut visited, &accept)
+        self.search_layer(&sim, &prefetch, &[ep], ef, 0, &mut visited, &accept)
     }
 
     /// Heap memory held by the graph, in bytes.

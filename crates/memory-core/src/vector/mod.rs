@@ -123,6 +123,15 @@ impl Arena {
         }
     }
 
+    /// Asks the CPU to start loading slot `i` (a hint: no effect on results).
+    #[inline]
+    fn prefetch(&self, dim: usize, i: usize) {
+        match self {
+            Arena::F32(data) => kernel::prefetch(&data[i * dim..(i + 1) * dim]),
+            Arena::Int8 { codes, .. } => kernel::prefetch(&codes[i * dim..(i + 1) * dim]),
+        }
+    }
+
     /// Similarity of two stored slots.
     #[inline]
     fn sim_pair(&self, dim: usize, a: usize, b: usize) -> f32 {
@@ -423,9 +432,12 @@ impl VectorIndex {
     pub fn link_next(&self) -> bool {
         let dim = self.config.dim;
         let arena = &self.arena;
-        self.graph
-            .as_ref()
-            .is_some_and(|g| g.link_next(|a, b| arena.sim_pair(dim, a as usize, b as usize)))
+        self.graph.as_ref().is_some_and(|g| {
+            g.link_next(
+                |a, b| arena.sim_pair(dim, a as usize, b as usize),
+                |node| arena.prefetch(dim, node as usize),
+            )
+        })
     }
 
     /// Removes `id`; returns whether it was held. The slot becomes a tombstone that the graph
@@ -553,6 +565,7 @@ impl VectorIndex {
         let linked = graph.linked();
         let found = graph.search(
             |node| self.arena.sim_query(dim, q, node as usize),
+            |node| self.arena.prefetch(dim, node as usize),
             ef,
             |node| accept(node as usize),
         );
