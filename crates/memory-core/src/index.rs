@@ -108,6 +108,20 @@ impl TextIndex {
 
     fn add(&mut self, id: EntryId, session: &str, role: Role, created_at: Timestamp, text: &str) {
         self.keyword.insert(id, text);
+        self.add_attributes(id, session, role, created_at);
+    }
+
+    /// Indexes a batch of entries of this agent (one pass over the keyword index).
+    fn add_many(&mut self, entries: &[&MemoryEntry]) {
+        self.keyword
+            .insert_many(entries.iter().map(|e| (e.id, e.content.as_str())));
+        self.docs.reserve(entries.len());
+        for e in entries {
+            self.add_attributes(e.id, &e.session_id, e.role, e.created_at);
+        }
+    }
+
+    fn add_attributes(&mut self, id: EntryId, session: &str, role: Role, created_at: Timestamp) {
         let session = match self.session_index.get(session) {
             Some(&s) => s,
             None => {
@@ -371,7 +385,33 @@ impl Indexes {
             .clone())
     }
 
-    /// Indexes committed entries (all of one batch; usually one agent).
+    /// The entries of `entries` not indexed yet (by id, per agent).
+    pub fn absent<'a>(&self, entries: &'a [MemoryEntry]) -> Vec<&'a MemoryEntry> {
+        let mut out = Vec::with_capacity(entries.len());
+        let mut i = 0;
+        while i < entries.len() {
+            let agent = &entries[i].agent_id;
+            let end = entries[i..]
+                .iter()
+                .position(|e| e.agent_id != *agent)
+                .map_or(entries.len(), |n| i + n);
+            match self.agent(agent) {
+                Some(idx) => {
+                    let text = idx.text.read();
+                    out.extend(
+                        entries[i..end]
+                            .iter()
+                            .filter(|e| !text.docs.contains_key(&e.id)),
+                    );
+                }
+                None => out.extend(&entries[i..end]),
+            }
+            i = end;
+        }
+        out
+    }
+
+    /// Indexes entries (all of one batch; usually one agent).
     pub fn add(&self, entries: &[&MemoryEntry]) -> Result<()> {
         let mut i = 0;
         while i < entries.len() {
@@ -382,12 +422,7 @@ impl Indexes {
                 .position(|e| e.agent_id != *agent)
                 .map_or(entries.len(), |n| i + n);
             let group = &entries[i..end];
-            {
-                let mut text = shared.text.write();
-                for e in group {
-                    text.add(e.id, &e.session_id, e.role, e.created_at, &e.content);
-                }
-            }
+            shared.text.write().add_many(group);
             let staged = {
                 let mut staging = shared.staging.write();
                 group.iter().try_for_each(|e| match e.embedding.as_deref() {

@@ -122,6 +122,17 @@ struct BlockMax {
 }
 
 impl Term {
+    /// Makes room for `n` more postings, growing by at least a quarter, starting from exactly
+    /// what is asked: most terms occur in one or two documents, and Vec's first allocation (four
+    /// postings) would triple their size; long lists, most of the index, then carry at most a
+    /// quarter unused.
+    fn reserve(&mut self, n: usize) {
+        let (len, cap) = (self.postings.len(), self.postings.capacity());
+        if cap - len < n {
+            self.postings.reserve_exact(n.max(len / 4));
+        }
+    }
+
     fn push(&mut self, slot: u32, tf: u32, dl: u32) {
         let len = self.postings.len();
         // A term within one block needs no block list: its own bound is the block's. Most terms
@@ -143,12 +154,7 @@ impl Term {
                 b.min_dl = b.min_dl.min(dl);
             }
         }
-        // Grow by a quarter, starting from one posting: most terms occur in one or two
-        // documents, and Vec's first allocation (four postings) would triple their size; long
-        // lists, most of the index, then carry at most a quarter unused.
-        if len == self.postings.capacity() {
-            self.postings.reserve_exact((len / 4).max(1));
-        }
+        self.reserve(1);
         self.postings.push(Posting { slot, tf });
         self.max_tf = self.max_tf.max(tf);
         self.min_dl = self.min_dl.min(dl);
@@ -334,47 +340,76 @@ impl KeywordIndex {
     /// Indexes `text` under `id`, replacing what `id` held before. A text without tokens still
     /// counts as a (zero-length) document in N and the average length.
     pub fn insert(&mut self, id: EntryId, text: &str) {
-        self.remove(id);
-        let mut ids: Vec<u32> = Vec::new();
-        for_each_token(text, |tok| {
-            let t = self.vocab.get_or_insert(tok);
-            if t as usize == self.terms.len() {
-                reserve_bounded(&mut self.terms, 1);
-                self.terms.push(Term {
-                    min_dl: u32::MAX,
-                    ..Term::default()
-                });
-            }
-            ids.push(t);
-        });
-        let dl = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-        ids.sort_unstable();
-        let slot = self.slot_ids.len() as u32;
-        let mut distinct = Vec::new();
-        let mut i = 0;
-        while i < ids.len() {
-            let t = ids[i];
-            let mut j = i;
-            while j < ids.len() && ids[j] == t {
-                j += 1;
-            }
-            let tf = (j - i) as u32;
-            let term = &mut self.terms[t as usize];
-            term.push(slot, tf, dl);
-            term.df += 1;
-            distinct.push(t);
-            i = j;
+        self.insert_many([(id, text)]);
+    }
+
+    /// Indexes several documents, as [`KeywordIndex::insert`] of each in turn would (a later
+    /// document with the same id replaces an earlier one), but faster: the postings of the whole
+    /// batch are sorted by term and appended term by term, so each term's list is grown once and
+    /// touched once instead of once per document.
+    pub fn insert_many<'a>(&mut self, docs: impl IntoIterator<Item = (EntryId, &'a str)>) {
+        let docs: Vec<(EntryId, &str)> = docs.into_iter().collect();
+        // Replaced documents go first: a removal may compact and renumber slots, which must not
+        // happen while this batch's postings wait to be appended.
+        for &(id, _) in &docs {
+            self.remove(id);
         }
-        reserve_bounded(&mut self.slot_ids, 1);
-        reserve_bounded(&mut self.doc_len, 1);
-        reserve_bounded(&mut self.doc_terms, 1);
-        reserve_bounded(&mut self.alive, 1);
-        self.slot_ids.push(id);
-        self.doc_len.push(dl);
-        self.doc_terms.push(distinct.into_boxed_slice());
-        self.alive.push(true);
-        self.by_id.insert(id, slot);
-        self.live_len += u64::from(dl);
+        let mut last = FxHashMap::default();
+        if docs.len() > 1 {
+            last.reserve(docs.len());
+            for (i, &(id, _)) in docs.iter().enumerate() {
+                last.insert(id, i);
+            }
+        }
+        self.by_id.reserve(docs.len());
+        let mut tokens: Vec<u32> = Vec::new();
+        let mut postings: Vec<(u32, u32, u32)> = Vec::new(); // (term, slot, tf)
+        for (i, &(id, text)) in docs.iter().enumerate() {
+            if last.get(&id).is_some_and(|&j| j != i) {
+                continue; // a later document in this batch has the same id
+            }
+            tokens.clear();
+            for_each_token(text, |tok| {
+                let t = self.vocab.get_or_insert(tok);
+                if t as usize == self.terms.len() {
+                    reserve_bounded(&mut self.terms, 1);
+                    self.terms.push(Term {
+                        min_dl: u32::MAX,
+                        ..Term::default()
+                    });
+                }
+                tokens.push(t);
+            });
+            let dl = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
+            tokens.sort_unstable();
+            let slot = self.slot_ids.len() as u32;
+            let first = postings.len();
+            for run in tokens.chunk_by(|a, b| a == b) {
+                postings.push((run[0], slot, run.len() as u32));
+            }
+            let distinct: Box<[u32]> = postings[first..].iter().map(|p| p.0).collect();
+            reserve_bounded(&mut self.slot_ids, 1);
+            reserve_bounded(&mut self.doc_len, 1);
+            reserve_bounded(&mut self.doc_terms, 1);
+            reserve_bounded(&mut self.alive, 1);
+            self.slot_ids.push(id);
+            self.doc_len.push(dl);
+            self.doc_terms.push(distinct);
+            self.alive.push(true);
+            self.by_id.insert(id, slot);
+            self.live_len += u64::from(dl);
+        }
+        // Slots grow with the document order, so a stable sort by term keeps each term's new
+        // postings in slot order, as a posting list must be.
+        postings.sort_by_key(|p| p.0);
+        for run in postings.chunk_by(|a, b| a.0 == b.0) {
+            let term = &mut self.terms[run[0].0 as usize];
+            term.reserve(run.len());
+            for &(_, slot, tf) in run {
+                term.push(slot, tf, self.doc_len[slot as usize]);
+                term.df += 1;
+            }
+        }
     }
 
     /// Removes `id`; returns whether it was indexed. Statistics are exact at once; storage is

@@ -316,7 +316,7 @@ impl LongTermMemory {
                     &*e.session_id,
                     role_code(e.role),
                     e.content,
-                    e.embedding.as_deref().map(embedding_to_blob),
+                    e.embedding.as_deref().map(embedding_bytes).as_deref(),
                     e.importance as f64,
                     e.created_at.0,
                     e.last_accessed_at.0,
@@ -638,6 +638,23 @@ fn role_code(r: Role) -> i64 {
     Role::ALL.iter().position(|x| *x == r).unwrap_or(0) as i64
 }
 
+/// An embedding as stored: its f32s in little-endian order. On a little-endian machine that is
+/// the vector's own memory, borrowed without a copy.
+fn embedding_bytes(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
+    #[cfg(target_endian = "little")]
+    {
+        // SAFETY: the pointer and length cover exactly the slice's initialized memory, u8 has
+        // alignment 1, and every byte of an f32 is a valid u8.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v))
+        };
+        std::borrow::Cow::Borrowed(bytes)
+    }
+    #[cfg(not(target_endian = "little"))]
+    std::borrow::Cow::Owned(embedding_to_blob(v))
+}
+
+#[cfg_attr(target_endian = "little", allow(dead_code))]
 fn embedding_to_blob(v: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len() * 4);
     for x in v {

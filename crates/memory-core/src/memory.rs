@@ -354,10 +354,34 @@ impl Inner {
         // Deferred access records are written in the same transaction (one commit, not two);
         // if it fails they go back to the log.
         let accesses = self.take_access_log();
-        let inserted = match self.ltm.insert(&entries, &accesses) {
+        // A large batch is indexed on a second thread while SQLite writes it: two cores instead
+        // of one. A search may then meet an entry in the index a moment before its row commits
+        // (the fetch skips it), and if the commit fails the entries leave the index again.
+        let parallel = entries.len() >= PARALLEL_INDEX_BATCH;
+        let absent = if parallel {
+            self.indexes.absent(&entries)
+        } else {
+            Vec::new()
+        };
+        let (written, indexed_early) = if parallel {
+            std::thread::scope(|s| {
+                let indexing = s.spawn(|| self.indexes.add(&absent));
+                let written = self.ltm.insert(&entries, &accesses);
+                let indexed = indexing
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (written, Some(indexed))
+            })
+        } else {
+            (self.ltm.insert(&entries, &accesses), None)
+        };
+        let inserted = match written {
             Ok(inserted) => inserted,
             Err(e) => {
                 self.restore_access_log(accesses);
+                for entry in absent {
+                    self.indexes.remove(&entry.agent_id, entry.id);
+                }
                 return Err(e);
             }
         };
@@ -368,7 +392,10 @@ impl Inner {
             .collect();
         // Committed entries were checked before the write, so indexing them does not fail; if it
         // ever did, they are safe on disk and indexed again on the next open.
-        let indexed = self.indexes.add(&fresh);
+        let indexed = match indexed_early {
+            Some(indexed) => indexed,
+            None => self.indexes.add(&fresh),
+        };
         let mut agents: Vec<&str> = fresh.iter().map(|e| &*e.agent_id).collect();
         agents.dedup();
         for agent in agents {
@@ -418,6 +445,10 @@ impl Inner {
         }
     }
 }
+
+/// Batches of long-term entries at least this large are indexed on a second thread while SQLite
+/// commits them (below it, starting the thread costs more than it saves).
+const PARALLEL_INDEX_BATCH: usize = 256;
 
 /// Opens a [`Memory`] with a custom clock, embedder or token counter.
 ///

@@ -184,6 +184,50 @@ fn index_search_equals_brute_force_bm25_on_a_zipf_corpus_with_filters_and_remova
 }
 
 #[test]
+fn batched_inserts_rank_exactly_as_one_by_one_inserts_and_brute_force() {
+    let (texts, zipf) = corpus(31, 2_000, 3_000);
+    let mut one_by_one = KeywordIndex::new(Bm25Params::default()).unwrap();
+    let mut batched = KeywordIndex::new(Bm25Params::default()).unwrap();
+    for (i, t) in texts.iter().enumerate() {
+        one_by_one.insert(EntryId(i as u64), t);
+    }
+    // Uneven chunks; one chunk repeats an id (the later text wins) and re-inserts an id from an
+    // earlier chunk (replacing it), as one-by-one inserts would.
+    let mut docs: Vec<(EntryId, &str)> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (EntryId(i as u64), t.as_str()))
+        .collect();
+    docs.insert(
+        600,
+        (EntryId(650), "an early version replaced in the same batch"),
+    );
+    docs.push((EntryId(3), texts[3].as_str()));
+    let mut start = 0usize;
+    for size in [1, 64, 500, 3, 999, usize::MAX] {
+        let end = start.saturating_add(size).min(docs.len());
+        batched.insert_many(docs[start..end].iter().copied());
+        start = end;
+    }
+    assert_eq!(batched.len(), one_by_one.len());
+    assert_eq!(batched.stats(), one_by_one.stats());
+    let mut rng = StdRng::seed_from_u64(32);
+    let reference: Vec<(EntryId, Vec<String>)> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (EntryId(i as u64), tokenize(t)))
+        .collect();
+    for _ in 0..60 {
+        let q = query(&mut rng, &zipf);
+        for k in [1, 10, 100] {
+            let got = batched.search(&q, k, &|_| true);
+            assert_eq!(got, one_by_one.search(&q, k, &|_| true), "{q}");
+            assert_matches(&got, &top(&brute_force(&reference, &q), k, |_| true), &q);
+        }
+    }
+}
+
+#[test]
 fn an_emptied_index_returns_nothing_and_accepts_new_documents() {
     let mut ix = KeywordIndex::new(Bm25Params::default()).unwrap();
     for i in 0..50 {
