@@ -577,3 +577,47 @@ fn power_loss_durability_opens_and_writes() {
     let id = m.insert(msg("a", "s", "fsynced")).unwrap();
     assert!(m.get("a", id).unwrap().is_some());
 }
+
+/// A batch whose transaction fails (here: a trigger another connection installed rejects one of
+/// its rows) stores nothing and leaves nothing in the indexes, whether the batch was indexed
+/// after the write (small) or beside it (large).
+#[test]
+fn a_failed_batch_leaves_neither_rows_nor_index_entries() {
+    use memory_core::{SearchMode, SearchQuery};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ltm.db");
+    let m = Memory::open(Storage::File(path.clone()), config()).unwrap();
+    m.insert(msg("a", "s", "kept before the failures")).unwrap();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "CREATE TRIGGER reject BEFORE INSERT ON entries WHEN NEW.content LIKE '%poison%'
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+    )
+    .unwrap();
+    for size in [10, 400] {
+        let mut batch: Vec<NewEntry> = (0..size)
+            .map(|i| msg("a", "s", &format!("zebra number {i}")))
+            .collect();
+        batch[size / 2] = msg("a", "s", "poison row");
+        let err = m.insert_batch(batch).unwrap_err();
+        assert!(matches!(err, Error::Database { .. }), "{err}");
+        assert_eq!(m.count("a").unwrap(), 1, "batch of {size}");
+        for mode in [SearchMode::Keyword, SearchMode::ExactVector, SearchMode::Hybrid] {
+            let q = SearchQuery::new("a", "zebra").mode(mode).no_cache().k(50);
+            let hits = m.search(&q).unwrap();
+            assert!(
+                hits.iter().all(|h| !h.entry.content.contains("zebra")),
+                "batch of {size}, {mode:?}: {} hits",
+                hits.len()
+            );
+        }
+        assert_eq!(m.list("a", &ListQuery::default()).unwrap().len(), 1);
+    }
+    c.execute_batch("DROP TRIGGER reject").unwrap();
+    let ids = m
+        .insert_batch((0..300).map(|i| msg("a", "s", &format!("zebra {i}"))).collect())
+        .unwrap();
+    assert_eq!(m.count("a").unwrap(), 301);
+    let q = SearchQuery::new("a", "zebra").mode(SearchMode::Keyword).k(500);
+    assert_eq!(m.search(&q).unwrap().len(), ids.len());
+}
