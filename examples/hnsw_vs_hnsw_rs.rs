@@ -99,8 +99,11 @@ fn main() {
     let truth: Vec<Vec<usize>> = queries
         .iter()
         .map(|q| {
-            let mut all: Vec<(f32, usize)> =
-                data.iter().enumerate().map(|(i, v)| (dot(v, q), i)).collect();
+            let mut all: Vec<(f32, usize)> = data
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (dot(v, q), i))
+                .collect();
             all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             all.iter().take(K).map(|x| x.1).collect()
         })

@@ -602,7 +602,11 @@ fn a_failed_batch_leaves_neither_rows_nor_index_entries() {
         let err = m.insert_batch(batch).unwrap_err();
         assert!(matches!(err, Error::Database { .. }), "{err}");
         assert_eq!(m.count("a").unwrap(), 1, "batch of {size}");
-        for mode in [SearchMode::Keyword, SearchMode::ExactVector, SearchMode::Hybrid] {
+        for mode in [
+            SearchMode::Keyword,
+            SearchMode::ExactVector,
+            SearchMode::Hybrid,
+        ] {
             let q = SearchQuery::new("a", "zebra").mode(mode).no_cache().k(50);
             let hits = m.search(&q).unwrap();
             assert!(
@@ -615,9 +619,15 @@ fn a_failed_batch_leaves_neither_rows_nor_index_entries() {
     }
     c.execute_batch("DROP TRIGGER reject").unwrap();
     let ids = m
-        .insert_batch((0..300).map(|i| msg("a", "s", &format!("zebra {i}"))).collect())
+        .insert_batch(
+            (0..300)
+                .map(|i| msg("a", "s", &format!("zebra {i}")))
+                .collect(),
+        )
         .unwrap();
     assert_eq!(m.count("a").unwrap(), 301);
-    let q = SearchQuery::new("a", "zebra").mode(SearchMode::Keyword).k(500);
+    let q = SearchQuery::new("a", "zebra")
+        .mode(SearchMode::Keyword)
+        .k(500);
     assert_eq!(m.search(&q).unwrap().len(), ids.len());
 }
