@@ -17,6 +17,7 @@ mod async_api;
 mod background;
 mod cache;
 pub mod clock;
+mod commit;
 pub mod config;
 pub mod consolidate;
 pub mod context;

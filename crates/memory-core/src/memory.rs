@@ -9,6 +9,7 @@ use rustc_hash::FxHashMap;
 
 use crate::cache::{CacheStats, QueryCache};
 use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::commit::GroupCommit;
 use crate::config::MemoryConfig;
 use crate::consolidate::{self, ConsolidationReport};
 use crate::context::{Context, ContextBuilder, ContextRequest, ToolDefinition};
@@ -55,6 +56,8 @@ pub(crate) struct Inner {
     /// Retrievals of long-term entries not yet written back (id -> (count, last access)), so that
     /// readers never wait on the writer. Flushed with the next write.
     access_log: Mutex<FxHashMap<EntryId, (u32, Timestamp)>>,
+    /// Writers of long-term memory waiting to share a transaction.
+    commits: GroupCommit,
     /// One consolidation at a time.
     consolidating: Mutex<()>,
 }
@@ -347,10 +350,66 @@ impl Inner {
     }
 
     /// Commits entries to long-term memory, then indexes them. Returns how many were new.
+    /// Concurrent callers share transactions (see `commit.rs`).
     pub(crate) fn store_long_term(&self, entries: Vec<MemoryEntry>) -> Result<usize> {
         if entries.is_empty() {
             return Ok(0);
         }
+        self.commits
+            .submit(entries, &|groups| self.commit_groups(groups))
+    }
+
+    /// Commits the entries of several writers in one transaction and indexes them; one result
+    /// per writer. If the shared transaction fails, each writer's entries are committed on their
+    /// own, so that one bad request fails alone.
+    fn commit_groups(&self, groups: Vec<Vec<MemoryEntry>>) -> Vec<Result<usize>> {
+        if groups.len() == 1 {
+            return groups.into_iter().map(|g| self.commit_one(g)).collect();
+        }
+        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        let all: Vec<MemoryEntry> = groups.into_iter().flatten().collect();
+        let accesses = self.take_access_log();
+        let inserted = match self.ltm.insert(&all, &accesses) {
+            Ok(inserted) => inserted,
+            Err(_) => {
+                self.restore_access_log(accesses);
+                let mut all = all.into_iter();
+                return sizes
+                    .iter()
+                    .map(|&n| self.commit_one(all.by_ref().take(n).collect()))
+                    .collect();
+            }
+        };
+        let mut results = Vec::with_capacity(sizes.len());
+        let mut at = 0;
+        for n in sizes {
+            let fresh: Vec<&MemoryEntry> = all[at..at + n]
+                .iter()
+                .zip(&inserted[at..at + n])
+                .filter_map(|(e, &new)| new.then_some(e))
+                .collect();
+            at += n;
+            // Checked before the write, so indexing does not fail; if it ever did, the entries
+            // are safe on disk and indexed again on the next open.
+            let indexed = self.indexes.add(&fresh);
+            self.invalidate_cache_of(&fresh);
+            results.push(indexed.map(|()| fresh.len()));
+        }
+        results
+    }
+
+    /// Bumps the cache generation of every agent among `entries`.
+    fn invalidate_cache_of(&self, entries: &[&MemoryEntry]) {
+        let mut agents: Vec<&str> = entries.iter().map(|e| &*e.agent_id).collect();
+        agents.sort_unstable();
+        agents.dedup();
+        for agent in agents {
+            self.cache.invalidate(agent);
+        }
+    }
+
+    /// Commits one writer's entries in a transaction of their own and indexes them.
+    fn commit_one(&self, entries: Vec<MemoryEntry>) -> Result<usize> {
         // Deferred access records are written in the same transaction (one commit, not two);
         // if it fails they go back to the log.
         let accesses = self.take_access_log();
@@ -396,11 +455,7 @@ impl Inner {
             Some(indexed) => indexed,
             None => self.indexes.add(&fresh),
         };
-        let mut agents: Vec<&str> = fresh.iter().map(|e| &*e.agent_id).collect();
-        agents.dedup();
-        for agent in agents {
-            self.cache.invalidate(agent);
-        }
+        self.invalidate_cache_of(&fresh);
         indexed?;
         Ok(fresh.len())
     }
@@ -532,6 +587,7 @@ impl MemoryBuilder {
             indexes,
             next_id: AtomicU64::new(next),
             access_log: Mutex::new(FxHashMap::default()),
+            commits: GroupCommit::default(),
             consolidating: Mutex::new(()),
         };
         Ok(Memory {

@@ -631,3 +631,45 @@ fn a_failed_batch_leaves_neither_rows_nor_index_entries() {
         .k(500);
     assert_eq!(m.search(&q).unwrap().len(), ids.len());
 }
+
+/// Concurrent writers share transactions; one writer's failing entry must fail only its own
+/// call, never the writes it happened to be grouped with.
+#[test]
+fn a_failing_writer_does_not_fail_the_writers_it_shares_a_commit_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ltm.db");
+    let m = Memory::open(Storage::File(path.clone()), config()).unwrap();
+    m.insert(msg("a", "s", "warm up")).unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER reject BEFORE INSERT ON entries WHEN NEW.content LIKE '%poison%'
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        )
+        .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let m = m.clone();
+            s.spawn(move || {
+                for i in 0..100 {
+                    let poison = t == 0 && i % 3 == 0;
+                    let text = if poison {
+                        format!("poison {i}")
+                    } else {
+                        format!("good {t} {i}")
+                    };
+                    let agent = format!("agent{t}");
+                    let result = m.insert(msg(&agent, "s", &text));
+                    assert_eq!(result.is_err(), poison, "{text}: {result:?}");
+                }
+            });
+        }
+    });
+    assert_eq!(m.count("agent0").unwrap(), 100 - 34);
+    for t in 1..4 {
+        assert_eq!(m.count(&format!("agent{t}")).unwrap(), 100);
+    }
+    drop(m);
+    let m = Memory::open(Storage::File(path), config()).unwrap();
+    assert_eq!(m.count("agent0").unwrap(), 66, "and so on disk");
+}
