@@ -163,7 +163,16 @@ struct AgentIndex {
 impl AgentIndex {
     /// Work left for the linker: staged vectors to move in, or unlinked ones to link.
     fn has_link_work(&self) -> bool {
-        !self.staging.read().is_empty() || self.vectors.read().pending_links() > 0
+        self.pending_links() > 0
+    }
+
+    /// Vectors staged or not yet linked. One lock at a time: a guard kept across both reads
+    /// would take `staging` before `vectors`, against the lock order, and could deadlock with the
+    /// linker moving vectors in.
+    fn pending_links(&self) -> usize {
+        let staged = self.staging.read().len();
+        let unlinked = self.vectors.read().pending_links();
+        staged + unlinked
     }
 
     /// The vector ranking of the index and the staged vectors together.
@@ -353,10 +362,7 @@ impl Indexes {
     /// Vectors stored but not yet linked into their agent's graph, over all agents.
     pub fn pending_links(&self) -> usize {
         let agents: Vec<SharedIndex> = self.agents.read().values().cloned().collect();
-        agents
-            .iter()
-            .map(|a| a.staging.read().len() + a.vectors.read().pending_links())
-            .sum()
+        agents.iter().map(|a| a.pending_links()).sum()
     }
 
     /// Blocks until every stored vector is linked into its agent's graph.
@@ -579,9 +585,10 @@ impl Indexes {
             .read()
             .values()
             .map(|a| {
-                a.text.read().keyword.heap_bytes()
-                    + a.vectors.read().heap_bytes()
-                    + a.staging.read().heap_bytes()
+                let text = a.text.read().keyword.heap_bytes();
+                let vectors = a.vectors.read().heap_bytes();
+                let staging = a.staging.read().heap_bytes();
+                text + vectors + staging
             })
             .sum()
     }

@@ -281,3 +281,57 @@ fn async_search_and_context_run_on_the_blocking_pool() {
         assert!(ctx.total_tokens <= 200);
     });
 }
+
+/// Progress polling (`pending_index_links`, as a bulk loader's progress bar calls it) while
+/// writes stage vectors and the linker moves and links them. A watchdog turns a deadlock into a
+/// failure instead of a hang.
+#[test]
+fn polling_index_progress_during_writes_and_linking_never_deadlocks() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let cfg = MemoryConfig {
+            search: memory_core::SearchConfig {
+                hnsw: memory_core::vector::HnswParams {
+                    min_len: 16,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ..config()
+        };
+        let m = Memory::open(Storage::Temporary, cfg).unwrap();
+        let writing = std::sync::atomic::AtomicBool::new(true);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..4_000 {
+                    let e = NewEntry::new("a", "s", Role::User, format!("entry {i}"))
+                        .with_embedding(spread_vector(i));
+                    if i % 2 == 0 {
+                        m.insert(e).unwrap();
+                    } else {
+                        m.insert_batch(vec![e]).unwrap();
+                    }
+                }
+                writing.store(false, Ordering::Release);
+            });
+            for _ in 0..2 {
+                s.spawn(|| {
+                    while writing.load(Ordering::Acquire) {
+                        std::hint::black_box(m.pending_index_links());
+                        std::hint::black_box(m.index_heap_bytes());
+                    }
+                });
+            }
+        });
+        m.wait_for_indexing();
+        assert_eq!(m.pending_index_links(), 0);
+        done_tx.send(()).unwrap();
+    });
+    if done_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .is_err()
+    {
+        panic!("no progress in 60 s: the store deadlocked");
+    }
+    worker.join().unwrap();
+}
