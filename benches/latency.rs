@@ -69,6 +69,45 @@ fn open(durability: Durability) -> Memory {
     Memory::open(Storage::Temporary, config).expect("open a temporary store")
 }
 
+/// Entries a write benchmark puts into one long-term store before switching to a fresh one.
+/// Without a bound, what an insert costs would depend on how long Criterion happened to run
+/// (a store grown to millions of entries, with its background linker ever further behind); with
+/// it, the write benchmarks measure inserts into a store of up to this many entries.
+const LTM_ROTATE: usize = 50_000;
+
+/// A long-term store for the write benchmarks, replaced by a fresh one (outside the timed call)
+/// every [`LTM_ROTATE`] entries.
+struct RotatingStore {
+    durability: Durability,
+    memory: RefCell<Memory>,
+    written: std::cell::Cell<usize>,
+}
+
+impl RotatingStore {
+    fn new(durability: Durability) -> Self {
+        RotatingStore {
+            durability,
+            memory: RefCell::new(open(durability)),
+            written: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Counts `n` entries about to be written, first switching stores if this one is full.
+    /// Call it from the untimed setup.
+    fn make_room(&self, n: usize) {
+        if self.written.get() + n > LTM_ROTATE {
+            // The old store (its files, its background threads) goes here, untimed.
+            *self.memory.borrow_mut() = open(self.durability);
+            self.written.set(0);
+        }
+        self.written.set(self.written.get() + n);
+    }
+
+    fn get(&self) -> std::cell::Ref<'_, Memory> {
+        self.memory.borrow()
+    }
+}
+
 /// Tools for the context benchmarks.
 fn tools(n: usize) -> Vec<ToolDefinition> {
     tool_definitions(&fixture::workload().tools(n, 0)).expect("generated tools are valid")
@@ -148,26 +187,28 @@ fn ltm(c: &mut Criterion) {
         ("process_crash", Durability::ProcessCrash),
         ("power_loss", Durability::PowerLoss),
     ] {
-        let memory = open(durability);
+        let memory = RotatingStore::new(durability);
         let mut i = 0usize;
         g.bench_function(BenchmarkId::new("insert", name), |b| {
             b.iter_batched(
                 || {
                     i += 1;
+                    memory.make_room(1);
                     entry(i, AGENT, "s-ltm")
                 },
-                |e| memory.insert(e).expect("insert"),
+                |e| memory.get().insert(e).expect("insert"),
                 BatchSize::SmallInput,
             )
         });
     }
-    let memory = open(Durability::ProcessCrash);
+    let memory = RotatingStore::new(Durability::ProcessCrash);
     for batch in [100usize, 1_000] {
         g.throughput(Throughput::Elements(batch as u64));
         let mut i = 0usize;
         g.bench_function(BenchmarkId::new("insert_batch", batch), |b| {
             b.iter_batched(
                 || {
+                    memory.make_room(batch);
                     (0..batch)
                         .map(|_| {
                             i += 1;
@@ -175,7 +216,7 @@ fn ltm(c: &mut Criterion) {
                         })
                         .collect::<Vec<_>>()
                 },
-                |entries| memory.insert_batch(entries).expect("insert_batch"),
+                |entries| memory.get().insert_batch(entries).expect("insert_batch"),
                 BatchSize::PerIteration,
             )
         });
@@ -512,17 +553,18 @@ fn tails(c: &mut Criterion) {
         ("ltm_insert", Durability::ProcessCrash),
         ("ltm_insert_power_loss", Durability::PowerLoss),
     ] {
-        let store = open(durability);
+        let store = RotatingStore::new(durability);
         let mut i = 0usize;
         tail::bench_tail_with_setup(
             c,
             op,
             || {
                 i += 1;
+                store.make_room(1);
                 entry(i, AGENT, "s-tail")
             },
             |e| {
-                store.insert(e).expect("insert");
+                store.get().insert(e).expect("insert");
             },
         );
     }

@@ -99,7 +99,8 @@ pub struct ListQuery {
 #[derive(Debug)]
 pub(crate) struct LongTermMemory {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    /// Shared with the checkpointer, which pauses writes briefly to let the log restart.
+    writer: Arc<Mutex<Connection>>,
     /// Idle read connections; empty and unused for `Storage::InMemory`.
     readers: Mutex<Vec<Connection>>,
     in_memory: bool,
@@ -113,8 +114,19 @@ pub(crate) struct LongTermMemory {
 /// MiB of log with 384-d embeddings).
 const CHECKPOINT_ROWS: i64 = 2_000;
 
+/// Frames in the log past which the checkpointer, after its passive round, pauses the writer to
+/// fold in the rest (32 MiB of 16 KiB pages).
+const RESTART_FRAMES: i64 = 2_048;
+
 /// A thread with its own connection that checkpoints the WAL in PASSIVE mode (it never blocks
 /// the writer or readers) when the writer has appended enough, or every few seconds.
+///
+/// The log restarts at its beginning only when a write starts with every frame already copied
+/// into the database; under a steady stream of writes a passive checkpoint never quite catches
+/// up, so the log would grow without bound (seen: 400 MB during a bulk load, every commit
+/// extending the file). So once the log passes [`RESTART_FRAMES`], the checkpointer takes the
+/// writer's lock and copies the frames written since its passive round: a short pause (those
+/// frames only), after which the next commit starts the log over.
 #[derive(Debug)]
 struct Checkpointer {
     state: Arc<(Mutex<CheckpointState>, parking_lot::Condvar)>,
@@ -129,14 +141,14 @@ struct CheckpointState {
 }
 
 impl Checkpointer {
-    fn start(path: &Path) -> Result<Checkpointer> {
+    fn start(path: &Path, writer: Arc<Mutex<Connection>>) -> Result<Checkpointer> {
         let conn = Connection::open(path).map_err(|e| db_error(path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| db_error(path, e))?;
         let state: Arc<(Mutex<CheckpointState>, parking_lot::Condvar)> = Arc::default();
         let shared = state.clone();
         let thread = crate::background::spawn("memory-core-checkpoint", move || {
-            Checkpointer::run(&conn, &shared)
+            Checkpointer::run(&conn, &writer, &shared)
         })
         .map_err(|source| Error::Io {
             path: path.to_path_buf(),
@@ -148,7 +160,11 @@ impl Checkpointer {
         })
     }
 
-    fn run(conn: &Connection, state: &(Mutex<CheckpointState>, parking_lot::Condvar)) {
+    fn run(
+        conn: &Connection,
+        writer: &Mutex<Connection>,
+        state: &(Mutex<CheckpointState>, parking_lot::Condvar),
+    ) {
         let (lock, wake) = state;
         loop {
             {
@@ -161,9 +177,13 @@ impl Checkpointer {
                 }
                 s.rows = 0;
             }
-            // A failed passive checkpoint loses nothing (the WAL keeps every frame); the next
-            // round, or closing the last connection, tries again.
-            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            // A failed checkpoint loses nothing (the WAL keeps every frame); the next round, or
+            // closing the last connection, tries again.
+            if let Ok(frames) = passive_checkpoint(conn) {
+                if frames >= RESTART_FRAMES {
+                    let _ = passive_checkpoint(&writer.lock());
+                }
+            }
         }
     }
 
@@ -186,6 +206,12 @@ impl Drop for Checkpointer {
             let _ = t.join();
         }
     }
+}
+
+/// Runs a passive checkpoint and returns the number of frames in the log.
+fn passive_checkpoint(c: &Connection) -> rusqlite::Result<i64> {
+    // The row is (busy, frames in the log, frames checkpointed).
+    c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
 }
 
 /// Most idle read connections kept; more are opened under load and closed after use.
@@ -224,14 +250,15 @@ impl LongTermMemory {
         .map_err(|e| db_error(&path, e))?;
         configure(&writer, &path, durability, true)?;
         migrate(&writer, &path)?;
+        let writer = Arc::new(Mutex::new(writer));
         let checkpointer = if in_memory {
             None
         } else {
-            Some(Checkpointer::start(&path)?)
+            Some(Checkpointer::start(&path, writer.clone())?)
         };
         Ok(LongTermMemory {
             path,
-            writer: Mutex::new(writer),
+            writer,
             readers: Mutex::new(Vec::new()),
             in_memory,
             checkpointer,
