@@ -69,26 +69,45 @@ impl Ord for Cand {
     }
 }
 
-/// A visited set as a bitset: 12.5 KB for 100,000 nodes, cheap enough to allocate per query,
-/// so concurrent readers share nothing mutable.
+/// A visited set as a bitset over the graph's nodes, reused from search to search: a reset
+/// clears only the words the last search marked (a search visits a few thousand nodes, while the
+/// set spans every node: 125 KB at a million), so its cost does not grow with the graph.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Visited {
     bits: Vec<u64>,
+    /// Words with a bit set since the last reset.
+    touched: Vec<u32>,
+}
+
+thread_local! {
+    /// Each searching thread's visited set (searches of one thread never overlap).
+    static SEARCH_VISITED: std::cell::RefCell<Visited> = std::cell::RefCell::new(Visited::default());
 }
 
 impl Visited {
+    /// Empties the set and makes it cover nodes `0..n`.
     fn reset(&mut self, n: usize) {
-        self.bits.clear();
-        self.bits.resize(n.div_ceil(64), 0);
+        for &w in &self.touched {
+            self.bits[w as usize] = 0;
+        }
+        self.touched.clear();
+        let words = n.div_ceil(64);
+        if self.bits.len() < words {
+            self.bits.resize(words, 0);
+        }
     }
 
-    /// Marks `i`; returns whether it was unmarked before.
+    /// Marks `i`; returns whether it was unmarked before (false for a node the set does not
+    /// cover).
     #[inline]
     fn insert(&mut self, i: u32) -> bool {
         let (w, b) = ((i / 64) as usize, i % 64);
         match self.bits.get_mut(w) {
             Some(word) => {
                 let fresh = *word & (1 << b) == 0;
+                if *word == 0 {
+                    self.touched.push(w as u32);
+                }
                 *word |= 1 << b;
                 fresh
             }
@@ -455,8 +474,21 @@ impl Graph {
         for layer in (1..=max_level).rev() {
             ep = self.greedy(&sim, ep, layer, &mut links);
         }
-        let mut visited = Visited::default();
-        self.search_layer(&sim, &prefetch, &[ep], ef, 0, &mut visited, &accept)
+        SEARCH_VISITED.with(|visited| match visited.try_borrow_mut() {
+            Ok(mut visited) => {
+                self.search_layer(&sim, &prefetch, &[ep], ef, 0, &mut visited, &accept)
+            }
+            // Only if `sim` or `accept` searched a graph themselves, on this same thread.
+            Err(_) => self.search_layer(
+                &sim,
+                &prefetch,
+                &[ep],
+                ef,
+                0,
+                &mut Visited::default(),
+                &accept,
+            ),
+        })
     }
 
     /// Heap memory held by the graph, in bytes.
@@ -515,6 +547,17 @@ mod tests {
         assert!(!v.insert(500), "out of range is never a fresh visit");
         v.reset(130);
         assert!(v.insert(129));
+        assert!(v.insert(0), "a reset clears every word marked before it");
+        v.reset(64);
+        assert!(
+            v.insert(0) && v.insert(129),
+            "a smaller reset keeps covering what it did"
+        );
+        v.reset(10_000);
+        assert!((0..10_000).all(|i| v.insert(i)));
+        assert!((0..10_000).all(|i| !v.insert(i)));
+        v.reset(10_000);
+        assert!((0..10_000).all(|i| v.insert(i)));
     }
 
     #[test]
