@@ -354,16 +354,22 @@ impl VectorIndex {
                 "vector index is full (2^32 - 1 slots)".into(),
             ));
         }
+        self.append_slot(id, |arena| arena.push(v));
+        self.reserve_graph();
+        Ok(())
+    }
+
+    /// Appends `id`'s vector as the next slot (replacing any it had), `write` putting it in the
+    /// arena. The graph's storage is reserved by the caller.
+    fn append_slot(&mut self, id: EntryId, write: impl FnOnce(&mut Arena)) {
         self.remove(id);
         let slot = self.ids.len() as u32;
-        self.arena.push(v);
+        write(&mut self.arena);
         reserve_bounded(&mut self.ids, 1);
         reserve_bounded(&mut self.deleted, 1);
         self.ids.push(id);
         self.deleted.push(false);
         self.by_id.insert(id, slot);
-        self.reserve_graph();
-        Ok(())
     }
 
     /// Gives every slot storage in the graph, creating the graph once the index holds
@@ -383,15 +389,9 @@ impl VectorIndex {
         let dim = self.config.dim;
         let n = staging.len().min(max);
         for i in 0..n {
-            let id = staging.ids[i];
-            self.remove(id);
-            let slot = self.ids.len() as u32;
-            self.arena.push_slot(dim, &staging.arena, i);
-            reserve_bounded(&mut self.ids, 1);
-            reserve_bounded(&mut self.deleted, 1);
-            self.ids.push(id);
-            self.deleted.push(false);
-            self.by_id.insert(id, slot);
+            self.append_slot(staging.ids[i], |arena| {
+                arena.push_slot(dim, &staging.arena, i)
+            });
         }
         self.reserve_graph();
         staging.remove_front(n);
