@@ -957,3 +957,38 @@ fn plain_critcmp_export_without_samples_is_rejected() {
     ]);
     assert_error(&out, &["base.json", "criterion_sample_v1"]);
 }
+
+/// The exported baselines kept in the repository's `baselines/` stay readable by this gate: each
+/// compares with itself as unchanged, and the repository's budgets can be checked against it
+/// (exit 0 or 2, never an error), so a change of the export format cannot strand them.
+#[test]
+fn the_repositorys_kept_baselines_read_compare_and_check() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut kept: Vec<PathBuf> = std::fs::read_dir(repo.join("baselines"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    kept.sort();
+    assert!(!kept.is_empty(), "no exported baseline in baselines/");
+    let config = repo.join("bench-gate.toml").display().to_string();
+    let scratch = Scratch::new();
+    for file in &kept {
+        let file = file.display().to_string();
+        let (code, report) = scratch.compare_json(&file, &file, &["--config", config.as_str()]);
+        assert_eq!(code, 0, "{file} compared with itself");
+        let rows = verdicts(&report);
+        assert!(!rows.is_empty(), "{file} holds no benchmark");
+        assert!(
+            rows.iter().all(|(_, v)| v == "unchanged"),
+            "{file} against itself: {rows:?}"
+        );
+        let out = scratch.run(&["slo", &file, "--config", &config]);
+        let code = out.status.code().unwrap();
+        assert!(
+            code == 0 || code == 2,
+            "slo on {file} failed: {}",
+            stderr(&out)
+        );
+    }
+}
