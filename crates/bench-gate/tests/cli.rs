@@ -63,6 +63,14 @@ impl Scratch {
             .unwrap()
     }
 
+    /// Writes a config whose only entry overrides the threshold of benchmark `id`; returns its path.
+    fn threshold_override(&self, id: &str, threshold_pct: u32) -> String {
+        let path = self.path(&format!("override-{threshold_pct}.toml"));
+        let text = format!("[[override]]\nid = \"{id}\"\nthreshold = {threshold_pct}\n");
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
     fn compare_json(&self, base: &str, new: &str, extra: &[&str]) -> (i32, Value) {
         let crit = self.crit();
         let mut args = vec![
@@ -143,12 +151,8 @@ fn a_significant_change_whose_interval_straddles_the_threshold_is_inconclusive()
     let s = Scratch::new();
     // spin_small in slow25 measured +22.8% [+14.7%, +29.8%] (p < 0.001): a 20% threshold lies
     // inside that interval.
-    std::fs::write(
-        s.path("twenty.toml"),
-        "[[override]]\nid = \"latency/fixture/spin_small\"\nthreshold = 20\n",
-    )
-    .unwrap();
-    let (code, report) = s.compare_json("base", "slow25", &["--config", "twenty.toml"]);
+    let config = s.threshold_override(SPIN_SMALL, 20);
+    let (code, report) = s.compare_json("base", "slow25", &["--config", &config]);
     assert_eq!(code, 0);
     let row = find_row(&report, SPIN_SMALL);
     assert_eq!(row["verdict"], "inconclusive");
@@ -177,12 +181,7 @@ fn slowdown_of_25_percent_fails_naming_only_that_benchmark() {
     let (code, report) = s.compare_json("base", "slow25", &[]);
     assert_eq!(code, 2);
     assert_eq!(ids_with(&report, "regressed"), vec![SPIN_SMALL.to_string()]);
-    let row = report["benchmarks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["id"] == SPIN_SMALL)
-        .unwrap();
+    let row = find_row(&report, SPIN_SMALL);
     assert!(row["change"]["lower_pct"].as_f64().unwrap() > 10.0);
 
     let crit = s.crit();
@@ -212,12 +211,7 @@ fn throughput_drop_beyond_10_percent_fails_in_ops_per_second() {
     let (code, report) = s.compare_json("base", "tput_drop", &[]);
     assert_eq!(code, 2);
     assert_eq!(ids_with(&report, "regressed"), vec![BATCH.to_string()]);
-    let row = report["benchmarks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["id"] == BATCH)
-        .unwrap();
+    let row = find_row(&report, BATCH);
     assert_eq!(row["unit"], "ops/s");
     assert!(row["new"].as_f64().unwrap() < row["base"].as_f64().unwrap());
     assert!(row["change"]["upper_pct"].as_f64().unwrap() < -10.0);
@@ -229,12 +223,7 @@ fn footprint_is_compared_in_bytes_not_time() {
     let (code, report) = s.compare_json("base", "fat", &[]);
     assert_eq!(code, 2);
     assert_eq!(ids_with(&report, "regressed"), vec![STRINGS.to_string()]);
-    let row = report["benchmarks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["id"] == STRINGS)
-        .unwrap();
+    let row = find_row(&report, STRINGS);
     assert_eq!(row["unit"], "bytes");
     assert_eq!(row["kind"], "footprint");
     // 1,000 strings of 48 bytes plus 1,000 String headers: a byte count, not nanoseconds.
@@ -247,20 +236,10 @@ fn footprint_is_compared_in_bytes_not_time() {
 #[test]
 fn a_per_benchmark_override_replaces_the_kind_threshold() {
     let s = Scratch::new();
-    std::fs::write(
-        s.path("loose.toml"),
-        "[[override]]\nid = \"latency/fixture/spin_small\"\nthreshold = 50\n",
-    )
-    .unwrap();
-    let (code, report) = s.compare_json("base", "slow25", &["--config", "loose.toml"]);
+    let config = s.threshold_override(SPIN_SMALL, 50);
+    let (code, report) = s.compare_json("base", "slow25", &["--config", &config]);
     assert_eq!(code, 0);
-    let row = &report["benchmarks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["id"] == SPIN_SMALL)
-        .unwrap()
-        .clone();
+    let row = find_row(&report, SPIN_SMALL);
     assert_eq!(row["threshold_pct"], 50.0);
     assert_eq!(row["verdict"], "unchanged");
 }
