@@ -63,6 +63,27 @@ impl Scratch {
             .unwrap()
     }
 
+    /// Exports the fixture baseline `name` to `<name>.json` in the scratch directory.
+    fn export(&self, name: &str) -> PathBuf {
+        let file = self.path(&format!("{name}.json"));
+        let crit = self.crit();
+        let out = self.run(&[
+            "export",
+            name,
+            "--criterion-dir",
+            &crit,
+            "-o",
+            &file.display().to_string(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "export {name}: {}",
+            stderr(&out)
+        );
+        file
+    }
+
     /// Writes a config whose only entry overrides the threshold of benchmark `id`; returns its path.
     fn threshold_override(&self, id: &str, threshold_pct: u32) -> String {
         let path = self.path(&format!("override-{threshold_pct}.toml"));
@@ -247,11 +268,8 @@ fn a_per_benchmark_override_replaces_the_kind_threshold() {
 #[test]
 fn export_then_import_then_compare_round_trips_to_the_same_verdicts() {
     let s = Scratch::new();
-    let crit = s.crit();
     for name in ["base", "slow25", "fast30", "tput_drop"] {
-        let file = s.path(&format!("{name}.json")).display().to_string();
-        let out = s.run(&["export", name, "--criterion-dir", &crit, "-o", &file]);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        s.export(name);
     }
     let fresh = s.path("restored").display().to_string();
     for name in ["base", "slow25", "fast30", "tput_drop"] {
@@ -289,14 +307,7 @@ fn export_then_import_then_compare_round_trips_to_the_same_verdicts() {
 #[test]
 fn import_restores_criterions_files_byte_for_byte_in_content() {
     let s = Scratch::new();
-    let crit = s.crit();
-    let file = s.path("base.json").display().to_string();
-    assert_eq!(
-        s.run(&["export", "base", "--criterion-dir", &crit, "-o", &file])
-            .status
-            .code(),
-        Some(0)
-    );
+    let file = s.export("base").display().to_string();
     let fresh = s.path("restored");
     let out = s.run(&[
         "import",
@@ -342,10 +353,7 @@ fn fixture_bench() -> PathBuf {
 #[test]
 fn criterion_compares_against_an_imported_baseline() {
     let s = Scratch::new();
-    let crit = s.crit();
-    let file = s.path("base.json").display().to_string();
-    let out = s.run(&["export", "base", "--criterion-dir", &crit, "-o", &file]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let file = s.export("base").display().to_string();
     let fresh = s.path("restored");
     let out = s.run(&[
         "import",
@@ -538,16 +546,7 @@ fn missing_benchmarks_are_reported_and_fail_only_when_configured() {
 fn baselines_from_different_machines_pass_with_a_warning() {
     let s = Scratch::new();
     let crit = s.crit();
-    let file = s.path("base.json");
-    let out = s.run(&[
-        "export",
-        "base",
-        "--criterion-dir",
-        &crit,
-        "-o",
-        &file.display().to_string(),
-    ]);
-    assert_eq!(out.status.code(), Some(0));
+    let file = s.export("base");
     let mut doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     doc["machine"]["cpu_model"] = "Some Other CPU @ 1.0GHz".into();
     std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
@@ -694,15 +693,7 @@ fn missing_baseline_is_an_error_naming_it() {
 fn truncated_export_file_is_an_error_naming_the_file() {
     let s = Scratch::new();
     let crit = s.crit();
-    let file = s.path("base.json");
-    s.run(&[
-        "export",
-        "base",
-        "--criterion-dir",
-        &crit,
-        "-o",
-        &file.display().to_string(),
-    ]);
+    let file = s.export("base");
     let full = std::fs::read(&file).unwrap();
     std::fs::write(&file, &full[..full.len() / 2]).unwrap();
     let out = s.run(&[
@@ -772,16 +763,7 @@ fn a_criterion_directory_that_does_not_exist_is_an_error_naming_it() {
 fn an_export_of_another_format_or_version_is_an_error() {
     let s = Scratch::new();
     let crit = s.crit();
-    let file = s.path("base.json");
-    let out = s.run(&[
-        "export",
-        "base",
-        "--criterion-dir",
-        &crit,
-        "-o",
-        &file.display().to_string(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let file = s.export("base");
     let original: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     // (file name, top-level field, its new value or None to remove it, expected complaint)
     let cases = [
@@ -861,15 +843,7 @@ fn benchmark_with_zero_samples_is_an_error() {
 fn mismatched_units_between_the_two_sides_are_an_error() {
     let s = Scratch::new();
     let crit = s.crit();
-    let file = s.path("base.json");
-    s.run(&[
-        "export",
-        "base",
-        "--criterion-dir",
-        &crit,
-        "-o",
-        &file.display().to_string(),
-    ]);
+    let file = s.export("base");
     let mut doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     doc["benchmarks"][STRINGS]["unit"] = "ns".into();
     std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
@@ -913,15 +887,7 @@ fn bad_command_line_exits_1_not_2() {
 fn plain_critcmp_export_without_samples_is_rejected() {
     let s = Scratch::new();
     let crit = s.crit();
-    let file = s.path("base.json");
-    s.run(&[
-        "export",
-        "base",
-        "--criterion-dir",
-        &crit,
-        "-o",
-        &file.display().to_string(),
-    ]);
+    let file = s.export("base");
     let mut doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     for (_, b) in doc["benchmarks"].as_object_mut().unwrap() {
         b.as_object_mut().unwrap().remove("criterion_sample_v1");
