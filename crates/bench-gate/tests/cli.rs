@@ -84,6 +84,15 @@ impl Scratch {
         file
     }
 
+    /// Writes `config` to the file `name` and checks the fixture baseline `base` against it.
+    fn slo_with(&self, name: &str, config: &str, extra: &[&str]) -> Output {
+        std::fs::write(self.path(name), config).unwrap();
+        let crit = self.crit();
+        let mut args = vec!["slo", "base", "--criterion-dir", &crit, "--config", name];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
     /// Writes a config whose only entry overrides the threshold of benchmark `id`; returns its path.
     fn threshold_override(&self, id: &str, threshold_pct: u32) -> String {
         let path = self.path(&format!("override-{threshold_pct}.toml"));
@@ -569,22 +578,13 @@ fn baselines_from_different_machines_pass_with_a_warning() {
 #[test]
 fn slo_passes_within_budgets_and_exits_2_when_one_is_broken() {
     let s = Scratch::new();
-    let crit = s.crit();
-    std::fs::write(
-        s.path("ok.toml"),
+    let out = s.slo_with(
+        "ok.toml",
         "[[slo]]\nid = \"latency/fixture/spin_small\"\nmax_ns = 1e9\n\
          [[slo]]\nprefix = \"throughput/\"\nmin_ops_per_sec = 1000\n\
          [[slo]]\nprefix = \"footprint/\"\nmax_bytes = 1e6\n",
-    )
-    .unwrap();
-    let out = s.run(&[
-        "slo",
-        "base",
-        "--criterion-dir",
-        &crit,
-        "--config",
-        "ok.toml",
-    ]);
+        &[],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -592,21 +592,11 @@ fn slo_passes_within_budgets_and_exits_2_when_one_is_broken() {
         stdout(&out),
         stderr(&out)
     );
-    std::fs::write(
-        s.path("tight.toml"),
-        "[[slo]]\nprefix = \"footprint/\"\nmax_bytes = 1000\n",
-    )
-    .unwrap();
-    let out = s.run(&[
-        "slo",
-        "base",
-        "--criterion-dir",
-        &crit,
-        "--config",
+    let out = s.slo_with(
         "tight.toml",
-        "--format",
-        "json",
-    ]);
+        "[[slo]]\nprefix = \"footprint/\"\nmax_bytes = 1000\n",
+        &["--format", "json"],
+    );
     assert_eq!(out.status.code(), Some(2));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["budgets"][0]["status"], "broken");
@@ -616,24 +606,13 @@ fn slo_passes_within_budgets_and_exits_2_when_one_is_broken() {
 #[test]
 fn slo_reads_a_throughput_budget_in_ops_per_second_whatever_the_gate_kind() {
     let s = Scratch::new();
-    let crit = s.crit();
     // Like the suite's `latency/ltm/insert_batch/*`: gated as latency, budgeted in ops/s.
-    std::fs::write(
-        s.path("rate.toml"),
+    let out = s.slo_with(
+        "rate.toml",
         "[[rule]]\nprefix = \"throughput/\"\nkind = \"latency\"\n\
          [[slo]]\nprefix = \"throughput/\"\nmin_ops_per_sec = 1000\n",
-    )
-    .unwrap();
-    let out = s.run(&[
-        "slo",
-        "base",
-        "--criterion-dir",
-        &crit,
-        "--config",
-        "rate.toml",
-        "--format",
-        "json",
-    ]);
+        &["--format", "json"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["budgets"][0]["id"], BATCH);
@@ -641,19 +620,11 @@ fn slo_reads_a_throughput_budget_in_ops_per_second_whatever_the_gate_kind() {
     assert!(doc["budgets"][0]["value"].as_f64().unwrap() > 100_000.0);
 
     // Bytes and times never mix.
-    std::fs::write(
-        s.path("mixed.toml"),
-        "[[slo]]\nid = \"latency/fixture/spin_small\"\nmax_bytes = 1000\n",
-    )
-    .unwrap();
-    let out = s.run(&[
-        "slo",
-        "base",
-        "--criterion-dir",
-        &crit,
-        "--config",
+    let out = s.slo_with(
         "mixed.toml",
-    ]);
+        "[[slo]]\nid = \"latency/fixture/spin_small\"\nmax_bytes = 1000\n",
+        &[],
+    );
     assert_error(&out, &["mixed.toml", "spin_small", "measured in ns"]);
 }
 
