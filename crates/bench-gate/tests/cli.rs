@@ -784,30 +784,24 @@ fn throughput_in_elements_on_one_side_and_bytes_on_the_other_is_a_unit_mismatch(
     );
 }
 
+/// Zero samples, or one (no spread to judge from), in one side's `sample.json`.
 #[test]
-fn a_single_sample_is_too_few_to_judge() {
-    let s = Scratch::new();
-    let sample = s.path("criterion/latency_fixture/spin_small/same/sample.json");
-    std::fs::write(
-        &sample,
-        r#"{"sampling_mode":"Linear","iters":[10.0],"times":[5000.0]}"#,
-    )
-    .unwrap();
-    let out = s.run(&["compare", "base", "same", "--criterion-dir", &s.crit()]);
-    assert_error(&out, &["spin_small/same/sample.json", "only 1 sample"]);
-}
-
-#[test]
-fn benchmark_with_zero_samples_is_an_error() {
-    let s = Scratch::new();
-    let sample = s.path("criterion/throughput_fixture/batch/64/same/sample.json");
-    std::fs::write(
-        &sample,
-        r#"{"sampling_mode":"Linear","iters":[],"times":[]}"#,
-    )
-    .unwrap();
-    let out = s.run(&["compare", "base", "same", "--criterion-dir", &s.crit()]);
-    assert_error(&out, &["batch/64/same/sample.json", "zero samples"]);
+fn too_few_samples_are_an_error_naming_the_file() {
+    for (bench, samples, complaint) in [
+        ("latency_fixture/spin_small", "[10.0]", "only 1 sample"),
+        ("throughput_fixture/batch/64", "[]", "zero samples"),
+    ] {
+        let s = Scratch::new();
+        let times = if samples == "[]" { "[]" } else { "[5000.0]" };
+        std::fs::write(
+            s.path(&format!("criterion/{bench}/same/sample.json")),
+            format!(r#"{{"sampling_mode":"Linear","iters":{samples},"times":{times}}}"#),
+        )
+        .unwrap();
+        let out = s.run(&["compare", "base", "same", "--criterion-dir", &s.crit()]);
+        let file = format!("{}/same/sample.json", bench.split_once('/').unwrap().1);
+        assert_error(&out, &[&file, complaint]);
+    }
 }
 
 #[test]
