@@ -394,40 +394,22 @@ impl Indexes {
     /// The entries of `entries` not indexed yet (by id, per agent).
     pub fn absent<'a>(&self, entries: &'a [MemoryEntry]) -> Vec<&'a MemoryEntry> {
         let mut out = Vec::with_capacity(entries.len());
-        let mut i = 0;
-        while i < entries.len() {
-            let agent = &entries[i].agent_id;
-            let end = entries[i..]
-                .iter()
-                .position(|e| e.agent_id != *agent)
-                .map_or(entries.len(), |n| i + n);
-            match self.agent(agent) {
+        for group in entries.chunk_by(|a, b| a.agent_id == b.agent_id) {
+            match self.agent(&group[0].agent_id) {
                 Some(idx) => {
                     let text = idx.text.read();
-                    out.extend(
-                        entries[i..end]
-                            .iter()
-                            .filter(|e| !text.docs.contains_key(&e.id)),
-                    );
+                    out.extend(group.iter().filter(|e| !text.docs.contains_key(&e.id)));
                 }
-                None => out.extend(&entries[i..end]),
+                None => out.extend(group),
             }
-            i = end;
         }
         out
     }
 
     /// Indexes entries (all of one batch; usually one agent).
     pub fn add(&self, entries: &[&MemoryEntry]) -> Result<()> {
-        let mut i = 0;
-        while i < entries.len() {
-            let agent = &entries[i].agent_id;
-            let shared = self.agent_or_create(agent)?;
-            let end = entries[i..]
-                .iter()
-                .position(|e| e.agent_id != *agent)
-                .map_or(entries.len(), |n| i + n);
-            let group = &entries[i..end];
+        for group in entries.chunk_by(|a, b| a.agent_id == b.agent_id) {
+            let shared = self.agent_or_create(&group[0].agent_id)?;
             shared.text.write().add_many(group);
             let staged = {
                 let mut staging = shared.staging.write();
@@ -438,7 +420,6 @@ impl Indexes {
             };
             self.linker.schedule(&shared);
             staged?;
-            i = end;
         }
         Ok(())
     }

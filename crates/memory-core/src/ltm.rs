@@ -678,16 +678,7 @@ fn embedding_bytes(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
         std::borrow::Cow::Borrowed(bytes)
     }
     #[cfg(not(target_endian = "little"))]
-    std::borrow::Cow::Owned(embedding_to_blob(v))
-}
-
-#[cfg_attr(target_endian = "little", allow(dead_code))]
-fn embedding_to_blob(v: &[f32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len() * 4);
-    for x in v {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
+    std::borrow::Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect())
 }
 
 fn blob_floats(b: &[u8]) -> rusqlite::Result<impl Iterator<Item = f32> + '_> {

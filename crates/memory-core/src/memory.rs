@@ -383,19 +383,33 @@ impl Inner {
         let mut results = Vec::with_capacity(sizes.len());
         let mut at = 0;
         for n in sizes {
-            let fresh: Vec<&MemoryEntry> = all[at..at + n]
-                .iter()
-                .zip(&inserted[at..at + n])
-                .filter_map(|(e, &new)| new.then_some(e))
-                .collect();
+            let range = at..at + n;
             at += n;
-            // Checked before the write, so indexing does not fail; if it ever did, the entries
-            // are safe on disk and indexed again on the next open.
-            let indexed = self.indexes.add(&fresh);
-            self.invalidate_cache_of(&fresh);
-            results.push(indexed.map(|()| fresh.len()));
+            results.push(self.publish(&all[range.clone()], &inserted[range], None));
         }
         results
+    }
+
+    /// Makes committed entries visible: indexes those `inserted` marks new (unless `indexed`
+    /// already holds the result of indexing them early), invalidates their agents' cached
+    /// answers, and returns how many were new.
+    fn publish(
+        &self,
+        entries: &[MemoryEntry],
+        inserted: &[bool],
+        indexed: Option<Result<()>>,
+    ) -> Result<usize> {
+        let fresh: Vec<&MemoryEntry> = entries
+            .iter()
+            .zip(inserted)
+            .filter_map(|(e, &new)| new.then_some(e))
+            .collect();
+        // Committed entries were checked before the write, so indexing them does not fail; if it
+        // ever did, they are safe on disk and indexed again on the next open.
+        let indexed = indexed.unwrap_or_else(|| self.indexes.add(&fresh));
+        self.invalidate_cache_of(&fresh);
+        indexed?;
+        Ok(fresh.len())
     }
 
     /// Bumps the cache generation of every agent among `entries`.
@@ -444,20 +458,7 @@ impl Inner {
                 return Err(e);
             }
         };
-        let fresh: Vec<&MemoryEntry> = entries
-            .iter()
-            .zip(inserted)
-            .filter_map(|(e, new)| new.then_some(e))
-            .collect();
-        // Committed entries were checked before the write, so indexing them does not fail; if it
-        // ever did, they are safe on disk and indexed again on the next open.
-        let indexed = match indexed_early {
-            Some(indexed) => indexed,
-            None => self.indexes.add(&fresh),
-        };
-        self.invalidate_cache_of(&fresh);
-        indexed?;
-        Ok(fresh.len())
+        self.publish(&entries, &inserted, indexed_early)
     }
 
     /// Notes that long-term entries were retrieved (written back with the next write).
@@ -476,9 +477,11 @@ impl Inner {
         if pending.is_empty() {
             return Ok(());
         }
-        self.ltm.record_access(&pending).inspect_err(|_| {
-            self.restore_access_log(pending.clone());
-        })
+        if let Err(e) = self.ltm.record_access(&pending) {
+            self.restore_access_log(pending);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Empties the access log, returning what it held.

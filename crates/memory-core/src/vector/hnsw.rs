@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 
 use parking_lot::Mutex;
 
+use super::reserve_bounded;
 use crate::embed::splitmix64;
 
 /// Parameters of the HNSW graph.
@@ -216,9 +217,9 @@ impl Graph {
             return;
         }
         let more = slots - self.capacity();
-        grow(&mut self.levels, more);
-        grow(&mut self.upper_offset, more);
-        grow(&mut self.links0, more * (self.m0 + 1));
+        reserve_bounded(&mut self.levels, more);
+        reserve_bounded(&mut self.upper_offset, more);
+        reserve_bounded(&mut self.links0, more * (self.m0 + 1));
         for node in self.capacity()..slots {
             let level = self.random_level(node as u32);
             self.levels.push(level as u8);
@@ -226,7 +227,7 @@ impl Graph {
             if level > 0 {
                 self.upper_offset.push(self.upper.len() as u32);
                 let words = level * (self.m + 1);
-                grow(&mut self.upper, words);
+                reserve_bounded(&mut self.upper, words);
                 self.upper.extend((0..words).map(|_| AtomicU32::new(0)));
             } else {
                 self.upper_offset.push(u32::MAX);
@@ -496,15 +497,6 @@ impl Graph {
         self.levels.capacity()
             + 4 * (self.links0.capacity() + self.upper_offset.capacity() + self.upper.capacity())
             + 8 * self.linker.lock().bits.capacity()
-    }
-}
-
-/// Makes room for `additional` more elements, growing by at least an eighth (geometric, so
-/// one-slot reserves stay amortized O(1)) but not doubling: the graph is a large share of an
-/// agent's memory.
-fn grow<T>(v: &mut Vec<T>, additional: usize) {
-    if v.capacity() - v.len() < additional {
-        v.reserve_exact(additional.max(v.len() / 8).max(64));
     }
 }
 

@@ -71,14 +71,14 @@ impl VectorIndexConfig {
 /// them: past it, scans waste time on dead slots and the graph routes through too many of them.
 const MAX_TOMBSTONE_FRACTION: f64 = 0.3;
 
-/// Makes room for `additional` more elements, growing by a sixteenth instead of doubling: the
-/// arena is most of an agent's memory, and doubling would leave up to half of it unused (a
-/// sixteenth leaves at most 6%). Growth stays geometric, so pushes remain amortized O(1); a
-/// large arena's reallocation is a page remap, not a copy, with glibc.
+/// Makes room for `additional` more elements, growing by a sixteenth of the length (and at least
+/// by `additional`, and by 16 elements) instead of doubling: the vector arena and the graph are
+/// most of an agent's memory, and doubling would leave up to half of them unused (a sixteenth
+/// leaves at most 6%). Growth stays geometric, so pushes remain amortized O(1); a large
+/// reallocation is a page remap, not a copy, with glibc.
 pub(crate) fn reserve_bounded<T>(v: &mut Vec<T>, additional: usize) {
     if v.capacity() - v.len() < additional {
-        let grow = (v.len() / 16).max(additional.saturating_mul(16));
-        v.reserve_exact(grow);
+        v.reserve_exact(additional.max(v.len() / 16).max(16));
     }
 }
 
@@ -175,28 +175,15 @@ impl Arena {
         }
     }
 
-    /// Removes slot `i`, moving the later slots down one.
-    fn remove_slot(&mut self, dim: usize, i: usize) {
+    /// Removes the slots in `slots`, moving the later ones down.
+    fn remove_slots(&mut self, dim: usize, slots: std::ops::Range<usize>) {
         match self {
             Arena::F32(data) => {
-                data.drain(i * dim..(i + 1) * dim);
+                data.drain(slots.start * dim..slots.end * dim);
             }
             Arena::Int8 { codes, scales } => {
-                codes.drain(i * dim..(i + 1) * dim);
-                scales.remove(i);
-            }
-        }
-    }
-
-    /// Removes slots `0..n`.
-    fn remove_front(&mut self, dim: usize, n: usize) {
-        match self {
-            Arena::F32(data) => {
-                data.drain(..n * dim);
-            }
-            Arena::Int8 { codes, scales } => {
-                codes.drain(..n * dim);
-                scales.drain(..n);
+                codes.drain(slots.start * dim..slots.end * dim);
+                scales.drain(slots);
             }
         }
     }
@@ -651,7 +638,7 @@ impl VectorStaging {
         let mut found = false;
         while let Some(i) = self.ids.iter().rposition(|&x| x == id) {
             self.ids.remove(i);
-            self.arena.remove_slot(self.dim, i);
+            self.arena.remove_slots(self.dim, i..i + 1);
             found = true;
         }
         found
@@ -668,7 +655,7 @@ impl VectorStaging {
             }
         } else {
             self.ids.drain(..n);
-            self.arena.remove_front(self.dim, n);
+            self.arena.remove_slots(self.dim, 0..n);
         }
     }
 
