@@ -260,7 +260,7 @@ fn search(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             let q = search_query(AGENT, &f.queries[i % f.queries.len()], SearchMode::Hybrid)
-                .tiers(Tiers::Both);
+                .with_tiers(Tiers::Both);
             black_box(f.memory.search(&q).expect("search"))
         })
     });
@@ -359,10 +359,10 @@ fn cache(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("hit", size), |b| {
         let f = big();
         let q = SearchQuery::new(AGENT, f.queries[0].text.as_str())
-            .k(10)
-            .mode(SearchMode::Hybrid)
-            .tiers(Tiers::LongTerm)
-            .vector(f.queries[0].vector.clone());
+            .with_k(10)
+            .with_mode(SearchMode::Hybrid)
+            .with_tiers(Tiers::LongTerm)
+            .with_vector(f.queries[0].vector.clone());
         f.memory.search(&q).expect("prime the cache");
         let before = f.memory.cache_stats();
         b.iter(|| black_box(f.memory.search(&q).expect("search")));
@@ -614,10 +614,10 @@ fn tails(c: &mut Criterion) {
         let f = fx.get_or_init(big);
         let q = cached.get_or_init(|| {
             let q = SearchQuery::new(AGENT, f.queries[0].text.as_str())
-                .k(10)
-                .mode(SearchMode::Hybrid)
-                .tiers(Tiers::LongTerm)
-                .vector(f.queries[0].vector.clone());
+                .with_k(10)
+                .with_mode(SearchMode::Hybrid)
+                .with_tiers(Tiers::LongTerm)
+                .with_vector(f.queries[0].vector.clone());
             // Prime the cache so every timed call is a hit.
             let _ = f.memory.search(&q);
             q

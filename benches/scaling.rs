@@ -13,7 +13,7 @@ use memory_bench::quality::{self, Int8Vectors, QualityRow};
 use memory_bench::queries::{context_query, search_query, tool_definitions};
 use memory_bench::workload::Query;
 use memory_bench::{settings, stats};
-use memory_core::vector::Quantization;
+use memory_core::index::vector::Quantization;
 use memory_core::{EntryId, Memory, MemoryConfig, SearchMode, Storage};
 
 const AGENT: &str = "agent-0";

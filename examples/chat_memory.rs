@@ -103,7 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let question = "sister visiting dinner restaurant allergy";
     for mode in [SearchMode::Keyword, SearchMode::Vector, SearchMode::Hybrid] {
         println!("{mode:?} search for {question:?}:");
-        for hit in memory.search(&SearchQuery::new(AGENT, question).mode(mode).k(3))? {
+        for hit in memory.search(&SearchQuery::new(AGENT, question).with_mode(mode).with_k(3))? {
             let c = hit.components;
             println!(
                 "  {:.4} [{:?}] {}  (keyword rank {:?}, vector rank {:?}, recency {:.2})",
@@ -123,12 +123,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         r#"{"type":"object","properties":{"city":{"type":"string"},"avoid":{"type":"array","items":{"type":"string"}}},"required":["city"]}"#,
     )?];
     let request = ContextQuery::new(
-        SearchQuery::new(AGENT, question).k(5),
+        SearchQuery::new(AGENT, question).with_k(5),
         today,
         "You are a friendly travel assistant. Use what you remember about the user.",
         160,
     )
-    .tools(tools);
+    .with_tools(tools);
     let context = memory.build_context(&request)?;
     println!(
         "\n--- prompt ({} of {} tokens) ---\n{}--- end of prompt ---",

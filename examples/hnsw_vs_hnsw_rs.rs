@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anndists::dist::DistDot;
 use hnsw_rs::prelude::Hnsw;
 use memory_bench::fixture;
-use memory_core::vector::{VectorIndex, VectorIndexConfig};
+use memory_core::index::vector::{VectorIndex, VectorIndexConfig};
 use memory_core::EntryId;
 
 const K: usize = 10;

@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn releasing_shared_fixtures_deletes_their_stores() {
         let f = shared_with_agents(50, 7, 2);
-        let dir = f.memory.path().to_path_buf();
+        let dir = std::path::PathBuf::from(f.memory.location());
         assert!(dir.exists());
         drop(f);
         release_all();

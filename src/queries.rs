@@ -10,11 +10,11 @@ use crate::workload::{Query, ToolDef};
 /// call does the full work.
 pub fn search_query(agent: &str, q: &Query, mode: SearchMode) -> SearchQuery {
     SearchQuery::new(agent, q.text.as_str())
-        .k(10)
-        .mode(mode)
-        .tiers(Tiers::LongTerm)
-        .vector(q.vector.clone())
-        .no_cache()
+        .with_k(10)
+        .with_mode(mode)
+        .with_tiers(Tiers::LongTerm)
+        .with_vector(q.vector.clone())
+        .without_cache()
 }
 
 /// The system prompt of every context benchmark (a realistic few hundred characters).
@@ -40,8 +40,8 @@ pub fn context_query(
     tools: &[ToolDefinition],
     budget: usize,
 ) -> ContextQuery {
-    let query = search_query(agent, q, SearchMode::Hybrid).tiers(Tiers::Both);
-    ContextQuery::new(query, session, SYSTEM_PROMPT, budget).tools(tools.to_vec())
+    let query = search_query(agent, q, SearchMode::Hybrid).with_tiers(Tiers::Both);
+    ContextQuery::new(query, session, SYSTEM_PROMPT, budget).with_tools(tools.to_vec())
 }
 
 #[cfg(test)]

@@ -4,12 +4,12 @@
 //! first, so the runtime never waits on disk), on a current-thread runtime on the blocking pool.
 
 use crate::consolidate::ConsolidationReport;
-use crate::context::Context;
+use crate::context::{Context, ContextQuery};
 use crate::entry::{EntryId, MemoryEntry, NewEntry};
 use crate::error::{Error, Result};
-use crate::ltm::ListQuery;
-use crate::memory::{ContextQuery, Memory};
-use crate::search::{SearchHit, SearchQuery};
+use crate::index::ListQuery;
+use crate::memory::Memory;
+use crate::query::{SearchHit, SearchQuery};
 
 /// An async view of a [`Memory`]. Cheap to clone; must be used inside a tokio runtime.
 ///

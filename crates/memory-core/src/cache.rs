@@ -19,7 +19,7 @@ use rustc_hash::FxHasher;
 
 use crate::clock::Timestamp;
 use crate::entry::Role;
-use crate::search::{SearchHit, SearchMode, SearchQuery, Tiers};
+use crate::query::{SearchHit, SearchMode, SearchQuery, Tiers};
 
 const GENERATION_SLOTS: usize = 4096;
 
@@ -124,24 +124,40 @@ impl QueryCache {
     /// The key of `q` at the agent's current generation. Take it before computing an answer, so
     /// that a write racing with the computation makes the answer unreachable, never stale.
     pub fn key(&self, q: &SearchQuery) -> CacheKey {
-        let w = q.reweighting;
+        // Destructured field by field, with no `..`: a field added to `SearchQuery` does not
+        // compile here until it is part of the key (or explicitly left out, as `use_cache` is).
+        let SearchQuery {
+            agent_id,
+            text,
+            vector,
+            k,
+            mode,
+            tiers,
+            session,
+            role,
+            since,
+            until,
+            metadata,
+            reweighting,
+            use_cache: _,
+        } = q;
+        let w = reweighting;
         let mut key = CacheKey {
             hash: 0,
-            agent: q.agent_id.clone(),
-            generation: self.slot(&q.agent_id).load(Ordering::Acquire),
-            text: q.text.clone(),
-            vector: q
-                .vector
+            agent: agent_id.clone(),
+            generation: self.slot(agent_id).load(Ordering::Acquire),
+            text: text.clone(),
+            vector: vector
                 .as_ref()
                 .map(|v| v.iter().map(|x| x.to_bits()).collect()),
-            k: q.k,
-            mode: q.mode,
-            tiers: q.tiers,
-            session: q.session.clone(),
-            role: q.role,
-            since: q.since,
-            until: q.until,
-            metadata: q.metadata.as_ref().map(|(k, v)| (k.clone(), v.to_string())),
+            k: *k,
+            mode: *mode,
+            tiers: *tiers,
+            session: session.clone(),
+            role: *role,
+            since: *since,
+            until: *until,
+            metadata: metadata.as_ref().map(|(k, v)| (k.clone(), v.to_string())),
             reweighting: [
                 w.relevance.to_bits(),
                 w.recency.to_bits(),
@@ -228,14 +244,14 @@ mod tests {
     #[test]
     fn equal_queries_make_equal_keys_and_any_difference_a_different_key() {
         let cache = QueryCache::new(10, Duration::from_secs(60));
-        let q = SearchQuery::new("a", "lisbon").vector(vec![0.5; 8]);
+        let q = SearchQuery::new("a", "lisbon").with_vector(vec![0.5; 8]);
         assert_eq!(cache.key(&q), cache.key(&q.clone()));
         assert_eq!(cache.key(&q).hash, cache.key(&q.clone()).hash);
         let mut other = q.clone();
         other.vector.as_mut().unwrap()[7] = 0.25;
         assert_ne!(cache.key(&q), cache.key(&other));
-        assert_ne!(cache.key(&q), cache.key(&q.clone().k(11)));
-        assert_ne!(cache.key(&q), cache.key(&q.clone().session("s")));
+        assert_ne!(cache.key(&q), cache.key(&q.clone().with_k(11)));
+        assert_ne!(cache.key(&q), cache.key(&q.clone().with_session("s")));
         let before = cache.key(&q);
         cache.invalidate("a");
         assert_ne!(before, cache.key(&q), "a write makes a new generation");

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::keyword::Bm25Params;
-use crate::vector::{HnswParams, Quantization};
+use crate::index::keyword::Bm25Params;
+use crate::index::vector::{HnswParams, Quantization};
 
 /// How hard a committed long-term write is held.
 ///
@@ -94,7 +94,7 @@ impl Default for SearchConfig {
     fn default() -> Self {
         SearchConfig {
             bm25: Bm25Params::default(),
-            rrf_k: crate::fusion::DEFAULT_RRF_K,
+            rrf_k: crate::index::fusion::DEFAULT_RRF_K,
             hnsw: HnswParams::default(),
             quantization: Quantization::None,
             cache_ttl: Duration::from_secs(300),
@@ -198,12 +198,12 @@ impl MemoryConfig {
     }
 
     /// The configuration of each agent's vector index.
-    pub(crate) fn vector_index_config(&self) -> crate::vector::VectorIndexConfig {
-        crate::vector::VectorIndexConfig {
+    pub(crate) fn vector_index_config(&self) -> crate::index::vector::VectorIndexConfig {
+        crate::index::vector::VectorIndexConfig {
             dim: self.embedding_dim,
             quantization: self.search.quantization,
             hnsw: self.search.hnsw,
-            ..crate::vector::VectorIndexConfig::new(self.embedding_dim)
+            ..crate::index::vector::VectorIndexConfig::new(self.embedding_dim)
         }
     }
 }

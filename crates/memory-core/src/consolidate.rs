@@ -6,11 +6,13 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::entry::{EntryId, MemoryEntry, Tier};
+use crate::entry::{MemoryEntry, Tier};
 use crate::error::Result;
-use crate::index::dot;
-use crate::memory::Inner;
-use crate::stm::WindowItem;
+use crate::index::vector::kernel::dot;
+use crate::stages;
+use crate::state::State;
+use crate::stm::{WindowItem, WindowKey};
+use crate::write::WritePath;
 
 /// What one consolidation did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,13 +44,14 @@ struct Plan {
     report: ConsolidationReport,
     to_store: Vec<MemoryEntry>,
     /// Entries of live windows to mark as settled (promoted or duplicates).
-    settled: Vec<(Arc<str>, Arc<str>, EntryId)>,
+    settled: Vec<WindowKey>,
 }
 
-/// Runs one consolidation over the whole store. One at a time (callers hold `inner.consolidating`).
-pub(crate) fn consolidate(inner: &Inner) -> Result<ConsolidationReport> {
-    let now = inner.clock.now();
-    let handoff = inner.stm.sweep(now);
+/// Runs one consolidation over the whole store. One at a time (the caller serializes).
+pub(crate) fn consolidate(state: &State, writes: &WritePath) -> Result<ConsolidationReport> {
+    let _span = tracing::debug_span!(stages::CONSOLIDATE).entered();
+    let now = state.clock.now();
+    let handoff = state.stm.sweep(now)?;
     let staying: Vec<WindowItem> = handoff
         .staying
         .into_iter()
@@ -59,41 +62,34 @@ pub(crate) fn consolidate(inner: &Inner) -> Result<ConsolidationReport> {
         .collect();
     // Until the write commits, the entries that left their windows exist only here: on any
     // failure they go back to the hand-off lists, so nothing is lost.
-    let plan = match decide(inner, &handoff.leaving, &staying, now) {
-        Ok(plan) => plan,
+    let written = decide(state, &handoff.leaving, &staying, now).and_then(|mut plan| {
+        let stored = writes.store_long_term(state, std::mem::take(&mut plan.to_store))?;
+        Ok((stored, plan))
+    });
+    let (stored, plan) = match written {
+        Ok(done) => done,
         Err(e) => {
-            inner.stm.hand_back(handoff.leaving);
+            state.stm.hand_back(handoff.leaving)?;
             return Err(e);
         }
     };
     let mut report = plan.report;
     report.expired_sessions = handoff.expired_sessions;
-    match inner.store_long_term(plan.to_store) {
-        Ok(stored) => report.promoted = stored,
-        Err(e) => {
-            inner.stm.hand_back(handoff.leaving);
-            return Err(e);
-        }
-    }
-    inner.stm.mark_persisted(&plan.settled);
+    report.promoted = stored;
+    state.stm.settle(&plan.settled)?;
     // Expired sessions and dropped entries changed what short-term search sees.
-    let mut agents: Vec<&str> = handoff.leaving.iter().map(|i| &*i.entry.agent_id).collect();
-    agents.sort_unstable();
-    agents.dedup();
-    for agent in agents {
-        inner.cache.invalidate(agent);
-    }
+    writes.changed(state, handoff.leaving.iter().map(|i| &*i.entry.agent_id));
     Ok(report)
 }
 
 fn decide(
-    inner: &Inner,
+    state: &State,
     leaving: &[WindowItem],
     staying: &[WindowItem],
     now: crate::clock::Timestamp,
 ) -> Result<Plan> {
-    let threshold = inner.config.consolidation.threshold;
-    let dup = inner.config.consolidation.duplicate_similarity;
+    let threshold = state.config.consolidation.threshold;
+    let dup = state.config.consolidation.duplicate_similarity;
     let mut plan = Plan::default();
     // Embeddings of entries promoted in this run, per agent, so that two near-identical entries
     // in one batch are not both stored.
@@ -109,17 +105,17 @@ fn decide(
         plan.report.examined += 1;
         let mut entry = item.entry.clone();
         if entry.embedding.is_none() {
-            entry.embedding = inner.embed(&entry.content).map(Arc::from);
+            entry.embedding = state.embed(&entry.content).map(Arc::from);
         }
         let mut max_sim = match entry.embedding.as_deref() {
-            Some(v) => inner.indexes.max_similarity(&entry.agent_id, v)?,
+            Some(v) => state.ltm.max_similarity(&entry.agent_id, v)?,
             None => None,
         };
         if let (Some(v), Some(seen)) = (entry.embedding.as_deref(), batch.get(&entry.agent_id)) {
             let in_batch = seen.iter().map(|s| dot(s, v)).fold(f32::MIN, f32::max);
             max_sim = Some(max_sim.map_or(in_batch, |m| m.max(in_batch)));
         }
-        let score = inner.scorer.score(&entry, max_sim, now);
+        let score = state.scorer.score(&entry, max_sim, now);
         let decision = if max_sim.is_some_and(|s| s >= dup) {
             Decision::Duplicate
         } else if score.total >= threshold {

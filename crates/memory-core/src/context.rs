@@ -38,7 +38,7 @@ use rustc_hash::FxHashSet;
 
 use crate::entry::{EntryId, MemoryEntry};
 use crate::error::{Error, Result};
-use crate::search::SearchHit;
+use crate::query::{SearchHit, SearchQuery};
 use crate::stages;
 use crate::tokens::{longest_prefix_where, HeuristicCounter, TokenCounter};
 
@@ -154,7 +154,7 @@ impl ToolDefinition {
 
 /// Everything a context is built from, and the budget it must fit.
 #[derive(Clone, Copy, Debug)]
-pub struct ContextRequest<'a> {
+pub struct ContextMaterial<'a> {
     /// Mandatory instructions, rendered first; empty or white space only means no system section.
     pub system_prompt: &'a str,
     /// Tools, most important first.
@@ -171,10 +171,10 @@ pub struct ContextRequest<'a> {
     pub min_truncation_tokens: usize,
 }
 
-impl<'a> ContextRequest<'a> {
+impl<'a> ContextMaterial<'a> {
     /// A request with no tools, turns or memories, and the default split.
     pub fn new(system_prompt: &'a str, budget: usize) -> Self {
-        ContextRequest {
+        ContextMaterial {
             system_prompt,
             tools: &[],
             recent_turns: &[],
@@ -212,6 +212,62 @@ impl<'a> ContextRequest<'a> {
     /// Sets the least text, in tokens, worth keeping of a truncated item.
     pub fn with_min_truncation_tokens(mut self, tokens: usize) -> Self {
         self.min_truncation_tokens = tokens;
+        self
+    }
+}
+
+/// What [`Memory::build_context`] builds a prompt from.
+#[derive(Clone, Debug)]
+pub struct ContextQuery {
+    /// The retrieval for the current turn (its agent is the context's agent).
+    pub query: SearchQuery,
+    /// The session whose recent window is included.
+    pub session: String,
+    pub system_prompt: String,
+    pub tools: Vec<ToolDefinition>,
+    /// Most tokens the prompt may cost.
+    pub budget: usize,
+    /// How many recent turns of the session to consider (default: all of the window).
+    pub recent_turns: usize,
+    /// Share of the flexible budget given to retrieved memories (default 0.5).
+    pub memory_share: f32,
+}
+
+impl ContextQuery {
+    /// A prompt for `query`'s agent: the session's whole recent window, no tools, the default
+    /// split between memories and turns.
+    pub fn new(
+        query: SearchQuery,
+        session: impl Into<String>,
+        system_prompt: impl Into<String>,
+        budget: usize,
+    ) -> Self {
+        ContextQuery {
+            query,
+            session: session.into(),
+            system_prompt: system_prompt.into(),
+            tools: Vec::new(),
+            budget,
+            recent_turns: usize::MAX,
+            memory_share: DEFAULT_MEMORY_SHARE,
+        }
+    }
+
+    /// Sets the tools offered to the model, most important first.
+    pub fn with_tools(mut self, tools: Vec<ToolDefinition>) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// Sets how many recent turns of the session to consider.
+    pub fn with_recent_turns(mut self, n: usize) -> Self {
+        self.recent_turns = n;
+        self
+    }
+
+    /// Sets the share in [0, 1] of the flexible budget that retrieved memories get.
+    pub fn with_memory_share(mut self, share: f32) -> Self {
+        self.memory_share = share;
         self
     }
 }
@@ -368,40 +424,114 @@ impl ContextBuilder {
     /// Errors: [`Error::BudgetTooSmall`] when the system prompt alone does not fit,
     /// [`Error::InvalidConfig`] for a `memory_share` outside [0, 1], [`Error::InvalidTool`] when
     /// two tools share a name.
-    pub fn build(&self, req: &ContextRequest<'_>) -> Result<Context> {
+    pub fn build(&self, req: &ContextMaterial<'_>) -> Result<Context> {
         let _pack = tracing::debug_span!(stages::PACK, budget = req.budget).entered();
-        if !(0.0..=1.0).contains(&req.memory_share) {
-            return Err(Error::InvalidConfig(format!(
-                "memory_share {} is outside [0, 1]",
-                req.memory_share
-            )));
-        }
-        let mut names = FxHashSet::default();
-        for t in req.tools {
-            if !names.insert(t.name()) {
-                return Err(Error::InvalidTool {
-                    name: t.name().to_string(),
-                    reason: "two tools have this name".to_string(),
-                });
-            }
-        }
+        check_material(req)?;
         let counter = &*self.counter;
-
-        let system_text = if req.system_prompt.trim().is_empty() {
-            String::new()
-        } else {
-            format!("{}\n{SECTION_END}", req.system_prompt.trim_end())
-        };
-        let system_tokens = counter.count(&system_text);
-        if system_tokens > req.budget {
+        let system = SystemSection::new(counter, req.system_prompt);
+        if system.tokens > req.budget {
             return Err(Error::BudgetTooSmall {
                 budget: req.budget,
-                needed: system_tokens,
+                needed: system.tokens,
             });
         }
+        let pools = Pools::new(counter, req);
+        let mut effective = req.budget;
+        loop {
+            let packing = pools.pack(counter, req, effective.saturating_sub(system.tokens));
+            let mut ctx = {
+                let _render = tracing::debug_span!(stages::RENDER).entered();
+                render(counter, req.budget, &system, &pools, &packing)
+            };
+            let sum: usize = ctx.sections.iter().map(|s| s.tokens).sum();
+            let worst = ctx.total_tokens.max(sum);
+            if worst > req.budget && effective > system.tokens {
+                // The counter is not additive here; take the excess off and pack again. Each
+                // round lowers `effective`, and with only the system prompt left it fits.
+                effective = effective
+                    .saturating_sub(worst - req.budget)
+                    .max(system.tokens);
+                tracing::debug!(effective, "context over budget after rendering; repacking");
+                continue;
+            }
+            ctx.omitted = omissions(
+                &[
+                    (&pools.tools[..], &packing.tools, &FxHashSet::default()),
+                    (&pools.memories[..], &packing.memories, &packing.shown_turns),
+                    (&pools.turns[..], &packing.turns, &packing.shown_memories),
+                ][..],
+            );
+            return Ok(ctx);
+        }
+    }
+}
 
-        // Every candidate is counted once; repacking below only re-adds these numbers.
-        let tools: Vec<Candidate<'_>> = req
+/// Rejects material the builder cannot pack as asked.
+fn check_material(req: &ContextMaterial<'_>) -> Result<()> {
+    if !(0.0..=1.0).contains(&req.memory_share) {
+        return Err(Error::InvalidConfig(format!(
+            "memory_share {} is outside [0, 1]",
+            req.memory_share
+        )));
+    }
+    let mut names = FxHashSet::default();
+    for t in req.tools {
+        if !names.insert(t.name()) {
+            return Err(Error::InvalidTool {
+                name: t.name().to_string(),
+                reason: "two tools have this name".to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The system prompt as rendered, and its cost.
+struct SystemSection {
+    text: String,
+    tokens: usize,
+}
+
+impl SystemSection {
+    fn new(counter: &dyn TokenCounter, prompt: &str) -> Self {
+        let text = if prompt.trim().is_empty() {
+            String::new()
+        } else {
+            format!("{}\n{SECTION_END}", prompt.trim_end())
+        };
+        SystemSection {
+            tokens: counter.count(&text),
+            text,
+        }
+    }
+}
+
+/// The candidates of each section, each counted once (repacking only re-adds these numbers),
+/// and the cost of each section's frame.
+struct Pools<'a> {
+    tools: Vec<Candidate<'a>>,
+    /// Best score first.
+    memories: Vec<Candidate<'a>>,
+    /// Newest first.
+    turns: Vec<Candidate<'a>>,
+    tools_frame: usize,
+    memories_frame: usize,
+    turns_frame: usize,
+}
+
+/// What one packing round placed, and the entries shown in each section (for deduplication
+/// across them).
+struct Packing {
+    tools: Packed,
+    memories: Packed,
+    turns: Packed,
+    shown_turns: FxHashSet<EntryId>,
+    shown_memories: FxHashSet<EntryId>,
+}
+
+impl<'a> Pools<'a> {
+    fn new(counter: &dyn TokenCounter, req: &ContextMaterial<'a>) -> Self {
+        let tools = req
             .tools
             .iter()
             .map(|t| {
@@ -428,148 +558,158 @@ impl ContextBuilder {
             }
         };
         ranked.sort_by(|a, b| key(b).total_cmp(&key(a)));
-        let memories: Vec<Candidate<'_>> = ranked
+        let memories = ranked
             .iter()
             .map(|h| entry_candidate(counter, "- ".to_string(), &h.entry, Some(h.score)))
             .collect();
-        let turns: Vec<Candidate<'_>> = req
+        let turns = req
             .recent_turns
             .iter()
             .rev()
             .map(|e| entry_candidate(counter, format!("{}: ", e.role), e, None))
             .collect();
-
-        let tools_frame = counter.count(TOOLS_HEADER) + counter.count(SECTION_END);
-        let memories_frame = counter.count(MEMORIES_HEADER) + counter.count(SECTION_END);
-        let turns_frame = counter.count(TURNS_HEADER) + counter.count(SECTION_END);
-
-        let all_tools: Vec<usize> = (0..tools.len()).collect();
-        let turn_ids_unique = unique_indices(&turns, &FxHashSet::default());
-        let mut effective = req.budget;
-        loop {
-            let extra = effective.saturating_sub(system_tokens);
-            let tool_pack = {
-                let _s = tracing::debug_span!(stages::PACK_TOOLS).entered();
-                pack(counter, &tools, &all_tools, tools_frame, extra, None)
-            };
-            let flexible = extra.saturating_sub(tool_pack.used);
-            // Truncation toward zero keeps memories within their share.
-            let memory_share = (flexible as f64 * f64::from(req.memory_share)) as usize;
-            let turn_share = flexible - memory_share.min(flexible);
-            let trunc = Some(req.min_truncation_tokens);
-
-            let first_turns = {
-                let _s = tracing::debug_span!(stages::PACK_TURNS).entered();
-                pack(
-                    counter,
-                    &turns,
-                    &turn_ids_unique,
-                    turns_frame,
-                    turn_share,
-                    trunc,
-                )
-            };
-            let shown_turns: FxHashSet<EntryId> = first_turns.ids(&turns).collect();
-            let memory_eligible = unique_indices(&memories, &shown_turns);
-            let memory_pack = {
-                let _s = tracing::debug_span!(stages::PACK_MEMORIES).entered();
-                pack(
-                    counter,
-                    &memories,
-                    &memory_eligible,
-                    memories_frame,
-                    flexible.saturating_sub(first_turns.used),
-                    trunc,
-                )
-            };
-            let shown_memories: FxHashSet<EntryId> = memory_pack.ids(&memories).collect();
-            let turn_eligible = unique_indices(&turns, &shown_memories);
-            let turn_pack = {
-                let _s = tracing::debug_span!(stages::PACK_TURNS).entered();
-                pack(
-                    counter,
-                    &turns,
-                    &turn_eligible,
-                    turns_frame,
-                    flexible.saturating_sub(memory_pack.used),
-                    trunc,
-                )
-            };
-
-            let _render = tracing::debug_span!(stages::RENDER).entered();
-            let mut sections = Vec::with_capacity(4);
-            if !system_text.is_empty() {
-                sections.push(ContextSection {
-                    kind: SectionKind::System,
-                    text: system_text.clone(),
-                    tokens: system_tokens,
-                    entries: Vec::new(),
-                });
-            }
-            let mut turn_order = turn_pack.placed.iter().collect::<Vec<_>>();
-            // Selected newest first, shown oldest first.
-            turn_order.reverse();
-            for (kind, header, cands, placed) in [
-                (
-                    SectionKind::Tools,
-                    TOOLS_HEADER,
-                    &tools,
-                    tool_pack.placed.iter().collect::<Vec<_>>(),
-                ),
-                (
-                    SectionKind::Memories,
-                    MEMORIES_HEADER,
-                    &memories,
-                    memory_pack.placed.iter().collect(),
-                ),
-                (SectionKind::Conversation, TURNS_HEADER, &turns, turn_order),
-            ] {
-                if placed.is_empty() {
-                    continue;
-                }
-                let mut text = String::from(header);
-                for p in &placed {
-                    match &p.truncated {
-                        Some((line, _)) => text.push_str(line),
-                        None => text.push_str(&cands[p.index].full),
-                    }
-                }
-                text.push_str(SECTION_END);
-                sections.push(ContextSection {
-                    kind,
-                    tokens: counter.count(&text),
-                    text,
-                    entries: placed.iter().filter_map(|p| cands[p.index].id).collect(),
-                });
-            }
-            let mut ctx = Context {
-                sections,
-                total_tokens: 0,
-                budget: req.budget,
-                omitted: Vec::new(),
-            };
-            ctx.total_tokens = counter.count(&ctx.render());
-            let sum: usize = ctx.sections.iter().map(|s| s.tokens).sum();
-            let worst = ctx.total_tokens.max(sum);
-            if worst > req.budget && effective > system_tokens {
-                // The counter is not additive here; take the excess off and pack again. Each
-                // round lowers `effective`, and with only the system prompt left it fits.
-                effective = effective
-                    .saturating_sub(worst - req.budget)
-                    .max(system_tokens);
-                tracing::debug!(effective, "context over budget after rendering; repacking");
-                continue;
-            }
-            ctx.omitted = omissions(
-                &[
-                    (&tools[..], &tool_pack, &FxHashSet::default()),
-                    (&memories[..], &memory_pack, &shown_turns),
-                    (&turns[..], &turn_pack, &shown_memories),
-                ][..],
-            );
-            return Ok(ctx);
+        let frame = |header: &str| counter.count(header) + counter.count(SECTION_END);
+        Pools {
+            tools,
+            memories,
+            turns,
+            tools_frame: frame(TOOLS_HEADER),
+            memories_frame: frame(MEMORIES_HEADER),
+            turns_frame: frame(TURNS_HEADER),
         }
     }
+
+    /// Packs tools, then turns within their share, memories within what the turns left, and
+    /// turns again within what the memories left (see the module's packing policy), into
+    /// `extra` tokens beyond the system prompt.
+    fn pack(&self, counter: &dyn TokenCounter, req: &ContextMaterial<'_>, extra: usize) -> Packing {
+        let all_tools: Vec<usize> = (0..self.tools.len()).collect();
+        let tools = {
+            let _s = tracing::debug_span!(stages::PACK_TOOLS).entered();
+            pack(
+                counter,
+                &self.tools,
+                &all_tools,
+                self.tools_frame,
+                extra,
+                None,
+            )
+        };
+        let flexible = extra.saturating_sub(tools.used);
+        // Truncation toward zero keeps memories within their share.
+        let memory_share = (flexible as f64 * f64::from(req.memory_share)) as usize;
+        let turn_share = flexible - memory_share.min(flexible);
+        let trunc = Some(req.min_truncation_tokens);
+        let pack_turns = |eligible: &[usize], avail: usize| {
+            let _s = tracing::debug_span!(stages::PACK_TURNS).entered();
+            pack(
+                counter,
+                &self.turns,
+                eligible,
+                self.turns_frame,
+                avail,
+                trunc,
+            )
+        };
+
+        let first_turns = pack_turns(
+            &unique_indices(&self.turns, &FxHashSet::default()),
+            turn_share,
+        );
+        let shown_turns: FxHashSet<EntryId> = first_turns.ids(&self.turns).collect();
+        let memories = {
+            let _s = tracing::debug_span!(stages::PACK_MEMORIES).entered();
+            pack(
+                counter,
+                &self.memories,
+                &unique_indices(&self.memories, &shown_turns),
+                self.memories_frame,
+                flexible.saturating_sub(first_turns.used),
+                trunc,
+            )
+        };
+        let shown_memories: FxHashSet<EntryId> = memories.ids(&self.memories).collect();
+        let turns = pack_turns(
+            &unique_indices(&self.turns, &shown_memories),
+            flexible.saturating_sub(memories.used),
+        );
+        Packing {
+            tools,
+            memories,
+            turns,
+            shown_turns,
+            shown_memories,
+        }
+    }
+}
+
+/// Renders the packed sections: system, tools, memories (best first), conversation (oldest
+/// first), each counted as rendered, and the whole prompt counted once more.
+fn render(
+    counter: &dyn TokenCounter,
+    budget: usize,
+    system: &SystemSection,
+    pools: &Pools<'_>,
+    packing: &Packing,
+) -> Context {
+    let mut sections = Vec::with_capacity(4);
+    if !system.text.is_empty() {
+        sections.push(ContextSection {
+            kind: SectionKind::System,
+            text: system.text.clone(),
+            tokens: system.tokens,
+            entries: Vec::new(),
+        });
+    }
+    let mut turn_order = packing.turns.placed.iter().collect::<Vec<_>>();
+    // Selected newest first, shown oldest first.
+    turn_order.reverse();
+    for (kind, header, cands, placed) in [
+        (
+            SectionKind::Tools,
+            TOOLS_HEADER,
+            &pools.tools,
+            packing.tools.placed.iter().collect::<Vec<_>>(),
+        ),
+        (
+            SectionKind::Memories,
+            MEMORIES_HEADER,
+            &pools.memories,
+            packing.memories.placed.iter().collect(),
+        ),
+        (
+            SectionKind::Conversation,
+            TURNS_HEADER,
+            &pools.turns,
+            turn_order,
+        ),
+    ] {
+        if placed.is_empty() {
+            continue;
+        }
+        let mut text = String::from(header);
+        for p in &placed {
+            match &p.truncated {
+                Some((line, _)) => text.push_str(line),
+                None => text.push_str(&cands[p.index].full),
+            }
+        }
+        text.push_str(SECTION_END);
+        sections.push(ContextSection {
+            kind,
+            tokens: counter.count(&text),
+            text,
+            entries: placed.iter().filter_map(|p| cands[p.index].id).collect(),
+        });
+    }
+    let mut ctx = Context {
+        sections,
+        total_tokens: 0,
+        budget,
+        omitted: Vec::new(),
+    };
+    ctx.total_tokens = counter.count(&ctx.render());
+    ctx
 }
 
 /// A memory or turn as a candidate: `prefix` then its content on one item.

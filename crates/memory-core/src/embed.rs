@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 
 use crate::error::{Error, Result};
-use crate::text::for_each_token;
+use crate::index::text::for_each_token;
 
 /// Turns text into a vector of a fixed dimension.
 pub trait Embedder: Send + Sync + Debug {
@@ -31,7 +31,7 @@ const BIGRAM_WEIGHT: f32 = 0.5;
 /// tokens (only punctuation or white space) embeds to all zeros.
 ///
 /// ```
-/// use memory_core::embed::{Embedder, HashingEmbedder};
+/// use memory_core::{Embedder, HashingEmbedder};
 ///
 /// let e = HashingEmbedder::new(256).unwrap();
 /// let v = e.embed("the cat sat on the mat");
@@ -87,7 +87,7 @@ impl Embedder for HashingEmbedder {
             }
             prev = Some(h);
         });
-        let norm = crate::vector::kernel::dot(&v, &v).sqrt();
+        let norm = crate::index::vector::kernel::dot(&v, &v).sqrt();
         if norm > 0.0 {
             let inv = 1.0 / norm;
             v.iter_mut().for_each(|x| *x *= inv);

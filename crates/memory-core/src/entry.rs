@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::vector::kernel::dot;
+use crate::index::vector::kernel::dot;
 
 /// A stable identifier of an entry, unique within one store and kept when an entry moves from
 /// short-term to long-term memory.

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::entry::EntryId;
+/// The source of a storage error, boxed so that no backend's error type is part of the API.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in memory-core.
 #[derive(Debug, thiserror::Error)]
@@ -61,28 +62,25 @@ pub enum Error {
     #[error("token budget of {budget} cannot hold the system prompt, which needs {needed} tokens")]
     BudgetTooSmall { budget: usize, needed: usize },
 
-    /// An entry id that does not exist for this agent.
-    #[error("no entry {0} for this agent")]
-    NotFound(EntryId),
-
-    /// SQLite reported an error on the long-term store.
-    #[error("long-term store {path}: {source}")]
+    /// The long-term store (SQLite, or a server) reported an error. `store` is where it lives:
+    /// a file path, or a server address without secrets.
+    #[error("long-term store {store}: {source}")]
     Database {
-        path: PathBuf,
+        store: String,
         #[source]
-        source: rusqlite::Error,
+        source: BoxError,
     },
 
-    /// The long-term store file is not a memory-core database, or its content is damaged.
-    #[error("long-term store {path} is corrupt or not a memory-core database: {detail}")]
-    Corrupt { path: PathBuf, detail: String },
+    /// The long-term store is not a memory-core store, or its content is damaged.
+    #[error("long-term store {store} is corrupt or not a memory-core store: {detail}")]
+    Corrupt { store: String, detail: String },
 
-    /// The file was written by a newer memory-core; opening it could lose data.
+    /// The store was written by a newer memory-core; opening it could lose data.
     #[error(
-        "long-term store {path} has schema version {found}, newer than version {supported} that this build understands"
+        "long-term store {store} has schema version {found}, newer than version {supported} that this build understands"
     )]
     SchemaTooNew {
-        path: PathBuf,
+        store: String,
         found: i64,
         supported: i64,
     },
@@ -98,6 +96,11 @@ pub enum Error {
     /// A blocking task of the async facade panicked or was cancelled.
     #[error("background task failed: {0}")]
     TaskFailed(String),
+
+    /// The long-term write this request shared a transaction with panicked; nothing of the
+    /// group was committed.
+    #[error("the long-term write panicked and was rolled back: {0}")]
+    CommitPanicked(String),
 }
 
 /// The result type of memory-core.

@@ -16,27 +16,24 @@ struct ReadmeDoctests;
 mod async_api;
 mod background;
 mod cache;
-pub mod clock;
-mod commit;
-pub mod config;
-pub mod consolidate;
+mod clock;
+mod config;
+mod consolidate;
 pub mod context;
-pub mod embed;
-pub mod entry;
-pub mod error;
-pub mod fusion;
-mod index;
-pub mod keyword;
-pub mod ltm;
+mod embed;
+mod entry;
+mod error;
+pub mod index;
 mod memory;
-pub mod scoring;
-pub mod search;
+mod query;
+mod scoring;
+mod search;
 pub mod stages;
+mod state;
 mod stm;
-pub mod text;
+mod store;
 pub mod tokens;
-mod topk;
-pub mod vector;
+mod write;
 
 pub use async_api::AsyncMemory;
 pub use cache::CacheStats;
@@ -44,15 +41,21 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{ConsolidationConfig, Durability, MemoryConfig, ScoreWeights, SearchConfig};
 pub use consolidate::ConsolidationReport;
 pub use context::{
-    Context, ContextBuilder, ContextRequest, ContextSection, SectionKind, ToolDefinition,
+    Context, ContextBuilder, ContextMaterial, ContextQuery, ContextSection, SectionKind,
+    ToolDefinition,
 };
 pub use embed::{Embedder, HashingEmbedder};
-pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier};
-pub use error::{Error, Result};
-pub use fusion::FusionWeights;
-pub use ltm::{ListQuery, Storage, SCHEMA_VERSION};
-pub use memory::{ContextQuery, Memory, MemoryBuilder, StoreStats};
+pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier, DEFAULT_IMPORTANCE, MAX_ID_BYTES};
+pub use error::{BoxError, Error, Result};
+pub use index::keyword::Bm25Params;
+pub use index::vector::{HnswParams, Quantization};
+pub use index::ListQuery;
+pub use memory::{Memory, MemoryBuilder, StoreStats};
+pub use query::{
+    FusionWeights, ScoreComponents, SearchHit, SearchMode, SearchQuery, Tiers, RELEVANCE_ONLY,
+};
 pub use scoring::{ImportanceScore, ImportanceScorer};
-pub use search::{ScoreComponents, SearchHit, SearchMode, SearchQuery, Tiers};
 pub use stages::{StageLayer, StageReport};
+pub use store::sqlite::SCHEMA_VERSION;
+pub use store::Storage;
 pub use tokens::{HeuristicCounter, TokenCounter};

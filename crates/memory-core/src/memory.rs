@@ -1,28 +1,28 @@
-//! The `Memory` handle: the one entry point that ties the tiers, the indexes and consolidation
-//! together. Cloning it is cheap; every clone is the same store.
+//! The `Memory` handle: the one entry point of the engine. Each public operation is a short
+//! function that checks its arguments and calls the module that does the work: `write.rs` for
+//! every change, `search.rs` for retrieval, `consolidate.rs`, and the context builder. Cloning the
+//! handle is cheap; every clone is the same store.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rustc_hash::FxHashMap;
 
-use crate::cache::{CacheStats, QueryCache};
-use crate::clock::{Clock, SystemClock, Timestamp};
-use crate::commit::GroupCommit;
+use crate::cache::CacheStats;
+use crate::clock::{Clock, SystemClock};
 use crate::config::MemoryConfig;
 use crate::consolidate::{self, ConsolidationReport};
-use crate::context::{Context, ContextBuilder, ContextRequest, ToolDefinition};
+use crate::context::{Context, ContextBuilder, ContextMaterial, ContextQuery};
 use crate::embed::{Embedder, HashingEmbedder};
-use crate::entry::{self, EntryId, MemoryEntry, NewEntry, Tier};
+use crate::entry::{self, EntryId, MemoryEntry, NewEntry};
 use crate::error::{Error, Result};
-use crate::index::Indexes;
-use crate::ltm::{ListQuery, LongTermMemory, Storage};
-use crate::scoring::ImportanceScorer;
-use crate::search::{self, SearchHit, SearchQuery};
+use crate::index::ListQuery;
+use crate::query::{SearchHit, SearchQuery};
+use crate::search;
 use crate::stages;
-use crate::stm::ShortTermMemory;
+use crate::state::State;
+use crate::store::Storage;
 use crate::tokens::{HeuristicCounter, TokenCounter};
+use crate::write::WritePath;
 
 /// A tiered memory store. `Send + Sync + Clone`: share it across threads and tokio tasks.
 ///
@@ -42,22 +42,11 @@ pub struct Memory {
     inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub config: MemoryConfig,
-    pub clock: Arc<dyn Clock>,
-    pub stm: ShortTermMemory,
-    pub ltm: LongTermMemory,
-    pub indexes: Indexes,
-    pub scorer: ImportanceScorer,
-    pub embedder: Arc<dyn Embedder>,
-    pub cache: QueryCache,
+/// What the clones of one handle share.
+struct Inner {
+    state: State,
+    writes: WritePath,
     context: ContextBuilder,
-    next_id: AtomicU64,
-    /// Retrievals of long-term entries not yet written back (id -> (count, last access)), so that
-    /// readers never wait on the writer. Flushed with the next write.
-    access_log: Mutex<FxHashMap<EntryId, (u32, Timestamp)>>,
-    /// Writers of long-term memory waiting to share a transaction.
-    commits: GroupCommit,
     /// One consolidation at a time.
     consolidating: Mutex<()>,
 }
@@ -76,8 +65,8 @@ pub struct StoreStats {
 impl std::fmt::Debug for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Memory")
-            .field("path", &self.inner.ltm.path())
-            .field("config", &self.inner.config)
+            .field("store", &self.inner.state.ltm.location())
+            .field("config", &self.inner.state.config)
             .finish_non_exhaustive()
     }
 }
@@ -86,7 +75,7 @@ impl Memory {
     /// Opens (or creates) a store with the system clock, the hashing embedder and the heuristic
     /// token counter. See [`Memory::builder`] to choose others.
     pub fn open(storage: Storage, config: MemoryConfig) -> Result<Memory> {
-        Memory::builder(storage).config(config).open()
+        Memory::builder(storage).with_config(config).open()
     }
 
     /// Opens (or creates) a store whose notion of time comes from `clock`.
@@ -95,7 +84,10 @@ impl Memory {
         config: MemoryConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Memory> {
-        Memory::builder(storage).config(config).clock(clock).open()
+        Memory::builder(storage)
+            .with_config(config)
+            .with_clock(clock)
+            .open()
     }
 
     /// A builder for a store with a custom clock, embedder or token counter.
@@ -109,14 +101,18 @@ impl Memory {
         }
     }
 
-    /// The store's configuration.
-    pub fn config(&self) -> &MemoryConfig {
-        &self.inner.config
+    fn state(&self) -> &State {
+        &self.inner.state
     }
 
-    /// The long-term database file (`:memory:` for an in-memory store).
-    pub fn path(&self) -> &std::path::Path {
-        self.inner.ltm.path()
+    /// The store's configuration.
+    pub fn config(&self) -> &MemoryConfig {
+        &self.state().config
+    }
+
+    /// Where the long-term store lives: its file (`:memory:` for an in-memory store).
+    pub fn location(&self) -> &str {
+        self.state().ltm.location()
     }
 
     // ---- retrieval ----
@@ -125,65 +121,73 @@ impl Memory {
     /// query cache until the agent's memory changes or the cache's time-to-live passes.
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
         let _span = tracing::debug_span!(stages::SEARCH).entered();
-        let inner = &*self.inner;
-        if !query.use_cache || inner.config.search.cache_capacity == 0 {
-            return search::run(inner, query);
+        let state = self.state();
+        if !query.use_cache || state.config.search.cache_capacity == 0 {
+            return self.search_uncached(query);
         }
         let key = {
             let _span = tracing::debug_span!(stages::CACHE).entered();
-            let key = inner.cache.key(query);
-            if let Some(hits) = inner.cache.get(&key, inner.clock.now()) {
+            let key = state.cache.key(query);
+            if let Some(hits) = state.cache.get(&key, state.clock.now()) {
                 return Ok(hits);
             }
             key
         };
         // The answer's age counts from before it was computed, never from after.
-        let at = inner.clock.now();
-        let hits = search::run(inner, query)?;
-        inner.cache.insert(key, &hits, at);
+        let at = state.clock.now();
+        let hits = self.search_uncached(query)?;
+        state.cache.insert(key, &hits, at);
+        Ok(hits)
+    }
+
+    fn search_uncached(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
+        let hits = search::run(self.state(), query)?;
+        self.inner
+            .writes
+            .record_retrievals(self.state(), &query.agent_id, &hits)?;
         Ok(hits)
     }
 
     /// Hit and miss counts of the query cache.
     pub fn cache_stats(&self) -> CacheStats {
-        self.inner.cache.stats()
+        self.state().cache.stats()
     }
 
     /// Builds a prompt: the system prompt, the tools, the memories retrieved for
     /// `request.query`, and the session's recent window, packed under `request.budget` tokens.
     pub fn build_context(&self, request: &ContextQuery) -> Result<Context> {
-        let _span = tracing::debug_span!("context").entered();
+        let _span = tracing::debug_span!(stages::CONTEXT).entered();
         let agent = &request.query.agent_id;
         let turns = self.recent(agent, &request.session, request.recent_turns)?;
         let memories = self.search(&request.query)?;
-        let req = ContextRequest::new(&request.system_prompt, request.budget)
+        let material = ContextMaterial::new(&request.system_prompt, request.budget)
             .with_tools(&request.tools)
             .with_recent_turns(&turns)
             .with_memories(&memories)
             .with_memory_share(request.memory_share);
-        self.inner.context.build(&req)
+        self.inner.context.build(&material)
     }
 
     /// The store's embedding of `text` (`None` when the text has no words to embed).
     pub fn embed(&self, text: &str) -> Option<Vec<f32>> {
-        self.inner.embed(text)
+        self.state().embed(text)
     }
 
     /// Blocks until every long-term vector is linked into its agent's HNSW graph. Linking runs in
     /// the background after writes and after open; searches are complete before it finishes
     /// (unlinked vectors are scanned exactly) but slower. Benchmarks call this before measuring.
     pub fn wait_for_indexing(&self) {
-        self.inner.indexes.wait_for_linking();
+        self.state().ltm.wait_for_indexing();
     }
 
     /// Long-term vectors not yet linked into their agent's HNSW graph (for progress reports).
     pub fn pending_index_links(&self) -> usize {
-        self.inner.indexes.pending_links()
+        self.state().ltm.pending_index_links()
     }
 
     /// Heap bytes held by the long-term indexes, by their own accounting.
     pub fn index_heap_bytes(&self) -> usize {
-        self.inner.indexes.heap_bytes()
+        self.state().ltm.index_heap_bytes()
     }
 
     // ---- short-term memory ----
@@ -193,11 +197,10 @@ impl Memory {
     pub fn open_session(&self, agent: &str, session: &str) -> Result<()> {
         entry::validate_id("agent_id", agent)?;
         entry::validate_id("session_id", session)?;
-        let now = self.inner.clock.now();
-        self.inner
+        let state = self.state();
+        state
             .stm
-            .open_session(&Arc::from(agent), &Arc::from(session), now);
-        Ok(())
+            .open_session(&Arc::from(agent), &Arc::from(session), state.clock.now())
     }
 
     /// Appends an entry to its session's short-term window. The entry that falls out of a full
@@ -205,308 +208,88 @@ impl Memory {
     /// kept; call that regularly (say, every few hundred appends or every minute), since waiting
     /// entries are never dropped on their own.
     pub fn append(&self, entry: NewEntry) -> Result<EntryId> {
-        let entry = self.inner.materialize(entry, Tier::ShortTerm)?;
-        let id = entry.id;
-        let now = entry.created_at;
-        let agent = entry.agent_id.clone();
-        self.inner.stm.append(entry, now);
-        self.inner.cache.invalidate(&agent);
-        Ok(id)
+        self.inner.writes.append(self.state(), entry)
     }
 
     /// The last `n` entries of a session's window, oldest first.
     pub fn recent(&self, agent: &str, session: &str, n: usize) -> Result<Vec<MemoryEntry>> {
         entry::validate_id("agent_id", agent)?;
         entry::validate_id("session_id", session)?;
-        Ok(self
-            .inner
-            .stm
-            .recent(agent, session, n, self.inner.clock.now()))
+        let state = self.state();
+        state.stm.recent(agent, session, n, state.clock.now())
     }
 
     // ---- long-term memory ----
 
     /// Writes one entry to long-term memory. When this returns, the entry is committed.
     pub fn insert(&self, entry: NewEntry) -> Result<EntryId> {
-        let entry = self.inner.materialize(entry, Tier::LongTerm)?;
-        let id = entry.id;
-        self.inner.store_long_term(vec![entry])?;
-        Ok(id)
+        self.inner.writes.insert_one(self.state(), entry)
     }
 
     /// Writes entries to long-term memory in one transaction: all or none are committed. Every
     /// entry is checked before anything is written.
     pub fn insert_batch(&self, entries: Vec<NewEntry>) -> Result<Vec<EntryId>> {
-        let entries = entries
-            .into_iter()
-            .map(|e| self.inner.materialize(e, Tier::LongTerm))
-            .collect::<Result<Vec<_>>>()?;
-        let ids = entries.iter().map(|e| e.id).collect();
-        self.inner.store_long_term(entries)?;
-        Ok(ids)
+        self.inner.writes.insert(self.state(), entries)
     }
 
     /// One long-term entry of `agent`; `None` if absent or owned by another agent.
     pub fn get(&self, agent: &str, id: EntryId) -> Result<Option<MemoryEntry>> {
         entry::validate_id("agent_id", agent)?;
-        self.inner.ltm.get(agent, id)
+        self.state().ltm.get(agent, id)
     }
 
     /// Deletes a long-term entry of `agent`. Returns whether it existed.
     pub fn forget(&self, agent: &str, id: EntryId) -> Result<bool> {
-        entry::validate_id("agent_id", agent)?;
-        self.inner.flush_access_log()?;
-        let existed = self.inner.ltm.delete(agent, id)?;
-        if existed {
-            self.inner.indexes.remove(agent, id);
-            self.inner.cache.invalidate(agent);
-        }
-        Ok(existed)
+        self.inner.writes.forget(self.state(), agent, id)
     }
 
     /// Long-term entries of `agent` matching `query`, newest first.
     pub fn list(&self, agent: &str, query: &ListQuery) -> Result<Vec<MemoryEntry>> {
         entry::validate_id("agent_id", agent)?;
-        let ids = self.inner.indexes.list(agent, query);
-        // Kept in the order asked for; an entry forgotten in between is skipped.
-        self.inner.ltm.get_many(agent, &ids)
+        self.state().ltm.list(agent, query)
     }
 
     /// Number of long-term entries of `agent`.
     pub fn count(&self, agent: &str) -> Result<u64> {
         entry::validate_id("agent_id", agent)?;
-        Ok(self.inner.indexes.count(agent))
+        self.state().ltm.count(agent)
     }
 
     /// Scores short-term entries and moves those worth keeping into long-term memory; see
     /// [`ConsolidationReport`].
     pub fn consolidate(&self) -> Result<ConsolidationReport> {
         let _one_at_a_time = self.inner.consolidating.lock();
-        self.inner.flush_access_log()?;
-        consolidate::consolidate(&self.inner)
+        self.inner.writes.flush_access_log(self.state())?;
+        consolidate::consolidate(self.state(), &self.inner.writes)
     }
 
     /// Writes deferred access records (retrieval counts) to long-term memory now.
     pub fn flush(&self) -> Result<()> {
-        self.inner.flush_access_log()
+        self.inner.writes.flush_access_log(self.state())
     }
 
-    /// Checks the long-term file with SQLite's `quick_check`.
+    /// Checks the long-term store (SQLite's `quick_check` for the embedded store).
     pub fn check_integrity(&self) -> Result<()> {
-        self.inner.ltm.check_integrity()
+        self.state().ltm.check_integrity()
     }
 
     /// Sizes of the tiers.
     pub fn stats(&self) -> Result<StoreStats> {
-        let (stm_sessions, stm_entries) = self.inner.stm.stats();
+        let state = self.state();
+        let stm = state.stm.stats()?;
         Ok(StoreStats {
-            stm_sessions,
-            stm_entries,
-            ltm_entries: self.inner.ltm.count_all()?,
-            disk_bytes: self.inner.ltm.disk_bytes(),
+            stm_sessions: stm.sessions,
+            stm_entries: stm.entries,
+            ltm_entries: state.ltm.count_all()?,
+            disk_bytes: state.ltm.disk_bytes(),
         })
     }
 
     /// Folds the write-ahead log into the database file (for measuring its size, or before a copy).
     pub fn checkpoint(&self) -> Result<()> {
-        self.inner.ltm.checkpoint()
+        self.state().ltm.checkpoint()
     }
 }
-
-impl Inner {
-    /// Checks a new entry and gives it an id, timestamps and a tier.
-    fn materialize(&self, mut e: NewEntry, tier: Tier) -> Result<MemoryEntry> {
-        e.validate(self.config.embedding_dim, self.config.max_content_bytes)?;
-        // Long-term entries are embedded now so that vector search finds them; short-term ones
-        // lazily (at search or consolidation), which keeps appends cheap.
-        if tier == Tier::LongTerm && e.embedding.is_none() {
-            e.embedding = self.embed(&e.content);
-        }
-        let now = self.clock.now();
-        Ok(MemoryEntry {
-            id: EntryId(self.next_id.fetch_add(1, Ordering::Relaxed)),
-            agent_id: e.agent_id,
-            session_id: e.session_id,
-            role: e.role,
-            content: e.content,
-            embedding: e.embedding.map(Arc::from),
-            importance: e.importance,
-            created_at: now,
-            last_accessed_at: now,
-            access_count: 0,
-            metadata: e.metadata,
-            tier,
-        })
-    }
-
-    /// The store's embedding of `text`, or `None` when it has no words to embed.
-    pub(crate) fn embed(&self, text: &str) -> Option<Vec<f32>> {
-        let mut v = self.embedder.embed(text);
-        // A custom embedder's vector gets the same checks as a caller's; a text with nothing to
-        // embed (all zeros) gets no vector.
-        entry::check_embedding(&v, self.config.embedding_dim).ok()?;
-        entry::normalize(&mut v).ok()?;
-        Some(v)
-    }
-
-    /// Commits entries to long-term memory, then indexes them. Returns how many were new.
-    /// Concurrent callers share transactions (see `commit.rs`).
-    pub(crate) fn store_long_term(&self, entries: Vec<MemoryEntry>) -> Result<usize> {
-        if entries.is_empty() {
-            return Ok(0);
-        }
-        self.commits
-            .submit(entries, &|groups| self.commit_groups(groups))
-    }
-
-    /// Commits the entries of several writers in one transaction and indexes them; one result
-    /// per writer. If the shared transaction fails, each writer's entries are committed on their
-    /// own, so that one bad request fails alone.
-    fn commit_groups(&self, groups: Vec<Vec<MemoryEntry>>) -> Vec<Result<usize>> {
-        if groups.len() == 1 {
-            return groups.into_iter().map(|g| self.commit_one(g)).collect();
-        }
-        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
-        let all: Vec<MemoryEntry> = groups.into_iter().flatten().collect();
-        let accesses = self.take_access_log();
-        let inserted = match self.ltm.insert(&all, &accesses) {
-            Ok(inserted) => inserted,
-            Err(_) => {
-                self.restore_access_log(accesses);
-                let mut all = all.into_iter();
-                return sizes
-                    .iter()
-                    .map(|&n| self.commit_one(all.by_ref().take(n).collect()))
-                    .collect();
-            }
-        };
-        let mut results = Vec::with_capacity(sizes.len());
-        let mut at = 0;
-        for n in sizes {
-            let range = at..at + n;
-            at += n;
-            results.push(self.publish(&all[range.clone()], &inserted[range], None));
-        }
-        results
-    }
-
-    /// Makes committed entries visible: indexes those `inserted` marks new (unless `indexed`
-    /// already holds the result of indexing them early), invalidates their agents' cached
-    /// answers, and returns how many were new.
-    fn publish(
-        &self,
-        entries: &[MemoryEntry],
-        inserted: &[bool],
-        indexed: Option<Result<()>>,
-    ) -> Result<usize> {
-        let fresh: Vec<&MemoryEntry> = entries
-            .iter()
-            .zip(inserted)
-            .filter_map(|(e, &new)| new.then_some(e))
-            .collect();
-        // Committed entries were checked before the write, so indexing them does not fail; if it
-        // ever did, they are safe on disk and indexed again on the next open.
-        let indexed = indexed.unwrap_or_else(|| self.indexes.add(&fresh));
-        self.invalidate_cache_of(&fresh);
-        indexed?;
-        Ok(fresh.len())
-    }
-
-    /// Bumps the cache generation of every agent among `entries`.
-    fn invalidate_cache_of(&self, entries: &[&MemoryEntry]) {
-        let mut agents: Vec<&str> = entries.iter().map(|e| &*e.agent_id).collect();
-        agents.sort_unstable();
-        agents.dedup();
-        for agent in agents {
-            self.cache.invalidate(agent);
-        }
-    }
-
-    /// Commits one writer's entries in a transaction of their own and indexes them.
-    fn commit_one(&self, entries: Vec<MemoryEntry>) -> Result<usize> {
-        // Deferred access records are written in the same transaction (one commit, not two);
-        // if it fails they go back to the log.
-        let accesses = self.take_access_log();
-        // A large batch is indexed on a second thread while SQLite writes it: two cores instead
-        // of one. A search may then meet an entry in the index a moment before its row commits
-        // (the fetch skips it), and if the commit fails the entries leave the index again.
-        let parallel = entries.len() >= PARALLEL_INDEX_BATCH;
-        let absent = if parallel {
-            self.indexes.absent(&entries)
-        } else {
-            Vec::new()
-        };
-        let (written, indexed_early) = if parallel {
-            std::thread::scope(|s| {
-                let indexing = s.spawn(|| self.indexes.add(&absent));
-                let written = self.ltm.insert(&entries, &accesses);
-                let indexed = indexing
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (written, Some(indexed))
-            })
-        } else {
-            (self.ltm.insert(&entries, &accesses), None)
-        };
-        let inserted = match written {
-            Ok(inserted) => inserted,
-            Err(e) => {
-                self.restore_access_log(accesses);
-                for entry in absent {
-                    self.indexes.remove(&entry.agent_id, entry.id);
-                }
-                return Err(e);
-            }
-        };
-        self.publish(&entries, &inserted, indexed_early)
-    }
-
-    /// Notes that long-term entries were retrieved (written back with the next write).
-    pub(crate) fn record_ltm_access(&self, ids: impl IntoIterator<Item = EntryId>) {
-        let now = self.clock.now();
-        let mut log = self.access_log.lock();
-        for id in ids {
-            let slot = log.entry(id).or_insert((0, now));
-            slot.0 = slot.0.saturating_add(1);
-            slot.1 = now;
-        }
-    }
-
-    fn flush_access_log(&self) -> Result<()> {
-        let pending = self.take_access_log();
-        if pending.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = self.ltm.record_access(&pending) {
-            self.restore_access_log(pending);
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    /// Empties the access log, returning what it held.
-    fn take_access_log(&self) -> Vec<(EntryId, u32, Timestamp)> {
-        let mut log = self.access_log.lock();
-        if log.is_empty() {
-            return Vec::new();
-        }
-        log.drain().map(|(id, (n, at))| (id, n, at)).collect()
-    }
-
-    /// Puts access records whose write failed back into the log (merged with any newer ones).
-    fn restore_access_log(&self, pending: Vec<(EntryId, u32, Timestamp)>) {
-        let mut log = self.access_log.lock();
-        for (id, n, at) in pending {
-            let slot = log.entry(id).or_insert((0, at));
-            slot.0 = slot.0.saturating_add(n);
-            slot.1 = slot.1.max(at);
-        }
-    }
-}
-
-/// Batches of long-term entries at least this large are indexed on a second thread while SQLite
-/// commits them (below it, starting the thread costs more than it saves).
-const PARALLEL_INDEX_BATCH: usize = 256;
 
 /// Opens a [`Memory`] with a custom clock, embedder or token counter.
 ///
@@ -514,7 +297,7 @@ const PARALLEL_INDEX_BATCH: usize = 256;
 /// use memory_core::{Memory, MemoryConfig, Storage};
 ///
 /// let memory = Memory::builder(Storage::InMemory)
-///     .config(MemoryConfig { embedding_dim: 128, ..MemoryConfig::default() })
+///     .with_config(MemoryConfig { embedding_dim: 128, ..MemoryConfig::default() })
 ///     .open()?;
 /// assert_eq!(memory.config().embedding_dim, 128);
 /// # Ok::<(), memory_core::Error>(())
@@ -529,26 +312,27 @@ pub struct MemoryBuilder {
 }
 
 impl MemoryBuilder {
-    pub fn config(mut self, config: MemoryConfig) -> Self {
+    /// The store's configuration (default: [`MemoryConfig::default`]).
+    pub fn with_config(mut self, config: MemoryConfig) -> Self {
         self.config = config;
         self
     }
 
     /// Where time comes from (default: the system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
     }
 
     /// What embeds text without a caller-given embedding (default: [`HashingEmbedder`]). Its
     /// dimension must be the configured `embedding_dim`.
-    pub fn embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
+    pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
         self.embedder = Some(embedder);
         self
     }
 
     /// What counts tokens in [`Memory::build_context`] (default: [`HeuristicCounter`]).
-    pub fn token_counter(mut self, counter: Arc<dyn TokenCounter>) -> Self {
+    pub fn with_token_counter(mut self, counter: Arc<dyn TokenCounter>) -> Self {
         self.token_counter = Some(counter);
         self
     }
@@ -568,74 +352,18 @@ impl MemoryBuilder {
                 config.embedding_dim
             )));
         }
-        let ltm = LongTermMemory::open(&self.storage, config.durability)?;
-        let indexes = Indexes::new(&config)?;
-        ltm.scan_for_index(|row| indexes.add_stored(row))?;
-        // Ids grow from the wall clock in microseconds, and past anything already stored, so that
-        // ids of short-term entries lost in a crash are not handed out again soon after.
-        let wall = SystemClock.now().0.max(0) as u64;
-        let next = ltm.max_id()?.map_or(wall, |m| wall.max(m + 1));
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let counter = self
             .token_counter
             .unwrap_or_else(|| Arc::new(HeuristicCounter));
-        let inner = Inner {
-            stm: ShortTermMemory::new(config.stm_shards, config.stm_capacity, config.stm_ttl),
-            scorer: ImportanceScorer::new(config.consolidation.clone()),
-            cache: QueryCache::new(config.search.cache_capacity, config.search.cache_ttl),
-            context: ContextBuilder::new(counter),
-            embedder,
-            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-            config,
-            ltm,
-            indexes,
-            next_id: AtomicU64::new(next),
-            access_log: Mutex::new(FxHashMap::default()),
-            commits: GroupCommit::default(),
-            consolidating: Mutex::new(()),
-        };
+        let state = State::open(&self.storage, config, clock, embedder)?;
         Ok(Memory {
-            inner: Arc::new(inner),
+            inner: Arc::new(Inner {
+                state,
+                writes: WritePath::default(),
+                context: ContextBuilder::new(counter),
+                consolidating: Mutex::new(()),
+            }),
         })
-    }
-}
-
-/// What [`Memory::build_context`] builds a prompt from.
-#[derive(Clone, Debug)]
-pub struct ContextQuery {
-    /// The retrieval for the current turn (its agent is the context's agent).
-    pub query: SearchQuery,
-    /// The session whose recent window is included.
-    pub session: String,
-    pub system_prompt: String,
-    pub tools: Vec<ToolDefinition>,
-    /// Most tokens the prompt may cost.
-    pub budget: usize,
-    /// How many recent turns of the session to consider (default: all of the window).
-    pub recent_turns: usize,
-    /// Share of the flexible budget given to retrieved memories (default 0.5).
-    pub memory_share: f32,
-}
-
-impl ContextQuery {
-    pub fn new(
-        query: SearchQuery,
-        session: impl Into<String>,
-        system_prompt: impl Into<String>,
-        budget: usize,
-    ) -> Self {
-        ContextQuery {
-            query,
-            session: session.into(),
-            system_prompt: system_prompt.into(),
-            tools: Vec::new(),
-            budget,
-            recent_turns: usize::MAX,
-            memory_share: crate::context::DEFAULT_MEMORY_SHARE,
-        }
-    }
-
-    pub fn tools(mut self, tools: Vec<ToolDefinition>) -> Self {
-        self.tools = tools;
-        self
     }
 }

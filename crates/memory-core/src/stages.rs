@@ -53,7 +53,11 @@ pub const FUSE: &str = "fuse";
 pub const CACHE: &str = "cache";
 /// Fetching full entries for the ranked ids.
 pub const FETCH: &str = "fetch";
-/// Adding an entry to memory.
+/// Gathering and ranking the agent's short-term candidates of a search.
+pub const STM: &str = "stm";
+/// A whole `build_context`: the recent window, the search, and packing.
+pub const CONTEXT: &str = "context";
+/// Adding entries to memory (an append, an insert or a batch): checks, commit, indexing.
 pub const REMEMBER: &str = "remember";
 /// Moving entries from short-term to long-term memory.
 pub const CONSOLIDATE: &str = "consolidate";

@@ -171,7 +171,7 @@ fn searches_while_vectors_are_staged_moved_and_linked_see_each_entry_once() {
     let cfg = MemoryConfig {
         search: memory_core::SearchConfig {
             cache_capacity: 0,
-            hnsw: memory_core::vector::HnswParams {
+            hnsw: memory_core::index::vector::HnswParams {
                 min_len: 64,
                 ..Default::default()
             },
@@ -214,10 +214,10 @@ fn searches_while_vectors_are_staged_moved_and_linked_see_each_entry_once() {
                     let i = (round * 37 + t * 11) % N;
                     for mode in [SearchMode::ExactVector, SearchMode::Vector] {
                         let q = SearchQuery::new("a", "")
-                            .vector(vectors[i].clone())
-                            .mode(mode)
-                            .tiers(Tiers::LongTerm)
-                            .k(10);
+                            .with_vector(vectors[i].clone())
+                            .with_mode(mode)
+                            .with_tiers(Tiers::LongTerm)
+                            .with_k(10);
                         let hits = m.search(&q).unwrap();
                         let mut seen: Vec<_> = hits.iter().map(|h| h.entry.id).collect();
                         seen.sort();
@@ -242,10 +242,10 @@ fn searches_while_vectors_are_staged_moved_and_linked_see_each_entry_once() {
     // Once everything is linked, each live entry is its own nearest neighbour.
     for (i, v) in vectors.iter().enumerate().step_by(13) {
         let q = SearchQuery::new("a", "")
-            .vector(v.clone())
-            .mode(SearchMode::ExactVector)
-            .tiers(Tiers::LongTerm)
-            .k(1);
+            .with_vector(v.clone())
+            .with_mode(SearchMode::ExactVector)
+            .with_tiers(Tiers::LongTerm)
+            .with_k(1);
         let top = m.search(&q).unwrap();
         if i % 97 == 0 {
             assert!(
@@ -291,7 +291,7 @@ fn polling_index_progress_during_writes_and_linking_never_deadlocks() {
     let worker = std::thread::spawn(move || {
         let cfg = MemoryConfig {
             search: memory_core::SearchConfig {
-                hnsw: memory_core::vector::HnswParams {
+                hnsw: memory_core::index::vector::HnswParams {
                     min_len: 16,
                     ..Default::default()
                 },

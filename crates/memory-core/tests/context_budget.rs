@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use memory_core::context::{
-    Context, ContextBuilder, ContextRequest, OmissionReason, OmittedItem, SectionKind,
+    Context, ContextBuilder, ContextMaterial, OmissionReason, OmittedItem, SectionKind,
     ToolDefinition, TRUNCATION_MARKER,
 };
 use memory_core::tokens::{HeuristicCounter, TokenCounter};
@@ -268,7 +268,7 @@ fn run(counter: Arc<dyn TokenCounter>, seed: u64, cases: usize) -> (usize, usize
     let (mut built, mut too_small, mut truncations) = (0, 0, 0);
     for case in 0..cases {
         let input = generate(&mut rng);
-        let req = ContextRequest::new(&input.system, input.budget)
+        let req = ContextMaterial::new(&input.system, input.budget)
             .with_tools(&input.tools)
             .with_recent_turns(&input.turns)
             .with_memories(&input.hits)

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use memory_core::context::{
-    ContextBuilder, ContextRequest, OmissionReason, OmittedItem, SectionKind, ToolDefinition,
+    ContextBuilder, ContextMaterial, OmissionReason, OmittedItem, SectionKind, ToolDefinition,
     TRUNCATION_MARKER,
 };
 use memory_core::tokens::{HeuristicCounter, TokenCounter};
@@ -64,7 +64,7 @@ fn everything_fits_in_a_generous_budget_in_the_documented_order() {
         hit(10, 0.9, "the user lives in Lisbon"),
         hit(11, 0.5, "likes tea"),
     ];
-    let req = ContextRequest::new("You are helpful.", 10_000)
+    let req = ContextMaterial::new("You are helpful.", 10_000)
         .with_tools(&tools)
         .with_recent_turns(&turns)
         .with_memories(&hits);
@@ -100,7 +100,7 @@ fn everything_fits_in_a_generous_budget_in_the_documented_order() {
 
 #[test]
 fn budget_below_the_system_prompt_is_a_typed_error() {
-    let req = ContextRequest::new("You are a very careful assistant.", 3);
+    let req = ContextMaterial::new("You are a very careful assistant.", 3);
     match ContextBuilder::default().build(&req) {
         Err(Error::BudgetTooSmall { budget: 3, needed }) => assert!(needed > 3),
         other => panic!("expected BudgetTooSmall, got {other:?}"),
@@ -112,7 +112,7 @@ fn system_prompt_that_exactly_fits_is_accepted_and_nothing_else_is_added() {
     let system = "Be brief.";
     let turns = [entry(1, Role::User, "hello there")];
     let cost = HeuristicCounter.count(&format!("{system}\n\n"));
-    let req = ContextRequest::new(system, cost).with_recent_turns(&turns);
+    let req = ContextMaterial::new(system, cost).with_recent_turns(&turns);
     let ctx = ContextBuilder::default().build(&req).unwrap();
     assert_eq!(ctx.total_tokens, cost);
     assert_eq!(ctx.sections.len(), 1);
@@ -139,7 +139,7 @@ fn bad_tool_definitions_are_rejected_with_invalid_tool() {
         Err(Error::InvalidTool { .. })
     ));
     let tools = [tool("same"), tool("same")];
-    let req = ContextRequest::new("s", 1000).with_tools(&tools);
+    let req = ContextMaterial::new("s", 1000).with_tools(&tools);
     assert!(matches!(
         ContextBuilder::default().build(&req),
         Err(Error::InvalidTool { name, .. }) if name == "same"
@@ -149,7 +149,7 @@ fn bad_tool_definitions_are_rejected_with_invalid_tool() {
 #[test]
 fn memory_share_outside_the_unit_interval_is_rejected() {
     for share in [-0.1, 1.5, f32::NAN] {
-        let req = ContextRequest::new("s", 1000).with_memory_share(share);
+        let req = ContextMaterial::new("s", 1000).with_memory_share(share);
         assert!(matches!(
             ContextBuilder::default().build(&req),
             Err(Error::InvalidConfig(_))
@@ -165,12 +165,12 @@ fn tools_are_dropped_whole_from_the_end() {
     let one_tool = tools[0].name().len();
     // Room for the system section, the tools frame and about two tools, not three.
     let full = builder
-        .build(&ContextRequest::new(system, 100_000).with_tools(&tools))
+        .build(&ContextMaterial::new(system, 100_000).with_tools(&tools))
         .unwrap();
     let tools_len = full.section(SectionKind::Tools).unwrap().tokens;
     let budget = 5 + tools_len - 10 - one_tool;
     let ctx = builder
-        .build(&ContextRequest::new(system, budget).with_tools(&tools))
+        .build(&ContextMaterial::new(system, budget).with_tools(&tools))
         .unwrap();
     let text = &ctx.section(SectionKind::Tools).unwrap().text;
     assert!(text.contains("- first:") && text.contains("- second:"));
@@ -198,7 +198,7 @@ fn oldest_turns_are_dropped_first_and_the_boundary_turn_is_truncated() {
     let budget = header + newest + 60;
     let ctx = builder
         .build(
-            &ContextRequest::new("", budget)
+            &ContextMaterial::new("", budget)
                 .with_recent_turns(&turns)
                 .with_memory_share(0.0),
         )
@@ -244,7 +244,7 @@ fn lowest_scored_memories_are_dropped_first_even_when_given_out_of_order() {
     let budget = frame + "- best memory\n".len() + "- middle memory\n".len();
     let ctx = builder
         .build(
-            &ContextRequest::new("", budget)
+            &ContextMaterial::new("", budget)
                 .with_memories(&hits)
                 .with_memory_share(1.0)
                 .with_min_truncation_tokens(1000),
@@ -275,7 +275,7 @@ fn a_memory_already_in_the_recent_window_is_not_shown_twice() {
     let hits = [hit(1, 0.9, "I moved to Lisbon"), hit(7, 0.4, "likes tea")];
     let ctx = ContextBuilder::default()
         .build(
-            &ContextRequest::new("sys", 10_000)
+            &ContextMaterial::new("sys", 10_000)
                 .with_recent_turns(&turns)
                 .with_memories(&hits),
         )
@@ -305,7 +305,7 @@ fn unused_share_spills_over_to_the_other_side() {
     let budget = 400;
     let ctx = builder
         .build(
-            &ContextRequest::new("", budget)
+            &ContextMaterial::new("", budget)
                 .with_memories(&hits)
                 .with_memory_share(0.1),
         )
@@ -318,7 +318,7 @@ fn unused_share_spills_over_to_the_other_side() {
         .collect();
     let ctx = builder
         .build(
-            &ContextRequest::new("", budget)
+            &ContextMaterial::new("", budget)
                 .with_recent_turns(&turns)
                 .with_memory_share(1.0),
         )
@@ -350,7 +350,7 @@ fn the_split_limits_each_side_when_both_compete() {
     let build = |share: f32| {
         builder
             .build(
-                &ContextRequest::new("", 600)
+                &ContextMaterial::new("", 600)
                     .with_recent_turns(&turns)
                     .with_memories(&hits)
                     .with_memory_share(share)
@@ -393,7 +393,7 @@ fn building_twice_gives_the_same_prompt() {
     let hits: Vec<SearchHit> = (0..30)
         .map(|i| hit(1000 + i, (i % 7) as f32, &format!("memory {i}")))
         .collect();
-    let req = ContextRequest::new("system", 300)
+    let req = ContextMaterial::new("system", 300)
         .with_tools(&tools)
         .with_recent_turns(&turns)
         .with_memories(&hits);

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use memory_core::keyword::{Bm25Params, KeywordIndex};
-use memory_core::text::tokenize;
+use memory_core::index::keyword::tokenize;
+use memory_core::index::keyword::{Bm25Params, KeywordIndex};
 use memory_core::EntryId;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use memory_core::vector::{HnswParams, Quantization, VectorIndex, VectorIndexConfig};
+use memory_core::index::vector::{HnswParams, Quantization, VectorIndex, VectorIndexConfig};
 use memory_core::{EntryId, Error};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -55,12 +55,16 @@ fn search_never_returns_entries_of_another_agent() {
         .unwrap();
     for mode in MODES {
         let hits = m
-            .search(&SearchQuery::new("bob", "passport").mode(mode).k(50))
+            .search(
+                &SearchQuery::new("bob", "passport")
+                    .with_mode(mode)
+                    .with_k(50),
+            )
             .unwrap();
         assert!(!hits.is_empty(), "{mode:?}");
         assert!(hits.iter().all(|h| &*h.entry.agent_id == "bob"), "{mode:?}");
         let none = m
-            .search(&SearchQuery::new("carol", "passport").mode(mode))
+            .search(&SearchQuery::new("carol", "passport").with_mode(mode))
             .unwrap();
         assert!(none.is_empty(), "{mode:?}");
     }
@@ -82,11 +86,11 @@ fn one_query_searches_both_tiers_and_says_which_tier_each_hit_is_from() {
         "{hits:?}"
     );
     let only_ltm = m
-        .search(&SearchQuery::new("a", "cat Miso").tiers(memory_core::Tiers::LongTerm))
+        .search(&SearchQuery::new("a", "cat Miso").with_tiers(memory_core::Tiers::LongTerm))
         .unwrap();
     assert!(only_ltm.iter().all(|h| h.entry.tier == Tier::LongTerm));
     let only_stm = m
-        .search(&SearchQuery::new("a", "cat Miso").tiers(memory_core::Tiers::ShortTerm))
+        .search(&SearchQuery::new("a", "cat Miso").with_tiers(memory_core::Tiers::ShortTerm))
         .unwrap();
     assert!(only_stm.iter().all(|h| h.entry.tier == Tier::ShortTerm));
 }
@@ -99,7 +103,7 @@ fn an_entry_in_both_tiers_is_returned_once() {
     assert_eq!(m.consolidate().unwrap().promoted, 1);
     // Now in LTM and still in the recent window.
     let hits = m
-        .search(&SearchQuery::new("a", "launch code swordfish").k(10))
+        .search(&SearchQuery::new("a", "launch code swordfish").with_k(10))
         .unwrap();
     assert_eq!(hits.len(), 1, "{hits:?}");
 }
@@ -110,7 +114,7 @@ fn hits_carry_the_components_of_their_score() {
     m.insert(entry("a", "s", "apples and pears")).unwrap();
     m.insert(entry("a", "s", "bananas only")).unwrap();
     let hits = m
-        .search(&SearchQuery::new("a", "apples").mode(SearchMode::Hybrid))
+        .search(&SearchQuery::new("a", "apples").with_mode(SearchMode::Hybrid))
         .unwrap();
     let top = &hits[0];
     assert_eq!(top.entry.content, "apples and pears");
@@ -138,9 +142,9 @@ fn exact_and_approximate_vector_search_agree_on_a_small_store() {
     }
     let q = |mode| {
         SearchQuery::new("a", "red apple")
-            .mode(mode)
-            .k(3)
-            .no_cache()
+            .with_mode(mode)
+            .with_k(3)
+            .without_cache()
     };
     let exact = m.search(&q(SearchMode::ExactVector)).unwrap();
     let approx = m.search(&q(SearchMode::Vector)).unwrap();
@@ -161,9 +165,9 @@ fn a_precomputed_query_vector_is_used() {
     let hits = m
         .search(
             &SearchQuery::new("a", "")
-                .vector(x)
-                .mode(SearchMode::ExactVector)
-                .k(1),
+                .with_vector(x)
+                .with_mode(SearchMode::ExactVector)
+                .with_k(1),
         )
         .unwrap();
     assert_eq!(contents(&hits), ["first"]);
@@ -189,28 +193,28 @@ fn filters_by_session_role_time_and_metadata() {
             .with_metadata(serde_json::json!({"topic": "places"})),
     )
     .unwrap();
-    let base = || SearchQuery::new("a", "coffee").k(10).no_cache();
+    let base = || SearchQuery::new("a", "coffee").with_k(10).without_cache();
     assert_eq!(
-        contents(&m.search(&base().session("s1")).unwrap()),
+        contents(&m.search(&base().with_session("s1")).unwrap()),
         ["coffee at nine"]
     );
     assert_eq!(
-        contents(&m.search(&base().role(Role::Assistant)).unwrap()),
+        contents(&m.search(&base().with_role(Role::Assistant)).unwrap()),
         ["coffee is brewing"]
     );
-    let window = base().created_between(
+    let window = base().with_created_between(
         Some(t0.plus(Duration::from_secs(30))),
         Some(t0.plus(Duration::from_secs(90))),
     );
     assert_eq!(contents(&m.search(&window).unwrap()), ["coffee is brewing"]);
-    let mut food = contents(&m.search(&base().metadata("topic", "food")).unwrap())
+    let mut food = contents(&m.search(&base().with_metadata("topic", "food")).unwrap())
         .into_iter()
         .map(String::from)
         .collect::<Vec<_>>();
     food.sort();
     assert_eq!(food, ["coffee at nine", "coffee is brewing"]);
     let places = m
-        .search(&base().metadata("topic", "places").session("s2"))
+        .search(&base().with_metadata("topic", "places").with_session("s2"))
         .unwrap();
     assert_eq!(contents(&places), ["coffee shop closed"]);
 }
@@ -229,8 +233,8 @@ fn a_metadata_filter_finds_matches_beyond_the_first_candidates() {
     let hits = m
         .search(
             &SearchQuery::new("a", "meeting notes")
-                .k(1)
-                .metadata("tag", "rare"),
+                .with_k(1)
+                .with_metadata("tag", "rare"),
         )
         .unwrap();
     assert_eq!(contents(&hits), ["meeting notes number 277"]);
@@ -265,7 +269,7 @@ fn repeated_queries_hit_the_cache_until_the_agent_writes() {
     assert_eq!(m.search(&q).unwrap().len(), 2);
     assert_eq!(m.cache_stats().misses, 4);
     // Bypassing the cache counts neither.
-    m.search(&q.clone().no_cache()).unwrap();
+    m.search(&q.clone().without_cache()).unwrap();
     assert_eq!(m.cache_stats().hits + m.cache_stats().misses, 6);
 }
 
@@ -304,7 +308,8 @@ fn retrieval_records_accesses_without_blocking_on_the_writer() {
     let id = m.insert(entry("a", "s", "remember the milk")).unwrap();
     for _ in 0..3 {
         clock.advance(Duration::from_secs(1));
-        m.search(&SearchQuery::new("a", "milk").no_cache()).unwrap();
+        m.search(&SearchQuery::new("a", "milk").without_cache())
+            .unwrap();
     }
     // Deferred: written back with the next write (or flush).
     m.flush().unwrap();
@@ -321,12 +326,12 @@ fn reweighting_by_importance_can_reorder_hits() {
     m.insert(entry("a", "s", "quarterly budget").with_importance(1.0))
         .unwrap();
     let q = SearchQuery::new("a", "budget")
-        .mode(SearchMode::Keyword)
-        .no_cache();
+        .with_mode(SearchMode::Keyword)
+        .without_cache();
     let plain = m.search(&q).unwrap();
     assert_eq!(plain[0].entry.content, "budget budget budget report");
     let weighted = m
-        .search(&q.reweighting(FusionWeights {
+        .search(&q.with_reweighting(FusionWeights {
             relevance: 1.0,
             recency: 0.0,
             importance: 1.0,
@@ -350,33 +355,33 @@ fn bad_queries_get_an_error_or_a_well_defined_empty_result() {
     ));
     for mode in MODES {
         let punct = m
-            .search(&SearchQuery::new("a", "?!...").mode(mode))
+            .search(&SearchQuery::new("a", "?!...").with_mode(mode))
             .unwrap();
         assert!(punct.is_empty(), "{mode:?}");
     }
     assert!(m
-        .search(&SearchQuery::new("a", "something").k(0))
+        .search(&SearchQuery::new("a", "something").with_k(0))
         .unwrap()
         .is_empty());
     assert_eq!(
-        m.search(&SearchQuery::new("a", "something").k(usize::MAX))
+        m.search(&SearchQuery::new("a", "something").with_k(usize::MAX))
             .unwrap()
             .len(),
         1
     );
-    let wrong = SearchQuery::new("a", "x").vector(vec![1.0; DIM + 1]);
+    let wrong = SearchQuery::new("a", "x").with_vector(vec![1.0; DIM + 1]);
     assert!(matches!(
         m.search(&wrong),
         Err(Error::DimensionMismatch { .. })
     ));
     let mut nan = vec![1.0; DIM];
     nan[5] = f32::NAN;
-    let nan = SearchQuery::new("a", "x").vector(nan);
+    let nan = SearchQuery::new("a", "x").with_vector(nan);
     assert!(matches!(
         m.search(&nan),
         Err(Error::NonFiniteEmbedding { index: 5, .. })
     ));
-    let bad_weights = SearchQuery::new("a", "x").reweighting(FusionWeights {
+    let bad_weights = SearchQuery::new("a", "x").with_reweighting(FusionWeights {
         relevance: f32::NAN,
         recency: 0.0,
         importance: 0.0,
@@ -404,7 +409,11 @@ fn a_reopened_store_rebuilds_its_indexes() {
     let m = Memory::open(Storage::File(path), config()).unwrap();
     for mode in MODES {
         let hits = m
-            .search(&SearchQuery::new("a", "tomatoes sun").mode(mode).k(1))
+            .search(
+                &SearchQuery::new("a", "tomatoes sun")
+                    .with_mode(mode)
+                    .with_k(1),
+            )
             .unwrap();
         assert_eq!(contents(&hits), ["tomatoes need sun"], "{mode:?}");
     }
@@ -417,7 +426,7 @@ fn forgotten_entries_are_not_found() {
     m.forget("a", id).unwrap();
     for mode in MODES {
         assert!(m
-            .search(&SearchQuery::new("a", "secret").mode(mode))
+            .search(&SearchQuery::new("a", "secret").with_mode(mode))
             .unwrap()
             .is_empty());
     }
@@ -448,7 +457,7 @@ fn context_building_packs_memories_and_recent_turns_under_the_budget() {
         "You are a helpful cook.",
         400,
     )
-    .tools(vec![tool]);
+    .with_tools(vec![tool]);
     let ctx = m.build_context(&request).unwrap();
     let prompt = ctx.render();
     assert!(prompt.contains("allergic to peanuts"), "{prompt}");
@@ -482,7 +491,7 @@ fn context_building_packs_memories_and_recent_turns_under_the_budget() {
 fn the_background_linker_builds_the_graph_and_search_is_complete_before_it_does() {
     let cfg = MemoryConfig {
         search: memory_core::SearchConfig {
-            hnsw: memory_core::vector::HnswParams {
+            hnsw: memory_core::index::vector::HnswParams {
                 min_len: 64,
                 ..Default::default()
             },
@@ -500,18 +509,18 @@ fn the_background_linker_builds_the_graph_and_search_is_complete_before_it_does(
         .unwrap();
     // Whether or not the linker has caught up, the newest entry is found.
     let q = SearchQuery::new("a", "zebra crossing school")
-        .mode(SearchMode::Vector)
-        .k(1)
-        .no_cache();
+        .with_mode(SearchMode::Vector)
+        .with_k(1)
+        .without_cache();
     assert_eq!(m.search(&q).unwrap()[0].entry.id, target);
     m.wait_for_indexing();
     // Linked: approximate search now walks the graph; it agrees with the exact scan on a
     // query with many neighbours, and hybrid search still finds the needle by its words.
     let near = |mode| {
         SearchQuery::new("a", "note topic 5")
-            .mode(mode)
-            .k(5)
-            .no_cache()
+            .with_mode(mode)
+            .with_k(5)
+            .without_cache()
     };
     let exact = m.search(&near(SearchMode::ExactVector)).unwrap();
     let approx = m.search(&near(SearchMode::Vector)).unwrap();
@@ -520,6 +529,6 @@ fn the_background_linker_builds_the_graph_and_search_is_complete_before_it_does(
         .filter(|h| exact.iter().any(|e| e.entry.id == h.entry.id))
         .count();
     assert!(overlap >= 4, "{overlap} of 5");
-    let hybrid = m.search(&q.mode(SearchMode::Hybrid)).unwrap();
+    let hybrid = m.search(&q.with_mode(SearchMode::Hybrid)).unwrap();
     assert_eq!(hybrid[0].entry.id, target);
 }

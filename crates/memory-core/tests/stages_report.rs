@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use memory_core::context::{ContextBuilder, ContextRequest};
+use memory_core::context::{ContextBuilder, ContextMaterial};
 use memory_core::stages::{self, StageLayer};
 use memory_core::{EntryId, MemoryEntry, Role, Tier, Timestamp};
 use tracing_subscriber::layer::SubscriberExt;
@@ -227,7 +227,7 @@ fn the_context_builder_reports_its_pack_stages() {
     let layer = StageLayer::new();
     let subscriber = tracing_subscriber::registry().with(layer.clone());
     tracing::subscriber::with_default(subscriber, || {
-        let req = ContextRequest::new("system", 120).with_recent_turns(&turns);
+        let req = ContextMaterial::new("system", 120).with_recent_turns(&turns);
         ContextBuilder::default().build(&req).unwrap();
     });
     let report = layer.report();

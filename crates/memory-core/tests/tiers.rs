@@ -560,7 +560,7 @@ fn another_programs_sqlite_database_is_not_adopted() {
 fn a_temporary_store_is_a_real_file_that_disappears_on_drop() {
     let m = Memory::open(Storage::Temporary, config()).unwrap();
     m.insert(msg("a", "s", "x")).unwrap();
-    let path = m.path().to_path_buf();
+    let path = std::path::PathBuf::from(m.location());
     assert!(path.exists());
     assert!(m.stats().unwrap().disk_bytes > 0);
     drop(m);
@@ -607,7 +607,10 @@ fn a_failed_batch_leaves_neither_rows_nor_index_entries() {
             SearchMode::ExactVector,
             SearchMode::Hybrid,
         ] {
-            let q = SearchQuery::new("a", "zebra").mode(mode).no_cache().k(50);
+            let q = SearchQuery::new("a", "zebra")
+                .with_mode(mode)
+                .without_cache()
+                .with_k(50);
             let hits = m.search(&q).unwrap();
             assert!(
                 hits.iter().all(|h| !h.entry.content.contains("zebra")),
@@ -627,8 +630,8 @@ fn a_failed_batch_leaves_neither_rows_nor_index_entries() {
         .unwrap();
     assert_eq!(m.count("a").unwrap(), 301);
     let q = SearchQuery::new("a", "zebra")
-        .mode(SearchMode::Keyword)
-        .k(500);
+        .with_mode(SearchMode::Keyword)
+        .with_k(500);
     assert_eq!(m.search(&q).unwrap().len(), ids.len());
 }
 

@@ -6,8 +6,8 @@ use rustc_hash::FxHashMap;
 
 use crate::entry::EntryId;
 use crate::error::{Error, Result};
-use crate::search::ScoreComponents;
-use crate::topk::sort_ranking;
+use crate::index::topk::sort_ranking;
+use crate::query::{FusionWeights, ScoreComponents};
 
 /// The customary RRF constant (Cormack et al., 2009): it damps the weight of the very top ranks.
 pub const DEFAULT_RRF_K: f32 = 60.0;
@@ -27,7 +27,7 @@ fn check_rrf_k(k: f32) -> Result<()> {
 ///
 /// ```
 /// use memory_core::EntryId;
-/// use memory_core::fusion::rrf;
+/// use memory_core::index::fusion::rrf;
 ///
 /// let a = [EntryId(1), EntryId(2)];
 /// let b = [EntryId(2), EntryId(3)];
@@ -97,38 +97,6 @@ pub fn fuse_hybrid(
     let mut out: Vec<FusedHit> = hits.into_values().collect();
     out.sort_unstable_by(|a, b| b.fused.total_cmp(&a.fused).then_with(|| a.id.cmp(&b.id)));
     Ok(out)
-}
-
-/// Weights of the final score `relevance * w_rel + recency * w_rec + importance * w_imp`.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct FusionWeights {
-    pub relevance: f32,
-    pub recency: f32,
-    pub importance: f32,
-}
-
-impl Default for FusionWeights {
-    /// Equal weights, as in Generative Agents.
-    fn default() -> Self {
-        FusionWeights {
-            relevance: 1.0,
-            recency: 1.0,
-            importance: 1.0,
-        }
-    }
-}
-
-impl FusionWeights {
-    /// Checks the weights are finite, non-negative and not all zero.
-    pub fn validate(&self) -> Result<()> {
-        let w = [self.relevance, self.recency, self.importance];
-        if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().sum::<f32>() <= 0.0 {
-            return Err(Error::InvalidConfig(format!(
-                "fusion weights {self:?} must be finite, non-negative and not all zero"
-            )));
-        }
-        Ok(())
-    }
 }
 
 /// A fused hit re-weighted with recency and importance.

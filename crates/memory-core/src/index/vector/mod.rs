@@ -3,9 +3,9 @@
 //! is stored twice. Removal tombstones a slot; the arena and graph are rebuilt without tombstones
 //! once they pass a fraction of the slots.
 
-pub mod hnsw;
-pub mod kernel;
-pub mod quant;
+mod hnsw;
+pub(crate) mod kernel;
+pub(crate) mod quant;
 
 use rustc_hash::FxHashMap;
 
@@ -13,7 +13,8 @@ pub use hnsw::HnswParams;
 
 use crate::entry::{check_embedding, EntryId};
 use crate::error::{Error, Result};
-use crate::topk::TopK;
+use crate::index::growth::reserve_bounded;
+use crate::index::topk::TopK;
 use hnsw::Graph;
 
 /// How vectors are held in the arena.
@@ -70,17 +71,6 @@ impl VectorIndexConfig {
 /// Tombstones may make up at most this fraction of slots before the index is rebuilt without
 /// them: past it, scans waste time on dead slots and the graph routes through too many of them.
 const MAX_TOMBSTONE_FRACTION: f64 = 0.3;
-
-/// Makes room for `additional` more elements, growing by a sixteenth of the length (and at least
-/// by `additional`, and by 16 elements) instead of doubling: the vector arena and the graph are
-/// most of an agent's memory, and doubling would leave up to half of them unused (a sixteenth
-/// leaves at most 6%). Growth stays geometric, so pushes remain amortized O(1); a large
-/// reallocation is a page remap, not a copy, with glibc.
-pub(crate) fn reserve_bounded<T>(v: &mut Vec<T>, additional: usize) {
-    if v.capacity() - v.len() < additional {
-        v.reserve_exact(additional.max(v.len() / 16).max(16));
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Arena {
@@ -234,7 +224,7 @@ impl Arena {
 ///
 /// ```
 /// use memory_core::EntryId;
-/// use memory_core::vector::{VectorIndex, VectorIndexConfig};
+/// use memory_core::index::vector::{VectorIndex, VectorIndexConfig};
 ///
 /// let mut index = VectorIndex::new(VectorIndexConfig::new(2)).unwrap();
 /// index.insert(EntryId(1), &[1.0, 0.0]).unwrap();
@@ -739,7 +729,7 @@ mod tests {
     fn indexes_can_be_shared_between_threads() {
         fn shared<T: Send + Sync>() {}
         shared::<VectorIndex>();
-        shared::<crate::keyword::KeywordIndex>();
+        shared::<crate::index::keyword::KeywordIndex>();
         shared::<crate::embed::HashingEmbedder>();
     }
 

@@ -13,9 +13,19 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use crate::entry::EntryId;
 use crate::error::{Error, Result};
-use crate::text::for_each_token;
-use crate::topk::TopK;
-use crate::vector::reserve_bounded;
+use crate::index::growth::reserve_bounded;
+use crate::index::text::for_each_token;
+use crate::index::topk::TopK;
+
+/// The tokens the index sees in `text`: case-folded words split on anything that is not a letter
+/// or a digit, in order. Queries and documents are tokenized alike.
+///
+/// ```
+/// assert_eq!(memory_core::index::keyword::tokenize("Straße, 東京!"), ["straße", "東京"]);
+/// ```
+pub fn tokenize(text: &str) -> Vec<String> {
+    crate::index::text::tokenize(text)
+}
 
 /// The two free parameters of BM25.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -253,7 +263,7 @@ pub struct KeywordStats {
 ///
 /// ```
 /// use memory_core::EntryId;
-/// use memory_core::keyword::{Bm25Params, KeywordIndex};
+/// use memory_core::index::keyword::{Bm25Params, KeywordIndex};
 ///
 /// let mut index = KeywordIndex::new(Bm25Params::default()).unwrap();
 /// index.insert(EntryId(1), "I moved to Lisbon in May");
@@ -328,7 +338,7 @@ impl KeywordIndex {
         }
     }
 
-    /// Number of live documents containing `token` (a token as [`crate::text::tokenize`] gives
+    /// Number of live documents containing `token` (a token as [`tokenize`] gives
     /// it, i.e. already case-folded).
     pub fn doc_freq(&self, token: &str) -> usize {
         self.vocab
@@ -498,6 +508,16 @@ impl KeywordIndex {
         if k == 0 || live == 0 {
             return Vec::new();
         }
+        let qterms = self.query_terms(query);
+        if qterms.is_empty() {
+            return Vec::new();
+        }
+        let scorer = Scorer::new(self.params, self.stats().avg_doc_len);
+        MaxScore::new(self, &qterms, scorer).run(TopK::new(k, live), filter)
+    }
+
+    /// The distinct indexed terms of `query` that some live document holds, in term order.
+    fn query_terms(&self, query: &str) -> Vec<u32> {
         let mut qterms: Vec<u32> = Vec::new();
         for_each_token(query, |tok| {
             if let Some(t) = self.vocab.get(tok) {
@@ -508,152 +528,7 @@ impl KeywordIndex {
         });
         qterms.sort_unstable();
         qterms.dedup();
-        if qterms.is_empty() {
-            return Vec::new();
-        }
-        let n = live as f32;
-        let scorer = Scorer::new(self.params, self.stats().avg_doc_len);
-
-        struct Cursor<'a> {
-            postings: &'a [Posting],
-            blocks: &'a [BlockMax],
-            pos: usize,
-            idf: f32,
-            bound: f32,
-            /// The block whose bound is cached in `block_bound`, to compute each block's bound
-            /// once per query rather than once per candidate.
-            block: usize,
-            block_bound: f32,
-        }
-        // Inflated a little so float rounding in a document's own score can never exceed a bound
-        // and get the document wrongly pruned.
-        let bound = |idf: f32, tf: u32, dl: u32| scorer.weight(idf, tf, dl) * (1.0 + 1e-4) + 1e-6;
-        let mut cursors: Vec<Cursor<'_>> = qterms
-            .iter()
-            .map(|&t| {
-                let term = &self.terms[t as usize];
-                let idf = idf(n, term.df as f32);
-                Cursor {
-                    postings: &term.postings,
-                    blocks: term.blocks.as_deref().map_or(&[], Vec::as_slice),
-                    pos: 0,
-                    idf,
-                    bound: bound(idf, term.max_tf, term.min_dl),
-                    block: usize::MAX,
-                    block_bound: 0.0,
-                }
-            })
-            .collect();
-        // Ascending bounds: a prefix of cheap terms becomes "non-essential" as the threshold rises.
-        cursors.sort_by(|a, b| a.bound.total_cmp(&b.bound));
-        let mut cum = Vec::with_capacity(cursors.len());
-        let mut acc = 0.0f32;
-        for c in &cursors {
-            acc += c.bound;
-            cum.push(acc);
-        }
-
-        let mut top = TopK::new(k, live);
-        let mut first_essential = 0usize;
-        let mut contrib = vec![0.0f32; cursors.len()];
-        loop {
-            // The next candidate is the smallest current slot among the essential terms.
-            let mut cand = u32::MAX;
-            for c in &cursors[first_essential..] {
-                if let Some(p) = c.postings.get(c.pos) {
-                    cand = cand.min(p.slot);
-                }
-            }
-            if cand == u32::MAX {
-                break;
-            }
-            let threshold = top.threshold();
-            if threshold > f32::NEG_INFINITY {
-                // Block-max check: bound every document from `cand` up to `boundary` by the
-                // blocks the essential cursors sit in, plus all non-essential terms. Up to
-                // `boundary` no essential term leaves its current block and none that is not at
-                // `cand` can match, so if the bound is below the threshold the whole range goes.
-                let mut ub = first_essential.checked_sub(1).map_or(0.0, |i| cum[i]);
-                let mut boundary = u32::MAX;
-                for c in &mut cursors[first_essential..] {
-                    match c.postings.get(c.pos) {
-                        Some(p) if p.slot == cand => {
-                            let b = c.pos / BLOCK;
-                            if b != c.block {
-                                c.block = b;
-                                c.block_bound = c
-                                    .blocks
-                                    .get(b)
-                                    .map_or(c.bound, |bm| bound(c.idf, bm.max_tf, bm.min_dl));
-                            }
-                            ub += c.block_bound;
-                            let end = ((b + 1) * BLOCK).min(c.postings.len());
-                            boundary =
-                                boundary.min(c.postings.get(end).map_or(u32::MAX, |p| p.slot));
-                        }
-                        Some(p) => boundary = boundary.min(p.slot),
-                        None => {}
-                    }
-                }
-                if ub < threshold {
-                    for c in &mut cursors[first_essential..] {
-                        c.pos = gallop(c.postings, c.pos, boundary);
-                    }
-                    continue;
-                }
-            }
-            let slot = cand as usize;
-            let dl = self.doc_len[slot];
-            let alive = self.alive[slot];
-            let mut score = 0.0f32;
-            contrib.iter_mut().for_each(|x| *x = 0.0);
-            for (i, c) in cursors.iter_mut().enumerate().skip(first_essential) {
-                if let Some(p) = c.postings.get(c.pos) {
-                    if p.slot == cand {
-                        if alive {
-                            contrib[i] = scorer.weight(c.idf, p.tf, dl);
-                            score += contrib[i];
-                        }
-                        c.pos += 1;
-                    }
-                }
-            }
-            if !alive {
-                continue;
-            }
-            let threshold = top.threshold();
-            let mut pruned = false;
-            for i in (0..first_essential).rev() {
-                if score + cum[i] < threshold {
-                    pruned = true;
-                    break;
-                }
-                let c = &mut cursors[i];
-                c.pos = gallop(c.postings, c.pos, cand);
-                if let Some(p) = c.postings.get(c.pos) {
-                    if p.slot == cand {
-                        contrib[i] = scorer.weight(c.idf, p.tf, dl);
-                        score += contrib[i];
-                    }
-                }
-            }
-            if pruned {
-                continue;
-            }
-            // Summed again in a fixed term order: the partial sums above follow the changing
-            // essential/non-essential split, and identical documents must get identical scores
-            // for ties to fall to the id order.
-            let score: f32 = contrib.iter().sum();
-            let id = self.slot_ids[slot];
-            if top.would_accept(score, id) && filter(id) {
-                top.push(score, id);
-                let threshold = top.threshold();
-                while first_essential < cum.len() && cum[first_essential] < threshold {
-                    first_essential += 1;
-                }
-            }
-        }
-        top.into_sorted()
+        qterms
     }
 
     /// Estimated heap memory held by the index, in bytes.
@@ -691,6 +566,212 @@ fn keep_live<T>(v: &mut Vec<T>, remap: &[u32]) {
         remap[slot - 1] != u32::MAX
     });
     v.shrink_to_fit();
+}
+
+/// One query term's position in its postings during a MaxScore pass, with the bounds that let
+/// whole stretches of postings be skipped.
+struct Cursor<'a> {
+    postings: &'a [Posting],
+    blocks: &'a [BlockMax],
+    pos: usize,
+    idf: f32,
+    /// Upper bound of this term's contribution to any document.
+    bound: f32,
+    /// The block whose bound is cached in `block_bound`, to compute each block's bound once per
+    /// query rather than once per candidate.
+    block: usize,
+    block_bound: f32,
+}
+
+impl Cursor<'_> {
+    /// The slot this cursor is at, if any is left.
+    fn slot(&self) -> Option<u32> {
+        self.postings.get(self.pos).map(|p| p.slot)
+    }
+}
+
+/// One MaxScore (Turtle and Flood, 1995) pass with block-max skipping over a query's postings.
+/// Terms are sorted by their bound; once the top-k threshold exceeds the sum of the bounds of a
+/// prefix of them, those terms are "non-essential": no document matching only them can enter,
+/// so candidates come from the essential terms alone and the others are looked up (by galloping)
+/// only for candidates that can still make it.
+struct MaxScore<'a> {
+    index: &'a KeywordIndex,
+    scorer: Scorer,
+    /// Ascending by bound.
+    cursors: Vec<Cursor<'a>>,
+    /// `cum[i]`: sum of the bounds of cursors `0..=i`.
+    cum: Vec<f32>,
+    /// Cursors before this one are non-essential.
+    first_essential: usize,
+    /// Per cursor, its contribution to the current candidate's score.
+    contrib: Vec<f32>,
+}
+
+impl<'a> MaxScore<'a> {
+    fn new(index: &'a KeywordIndex, qterms: &[u32], scorer: Scorer) -> Self {
+        let n = index.len() as f32;
+        let mut cursors: Vec<Cursor<'a>> = qterms
+            .iter()
+            .map(|&t| {
+                let term = &index.terms[t as usize];
+                let idf = idf(n, term.df as f32);
+                Cursor {
+                    postings: &term.postings,
+                    blocks: term.blocks.as_deref().map_or(&[], Vec::as_slice),
+                    pos: 0,
+                    idf,
+                    bound: Self::bound(&scorer, idf, term.max_tf, term.min_dl),
+                    block: usize::MAX,
+                    block_bound: 0.0,
+                }
+            })
+            .collect();
+        // Ascending bounds: a prefix of cheap terms becomes "non-essential" as the threshold rises.
+        cursors.sort_by(|a, b| a.bound.total_cmp(&b.bound));
+        let cum = cursors
+            .iter()
+            .scan(0.0f32, |acc, c| {
+                *acc += c.bound;
+                Some(*acc)
+            })
+            .collect();
+        let contrib = vec![0.0f32; cursors.len()];
+        MaxScore {
+            index,
+            scorer,
+            cursors,
+            cum,
+            first_essential: 0,
+            contrib,
+        }
+    }
+
+    /// An upper bound of a term's weight in documents with at most `tf` occurrences and at least
+    /// `dl` length, inflated a little so float rounding in a document's own score can never
+    /// exceed it and get the document wrongly pruned.
+    fn bound(scorer: &Scorer, idf: f32, tf: u32, dl: u32) -> f32 {
+        scorer.weight(idf, tf, dl) * (1.0 + 1e-4) + 1e-6
+    }
+
+    fn run(mut self, mut top: TopK, filter: &dyn Fn(EntryId) -> bool) -> Vec<(EntryId, f32)> {
+        while let Some(cand) = self.next_candidate() {
+            let threshold = top.threshold();
+            if threshold > f32::NEG_INFINITY && self.skip_blocks_below(cand, threshold) {
+                continue;
+            }
+            let slot = cand as usize;
+            let dl = self.index.doc_len[slot];
+            let alive = self.index.alive[slot];
+            let partial = self.score_essential(cand, dl, alive);
+            if !alive || !self.add_non_essential(cand, dl, partial, top.threshold()) {
+                continue;
+            }
+            // Summed again in a fixed term order: the partial sums above follow the changing
+            // essential/non-essential split, and identical documents must get identical scores
+            // for ties to fall to the id order.
+            let score: f32 = self.contrib.iter().sum();
+            let id = self.index.slot_ids[slot];
+            if top.would_accept(score, id) && filter(id) {
+                top.push(score, id);
+                let threshold = top.threshold();
+                while self.first_essential < self.cum.len()
+                    && self.cum[self.first_essential] < threshold
+                {
+                    self.first_essential += 1;
+                }
+            }
+        }
+        top.into_sorted()
+    }
+
+    /// The smallest current slot among the essential terms: the next candidate.
+    fn next_candidate(&self) -> Option<u32> {
+        self.cursors[self.first_essential..]
+            .iter()
+            .filter_map(Cursor::slot)
+            .min()
+    }
+
+    /// Block-max check: bounds every document from `cand` up to the first block boundary of the
+    /// essential cursors by their current blocks plus all non-essential terms. Up to that
+    /// boundary no essential term leaves its current block and none that is not at `cand` can
+    /// match, so if the bound is below `threshold` the whole range is skipped (returns true).
+    fn skip_blocks_below(&mut self, cand: u32, threshold: f32) -> bool {
+        let mut ub = self
+            .first_essential
+            .checked_sub(1)
+            .map_or(0.0, |i| self.cum[i]);
+        let mut boundary = u32::MAX;
+        for c in &mut self.cursors[self.first_essential..] {
+            match c.postings.get(c.pos) {
+                Some(p) if p.slot == cand => {
+                    let b = c.pos / BLOCK;
+                    if b != c.block {
+                        c.block = b;
+                        c.block_bound = c.blocks.get(b).map_or(c.bound, |bm| {
+                            Self::bound(&self.scorer, c.idf, bm.max_tf, bm.min_dl)
+                        });
+                    }
+                    ub += c.block_bound;
+                    let end = ((b + 1) * BLOCK).min(c.postings.len());
+                    boundary = boundary.min(c.postings.get(end).map_or(u32::MAX, |p| p.slot));
+                }
+                Some(p) => boundary = boundary.min(p.slot),
+                None => {}
+            }
+        }
+        if ub >= threshold {
+            return false;
+        }
+        for c in &mut self.cursors[self.first_essential..] {
+            c.pos = gallop(c.postings, c.pos, boundary);
+        }
+        true
+    }
+
+    /// Scores `cand` on the essential terms (all zero for a removed document) and moves their
+    /// cursors past it; returns the partial score.
+    fn score_essential(&mut self, cand: u32, dl: u32, alive: bool) -> f32 {
+        let mut score = 0.0f32;
+        self.contrib.iter_mut().for_each(|x| *x = 0.0);
+        for (i, c) in self
+            .cursors
+            .iter_mut()
+            .enumerate()
+            .skip(self.first_essential)
+        {
+            if let Some(p) = c.postings.get(c.pos) {
+                if p.slot == cand {
+                    if alive {
+                        self.contrib[i] = self.scorer.weight(c.idf, p.tf, dl);
+                        score += self.contrib[i];
+                    }
+                    c.pos += 1;
+                }
+            }
+        }
+        score
+    }
+
+    /// Adds the non-essential terms' contributions to `cand`, from the largest bound down,
+    /// stopping as soon as the score cannot reach `threshold` any more (returns false then).
+    fn add_non_essential(&mut self, cand: u32, dl: u32, mut score: f32, threshold: f32) -> bool {
+        for i in (0..self.first_essential).rev() {
+            if score + self.cum[i] < threshold {
+                return false;
+            }
+            let c = &mut self.cursors[i];
+            c.pos = gallop(c.postings, c.pos, cand);
+            if let Some(p) = c.postings.get(c.pos) {
+                if p.slot == cand {
+                    self.contrib[i] = self.scorer.weight(c.idf, p.tf, dl);
+                    score += self.contrib[i];
+                }
+            }
+        }
+        true
+    }
 }
 
 /// First position at or after `from` whose slot is >= `target`, by exponential then binary

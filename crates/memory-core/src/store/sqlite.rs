@@ -1,4 +1,4 @@
-//! Long-term memory: the durable tier, one SQLite file in write-ahead-log mode.
+//! The SQLite file of the embedded long-term store, in write-ahead-log mode.
 //!
 //! All writes go through one writer connection behind a mutex (SQLite allows one writer at a time
 //! anyway, and a single path keeps transactions simple). Reads take a connection from a small pool,
@@ -14,6 +14,7 @@ use crate::clock::Timestamp;
 use crate::config::Durability;
 use crate::entry::{EntryId, MemoryEntry, Role, Tier};
 use crate::error::{Error, Result};
+use crate::store::{AccessRecord, Storage};
 
 /// `PRAGMA application_id` of memory-core files ("MEMC"), so we never adopt someone else's database.
 const APPLICATION_ID: i64 = 0x4D45_4D43;
@@ -69,35 +70,10 @@ const SELECT_ENTRY: &str = concat!(
     " FROM entries WHERE id = ?1 AND agent_id = ?2"
 );
 
-/// Where the long-term store lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Storage {
-    /// A database file at this path (created if absent, with its directory).
-    File(PathBuf),
-    /// A database file in a fresh temporary directory, deleted when the last handle is dropped.
-    /// Same code path and durability as `File`; for tests and benchmarks.
-    Temporary,
-    /// An in-memory SQLite database: nothing survives the process. Reads share the writer's
-    /// connection (SQLite's in-memory databases are per connection).
-    InMemory,
-}
-
-/// Which entries to list.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ListQuery {
-    /// Only this session.
-    pub session: Option<String>,
-    /// Created at or after.
-    pub since: Option<Timestamp>,
-    /// Created before.
-    pub until: Option<Timestamp>,
-    /// At most this many, newest first; all when `None`.
-    pub limit: Option<usize>,
-}
-
-/// The long-term tier.
+/// The SQLite file of the embedded long-term store: rows by id, nothing else (the in-RAM
+/// indexes answer every other question; see `store/embedded.rs`).
 #[derive(Debug)]
-pub(crate) struct LongTermMemory {
+pub(crate) struct SqliteStore {
     path: PathBuf,
     /// Shared with the checkpointer, which pauses writes briefly to let the log restart.
     writer: Arc<Mutex<Connection>>,
@@ -217,8 +193,8 @@ fn passive_checkpoint(c: &Connection) -> rusqlite::Result<i64> {
 /// Most idle read connections kept; more are opened under load and closed after use.
 const MAX_IDLE_READERS: usize = 8;
 
-impl LongTermMemory {
-    pub fn open(storage: &Storage, durability: Durability) -> Result<LongTermMemory> {
+impl SqliteStore {
+    pub fn open(storage: &Storage, durability: Durability) -> Result<SqliteStore> {
         let (path, temp_dir) = match storage {
             Storage::File(p) => {
                 if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -256,7 +232,7 @@ impl LongTermMemory {
         } else {
             Some(Checkpointer::start(&path, writer.clone())?)
         };
-        Ok(LongTermMemory {
+        Ok(SqliteStore {
             path,
             writer,
             readers: Mutex::new(Vec::new()),
@@ -326,11 +302,7 @@ impl LongTermMemory {
     /// whose id is already stored is the same entry and is left as it is). Deferred access
     /// records ride along in the same transaction (see [`LongTermMemory::record_access`]).
     /// Returns when the transaction is committed.
-    pub fn insert(
-        &self,
-        entries: &[MemoryEntry],
-        accesses: &[(EntryId, u32, Timestamp)],
-    ) -> Result<Vec<bool>> {
+    pub fn insert(&self, entries: &[MemoryEntry], accesses: &[AccessRecord]) -> Result<Vec<bool>> {
         self.write(|tx| {
             apply_accesses(tx, accesses)?;
             let mut stmt = tx.prepare_cached(INSERT_ENTRY)?;
@@ -419,7 +391,7 @@ impl LongTermMemory {
     }
 
     /// Applies deferred access records: for each id, adds `count` and sets the last access time.
-    pub fn record_access(&self, accesses: &[(EntryId, u32, Timestamp)]) -> Result<()> {
+    pub fn record_access(&self, accesses: &[AccessRecord]) -> Result<()> {
         if accesses.is_empty() {
             return Ok(());
         }
@@ -427,10 +399,7 @@ impl LongTermMemory {
     }
 
     /// Visits every entry in id order, for rebuilding the in-RAM indexes on open.
-    pub fn scan_for_index(
-        &self,
-        mut visit: impl FnMut(crate::index::StoredRow<'_>) -> Result<()>,
-    ) -> Result<()> {
+    pub fn scan_for_index(&self, mut visit: impl FnMut(StoredRow<'_>) -> Result<()>) -> Result<()> {
         let mut failed = None;
         self.read(|c| {
             let mut stmt = c.prepare(
@@ -446,7 +415,7 @@ impl LongTermMemory {
                 if let Some(b) = blob {
                     embedding.extend(blob_floats(b)?);
                 }
-                let row = crate::index::StoredRow {
+                let row = StoredRow {
                     id: EntryId(r.get::<_, i64>(0)? as u64),
                     agent: r.get_ref(1)?.as_str()?,
                     session: r.get_ref(2)?.as_str()?,
@@ -472,7 +441,7 @@ impl LongTermMemory {
             Ok(())
         } else {
             Err(Error::Corrupt {
-                path: self.path.clone(),
+                store: self.path.display().to_string(),
                 detail: report,
             })
         }
@@ -588,14 +557,14 @@ fn migrate(c: &Connection, path: &Path) -> Result<()> {
         .map_err(err)?;
     if version > SCHEMA_VERSION {
         return Err(Error::SchemaTooNew {
-            path: path.to_path_buf(),
+            store: path.display().to_string(),
             found: version,
             supported: SCHEMA_VERSION,
         });
     }
     if app_id != APPLICATION_ID && app_id != 0 {
         return Err(Error::Corrupt {
-            path: path.to_path_buf(),
+            store: path.display().to_string(),
             detail: format!("application_id is {app_id:#x}, not memory-core's {APPLICATION_ID:#x}"),
         });
     }
@@ -605,7 +574,7 @@ fn migrate(c: &Connection, path: &Path) -> Result<()> {
             .map_err(err)?;
         if tables > 0 {
             return Err(Error::Corrupt {
-                path: path.to_path_buf(),
+                store: path.display().to_string(),
                 detail: "the file holds tables but no memory-core schema version".into(),
             });
         }
@@ -628,26 +597,26 @@ fn migrate(c: &Connection, path: &Path) -> Result<()> {
 fn db_error(path: &Path, e: rusqlite::Error) -> Error {
     if let rusqlite::Error::FromSqlConversionFailure(col, _, detail) = &e {
         return Error::Corrupt {
-            path: path.to_path_buf(),
+            store: path.display().to_string(),
             detail: format!("column {col}: {detail}"),
         };
     }
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
         if matches!(f.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) {
             return Error::Corrupt {
-                path: path.to_path_buf(),
+                store: path.display().to_string(),
                 detail: msg.clone().unwrap_or_else(|| f.to_string()),
             };
         }
     }
     Error::Database {
-        path: path.to_path_buf(),
-        source: e,
+        store: path.display().to_string(),
+        source: Box::new(e),
     }
 }
 
 /// Adds retrieval counts and last-access times, inside the caller's transaction.
-fn apply_accesses(c: &Connection, accesses: &[(EntryId, u32, Timestamp)]) -> rusqlite::Result<()> {
+fn apply_accesses(c: &Connection, accesses: &[AccessRecord]) -> rusqlite::Result<()> {
     if accesses.is_empty() {
         return Ok(());
     }
@@ -655,8 +624,8 @@ fn apply_accesses(c: &Connection, accesses: &[(EntryId, u32, Timestamp)]) -> rus
         "UPDATE entries SET access_count = access_count + ?2, \
          last_accessed_at = MAX(last_accessed_at, ?3) WHERE id = ?1",
     )?;
-    for (id, n, at) in accesses {
-        stmt.execute(params![id.0 as i64, *n as i64, at.0])?;
+    for a in accesses {
+        stmt.execute(params![a.id.0 as i64, i64::from(a.count), a.at.0])?;
     }
     Ok(())
 }
@@ -728,4 +697,16 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<MemoryEntry> {
         metadata,
         tier: Tier::LongTerm,
     })
+}
+
+/// One long-term row as read back on open, borrowed from the statement: what the in-RAM indexes
+/// are rebuilt from.
+pub(crate) struct StoredRow<'a> {
+    pub id: EntryId,
+    pub agent: &'a str,
+    pub session: &'a str,
+    pub role: Role,
+    pub created_at: Timestamp,
+    pub content: &'a str,
+    pub embedding: Option<&'a [f32]>,
 }

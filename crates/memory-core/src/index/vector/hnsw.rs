@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 
 use parking_lot::Mutex;
 
-use super::reserve_bounded;
 use crate::embed::splitmix64;
+use crate::index::growth::reserve_bounded;
 
 /// Parameters of the HNSW graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -87,7 +87,7 @@ impl GroupCommit {
         let mut state = slot.state.lock();
         match std::mem::take(&mut *state) {
             State::Done(result) => result,
-            State::Waiting | State::Lead => Err(Error::TaskFailed(
+            State::Waiting | State::Lead => Err(Error::CommitPanicked(
                 "group commit finished without this request's result".into(),
             )),
         }
@@ -107,7 +107,7 @@ impl GroupCommit {
             }
             Ok(_) => {
                 for slot in &slots {
-                    slot.set(State::Done(Err(Error::TaskFailed(
+                    slot.set(State::Done(Err(Error::CommitPanicked(
                         "group commit returned the wrong number of results".into(),
                     ))));
                 }
@@ -116,10 +116,9 @@ impl GroupCommit {
             Err(panic) => {
                 // The writers waiting on this group get an error instead of hanging; the panic
                 // goes on in the leader's thread once the lead is passed.
+                let what = panic_message(&panic);
                 for slot in &slots {
-                    slot.set(State::Done(Err(Error::TaskFailed(
-                        "the write of this group panicked".into(),
-                    ))));
+                    slot.set(State::Done(Err(Error::CommitPanicked(what.clone()))));
                 }
                 Some(panic)
             }
@@ -135,6 +134,15 @@ impl GroupCommit {
             resume_unwind(panic);
         }
     }
+}
+
+/// The text a panic was raised with, when it was a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 #[cfg(test)]

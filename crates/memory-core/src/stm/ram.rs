@@ -14,14 +14,8 @@ use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::clock::Timestamp;
 use crate::entry::{EntryId, MemoryEntry};
-
-/// An entry in a window, and whether consolidation already wrote it to long-term memory (it stays
-/// in the window as a recent turn; it is not written twice).
-#[derive(Clone, Debug)]
-pub(crate) struct WindowItem {
-    pub entry: MemoryEntry,
-    pub persisted: bool,
-}
+use crate::error::Result;
+use crate::stm::{ShortTermStore, StmHandOff, StmStats, WindowItem, WindowKey};
 
 #[derive(Debug, Default)]
 struct SessionWindow {
@@ -37,30 +31,19 @@ struct Shard {
     handed_off: Vec<WindowItem>,
 }
 
-/// What a sweep of short-term memory hands to consolidation.
-#[derive(Debug, Default)]
-pub(crate) struct StmHandOff {
-    /// Entries that left their window (evicted by newer ones or by session expiry).
-    pub leaving: Vec<WindowItem>,
-    /// Entries still in a live window and not yet persisted.
-    pub staying: Vec<MemoryEntry>,
-    /// Sessions that expired in this sweep.
-    pub expired_sessions: usize,
-}
-
-/// The short-term tier.
+/// The short-term tier in this process's RAM.
 #[derive(Debug)]
-pub(crate) struct ShortTermMemory {
+pub(crate) struct RamShortTerm {
     shards: Box<[Mutex<Shard>]>,
     mask: usize,
     capacity: usize,
     ttl: Duration,
 }
 
-impl ShortTermMemory {
+impl RamShortTerm {
     pub fn new(shards: usize, capacity: usize, ttl: Duration) -> Self {
         let n = shards.next_power_of_two();
-        ShortTermMemory {
+        RamShortTerm {
             shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
             mask: n - 1,
             capacity,
@@ -78,10 +61,10 @@ impl ShortTermMemory {
     fn expired(&self, w: &SessionWindow, now: Timestamp) -> bool {
         now.since(w.last_active) > self.ttl
     }
+}
 
-    /// Creates the session's window if it does not exist (or revives an expired one). Returns whether
-    /// a new window was created.
-    pub fn open_session(&self, agent: &Arc<str>, session: &Arc<str>, now: Timestamp) -> bool {
+impl ShortTermStore for RamShortTerm {
+    fn open_session(&self, agent: &Arc<str>, session: &Arc<str>, now: Timestamp) -> Result<()> {
         let mut shard = self.shard(agent, session).lock();
         let Shard { agents, handed_off } = &mut *shard;
         let sessions = match agents.get_mut(&**agent) {
@@ -94,7 +77,6 @@ impl ShortTermMemory {
                     handed_off.extend(w.items.drain(..));
                 }
                 w.last_active = now;
-                false
             }
             None => {
                 // No room is reserved until the first append: opening a session costs one map
@@ -104,14 +86,12 @@ impl ShortTermMemory {
                     last_active: now,
                 };
                 sessions.insert(session.clone(), window);
-                true
             }
         }
+        Ok(())
     }
 
-    /// Appends an entry to its session's window, creating the window if needed. An entry pushed out
-    /// of the window is handed off to consolidation.
-    pub fn append(&self, entry: MemoryEntry, now: Timestamp) {
+    fn append(&self, entry: MemoryEntry, now: Timestamp) -> Result<()> {
         let mut shard = self.shard(&entry.agent_id, &entry.session_id).lock();
         let Shard { agents, handed_off } = &mut *shard;
         let sessions = match agents.get_mut(&*entry.agent_id) {
@@ -140,29 +120,34 @@ impl ShortTermMemory {
                 handed_off.push(old);
             }
         }
+        Ok(())
     }
 
-    /// The last `n` entries of a session, oldest first; empty for an unknown or expired session.
-    pub fn recent(&self, agent: &str, session: &str, n: usize, now: Timestamp) -> Vec<MemoryEntry> {
+    fn recent(
+        &self,
+        agent: &str,
+        session: &str,
+        n: usize,
+        now: Timestamp,
+    ) -> Result<Vec<MemoryEntry>> {
         let shard = self.shard(agent, session).lock();
         let Some(w) = shard.agents.get(agent).and_then(|s| s.get(session)) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         if self.expired(w, now) {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let skip = w.items.len().saturating_sub(n);
-        w.items.iter().skip(skip).map(|i| i.entry.clone()).collect()
+        Ok(w.items.iter().skip(skip).map(|i| i.entry.clone()).collect())
     }
 
-    /// Every short-term entry of `agent` that is still live or waiting for consolidation, passed to
-    /// `visit` under its shard's lock (keep `visit` short).
-    pub fn for_each_of_agent(
+    /// `visit` runs under a shard's lock: keep it short.
+    fn for_each_of_agent(
         &self,
         agent: &str,
         now: Timestamp,
-        mut visit: impl FnMut(&MemoryEntry),
-    ) {
+        visit: &mut dyn FnMut(&MemoryEntry),
+    ) -> Result<()> {
         for shard in self.shards.iter() {
             let shard = shard.lock();
             if let Some(sessions) = shard.agents.get(agent) {
@@ -176,10 +161,15 @@ impl ShortTermMemory {
                 .filter(|i| &*i.entry.agent_id == agent)
                 .for_each(|i| visit(&i.entry));
         }
+        Ok(())
     }
 
-    /// Records a retrieval of short-term entries (access count and time).
-    pub fn record_access(&self, agent: &str, ids: &[(Arc<str>, EntryId)], now: Timestamp) {
+    fn record_access(
+        &self,
+        agent: &str,
+        ids: &[(Arc<str>, EntryId)],
+        now: Timestamp,
+    ) -> Result<()> {
         for (session, id) in ids {
             let mut shard = self.shard(agent, session).lock();
             if let Some(w) = shard
@@ -193,11 +183,10 @@ impl ShortTermMemory {
                 }
             }
         }
+        Ok(())
     }
 
-    /// Takes everything consolidation must look at: entries handed off, the content of sessions
-    /// that expired (their windows are removed), and unpersisted entries of live windows (copied).
-    pub fn sweep(&self, now: Timestamp) -> StmHandOff {
+    fn sweep(&self, now: Timestamp) -> Result<StmHandOff> {
         let mut out = StmHandOff::default();
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
@@ -222,12 +211,12 @@ impl ShortTermMemory {
                 !sessions.is_empty()
             });
         }
-        out
+        Ok(out)
     }
 
-    /// Marks entries of live windows as persisted to long-term memory (or as settled duplicates).
-    pub fn mark_persisted(&self, entries: &[(Arc<str>, Arc<str>, EntryId)]) {
-        for (agent, session, id) in entries {
+    /// The leaving entries were taken out of RAM by the sweep: only `settled` is left to mark.
+    fn settle(&self, settled: &[WindowKey]) -> Result<()> {
+        for (agent, session, id) in settled {
             let mut shard = self.shard(agent, session).lock();
             if let Some(w) = shard
                 .agents
@@ -239,20 +228,20 @@ impl ShortTermMemory {
                 }
             }
         }
+        Ok(())
     }
 
-    /// Puts entries back into the hand-off lists, when consolidation could not finish writing them.
-    pub fn hand_back(&self, items: Vec<WindowItem>) {
-        for item in items {
+    fn hand_back(&self, leaving: Vec<WindowItem>) -> Result<()> {
+        for item in leaving {
             self.shard(&item.entry.agent_id, &item.entry.session_id)
                 .lock()
                 .handed_off
                 .push(item);
         }
+        Ok(())
     }
 
-    /// Number of live sessions and of entries (in windows and waiting for consolidation).
-    pub fn stats(&self) -> (usize, usize) {
+    fn stats(&self) -> Result<StmStats> {
         let mut sessions = 0;
         let mut entries = 0;
         for shard in self.shards.iter() {
@@ -263,6 +252,6 @@ impl ShortTermMemory {
                 entries += s.values().map(|w| w.items.len()).sum::<usize>();
             }
         }
-        (sessions, entries)
+        Ok(StmStats { sessions, entries })
     }
 }

@@ -1,0 +1,356 @@
+//! One agent's indexes: its keyword index with the attributes filters read, its vector index,
+//! and the staging buffer writes append vectors to; each behind its own lock (see
+//! [`AgentIndex`] for who waits for whom).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
+
+use crate::clock::Timestamp;
+use crate::entry::{EntryId, MemoryEntry, Role};
+use crate::error::Result;
+use crate::index::keyword::{Bm25Params, KeywordIndex};
+use crate::index::topk::sort_ranking;
+use crate::index::vector::{VectorIndex, VectorIndexConfig, VectorStaging};
+use crate::query::DocFilter;
+
+/// What filters need of an entry: 16 bytes, the session as an index into [`TextIndex`]'s
+/// interned sessions.
+#[derive(Clone, Copy, Debug)]
+struct DocInfo {
+    created_at: Timestamp,
+    session: u32,
+    role: Role,
+}
+
+/// The keyword index of one agent and the attributes its filters read.
+#[derive(Debug)]
+struct TextIndex {
+    keyword: KeywordIndex,
+    docs: FxHashMap<EntryId, DocInfo>,
+    /// Interned session ids: each entry holds a `u32` rather than a copy or a pointer.
+    sessions: Vec<Arc<str>>,
+    session_index: FxHashMap<Arc<str>, u32>,
+}
+
+impl TextIndex {
+    fn new(keyword: KeywordIndex) -> Self {
+        TextIndex {
+            keyword,
+            docs: FxHashMap::default(),
+            sessions: Vec::new(),
+            session_index: FxHashMap::default(),
+        }
+    }
+
+    /// The filter's session as this index numbers it (`u32::MAX`, which no entry has, for a
+    /// session the agent never wrote to).
+    fn session_number(&self, filter: &DocFilter) -> Option<u32> {
+        filter
+            .session
+            .as_deref()
+            .map(|s| self.session_index.get(s).copied().unwrap_or(u32::MAX))
+    }
+
+    /// Whether a document passes `filter`, with the filter's session resolved once.
+    fn matcher<'a>(&'a self, filter: &'a DocFilter) -> impl Fn(EntryId) -> bool + 'a {
+        let session = self.session_number(filter);
+        move |id| {
+            self.docs
+                .get(&id)
+                .is_some_and(|d| Self::passes(filter, session, d))
+        }
+    }
+
+    fn passes(filter: &DocFilter, session: Option<u32>, d: &DocInfo) -> bool {
+        session.is_none_or(|s| s == d.session)
+            && filter.role.is_none_or(|r| r == d.role)
+            && filter.since.is_none_or(|t| d.created_at >= t)
+            && filter.until.is_none_or(|t| d.created_at < t)
+    }
+
+    fn add(&mut self, id: EntryId, session: &str, role: Role, created_at: Timestamp, text: &str) {
+        self.keyword.insert(id, text);
+        self.add_attributes(id, session, role, created_at);
+    }
+
+    /// Indexes a batch of entries of this agent (one pass over the keyword index).
+    fn add_many(&mut self, entries: &[&MemoryEntry]) {
+        self.keyword
+            .insert_many(entries.iter().map(|e| (e.id, e.content.as_str())));
+        self.docs.reserve(entries.len());
+        for e in entries {
+            self.add_attributes(e.id, &e.session_id, e.role, e.created_at);
+        }
+    }
+
+    fn add_attributes(&mut self, id: EntryId, session: &str, role: Role, created_at: Timestamp) {
+        let session = match self.session_index.get(session) {
+            Some(&s) => s,
+            None => {
+                let s = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
+                let name: Arc<str> = Arc::from(session);
+                self.sessions.push(name.clone());
+                self.session_index.insert(name, s);
+                s
+            }
+        };
+        self.docs.insert(
+            id,
+            DocInfo {
+                created_at,
+                session,
+                role,
+            },
+        );
+    }
+}
+
+/// The indexes of one agent, each behind its own lock so that the three kinds of work on them
+/// wait for each other as little as possible:
+/// - a write takes `text` and `staging` for a moment each (appends);
+/// - a search reads `vectors` and, briefly, `staging` (and `text` for keywords or filters);
+/// - the linker links under a read lock of `vectors` (beside searches), and takes it for writing
+///   only to move staged vectors in, a batch at a time.
+///
+/// Lock order, wherever two are held: `text`, then `vectors`, then `staging`. Every lock is taken
+/// in this file only, so the order is checked here.
+#[derive(Debug)]
+pub(crate) struct AgentIndex {
+    text: RwLock<TextIndex>,
+    vectors: RwLock<VectorIndex>,
+    staging: RwLock<VectorStaging>,
+    /// Whether this index waits in the linker's queue or is being worked on by it.
+    link_queued: AtomicBool,
+}
+
+pub(crate) type SharedIndex = Arc<AgentIndex>;
+
+/// Staged vectors past which the linker moves them into the index even while it still has
+/// unlinked vectors there: searches scan staged vectors under a lock that writes wait for, so
+/// the buffer is kept short.
+const STAGING_MOVE_AT: usize = 4_096;
+
+impl AgentIndex {
+    pub fn new(bm25: Bm25Params, vectors: &VectorIndexConfig) -> Result<Self> {
+        Ok(AgentIndex {
+            text: RwLock::new(TextIndex::new(KeywordIndex::new(bm25)?)),
+            vectors: RwLock::new(VectorIndex::new(*vectors)?),
+            staging: RwLock::new(VectorStaging::new(vectors)),
+            link_queued: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the entry is indexed.
+    pub fn contains(&self, id: EntryId) -> bool {
+        self.text.read().docs.contains_key(&id)
+    }
+
+    /// Indexes a batch of this agent's new entries: text and attributes at once, vectors into
+    /// the staging buffer (the linker moves them on).
+    pub fn add_many(&self, entries: &[&MemoryEntry]) -> Result<()> {
+        self.text.write().add_many(entries);
+        let mut staging = self.staging.write();
+        entries
+            .iter()
+            .try_for_each(|e| match e.embedding.as_deref() {
+                Some(v) => staging.push(e.id, v),
+                None => Ok(()),
+            })
+    }
+
+    /// Indexes one entry read back from disk on open: straight into the vector index, unlinked.
+    pub fn add_stored(
+        &self,
+        id: EntryId,
+        attributes: (&str, Role, Timestamp),
+        content: &str,
+        embedding: Option<&[f32]>,
+    ) -> Result<()> {
+        let (session, role, created_at) = attributes;
+        self.text
+            .write()
+            .add(id, session, role, created_at, content);
+        if let Some(v) = embedding {
+            self.vectors.write().insert_unlinked(id, v)?;
+        }
+        Ok(())
+    }
+
+    /// Removes an entry from every index.
+    pub fn remove(&self, id: EntryId) {
+        {
+            let mut text = self.text.write();
+            text.keyword.remove(id);
+            text.docs.remove(&id);
+        }
+        let mut vectors = self.vectors.write();
+        let mut staging = self.staging.write();
+        if !staging.remove(id) {
+            // Past the tombstone limit the graph is dropped and must be linked again.
+            vectors.remove(id);
+        }
+    }
+
+    /// Number of indexed entries.
+    pub fn count(&self) -> u64 {
+        self.text.read().docs.len() as u64
+    }
+
+    /// Ids of the entries passing `filter`, newest first (by creation time, then id), at most
+    /// `limit` of them.
+    pub fn newest(&self, filter: &DocFilter, limit: usize) -> Vec<EntryId> {
+        if limit == 0 {
+            return Vec::new();
+        }
+        // The newest `limit` by (created_at, id): a min-heap of the best seen so far.
+        let mut newest: BinaryHeap<Reverse<(Timestamp, EntryId)>> = BinaryHeap::new();
+        let text = self.text.read();
+        let session = text.session_number(filter);
+        for (&id, d) in &text.docs {
+            if !TextIndex::passes(filter, session, d) {
+                continue;
+            }
+            let key = (d.created_at, id);
+            if newest.len() < limit {
+                newest.push(Reverse(key));
+            } else if newest.peek().is_some_and(|w| key > w.0) {
+                newest.pop();
+                newest.push(Reverse(key));
+            }
+        }
+        drop(text);
+        // Ascending order of `Reverse` is descending order of the keys: newest first.
+        newest
+            .into_sorted_vec()
+            .into_iter()
+            .map(|r| r.0 .1)
+            .collect()
+    }
+
+    /// BM25 ranking of the entries passing `filter`.
+    pub fn keyword(&self, query: &str, k: usize, filter: &DocFilter) -> Vec<(EntryId, f32)> {
+        let text = self.text.read();
+        if filter.is_empty() {
+            text.keyword.search(query, k, &|_| true)
+        } else {
+            text.keyword.search(query, k, &text.matcher(filter))
+        }
+    }
+
+    /// Vector ranking (exact or approximate) of the entries passing `filter`. Entries in `also`
+    /// are scored exactly and ranked in too.
+    pub fn vector(
+        &self,
+        q: &[f32],
+        k: usize,
+        exact: bool,
+        filter: &DocFilter,
+        also: &[EntryId],
+    ) -> Result<Vec<(EntryId, f32)>> {
+        if filter.is_empty() {
+            return self.vector_search(q, k, exact, &|_| true, also);
+        }
+        // Filters read the entries' attributes, which live with the keyword index.
+        let text = self.text.read();
+        let hits = self.vector_search(q, k, exact, &text.matcher(filter), also);
+        hits
+    }
+
+    /// The vector ranking of the index and the staged vectors together.
+    fn vector_search(
+        &self,
+        q: &[f32],
+        k: usize,
+        exact: bool,
+        accept: &dyn Fn(EntryId) -> bool,
+        also: &[EntryId],
+    ) -> Result<Vec<(EntryId, f32)>> {
+        // Held throughout: the linker cannot move staged vectors in while the index and then
+        // the staging buffer are read, so no vector is seen twice or missed.
+        let vectors = self.vectors.read();
+        let mut hits = if exact {
+            vectors.search_exact(q, k, accept)?
+        } else {
+            vectors.search_approx(q, k, accept)?
+        };
+        let staging = self.staging.read();
+        if !staging.is_empty() {
+            hits.extend(staging.search(q, k, accept));
+            sort_ranking(&mut hits);
+            hits.truncate(k);
+        }
+        let before = hits.len();
+        for id in also {
+            if hits[..before].iter().all(|h| h.0 != *id) {
+                let sim = vectors
+                    .similarity(*id, q)
+                    .or_else(|| staging.similarity(*id, q));
+                if let Some(s) = sim {
+                    hits.push((*id, s));
+                }
+            }
+        }
+        if hits.len() > before {
+            sort_ranking(&mut hits);
+        }
+        Ok(hits)
+    }
+
+    /// Heap bytes of this agent's indexes, by their own accounting.
+    pub fn heap_bytes(&self) -> usize {
+        let text = self.text.read().keyword.heap_bytes();
+        let vectors = self.vectors.read().heap_bytes();
+        let staging = self.staging.read().heap_bytes();
+        text + vectors + staging
+    }
+
+    // ---- the linker's side ----
+
+    /// Marks the index as queued for the linker; false if it already was.
+    pub fn try_queue(&self) -> bool {
+        self.link_queued
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Takes the index out of the linker's queue.
+    pub fn leave_queue(&self) {
+        self.link_queued.store(false, Ordering::Release);
+    }
+
+    /// Work left for the linker: staged vectors to move in, or unlinked ones to link.
+    pub fn has_link_work(&self) -> bool {
+        self.pending_links() > 0
+    }
+
+    /// Vectors staged or not yet linked. One lock at a time: a guard kept across both reads
+    /// would take `staging` before `vectors`, against the lock order, and could deadlock with the
+    /// linker moving vectors in.
+    pub fn pending_links(&self) -> usize {
+        let staged = self.staging.read().len();
+        let unlinked = self.vectors.read().pending_links();
+        staged + unlinked
+    }
+
+    /// One unit of the linker's work: move staged vectors in (when nothing else is left to link
+    /// or the buffer is long), else link one vector. Returns false when there was nothing to do.
+    pub fn link_step(&self) -> bool {
+        let staged = self.staging.read().len();
+        if staged > 0 {
+            let unlinked = self.vectors.read().pending_links();
+            if unlinked == 0 || staged >= STAGING_MOVE_AT {
+                let mut vectors = self.vectors.write();
+                let mut staging = self.staging.write();
+                vectors.absorb(&mut staging, usize::MAX);
+                return true;
+            }
+        }
+        // One vector per read lock, so that a waiting writer (a move, a removal) gets in soon.
+        self.vectors.read().link_next()
+    }
+}

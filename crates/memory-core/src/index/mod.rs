@@ -1,0 +1,224 @@
+//! The in-RAM retrieval indexes of the embedded long-term store, one set per agent: a BM25
+//! inverted index, a vector index (exact scan and HNSW over one arena), and the few attributes
+//! filters need. They are rebuilt from SQLite on open and updated after every commit.
+//!
+//! One index set per agent keeps agent isolation structural (a query only ever reads its own
+//! agent's index) and keeps BM25 statistics per agent, whose memory is its own corpus.
+//!
+//! Linking a vector into the HNSW graph is the one expensive step of a write (a few hundred
+//! microseconds at 100K vectors), so a write only appends the vector to a staging buffer, and a
+//! background linker thread moves staged vectors into the index and links them, beside searches
+//! (see `agent.rs` for who waits for whom). Searches never miss a vector meanwhile: staged
+//! and unlinked vectors are scanned exactly.
+//!
+//! The building blocks are public for standalone use and for tests against brute force:
+//! [`keyword::KeywordIndex`], [`vector::VectorIndex`] and [`fusion`].
+
+mod agent;
+pub mod fusion;
+pub(crate) mod growth;
+pub mod keyword;
+mod linker;
+pub(crate) mod text;
+pub(crate) mod topk;
+pub mod vector;
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
+
+use crate::clock::Timestamp;
+use crate::entry::{EntryId, MemoryEntry, Role};
+use crate::error::Result;
+use crate::query::DocFilter;
+use agent::{AgentIndex, SharedIndex};
+use keyword::Bm25Params;
+use linker::Linker;
+use vector::VectorIndexConfig;
+
+/// Which long-term entries [`Memory::list`](crate::Memory::list) returns; answered by the
+/// index (the store keeps rows by id only).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListQuery {
+    /// Only this session.
+    pub session: Option<String>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+    /// At most this many, newest first; all when `None`.
+    pub limit: Option<usize>,
+}
+
+/// Per-agent indexes, and the linker that keeps their HNSW graphs up to date.
+pub(crate) struct Indexes {
+    agents: RwLock<FxHashMap<Arc<str>, SharedIndex>>,
+    bm25: Bm25Params,
+    vector_config: VectorIndexConfig,
+    linker: Linker,
+}
+
+impl std::fmt::Debug for Indexes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Indexes")
+            .field("agents", &self.agents.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Indexes {
+    /// Empty indexes, with their linker thread started.
+    pub fn new(bm25: Bm25Params, vector_config: VectorIndexConfig) -> Result<Self> {
+        Ok(Indexes {
+            agents: RwLock::default(),
+            bm25,
+            vector_config,
+            linker: Linker::start()?,
+        })
+    }
+
+    /// Vectors stored but not yet linked into their agent's graph, over all agents.
+    pub fn pending_links(&self) -> usize {
+        let agents: Vec<SharedIndex> = self.agents.read().values().cloned().collect();
+        agents.iter().map(|a| a.pending_links()).sum()
+    }
+
+    /// Blocks until every stored vector is linked into its agent's graph.
+    pub fn wait_for_linking(&self) {
+        self.linker.wait_idle();
+    }
+
+    fn agent(&self, agent: &str) -> Option<SharedIndex> {
+        self.agents.read().get(agent).cloned()
+    }
+
+    fn agent_or_create(&self, agent: &str) -> Result<SharedIndex> {
+        if let Some(a) = self.agent(agent) {
+            return Ok(a);
+        }
+        let fresh = AgentIndex::new(self.bm25, &self.vector_config)?;
+        let mut agents = self.agents.write();
+        Ok(agents
+            .entry(Arc::from(agent))
+            .or_insert_with(|| Arc::new(fresh))
+            .clone())
+    }
+
+    /// The entries of `entries` not indexed yet (by id, per agent).
+    pub fn absent<'a>(&self, entries: &'a [MemoryEntry]) -> Vec<&'a MemoryEntry> {
+        let mut out = Vec::with_capacity(entries.len());
+        for group in entries.chunk_by(|a, b| a.agent_id == b.agent_id) {
+            match self.agent(&group[0].agent_id) {
+                Some(idx) => out.extend(group.iter().filter(|e| !idx.contains(e.id))),
+                None => out.extend(group),
+            }
+        }
+        out
+    }
+
+    /// Indexes entries (all of one batch; usually one agent).
+    pub fn add(&self, entries: &[&MemoryEntry]) -> Result<()> {
+        for group in entries.chunk_by(|a, b| a.agent_id == b.agent_id) {
+            let shared = self.agent_or_create(&group[0].agent_id)?;
+            let added = shared.add_many(group);
+            self.linker.schedule(&shared);
+            added?;
+        }
+        Ok(())
+    }
+
+    /// Indexes one entry read back from disk on open (straight into the vector index, unlinked;
+    /// the linker links it).
+    pub fn add_stored(
+        &self,
+        id: EntryId,
+        agent: &str,
+        attributes: (&str, Role, Timestamp),
+        content: &str,
+        embedding: Option<&[f32]>,
+    ) -> Result<()> {
+        let shared = self.agent_or_create(agent)?;
+        shared.add_stored(id, attributes, content, embedding)?;
+        if embedding.is_some() {
+            self.linker.schedule(&shared);
+        }
+        Ok(())
+    }
+
+    /// Removes a deleted entry.
+    pub fn remove(&self, agent: &str, id: EntryId) {
+        if let Some(shared) = self.agent(agent) {
+            shared.remove(id);
+            self.linker.schedule(&shared);
+        }
+    }
+
+    /// Number of long-term entries of `agent`.
+    pub fn count(&self, agent: &str) -> u64 {
+        self.agent(agent).map_or(0, |idx| idx.count())
+    }
+
+    /// Ids of `agent`'s long-term entries matching `q`, newest first (by creation time, then
+    /// id). This is the store's secondary index: SQLite keeps rows by id only, which keeps a
+    /// commit to one or two pages (see `store/sqlite.rs`).
+    pub fn list(&self, agent: &str, q: &ListQuery) -> Vec<EntryId> {
+        let Some(idx) = self.agent(agent) else {
+            return Vec::new();
+        };
+        let filter = DocFilter {
+            session: q.session.clone(),
+            role: None,
+            since: q.since,
+            until: q.until,
+        };
+        idx.newest(&filter, q.limit.unwrap_or(usize::MAX))
+    }
+
+    /// Highest cosine similarity of `v` to the agent's long-term entries (approximate).
+    pub fn max_similarity(&self, agent: &str, v: &[f32]) -> Result<Option<f32>> {
+        let Some(idx) = self.agent(agent) else {
+            return Ok(None);
+        };
+        Ok(idx
+            .vector(v, 1, false, &DocFilter::default(), &[])?
+            .first()
+            .map(|h| h.1))
+    }
+
+    /// BM25 ranking of the agent's long-term entries.
+    pub fn keyword(
+        &self,
+        agent: &str,
+        query: &str,
+        k: usize,
+        filter: &DocFilter,
+    ) -> Vec<(EntryId, f32)> {
+        self.agent(agent)
+            .map_or_else(Vec::new, |idx| idx.keyword(query, k, filter))
+    }
+
+    /// Vector ranking (exact or approximate) of the agent's long-term entries. Entries in `also`
+    /// (the keyword candidates of a hybrid query) are scored exactly and ranked in too, so that
+    /// an approximate search missing one of them cannot hide its true similarity.
+    pub fn vector(
+        &self,
+        agent: &str,
+        q: &[f32],
+        k: usize,
+        exact: bool,
+        filter: &DocFilter,
+        also: &[EntryId],
+    ) -> Result<Vec<(EntryId, f32)>> {
+        match self.agent(agent) {
+            Some(idx) => idx.vector(q, k, exact, filter, also),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Heap bytes held by all indexes (an estimate from the indexes' own accounting).
+    pub fn heap_bytes(&self) -> usize {
+        let agents: Vec<SharedIndex> = self.agents.read().values().cloned().collect();
+        agents.iter().map(|a| a.heap_bytes()).sum()
+    }
+}

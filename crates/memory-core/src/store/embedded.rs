@@ -1,0 +1,181 @@
+//! The embedded long-term store, the default: rows in one SQLite file (`sqlite.rs`), every
+//! question other than "the row with this id" answered by the in-RAM indexes (`index/`), which
+//! are rebuilt from the file on open and updated after each commit.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::MemoryConfig;
+use crate::entry::{EntryId, MemoryEntry};
+use crate::error::Result;
+use crate::index::{Indexes, ListQuery};
+use crate::query::DocFilter;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{AccessRecord, LongTermStore, Ranking, Storage};
+
+/// Batches of long-term entries at least this large are indexed on a second thread while SQLite
+/// commits them (below it, starting the thread costs more than it saves).
+const PARALLEL_INDEX_BATCH: usize = 256;
+
+/// SQLite rows plus in-RAM indexes.
+#[derive(Debug)]
+pub(crate) struct EmbeddedStore {
+    sqlite: SqliteStore,
+    indexes: Indexes,
+    location: String,
+    next_id: AtomicU64,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the file and rebuilds the indexes from it.
+    pub fn open(storage: &Storage, config: &MemoryConfig) -> Result<EmbeddedStore> {
+        let sqlite = SqliteStore::open(storage, config.durability)?;
+        let indexes = Indexes::new(config.search.bm25, config.vector_index_config())?;
+        sqlite.scan_for_index(|row| {
+            indexes.add_stored(
+                row.id,
+                row.agent,
+                (row.session, row.role, row.created_at),
+                row.content,
+                row.embedding,
+            )
+        })?;
+        // Ids grow from the wall clock in microseconds, and past anything already stored, so that
+        // ids of short-term entries lost in a crash are not handed out again soon after.
+        let wall = SystemClock.now().0.max(0) as u64;
+        let next = sqlite.max_id()?.map_or(wall, |m| wall.max(m + 1));
+        Ok(EmbeddedStore {
+            location: sqlite.path().display().to_string(),
+            sqlite,
+            indexes,
+            next_id: AtomicU64::new(next),
+        })
+    }
+}
+
+impl LongTermStore for EmbeddedStore {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn allocate_ids(&self, n: u64) -> Result<u64> {
+        Ok(self.next_id.fetch_add(n, Ordering::Relaxed))
+    }
+
+    fn insert(&self, entries: &[MemoryEntry], accesses: &[AccessRecord]) -> Result<Vec<bool>> {
+        if entries.len() < PARALLEL_INDEX_BATCH {
+            let inserted = self.sqlite.insert(entries, accesses)?;
+            let fresh: Vec<&MemoryEntry> = entries
+                .iter()
+                .zip(&inserted)
+                .filter_map(|(e, &new)| new.then_some(e))
+                .collect();
+            // Committed entries were checked before the write, so indexing them does not fail;
+            // if it ever did, they are safe on disk and indexed again on the next open.
+            self.indexes.add(&fresh)?;
+            return Ok(inserted);
+        }
+        // A large batch is indexed on a second thread while SQLite writes it: two cores instead
+        // of one. A search may then meet an entry in the index a moment before its row commits
+        // (the fetch skips it), and if the commit fails the entries leave the index again.
+        let absent = self.indexes.absent(entries);
+        let (written, indexed) = std::thread::scope(|s| {
+            let indexing = s.spawn(|| self.indexes.add(&absent));
+            let written = self.sqlite.insert(entries, accesses);
+            let indexed = indexing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (written, indexed)
+        });
+        match written {
+            Ok(inserted) => {
+                indexed?;
+                Ok(inserted)
+            }
+            Err(e) => {
+                for entry in absent {
+                    self.indexes.remove(&entry.agent_id, entry.id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn record_access(&self, accesses: &[AccessRecord]) -> Result<()> {
+        self.sqlite.record_access(accesses)
+    }
+
+    fn delete(&self, agent: &str, id: EntryId) -> Result<bool> {
+        let existed = self.sqlite.delete(agent, id)?;
+        if existed {
+            self.indexes.remove(agent, id);
+        }
+        Ok(existed)
+    }
+
+    fn get(&self, agent: &str, id: EntryId) -> Result<Option<MemoryEntry>> {
+        self.sqlite.get(agent, id)
+    }
+
+    fn get_many(&self, agent: &str, ids: &[EntryId]) -> Result<Vec<MemoryEntry>> {
+        self.sqlite.get_many(agent, ids)
+    }
+
+    fn list(&self, agent: &str, query: &ListQuery) -> Result<Vec<MemoryEntry>> {
+        let ids = self.indexes.list(agent, query);
+        // Kept in the order asked for; an entry forgotten in between is skipped.
+        self.sqlite.get_many(agent, &ids)
+    }
+
+    fn count(&self, agent: &str) -> Result<u64> {
+        Ok(self.indexes.count(agent))
+    }
+
+    fn count_all(&self) -> Result<u64> {
+        self.sqlite.count_all()
+    }
+
+    fn keyword(&self, agent: &str, text: &str, k: usize, filter: &DocFilter) -> Result<Ranking> {
+        Ok(self.indexes.keyword(agent, text, k, filter))
+    }
+
+    fn vector(
+        &self,
+        agent: &str,
+        q: &[f32],
+        k: usize,
+        exact: bool,
+        filter: &DocFilter,
+        also: &[EntryId],
+    ) -> Result<Ranking> {
+        self.indexes.vector(agent, q, k, exact, filter, also)
+    }
+
+    fn max_similarity(&self, agent: &str, v: &[f32]) -> Result<Option<f32>> {
+        self.indexes.max_similarity(agent, v)
+    }
+
+    fn check_integrity(&self) -> Result<()> {
+        self.sqlite.check_integrity()
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        self.sqlite.disk_bytes()
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        self.sqlite.checkpoint()
+    }
+
+    fn wait_for_indexing(&self) {
+        self.indexes.wait_for_linking();
+    }
+
+    fn pending_index_links(&self) -> usize {
+        self.indexes.pending_links()
+    }
+
+    fn index_heap_bytes(&self) -> usize {
+        self.indexes.heap_bytes()
+    }
+}

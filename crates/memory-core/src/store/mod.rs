@@ -1,0 +1,118 @@
+//! Long-term storage behind one boundary. [`LongTermStore`] is everything the engine asks of the
+//! durable tier: commit entries, read them back, and rank an agent's entries by keywords and by
+//! vector similarity. The embedded store ([`embedded::EmbeddedStore`]: one SQLite file plus
+//! in-RAM indexes) is the default; other backends implement the same trait, so that the write
+//! path, search and consolidation above never know which one they talk to.
+//!
+//! [`commit`] (group commit) sits in front of any store: concurrent writers share transactions.
+
+pub(crate) mod commit;
+pub(crate) mod embedded;
+pub(crate) mod sqlite;
+
+use std::path::PathBuf;
+
+use crate::clock::Timestamp;
+use crate::entry::{EntryId, MemoryEntry};
+use crate::error::Result;
+use crate::index::ListQuery;
+use crate::query::DocFilter;
+
+/// Where the long-term store lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// A database file at this path (created if absent, with its directory).
+    File(PathBuf),
+    /// A database file in a fresh temporary directory, deleted when the last handle is dropped.
+    /// Same code path and durability as `File`; for tests and benchmarks.
+    Temporary,
+    /// An in-memory SQLite database: nothing survives the process. Reads share the writer's
+    /// connection (SQLite's in-memory databases are per connection).
+    InMemory,
+}
+
+/// Retrievals of one long-term entry not yet written back: how many, and the latest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AccessRecord {
+    pub id: EntryId,
+    pub count: u32,
+    pub at: Timestamp,
+}
+
+/// A ranking of entries by one signal: (id, raw score), best first.
+pub(crate) type Ranking = Vec<(EntryId, f32)>;
+
+/// The durable tier, as the engine sees it. Every method is scoped to one agent where it reads
+/// entries, so agent isolation holds whatever the backend.
+pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
+    /// Where the store lives, for messages: a file path, or a server address without secrets.
+    fn location(&self) -> &str;
+
+    /// Reserves `n` fresh entry ids and returns the first; the block is `first..first + n`. Ids
+    /// handed out are never handed out again by this store, to this handle or to another.
+    fn allocate_ids(&self, n: u64) -> Result<u64>;
+
+    /// Commits `entries` in one transaction, with deferred access records riding along, and
+    /// makes them searchable. Returns per entry whether it was new (an entry whose id is already
+    /// stored is the same entry, stored before). All or nothing.
+    fn insert(&self, entries: &[MemoryEntry], accesses: &[AccessRecord]) -> Result<Vec<bool>>;
+
+    /// Writes deferred access records (retrieval counts and times).
+    fn record_access(&self, accesses: &[AccessRecord]) -> Result<()>;
+
+    /// Deletes one entry of `agent`; whether it existed.
+    fn delete(&self, agent: &str, id: EntryId) -> Result<bool>;
+
+    /// One entry of `agent`, `None` if absent or another agent's.
+    fn get(&self, agent: &str, id: EntryId) -> Result<Option<MemoryEntry>>;
+
+    /// Entries of `agent` by id, in the order asked; unknown ids are skipped.
+    fn get_many(&self, agent: &str, ids: &[EntryId]) -> Result<Vec<MemoryEntry>>;
+
+    /// Entries of `agent` matching `query`, newest first.
+    fn list(&self, agent: &str, query: &ListQuery) -> Result<Vec<MemoryEntry>>;
+
+    /// Number of entries of `agent`.
+    fn count(&self, agent: &str) -> Result<u64>;
+
+    /// Number of entries of all agents.
+    fn count_all(&self) -> Result<u64>;
+
+    /// BM25 ranking of `agent`'s entries passing `filter`, the best `k`.
+    fn keyword(&self, agent: &str, text: &str, k: usize, filter: &DocFilter) -> Result<Ranking>;
+
+    /// Cosine ranking of `agent`'s entries passing `filter` against the unit vector `q`, the best
+    /// `k` (exact or approximate). Entries in `also` get their exact similarity and are ranked in
+    /// as well, so that an approximate search missing one of them cannot hide it.
+    fn vector(
+        &self,
+        agent: &str,
+        q: &[f32],
+        k: usize,
+        exact: bool,
+        filter: &DocFilter,
+        also: &[EntryId],
+    ) -> Result<Ranking>;
+
+    /// Highest cosine similarity of `v` to `agent`'s entries (approximate), for novelty and
+    /// near-duplicate checks.
+    fn max_similarity(&self, agent: &str, v: &[f32]) -> Result<Option<f32>>;
+
+    /// Checks the stored data; the first problem found is an error.
+    fn check_integrity(&self) -> Result<()>;
+
+    /// Bytes on disk (0 where the store does not know or is not local).
+    fn disk_bytes(&self) -> u64;
+
+    /// Folds logs into the main file, where the backend has such a thing.
+    fn checkpoint(&self) -> Result<()>;
+
+    /// Blocks until background index upkeep has caught up with every committed write.
+    fn wait_for_indexing(&self);
+
+    /// Vectors committed but not yet in their approximate index (0 where the server indexes).
+    fn pending_index_links(&self) -> usize;
+
+    /// Heap bytes held by in-process indexes (0 where the server indexes).
+    fn index_heap_bytes(&self) -> usize;
+}

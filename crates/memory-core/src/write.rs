@@ -1,0 +1,268 @@
+//! The write path, the twin of `search.rs`: every change to a store goes through here. A write is
+//! validated and given its id and times (`materialize`), committed (long-term writes through
+//! group commit, so that concurrent writers share transactions), made searchable by the store,
+//! and then the agent's cached answers are invalidated, in [`WritePath::changed`] and nowhere
+//! else. Retrievals are recorded here too: they are writes deferred to the next commit.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+
+use crate::clock::Timestamp;
+use crate::entry::{self, EntryId, MemoryEntry, NewEntry, Tier};
+use crate::error::Result;
+use crate::query::SearchHit;
+use crate::stages;
+use crate::state::State;
+use crate::store::commit::GroupCommit;
+use crate::store::AccessRecord;
+
+/// The write machinery of one store: the group-commit queue and the deferred access log.
+#[derive(Debug, Default)]
+pub(crate) struct WritePath {
+    /// Writers of long-term memory waiting to share a transaction.
+    commits: GroupCommit,
+    /// Retrievals of long-term entries not yet written back (id -> (count, last access)), so that
+    /// readers never wait on the writer. Written with the next commit.
+    access_log: Mutex<FxHashMap<EntryId, (u32, Timestamp)>>,
+}
+
+impl WritePath {
+    // ---- short-term ----
+
+    /// Appends to a session's short-term window.
+    pub fn append(&self, state: &State, entry: NewEntry) -> Result<EntryId> {
+        let _span = tracing::debug_span!(stages::REMEMBER).entered();
+        let entry = self.materialize(state, entry, Tier::ShortTerm)?;
+        let id = entry.id;
+        let agent = entry.agent_id.clone();
+        state.stm.append(entry, state.clock.now())?;
+        self.changed(state, [&*agent]);
+        Ok(id)
+    }
+
+    // ---- long-term ----
+
+    /// Validates, commits and indexes one entry.
+    pub fn insert_one(&self, state: &State, entry: NewEntry) -> Result<EntryId> {
+        let _span = tracing::debug_span!(stages::REMEMBER).entered();
+        let entry = self.materialize(state, entry, Tier::LongTerm)?;
+        let id = entry.id;
+        self.store_long_term(state, vec![entry])?;
+        Ok(id)
+    }
+
+    /// Validates, commits and indexes entries in one transaction: all or none.
+    pub fn insert(&self, state: &State, entries: Vec<NewEntry>) -> Result<Vec<EntryId>> {
+        let _span = tracing::debug_span!(stages::REMEMBER).entered();
+        let entries = self.materialize_all(state, entries, Tier::LongTerm)?;
+        let ids = entries.iter().map(|e| e.id).collect();
+        self.store_long_term(state, entries)?;
+        Ok(ids)
+    }
+
+    /// Commits entries that already have their ids (from `materialize`, or consolidation's
+    /// short-term entries), then indexes them. Returns how many were new. Concurrent callers
+    /// share transactions (see `store/commit.rs`).
+    pub fn store_long_term(&self, state: &State, entries: Vec<MemoryEntry>) -> Result<usize> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        self.commits
+            .submit(entries, &|groups| self.commit_groups(state, groups))
+    }
+
+    /// Commits the entries of several writers in one transaction; one result per writer. If the
+    /// shared transaction fails, each writer's entries are committed on their own, so that one
+    /// bad request fails alone.
+    fn commit_groups(&self, state: &State, groups: Vec<Vec<MemoryEntry>>) -> Vec<Result<usize>> {
+        if groups.len() == 1 {
+            return groups.into_iter().map(|g| self.commit(state, &g)).collect();
+        }
+        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        let all: Vec<MemoryEntry> = groups.into_iter().flatten().collect();
+        match self.commit_counting(state, &all) {
+            Ok(inserted) => {
+                let mut at = 0;
+                sizes
+                    .iter()
+                    .map(|&n| {
+                        let new = inserted[at..at + n].iter().filter(|&&b| b).count();
+                        at += n;
+                        Ok(new)
+                    })
+                    .collect()
+            }
+            Err(_) => {
+                let mut at = 0;
+                sizes
+                    .iter()
+                    .map(|&n| {
+                        let group = &all[at..at + n];
+                        at += n;
+                        self.commit(state, group)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Commits one transaction; how many entries were new.
+    fn commit(&self, state: &State, entries: &[MemoryEntry]) -> Result<usize> {
+        let inserted = self.commit_counting(state, entries)?;
+        Ok(inserted.iter().filter(|&&b| b).count())
+    }
+
+    /// Commits one transaction, with the deferred access records riding along (one commit, not
+    /// two; if it fails they go back to the log), then invalidates the agents' cached answers.
+    fn commit_counting(&self, state: &State, entries: &[MemoryEntry]) -> Result<Vec<bool>> {
+        let accesses = self.take_access_log();
+        match state.ltm.insert(entries, &accesses) {
+            Ok(inserted) => {
+                self.changed(state, entries.iter().map(|e| &*e.agent_id));
+                Ok(inserted)
+            }
+            Err(e) => {
+                self.restore_access_log(accesses);
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes a long-term entry of `agent`; whether it existed.
+    pub fn forget(&self, state: &State, agent: &str, id: EntryId) -> Result<bool> {
+        entry::validate_id("agent_id", agent)?;
+        self.flush_access_log(state)?;
+        let existed = state.ltm.delete(agent, id)?;
+        if existed {
+            self.changed(state, [agent]);
+        }
+        Ok(existed)
+    }
+
+    // ---- the pieces every write shares ----
+
+    /// Checks a new entry and gives it an id, timestamps and a tier.
+    pub fn materialize(&self, state: &State, entry: NewEntry, tier: Tier) -> Result<MemoryEntry> {
+        let mut entry = entry;
+        entry.validate(state.config.embedding_dim, state.config.max_content_bytes)?;
+        let id = state.ltm.allocate_ids(1)?;
+        Ok(materialize_checked(state, entry, tier, EntryId(id)))
+    }
+
+    /// [`materialize`](Self::materialize) for a batch: every entry is checked before any id is
+    /// taken.
+    fn materialize_all(
+        &self,
+        state: &State,
+        entries: Vec<NewEntry>,
+        tier: Tier,
+    ) -> Result<Vec<MemoryEntry>> {
+        let mut entries = entries;
+        for e in &mut entries {
+            e.validate(state.config.embedding_dim, state.config.max_content_bytes)?;
+        }
+        let first = state.ltm.allocate_ids(entries.len() as u64)?;
+        Ok(entries
+            .into_iter()
+            .zip(first..)
+            .map(|(e, id)| materialize_checked(state, e, tier, EntryId(id)))
+            .collect())
+    }
+
+    /// The one place where cached answers are invalidated: every change to an agent's memory
+    /// ends here.
+    pub fn changed<'a>(&self, state: &State, agents: impl IntoIterator<Item = &'a str>) {
+        let mut agents: Vec<&str> = agents.into_iter().collect();
+        agents.sort_unstable();
+        agents.dedup();
+        for agent in agents {
+            state.cache.invalidate(agent);
+        }
+    }
+
+    // ---- retrievals ----
+
+    /// Notes that `hits` were retrieved: short-term entries at once (in RAM), long-term ones in
+    /// the access log, written back with the next commit so that readers never wait on the
+    /// writer.
+    pub fn record_retrievals(&self, state: &State, agent: &str, hits: &[SearchHit]) -> Result<()> {
+        let now = state.clock.now();
+        let mut stm_ids: Vec<(Arc<str>, EntryId)> = Vec::new();
+        let mut log = self.access_log.lock();
+        for h in hits {
+            match h.entry.tier {
+                Tier::ShortTerm => stm_ids.push((h.entry.session_id.clone(), h.entry.id)),
+                Tier::LongTerm => {
+                    let slot = log.entry(h.entry.id).or_insert((0, now));
+                    slot.0 = slot.0.saturating_add(1);
+                    slot.1 = now;
+                }
+            }
+        }
+        drop(log);
+        if !stm_ids.is_empty() {
+            state.stm.record_access(agent, &stm_ids, now)?;
+        }
+        Ok(())
+    }
+
+    /// Writes deferred access records now.
+    pub fn flush_access_log(&self, state: &State) -> Result<()> {
+        let pending = self.take_access_log();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = state.ltm.record_access(&pending) {
+            self.restore_access_log(pending);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Empties the access log, returning what it held.
+    fn take_access_log(&self) -> Vec<AccessRecord> {
+        let mut log = self.access_log.lock();
+        if log.is_empty() {
+            return Vec::new();
+        }
+        log.drain()
+            .map(|(id, (count, at))| AccessRecord { id, count, at })
+            .collect()
+    }
+
+    /// Puts access records whose write failed back into the log (merged with any newer ones).
+    fn restore_access_log(&self, pending: Vec<AccessRecord>) {
+        let mut log = self.access_log.lock();
+        for a in pending {
+            let slot = log.entry(a.id).or_insert((0, a.at));
+            slot.0 = slot.0.saturating_add(a.count);
+            slot.1 = slot.1.max(a.at);
+        }
+    }
+}
+
+/// Makes the checked `e` an entry of `tier` with id `id`, created now.
+fn materialize_checked(state: &State, mut e: NewEntry, tier: Tier, id: EntryId) -> MemoryEntry {
+    // Long-term entries are embedded now so that vector search finds them; short-term ones
+    // lazily (at search or consolidation), which keeps appends cheap.
+    if tier == Tier::LongTerm && e.embedding.is_none() {
+        e.embedding = state.embed(&e.content);
+    }
+    let now = state.clock.now();
+    MemoryEntry {
+        id,
+        agent_id: e.agent_id,
+        session_id: e.session_id,
+        role: e.role,
+        content: e.content,
+        embedding: e.embedding.map(Arc::from),
+        importance: e.importance,
+        created_at: now,
+        last_accessed_at: now,
+        access_count: 0,
+        metadata: e.metadata,
+        tier,
+    }
+}
