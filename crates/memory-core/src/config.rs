@@ -2,9 +2,14 @@
 
 use std::time::Duration;
 
+use crate::entry::EntryLimits;
 use crate::error::{Error, Result};
 use crate::index::keyword::Bm25Params;
 use crate::index::vector::{HnswParams, Quantization};
+use crate::query::QueryLimits;
+
+/// The deepest metadata nesting a store may accept (serde_json reads up to 128 levels).
+pub const MAX_METADATA_DEPTH: usize = 100;
 
 /// How hard a committed long-term write is held.
 ///
@@ -114,8 +119,17 @@ pub struct MemoryConfig {
     pub stm_ttl: Duration,
     /// Number of independently locked shards of short-term memory (rounded up to a power of two).
     pub stm_shards: usize,
-    /// Largest entry text accepted, in bytes.
+    /// Largest entry text accepted, in bytes (default 64 KiB); larger is `Error::ContentTooLarge`.
     pub max_content_bytes: usize,
+    /// Largest entry metadata accepted, as JSON text, in bytes (default 64 KiB); larger is
+    /// `Error::MetadataTooLarge`.
+    pub max_metadata_bytes: usize,
+    /// Deepest nesting of entry metadata (and of a query's metadata filter value) accepted
+    /// (default 32; at most 100, so that every stored value reads back); deeper is
+    /// `Error::MetadataTooDeep`.
+    pub max_metadata_depth: usize,
+    /// Largest query text accepted, in bytes (default 64 KiB); larger is `Error::QueryTooLarge`.
+    pub max_query_bytes: usize,
     /// How hard a committed long-term write is held.
     pub durability: Durability,
     /// Scoring and consolidation.
@@ -132,6 +146,9 @@ impl Default for MemoryConfig {
             stm_ttl: Duration::from_secs(24 * 3600),
             stm_shards: 64,
             max_content_bytes: 64 * 1024,
+            max_metadata_bytes: 64 * 1024,
+            max_metadata_depth: 32,
+            max_query_bytes: 64 * 1024,
             durability: Durability::default(),
             consolidation: ConsolidationConfig::default(),
             search: SearchConfig::default(),
@@ -160,6 +177,17 @@ impl MemoryConfig {
         }
         if self.max_content_bytes == 0 {
             return bad("max_content_bytes must be at least 1".into());
+        }
+        if self.max_query_bytes == 0 {
+            return bad("max_query_bytes must be at least 1".into());
+        }
+        // serde_json refuses to read JSON nested deeper than 128 levels: a deeper limit would let
+        // in metadata that cannot be read back.
+        if self.max_metadata_depth > MAX_METADATA_DEPTH {
+            return bad(format!(
+                "max_metadata_depth {} is over {MAX_METADATA_DEPTH}: deeper metadata could not be read back",
+                self.max_metadata_depth
+            ));
         }
         let c = &self.consolidation;
         let w = c.weights;
@@ -195,6 +223,25 @@ impl MemoryConfig {
             );
         }
         self.vector_index_config().validate()
+    }
+
+    /// What a new entry is checked against.
+    pub(crate) fn entry_limits(&self) -> EntryLimits {
+        EntryLimits {
+            dimension: self.embedding_dim,
+            max_content_bytes: self.max_content_bytes,
+            max_metadata_bytes: self.max_metadata_bytes,
+            max_metadata_depth: self.max_metadata_depth,
+        }
+    }
+
+    /// What a query is checked against.
+    pub(crate) fn query_limits(&self) -> QueryLimits {
+        QueryLimits {
+            dimension: self.embedding_dim,
+            max_query_bytes: self.max_query_bytes,
+            max_metadata_depth: self.max_metadata_depth,
+        }
     }
 
     /// The configuration of each agent's vector index.

@@ -169,26 +169,122 @@ impl NewEntry {
 
     /// Checks every field against the store's limits. On success the embedding, if any, is
     /// normalized to unit length.
-    pub fn validate(&mut self, dimension: usize, max_content_bytes: usize) -> Result<()> {
+    pub(crate) fn validate(&mut self, limits: &EntryLimits) -> Result<()> {
         validate_id("agent_id", &self.agent_id)?;
         validate_id("session_id", &self.session_id)?;
         if self.content.trim().is_empty() {
             return Err(Error::EmptyContent);
         }
-        if self.content.len() > max_content_bytes {
+        if self.content.len() > limits.max_content_bytes {
             return Err(Error::ContentTooLarge {
                 len: self.content.len(),
-                limit: max_content_bytes,
+                limit: limits.max_content_bytes,
             });
         }
         if !(0.0..=1.0).contains(&self.importance) {
             // NaN fails `contains` too, and lands here.
             return Err(Error::ImportanceOutOfRange(self.importance));
         }
+        if let Err(e) = check_metadata(&self.metadata, limits) {
+            // A value nested deeper than the stack would overflow it when dropped: take it apart
+            // here, iteratively, rather than hand it back to be dropped by the caller.
+            if matches!(e, Error::MetadataTooDeep { .. }) {
+                dismantle(std::mem::take(&mut self.metadata));
+            }
+            return Err(e);
+        }
         if let Some(v) = self.embedding.as_mut() {
-            check_embedding(v, dimension)?;
+            check_embedding(v, limits.dimension)?;
             normalize(v)?;
         }
+        Ok(())
+    }
+}
+
+/// The limits a new entry is checked against (from [`MemoryConfig`](crate::MemoryConfig)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EntryLimits {
+    pub dimension: usize,
+    pub max_content_bytes: usize,
+    pub max_metadata_bytes: usize,
+    pub max_metadata_depth: usize,
+}
+
+/// Rejects metadata nested deeper than the limit or longer than the limit as JSON text. Depth is
+/// measured without recursion (a value built in code can be nested deeper than any stack), and
+/// before the size, whose measurement serializes recursively.
+pub(crate) fn check_metadata(metadata: &serde_json::Value, limits: &EntryLimits) -> Result<()> {
+    let depth = json_depth(metadata, limits.max_metadata_depth);
+    if depth > limits.max_metadata_depth {
+        return Err(Error::MetadataTooDeep {
+            limit: limits.max_metadata_depth,
+        });
+    }
+    if metadata.is_null() {
+        return Ok(());
+    }
+    let mut counter = ByteCounter {
+        len: 0,
+        limit: limits.max_metadata_bytes,
+    };
+    // The writer stops the serialization once past the limit.
+    if serde_json::to_writer(&mut counter, metadata).is_err() || counter.len > counter.limit {
+        return Err(Error::MetadataTooLarge {
+            len: counter.len,
+            limit: limits.max_metadata_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Nesting depth of `v` (a scalar is 0, `[1]` is 1), counted up to `cap + 1` at most.
+pub(crate) fn json_depth(v: &serde_json::Value, cap: usize) -> usize {
+    use serde_json::Value;
+    let mut deepest = 0;
+    let mut stack: Vec<(&Value, usize)> = vec![(v, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        if deepest > cap {
+            break;
+        }
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|x| (x, depth + 1))),
+            Value::Object(fields) => stack.extend(fields.values().map(|x| (x, depth + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Drops a JSON value of any depth without recursion.
+pub(crate) fn dismantle(v: serde_json::Value) {
+    use serde_json::Value;
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(fields) => stack.extend(fields.into_iter().map(|(_, x)| x)),
+            _ => {}
+        }
+    }
+}
+
+/// Counts bytes written, failing once past `limit`.
+struct ByteCounter {
+    len: usize,
+    limit: usize,
+}
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.len += buf.len();
+        if self.len > self.limit {
+            return Err(std::io::Error::other("metadata over the size limit"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -226,29 +322,84 @@ pub fn check_embedding(v: &[f32], dimension: usize) -> Result<()> {
     Ok(())
 }
 
-/// Scales `v` to unit length so that cosine similarity is a dot product.
+/// Scales `v` to unit length so that cosine similarity is a dot product, and checks the result:
+/// on success every value is finite and the squared norm is within 1e-3 of 1, so that the vector
+/// can always be indexed and compared.
+///
+/// Any finite vector with a non-zero value normalizes, from subnormal to near-`f32::MAX`
+/// magnitudes: when the sum of squares leaves f32's normal range, norm and scale are computed in
+/// f64 (where the squares of all f32 values are normal), never as an f32 reciprocal of a
+/// subnormal norm, which is infinite.
 pub fn normalize(v: &mut [f32]) -> Result<()> {
     let squares = dot(v, v);
-    let norm = if squares.is_normal() {
-        squares.sqrt()
+    if squares.is_normal() {
+        let inv = 1.0 / squares.sqrt();
+        v.iter_mut().for_each(|x| *x *= inv);
     } else {
-        // Squares that overflow or underflow f32 (values near its limits): measure in f64.
-        v.iter()
+        let norm = v
+            .iter()
             .map(|&x| f64::from(x) * f64::from(x))
             .sum::<f64>()
-            .sqrt() as f32
-    };
-    if norm == 0.0 || !norm.is_finite() {
-        return Err(Error::ZeroEmbedding);
+            .sqrt();
+        if norm == 0.0 || !norm.is_finite() {
+            return Err(Error::ZeroEmbedding);
+        }
+        let inv = 1.0 / norm;
+        v.iter_mut().for_each(|x| *x = (f64::from(*x) * inv) as f32);
     }
-    let inv = 1.0 / norm;
-    v.iter_mut().for_each(|x| *x *= inv);
+    let unit = dot(v, v);
+    if !((1.0 - UNIT_TOLERANCE)..=(1.0 + UNIT_TOLERANCE)).contains(&unit) {
+        return Err(Error::EmbeddingNotNormalizable { squared_norm: unit });
+    }
     Ok(())
 }
+
+/// How far from 1 the squared norm of a normalized vector may be.
+const UNIT_TOLERANCE: f32 = 1e-3;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn limits() -> EntryLimits {
+        EntryLimits {
+            dimension: 3,
+            max_content_bytes: 100,
+            max_metadata_bytes: 64,
+            max_metadata_depth: 4,
+        }
+    }
+
+    #[test]
+    fn metadata_over_the_depth_or_size_limit_is_rejected_even_when_nested_beyond_any_stack() {
+        let nest = |depth: usize| {
+            let mut v = serde_json::json!(1);
+            for _ in 0..depth {
+                v = serde_json::Value::Array(vec![v]);
+            }
+            v
+        };
+        let mut ok = entry().with_metadata(nest(4));
+        ok.validate(&limits()).unwrap();
+        let mut deep = entry().with_metadata(nest(5));
+        assert!(matches!(
+            deep.validate(&limits()),
+            Err(Error::MetadataTooDeep { limit: 4 })
+        ));
+        // Far deeper than serde_json (128) or the stack would allow: rejected, and taken apart
+        // by `validate` so that dropping the entry afterwards does not overflow the stack.
+        let mut abyss = entry().with_metadata(nest(1_000_000));
+        assert!(matches!(
+            abyss.validate(&limits()),
+            Err(Error::MetadataTooDeep { .. })
+        ));
+        drop(abyss);
+        let mut big = entry().with_metadata(serde_json::json!({ "k": "x".repeat(100) }));
+        assert!(matches!(
+            big.validate(&limits()),
+            Err(Error::MetadataTooLarge { limit: 64, .. })
+        ));
+    }
 
     fn entry() -> NewEntry {
         NewEntry::new("a", "s", Role::User, "hello")
@@ -258,21 +409,21 @@ mod tests {
     fn validation_rejects_each_bad_field_with_its_own_error() {
         let mut e = NewEntry::new("", "s", Role::User, "x");
         assert!(matches!(
-            e.validate(3, 100),
+            e.validate(&limits()),
             Err(Error::EmptyId { field: "agent_id" })
         ));
         let mut e = NewEntry::new("a", "", Role::User, "x");
         assert!(matches!(
-            e.validate(3, 100),
+            e.validate(&limits()),
             Err(Error::EmptyId {
                 field: "session_id"
             })
         ));
         let mut e = NewEntry::new("a", "s", Role::User, "  \n");
-        assert!(matches!(e.validate(3, 100), Err(Error::EmptyContent)));
+        assert!(matches!(e.validate(&limits()), Err(Error::EmptyContent)));
         let mut e = NewEntry::new("a", "s", Role::User, "x".repeat(101));
         assert!(matches!(
-            e.validate(3, 100),
+            e.validate(&limits()),
             Err(Error::ContentTooLarge {
                 len: 101,
                 limit: 100
@@ -280,17 +431,17 @@ mod tests {
         ));
         let mut e = entry().with_importance(1.5);
         assert!(matches!(
-            e.validate(3, 100),
+            e.validate(&limits()),
             Err(Error::ImportanceOutOfRange(_))
         ));
         let mut e = entry().with_importance(f32::NAN);
         assert!(matches!(
-            e.validate(3, 100),
+            e.validate(&limits()),
             Err(Error::ImportanceOutOfRange(_))
         ));
         let mut e = entry().with_embedding(vec![1.0, 2.0]);
         assert!(matches!(
-            e.validate(3, 100),
+            e.validate(&limits()),
             Err(Error::DimensionMismatch {
                 expected: 3,
                 actual: 2
@@ -298,13 +449,16 @@ mod tests {
         ));
         let mut e = entry().with_embedding(vec![1.0, f32::NAN, 0.0]);
         assert!(matches!(
-            e.validate(3, 100),
+            e.validate(&limits()),
             Err(Error::NonFiniteEmbedding { index: 1, .. })
         ));
         let mut e = entry().with_embedding(vec![0.0; 3]);
-        assert!(matches!(e.validate(3, 100), Err(Error::ZeroEmbedding)));
+        assert!(matches!(e.validate(&limits()), Err(Error::ZeroEmbedding)));
         let mut e = NewEntry::new("a".repeat(MAX_ID_BYTES + 1), "s", Role::User, "x");
-        assert!(matches!(e.validate(3, 100), Err(Error::IdTooLong { .. })));
+        assert!(matches!(
+            e.validate(&limits()),
+            Err(Error::IdTooLong { .. })
+        ));
     }
 
     #[test]
@@ -333,9 +487,27 @@ mod tests {
     }
 
     #[test]
+    fn subnormal_and_mixed_magnitude_vectors_normalize_to_unit_length() {
+        let cases: [&[f32]; 5] = [
+            &[1e-45, 0.0, 0.0],
+            &[f32::MIN_POSITIVE / 4.0, -f32::MIN_POSITIVE / 8.0, 0.0],
+            &[f32::MAX, f32::MAX, -f32::MAX],
+            &[1e-45, 1e-30, 3.0e38],
+            &[-1e-40; 3],
+        ];
+        for case in cases {
+            let mut v = case.to_vec();
+            normalize(&mut v).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+            assert!(v.iter().all(|x| x.is_finite()), "{case:?} -> {v:?}");
+            let norm: f32 = v.iter().map(|x| x * x).sum();
+            assert!((norm - 1.0).abs() < 1e-5, "{case:?} -> {v:?}");
+        }
+    }
+
+    #[test]
     fn validation_normalizes_the_embedding() {
         let mut e = entry().with_embedding(vec![3.0, 4.0, 0.0]);
-        e.validate(3, 100).unwrap();
+        e.validate(&limits()).unwrap();
         assert_eq!(e.embedding.unwrap(), vec![0.6, 0.8, 0.0]);
     }
 

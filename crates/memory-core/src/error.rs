@@ -22,6 +22,11 @@ pub enum Error {
     #[error("embedding is all zeros; it cannot be normalized for cosine similarity")]
     ZeroEmbedding,
 
+    /// An embedding whose normalized form is not unit length (kept as a safety net: every
+    /// finite, non-zero vector normalizes).
+    #[error("embedding could not be normalized (squared norm {squared_norm} after scaling)")]
+    EmbeddingNotNormalizable { squared_norm: f32 },
+
     /// Importance must lie in [0, 1].
     #[error("importance {0} is outside [0, 1]")]
     ImportanceOutOfRange(f32),
@@ -45,6 +50,18 @@ pub enum Error {
     /// Entry text over the configured size limit.
     #[error("content is {len} bytes, over the limit of {limit} bytes")]
     ContentTooLarge { len: usize, limit: usize },
+
+    /// Metadata nested deeper than `MemoryConfig::max_metadata_depth`.
+    #[error("metadata is nested deeper than the limit of {limit} levels")]
+    MetadataTooDeep { limit: usize },
+
+    /// Metadata longer, as JSON text, than `MemoryConfig::max_metadata_bytes`.
+    #[error("metadata is over {len} bytes as JSON, over the limit of {limit} bytes")]
+    MetadataTooLarge { len: usize, limit: usize },
+
+    /// Query text over `MemoryConfig::max_query_bytes`.
+    #[error("query text is {len} bytes, over the limit of {limit} bytes")]
+    QueryTooLarge { len: usize, limit: usize },
 
     /// A query that cannot be answered as asked (empty text, k = 0, NaN weights, ...).
     #[error("invalid query: {0}")]
@@ -84,6 +101,38 @@ pub enum Error {
         found: i64,
         supported: i64,
     },
+
+    /// The store holds embeddings of another dimension than the configuration asks for.
+    #[error(
+        "long-term store {store} holds {stored}-dimensional embeddings, but embedding_dim is {configured}"
+    )]
+    StoreDimensionMismatch {
+        store: String,
+        stored: usize,
+        configured: usize,
+    },
+
+    /// The store's file is open in another handle, in this process or another: one store file
+    /// has one writer. Share one [`Memory`](crate::Memory) (it is `Clone`) instead of opening the
+    /// file twice.
+    #[error(
+        "long-term store {store} is already open (its lock file {} is held by another handle or process); open it once and share the handle",
+        lock_file.display()
+    )]
+    StoreLocked { store: String, lock_file: PathBuf },
+
+    /// A new entry's id is already taken by another entry: the write is refused whole (this
+    /// cannot happen with one handle per store file, which the lock file enforces).
+    #[error("long-term store {store}: id {id} already holds another entry; nothing was written")]
+    IdConflict { store: String, id: crate::EntryId },
+
+    /// Every id a store can hand out is used (ids are positive 63-bit integers).
+    #[error("long-term store {store} has no ids left to hand out")]
+    IdsExhausted { store: String },
+
+    /// A `Storage::File` path that cannot name a store file.
+    #[error("{} cannot be a store file: {reason}", path.display())]
+    InvalidPath { path: PathBuf, reason: String },
 
     /// A file-system error outside SQLite (creating the directory, the temporary store, ...).
     #[error("I/O error on {path}: {source}")]

@@ -57,5 +57,5 @@ pub use query::{
 pub use scoring::{ImportanceScore, ImportanceScorer};
 pub use stages::{StageLayer, StageReport};
 pub use store::sqlite::SCHEMA_VERSION;
-pub use store::Storage;
+pub use store::{IntegrityReport, QuarantinedEntry, Storage};
 pub use tokens::{HeuristicCounter, TokenCounter};

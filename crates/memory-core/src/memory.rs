@@ -20,7 +20,7 @@ use crate::query::{SearchHit, SearchQuery};
 use crate::search;
 use crate::stages;
 use crate::state::State;
-use crate::store::Storage;
+use crate::store::{IntegrityReport, Storage};
 use crate::tokens::{HeuristicCounter, TokenCounter};
 use crate::write::WritePath;
 
@@ -122,6 +122,8 @@ impl Memory {
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
         let _span = tracing::debug_span!(stages::SEARCH).entered();
         let state = self.state();
+        // Checked before the cache key copies the query.
+        query.check(&state.config.query_limits())?;
         if !query.use_cache || state.config.search.cache_capacity == 0 {
             return self.search_uncached(query);
         }
@@ -268,8 +270,10 @@ impl Memory {
         self.inner.writes.flush_access_log(self.state())
     }
 
-    /// Checks the long-term store (SQLite's `quick_check` for the embedded store).
-    pub fn check_integrity(&self) -> Result<()> {
+    /// Checks the long-term store (SQLite's `quick_check` for the embedded store): damage is
+    /// `Error::Corrupt`; the report lists rows set aside on open because they could not be read
+    /// back or indexed.
+    pub fn check_integrity(&self) -> Result<IntegrityReport> {
         self.state().ltm.check_integrity()
     }
 

@@ -62,6 +62,14 @@ pub enum Tiers {
     Both,
 }
 
+/// The limits a query is checked against (from [`MemoryConfig`](crate::MemoryConfig)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct QueryLimits {
+    pub dimension: usize,
+    pub max_query_bytes: usize,
+    pub max_metadata_depth: usize,
+}
+
 /// Relevance alone: the fused ranking is kept as it is. Set recency and importance weights to
 /// re-rank as in Generative Agents (see [`FusionWeights`]).
 pub const RELEVANCE_ONLY: FusionWeights = FusionWeights {
@@ -205,13 +213,26 @@ impl SearchQuery {
         }
     }
 
-    pub(crate) fn check(&self, dimension: usize) -> Result<()> {
+    pub(crate) fn check(&self, limits: &QueryLimits) -> Result<()> {
         entry::validate_id("agent_id", &self.agent_id)?;
+        if self.text.len() > limits.max_query_bytes {
+            return Err(Error::QueryTooLarge {
+                len: self.text.len(),
+                limit: limits.max_query_bytes,
+            });
+        }
+        if let Some((_, value)) = &self.metadata {
+            if entry::json_depth(value, limits.max_metadata_depth) > limits.max_metadata_depth {
+                return Err(Error::MetadataTooDeep {
+                    limit: limits.max_metadata_depth,
+                });
+            }
+        }
         self.reweighting
             .validate()
             .map_err(|e| Error::InvalidQuery(e.to_string()))?;
         if let Some(v) = &self.vector {
-            entry::check_embedding(v, dimension)?;
+            entry::check_embedding(v, limits.dimension)?;
         }
         if self.text.trim().is_empty() && self.vector.is_none() {
             return Err(Error::InvalidQuery(

@@ -71,10 +71,9 @@ fn metadata_matches(q: &SearchQuery, e: &MemoryEntry) -> bool {
     }
 }
 
-/// Runs a query (the cache is handled by the caller).
+/// Runs a query the caller checked (`SearchQuery::check`; the cache is handled by the caller
+/// too).
 pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
-    let dim = state.config.embedding_dim;
-    q.check(dim)?;
     if q.k == 0 {
         return Ok(Vec::new());
     }

@@ -146,7 +146,7 @@ impl WritePath {
     /// Checks a new entry and gives it an id, timestamps and a tier.
     pub fn materialize(&self, state: &State, entry: NewEntry, tier: Tier) -> Result<MemoryEntry> {
         let mut entry = entry;
-        entry.validate(state.config.embedding_dim, state.config.max_content_bytes)?;
+        entry.validate(&state.config.entry_limits())?;
         let id = state.ltm.allocate_ids(1)?;
         Ok(materialize_checked(state, entry, tier, EntryId(id)))
     }
@@ -160,8 +160,9 @@ impl WritePath {
         tier: Tier,
     ) -> Result<Vec<MemoryEntry>> {
         let mut entries = entries;
+        let limits = state.config.entry_limits();
         for e in &mut entries {
-            e.validate(state.config.embedding_dim, state.config.max_content_bytes)?;
+            e.validate(&limits)?;
         }
         let first = state.ltm.allocate_ids(entries.len() as u64)?;
         Ok(entries

@@ -7,15 +7,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::clock::{Clock, SystemClock};
 use crate::config::MemoryConfig;
 use crate::entry::{EntryId, MemoryEntry};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::{Indexes, ListQuery};
 use crate::query::DocFilter;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{AccessRecord, LongTermStore, Ranking, Storage};
+use crate::store::{AccessRecord, IntegrityReport, LongTermStore, Ranking, Storage};
 
 /// Batches of long-term entries at least this large are indexed on a second thread while SQLite
 /// commits them (below it, starting the thread costs more than it saves).
 const PARALLEL_INDEX_BATCH: usize = 256;
+
+/// The largest id a store hands out (SQLite's `INTEGER PRIMARY KEY` is a signed 64-bit integer).
+const MAX_ID: u64 = i64::MAX as u64;
 
 /// SQLite rows plus in-RAM indexes.
 #[derive(Debug)]
@@ -28,10 +31,24 @@ pub(crate) struct EmbeddedStore {
 
 impl EmbeddedStore {
     /// Opens (or creates) the file and rebuilds the indexes from it.
+    /// Rows that cannot be read back or indexed are moved to the file's quarantine, reported
+    /// by a tracing warning and by [`LongTermStore::check_integrity`]; the store opens with
+    /// everything else.
     pub fn open(storage: &Storage, config: &MemoryConfig) -> Result<EmbeddedStore> {
         let sqlite = SqliteStore::open(storage, config.durability)?;
+        match sqlite.stored_dimension()? {
+            Some(stored) if stored != config.embedding_dim => {
+                return Err(Error::StoreDimensionMismatch {
+                    store: sqlite.path().display().to_string(),
+                    stored,
+                    configured: config.embedding_dim,
+                })
+            }
+            Some(_) => {}
+            None => sqlite.record_dimension(config.embedding_dim)?,
+        }
         let indexes = Indexes::new(config.search.bm25, config.vector_index_config())?;
-        sqlite.scan_for_index(|row| {
+        let bad = sqlite.scan_for_index(config.embedding_dim, |row| {
             indexes.add_stored(
                 row.id,
                 row.agent,
@@ -40,10 +57,23 @@ impl EmbeddedStore {
                 row.embedding,
             )
         })?;
+        if !bad.is_empty() {
+            tracing::warn!(
+                store = %sqlite.path().display(),
+                rows = bad.len(),
+                first_id = bad[0].0 .0,
+                first_reason = %bad[0].1,
+                "rows that cannot be read back or indexed were moved to the store's quarantine \
+                 table (see Memory::check_integrity)"
+            );
+            sqlite.quarantine(&bad, SystemClock.now())?;
+        }
         // Ids grow from the wall clock in microseconds, and past anything already stored, so that
         // ids of short-term entries lost in a crash are not handed out again soon after.
         let wall = SystemClock.now().0.max(0) as u64;
-        let next = sqlite.max_id()?.map_or(wall, |m| wall.max(m + 1));
+        let next = sqlite
+            .max_id()?
+            .map_or(wall, |m| wall.max(m.saturating_add(1)));
         Ok(EmbeddedStore {
             location: sqlite.path().display().to_string(),
             sqlite,
@@ -59,7 +89,14 @@ impl LongTermStore for EmbeddedStore {
     }
 
     fn allocate_ids(&self, n: u64) -> Result<u64> {
-        Ok(self.next_id.fetch_add(n, Ordering::Relaxed))
+        // Ids are stored as SQLite's signed 64-bit integers: the block must end at i64::MAX.
+        self.next_id
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| {
+                next.checked_add(n).filter(|end| *end <= MAX_ID + 1)
+            })
+            .map_err(|_| Error::IdsExhausted {
+                store: self.location.clone(),
+            })
     }
 
     fn insert(&self, entries: &[MemoryEntry], accesses: &[AccessRecord]) -> Result<Vec<bool>> {
@@ -155,8 +192,11 @@ impl LongTermStore for EmbeddedStore {
         self.indexes.max_similarity(agent, v)
     }
 
-    fn check_integrity(&self) -> Result<()> {
-        self.sqlite.check_integrity()
+    fn check_integrity(&self) -> Result<IntegrityReport> {
+        self.sqlite.check_integrity()?;
+        Ok(IntegrityReport {
+            quarantined: self.sqlite.quarantined()?,
+        })
     }
 
     fn disk_bytes(&self) -> u64 {

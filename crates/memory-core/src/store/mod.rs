@@ -31,6 +31,24 @@ pub enum Storage {
     InMemory,
 }
 
+/// A row moved to the quarantine on open because it could not be read back or indexed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarantinedEntry {
+    pub id: EntryId,
+    /// The agent as stored (empty if it was not text).
+    pub agent_id: String,
+    /// What was wrong with the row.
+    pub reason: String,
+}
+
+/// What [`Memory::check_integrity`](crate::Memory::check_integrity) found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IntegrityReport {
+    /// Rows that could not be read back or indexed (written by an older version or by hand),
+    /// moved aside on open with the reason; kept whole in the file's quarantine.
+    pub quarantined: Vec<QuarantinedEntry>,
+}
+
 /// Retrievals of one long-term entry not yet written back: how many, and the latest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct AccessRecord {
@@ -98,8 +116,9 @@ pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
     /// near-duplicate checks.
     fn max_similarity(&self, agent: &str, v: &[f32]) -> Result<Option<f32>>;
 
-    /// Checks the stored data; the first problem found is an error.
-    fn check_integrity(&self) -> Result<()>;
+    /// Checks the stored data: damage is an error (`Error::Corrupt`); rows set aside on open
+    /// are reported.
+    fn check_integrity(&self) -> Result<IntegrityReport>;
 
     /// Bytes on disk (0 where the store does not know or is not local).
     fn disk_bytes(&self) -> u64;

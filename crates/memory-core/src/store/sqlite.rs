@@ -14,7 +14,7 @@ use crate::clock::Timestamp;
 use crate::config::Durability;
 use crate::entry::{EntryId, MemoryEntry, Role, Tier};
 use crate::error::{Error, Result};
-use crate::store::{AccessRecord, Storage};
+use crate::store::{AccessRecord, QuarantinedEntry, Storage};
 
 /// `PRAGMA application_id` of memory-core files ("MEMC"), so we never adopt someone else's database.
 const APPLICATION_ID: i64 = 0x4D45_4D43;
@@ -45,6 +45,17 @@ const MIGRATIONS: &[&str] = &[
     // machine.
     "DROP INDEX IF EXISTS entries_by_agent_time;
      DROP INDEX IF EXISTS entries_by_agent_session_time;",
+    // v3: facts about the store (the embedding dimension, so that a file is never opened with
+    // another one), and the quarantine: rows that cannot be read back or indexed (written by an
+    // older version, or by hand) are moved here on open, whole, with the reason, instead of
+    // making the store unopenable. Columns are untyped on purpose: a quarantined value may be
+    // anything.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE quarantine (
+         id INTEGER PRIMARY KEY, agent_id, session_id, role, content, embedding, importance,
+         created_at, last_accessed_at, access_count, metadata,
+         reason TEXT NOT NULL, quarantined_at INTEGER NOT NULL
+     );",
 ];
 
 /// The schema version this build writes and understands.
@@ -82,7 +93,10 @@ pub(crate) struct SqliteStore {
     in_memory: bool,
     /// Checkpoints the WAL beside the writer (absent in memory).
     checkpointer: Option<Checkpointer>,
-    /// Keeps a `Storage::Temporary` directory alive as long as the store.
+    /// The store's lock file, held for the store's life (absent in memory).
+    _lock: Option<StoreLock>,
+    /// Keeps a `Storage::Temporary` directory alive as long as the store. Declared last: the
+    /// directory goes after everything in it is closed.
     _temp_dir: Option<tempfile::TempDir>,
 }
 
@@ -118,7 +132,8 @@ struct CheckpointState {
 
 impl Checkpointer {
     fn start(path: &Path, writer: Arc<Mutex<Connection>>) -> Result<Checkpointer> {
-        let conn = Connection::open(path).map_err(|e| db_error(path, e))?;
+        let conn =
+            Connection::open_with_flags(path, file_flags(false)).map_err(|e| db_error(path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| db_error(path, e))?;
         let state: Arc<(Mutex<CheckpointState>, parking_lot::Condvar)> = Arc::default();
@@ -184,6 +199,69 @@ impl Drop for Checkpointer {
     }
 }
 
+/// How connections open the store's file: a plain path (never a `file:` URI), without SQLite's
+/// per-connection mutex (each connection is used by one thread at a time).
+fn file_flags(read_only: bool) -> OpenFlags {
+    let access = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    };
+    access | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+/// Rejects file paths SQLite would not treat as a file of that name.
+fn check_file_path(path: &Path) -> Result<()> {
+    let problem = if path.as_os_str().is_empty() {
+        "the path is empty"
+    } else if path.as_os_str() == ":memory:" {
+        "SQLite reads \":memory:\" as an in-memory database, not a file: use Storage::InMemory"
+    } else if path.is_dir() {
+        "the path is a directory; name a file in it"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidPath {
+        path: path.to_path_buf(),
+        reason: problem.into(),
+    })
+}
+
+/// An exclusive OS lock on `<database>.lock`, so that one store file has one writer. The OS
+/// releases it when the file is closed, also when the process dies, so a crash never leaves a
+/// stale lock behind. (SQLite's own locks are per transaction; two handles that each believe
+/// they own the file would each hand out ids and index only their own rows.)
+#[derive(Debug)]
+struct StoreLock {
+    _file: std::fs::File,
+}
+
+impl StoreLock {
+    fn acquire(database: &Path) -> Result<StoreLock> {
+        let mut name = database.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(StoreLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::StoreLocked {
+                store: database.display().to_string(),
+                lock_file: path,
+            }),
+            Err(std::fs::TryLockError::Error(source)) => Err(Error::Io { path, source }),
+        }
+    }
+}
+
 /// Runs a passive checkpoint and returns the number of frames in the log.
 fn passive_checkpoint(c: &Connection) -> rusqlite::Result<i64> {
     // The row is (busy, frames in the log, frames checkpointed).
@@ -197,6 +275,7 @@ impl SqliteStore {
     pub fn open(storage: &Storage, durability: Durability) -> Result<SqliteStore> {
         let (path, temp_dir) = match storage {
             Storage::File(p) => {
+                check_file_path(p)?;
                 if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
                         path: dir.to_path_buf(),
@@ -218,10 +297,17 @@ impl SqliteStore {
             Storage::InMemory => (PathBuf::from(":memory:"), None),
         };
         let in_memory = matches!(storage, Storage::InMemory);
+        // Taken before SQLite touches the file, and held as long as this store: a second handle
+        // (in this process or another) is refused here rather than writing beside this one.
+        let lock = if in_memory {
+            None
+        } else {
+            Some(StoreLock::acquire(&path)?)
+        };
         let writer = if in_memory {
             Connection::open_in_memory()
         } else {
-            Connection::open(&path)
+            Connection::open_with_flags(&path, file_flags(false))
         }
         .map_err(|e| db_error(&path, e))?;
         configure(&writer, &path, durability, true)?;
@@ -238,6 +324,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             in_memory,
             checkpointer,
+            _lock: lock,
             _temp_dir: temp_dir,
         })
     }
@@ -260,10 +347,8 @@ impl SqliteStore {
         let conn = match pooled {
             Some(c) => c,
             None => {
-                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                    | OpenFlags::SQLITE_OPEN_URI;
-                let c = Connection::open_with_flags(&self.path, flags).map_err(|e| self.err(e))?;
+                let c = Connection::open_with_flags(&self.path, file_flags(true))
+                    .map_err(|e| self.err(e))?;
                 configure(&c, &self.path, Durability::ProcessCrash, false)?;
                 c
             }
@@ -278,7 +363,7 @@ impl SqliteStore {
 
     /// Runs `f` inside one write transaction on the writer connection: committed if `f` and
     /// the commit succeed, rolled back otherwise (also if `f` panics).
-    fn write<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> std::result::Result<T, Abort>) -> Result<T> {
         let conn = self.writer.lock();
         let rows_before = conn.total_changes() as i64;
         // BEGIN and COMMIT go through the statement cache: rusqlite's `Transaction` prepares
@@ -287,7 +372,13 @@ impl SqliteStore {
             .and_then(|mut s| s.execute([]))
             .map_err(|e| self.err(e))?;
         let tx = OpenTransaction(&conn);
-        let out = f(&conn).map_err(|e| self.err(e))?;
+        let out = f(&conn).map_err(|abort| match abort {
+            Abort::Sql(e) => self.err(e),
+            Abort::IdConflict(id) => Error::IdConflict {
+                store: self.path.display().to_string(),
+                id,
+            },
+        })?;
         conn.prepare_cached("COMMIT")
             .and_then(|mut s| s.execute([]))
             .map_err(|e| self.err(e))?;
@@ -298,10 +389,12 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Inserts entries in one transaction and returns, per entry, whether it was new (an entry
-    /// whose id is already stored is the same entry and is left as it is). Deferred access
-    /// records ride along in the same transaction (see [`LongTermMemory::record_access`]).
-    /// Returns when the transaction is committed.
+    /// Inserts entries in one transaction and returns, per entry, whether it was new. An entry
+    /// whose id is already stored must be that same entry (same agent, session and text: a
+    /// consolidation retried after its commit), and is left as it is; any other row under that id
+    /// fails the whole transaction with `Error::IdConflict`, so no write is ever acknowledged
+    /// without its row. Deferred access records ride along in the same transaction (see
+    /// [`SqliteStore::record_access`]). Returns when the transaction is committed.
     pub fn insert(&self, entries: &[MemoryEntry], accesses: &[AccessRecord]) -> Result<Vec<bool>> {
         self.write(|tx| {
             apply_accesses(tx, accesses)?;
@@ -322,6 +415,9 @@ impl SqliteStore {
                     e.access_count as i64,
                     metadata,
                 ])?;
+                if n == 0 && !same_entry_stored(tx, e)? {
+                    return Err(Abort::IdConflict(e.id));
+                }
                 inserted.push(n == 1);
             }
             Ok(inserted)
@@ -395,34 +491,34 @@ impl SqliteStore {
         if accesses.is_empty() {
             return Ok(());
         }
-        self.write(|tx| apply_accesses(tx, accesses))
+        self.write(|tx| Ok(apply_accesses(tx, accesses)?))
     }
 
-    /// Visits every entry in id order, for rebuilding the in-RAM indexes on open.
-    pub fn scan_for_index(&self, mut visit: impl FnMut(StoredRow<'_>) -> Result<()>) -> Result<()> {
+    /// Visits every entry in id order, for rebuilding the in-RAM indexes on open. A row that
+    /// cannot be read back whole, or whose embedding cannot be indexed (see [`row_problem`]), is
+    /// not visited: its id and the reason are returned, for [`SqliteStore::quarantine`].
+    pub fn scan_for_index(
+        &self,
+        dimension: usize,
+        mut visit: impl FnMut(StoredRow<'_>) -> Result<()>,
+    ) -> Result<Vec<(EntryId, String)>> {
         let mut failed = None;
+        let mut bad = Vec::new();
         self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT id, agent_id, session_id, role, created_at, content, embedding \
-                 FROM entries ORDER BY id",
+                "SELECT id, agent_id, session_id, role, created_at, content, embedding, metadata, \
+                 importance, last_accessed_at, access_count FROM entries ORDER BY id",
             )?;
             let mut rows = stmt.query([])?;
             let mut embedding = Vec::new();
             while let Some(r) = rows.next()? {
-                let role = role_from_code(r.get(3)?)?;
-                let blob = r.get_ref(6)?.as_blob_or_null()?;
-                embedding.clear();
-                if let Some(b) = blob {
-                    embedding.extend(blob_floats(b)?);
-                }
-                let row = StoredRow {
-                    id: EntryId(r.get::<_, i64>(0)? as u64),
-                    agent: r.get_ref(1)?.as_str()?,
-                    session: r.get_ref(2)?.as_str()?,
-                    role,
-                    created_at: Timestamp(r.get(4)?),
-                    content: r.get_ref(5)?.as_str()?,
-                    embedding: blob.map(|_| embedding.as_slice()),
+                let id = EntryId(r.get::<_, i64>(0)? as u64);
+                let row = match decode_stored_row(r, dimension, &mut embedding) {
+                    Ok(row) => row,
+                    Err(problem) => {
+                        bad.push((id, problem));
+                        continue;
+                    }
                 };
                 if let Err(e) = visit(row) {
                     failed = Some(e);
@@ -431,7 +527,80 @@ impl SqliteStore {
             }
             Ok(())
         })?;
-        failed.map_or(Ok(()), Err)
+        failed.map_or(Ok(bad), Err)
+    }
+
+    /// Moves rows into the quarantine table, whole, with the reason, in one transaction.
+    pub fn quarantine(&self, rows: &[(EntryId, String)], now: Timestamp) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut copy = tx.prepare_cached(
+                "INSERT OR REPLACE INTO quarantine SELECT id, agent_id, session_id, role, content, \
+                 embedding, importance, created_at, last_accessed_at, access_count, metadata, \
+                 ?2, ?3 FROM entries WHERE id = ?1",
+            )?;
+            let mut delete = tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?;
+            for (id, reason) in rows {
+                copy.execute(params![id.0 as i64, reason, now.0])?;
+                delete.execute(params![id.0 as i64])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The rows in quarantine: id, agent (as stored, lossily decoded), reason.
+    pub fn quarantined(&self) -> Result<Vec<QuarantinedEntry>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare("SELECT id, CAST(agent_id AS TEXT), reason FROM quarantine ORDER BY id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(QuarantinedEntry {
+                    id: EntryId(r.get::<_, i64>(0)? as u64),
+                    agent_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    reason: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// The embedding dimension the store was created with: as recorded, else (files of schema
+    /// v2) the length of a stored embedding, else `None` (no embedding stored yet).
+    pub fn stored_dimension(&self) -> Result<Option<usize>> {
+        self.read(|c| {
+            let recorded: Option<String> = c
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'embedding_dim'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(v) = recorded {
+                return Ok(v.parse::<usize>().ok());
+            }
+            let bytes: Option<i64> = c
+                .query_row(
+                    "SELECT length(embedding) FROM entries WHERE typeof(embedding) = 'blob' \
+                     GROUP BY length(embedding) ORDER BY COUNT(*) DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(bytes.map(|b| (b / 4) as usize))
+        })
+    }
+
+    /// Records the embedding dimension of the store.
+    pub fn record_dimension(&self, dimension: usize) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('embedding_dim', ?1)",
+                params![dimension.to_string()],
+            )?;
+            Ok(())
+        })
     }
 
     /// Runs SQLite's `quick_check` and reports the first problem, if any.
@@ -467,6 +636,32 @@ impl SqliteStore {
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .map_err(|e| self.err(e))
     }
+}
+
+/// Why a write transaction was rolled back.
+enum Abort {
+    Sql(rusqlite::Error),
+    /// A row under this id holds another entry.
+    IdConflict(EntryId),
+}
+
+impl From<rusqlite::Error> for Abort {
+    fn from(e: rusqlite::Error) -> Self {
+        Abort::Sql(e)
+    }
+}
+
+/// Whether the row stored under `e`'s id is `e` itself (agent, session and text).
+fn same_entry_stored(c: &Connection, e: &MemoryEntry) -> rusqlite::Result<bool> {
+    let stored: Option<(String, String, String)> = c
+        .prepare_cached("SELECT agent_id, session_id, content FROM entries WHERE id = ?1")?
+        .query_row(params![e.id.0 as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    Ok(stored.is_some_and(|(agent, session, content)| {
+        *agent == *e.agent_id && *session == *e.session_id && content == e.content
+    }))
 }
 
 /// A transaction that is open until this guard is forgotten (after COMMIT); dropping it rolls
@@ -555,6 +750,12 @@ fn migrate(c: &Connection, path: &Path) -> Result<()> {
     let app_id: i64 = c
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(err)?;
+    if version < 0 {
+        return Err(Error::Corrupt {
+            store: path.display().to_string(),
+            detail: format!("schema version {version} is not one memory-core writes"),
+        });
+    }
     if version > SCHEMA_VERSION {
         return Err(Error::SchemaTooNew {
             store: path.display().to_string(),
@@ -592,13 +793,33 @@ fn migrate(c: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The names of `entries`' columns, in the order `entry_from_row` reads them.
+const COLUMN_NAMES: [&str; 11] = [
+    "id",
+    "agent_id",
+    "session_id",
+    "role",
+    "content",
+    "embedding",
+    "importance",
+    "created_at",
+    "last_accessed_at",
+    "access_count",
+    "metadata",
+];
+
 /// Maps SQLite's corruption codes and undecodable rows to `Error::Corrupt`, everything else to
 /// `Error::Database`.
 fn db_error(path: &Path, e: rusqlite::Error) -> Error {
     if let rusqlite::Error::FromSqlConversionFailure(col, _, detail) = &e {
+        // rusqlite reports `usize::MAX` when the failing column is not known.
+        let detail = match COLUMN_NAMES.get(*col) {
+            Some(name) => format!("column {name}: {detail}"),
+            None => detail.to_string(),
+        };
         return Error::Corrupt {
             store: path.display().to_string(),
-            detail: format!("column {col}: {detail}"),
+            detail,
         };
     }
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
@@ -683,12 +904,17 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<MemoryEntry> {
         Some(s) => serde_json::from_str(s)
             .map_err(|e| corrupt_column(10, format!("metadata is not JSON: {e}")))?,
     };
+    let text = |i: usize| -> rusqlite::Result<&str> {
+        r.get_ref(i)?
+            .as_str()
+            .map_err(|e| corrupt_column(i, e.to_string()))
+    };
     Ok(MemoryEntry {
         id: EntryId(r.get::<_, i64>(0)? as u64),
-        agent_id: Arc::from(r.get_ref(1)?.as_str()?),
-        session_id: Arc::from(r.get_ref(2)?.as_str()?),
+        agent_id: Arc::from(text(1)?),
+        session_id: Arc::from(text(2)?),
         role,
-        content: r.get(4)?,
+        content: text(4)?.to_owned(),
         embedding,
         importance: r.get::<_, f64>(6)? as f32,
         created_at: Timestamp(r.get(7)?),
@@ -696,6 +922,71 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<MemoryEntry> {
         access_count: u32::try_from(r.get::<_, i64>(9)?).unwrap_or(u32::MAX),
         metadata,
         tier: Tier::LongTerm,
+    })
+}
+
+/// Why a stored row cannot be used, if it cannot: every column decodes as `entry_from_row`
+/// decodes it (role, text, metadata JSON within serde_json's nesting limit), and the embedding
+/// has the store's dimension, finite values, and a direction (it normalizes).
+fn decode_stored_row<'r>(
+    r: &'r Row<'_>,
+    dimension: usize,
+    embedding: &'r mut Vec<f32>,
+) -> std::result::Result<StoredRow<'r>, String> {
+    let text = |i: usize, name: &str| -> std::result::Result<&'r str, String> {
+        r.get_ref(i)
+            .and_then(|v| v.as_str().map_err(Into::into))
+            .map_err(|e| format!("{name} is not text: {e}"))
+    };
+    let role = r
+        .get::<_, i64>(3)
+        .map_err(|e| e.to_string())
+        .and_then(|code| role_from_code(code).map_err(|_| format!("unknown role code {code}")))?;
+    let created_at = r
+        .get::<_, i64>(4)
+        .map_err(|e| format!("created_at is not an integer: {e}"))?;
+    r.get::<_, f64>(8)
+        .map_err(|e| format!("importance is not a number: {e}"))?;
+    for (i, name) in [(9, "last_accessed_at"), (10, "access_count")] {
+        r.get::<_, i64>(i)
+            .map_err(|e| format!("{name} is not an integer: {e}"))?;
+    }
+    if let Some(json) = r
+        .get_ref(7)
+        .and_then(|v| v.as_str_or_null().map_err(Into::into))
+        .map_err(|e| format!("metadata is not text: {e}"))?
+    {
+        // Parsed as `entry_from_row` parses it (into a `Value`, where serde_json enforces its
+        // nesting limit; skipping the value would not).
+        serde_json::from_str::<serde_json::Value>(json)
+            .map_err(|e| format!("metadata cannot be read back: {e}"))?;
+    }
+    let blob = r
+        .get_ref(6)
+        .and_then(|v| v.as_blob_or_null().map_err(Into::into))
+        .map_err(|e| format!("embedding is not a blob: {e}"))?;
+    embedding.clear();
+    if let Some(b) = blob {
+        embedding
+            .extend(blob_floats(b).map_err(|_| "embedding blob length is not a multiple of 4")?);
+        crate::entry::check_embedding(embedding, dimension).map_err(|e| e.to_string())?;
+        // Stored embeddings are unit length (normalized on insert): anything else would rank
+        // wrongly under cosine similarity, or not at all (all zeros).
+        let squared: f32 = crate::index::vector::kernel::dot(embedding, embedding);
+        if !(0.99..=1.01).contains(&squared) {
+            return Err(format!(
+                "embedding is not unit length (squared norm {squared})"
+            ));
+        }
+    }
+    Ok(StoredRow {
+        id: EntryId(r.get::<_, i64>(0).map_err(|e| e.to_string())? as u64),
+        agent: text(1, "agent_id")?,
+        session: text(2, "session_id")?,
+        role,
+        created_at: Timestamp(created_at),
+        content: text(5, "content")?,
+        embedding: blob.map(|_| embedding.as_slice()),
     })
 }
 
@@ -709,4 +1000,48 @@ pub(crate) struct StoredRow<'a> {
     pub created_at: Timestamp,
     pub content: &'a str,
     pub embedding: Option<&'a [f32]>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u64, content: &str) -> MemoryEntry {
+        MemoryEntry {
+            id: EntryId(id),
+            agent_id: "a".into(),
+            session_id: "s".into(),
+            role: Role::User,
+            content: content.into(),
+            embedding: None,
+            importance: 0.5,
+            created_at: Timestamp(1),
+            last_accessed_at: Timestamp(1),
+            access_count: 0,
+            metadata: serde_json::Value::Null,
+            tier: Tier::LongTerm,
+        }
+    }
+
+    #[test]
+    fn an_id_holding_another_entry_fails_the_whole_write_and_the_same_entry_is_idempotent() {
+        let store = SqliteStore::open(&Storage::InMemory, Durability::ProcessCrash).unwrap();
+        assert_eq!(store.insert(&[entry(5, "first")], &[]).unwrap(), [true]);
+        // The same entry again (a consolidation retried after its commit): not new, no error.
+        assert_eq!(store.insert(&[entry(5, "first")], &[]).unwrap(), [false]);
+        // Another entry under the same id, in a batch: refused whole, nothing of it written.
+        let err = store
+            .insert(&[entry(6, "fresh"), entry(5, "someone else")], &[])
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::IdConflict { id: EntryId(5), .. }),
+            "{err}"
+        );
+        assert_eq!(store.count_all().unwrap(), 1);
+        assert_eq!(
+            store.get("a", EntryId(5)).unwrap().unwrap().content,
+            "first"
+        );
+        assert!(store.get("a", EntryId(6)).unwrap().is_none());
+    }
 }

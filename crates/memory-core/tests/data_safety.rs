@@ -1,0 +1,316 @@
+//! No acknowledged write is lost or locked away: one handle per store file, vectors of any
+//! finite magnitude that always read back, limits checked at the call, and files holding rows
+//! that cannot be read (written by hand or by an older version) that still open, with those rows
+//! set aside and reported.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use memory_core::{
+    EntryId, Error, Memory, MemoryConfig, NewEntry, Role, SearchMode, SearchQuery, Storage,
+};
+
+const DIM: usize = 4;
+
+fn config() -> MemoryConfig {
+    MemoryConfig {
+        embedding_dim: DIM,
+        ..MemoryConfig::default()
+    }
+}
+
+fn store(dir: &Path) -> Storage {
+    Storage::File(dir.join("ltm.db"))
+}
+
+fn msg(text: &str) -> NewEntry {
+    NewEntry::new("a", "s", Role::User, text)
+}
+
+#[test]
+fn a_second_handle_on_one_file_is_refused_until_the_first_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Memory::open(store(dir.path()), config()).unwrap();
+    let id = first.insert(msg("kept by the first handle")).unwrap();
+    let err = Memory::open(store(dir.path()), config()).unwrap_err();
+    assert!(matches!(err, Error::StoreLocked { .. }), "{err}");
+    assert!(err.to_string().contains("ltm.db"), "{err}");
+    // The refused open touched nothing: the first handle goes on writing and reading.
+    first.insert(msg("a second entry")).unwrap();
+    assert_eq!(first.count("a").unwrap(), 2);
+    drop(first);
+    let again = Memory::open(store(dir.path()), config()).unwrap();
+    assert_eq!(again.count("a").unwrap(), 2);
+    assert!(again.get("a", id).unwrap().is_some());
+}
+
+/// The child: opens the store named by `LOCK_CHILD_DB`, says so, and waits to be killed.
+#[test]
+fn lock_child_holder() {
+    let Ok(db) = std::env::var("LOCK_CHILD_DB") else {
+        return;
+    };
+    let m = Memory::open(Storage::File(PathBuf::from(db)), config()).unwrap();
+    m.insert(msg("written by the child")).unwrap();
+    println!("holding");
+    std::thread::sleep(std::time::Duration::from_secs(600));
+}
+
+#[test]
+fn another_process_cannot_open_a_store_until_it_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ltm.db");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "lock_child_holder",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("LOCK_CHILD_DB", &db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let holding = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("holding"));
+    assert!(holding, "the child never opened the store");
+    let err = Memory::open(Storage::File(db.clone()), config()).unwrap_err();
+    assert!(matches!(err, Error::StoreLocked { .. }), "{err}");
+    // SIGKILL: the OS drops the child's lock with its process.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let m = Memory::open(Storage::File(db), config()).unwrap();
+    assert_eq!(m.count("a").unwrap(), 1);
+}
+
+#[test]
+fn paths_sqlite_would_not_treat_as_a_file_are_refused() {
+    for path in ["", ":memory:"] {
+        let err = Memory::open(Storage::File(PathBuf::from(path)), config()).unwrap_err();
+        assert!(matches!(err, Error::InvalidPath { .. }), "{path:?}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let err = Memory::open(Storage::File(dir.path().to_path_buf()), config()).unwrap_err();
+    assert!(matches!(err, Error::InvalidPath { .. }), "{err}");
+}
+
+#[test]
+fn vectors_of_subnormal_and_huge_magnitude_are_stored_and_the_store_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let vectors: [[f32; DIM]; 3] = [
+        [1e-45, 0.0, 0.0, 0.0],
+        [f32::MAX, -f32::MAX, 0.0, 1.0],
+        [1e-40, 1e-42, -1e-41, 0.0],
+    ];
+    let mut ids = Vec::new();
+    {
+        let m = Memory::open(store(dir.path()), config()).unwrap();
+        for (i, v) in vectors.iter().enumerate() {
+            let e = msg(&format!("vector {i}")).with_embedding(v.to_vec());
+            ids.push(m.insert(e).unwrap());
+        }
+        // Through the short-term tier and consolidation as well.
+        m.append(
+            NewEntry::new("a", "s2", Role::User, "appended tiny")
+                .with_embedding(vec![0.0, 1e-45, 0.0, 0.0])
+                .with_importance(1.0),
+        )
+        .unwrap();
+        m.consolidate().unwrap();
+    }
+    let m = Memory::open(store(dir.path()), config()).unwrap();
+    assert!(m.check_integrity().unwrap().quarantined.is_empty());
+    for id in &ids {
+        let e = m.get("a", *id).unwrap().unwrap();
+        let v = e.embedding.unwrap();
+        let norm: f32 = v.iter().map(|x| x * x).sum();
+        assert!((norm - 1.0).abs() < 1e-4, "{v:?}");
+    }
+    let q = SearchQuery::new("a", "vector")
+        .with_vector(vec![1.0, 0.0, 0.0, 0.0])
+        .with_mode(SearchMode::ExactVector);
+    assert_eq!(m.search(&q).unwrap()[0].entry.id, ids[0]);
+    m.consolidate().unwrap();
+}
+
+#[test]
+fn metadata_and_query_limits_are_typed_errors_at_the_call() {
+    let m = Memory::open(Storage::InMemory, config()).unwrap();
+    let nest = |depth: usize| {
+        let mut v = serde_json::json!("leaf");
+        for _ in 0..depth {
+            v = serde_json::json!({ "k": v });
+        }
+        v
+    };
+    let ok = m.insert(msg("shallow").with_metadata(nest(32))).unwrap();
+    assert_eq!(m.get("a", ok).unwrap().unwrap().metadata, nest(32));
+    for depth in [33, 128, 5_000] {
+        let err = m
+            .insert(msg("deep").with_metadata(nest(depth)))
+            .unwrap_err();
+        assert!(matches!(err, Error::MetadataTooDeep { limit: 32 }), "{err}");
+        let err = m
+            .append(msg("deep").with_metadata(nest(depth)))
+            .unwrap_err();
+        assert!(matches!(err, Error::MetadataTooDeep { .. }), "{err}");
+    }
+    let big = serde_json::json!({ "blob": "x".repeat(70 * 1024) });
+    let err = m.insert(msg("big").with_metadata(big)).unwrap_err();
+    assert!(matches!(err, Error::MetadataTooLarge { .. }), "{err}");
+    // Nothing refused was stored, and everything can be read back.
+    assert_eq!(m.count("a").unwrap(), 1);
+    assert_eq!(m.list("a", &Default::default()).unwrap().len(), 1);
+
+    let err = m
+        .search(&SearchQuery::new("a", "x".repeat(100 * 1024)))
+        .unwrap_err();
+    assert!(matches!(err, Error::QueryTooLarge { .. }), "{err}");
+    let err = m
+        .search(&SearchQuery::new("a", "x").with_metadata("k", nest(40)))
+        .unwrap_err();
+    assert!(matches!(err, Error::MetadataTooDeep { .. }), "{err}");
+
+    let bad = MemoryConfig {
+        max_metadata_depth: 500,
+        ..config()
+    };
+    assert!(matches!(
+        Memory::open(Storage::InMemory, bad),
+        Err(Error::InvalidConfig(_))
+    ));
+}
+
+/// Writes a row straight into the file, as an older version or a person with sqlite3 might.
+fn write_raw(path: &Path, sql: &str) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(sql).unwrap();
+}
+
+#[test]
+fn rows_that_cannot_be_read_back_are_set_aside_on_open_and_nothing_else_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ltm.db");
+    let good = {
+        let m = Memory::open(Storage::File(path.clone()), config()).unwrap();
+        let ids = m
+            .insert_batch((0..20).map(|i| msg(&format!("good entry {i}"))).collect())
+            .unwrap();
+        m.checkpoint().unwrap();
+        ids
+    };
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let zero = hex(&[0u8; 16]);
+    let short = hex(&[0u8; 12]);
+    let nan = hex(&f32::NAN.to_le_bytes().repeat(4));
+    write_raw(
+        &path,
+        &format!(
+            "INSERT INTO entries VALUES (1, 'a', 's', 0, 'deep metadata', NULL, 0.5, 1, 1, 0, '{deep}');
+             INSERT INTO entries VALUES (2, 'a', 's', 9, 'unknown role', NULL, 0.5, 1, 1, 0, NULL);
+             INSERT INTO entries VALUES (3, 'a', 's', 0, 'zero vector', x'{zero}', 0.5, 1, 1, 0, NULL);
+             INSERT INTO entries VALUES (4, 'a', 's', 0, 'short vector', x'{short}', 0.5, 1, 1, 0, NULL);
+             INSERT INTO entries VALUES (5, 'a', 's', 0, 'nan vector', x'{nan}', 0.5, 1, 1, 0, NULL);
+             INSERT INTO entries VALUES (6, 'a', 's', 0, 'not json', NULL, 0.5, 1, 1, 0, '{{oops');
+             INSERT INTO entries VALUES (7, 'a', 's', 0, x'fffe', NULL, 0.5, 1, 1, 0, NULL);
+             INSERT INTO entries VALUES (8, 'a', 's', 0, 'importance', NULL, 'high', 1, 1, 0, NULL);"
+        ),
+    );
+    for round in 0..2 {
+        let m = Memory::open(Storage::File(path.clone()), config()).unwrap();
+        let report = m.check_integrity().unwrap();
+        let ids: Vec<u64> = report.quarantined.iter().map(|q| q.id.0).collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7, 8], "round {round}: {report:?}");
+        assert!(
+            report.quarantined[0].reason.contains("metadata"),
+            "{report:?}"
+        );
+        // The 20 good entries, and one written after each earlier round.
+        let expected = 20 + round;
+        assert_eq!(m.count("a").unwrap(), expected as u64);
+        for id in &good {
+            assert!(m.get("a", *id).unwrap().is_some());
+        }
+        assert_eq!(m.list("a", &Default::default()).unwrap().len(), expected);
+        let hits = m
+            .search(&SearchQuery::new("a", "entry metadata role vector round").with_k(50))
+            .unwrap();
+        assert_eq!(hits.len(), expected);
+        m.consolidate().unwrap();
+        m.insert(msg(&format!("written after round {round}")))
+            .unwrap();
+    }
+    // Quarantined rows are kept whole in the file.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let kept: i64 = c
+        .query_row("SELECT COUNT(*) FROM quarantine", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 8);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_store_is_not_reopened_with_another_embedding_dimension() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let m = Memory::open(store(dir.path()), config()).unwrap();
+        m.insert(msg("four dimensions")).unwrap();
+    }
+    let other = MemoryConfig {
+        embedding_dim: 8,
+        ..config()
+    };
+    let err = Memory::open(store(dir.path()), other).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::StoreDimensionMismatch {
+                stored: 4,
+                configured: 8,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The refusal changed nothing.
+    let m = Memory::open(store(dir.path()), config()).unwrap();
+    assert_eq!(m.count("a").unwrap(), 1);
+}
+
+#[test]
+fn a_negative_schema_version_is_refused_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ltm.db");
+    drop(Memory::open(Storage::File(path.clone()), config()).unwrap());
+    write_raw(&path, "PRAGMA user_version = -1");
+    let err = Memory::open(Storage::File(path), config()).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn ids_never_wrap_past_the_largest_integer_sqlite_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ltm.db");
+    drop(Memory::open(Storage::File(path.clone()), config()).unwrap());
+    write_raw(
+        &path,
+        &format!(
+            "INSERT INTO entries VALUES ({}, 'a', 's', 0, 'the last id', NULL, 0.5, 1, 1, 0, NULL)",
+            i64::MAX
+        ),
+    );
+    let m = Memory::open(Storage::File(path), config()).unwrap();
+    let last = m.get("a", EntryId(i64::MAX as u64)).unwrap().unwrap();
+    assert_eq!(last.content, "the last id");
+    let err = m.insert(msg("one too many")).unwrap_err();
+    assert!(matches!(err, Error::IdsExhausted { .. }), "{err}");
+    assert_eq!(m.count("a").unwrap(), 1);
+}
