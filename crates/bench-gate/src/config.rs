@@ -288,7 +288,7 @@ impl Config {
             return Config::load(path);
         }
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        if let Some(root) = crate::criterion::workspace_root(&cwd) {
+        if let Some(root) = crate::locate::workspace_root(&cwd) {
             let candidate = root.join(FILE_NAME);
             if candidate.is_file() {
                 return Config::load(&candidate);

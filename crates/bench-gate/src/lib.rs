@@ -2,8 +2,9 @@
 //! It reads Criterion's files only (never the benchmarked code), recomputes significance from the
 //! raw samples, and classifies each benchmark against per-kind thresholds from `bench-gate.toml`.
 //!
-//! Parse into types ([`criterion`], [`export`], [`config`]), decide on types ([`verdict`],
-//! [`slo`]), print last ([`output`]); the `bench-gate` binary only wires these together.
+//! Find the files ([`locate`], [`source`]), parse them into types ([`criterion`], [`export`],
+//! [`config`]), decide on types ([`verdict`], [`slo`]), print last ([`output`]); the
+//! `bench-gate` binary only wires these together.
 //!
 //! ```
 //! use std::path::Path;
@@ -29,9 +30,11 @@ pub mod config;
 pub mod criterion;
 pub mod error;
 pub mod export;
+pub mod locate;
 pub mod machine;
 pub mod output;
 pub mod slo;
+pub mod source;
 pub mod stats;
 pub mod verdict;
 

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use bench_gate::{config::Config, criterion, export, machine::Machine, output, slo, verdict};
+use bench_gate::{
+    config::Config, criterion, export, locate, machine::Machine, output, slo, source, verdict,
+};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
@@ -102,7 +104,7 @@ fn colour_wanted(stdout_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
 }
 
 fn dir(explicit: Option<PathBuf>) -> PathBuf {
-    explicit.unwrap_or_else(criterion::default_dir)
+    explicit.unwrap_or_else(locate::criterion_dir)
 }
 
 /// Runs one command and returns its exit code (0 or 2); errors become exit 1 in `main`.
@@ -117,8 +119,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => {
             let config = Config::discover(config.as_deref())?;
             let root = dir(criterion_dir);
-            let base = criterion::resolve(&base, &root).context("reading BASE")?;
-            let new = criterion::resolve(&new, &root).context("reading NEW")?;
+            let base = source::resolve(&base, &root).context("reading BASE")?;
+            let new = source::resolve(&new, &root).context("reading NEW")?;
             let report = verdict::compare(&base, &new, &config)?;
             let text = match format {
                 Format::Text => output::text::render(&report, colour()),
@@ -175,7 +177,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::List { criterion_dir } => {
             let root = dir(criterion_dir);
-            let baselines = criterion::list(&root)?;
+            let baselines = locate::list(&root)?;
             if baselines.is_empty() {
                 bail!("{}: no Criterion baselines found", root.display());
             }
@@ -199,7 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => {
             let config = Config::discover(config.as_deref())?;
             let root = dir(criterion_dir);
-            let baseline = criterion::resolve(&baseline, &root)?;
+            let baseline = source::resolve(&baseline, &root)?;
             let report = slo::check(&baseline, &config)?;
             let text = match format {
                 Format::Text => output::text::render_slo(&report, colour()),
