@@ -6,47 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::criterion::Unit;
 use crate::error::{Error, Result};
+use crate::kind::Kind;
 
 /// File name looked up at the workspace root when `--config` is not given.
 pub const FILE_NAME: &str = "bench-gate.toml";
-
-/// What a benchmark measures, which decides its unit, its direction and its default threshold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Time per iteration (means and percentile ids alike); lower is better.
-    Latency,
-    /// Operations per second derived from Criterion's throughput setting; higher is better.
-    Throughput,
-    /// Bytes from a custom measurement; lower is better.
-    Footprint,
-}
-
-impl Kind {
-    /// Unit of the raw values Criterion saved for this kind.
-    pub fn unit(self) -> Unit {
-        match self {
-            Kind::Latency | Kind::Throughput => Unit::Nanoseconds,
-            Kind::Footprint => Unit::Bytes,
-        }
-    }
-
-    /// Whether a larger value is an improvement.
-    pub fn higher_is_better(self) -> bool {
-        matches!(self, Kind::Throughput)
-    }
-
-    /// Lower-case name as used in the config file.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Latency => "latency",
-            Kind::Throughput => "throughput",
-            Kind::Footprint => "footprint",
-        }
-    }
-}
 
 /// Test settings of the `[gate]` table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -333,7 +297,7 @@ impl Config {
                 g.resamples
             )));
         }
-        for kind in [Kind::Latency, Kind::Throughput, Kind::Footprint] {
+        for kind in Kind::ALL {
             self.check_sign(kind, self.thresholds.of(kind), "thresholds")?;
         }
         for rule in &self.rules {

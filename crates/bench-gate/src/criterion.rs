@@ -4,13 +4,13 @@
 //! always comes from `benchmark.json`'s `full_id`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::kind::{DisplayUnit, Unit};
 use crate::locate;
 use crate::machine::Machine;
 
@@ -56,12 +56,12 @@ pub enum Throughput {
 
 impl Throughput {
     /// The per-iteration amount and the unit of its per-second rate.
-    pub fn amount(&self) -> (u64, &'static str) {
+    pub fn amount(&self) -> (u64, DisplayUnit) {
         match *self {
-            Throughput::Bits(n) => (n, "bit/s"),
-            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => (n, "B/s"),
-            Throughput::Elements(n) => (n, "ops/s"),
-            Throughput::ElementsAndBytes { elements, .. } => (elements, "ops/s"),
+            Throughput::Bits(n) => (n, DisplayUnit::BitsPerSec),
+            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => (n, DisplayUnit::BytesPerSec),
+            Throughput::Elements(n) => (n, DisplayUnit::OpsPerSec),
+            Throughput::ElementsAndBytes { elements, .. } => (elements, DisplayUnit::OpsPerSec),
         }
     }
 }
@@ -167,26 +167,6 @@ impl Sample {
             .zip(&self.times)
             .map(|(n, t)| t / n)
             .collect()
-    }
-}
-
-/// What a benchmark's raw values are measured in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Unit {
-    /// Wall time in nanoseconds (Criterion's default measurement).
-    #[serde(rename = "ns")]
-    Nanoseconds,
-    /// Bytes, from a custom measurement.
-    #[serde(rename = "bytes")]
-    Bytes,
-}
-
-impl fmt::Display for Unit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Unit::Nanoseconds => "ns",
-            Unit::Bytes => "bytes",
-        })
     }
 }
 

@@ -9,8 +9,9 @@ use std::path::{Component, Path};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::criterion::{read_json, Baseline, Benchmark, BenchmarkInfo, Estimates, Sample, Unit};
+use crate::criterion::{read_json, Baseline, Benchmark, BenchmarkInfo, Estimates, Sample};
 use crate::error::{Error, Result};
+use crate::kind::Unit;
 use crate::machine::Machine;
 
 /// Value of the `format` field identifying a bench-gate export.

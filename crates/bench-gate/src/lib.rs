@@ -27,9 +27,11 @@
 //! ```
 
 pub mod config;
+pub mod cost;
 pub mod criterion;
 pub mod error;
 pub mod export;
+pub mod kind;
 pub mod locate;
 pub mod machine;
 pub mod output;
@@ -38,7 +40,8 @@ pub mod source;
 pub mod stats;
 pub mod verdict;
 
-pub use config::{Config, Kind};
-pub use criterion::{Baseline, Benchmark, Unit};
+pub use config::Config;
+pub use criterion::{Baseline, Benchmark};
 pub use error::{Error, Result};
+pub use kind::{DisplayUnit, Kind, Unit};
 pub use verdict::{compare, Report, Row, Verdict};

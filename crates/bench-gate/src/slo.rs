@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Kind};
+use crate::config::Config;
+use crate::cost::Costs;
 use crate::criterion::Baseline;
 use crate::error::{Error, Result};
-use crate::stats;
-use crate::verdict::{costs, display, unit_label};
+use crate::kind::{DisplayUnit, Kind};
 
 /// One budget applied to one benchmark (or to nothing, when no benchmark matched).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub struct SloRow {
     /// Kind the budget applies to.
     pub kind: Kind,
     /// Unit of `value` and `limit`.
-    pub unit: String,
+    pub unit: DisplayUnit,
     /// Mean of the benchmark in `unit`.
     pub value: Option<f64>,
     /// The budget.
@@ -99,8 +99,8 @@ pub fn check(baseline: &Baseline, config: &Config) -> Result<SloReport> {
                     ),
                 });
             }
-            let (values, rate) = costs(bench, kind)?;
-            let value = display(kind, stats::mean(&values));
+            let costs = Costs::of(bench, kind)?;
+            let value = costs.shown_mean();
             let ok = if is_max {
                 value <= limit
             } else {
@@ -110,7 +110,7 @@ pub fn check(baseline: &Baseline, config: &Config) -> Result<SloReport> {
                 selector: slo.selector(),
                 id: Some(id.clone()),
                 kind,
-                unit: unit_label(kind, rate),
+                unit: costs.unit,
                 value: Some(value),
                 limit,
                 is_max,
@@ -122,7 +122,7 @@ pub fn check(baseline: &Baseline, config: &Config) -> Result<SloReport> {
                 selector: slo.selector(),
                 id: None,
                 kind,
-                unit: unit_label(kind, None),
+                unit: kind.display_unit(),
                 value: None,
                 limit,
                 is_max,

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Kind};
-use crate::criterion::{Baseline, Benchmark, Unit};
+use crate::config::Config;
+use crate::cost::Costs;
+use crate::criterion::{Baseline, Benchmark};
 use crate::error::{Error, Result};
+use crate::kind::{DisplayUnit, Kind, Unit};
 use crate::machine::Machine;
 use crate::stats;
 
@@ -78,7 +80,7 @@ pub struct Row {
     /// Kind from the configuration.
     pub kind: Kind,
     /// Unit of `base` and `new`: `ns` (per iteration), `ops/s` (or `B/s`, `bit/s`), `bytes`.
-    pub unit: String,
+    pub unit: DisplayUnit,
     /// Allowed change in percent, signed in the worse direction.
     pub threshold_pct: f64,
     /// Mean of BASE in `unit`, if present.
@@ -173,50 +175,8 @@ impl Report {
     }
 }
 
-/// Per-iteration values of a benchmark in the kind's "cost" unit (ns or bytes per iteration, or
-/// ns per element for throughput, so sides with different element counts stay comparable), and
-/// the rate unit for throughput.
-pub(crate) fn costs(bench: &Benchmark, kind: Kind) -> Result<(Vec<f64>, Option<&'static str>)> {
-    let values = bench.sample.per_iteration();
-    if kind != Kind::Throughput {
-        return Ok((values, None));
-    }
-    let (amount, unit) = bench.info.throughput.map(|t| t.amount()).ok_or_else(|| {
-        Error::invalid(
-            &bench.source,
-            format!(
-                "benchmark '{}' is judged in ops/s (throughput) but Criterion recorded no \
-                 throughput setting for it",
-                bench.info.full_id
-            ),
-        )
-    })?;
-    if amount == 0 {
-        return Err(Error::invalid(
-            &bench.source,
-            format!(
-                "benchmark '{}' has a throughput of zero",
-                bench.info.full_id
-            ),
-        ));
-    }
-    Ok((
-        values.into_iter().map(|v| v / amount as f64).collect(),
-        Some(unit),
-    ))
-}
-
 fn effective_unit(bench: &Benchmark, kind: Kind) -> Unit {
     bench.unit.unwrap_or(kind.unit())
-}
-
-/// Displayed value from a mean cost: the cost itself, or a rate per second for throughput.
-pub(crate) fn display(kind: Kind, mean_cost: f64) -> f64 {
-    if kind == Kind::Throughput {
-        1e9 / mean_cost
-    } else {
-        mean_cost
-    }
 }
 
 /// FNV-1a, to derive an independent but reproducible bootstrap stream per benchmark id.
@@ -256,19 +216,19 @@ fn compare_one(
     n: &Benchmark,
     config: &Config,
 ) -> Result<Row> {
-    let (base_costs, rate_unit) = costs(b, kind)?;
-    let (new_costs, new_rate_unit) = costs(n, kind)?;
+    let base = Costs::of(b, kind)?;
+    let new = Costs::of(n, kind)?;
     // Throughput::Elements on one side and Bytes on the other would compare ops/s with B/s.
-    if rate_unit != new_rate_unit {
+    if base.unit != new.unit {
         return Err(Error::UnitMismatch {
             id: id.to_string(),
-            base_unit: unit_label(kind, rate_unit),
+            base_unit: base.unit.to_string(),
             base_source: b.source.clone(),
-            new_unit: unit_label(kind, new_rate_unit),
+            new_unit: new.unit.to_string(),
             new_source: n.source.clone(),
         });
     }
-    let (mb, mn) = (stats::mean(&base_costs), stats::mean(&new_costs));
+    let (mb, mn) = (base.mean(), new.mean());
     for (mean, bench) in [(mb, b), (mn, n)] {
         if !mean.is_finite() || mean <= 0.0 {
             return Err(Error::invalid(
@@ -280,10 +240,10 @@ fn compare_one(
             ));
         }
     }
-    let welch = stats::welch(&base_costs, &new_costs);
+    let welch = stats::welch(&base.values, &new.values);
     let ratio = stats::bootstrap_ratio(
-        &base_costs,
-        &new_costs,
+        &base.values,
+        &new.values,
         config.gate.resamples,
         config.gate.confidence,
         config.gate.seed ^ fnv1a(id),
@@ -313,22 +273,14 @@ fn compare_one(
     Ok(Row {
         id: id.to_string(),
         kind,
-        unit: unit_label(kind, rate_unit),
+        unit: base.unit,
         threshold_pct,
-        base: Some(display(kind, mb)),
-        new: Some(display(kind, mn)),
-        samples: (base_costs.len(), new_costs.len()),
+        base: Some(base.unit.from_cost(mb)),
+        new: Some(new.unit.from_cost(mn)),
+        samples: (base.values.len(), new.values.len()),
         change: Some(change),
         verdict,
     })
-}
-
-pub(crate) fn unit_label(kind: Kind, rate: Option<&'static str>) -> String {
-    match kind {
-        Kind::Latency => "ns".into(),
-        Kind::Throughput => rate.unwrap_or("ops/s").into(),
-        Kind::Footprint => "bytes".into(),
-    }
 }
 
 fn one_sided(
@@ -338,19 +290,19 @@ fn one_sided(
     bench: &Benchmark,
     in_base: bool,
 ) -> Result<Row> {
-    let (costs, rate_unit) = costs(bench, kind)?;
-    let value = Some(display(kind, stats::mean(&costs)));
+    let costs = Costs::of(bench, kind)?;
+    let value = Some(costs.shown_mean());
     Ok(Row {
         id: id.to_string(),
         kind,
-        unit: unit_label(kind, rate_unit),
+        unit: costs.unit,
         threshold_pct,
         base: if in_base { value } else { None },
         new: if in_base { None } else { value },
         samples: if in_base {
-            (costs.len(), 0)
+            (costs.values.len(), 0)
         } else {
-            (0, costs.len())
+            (0, costs.values.len())
         },
         change: None,
         verdict: if in_base {
@@ -486,7 +438,7 @@ mod tests {
         Row {
             id: id.into(),
             kind,
-            unit: "ns".into(),
+            unit: DisplayUnit::Nanoseconds,
             threshold_pct: 10.0,
             base: Some(1.0),
             new: Some(1.0 + point),

@@ -18,7 +18,7 @@ pub fn compare_value(report: &Report) -> Value {
             json!({
                 "id": r.id,
                 "kind": r.kind.name(),
-                "unit": r.unit,
+                "unit": r.unit.label(),
                 "threshold_pct": r.threshold_pct,
                 "base": r.base,
                 "new": r.new,
@@ -68,7 +68,7 @@ pub fn render_slo(report: &SloReport) -> String {
             "selector": r.selector,
             "id": r.id,
             "kind": r.kind.name(),
-            "unit": r.unit,
+            "unit": r.unit.label(),
             "value": r.value,
             "limit": r.limit,
             "bound": if r.is_max { "max" } else { "min" },

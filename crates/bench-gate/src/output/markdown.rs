@@ -16,8 +16,8 @@ fn escape(s: &str) -> String {
 fn cells(r: &Row) -> [String; 6] {
     [
         format!("`{}`", escape(&r.id)),
-        r.base.map_or("-".into(), |v| super::value(v, &r.unit)),
-        r.new.map_or("-".into(), |v| super::value(v, &r.unit)),
+        r.base.map_or("-".into(), |v| super::value(v, r.unit)),
+        r.new.map_or("-".into(), |v| super::value(v, r.unit)),
         r.change.as_ref().map_or("-".into(), super::change),
         r.change
             .as_ref()
@@ -133,9 +133,9 @@ pub fn render_slo(report: &SloReport) -> String {
             escape(&r.selector),
             r.id.as_deref()
                 .map_or("-".into(), |id| format!("`{}`", escape(id))),
-            r.value.map_or("-".into(), |v| super::value(v, &r.unit)),
+            r.value.map_or("-".into(), |v| super::value(v, r.unit)),
             if r.is_max { "≤" } else { "≥" },
-            super::value(r.limit, &r.unit),
+            super::value(r.limit, r.unit),
             match r.ok {
                 Some(true) => "ok",
                 Some(false) => "🔴 broken",
