@@ -26,6 +26,7 @@
 //! # Ok::<(), bench_gate::Error>(())
 //! ```
 
+pub mod budget;
 pub mod config;
 pub mod cost;
 pub mod criterion;

@@ -3,7 +3,8 @@
 //! a `<details>` block. The first line is an HTML marker the workflow uses to find and update
 //! its own comment.
 
-use crate::slo::SloReport;
+use crate::budget::Bound;
+use crate::slo::{BudgetStatus, SloReport};
 use crate::verdict::{Report, Row, Verdict};
 
 /// Hidden marker identifying bench-gate's PR comment.
@@ -134,12 +135,15 @@ pub fn render_slo(report: &SloReport) -> String {
             r.id.as_deref()
                 .map_or("-".into(), |id| format!("`{}`", escape(id))),
             r.value.map_or("-".into(), |v| super::value(v, r.unit)),
-            if r.is_max { "≤" } else { "≥" },
-            super::value(r.limit, r.unit),
-            match r.ok {
-                Some(true) => "ok",
-                Some(false) => "🔴 broken",
-                None => "❓ missing",
+            match r.budget.bound() {
+                Bound::AtMost => "≤",
+                Bound::AtLeast => "≥",
+            },
+            super::value(r.budget.limit(), r.unit),
+            match r.status {
+                BudgetStatus::Ok => "ok",
+                BudgetStatus::Broken => "🔴 broken",
+                BudgetStatus::Missing => "❓ missing",
             }
         ));
     }

@@ -1,7 +1,7 @@
 //! Terminal rendering: a column-aligned table; colours only when asked (the CLI asks when
 //! stdout is a TTY and `NO_COLOR` is unset), so logs and pipes get plain text.
 
-use crate::slo::SloReport;
+use crate::slo::{BudgetStatus, SloReport};
 use crate::verdict::{Report, Verdict};
 
 fn paint(text: &str, verdict: Verdict, colour: bool) -> String {
@@ -132,10 +132,10 @@ pub fn render_slo(report: &SloReport, colour: bool) -> String {
     ]];
     let mut verdicts = Vec::new();
     for r in &report.rows {
-        let (status, v) = match r.ok {
-            Some(true) => ("ok", Verdict::Unchanged),
-            Some(false) => ("BROKEN", Verdict::Regressed),
-            None => ("missing", Verdict::Missing),
+        let (status, v) = match r.status {
+            BudgetStatus::Ok => ("ok", Verdict::Unchanged),
+            BudgetStatus::Broken => ("BROKEN", Verdict::Regressed),
+            BudgetStatus::Missing => ("missing", Verdict::Missing),
         };
         verdicts.push((status, v));
         cells.push(vec![
@@ -144,8 +144,8 @@ pub fn render_slo(report: &SloReport, colour: bool) -> String {
             r.value.map_or("-".into(), |v| super::value(v, r.unit)),
             format!(
                 "{} {}",
-                if r.is_max { "<=" } else { ">=" },
-                super::value(r.limit, r.unit)
+                r.budget.bound().symbol(),
+                super::value(r.budget.limit(), r.unit)
             ),
             status.into(),
         ]);
