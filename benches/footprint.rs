@@ -4,9 +4,11 @@
 
 use std::path::Path;
 
+use bench_gate::Kind;
 use criterion::{BenchmarkId, Criterion, SamplingMode};
 use memory_bench::fixture;
 use memory_bench::measure::{self, Bytes, CountingAlloc};
+use memory_bench::targets::Targets;
 use memory_bench::workload::Message;
 use memory_bench::{settings, stats};
 use memory_core::{Memory, MemoryConfig, Storage};
@@ -178,25 +180,36 @@ fn report() {
     if v.is_empty() {
         return;
     }
+    let targets = Targets::load();
     let mb = |b: i64| per_thousand(b, n) / 1e6;
-    println!(
-        "\nfootprint per 1,000 entries ({n} entries, 384-d f32 embeddings; target heap <= 2.5 MB):"
-    );
+    println!("\nfootprint per 1,000 entries ({n} entries, 384-d f32 embeddings):");
     for (what, h) in v.iter() {
-        if what.starts_with("disk") {
-            println!(
-                "  {what:<20} {:>8.3} MB on disk = {:.3} MB database + {:.3} MB WAL after close",
+        let breakdown = if what.starts_with("disk") {
+            format!(
+                "{:>8.3} MB on disk = {:.3} MB database + {:.3} MB WAL after close",
                 mb(h.rust + h.sqlite),
                 mb(h.rust),
                 mb(h.sqlite)
-            );
+            )
         } else {
-            println!(
-                "  {what:<20} {:>8.3} MB total = {:.3} MB Rust heap + {:.3} MB SQLite heap",
+            format!(
+                "{:>8.3} MB total = {:.3} MB Rust heap + {:.3} MB SQLite heap",
                 mb(h.rust + h.sqlite),
                 mb(h.rust),
                 mb(h.sqlite)
-            );
-        }
+            )
+        };
+        // The budgets are on the measured ids, bytes per 1,000 entries.
+        let target = targets
+            .budget(&format!("footprint/{what}/{n}"), Kind::Footprint)
+            .map_or(String::new(), |b| {
+                format!(
+                    "  (target {} {:.3} MB)",
+                    b.bound().symbol(),
+                    b.limit() / 1e6
+                )
+            });
+        println!("  {what:<20} {breakdown}{target}");
     }
+    println!("  ({})", targets.note());
 }

@@ -8,9 +8,11 @@ use std::hint::black_box;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use bench_gate::{locate, Kind};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use memory_bench::fixture::{self, Fixture, Scatter};
 use memory_bench::queries::{context_query, search_query, tool_definitions};
+use memory_bench::targets::Targets;
 use memory_bench::workload::Message;
 use memory_bench::{settings, stats, tail};
 use memory_core::context::ToolDefinition;
@@ -20,6 +22,9 @@ use memory_core::{
 };
 
 const AGENT: &str = "agent-0";
+
+/// Entries per `insert_batch` call of `latency/ltm/insert_batch/<n>`.
+const INSERT_BATCHES: [usize; 2] = [100, 1_000];
 
 fn main() {
     stats::run_started();
@@ -202,7 +207,7 @@ fn ltm(c: &mut Criterion) {
         });
     }
     let memory = RotatingStore::new(Durability::ProcessCrash);
-    for batch in [100usize, 1_000] {
+    for batch in INSERT_BATCHES {
         g.throughput(Throughput::Elements(batch as u64));
         let mut i = 0usize;
         g.bench_function(BenchmarkId::new("insert_batch", batch), |b| {
@@ -626,30 +631,20 @@ fn tails(c: &mut Criterion) {
     });
 }
 
-/// Targets of the issue, shown beside the measured percentiles.
-const TARGETS: [(&str, &str); 8] = [
-    ("stm_append", "p99 <= 2 us"),
-    ("ltm_insert", "p99 <= 0.5 ms"),
-    ("ltm_insert_power_loss", "(reported)"),
-    ("ltm_get", "p99 <= 20 us"),
-    ("keyword", "p99 <= 1 ms at 100K"),
-    ("ann", "p99 <= 1 ms at 100K"),
-    ("hybrid_context", "p99 <= 5 ms at 100K"),
-    ("cache_hit", "<= 2 us"),
-];
-
 fn report() {
+    let targets = Targets::load();
     let rows = tail::registry().summary();
     if !rows.is_empty() {
-        println!("\n{}", tail::format_table(&rows, &TARGETS));
+        println!("\n{}", tail::format_table(&rows, &targets));
     }
     if !rows.is_empty() && !settings().test_mode {
-        let path = stats::criterion_home().join("membench-tail.json");
+        let path = locate::criterion_dir().join("membench-tail.json");
         match tail::write_json(&rows, &path) {
             Ok(()) => println!("tail table written to {}", path.display()),
             Err(e) => eprintln!("warning: could not write {}: {e}", path.display()),
         }
     }
+    batch_insert_rates(&targets);
     // Exact scan efficiency against the machine's sequential-read bandwidth, from this run.
     let size = settings().fixture_size();
     let bytes = arena_bytes() as f64;
@@ -668,5 +663,31 @@ fn report() {
             "exact scan of {size} x 384-d f32: {scan_gbs:.2} GB/s = {:.0}% of measured sequential read {read_gbs:.2} GB/s (target >= 50%)",
             100.0 * scan_gbs / read_gbs
         );
+    }
+}
+
+/// Entries per second of each batched insert in this run (Criterion's median time per batch),
+/// with its budget.
+fn batch_insert_rates(targets: &Targets) {
+    let rates: Vec<String> = INSERT_BATCHES
+        .iter()
+        .filter_map(|&batch| {
+            let dir = stats::bench_dir("latency/ltm", &["insert_batch", &batch.to_string()]);
+            let rate = batch as f64 * 1e9 / stats::fresh_median(&dir)?;
+            let id = format!("latency/ltm/insert_batch/{batch}");
+            let per_sec = |r: f64| fixture::group_digits(r.round() as usize);
+            let target = targets
+                .budget(&id, Kind::Throughput)
+                .map_or(String::new(), |b| {
+                    format!(" (target {} {}/s)", b.bound().symbol(), per_sec(b.limit()))
+                });
+            Some(format!(
+                "insert_batch/{batch} {} entries/s{target}",
+                per_sec(rate)
+            ))
+        })
+        .collect();
+    if !rates.is_empty() {
+        println!("ltm {}; {}", rates.join(", "), targets.note());
     }
 }

@@ -286,7 +286,7 @@ fn report(lines: &[String]) {
         // A --test run's tiny sizes must not overwrite a real run's table.
         return;
     }
-    let path = stats::criterion_home().join("membench-quality.json");
+    let path = bench_gate::locate::criterion_dir().join("membench-quality.json");
     match quality::write_quality_json(&rows, &path) {
         Ok(()) => println!("quality table written to {}", path.display()),
         Err(e) => eprintln!("warning: could not write {}: {e}", path.display()),

@@ -1,32 +1,13 @@
-//! Reading a run's results back: where Criterion writes, the median it estimated for a benchmark
-//! in this run, and the empirical scaling exponent of a series (least-squares slope of log time
-//! over log size), printed as `O(n^0.31)`.
+//! Reading a run's results back: the median Criterion estimated for a benchmark in this run,
+//! and the empirical scaling exponent of a series (least-squares slope of log time over log
+//! size), printed as `O(n^0.31)`. Where Criterion writes and what its files hold are
+//! bench-gate's to know ([`bench_gate::locate`], [`bench_gate::criterion`]); this module asks it.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-/// Criterion's output directory, resolved as Criterion does: `$CRITERION_HOME`, else
-/// `$CARGO_TARGET_DIR/criterion`, else the `criterion` folder of the target directory holding
-/// this executable, else `target/criterion`.
-pub fn criterion_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    // Bench executables live in <target>/<profile>/deps; Cargo marks <target> with CACHEDIR.TAG.
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(target) = exe
-            .ancestors()
-            .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-        {
-            return target.join("criterion");
-        }
-    }
-    PathBuf::from("target/criterion")
-}
+use bench_gate::{criterion, locate};
 
 /// The moment this process started measuring; results older than it are from another run.
 pub fn run_started() -> SystemTime {
@@ -34,25 +15,12 @@ pub fn run_started() -> SystemTime {
     *START.get_or_init(SystemTime::now)
 }
 
-/// Criterion's directory name for a benchmark id such as `scaling/ltm_keyword/1000`: each of
-/// group, function and parameter is made file-name safe (`/` and a few others become `_`).
-///
-/// `group` is the group name (it may itself contain `/`), `rest` the function and/or parameter.
+/// The directory of benchmark `group` with function and/or parameter `rest` (e.g.
+/// `("scaling/ltm_keyword", ["1000"])`) under the Criterion directory
+/// ([`locate::criterion_dir`]: `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else the
+/// workspace's `target/criterion`; an empty variable counts as unset).
 pub fn bench_dir(group: &str, rest: &[&str]) -> PathBuf {
-    let mut p = criterion_home().join(filename_safe(group));
-    for part in rest {
-        p.push(filename_safe(part));
-    }
-    p
-}
-
-fn filename_safe(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '?' | '"' | '/' | '\\' | '*' | '<' | '>' | ':' | '|' | '^' => '_',
-            c => c,
-        })
-        .collect()
+    locate::benchmark_dir(&locate::criterion_dir(), group, rest)
 }
 
 /// The median per-iteration estimate (in the measurement's unit, nanoseconds for time) that
@@ -65,9 +33,9 @@ pub fn fresh_median(dir: &Path) -> Option<f64> {
     if modified + std::time::Duration::from_millis(100) < run_started() {
         return None;
     }
-    let text = std::fs::read_to_string(&file).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["median"]["point_estimate"].as_f64()
+    // An unreadable file is as good as absent: the summary line is left out, the run goes on.
+    let estimates = criterion::read_estimates(&file).ok()?;
+    Some(estimates.median.point_estimate)
 }
 
 /// Least-squares slope of ln(time) over ln(size): the empirical exponent k of time ~ n^k.
@@ -144,6 +112,27 @@ mod tests {
         assert!(d.ends_with("scaling_ltm_keyword/1000"), "{}", d.display());
     }
 
+    /// Criterion's `estimates.json` with every statistic at `point`.
+    fn estimates_json(point: f64) -> String {
+        let estimate = criterion::Estimate {
+            confidence_interval: criterion::ConfidenceInterval {
+                confidence_level: 0.95,
+                lower_bound: point * 0.9,
+                upper_bound: point * 1.1,
+            },
+            point_estimate: point,
+            standard_error: point * 0.01,
+        };
+        serde_json::to_string(&criterion::Estimates {
+            mean: estimate.clone(),
+            median: estimate.clone(),
+            median_abs_dev: estimate.clone(),
+            slope: None,
+            std_dev: estimate,
+        })
+        .unwrap()
+    }
+
     #[test]
     fn fresh_median_ignores_missing_and_stale_estimates() {
         let _ = run_started();
@@ -151,7 +140,7 @@ mod tests {
         assert_eq!(fresh_median(dir.path()), None);
         std::fs::create_dir_all(dir.path().join("new")).unwrap();
         let file = dir.path().join("new/estimates.json");
-        std::fs::write(&file, r#"{"median":{"point_estimate":1234.5}}"#).unwrap();
+        std::fs::write(&file, estimates_json(1234.5)).unwrap();
         // Written after the run started: fresh.
         assert_eq!(fresh_median(dir.path()), Some(1234.5));
         let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
@@ -161,6 +150,15 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
+        assert_eq!(fresh_median(dir.path()), None);
+    }
+
+    #[test]
+    fn fresh_median_of_a_malformed_file_is_none() {
+        let _ = run_started();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("new")).unwrap();
+        std::fs::write(dir.path().join("new/estimates.json"), "{\"median\":").unwrap();
         assert_eq!(fresh_median(dir.path()), None);
     }
 }

@@ -9,9 +9,12 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use bench_gate::Kind;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 use hdrhistogram::Histogram;
+
+use crate::targets::Targets;
 
 /// Largest latency a histogram tracks; slower calls are recorded as this.
 const MAX_TRACKED_NS: u64 = 60_000_000_000;
@@ -145,8 +148,26 @@ pub fn fmt_ns(ns: f64) -> String {
     }
 }
 
-/// The table of `rows`, with each operation's target (if any) in the last column.
-pub fn format_table(rows: &[TailRow], targets: &[(&str, &str)]) -> String {
+/// The targets of operation `op` (`p99 <= 2.00 us`): the latency budgets of its percentile ids
+/// `tail/<op>/p50|p95|p99`, empty when it has none.
+pub fn target_of(op: &str, targets: &Targets) -> String {
+    PERCENTILES
+        .iter()
+        .filter_map(|(name, _)| {
+            let budget = targets.budget(&format!("tail/{op}/{name}"), Kind::Latency)?;
+            Some(format!(
+                "{name} {} {}",
+                budget.bound().symbol(),
+                fmt_ns(budget.limit())
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The table of `rows`, with each operation's target (if any) in the last column and, below,
+/// where the targets come from.
+pub fn format_table(rows: &[TailRow], targets: &Targets) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -154,11 +175,6 @@ pub fn format_table(rows: &[TailRow], targets: &[(&str, &str)]) -> String {
         "tail latency (run)", "calls", "p50", "p95", "p99", "max"
     );
     for r in rows {
-        let target = targets
-            .iter()
-            .find(|(op, _)| *op == r.op)
-            .map(|(_, t)| *t)
-            .unwrap_or("");
         let _ = writeln!(
             out,
             "{:<22} {:>10} {:>11} {:>11} {:>11} {:>11}  {}",
@@ -168,9 +184,10 @@ pub fn format_table(rows: &[TailRow], targets: &[(&str, &str)]) -> String {
             fmt_ns(r.p95_ns as f64),
             fmt_ns(r.p99_ns as f64),
             fmt_ns(r.max_ns as f64),
-            target
+            target_of(&r.op, targets)
         );
     }
+    let _ = writeln!(out, "({})", targets.note());
     out
 }
 
@@ -238,9 +255,31 @@ mod tests {
             p99_ns: 2_500_000,
             max_ns: 3_000_000,
         }];
-        let t = format_table(&rows, &[("stm_append", "p99 <= 2 us")]);
+        let config = bench_gate::Config::parse(
+            "[[slo]]\nid = \"tail/stm_append/p99\"\nmax_ns = 2000.0\n",
+            Path::new("bench-gate.toml"),
+        )
+        .unwrap();
+        let t = format_table(&rows, &Targets::from_config(config));
         assert!(t.contains("stm_append"));
         assert!(t.contains("2.50 ms"));
-        assert!(t.contains("p99 <= 2 us"));
+        assert!(t.contains("p99 <= 2.00 us"), "{t}");
+        assert!(t.contains("targets: [[slo]] of bench-gate.toml"), "{t}");
+    }
+
+    #[test]
+    fn without_budgets_the_table_has_no_targets_and_says_why() {
+        let rows = vec![TailRow {
+            op: "stm_append".into(),
+            count: 1,
+            p50_ns: 1,
+            p95_ns: 1,
+            p99_ns: 1,
+            max_ns: 1,
+        }];
+        let t = format_table(&rows, &Targets::from_config(bench_gate::Config::default()));
+        let row = t.lines().nth(1).unwrap();
+        assert!(row.trim_end().ends_with("1 ns"), "{t}");
+        assert!(t.contains("targets not shown"), "{t}");
     }
 }

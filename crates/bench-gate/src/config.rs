@@ -6,47 +6,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::criterion::Unit;
+use crate::budget::{Budget, Slo, SloEntry};
 use crate::error::{Error, Result};
+use crate::kind::Kind;
 
 /// File name looked up at the workspace root when `--config` is not given.
 pub const FILE_NAME: &str = "bench-gate.toml";
-
-/// What a benchmark measures, which decides its unit, its direction and its default threshold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Time per iteration (means and percentile ids alike); lower is better.
-    Latency,
-    /// Operations per second derived from Criterion's throughput setting; higher is better.
-    Throughput,
-    /// Bytes from a custom measurement; lower is better.
-    Footprint,
-}
-
-impl Kind {
-    /// Unit of the raw values Criterion saved for this kind.
-    pub fn unit(self) -> Unit {
-        match self {
-            Kind::Latency | Kind::Throughput => Unit::Nanoseconds,
-            Kind::Footprint => Unit::Bytes,
-        }
-    }
-
-    /// Whether a larger value is an improvement.
-    pub fn higher_is_better(self) -> bool {
-        matches!(self, Kind::Throughput)
-    }
-
-    /// Lower-case name as used in the config file.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Latency => "latency",
-            Kind::Throughput => "throughput",
-            Kind::Footprint => "footprint",
-        }
-    }
-}
 
 /// Test settings of the `[gate]` table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -136,86 +101,42 @@ pub struct Override {
     pub threshold: f64,
 }
 
-/// `[[slo]]`: an absolute budget on the mean of matching benchmarks of one baseline.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Slo {
-    /// Exact benchmark id.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Id prefix.
-    #[serde(default)]
-    pub prefix: Option<String>,
-    /// Id suffix, combined with `prefix` (e.g. prefix `tail/`, suffix `/p99`).
-    #[serde(default)]
-    pub suffix: Option<String>,
-    /// Latency budget: mean time per iteration at most this many nanoseconds.
-    #[serde(default)]
-    pub max_ns: Option<f64>,
-    /// Throughput budget: at least this many operations per second.
-    #[serde(default)]
-    pub min_ops_per_sec: Option<f64>,
-    /// Footprint budget: at most this many bytes (per 1,000 entries for footprint ids).
-    #[serde(default)]
-    pub max_bytes: Option<f64>,
-}
-
-impl Slo {
-    /// Whether benchmark `id` is covered by this budget.
-    pub fn matches(&self, id: &str) -> bool {
-        if let Some(exact) = &self.id {
-            return exact == id;
-        }
-        self.prefix.as_deref().is_none_or(|p| id.starts_with(p))
-            && self.suffix.as_deref().is_none_or(|s| id.ends_with(s))
-    }
-
-    /// Human-readable selector, for reports.
-    pub fn selector(&self) -> String {
-        match (&self.id, &self.prefix, &self.suffix) {
-            (Some(id), _, _) => id.clone(),
-            (None, p, s) => format!(
-                "{}*{}",
-                p.as_deref().unwrap_or(""),
-                s.as_deref().unwrap_or("")
-            ),
-        }
-    }
-
-    /// The budget: which kind it applies to, the limit, and whether the limit is a maximum.
-    pub fn budget(&self) -> (Kind, f64, bool) {
-        match (self.max_ns, self.min_ops_per_sec, self.max_bytes) {
-            (Some(v), _, _) => (Kind::Latency, v, true),
-            (_, Some(v), _) => (Kind::Throughput, v, false),
-            (_, _, Some(v)) => (Kind::Footprint, v, true),
-            // Unreachable after validation; an impossible budget would fail loudly anyway.
-            _ => (Kind::Latency, f64::NAN, true),
-        }
-    }
-}
-
 /// The whole configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Config {
     /// Test settings.
-    #[serde(default)]
     pub gate: Gate,
     /// Per-kind thresholds.
-    #[serde(default)]
     pub thresholds: Thresholds,
     /// Kind rules; the built-in rules apply when none is given.
-    #[serde(default, rename = "rule")]
+    #[serde(rename = "rule")]
     pub rules: Vec<Rule>,
     /// Per-benchmark thresholds.
-    #[serde(default, rename = "override")]
+    #[serde(rename = "override")]
     pub overrides: Vec<Override>,
     /// Absolute budgets for `bench-gate slo`.
-    #[serde(default, rename = "slo")]
+    #[serde(rename = "slo")]
     pub slos: Vec<Slo>,
     /// File the configuration came from (`None` for built-in defaults).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+}
+
+/// `bench-gate.toml` as written. [`Config::parse`] checks it into a [`Config`]; the budgets, in
+/// particular, become typed only after the settings are checked, so errors come in file order.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    gate: Gate,
+    #[serde(default)]
+    thresholds: Thresholds,
+    #[serde(default, rename = "rule")]
+    rules: Vec<Rule>,
+    #[serde(default, rename = "override")]
+    overrides: Vec<Override>,
+    #[serde(default, rename = "slo")]
+    slos: Vec<SloEntry>,
 }
 
 impl Default for Config {
@@ -263,15 +184,29 @@ fn toml_problem(text: &str, error: &toml::de::Error) -> String {
 impl Config {
     /// Parses a configuration from TOML text; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let mut config: Config = toml::from_str(text).map_err(|e| Error::Config {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| Error::Config {
             path: path.to_path_buf(),
             message: toml_problem(text, &e),
         })?;
-        config.source = Some(path.to_path_buf());
-        if config.rules.is_empty() {
-            config.rules = default_rules();
-        }
+        let mut config = Config {
+            gate: file.gate,
+            thresholds: file.thresholds,
+            rules: if file.rules.is_empty() {
+                default_rules()
+            } else {
+                file.rules
+            },
+            overrides: file.overrides,
+            slos: Vec::new(),
+            source: Some(path.to_path_buf()),
+        };
         config.validate()?;
+        config.slos = file
+            .slos
+            .into_iter()
+            .map(Slo::try_from)
+            .collect::<std::result::Result<_, String>>()
+            .map_err(|message| config.error(message))?;
         Ok(config)
     }
 
@@ -288,7 +223,7 @@ impl Config {
             return Config::load(path);
         }
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        if let Some(root) = crate::criterion::workspace_root(&cwd) {
+        if let Some(root) = crate::locate::workspace_root(&cwd) {
             let candidate = root.join(FILE_NAME);
             if candidate.is_file() {
                 return Config::load(&candidate);
@@ -309,7 +244,8 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("<built-in defaults>"))
     }
 
-    fn error(&self, message: String) -> Error {
+    /// An error about this configuration, naming its file.
+    pub(crate) fn error(&self, message: String) -> Error {
         Error::Config {
             path: self.path(),
             message,
@@ -333,7 +269,7 @@ impl Config {
                 g.resamples
             )));
         }
-        for kind in [Kind::Latency, Kind::Throughput, Kind::Footprint] {
+        for kind in Kind::ALL {
             self.check_sign(kind, self.thresholds.of(kind), "thresholds")?;
         }
         for rule in &self.rules {
@@ -351,34 +287,6 @@ impl Config {
                 return Err(self.error(format!(
                     "[[override]] {}: threshold must be a non-zero number of percent",
                     o.id.as_deref().or(o.prefix.as_deref()).unwrap_or("")
-                )));
-            }
-        }
-        for s in &self.slos {
-            let budgets = [s.max_ns, s.min_ops_per_sec, s.max_bytes]
-                .iter()
-                .filter(|b| b.is_some())
-                .count();
-            if budgets != 1 {
-                return Err(self.error(format!(
-                    "[[slo]] {}: needs exactly one of max_ns, min_ops_per_sec, max_bytes",
-                    s.selector()
-                )));
-            }
-            if s.id.is_some() && (s.prefix.is_some() || s.suffix.is_some()) {
-                return Err(self.error(format!(
-                    "[[slo]] {}: `id` cannot be combined with `prefix`/`suffix`",
-                    s.selector()
-                )));
-            }
-            if s.id.is_none() && s.prefix.is_none() && s.suffix.is_none() {
-                return Err(self.error("a [[slo]] needs `id`, `prefix` or `suffix`".into()));
-            }
-            let (_, limit, _) = s.budget();
-            if !(limit.is_finite() && limit > 0.0) {
-                return Err(self.error(format!(
-                    "[[slo]] {}: the budget must be a positive number",
-                    s.selector()
                 )));
             }
         }
@@ -405,6 +313,15 @@ impl Config {
                 kind.name()
             )))
         }
+    }
+
+    /// The budgets of every `[[slo]]` covering benchmark `id`, in file order.
+    pub fn budgets_of(&self, id: &str) -> Vec<Budget> {
+        self.slos
+            .iter()
+            .filter(|s| s.matches(id))
+            .map(|s| s.budget)
+            .collect()
     }
 
     /// Kind of benchmark `id`: the longest matching rule prefix, else `gate.default_kind`.
@@ -507,5 +424,27 @@ mod tests {
         let c = parse("[[slo]]\nprefix = \"tail/\"\nsuffix = \"/p99\"\nmax_ns = 1e6\n").unwrap();
         assert!(c.slos[0].matches("tail/search/p99"));
         assert!(!c.slos[0].matches("tail/search/p50"));
+    }
+
+    #[test]
+    fn budgets_of_an_id_are_every_matching_slo_in_file_order() {
+        let c = parse(
+            "[[slo]]\nid = \"tail/get/p99\"\nmax_ns = 2e4\n\
+             [[slo]]\nprefix = \"tail/\"\nsuffix = \"/p99\"\nmax_ns = 5e6\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.budgets_of("tail/get/p99"),
+            [Budget::MaxNs(2e4), Budget::MaxNs(5e6)]
+        );
+        assert_eq!(c.budgets_of("tail/get/p50"), []);
+    }
+
+    #[test]
+    fn a_settings_error_is_reported_before_a_budget_error() {
+        let err = parse("[gate]\nalpha = 2\n[[slo]]\nid = \"a\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gate.alpha"), "{err}");
     }
 }

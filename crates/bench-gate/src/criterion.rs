@@ -1,15 +1,17 @@
-//! Reads Criterion's saved files (`benchmark.json`, `estimates.json`, `sample.json`) into typed
-//! structs and gathers the benchmarks of one baseline by walking the Criterion directory; directory
-//! names are sanitised ids, so the id always comes from `benchmark.json`'s `full_id`.
+//! Reads Criterion's saved files (`benchmark.json`, `estimates.json`, `sample.json`,
+//! `tukey.json`) into typed structs that mirror them, and gathers one baseline's benchmarks from
+//! the directories [`crate::locate`] finds. Directory names are sanitised ids, so a benchmark's id
+//! always comes from `benchmark.json`'s `full_id`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::kind::{DisplayUnit, Unit};
+use crate::locate;
 use crate::machine::Machine;
 
 /// Criterion's `benchmark.json`: the identity of one benchmark.
@@ -54,12 +56,12 @@ pub enum Throughput {
 
 impl Throughput {
     /// The per-iteration amount and the unit of its per-second rate.
-    pub fn amount(&self) -> (u64, &'static str) {
+    pub fn amount(&self) -> (u64, DisplayUnit) {
         match *self {
-            Throughput::Bits(n) => (n, "bit/s"),
-            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => (n, "B/s"),
-            Throughput::Elements(n) => (n, "ops/s"),
-            Throughput::ElementsAndBytes { elements, .. } => (elements, "ops/s"),
+            Throughput::Bits(n) => (n, DisplayUnit::BitsPerSec),
+            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => (n, DisplayUnit::BytesPerSec),
+            Throughput::Elements(n) => (n, DisplayUnit::OpsPerSec),
+            Throughput::ElementsAndBytes { elements, .. } => (elements, DisplayUnit::OpsPerSec),
         }
     }
 }
@@ -168,26 +170,6 @@ impl Sample {
     }
 }
 
-/// What a benchmark's raw values are measured in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Unit {
-    /// Wall time in nanoseconds (Criterion's default measurement).
-    #[serde(rename = "ns")]
-    Nanoseconds,
-    /// Bytes, from a custom measurement.
-    #[serde(rename = "bytes")]
-    Bytes,
-}
-
-impl fmt::Display for Unit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Unit::Nanoseconds => "ns",
-            Unit::Bytes => "bytes",
-        })
-    }
-}
-
 /// One benchmark of one baseline, with everything Criterion saved about it.
 #[derive(Clone, Debug)]
 pub struct Benchmark {
@@ -218,98 +200,15 @@ pub struct Baseline {
     pub benchmarks: BTreeMap<String, Benchmark>,
 }
 
-/// The Criterion directory: `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else
-/// `target/criterion` of the enclosing Cargo workspace (or of the current directory).
-pub fn default_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(home);
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
-        return PathBuf::from(target).join("criterion");
-    }
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    workspace_root(&cwd)
-        .unwrap_or(cwd)
-        .join("target")
-        .join("criterion")
-}
-
-/// The outermost ancestor of `start` holding a `Cargo.toml` with a `[workspace]` table.
-pub fn workspace_root(start: &Path) -> Option<PathBuf> {
-    let mut found = None;
-    for dir in start.ancestors() {
-        let manifest = dir.join("Cargo.toml");
-        if let Ok(text) = std::fs::read_to_string(&manifest) {
-            if text.lines().any(|l| l.trim() == "[workspace]") {
-                found = Some(dir.to_path_buf());
-            }
-        }
-    }
-    found
-}
-
 /// Reads and deserialises one JSON file, naming the file in any error.
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| Error::json(path, e))
 }
 
-/// Directories holding a saved Criterion benchmark (`benchmark.json` inside), with the baseline
-/// name (the directory's own name). `change/` holds Criterion's comparison, not a baseline.
-fn baseline_dirs(root: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(&dir, e))?;
-            let path = entry.path();
-            let is_dir = entry.file_type().map_err(|e| Error::io(&path, e))?.is_dir();
-            if !is_dir {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if dir == root && name == "report" {
-                continue;
-            }
-            if name != "change" && path.join("benchmark.json").is_file() {
-                out.push((name, path));
-            } else {
-                stack.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Fails with a message naming `root` unless it is an existing directory.
-fn check_dir(root: &Path) -> Result<()> {
-    if root.is_dir() {
-        return Ok(());
-    }
-    let problem = if root.exists() {
-        "not a directory, so it cannot be the Criterion directory"
-    } else {
-        "the Criterion directory does not exist"
-    };
-    Err(Error::invalid(
-        root,
-        format!(
-            "{problem} (run the benchmarks first, or point --criterion-dir or CRITERION_HOME \
-             at it)"
-        ),
-    ))
-}
-
-/// Baselines present under `root` and how many benchmarks each holds.
-pub fn list(root: &Path) -> Result<BTreeMap<String, usize>> {
-    check_dir(root)?;
-    let mut counts = BTreeMap::new();
-    for (name, _) in baseline_dirs(root)? {
-        *counts.entry(name).or_insert(0) += 1;
-    }
-    Ok(counts)
+/// Reads one `estimates.json` (Criterion's point estimates and intervals of one run).
+pub fn read_estimates(path: &Path) -> Result<Estimates> {
+    read_json(path)
 }
 
 /// Reads one benchmark's saved directory (`<id dir>/<baseline>/`).
@@ -337,8 +236,8 @@ pub fn read_benchmark_dir(dir: &Path) -> Result<Benchmark> {
 
 /// Loads every benchmark saved under baseline `name` in the Criterion directory `root`.
 pub fn load(root: &Path, name: &str) -> Result<Baseline> {
-    check_dir(root)?;
-    let dirs = baseline_dirs(root)?;
+    locate::check_dir(root)?;
+    let dirs = locate::baseline_dirs(root)?;
     let mut benchmarks = BTreeMap::new();
     for (_, dir) in dirs.iter().filter(|(n, _)| n == name) {
         let bench = read_benchmark_dir(dir)?;
@@ -372,15 +271,4 @@ pub fn load(root: &Path, name: &str) -> Result<Baseline> {
         machine: None,
         benchmarks,
     })
-}
-
-/// Resolves a command-line baseline argument: an existing file (or anything ending in `.json`)
-/// is an exported baseline, anything else a baseline name under `root`.
-pub fn resolve(arg: &str, root: &Path) -> Result<Baseline> {
-    let path = Path::new(arg);
-    if path.is_file() || arg.ends_with(".json") {
-        crate::export::read(path)
-    } else {
-        load(root, arg)
-    }
 }

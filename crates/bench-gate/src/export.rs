@@ -9,8 +9,9 @@ use std::path::{Component, Path};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::criterion::{read_json, Baseline, Benchmark, BenchmarkInfo, Estimates, Sample, Unit};
+use crate::criterion::{read_json, Baseline, Benchmark, BenchmarkInfo, Estimates, Sample};
 use crate::error::{Error, Result};
+use crate::kind::Unit;
 use crate::machine::Machine;
 
 /// Value of the `format` field identifying a bench-gate export.
@@ -105,78 +106,85 @@ pub fn to_json(file: &ExportFile) -> String {
 /// Reads an exported baseline file, validating every benchmark's samples.
 pub fn read(path: &Path) -> Result<Baseline> {
     let file: ExportFile = read_json(path)?;
-    // Without `format` the file may be a plain critcmp export; that is caught below, by the
-    // missing samples, with a message saying so.
-    if let Some(format) = &file.format {
-        if format != FORMAT {
-            return Err(Error::invalid(
-                path,
-                format!("unknown format '{format}', expected '{FORMAT}'"),
-            ));
-        }
-        match file.version {
-            Some(VERSION) => {}
-            Some(v) => {
-                return Err(Error::invalid(
-                    path,
-                    format!("unsupported export format version {v} (this bench-gate reads version {VERSION})"),
-                ))
-            }
-            None => {
-                return Err(Error::invalid(
-                    path,
-                    format!("a '{FORMAT}' file without a `version` field"),
-                ))
-            }
-        }
-    }
+    check_format(path, &file)?;
     if file.benchmarks.is_empty() {
         return Err(Error::invalid(path, "the export holds no benchmarks"));
     }
-    let mut benchmarks = BTreeMap::new();
-    for (id, b) in file.benchmarks {
-        if b.criterion_benchmark_v1.full_id != id {
-            return Err(Error::invalid(
-                path,
-                format!(
-                    "benchmark '{id}' has full_id '{}' in criterion_benchmark_v1",
-                    b.criterion_benchmark_v1.full_id
-                ),
-            ));
-        }
-        let sample = b.criterion_sample_v1.ok_or_else(|| {
-            Error::invalid(
-                path,
-                format!(
-                    "benchmark '{id}' has no criterion_sample_v1 (raw samples); \
-                     a plain critcmp export cannot be gated"
-                ),
-            )
-        })?;
-        sample
-            .validate(path)
-            .map_err(|e| Error::invalid(path, format!("benchmark '{id}': {}", strip_path(&e))))?;
-        let mut estimates = b.criterion_estimates_v1;
-        if b.slope_is_mean {
-            estimates.slope = None;
-        }
-        benchmarks.insert(
-            id,
-            Benchmark {
-                info: b.criterion_benchmark_v1,
-                estimates,
-                sample,
-                tukey: b.criterion_tukey_v1,
-                unit: b.unit,
-                source: path.to_path_buf(),
-            },
-        );
-    }
+    let benchmarks = file
+        .benchmarks
+        .into_iter()
+        .map(|(id, exported)| Ok((id.clone(), benchmark(path, &id, exported)?)))
+        .collect::<Result<_>>()?;
     Ok(Baseline {
         name: file.name,
         source: path.to_path_buf(),
         machine: file.machine,
         benchmarks,
+    })
+}
+
+/// A file naming a format must name this one, in a version this crate reads.
+fn check_format(path: &Path, file: &ExportFile) -> Result<()> {
+    // Without `format` the file may be a plain critcmp export; that is caught later, by the
+    // missing samples, with a message saying so.
+    let Some(format) = &file.format else {
+        return Ok(());
+    };
+    if format != FORMAT {
+        return Err(Error::invalid(
+            path,
+            format!("unknown format '{format}', expected '{FORMAT}'"),
+        ));
+    }
+    match file.version {
+        Some(VERSION) => Ok(()),
+        Some(v) => Err(Error::invalid(
+            path,
+            format!(
+                "unsupported export format version {v} (this bench-gate reads version {VERSION})"
+            ),
+        )),
+        None => Err(Error::invalid(
+            path,
+            format!("a '{FORMAT}' file without a `version` field"),
+        )),
+    }
+}
+
+/// One exported benchmark back as read from Criterion's files, its samples checked.
+fn benchmark(path: &Path, id: &str, b: ExportedBenchmark) -> Result<Benchmark> {
+    if b.criterion_benchmark_v1.full_id != id {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "benchmark '{id}' has full_id '{}' in criterion_benchmark_v1",
+                b.criterion_benchmark_v1.full_id
+            ),
+        ));
+    }
+    let sample = b.criterion_sample_v1.ok_or_else(|| {
+        Error::invalid(
+            path,
+            format!(
+                "benchmark '{id}' has no criterion_sample_v1 (raw samples); \
+                 a plain critcmp export cannot be gated"
+            ),
+        )
+    })?;
+    sample
+        .validate(path)
+        .map_err(|e| Error::invalid(path, format!("benchmark '{id}': {}", strip_path(&e))))?;
+    let mut estimates = b.criterion_estimates_v1;
+    if b.slope_is_mean {
+        estimates.slope = None;
+    }
+    Ok(Benchmark {
+        info: b.criterion_benchmark_v1,
+        estimates,
+        sample,
+        tukey: b.criterion_tukey_v1,
+        unit: b.unit,
+        source: path.to_path_buf(),
     })
 }
 

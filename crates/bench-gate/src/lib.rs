@@ -2,8 +2,9 @@
 //! It reads Criterion's files only (never the benchmarked code), recomputes significance from the
 //! raw samples, and classifies each benchmark against per-kind thresholds from `bench-gate.toml`.
 //!
-//! Parse into types ([`criterion`], [`export`], [`config`]), decide on types ([`verdict`],
-//! [`slo`]), print last ([`output`]); the `bench-gate` binary only wires these together.
+//! Find the files ([`locate`], [`source`]), parse them into types ([`criterion`], [`export`],
+//! [`config`]), decide on types ([`verdict`], [`slo`]), print last ([`output`]); the
+//! `bench-gate` binary only wires these together.
 //!
 //! ```
 //! use std::path::Path;
@@ -25,17 +26,23 @@
 //! # Ok::<(), bench_gate::Error>(())
 //! ```
 
+pub mod budget;
 pub mod config;
+pub mod cost;
 pub mod criterion;
 pub mod error;
 pub mod export;
+pub mod kind;
+pub mod locate;
 pub mod machine;
 pub mod output;
 pub mod slo;
+pub mod source;
 pub mod stats;
 pub mod verdict;
 
-pub use config::{Config, Kind};
-pub use criterion::{Baseline, Benchmark, Unit};
+pub use config::Config;
+pub use criterion::{Baseline, Benchmark};
 pub use error::{Error, Result};
+pub use kind::{DisplayUnit, Kind, Unit};
 pub use verdict::{compare, Report, Row, Verdict};

@@ -4,11 +4,13 @@
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use bench_gate::{config::Config, criterion, export, machine::Machine, output, slo, verdict};
+use bench_gate::{
+    config::Config, criterion, export, locate, machine::Machine, output, slo, source, verdict,
+};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
@@ -102,7 +104,7 @@ fn colour_wanted(stdout_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
 }
 
 fn dir(explicit: Option<PathBuf>) -> PathBuf {
-    explicit.unwrap_or_else(criterion::default_dir)
+    explicit.unwrap_or_else(locate::criterion_dir)
 }
 
 /// Runs one command and returns its exit code (0 or 2); errors become exit 1 in `main`.
@@ -114,102 +116,124 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             criterion_dir,
             config,
             format,
-        } => {
-            let config = Config::discover(config.as_deref())?;
-            let root = dir(criterion_dir);
-            let base = criterion::resolve(&base, &root).context("reading BASE")?;
-            let new = criterion::resolve(&new, &root).context("reading NEW")?;
-            let report = verdict::compare(&base, &new, &config)?;
-            let text = match format {
-                Format::Text => output::text::render(&report, colour()),
-                Format::Markdown => output::markdown::render(&report),
-                Format::Json => output::json::render(&report),
-            };
-            println!("{}", text.trim_end());
-            for w in &report.warnings {
-                if format != Format::Text {
-                    eprintln!("bench-gate: warning: {w}");
-                }
-            }
-            Ok(report.exit_code() as u8)
-        }
+        } => compare_command(&base, &new, dir(criterion_dir), config, format),
         Command::Export {
             name,
             criterion_dir,
             output,
             config,
-        } => {
-            let config = Config::discover(config.as_deref())?;
-            let root = dir(criterion_dir);
-            let baseline = criterion::load(&root, &name)?;
-            let file = export::to_export(&baseline, &config, Machine::current());
-            let json = export::to_json(&file);
-            match output {
-                Some(path) => {
-                    std::fs::write(&path, json + "\n")
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!(
-                        "bench-gate: exported {} benchmark(s) of '{name}' to {}",
-                        file.benchmarks.len(),
-                        path.display()
-                    );
-                }
-                None => println!("{json}"),
-            }
-            Ok(0)
-        }
+        } => export_command(&name, dir(criterion_dir), output, config),
         Command::Import {
             file,
             criterion_dir,
             as_name,
-        } => {
-            let root = dir(criterion_dir);
-            let baseline = export::read(&file)?;
-            let name = as_name.unwrap_or_else(|| baseline.name.clone());
-            let n = export::import(&baseline, &root, &name)?;
-            eprintln!(
-                "bench-gate: imported {n} benchmark(s) as baseline '{name}' into {}",
-                root.display()
-            );
-            Ok(0)
-        }
-        Command::List { criterion_dir } => {
-            let root = dir(criterion_dir);
-            let baselines = criterion::list(&root)?;
-            if baselines.is_empty() {
-                bail!("{}: no Criterion baselines found", root.display());
-            }
-            let width = baselines
-                .keys()
-                .map(|k| k.chars().count())
-                .max()
-                .unwrap_or(0)
-                .max("baseline".len());
-            println!("{:width$}  benchmarks", "baseline");
-            for (name, count) in baselines {
-                println!("{name:width$}  {count}");
-            }
-            Ok(0)
-        }
+        } => import_command(&file, dir(criterion_dir), as_name),
+        Command::List { criterion_dir } => list_command(dir(criterion_dir)),
         Command::Slo {
             baseline,
             criterion_dir,
             config,
             format,
-        } => {
-            let config = Config::discover(config.as_deref())?;
-            let root = dir(criterion_dir);
-            let baseline = criterion::resolve(&baseline, &root)?;
-            let report = slo::check(&baseline, &config)?;
-            let text = match format {
-                Format::Text => output::text::render_slo(&report, colour()),
-                Format::Markdown => output::markdown::render_slo(&report),
-                Format::Json => output::json::render_slo(&report),
-            };
-            println!("{}", text.trim_end());
-            Ok(report.exit_code() as u8)
+        } => slo_command(&baseline, dir(criterion_dir), config, format),
+    }
+}
+
+fn compare_command(
+    base: &str,
+    new: &str,
+    root: PathBuf,
+    config: Option<PathBuf>,
+    format: Format,
+) -> anyhow::Result<u8> {
+    let config = Config::discover(config.as_deref())?;
+    let base = source::resolve(base, &root).context("reading BASE")?;
+    let new = source::resolve(new, &root).context("reading NEW")?;
+    let report = verdict::compare(&base, &new, &config)?;
+    let text = match format {
+        Format::Text => output::text::render(&report, colour()),
+        Format::Markdown => output::markdown::render(&report),
+        Format::Json => output::json::render(&report),
+    };
+    println!("{}", text.trim_end());
+    // The text table prints its warnings itself; the other formats hold them inside.
+    if format != Format::Text {
+        for w in &report.warnings {
+            eprintln!("bench-gate: warning: {w}");
         }
     }
+    Ok(report.exit_code() as u8)
+}
+
+fn export_command(
+    name: &str,
+    root: PathBuf,
+    output: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<u8> {
+    let config = Config::discover(config.as_deref())?;
+    let baseline = criterion::load(&root, name)?;
+    let file = export::to_export(&baseline, &config, Machine::current());
+    let json = export::to_json(&file);
+    match output {
+        Some(path) => {
+            std::fs::write(&path, json + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "bench-gate: exported {} benchmark(s) of '{name}' to {}",
+                file.benchmarks.len(),
+                path.display()
+            );
+        }
+        None => println!("{json}"),
+    }
+    Ok(0)
+}
+
+fn import_command(file: &Path, root: PathBuf, as_name: Option<String>) -> anyhow::Result<u8> {
+    let baseline = export::read(file)?;
+    let name = as_name.unwrap_or_else(|| baseline.name.clone());
+    let n = export::import(&baseline, &root, &name)?;
+    eprintln!(
+        "bench-gate: imported {n} benchmark(s) as baseline '{name}' into {}",
+        root.display()
+    );
+    Ok(0)
+}
+
+fn list_command(root: PathBuf) -> anyhow::Result<u8> {
+    let baselines = locate::list(&root)?;
+    if baselines.is_empty() {
+        bail!("{}: no Criterion baselines found", root.display());
+    }
+    let width = baselines
+        .keys()
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("baseline".len());
+    println!("{:width$}  benchmarks", "baseline");
+    for (name, count) in baselines {
+        println!("{name:width$}  {count}");
+    }
+    Ok(0)
+}
+
+fn slo_command(
+    baseline: &str,
+    root: PathBuf,
+    config: Option<PathBuf>,
+    format: Format,
+) -> anyhow::Result<u8> {
+    let config = Config::discover(config.as_deref())?;
+    let baseline = source::resolve(baseline, &root)?;
+    let report = slo::check(&baseline, &config)?;
+    let text = match format {
+        Format::Text => output::text::render_slo(&report, colour()),
+        Format::Markdown => output::markdown::render_slo(&report),
+        Format::Json => output::json::render_slo(&report),
+    };
+    println!("{}", text.trim_end());
+    Ok(report.exit_code() as u8)
 }
 
 fn main() -> ExitCode {

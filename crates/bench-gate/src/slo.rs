@@ -6,11 +6,35 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Kind};
-use crate::criterion::Baseline;
-use crate::error::{Error, Result};
-use crate::stats;
-use crate::verdict::{costs, display, unit_label};
+use crate::budget::{Budget, Slo};
+use crate::config::Config;
+use crate::cost::Costs;
+use crate::criterion::{Baseline, Benchmark};
+use crate::error::Result;
+use crate::kind::DisplayUnit;
+
+/// Whether one budget holds for one benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetStatus {
+    /// The benchmark keeps the budget.
+    Ok,
+    /// The benchmark breaks the budget.
+    Broken,
+    /// No benchmark of the baseline matched the budget's selector.
+    Missing,
+}
+
+impl BudgetStatus {
+    /// Lower-case name, as in the JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            BudgetStatus::Ok => "ok",
+            BudgetStatus::Broken => "broken",
+            BudgetStatus::Missing => "missing",
+        }
+    }
+}
 
 /// One budget applied to one benchmark (or to nothing, when no benchmark matched).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -19,18 +43,14 @@ pub struct SloRow {
     pub selector: String,
     /// Benchmark checked; `None` when the selector matched nothing.
     pub id: Option<String>,
-    /// Kind the budget applies to.
-    pub kind: Kind,
-    /// Unit of `value` and `limit`.
-    pub unit: String,
+    /// The budget, whose limit is in `unit`.
+    pub budget: Budget,
+    /// Unit of `value` and of the budget's limit.
+    pub unit: DisplayUnit,
     /// Mean of the benchmark in `unit`.
     pub value: Option<f64>,
-    /// The budget.
-    pub limit: f64,
-    /// True for a ceiling (`max_*`), false for a floor (`min_*`).
-    pub is_max: bool,
-    /// Whether the budget holds; `None` when no benchmark matched.
-    pub ok: Option<bool>,
+    /// Whether the budget holds.
+    pub status: BudgetStatus,
 }
 
 /// Result of `bench-gate slo`.
@@ -49,9 +69,10 @@ pub struct SloReport {
 impl SloReport {
     /// True when every budget holds (and every budget matched, if missing ones fail).
     pub fn passed(&self) -> bool {
-        self.rows.iter().all(|r| match r.ok {
-            Some(ok) => ok,
-            None => !self.fail_on_missing,
+        self.rows.iter().all(|r| match r.status {
+            BudgetStatus::Ok => true,
+            BudgetStatus::Broken => false,
+            BudgetStatus::Missing => !self.fail_on_missing,
         })
     }
 
@@ -67,66 +88,25 @@ impl SloReport {
 
 /// Checks every `[[slo]]` of `config` against `baseline`.
 pub fn check(baseline: &Baseline, config: &Config) -> Result<SloReport> {
-    let config_path = config
-        .source
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("<built-in defaults>"));
     if config.slos.is_empty() {
-        return Err(Error::Config {
-            path: config_path,
-            message: "no [[slo]] budgets are configured, so there is nothing to check".into(),
-        });
+        return Err(
+            config.error("no [[slo]] budgets are configured, so there is nothing to check".into())
+        );
     }
     let mut rows = Vec::new();
     for slo in &config.slos {
-        let (kind, limit, is_max) = slo.budget();
-        let mut matched = false;
+        let before = rows.len();
         for (id, bench) in baseline.benchmarks.iter().filter(|(id, _)| slo.matches(id)) {
-            matched = true;
-            // A time sample can be held to a latency budget or, through its Throughput
-            // setting, to an ops/s budget, whatever kind its relative gate uses (e.g.
-            // `latency/ltm/insert_batch/*`); only bytes and times never mix.
-            let actual = bench.unit.unwrap_or_else(|| config.kind_of(id).unit());
-            if actual != kind.unit() {
-                return Err(Error::Config {
-                    path: config_path,
-                    message: format!(
-                        "[[slo]] {} sets a {} budget (in {}) but benchmark '{id}' is measured \
-                         in {actual}",
-                        slo.selector(),
-                        kind.name(),
-                        kind.unit()
-                    ),
-                });
-            }
-            let (values, rate) = costs(bench, kind)?;
-            let value = display(kind, stats::mean(&values));
-            let ok = if is_max {
-                value <= limit
-            } else {
-                value >= limit
-            };
-            rows.push(SloRow {
-                selector: slo.selector(),
-                id: Some(id.clone()),
-                kind,
-                unit: unit_label(kind, rate),
-                value: Some(value),
-                limit,
-                is_max,
-                ok: Some(ok),
-            });
+            rows.push(check_one(slo, id, bench, config)?);
         }
-        if !matched {
+        if rows.len() == before {
             rows.push(SloRow {
-                selector: slo.selector(),
+                selector: slo.selector.to_string(),
                 id: None,
-                kind,
-                unit: unit_label(kind, None),
+                budget: slo.budget,
+                unit: slo.budget.unit(),
                 value: None,
-                limit,
-                is_max,
-                ok: None,
+                status: BudgetStatus::Missing,
             });
         }
     }
@@ -135,5 +115,36 @@ pub fn check(baseline: &Baseline, config: &Config) -> Result<SloReport> {
         source: baseline.source.clone(),
         fail_on_missing: config.gate.fail_on_missing,
         rows,
+    })
+}
+
+/// Holds benchmark `id` to `slo`'s budget.
+fn check_one(slo: &Slo, id: &str, bench: &Benchmark, config: &Config) -> Result<SloRow> {
+    let kind = slo.budget.kind();
+    // A time sample can be held to a latency budget or, through its Throughput setting, to an
+    // ops/s budget, whatever kind its relative gate uses (e.g. `latency/ltm/insert_batch/*`);
+    // only bytes and times never mix.
+    let actual = bench.unit.unwrap_or_else(|| config.kind_of(id).unit());
+    if actual != kind.unit() {
+        return Err(config.error(format!(
+            "[[slo]] {} sets a {} budget (in {}) but benchmark '{id}' is measured in {actual}",
+            slo.selector,
+            kind.name(),
+            kind.unit()
+        )));
+    }
+    let costs = Costs::of(bench, kind)?;
+    let value = costs.shown_mean();
+    Ok(SloRow {
+        selector: slo.selector.to_string(),
+        id: Some(id.to_string()),
+        budget: slo.budget,
+        unit: costs.unit,
+        value: Some(value),
+        status: if slo.budget.holds(value) {
+            BudgetStatus::Ok
+        } else {
+            BudgetStatus::Broken
+        },
     })
 }

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Kind};
-use crate::criterion::{Baseline, Benchmark, Unit};
+use crate::config::Config;
+use crate::cost::Costs;
+use crate::criterion::{Baseline, Benchmark};
 use crate::error::{Error, Result};
+use crate::kind::{DisplayUnit, Kind};
 use crate::machine::Machine;
 use crate::stats;
 
@@ -78,7 +80,7 @@ pub struct Row {
     /// Kind from the configuration.
     pub kind: Kind,
     /// Unit of `base` and `new`: `ns` (per iteration), `ops/s` (or `B/s`, `bit/s`), `bytes`.
-    pub unit: String,
+    pub unit: DisplayUnit,
     /// Allowed change in percent, signed in the worse direction.
     pub threshold_pct: f64,
     /// Mean of BASE in `unit`, if present.
@@ -173,52 +175,6 @@ impl Report {
     }
 }
 
-/// Per-iteration values of a benchmark in the kind's "cost" unit (ns or bytes per iteration, or
-/// ns per element for throughput, so sides with different element counts stay comparable), and
-/// the rate unit for throughput.
-pub(crate) fn costs(bench: &Benchmark, kind: Kind) -> Result<(Vec<f64>, Option<&'static str>)> {
-    let values = bench.sample.per_iteration();
-    if kind != Kind::Throughput {
-        return Ok((values, None));
-    }
-    let (amount, unit) = bench.info.throughput.map(|t| t.amount()).ok_or_else(|| {
-        Error::invalid(
-            &bench.source,
-            format!(
-                "benchmark '{}' is judged in ops/s (throughput) but Criterion recorded no \
-                 throughput setting for it",
-                bench.info.full_id
-            ),
-        )
-    })?;
-    if amount == 0 {
-        return Err(Error::invalid(
-            &bench.source,
-            format!(
-                "benchmark '{}' has a throughput of zero",
-                bench.info.full_id
-            ),
-        ));
-    }
-    Ok((
-        values.into_iter().map(|v| v / amount as f64).collect(),
-        Some(unit),
-    ))
-}
-
-fn effective_unit(bench: &Benchmark, kind: Kind) -> Unit {
-    bench.unit.unwrap_or(kind.unit())
-}
-
-/// Displayed value from a mean cost: the cost itself, or a rate per second for throughput.
-pub(crate) fn display(kind: Kind, mean_cost: f64) -> f64 {
-    if kind == Kind::Throughput {
-        1e9 / mean_cost
-    } else {
-        mean_cost
-    }
-}
-
 /// FNV-1a, to derive an independent but reproducible bootstrap stream per benchmark id.
 fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -248,7 +204,73 @@ pub fn classify(change: &Change, higher_is_better: bool, t: f64, alpha: f64) -> 
     }
 }
 
-fn compare_one(
+/// Compares NEW against BASE under `config`.
+pub fn compare(base: &Baseline, new: &Baseline, config: &Config) -> Result<Report> {
+    let ids: BTreeSet<&String> = base
+        .benchmarks
+        .keys()
+        .chain(new.benchmarks.keys())
+        .collect();
+    let mut rows = Vec::with_capacity(ids.len());
+    for id in ids {
+        let kind = config.kind_of(id);
+        let threshold_pct = config.threshold_of(id, kind)?;
+        let row = match (base.benchmarks.get(id), new.benchmarks.get(id)) {
+            (Some(b), Some(n)) => {
+                check_recorded_units(id, kind, b, n)?;
+                compare_pair(id, kind, threshold_pct, b, n, config)?
+            }
+            (Some(b), None) => one_sided(id, kind, threshold_pct, b, Side::Base)?,
+            (None, Some(n)) => one_sided(id, kind, threshold_pct, n, Side::New)?,
+            (None, None) => continue,
+        };
+        rows.push(row);
+    }
+    let mut warnings: Vec<String> = machine_warning(base, new).into_iter().collect();
+    warnings.extend(uniform_shift_warning(&rows, config.gate.alpha));
+    Ok(Report {
+        base_name: base.name.clone(),
+        base_source: base.source.clone(),
+        new_name: new.name.clone(),
+        new_source: new.source.clone(),
+        alpha: config.gate.alpha,
+        confidence: config.gate.confidence,
+        fail_on_missing: config.gate.fail_on_missing,
+        warnings,
+        rows,
+    })
+}
+
+/// Both sides must record the unit the configuration's kind measures in (an export records
+/// its unit; a Criterion directory leaves it to the configuration).
+fn check_recorded_units(id: &str, kind: Kind, b: &Benchmark, n: &Benchmark) -> Result<()> {
+    let recorded = |bench: &Benchmark| bench.unit.unwrap_or(kind.unit());
+    let (ub, un) = (recorded(b), recorded(n));
+    if ub != un {
+        return Err(Error::UnitMismatch {
+            id: id.to_string(),
+            base_unit: ub.to_string(),
+            base_source: b.source.clone(),
+            new_unit: un.to_string(),
+            new_source: n.source.clone(),
+        });
+    }
+    if ub != kind.unit() {
+        return Err(Error::invalid(
+            &b.source,
+            format!(
+                "benchmark '{id}' is recorded in {ub} but the configuration makes it a {} \
+                 benchmark measured in {}",
+                kind.name(),
+                kind.unit()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The row of a benchmark present on both sides: its change and verdict.
+fn compare_pair(
     id: &str,
     kind: Kind,
     threshold_pct: f64,
@@ -256,20 +278,47 @@ fn compare_one(
     n: &Benchmark,
     config: &Config,
 ) -> Result<Row> {
-    let (base_costs, rate_unit) = costs(b, kind)?;
-    let (new_costs, new_rate_unit) = costs(n, kind)?;
+    let base = Costs::of(b, kind)?;
+    let new = Costs::of(n, kind)?;
+    check_comparable(id, (b, &base), (n, &new))?;
+    let change = relative_change(id, kind, &base, &new, config);
+    let verdict = classify(
+        &change,
+        kind.higher_is_better(),
+        threshold_pct.abs() / 100.0,
+        config.gate.alpha,
+    );
+    Ok(Row {
+        id: id.to_string(),
+        kind,
+        unit: base.unit,
+        threshold_pct,
+        base: Some(base.shown_mean()),
+        new: Some(new.shown_mean()),
+        samples: (base.values.len(), new.values.len()),
+        change: Some(change),
+        verdict,
+    })
+}
+
+/// A relative change needs the same rate unit on both sides and a positive mean on each.
+fn check_comparable(
+    id: &str,
+    (b, base): (&Benchmark, &Costs),
+    (n, new): (&Benchmark, &Costs),
+) -> Result<()> {
     // Throughput::Elements on one side and Bytes on the other would compare ops/s with B/s.
-    if rate_unit != new_rate_unit {
+    if base.unit != new.unit {
         return Err(Error::UnitMismatch {
             id: id.to_string(),
-            base_unit: unit_label(kind, rate_unit),
+            base_unit: base.unit.to_string(),
             base_source: b.source.clone(),
-            new_unit: unit_label(kind, new_rate_unit),
+            new_unit: new.unit.to_string(),
             new_source: n.source.clone(),
         });
     }
-    let (mb, mn) = (stats::mean(&base_costs), stats::mean(&new_costs));
-    for (mean, bench) in [(mb, b), (mn, n)] {
+    for (costs, bench) in [(base, b), (new, n)] {
+        let mean = costs.mean();
         if !mean.is_finite() || mean <= 0.0 {
             return Err(Error::invalid(
                 &bench.source,
@@ -280,15 +329,21 @@ fn compare_one(
             ));
         }
     }
-    let welch = stats::welch(&base_costs, &new_costs);
+    Ok(())
+}
+
+/// The change of the shown value NEW vs BASE: Welch's p-value and a seeded bootstrap interval
+/// of the ratio of mean costs (per benchmark id, so each id has its own reproducible stream).
+fn relative_change(id: &str, kind: Kind, base: &Costs, new: &Costs, config: &Config) -> Change {
+    let welch = stats::welch(&base.values, &new.values);
     let ratio = stats::bootstrap_ratio(
-        &base_costs,
-        &new_costs,
+        &base.values,
+        &new.values,
         config.gate.resamples,
         config.gate.confidence,
         config.gate.seed ^ fnv1a(id),
     );
-    let change = if kind == Kind::Throughput {
+    if kind == Kind::Throughput {
         // Throughput is the reciprocal of cost, so the interval's ends swap.
         Change {
             point: 1.0 / ratio.point - 1.0,
@@ -303,55 +358,35 @@ fn compare_one(
             upper: ratio.upper - 1.0,
             p_value: welch.p,
         }
-    };
-    let verdict = classify(
-        &change,
-        kind.higher_is_better(),
-        threshold_pct.abs() / 100.0,
-        config.gate.alpha,
-    );
-    Ok(Row {
-        id: id.to_string(),
-        kind,
-        unit: unit_label(kind, rate_unit),
-        threshold_pct,
-        base: Some(display(kind, mb)),
-        new: Some(display(kind, mn)),
-        samples: (base_costs.len(), new_costs.len()),
-        change: Some(change),
-        verdict,
-    })
-}
-
-pub(crate) fn unit_label(kind: Kind, rate: Option<&'static str>) -> String {
-    match kind {
-        Kind::Latency => "ns".into(),
-        Kind::Throughput => rate.unwrap_or("ops/s").into(),
-        Kind::Footprint => "bytes".into(),
     }
 }
 
+/// The side a one-sided benchmark is on.
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Base,
+    New,
+}
+
+/// The row of a benchmark present on one side only: `missing` from NEW or `new` in it.
 fn one_sided(
     id: &str,
     kind: Kind,
     threshold_pct: f64,
     bench: &Benchmark,
-    in_base: bool,
+    side: Side,
 ) -> Result<Row> {
-    let (costs, rate_unit) = costs(bench, kind)?;
-    let value = Some(display(kind, stats::mean(&costs)));
+    let costs = Costs::of(bench, kind)?;
+    let (value, samples) = (Some(costs.shown_mean()), costs.values.len());
+    let in_base = side == Side::Base;
     Ok(Row {
         id: id.to_string(),
         kind,
-        unit: unit_label(kind, rate_unit),
+        unit: costs.unit,
         threshold_pct,
         base: if in_base { value } else { None },
         new: if in_base { None } else { value },
-        samples: if in_base {
-            (costs.len(), 0)
-        } else {
-            (0, costs.len())
-        },
+        samples: if in_base { (samples, 0) } else { (0, samples) },
         change: None,
         verdict: if in_base {
             Verdict::Missing
@@ -361,74 +396,23 @@ fn one_sided(
     })
 }
 
-/// Compares NEW against BASE under `config`.
-pub fn compare(base: &Baseline, new: &Baseline, config: &Config) -> Result<Report> {
-    let ids: BTreeSet<&String> = base
-        .benchmarks
-        .keys()
-        .chain(new.benchmarks.keys())
-        .collect();
-    let mut rows = Vec::with_capacity(ids.len());
-    for id in ids {
-        let kind = config.kind_of(id);
-        let threshold = config.threshold_of(id, kind)?;
-        let row = match (base.benchmarks.get(id), new.benchmarks.get(id)) {
-            (Some(b), Some(n)) => {
-                let (ub, un) = (effective_unit(b, kind), effective_unit(n, kind));
-                if ub != un {
-                    return Err(Error::UnitMismatch {
-                        id: id.clone(),
-                        base_unit: ub.to_string(),
-                        base_source: b.source.clone(),
-                        new_unit: un.to_string(),
-                        new_source: n.source.clone(),
-                    });
-                }
-                if ub != kind.unit() {
-                    return Err(Error::invalid(
-                        &b.source,
-                        format!(
-                            "benchmark '{id}' is recorded in {ub} but the configuration makes it \
-                             a {} benchmark measured in {}",
-                            kind.name(),
-                            kind.unit()
-                        ),
-                    ));
-                }
-                compare_one(id, kind, threshold, b, n, config)?
-            }
-            (Some(b), None) => one_sided(id, kind, threshold, b, true)?,
-            (None, Some(n)) => one_sided(id, kind, threshold, n, false)?,
-            (None, None) => continue,
-        };
-        rows.push(row);
+/// A warning when the two sides were measured on different machines (known only for exports).
+fn machine_warning(base: &Baseline, new: &Baseline) -> Option<String> {
+    if base.machine.is_none() && new.machine.is_none() {
+        return None;
     }
-    let mut warnings = Vec::new();
-    if base.machine.is_some() || new.machine.is_some() {
-        let here = || Machine::current();
-        let bm = base.machine.clone().unwrap_or_else(here);
-        let nm = new.machine.clone().unwrap_or_else(here);
-        let diffs = bm.differences(&nm);
-        if !diffs.is_empty() {
-            warnings.push(format!(
-                "BASE and NEW were measured on different machines ({}); absolute numbers do not \
-                 travel between machines, so treat this verdict with suspicion",
-                diffs.join("; ")
-            ));
-        }
+    let here = || Machine::current();
+    let bm = base.machine.clone().unwrap_or_else(here);
+    let nm = new.machine.clone().unwrap_or_else(here);
+    let diffs = bm.differences(&nm);
+    if diffs.is_empty() {
+        return None;
     }
-    warnings.extend(uniform_shift_warning(&rows, config.gate.alpha));
-    Ok(Report {
-        base_name: base.name.clone(),
-        base_source: base.source.clone(),
-        new_name: new.name.clone(),
-        new_source: new.source.clone(),
-        alpha: config.gate.alpha,
-        confidence: config.gate.confidence,
-        fail_on_missing: config.gate.fail_on_missing,
-        warnings,
-        rows,
-    })
+    Some(format!(
+        "BASE and NEW were measured on different machines ({}); absolute numbers do not travel \
+         between machines, so treat this verdict with suspicion",
+        diffs.join("; ")
+    ))
 }
 
 /// Smallest number of timed benchmarks for which a shift of all of them is worth a warning.
@@ -486,7 +470,7 @@ mod tests {
         Row {
             id: id.into(),
             kind,
-            unit: "ns".into(),
+            unit: DisplayUnit::Nanoseconds,
             threshold_pct: 10.0,
             base: Some(1.0),
             new: Some(1.0 + point),

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::budget::Bound;
 use crate::slo::SloReport;
 use crate::verdict::Report;
 
@@ -18,7 +19,7 @@ pub fn compare_value(report: &Report) -> Value {
             json!({
                 "id": r.id,
                 "kind": r.kind.name(),
-                "unit": r.unit,
+                "unit": r.unit.label(),
                 "threshold_pct": r.threshold_pct,
                 "base": r.base,
                 "new": r.new,
@@ -67,12 +68,12 @@ pub fn render_slo(report: &SloReport) -> String {
         "budgets": report.rows.iter().map(|r| json!({
             "selector": r.selector,
             "id": r.id,
-            "kind": r.kind.name(),
-            "unit": r.unit,
+            "kind": r.budget.kind().name(),
+            "unit": r.unit.label(),
             "value": r.value,
-            "limit": r.limit,
-            "bound": if r.is_max { "max" } else { "min" },
-            "status": match r.ok { Some(true) => "ok", Some(false) => "broken", None => "missing" },
+            "limit": r.budget.limit(),
+            "bound": match r.budget.bound() { Bound::AtMost => "max", Bound::AtLeast => "min" },
+            "status": r.status.name(),
         })).collect::<Vec<_>>(),
     });
     serde_json::to_string_pretty(&value).unwrap_or_default()

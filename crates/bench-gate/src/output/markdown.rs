@@ -3,7 +3,8 @@
 //! a `<details>` block. The first line is an HTML marker the workflow uses to find and update
 //! its own comment.
 
-use crate::slo::SloReport;
+use crate::budget::Bound;
+use crate::slo::{BudgetStatus, SloReport};
 use crate::verdict::{Report, Row, Verdict};
 
 /// Hidden marker identifying bench-gate's PR comment.
@@ -16,8 +17,8 @@ fn escape(s: &str) -> String {
 fn cells(r: &Row) -> [String; 6] {
     [
         format!("`{}`", escape(&r.id)),
-        r.base.map_or("-".into(), |v| super::value(v, &r.unit)),
-        r.new.map_or("-".into(), |v| super::value(v, &r.unit)),
+        r.base.map_or("-".into(), |v| super::value(v, r.unit)),
+        r.new.map_or("-".into(), |v| super::value(v, r.unit)),
         r.change.as_ref().map_or("-".into(), super::change),
         r.change
             .as_ref()
@@ -133,13 +134,16 @@ pub fn render_slo(report: &SloReport) -> String {
             escape(&r.selector),
             r.id.as_deref()
                 .map_or("-".into(), |id| format!("`{}`", escape(id))),
-            r.value.map_or("-".into(), |v| super::value(v, &r.unit)),
-            if r.is_max { "≤" } else { "≥" },
-            super::value(r.limit, &r.unit),
-            match r.ok {
-                Some(true) => "ok",
-                Some(false) => "🔴 broken",
-                None => "❓ missing",
+            r.value.map_or("-".into(), |v| super::value(v, r.unit)),
+            match r.budget.bound() {
+                Bound::AtMost => "≤",
+                Bound::AtLeast => "≥",
+            },
+            super::value(r.budget.limit(), r.unit),
+            match r.status {
+                BudgetStatus::Ok => "ok",
+                BudgetStatus::Broken => "🔴 broken",
+                BudgetStatus::Missing => "❓ missing",
             }
         ));
     }

@@ -5,12 +5,13 @@ pub mod json;
 pub mod markdown;
 pub mod text;
 
+use crate::kind::DisplayUnit;
 use crate::verdict::Change;
 
 /// Formats `value` of `unit` with a readable prefix and three significant digits.
-pub fn value(value: f64, unit: &str) -> String {
+pub fn value(value: f64, unit: DisplayUnit) -> String {
     match unit {
-        "ns" => {
+        DisplayUnit::Nanoseconds => {
             let (v, u) = if value < 1e3 {
                 (value, "ns")
             } else if value < 1e6 {
@@ -22,7 +23,7 @@ pub fn value(value: f64, unit: &str) -> String {
             };
             format!("{} {u}", sig3(v))
         }
-        "bytes" => {
+        DisplayUnit::Bytes => {
             let (v, u) = if value < 1024.0 {
                 (value, "B")
             } else if value < 1024.0 * 1024.0 {
@@ -34,7 +35,7 @@ pub fn value(value: f64, unit: &str) -> String {
             };
             format!("{} {u}", sig3(v))
         }
-        rate => {
+        DisplayUnit::OpsPerSec | DisplayUnit::BytesPerSec | DisplayUnit::BitsPerSec => {
             let (v, p) = if value < 1e3 {
                 (value, "")
             } else if value < 1e6 {
@@ -44,7 +45,7 @@ pub fn value(value: f64, unit: &str) -> String {
             } else {
                 (value / 1e9, "G")
             };
-            format!("{} {p}{rate}", sig3(v))
+            format!("{} {p}{unit}", sig3(v))
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Terminal rendering: a column-aligned table; colours only when asked (the CLI asks when
 //! stdout is a TTY and `NO_COLOR` is unset), so logs and pipes get plain text.
 
-use crate::slo::SloReport;
+use crate::slo::{BudgetStatus, SloReport};
 use crate::verdict::{Report, Verdict};
 
 fn paint(text: &str, verdict: Verdict, colour: bool) -> String {
@@ -67,8 +67,8 @@ pub fn render(report: &Report, colour: bool) -> String {
     for r in &report.rows {
         cells.push(vec![
             r.id.clone(),
-            r.base.map_or("-".into(), |v| super::value(v, &r.unit)),
-            r.new.map_or("-".into(), |v| super::value(v, &r.unit)),
+            r.base.map_or("-".into(), |v| super::value(v, r.unit)),
+            r.new.map_or("-".into(), |v| super::value(v, r.unit)),
             r.change.as_ref().map_or("-".into(), super::change),
             r.change
                 .as_ref()
@@ -132,20 +132,20 @@ pub fn render_slo(report: &SloReport, colour: bool) -> String {
     ]];
     let mut verdicts = Vec::new();
     for r in &report.rows {
-        let (status, v) = match r.ok {
-            Some(true) => ("ok", Verdict::Unchanged),
-            Some(false) => ("BROKEN", Verdict::Regressed),
-            None => ("missing", Verdict::Missing),
+        let (status, v) = match r.status {
+            BudgetStatus::Ok => ("ok", Verdict::Unchanged),
+            BudgetStatus::Broken => ("BROKEN", Verdict::Regressed),
+            BudgetStatus::Missing => ("missing", Verdict::Missing),
         };
         verdicts.push((status, v));
         cells.push(vec![
             r.selector.clone(),
             r.id.clone().unwrap_or_else(|| "-".into()),
-            r.value.map_or("-".into(), |v| super::value(v, &r.unit)),
+            r.value.map_or("-".into(), |v| super::value(v, r.unit)),
             format!(
                 "{} {}",
-                if r.is_max { "<=" } else { ">=" },
-                super::value(r.limit, &r.unit)
+                r.budget.bound().symbol(),
+                super::value(r.budget.limit(), r.unit)
             ),
             status.into(),
         ]);
@@ -181,7 +181,7 @@ pub fn render_slo(report: &SloReport, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Kind;
+    use crate::kind::{DisplayUnit, Kind};
     use crate::verdict::{Change, Row};
 
     fn report(verdicts: &[(&str, f64, Verdict)]) -> Report {
@@ -199,7 +199,7 @@ mod tests {
                 .map(|&(id, point, verdict)| Row {
                     id: id.into(),
                     kind: Kind::Latency,
-                    unit: "ns".into(),
+                    unit: DisplayUnit::Nanoseconds,
                     threshold_pct: 10.0,
                     base: Some(1_000.0),
                     new: Some(1_000.0 * (1.0 + point)),
