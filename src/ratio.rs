@@ -60,16 +60,23 @@ impl ValueFormatter for RatioFormatter {
     }
 }
 
-/// What a figure of 0 is reported as. Criterion refuses a measurement of exactly zero ("took zero
-/// time per iteration") and then saves nothing, so a zero figure (nothing found, nothing kept) is
-/// raised to this floor: far below any threshold in points, and printed as 0.
-pub const ZERO_FLOOR: f64 = 1e-9;
+/// Figures are reported on a grid of this step (2^-30, about 1e-9): a multiple of it times any
+/// iteration count below 2^23 is exact in f64, and so is the division back, so the value
+/// Criterion records is the same to the bit whatever count it chose in this run.
+pub const RESOLUTION: f64 = 1.0 / (1u64 << 30) as f64;
 
-/// Iterations are free here, so the figure is returned scaled by the count Criterion asked for;
-/// the per-iteration value Criterion records is the figure itself, up to rounding in the last bit
-/// (a zero raised to [`ZERO_FLOOR`]).
+/// The value reported for a figure: rounded to [`RESOLUTION`], and never below it. Criterion
+/// refuses a measurement of exactly zero ("took zero time per iteration") and then saves nothing,
+/// so a zero figure (nothing found, nothing kept) is reported as one step: far below any
+/// threshold in points, printed as 0.
+pub fn reported(figure: f64) -> f64 {
+    ((figure / RESOLUTION).round() * RESOLUTION).max(RESOLUTION)
+}
+
+/// Iterations are free here, so the reported figure is returned scaled by the count Criterion
+/// asked for; the per-iteration value Criterion records is [`reported`]`(figure)` exactly.
 pub fn scaled(figure: f64, iters: u64) -> f64 {
-    figure.max(ZERO_FLOOR) * iters as f64
+    reported(figure) * iters as f64
 }
 
 #[cfg(test)]
@@ -85,18 +92,20 @@ mod tests {
     }
 
     #[test]
-    fn a_scaled_figure_divides_back_to_itself_within_rounding() {
-        // Multiplying and dividing by the count may move the last bit, never more.
-        let close = |a: f64, b: f64| (a - b).abs() <= b * 1e-15;
-        for figure in [ZERO_FLOOR, 0.1, 0.583, 2.0 / 3.0, 1.0] {
-            for iters in [1, 7, 1_000, 123_457] {
-                assert!(close(scaled(figure, iters) / iters as f64, figure));
+    fn a_scaled_figure_divides_back_to_the_same_bits_for_any_count() {
+        for figure in [0.1, 0.583, 2.0 / 3.0, 0.337_878_787, 1.0] {
+            let r = reported(figure);
+            assert!((r - figure).abs() <= RESOLUTION / 2.0);
+            for iters in [1, 7, 1_000, 35_123, 123_457, 4_000_001] {
+                assert_eq!(
+                    scaled(figure, iters) / iters as f64,
+                    r,
+                    "{figure} x {iters}"
+                );
             }
         }
-        assert!(
-            close(scaled(0.0, 1_000) / 1_000.0, ZERO_FLOOR),
-            "Criterion rejects zeros"
-        );
+        assert_eq!(reported(0.0), RESOLUTION, "Criterion rejects zeros");
+        assert_eq!(scaled(0.0, 1_000) / 1_000.0, RESOLUTION);
         assert_eq!(Ratio.add(&0.25, &0.5), 0.75);
     }
 }
