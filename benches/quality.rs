@@ -155,7 +155,7 @@ fn measure(datasets: &[NamedDataset], embedders: &[NamedEmbedder]) -> Result<Res
         for r in reports.iter().filter(|r| r.has_problems()) {
             eprintln!("  evidence: {r}");
         }
-        let mut rejected = 0;
+        let (mut rejected, mut unsearchable) = (0, 0);
         for embedder in embedders {
             let t0 = Instant::now();
             let mut outcomes = Vec::new();
@@ -170,6 +170,7 @@ fn measure(datasets: &[NamedDataset], embedders: &[NamedEmbedder]) -> Result<Res
                 let out = retrieval::evaluate_retrieval(conv, questions, embedder)
                     .map_err(|x| err("retrieval", x))?;
                 rejected += out.rejected_turns;
+                unsearchable += out.unsearchable;
                 outcomes.extend(out.questions);
                 let t = retrieval::stream_transition(conv, questions, embedder)
                     .map_err(|x| err("transition", x))?;
@@ -194,6 +195,11 @@ fn measure(datasets: &[NamedDataset], embedders: &[NamedEmbedder]) -> Result<Res
         }
         if rejected > 0 {
             eprintln!("  warning: the store refused {rejected} turns (empty or oversized text)");
+        }
+        if unsearchable > 0 {
+            eprintln!(
+                "  warning: the engine refused to search {unsearchable} questions (scored 0)"
+            );
         }
         results.datasets.push(json!({
             "name": d.name,

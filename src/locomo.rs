@@ -305,7 +305,10 @@ fn parse_turn(item: &Value) -> Option<Turn> {
 
 /// A question item; `None` (skipped) when it has no question text.
 fn parse_question(item: &Value) -> Option<Question> {
-    let question = item.get("question").and_then(text_of)?;
+    let question = item
+        .get("question")
+        .and_then(text_of)
+        .filter(|q| !q.trim().is_empty())?;
     let evidence = match item.get("evidence") {
         Some(Value::Array(ids)) => ids.clone(),
         None | Some(Value::Null) => Vec::new(),
@@ -794,7 +797,8 @@ mod tests {
          {"question": "Adversarial", "adversarial_answer": "Porto", "evidence": ["D2:1"],
           "category": 5},
          {"question": "No evidence", "answer": "?", "category": 3},
-         {"answer": "a qa item without a question is skipped"}
+         {"answer": "a qa item without a question is skipped"},
+         {"question": "  ", "answer": "and so is one with a blank question"}
        ],
        "event_summary": {"ignored": true}}
     ]"#;

@@ -33,9 +33,15 @@ use crate::locomo::{category_name, Conversation, ResolvedQuestion, SessionDate};
 pub const K: usize = 10;
 /// Token budgets of the evidence-in-context check.
 pub const CONTEXT_BUDGETS: [usize; 3] = [500, 1_000, 2_000];
-/// Hits a context build retrieves before packing: enough to fill the largest budget with turns
-/// of a few dozen tokens, so the budget (not k) decides what fits.
-pub const CONTEXT_SEARCH_K: usize = 100;
+/// Tokens per retrieved hit assumed when sizing a context's search. A rendered turn costs at
+/// least this much (role prefix, `Speaker:`, a few words, the line break), so `budget / 8` hits
+/// overfill the budget and the budget, not k, decides what fits.
+pub const MIN_TOKENS_PER_HIT: usize = 8;
+
+/// Hits a context build of `budget` tokens retrieves before packing.
+pub fn context_search_k(budget: usize) -> usize {
+    (budget / MIN_TOKENS_PER_HIT).max(K)
+}
 /// The context's system prompt (counted against the budget).
 pub const SYSTEM_PROMPT: &str =
     "You are a helpful assistant. Answer the user's question from the memories below.";
@@ -224,6 +230,9 @@ pub struct RetrievalOutcome {
     pub questions: Vec<QuestionOutcome>,
     /// Turns the store refused (oversized or empty text); evidence among them cannot be found.
     pub rejected_turns: usize,
+    /// Questions the engine refused to search in at least one mode (`Error::InvalidQuery`, e.g.
+    /// no words to embed); they score 0 there.
+    pub unsearchable: usize,
 }
 
 /// Stores every turn of `conv` as a long-term entry (session by session, the store's clock at
@@ -261,28 +270,40 @@ pub fn evaluate_retrieval(
     memory.wait_for_indexing();
 
     let mut questions = Vec::new();
+    let mut unsearchable = 0;
     for r in resolved {
         let evidence: Vec<EntryId> = r.evidence.iter().filter_map(|&i| turn_ids[i]).collect();
         if evidence.is_empty() {
             continue;
         }
         let q = &conv.questions[r.index];
+        let mut refused = false;
         for (mode_index, (_, mode)) in MODES.iter().enumerate() {
             let query = SearchQuery::new(agent, q.question.as_str())
                 .mode(*mode)
                 .tiers(Tiers::LongTerm)
                 .no_cache();
-            let hits = memory.search(&query.clone().k(K))?;
+            // A question the engine cannot search (no words it can use) finds nothing.
+            let hits = match memory.search(&query.clone().k(K)) {
+                Err(memory_core::Error::InvalidQuery(_)) => {
+                    refused = true;
+                    Vec::new()
+                }
+                other => other?,
+            };
             let ranking: Vec<EntryId> = hits.iter().map(|h| h.entry.id).collect();
             let mut scores = ranking_scores(&evidence, &ranking);
             for (b, budget) in CONTEXT_BUDGETS.iter().enumerate() {
                 let request = ContextQuery::new(
-                    query.clone().k(CONTEXT_SEARCH_K),
+                    query.clone().k(context_search_k(*budget)),
                     QUESTION_SESSION,
                     SYSTEM_PROMPT,
                     *budget,
                 );
-                let context = memory.build_context(&request)?;
+                let context = match memory.build_context(&request) {
+                    Err(memory_core::Error::InvalidQuery(_)) => continue,
+                    other => other?,
+                };
                 let cut: HashSet<EntryId> = context
                     .omitted
                     .iter()
@@ -306,10 +327,12 @@ pub fn evaluate_retrieval(
                 scores,
             });
         }
+        unsearchable += usize::from(refused);
     }
     Ok(RetrievalOutcome {
         questions,
         rejected_turns,
+        unsearchable,
     })
 }
 
@@ -486,10 +509,11 @@ pub fn format_table(rows: &[QualityRow], transitions: &[TransitionRow]) -> Strin
     }
     out.push('\n');
     for r in rows {
-        let category = if r.category == "all" {
-            "all".to_string()
+        let name = category_name(&r.category);
+        let category = if name == r.category {
+            name.to_string()
         } else {
-            format!("{} {}", r.category, category_name(&r.category))
+            format!("{} {name}", r.category)
         };
         let _ = write!(
             out,
@@ -539,7 +563,7 @@ pub fn write_json(
             transition accuracy through short-term memory",
         "k": K,
         "context_budgets": CONTEXT_BUDGETS,
-        "context_search_k": CONTEXT_SEARCH_K,
+        "context_search_k": CONTEXT_BUDGETS.map(context_search_k),
         "datasets": datasets,
         "rows": rows,
         "transition": transitions,
