@@ -69,7 +69,9 @@ fn main() {
     }
 }
 
-/// The embedders measured. Each one gets its own store per conversation.
+/// The embedders measured, each under its own name in the ids; each gets its own store per
+/// conversation. Another embedder (a sentence embedder behind a cargo feature) joins by being
+/// pushed here as a `NamedEmbedder` with its `Arc<dyn Embedder>`.
 fn embedders() -> Vec<NamedEmbedder> {
     vec![NamedEmbedder::hashing()]
 }

@@ -13,7 +13,7 @@
 //!   query and the same mode shows at least one evidence turn whole (a memory cut short to fit
 //!   does not count).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -589,15 +589,6 @@ pub fn id_part(name: &str) -> String {
     } else {
         s
     }
-}
-
-/// Counts of categories among outcomes of one mode (for the dataset summary).
-pub fn category_counts(outcomes: &[QuestionOutcome]) -> BTreeMap<String, usize> {
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for o in outcomes.iter().filter(|o| o.mode == 0) {
-        *counts.entry(o.category.clone()).or_default() += 1;
-    }
-    counts.into_iter().collect()
 }
 
 #[cfg(test)]
