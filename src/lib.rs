@@ -7,11 +7,15 @@
 //! library; memory-core knows nothing of it, and bench-gate (which it uses to read Criterion's
 //! files and the budgets) knows nothing of memory-core.
 
+pub mod conversations;
 pub mod fixture;
+pub mod locomo;
 pub mod measure;
 pub mod profile;
 pub mod quality;
 pub mod queries;
+pub mod ratio;
+pub mod retrieval;
 pub mod stats;
 pub mod tail;
 pub mod targets;

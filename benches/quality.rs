@@ -1,0 +1,258 @@
+//! Retrieval quality on conversations in the LoCoMo format: recall of evidence turns per search
+//! mode and embedder, MRR, evidence inside packed contexts, and transition accuracy through
+//! short-term memory. Each figure is a benchmark `quality/<dataset>/<embedder>/<mode>/<metric>`
+//! whose value (a [`Ratio`]) is the figure, so baselines keep it and the gate compares it.
+//!
+//! The dataset: `MEMBENCH_LOCOMO=path[,path...]` (LoCoMo JSON files), else a generated one.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode};
+use memory_bench::conversations::{self, ConversationConfig};
+use memory_bench::locomo::{Dataset, EvidenceReport};
+use memory_bench::ratio::{self, Ratio};
+use memory_bench::retrieval::{
+    self, NamedEmbedder, QualityRow, TransitionOutcome, TransitionRow, METRICS,
+};
+use memory_bench::{settings, stats};
+use serde_json::json;
+
+/// The environment variable naming dataset files.
+const DATASET_VAR: &str = "MEMBENCH_LOCOMO";
+
+fn main() {
+    stats::run_started();
+    let s = settings();
+    eprintln!("{}", s.banner());
+    let started = Instant::now();
+    let datasets = match datasets(s.test_mode) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    let results = match measure(&datasets, &embedders()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    eprintln!(
+        "quality: figures computed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Constant figures have no distribution to plot.
+    let mut c = s
+        .configure(Criterion::default().with_measurement(Ratio))
+        .without_plots();
+    report_to_criterion(&mut c, &results);
+    c.final_summary();
+
+    print!(
+        "\n{}",
+        retrieval::format_table(&results.rows, &results.transitions)
+    );
+    let path = bench_gate::locate::criterion_dir().join("membench-quality-locomo.json");
+    match retrieval::write_json(
+        &path,
+        &results.rows,
+        &results.transitions,
+        &results.datasets,
+    ) {
+        Ok(()) => println!("quality table written to {}", path.display()),
+        Err(e) => eprintln!("warning: cannot write {}: {e}", path.display()),
+    }
+}
+
+/// The embedders measured, each under its own name in the ids; each gets its own store per
+/// conversation. Another embedder (a sentence embedder behind a cargo feature) joins by being
+/// pushed here as a `NamedEmbedder` with its `Arc<dyn Embedder>`.
+fn embedders() -> Vec<NamedEmbedder> {
+    vec![NamedEmbedder::hashing()]
+}
+
+/// A dataset and the name its benchmark ids use.
+struct NamedDataset {
+    name: String,
+    dataset: Dataset,
+}
+
+fn datasets(test_mode: bool) -> Result<Vec<NamedDataset>, String> {
+    let var = std::env::var(DATASET_VAR).unwrap_or_default();
+    let paths: Vec<PathBuf> = var
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if paths.is_empty() {
+        let config = if test_mode {
+            ConversationConfig::small()
+        } else {
+            ConversationConfig::default()
+        };
+        return Ok(vec![NamedDataset {
+            name: "generated".to_string(),
+            dataset: conversations::generate(&config),
+        }]);
+    }
+    let mut out: Vec<NamedDataset> = Vec::with_capacity(paths.len());
+    for path in paths {
+        let mut dataset = Dataset::load(&path).map_err(|e| e.to_string())?;
+        if test_mode {
+            // A smoke run touches every code path on a sliver of the data.
+            dataset.conversations.truncate(1);
+        }
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut name = retrieval::id_part(&stem);
+        while out.iter().any(|d| d.name == name) {
+            name.push('_');
+        }
+        out.push(NamedDataset { name, dataset });
+    }
+    Ok(out)
+}
+
+/// Every figure of the run.
+struct Results {
+    rows: Vec<QualityRow>,
+    transitions: Vec<TransitionRow>,
+    datasets: Vec<serde_json::Value>,
+}
+
+fn measure(datasets: &[NamedDataset], embedders: &[NamedEmbedder]) -> Result<Results, String> {
+    let mut results = Results {
+        rows: Vec::new(),
+        transitions: Vec::new(),
+        datasets: Vec::new(),
+    };
+    for d in datasets {
+        let resolved: Vec<_> = d
+            .dataset
+            .conversations
+            .iter()
+            .map(|c| c.resolve())
+            .collect();
+        let reports: Vec<&EvidenceReport> = resolved.iter().map(|(_, r)| r).collect();
+        let scored: usize = reports
+            .iter()
+            .map(|r| r.questions - r.without_evidence)
+            .sum();
+        eprintln!(
+            "quality: {}: {} conversations, {} turns, {} questions ({} with evidence)",
+            d.name,
+            d.dataset.conversations.len(),
+            d.dataset.turns(),
+            d.dataset.questions(),
+            scored
+        );
+        for r in reports.iter().filter(|r| r.has_problems()) {
+            eprintln!("  evidence: {r}");
+        }
+        let (mut rejected, mut unsearchable) = (0, 0);
+        for embedder in embedders {
+            let t0 = Instant::now();
+            let mut outcomes = Vec::new();
+            let mut transition = TransitionOutcome::default();
+            for (conv, (questions, _)) in d.dataset.conversations.iter().zip(&resolved) {
+                let err = |what: &str, e: memory_core::Error| {
+                    format!(
+                        "{} / {} / {}: {what}: {e}",
+                        d.name, embedder.name, conv.sample_id
+                    )
+                };
+                let out = retrieval::evaluate_retrieval(conv, questions, embedder)
+                    .map_err(|x| err("retrieval", x))?;
+                rejected += out.rejected_turns;
+                unsearchable += out.unsearchable;
+                outcomes.extend(out.questions);
+                let t = retrieval::stream_transition(conv, questions, embedder)
+                    .map_err(|x| err("transition", x))?;
+                transition.merge(&t);
+            }
+            eprintln!(
+                "quality: {} / {}: measured in {:.1} s",
+                d.name,
+                embedder.name,
+                t0.elapsed().as_secs_f64()
+            );
+            results
+                .rows
+                .extend(retrieval::rows(&d.name, &embedder.name, &outcomes));
+            results.transitions.push(TransitionRow {
+                dataset: d.name.clone(),
+                embedder: embedder.name.clone(),
+                outcome: transition,
+                evidence_kept: transition.evidence_kept(),
+                turns_kept: transition.turns_kept(),
+            });
+        }
+        if rejected > 0 {
+            eprintln!("  warning: the store refused {rejected} turns (empty or oversized text)");
+        }
+        if unsearchable > 0 {
+            eprintln!(
+                "  warning: the engine refused to search {unsearchable} questions (scored 0)"
+            );
+        }
+        results.datasets.push(json!({
+            "name": d.name,
+            "conversations": d.dataset.conversations.len(),
+            "turns": d.dataset.turns(),
+            "questions": d.dataset.questions(),
+            "scored_questions": scored,
+            "evidence": reports,
+        }));
+    }
+    Ok(results)
+}
+
+/// One Criterion benchmark per figure: `quality/<dataset>/<embedder>/<mode>/<metric>` for the
+/// overall means, `quality/<dataset>/<embedder>/transition/{evidence_kept,turns_kept}` (no
+/// `evidence_kept` for a dataset without questions).
+fn report_to_criterion(c: &mut Criterion<Ratio>, results: &Results) {
+    let mut figures: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+    for r in results.rows.iter().filter(|r| r.category == "all") {
+        let group = format!("quality/{}/{}/{}", r.dataset, r.embedder, r.mode);
+        let metrics = METRICS
+            .iter()
+            .map(|m| (m.to_string(), r.metrics.get(*m).copied().unwrap_or(0.0)))
+            .collect();
+        figures.insert(group, metrics);
+    }
+    for t in &results.transitions {
+        let mut kept = vec![("turns_kept".to_string(), t.turns_kept)];
+        // A dataset without questions (a small-talk corpus) has no evidence to keep.
+        if t.outcome.evidence_turns > 0 {
+            kept.insert(0, ("evidence_kept".to_string(), t.evidence_kept));
+        }
+        figures.insert(
+            format!("quality/{}/{}/transition", t.dataset, t.embedder),
+            kept,
+        );
+    }
+    for (group, metrics) in figures {
+        let mut g = c.benchmark_group(group);
+        // Each call returns a precomputed figure: no warm-up or long measurement is needed, and
+        // flat sampling keeps the same iteration count for every sample.
+        g.sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .warm_up_time(Duration::from_nanos(1))
+            .measurement_time(Duration::from_millis(10))
+            .nresamples(10_000);
+        for (metric, figure) in metrics {
+            g.bench_function(metric, |b| {
+                b.iter_custom(|iters| ratio::scaled(figure, iters))
+            });
+        }
+        g.finish();
+    }
+}
