@@ -165,7 +165,7 @@ fn stm(c: &mut Criterion) {
         b.iter_batched(
             || {
                 i += 1;
-                if i % STM_ROTATE == 0 {
+                if i.is_multiple_of(STM_ROTATE) {
                     *memory.borrow_mut() = stm_store();
                 }
                 entry(i, AGENT, &format!("s-{}", i % 64))
@@ -544,7 +544,7 @@ fn tails(c: &mut Criterion) {
         "stm_append",
         || {
             i += 1;
-            if i % STM_ROTATE == 0 {
+            if i.is_multiple_of(STM_ROTATE) {
                 // Dropping the old store happens here, outside the timed call.
                 *memory.borrow_mut() = stm_store();
             }

@@ -211,7 +211,7 @@ mod tests {
         // 1 call in 50 spins ~100x longer; p99 must see it and p50 must not.
         record(&mut hist, 1_000, || {
             n += 1;
-            let spins = if n % 50 == 0 { 100_000 } else { 1_000 };
+            let spins = if n.is_multiple_of(50) { 100_000 } else { 1_000 };
             let mut x = 0u64;
             for i in 0..spins {
                 x = std::hint::black_box(x.wrapping_add(i));

@@ -228,7 +228,7 @@ fn searches_while_vectors_are_staged_moved_and_linked_see_each_entry_once() {
                         assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
                         // Read-your-writes: an acknowledged entry is found by the exact scan
                         // wherever it is (staged, moved but unlinked, or linked).
-                        if mode == SearchMode::ExactVector && i < done && i % 97 != 0 {
+                        if mode == SearchMode::ExactVector && i < done && !i.is_multiple_of(97) {
                             assert_eq!(hits[0].entry.content, format!("entry {i}"));
                         }
                     }

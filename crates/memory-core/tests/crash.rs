@@ -47,7 +47,7 @@ fn crash_child_writer() {
     let out = std::io::stdout();
     let mut n = 0u64;
     loop {
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             let batch: Vec<_> = (n..n + 10)
                 .map(|k| {
                     NewEntry::new("agent", format!("s{round}"), Role::User, content(round, k))

@@ -36,7 +36,7 @@ impl Zipf {
 
 fn word(rank: usize) -> String {
     // Mixed case on purpose: the index must fold it.
-    if rank % 3 == 0 {
+    if rank.is_multiple_of(3) {
         format!("Word{rank}")
     } else {
         format!("word{rank}")
@@ -156,7 +156,7 @@ fn index_search_equals_brute_force_bm25_on_a_zipf_corpus_with_filters_and_remova
                     &top(&reference, k, |_| true),
                     q,
                 );
-                let keep = |id: EntryId| id.0 % 4 != 0;
+                let keep = |id: EntryId| !id.0.is_multiple_of(4);
                 let got = ix.search(q, k, &keep);
                 assert!(got.iter().all(|h| keep(h.0)));
                 assert_matches(&got, &top(&reference, k, keep), q);

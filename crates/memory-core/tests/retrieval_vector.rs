@@ -233,7 +233,7 @@ fn ann_and_int8_recall_at_10_on_clustered_data() {
     let mut ann_ef10 = (0, 0);
     let mut ann_filtered = (0, 0);
     let mut int8 = (0, 0);
-    let even = |id: EntryId| id.0 % 2 == 0;
+    let even = |id: EntryId| id.0.is_multiple_of(2);
     let truths: Vec<_> = queries
         .iter()
         .map(|q| f32_ix.search_exact(q, 10, &|_| true).unwrap())

@@ -154,7 +154,7 @@ impl Term {
                     min_dl: self.min_dl,
                 }])
             });
-            if len % BLOCK == 0 {
+            if len.is_multiple_of(BLOCK) {
                 blocks.push(BlockMax {
                     max_tf: tf,
                     min_dl: dl,

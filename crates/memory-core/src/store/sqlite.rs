@@ -872,7 +872,7 @@ fn embedding_bytes(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 fn blob_floats(b: &[u8]) -> rusqlite::Result<impl Iterator<Item = f32> + '_> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return Err(corrupt_column(
             5,
             "embedding blob length is not a multiple of 4".into(),
