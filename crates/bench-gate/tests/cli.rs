@@ -323,6 +323,8 @@ fn import_restores_criterions_files_byte_for_byte_in_content() {
         &file,
         "--criterion-dir",
         &fresh.display().to_string(),
+        "--as",
+        "base",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     for dir in [
@@ -403,16 +405,19 @@ fn export_is_a_superset_of_critcmps_format_with_machine_information() {
     let out = s.run(&["export", "base", "--criterion-dir", &crit]);
     assert_eq!(out.status.code(), Some(0));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["name"], "base");
+    // A distinct name per export (critcmp keys baselines by it): base@<commit>, or the date
+    // outside a git checkout.
+    let name = doc["name"].as_str().unwrap();
+    assert!(name.starts_with("base@"), "{name}");
     assert_eq!(doc["format"], "bench-gate-export");
-    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["version"], 2);
     for key in ["cpu_model", "cores", "os", "rustc", "date"] {
         assert!(!doc["machine"][key].is_null(), "machine.{key}");
     }
     let b = &doc["benchmarks"][SPIN_SMALL];
     // The fields critcmp's `Benchmark` struct requires.
-    assert_eq!(b["baseline"], "base");
-    assert_eq!(b["fullname"], format!("base/{SPIN_SMALL}"));
+    assert_eq!(b["baseline"], name);
+    assert_eq!(b["fullname"], format!("{name}/{SPIN_SMALL}"));
     assert_eq!(b["criterion_benchmark_v1"]["full_id"], SPIN_SMALL);
     for stat in ["mean", "median", "median_abs_dev", "slope", "std_dev"] {
         assert!(
@@ -421,7 +426,9 @@ fn export_is_a_superset_of_critcmps_format_with_machine_information() {
         );
     }
     assert_eq!(b["unit"], "ns");
-    assert_eq!(doc["benchmarks"][STRINGS]["unit"], "bytes");
+    // Bytes are kept out of critcmp's part, which would print them as durations.
+    assert!(doc["benchmarks"][STRINGS].is_null());
+    assert_eq!(doc["measurements"][STRINGS]["unit"], "bytes");
     assert_eq!(
         b["criterion_sample_v1"]["iters"].as_array().unwrap().len(),
         b["criterion_sample_v1"]["times"].as_array().unwrap().len()
@@ -744,7 +751,7 @@ fn an_export_of_another_format_or_version_is_an_error() {
             Some(Value::from("something-else")),
             "unknown format",
         ),
-        ("future", "version", Some(Value::from(2)), "version 2"),
+        ("future", "version", Some(Value::from(3)), "version 3"),
         ("ancient", "version", Some(Value::from(0)), "version 0"),
         ("unversioned", "version", None, "without a `version`"),
     ];
@@ -810,7 +817,7 @@ fn mismatched_units_between_the_two_sides_are_an_error() {
     let crit = s.crit();
     let file = s.export("base");
     let mut doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    doc["benchmarks"][STRINGS]["unit"] = "ns".into();
+    doc["measurements"][STRINGS]["unit"] = "ns".into();
     std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
     let out = s.run(&[
         "compare",
