@@ -14,13 +14,17 @@ use crate::kind::Unit;
 /// The event whose count a benchmark reports: instructions executed (`Ir`).
 pub const EVENT: &str = "Ir";
 
+/// What every instruction-count id starts with (the default rule of kind `instructions`).
+pub const ID_PREFIX: &str = "instructions/";
+
 /// Loads the instruction counts saved under baseline `name` (`--save-baseline=NAME`) in the
 /// gungraun output directory `root`, keyed by benchmark id. No directory, or no count of that
 /// baseline, is an empty map: the caller decides whether counts were expected.
 ///
-/// A benchmark's id is its path under `root` without the package directory, the last
-/// component's `function.id` split in two: `memory-bench/instructions/ltm/get/get.n2000` is
-/// `instructions/ltm/get/get/n2000`.
+/// A benchmark's id is `instructions/<group>/<function>/<case>` from the last two levels of
+/// gungraun's tree, `<group>/<function>.<case>`: `memory-bench/instructions/counted/ltm/get.n1000`
+/// is `instructions/ltm/get/n1000`. (What lies above them, the package directory when run by
+/// cargo and the module path, varies with how the bench was started.)
 pub fn load(root: &Path, name: &str) -> Result<BTreeMap<String, Benchmark>> {
     let mut out = BTreeMap::new();
     if !root.is_dir() {
@@ -165,29 +169,23 @@ pub fn parse_totals(text: &str) -> std::result::Result<u64, String> {
     }
 }
 
-/// The gate's id of the benchmark in `dir` (see [`load`]).
+/// The gate's id of the benchmark in `dir` (see [`load`]): its group directory and its own.
 fn benchmark_id(root: &Path, dir: &Path) -> Result<String> {
     let rel = dir.strip_prefix(root).unwrap_or(dir);
     let parts: Vec<String> = rel
         .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
-    if parts.len() < 3 {
+    let [.., group, bench] = parts.as_slice() else {
         return Err(Error::invalid(
             dir,
-            "not a gungraun benchmark directory (expected <package>/<bench>/.../<function>[.<id>])",
+            "not a gungraun benchmark directory (expected .../<group>/<function>[.<case>])",
         ));
-    }
-    let mut id: Vec<String> = parts[1..parts.len() - 1].to_vec();
-    let last = &parts[parts.len() - 1];
-    match last.split_once('.') {
-        Some((function, bench_id)) => {
-            id.push(function.to_string());
-            id.push(bench_id.to_string());
-        }
-        None => id.push(last.clone()),
-    }
-    Ok(id.join("/"))
+    };
+    Ok(match bench.split_once('.') {
+        Some((function, case)) => format!("{ID_PREFIX}{group}/{function}/{case}"),
+        None => format!("{ID_PREFIX}{group}/{bench}"),
+    })
 }
 
 /// A deterministic count as a benchmark: one sample of one iteration, every estimate the count.
@@ -295,19 +293,20 @@ mod tests {
     #[test]
     fn a_baseline_is_the_sum_of_its_thread_files_and_ids_follow_the_tree() {
         let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("memory-bench/instructions/ltm/get");
-        let bench = dir.join("get.n2000");
+        let bench = root.path().join("memory-bench/instructions/counted/ltm/get.n2000");
         std::fs::create_dir_all(&bench).unwrap();
         let write = |name: &str, n: u64| {
             let text = format!("events: Ir\nsummary: {n}\ntotals: {n}\n");
             std::fs::write(bench.join(name), text).unwrap();
         };
-        write("callgrind.get.n2000.out.base@head-01", 1_000);
-        write("callgrind.get.n2000.out.base@head-02", 0);
-        write("callgrind.get.n2000.out.base@base-01", 900);
-        write("callgrind.get.n2000.out.old", 5);
+        // gungraun 0.20's names: thread and part before `.out`.
+        write("callgrind.get.n2000.t1.p1.out.base@head", 1_000);
+        write("callgrind.get.n2000.t2.p1.out.base@head", 0);
+        write("callgrind.get.n2000.t1.p1.out.base@base", 900);
+        write("callgrind.get.n2000.t1.p1.out.old", 5);
+        std::fs::write(bench.join("callgrind.get.n2000.log.base@head"), "log").unwrap();
         let head = load(root.path(), "head").unwrap();
-        let b = &head["instructions/ltm/get/get/n2000"];
+        let b = &head["instructions/ltm/get/n2000"];
         assert_eq!(b.sample.times, [1_000.0]);
         assert_eq!(b.unit, Some(Unit::Instructions));
         assert_eq!(load(root.path(), "base").unwrap().len(), 1);
@@ -320,7 +319,7 @@ mod tests {
     #[test]
     fn a_count_of_zero_is_an_error_naming_the_benchmark() {
         let root = tempfile::tempdir().unwrap();
-        let bench = root.path().join("pkg/instructions/g/f.x");
+        let bench = root.path().join("instructions/g/f.x");
         std::fs::create_dir_all(&bench).unwrap();
         std::fs::write(
             bench.join("callgrind.f.x.out.base@b"),

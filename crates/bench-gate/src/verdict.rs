@@ -653,10 +653,13 @@ fn nondeterminism_warning(id: &str, kind: Kind, sides: &[(&Benchmark, &Costs)]) 
     if !kind.is_deterministic() {
         return None;
     }
-    let mut varying = sides
-        .iter()
-        .filter(|(_, c)| !stats::is_constant(&c.values))
-        .peekable();
+    let spread = |values: &[f64]| {
+        let (lo, hi) = values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        hi - lo > EXACT_TOLERANCE * hi.abs()
+    };
+    let mut varying = sides.iter().filter(|(_, c)| spread(&c.values)).peekable();
     varying.peek()?;
     let names: Vec<String> = varying
         .map(|(b, _)| b.source.display().to_string())

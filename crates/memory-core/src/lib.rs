@@ -25,6 +25,8 @@ mod entry;
 mod error;
 pub mod index;
 mod memory;
+#[cfg(membench_planted)]
+mod planted;
 mod query;
 mod scoring;
 mod search;
