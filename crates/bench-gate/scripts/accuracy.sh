@@ -23,7 +23,8 @@
 #   env: MODES="interleaved sequential instructions" NOISES="none cpu" PCTS="0 2 3 5 10 20"
 #        REPS=10 OP=get ROUNDS=4 ROUND_ARGS="--warm-up-time 0.2 --measurement-time 0.6"
 #        BENCHES="latency" (Criterion targets of the timing modes) FILTER="" (a Criterion
-#        filter, e.g. "ltm/get" for a fast look) MEMBENCH_PROFILE=quick HOG_BUSY=15 HOG_IDLE=10
+#        filter, e.g. "ltm/get" for a fast look) INSTR_FILTER (gungraun's, default the planted
+#        operation's benchmark for OP=get) MEMBENCH_PROFILE=quick HOG_BUSY=15 HOG_IDLE=10
 #        CONFIG=<bench-gate.toml> (default: the repository's) OUT=<dir to keep the reports>
 # Prints one line per run, then the table: false regressions per A/A run, share of planted
 # slowdowns caught, unrelated rows regressed.
@@ -53,8 +54,14 @@ mkdir -p "$out"
 # Benchmarks the planted operation is measured by: caught when one of them regressed; a
 # regression anywhere else is unrelated.
 case $op in
-  get) planted_re='^(latency/ltm/get/|latency/api/get_|tail/ltm_get/|instructions/ltm/get/)' ;;
-  search) planted_re='^(latency/search/|latency/keyword/memory_core|latency/cache/miss|latency/context/|tail/(keyword|ann|hybrid|cache_miss|hybrid_context)|scaling/|instructions/(search|context)/)' ;;
+  get)
+    planted_re='^(latency/ltm/get/|latency/api/get_|tail/ltm_get/|instructions/ltm/get/)'
+    instr_filter=${INSTR_FILTER-*::get::*}
+    ;;
+  search)
+    planted_re='^(latency/search/|latency/keyword/memory_core|latency/cache/miss|latency/context/|tail/(keyword|ann|hybrid|cache_miss|hybrid_context)|scaling/|instructions/(search|context)/)'
+    instr_filter=${INSTR_FILTER-}
+    ;;
   *) echo "OP must be get or search" >&2; exit 1 ;;
 esac
 
@@ -137,7 +144,7 @@ criterion_run() {
 
 instructions_run() { # SIDE WORK
   local work_n=$2
-  (cd "$root" && GUNGRAUN_HOME="$work/g" MEMBENCH_PLANTED_WORK="$op=$work_n" "$(exe instructions)" --bench "--save-baseline=$1" ${filter:+"$filter"}) >>"$work/log" 2>&1 ||
+  (cd "$root" && GUNGRAUN_HOME="$work/g" MEMBENCH_PLANTED_WORK="$op=$work_n" "$(exe instructions)" --bench "--save-baseline=$1" ${instr_filter:+"$instr_filter"}) >>"$work/log" 2>&1 ||
     { tail -20 "$work/log" >&2; exit 1; }
 }
 
