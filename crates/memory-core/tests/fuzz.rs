@@ -283,8 +283,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let mut model = Model::default();
         for (step, op) in ops.iter().enumerate() {
             let when = format!("{} step {step} ({op:?})", store.label());
-            let when = if when.len() > 300 {
-                format!("{}…", &when[..when.floor_char_boundary(300)])
+            let when: String = if when.chars().count() > 300 {
+                when.chars().take(300).chain(['…']).collect()
             } else {
                 when
             };
