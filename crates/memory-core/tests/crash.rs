@@ -73,7 +73,7 @@ fn crash_child() {
     let mut n = 0u64;
     loop {
         match mode.as_str() {
-            "insert" if n % 3 == 0 => {
+            "insert" if n.is_multiple_of(3) => {
                 let batch: Vec<_> = (n..n + 10)
                     .map(|k| {
                         NewEntry::new("agent", format!("s{round}"), Role::User, content(round, k))
