@@ -45,7 +45,7 @@ pub use context::{
     ToolDefinition,
 };
 pub use embed::{Embedder, HashingEmbedder};
-pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier, DEFAULT_IMPORTANCE, MAX_ID_BYTES};
+pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier, MAX_ID_BYTES};
 pub use error::{BoxError, Error, Result};
 pub use index::keyword::Bm25Params;
 pub use index::vector::{HnswParams, Quantization};

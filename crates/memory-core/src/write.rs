@@ -13,6 +13,7 @@ use crate::clock::Timestamp;
 use crate::entry::{self, EntryId, MemoryEntry, NewEntry, Tier};
 use crate::error::Result;
 use crate::query::SearchHit;
+use crate::scoring::ImportanceScorer;
 use crate::stages;
 use crate::state::State;
 use crate::store::commit::GroupCommit;
@@ -251,17 +252,21 @@ fn materialize_checked(state: &State, mut e: NewEntry, tier: Tier, id: EntryId) 
     if tier == Tier::LongTerm && e.embedding.is_none() {
         e.embedding = state.embed(&e.content);
     }
-    let now = state.clock.now();
+    let created_at = e.created_at.unwrap_or_else(|| state.clock.now());
+    let importance = e
+        .importance
+        .unwrap_or_else(|| ImportanceScorer::estimate(&e.content));
     MemoryEntry {
         id,
         agent_id: e.agent_id,
         session_id: e.session_id,
         role: e.role,
-        content: e.content,
         embedding: e.embedding.map(Arc::from),
-        importance: e.importance,
-        created_at: now,
-        last_accessed_at: now,
+        importance,
+        content: e.content,
+        created_at,
+        // An imported entry was last touched when it was made.
+        last_accessed_at: created_at,
         access_count: 0,
         metadata: e.metadata,
         tier,
