@@ -3,7 +3,9 @@
 
 Writes crates/memory-core/tests/fixtures/minilm-reference.json: for each test text, the token ids
 of the model's own tokenizer (the `tokenizers` package reading tokenizer.json, as
-sentence-transformers loads it) and the sentence vector. Two independent producers:
+sentence-transformers loads it) and the sentence vector. With --tokens-out, also a token-only
+fixture over generated strings from many scripts and every code point range up to U+2FFFF
+(tokenizer_strings()), which checks memory-core's own WordPiece. Two producers of vectors:
 
   --producer sentence-transformers   SentenceTransformer(model_dir, device="cpu").encode(...)
                                      (needs torch; this produced the committed fixture)
@@ -17,7 +19,8 @@ with the reference runtime. Setup used for the committed fixture (CPU only, in a
   /tmp/minilm-ref/bin/pip install torch sentence-transformers numpy tokenizers safetensors
   /tmp/minilm-ref/bin/python scripts/minilm-reference.py target/models/all-MiniLM-L6-v2 --check
   /tmp/minilm-ref/bin/python scripts/minilm-reference.py target/models/all-MiniLM-L6-v2 \
-      --out crates/memory-core/tests/fixtures/minilm-reference.json
+      --out crates/memory-core/tests/fixtures/minilm-reference.json \
+      --tokens-out crates/memory-core/tests/fixtures/minilm-tokens.json
 """
 
 import argparse
@@ -59,6 +62,46 @@ TEXTS = [
     "pneumonoultramicroscopicsilicovolcanoconiosis",
     LONG_TEXT,
 ]
+
+
+def tokenizer_strings():
+    """Deterministic strings that exercise every step of BERT's tokenizer: accents, case,
+    ideographs, punctuation of all scripts, control and format characters, unusual white space,
+    special tokens in the text, over-long words; plus slices of all code points."""
+    import random
+
+    rng = random.Random(12)
+    blocks = [
+        (0x20, 0x7E), (0xA0, 0x24F), (0x300, 0x36F), (0x370, 0x3FF), (0x400, 0x4FF),
+        (0x590, 0x5FF), (0x600, 0x6FF), (0x900, 0x97F), (0xE00, 0xE7F), (0x1100, 0x11FF),
+        (0x1E00, 0x1EFF), (0x2000, 0x206F), (0x2100, 0x22FF), (0x3000, 0x30FF), (0x3400, 0x3500),
+        (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0xF900, 0xFAFF), (0xFE00, 0xFE6F), (0xFF00, 0xFFEF),
+        (0x1F300, 0x1FAFF), (0x20000, 0x20100), (0x0, 0x1F), (0x7F, 0x9F), (0xE000, 0xE010),
+        (0xFFF0, 0xFFFF),
+    ]
+    words = (
+        "the quick brown fox jumps over lazy dog I moved to Lisbon in May don't e-mail U.S.A. "
+        "3.14 $100 #hash @user [CLS] [SEP] [MASK] [UNK] [PAD] [cls] [mask]x"
+    ).split()
+    spaces = [" ", " ", "", "\t", "\n", "\u00a0", "\u3000", "  "]
+    out = []
+    for _ in range(100):
+        parts = []
+        for _ in range(rng.randint(1, 12)):
+            if rng.random() < 0.4:
+                parts.append(rng.choice(words))
+            else:
+                lo, hi = rng.choice(blocks)
+                parts.append("".join(chr(rng.randint(lo, hi)) for _ in range(rng.randint(1, 8))))
+            parts.append(rng.choice(spaces))
+        out.append("".join(c for c in "".join(parts) if not 0xD800 <= ord(c) <= 0xDFFF))
+    out += ["a" * 100, "a" * 101, "é" * 100, "İstanbul ΟΔΟΣ Straße ﬁne ＡＢＣ ǅ ᾈ"]
+    # Every 41st slice of 64 consecutive code points, bare and space-separated.
+    code_points = [c for c in range(0x20, 0x30000) if not 0xD800 <= c <= 0xDFFF]
+    for i in range(0, len(code_points), 64 * 41):
+        chunk = [chr(c) for c in code_points[i : i + 64]]
+        out += ["".join(chunk), " a".join(chunk)]
+    return out
 
 
 def tokenize(model_dir, texts):
@@ -139,6 +182,7 @@ def main():
     ap.add_argument("model_dir")
     ap.add_argument("--producer", choices=["sentence-transformers", "numpy"], default="sentence-transformers")
     ap.add_argument("--out", help="fixture to write (default: print the summary only)")
+    ap.add_argument("--tokens-out", help="token-only fixture to write")
     ap.add_argument("--check", action="store_true", help="compare both producers")
     args = ap.parse_args()
 
@@ -164,6 +208,12 @@ def main():
             ],
         }
         Path(args.out).write_text(json.dumps(fixture, ensure_ascii=False) + "\n")
+    if args.tokens_out:
+        strings = tokenizer_strings()
+        cases = [{"text": t, "token_ids": ids} for t, ids in zip(strings, tokenize(args.model_dir, strings))]
+        Path(args.tokens_out).write_text(
+            json.dumps({"max_seq_length": MAX_SEQ_LENGTH, "cases": cases}, ensure_ascii=False) + "\n"
+        )
 
 
 if __name__ == "__main__":

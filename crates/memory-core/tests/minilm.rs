@@ -6,9 +6,10 @@
 //! it print why they were skipped and pass, unless `MEMORY_CORE_REQUIRE_MINILM=1` (CI) turns the
 //! skip into a failure. The bad-input tests build a tiny random BERT of their own and always run.
 //!
-//! The fixture `tests/fixtures/minilm-reference.json` was written by
-//! `scripts/minilm-reference.py` with sentence-transformers 6.2.0 (torch 2.15.0, CPU) from the
-//! fetched model; the script's numpy forward pass agrees with it to a cosine of 1.000000000.
+//! The fixtures `tests/fixtures/minilm-reference.json` (vectors and ids) and `minilm-tokens.json`
+//! (ids only) were written by `scripts/minilm-reference.py` with sentence-transformers 6.2.0
+//! (torch 2.15.0, CPU) and tokenizers 0.23.3 from the fetched model; the script's numpy forward
+//! pass agrees with sentence-transformers to a cosine of 1.000000000.
 #![cfg(feature = "minilm")]
 
 use std::collections::HashMap;
@@ -34,10 +35,28 @@ struct Case {
     vector: Vec<f32>,
 }
 
-fn fixture() -> Fixture {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm-reference.json");
+#[derive(Deserialize)]
+struct TokenFixture {
+    max_seq_length: usize,
+    cases: Vec<TokenCase>,
+}
+
+#[derive(Deserialize)]
+struct TokenCase {
+    text: String,
+    token_ids: Vec<u32>,
+}
+
+fn read_fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let text = std::fs::read_to_string(&path).expect("fixture is in the repository");
     serde_json::from_str(&text).expect("fixture parses")
+}
+
+fn fixture() -> Fixture {
+    read_fixture("minilm-reference.json")
 }
 
 /// The fetched model, loaded once for all tests, or `None` (with a note on stderr) when it is
@@ -94,6 +113,28 @@ fn minilm_tokens_match_the_reference_tokenizer() {
             case.text
         );
     }
+}
+
+#[test]
+fn minilm_wordpiece_matches_the_reference_tokenizer_on_every_script() {
+    // Generated strings over many scripts, control and format characters, odd white space,
+    // special tokens in the text, and slices of all code points up to U+2FFFF.
+    let Some(model) = real_model() else { return };
+    let fixture: TokenFixture = read_fixture("minilm-tokens.json");
+    assert_eq!(model.max_seq_length(), fixture.max_seq_length);
+    assert!(fixture.cases.len() > 200);
+    let mismatches: Vec<&str> = fixture
+        .cases
+        .iter()
+        .filter(|case| model.token_ids(&case.text) != case.token_ids)
+        .map(|case| case.text.as_str())
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "{} texts tokenized differently, first {:?}",
+        mismatches.len(),
+        mismatches.first()
+    );
 }
 
 #[test]

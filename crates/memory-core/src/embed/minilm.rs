@@ -2,25 +2,29 @@
 //! WordPiece tokenizer, a 6-layer BERT forward pass, mean pooling and L2 normalization, as
 //! sentence-transformers computes them. Loads a local model directory; never downloads.
 //!
-//! Why a hand-written forward pass over `matrixmultiply` rather than candle or tract, measured on
-//! this project's 2-core machine while other builds ran (load average 7-10, so compare within
-//! the table only):
+//! Why a hand-written forward pass over `matrixmultiply`, and not candle, `gemm` or the
+//! `tokenizers` crate: measured on this project's 2-core machine on 2026-12-01 while other
+//! builds ran (load average 5-10), so compare within the table only. Build: clean
+//! `cargo build --release` of a scratch crate holding just that stack. Speed: process CPU time
+//! per call on one thread, one sentence of ~26 word pieces per call and batches of 32 such
+//! sentences, runs interleaved (two rounds each).
 //!
-//! | stack | clean release build of the stack | 1 sentence (CPU) | batch of 32 (CPU, per sentence) |
+//! | stack | build, wall / CPU | 1 sentence | batch of 32, per sentence |
 //! |---|---|---|---|
-//! | candle-core/nn/transformers 0.11.1 + tokenizers 0.23.2 | 1,752 s wall, 588 s CPU | 17.7 ms | 10.6 ms (padded batch) |
-//! | this module (safetensors + matrixmultiply + WordPiece here) | 58 s wall, 26 s CPU | 16.4 ms | 8.2 ms (packed batch) |
-//! | same, `gemm` 0.19 (AVX-512) instead of matrixmultiply | 124 s wall, 62 s CPU | 15.4 ms | 7.4 ms |
-//! | same, tokenizers 0.23.2 (fancy-regex) instead of the WordPiece here | ~780 s wall, ~290 s CPU | | |
+//! | candle-core/nn/transformers 0.11.1 + tokenizers 0.23.2 | 1,752 s / 588 s | 17.7 ms | 10.6 ms (padded) |
+//! | safetensors 0.8 + matrixmultiply 0.3 + WordPiece here (this module) | 58 s / 26 s | 16.4 ms | 8.2 ms (packed) |
+//! | the same with `gemm` 0.19 (AVX-512 kernels) for matrixmultiply | 124 s / 62 s | 15.4 ms | 7.4 ms |
+//! | the same with tokenizers 0.23.2 (+ fancy-regex) for the WordPiece here | ~780 s / ~290 s | - | - |
 //!
-//! Candle needs half an hour of a loaded 2-core machine to build (candle-transformers compiles
-//! every model it ships) and is not faster here; tract needs ONNX, and the model comes as
-//! safetensors. `gemm` would win ~10% of CPU time for twice the build time. The `tokenizers`
-//! crate does not build without a regex engine and dominates the build, so the tokenizer is
-//! written here (`wordpiece.rs`) and checked against the reference tokenizer's ids. tract-onnx
-//! was not built: it needs an ONNX export the package does not ship. Figures: CPU time of the
-//! process per call (single thread), from `cargo run --release -p memory-core --features minilm
-//! --example embed_speed` and the same loop over candle.
+//! Candle builds for half an hour here (candle-transformers compiles every model it ships)
+//! and is not faster; with its default two rayon threads it took more CPU and more wall time
+//! on the shared cores. `gemm` wins ~8% of CPU time for twice the build. The `tokenizers`
+//! crate does not build without a regex engine and then dominates the build, so the tokenizer
+//! is written here (`wordpiece.rs`) and checked against the reference ids (the fixture; and,
+//! once, 9,085 strings covering every code point up to U+2FFFF: no difference). tract-onnx was
+//! not tried: it needs an ONNX export, and the model ships as safetensors. In memory-core's own
+//! release build the feature's crates take ~46 s of the ~656 s summed crate time (cargo
+//! `--timings`, same load). `examples/embed_speed.rs` measures this module.
 
 mod bert;
 mod wordpiece;
@@ -53,9 +57,10 @@ const TOKENS_PER_PASS: usize = 2048;
 ///
 /// Vectors match sentence-transformers' `encode` (cosine >= 0.999 in the tests, in practice
 /// 1 - 1e-7): texts are cut at 256 word pieces, every text embeds to a unit vector, the empty
-/// one included (the model still sees `[CLS] [SEP]`). Weights take about 90 MB of RAM; one
-/// sentence costs some 15 ms of one core, a batch about half that per sentence. Calls run on the
-/// calling thread; the embedder is `Sync`, so threads can share one.
+/// one included (the model still sees `[CLS] [SEP]`). Weights take about 90 MB of RAM. A short
+/// sentence costs 15-25 ms of one core on a shared 2-core machine, a sentence in a batch about
+/// half that ([`embed_batch`](Embedder::embed_batch) shares each weight matrix across the
+/// batch). Calls run on the calling thread; the embedder is `Sync`, so threads can share one.
 ///
 /// ```no_run
 /// use memory_core::embed::{Embedder, MiniLmEmbedder};
