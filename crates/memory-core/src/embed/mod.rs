@@ -1,12 +1,18 @@
 //! Text embedders. [`HashingEmbedder`] needs no model: it hashes word unigrams and bigrams into a
 //! fixed number of dimensions, so any store can do vector search out of the box. Its hash is
 //! written out here (not taken from a crate) because embeddings are stored on disk and must not
-//! change when a dependency is upgraded.
+//! change when a dependency is upgraded. [`MiniLmEmbedder`] (feature `minilm`) runs a real
+//! sentence-embedding model, all-MiniLM-L6-v2, from a local model directory.
 
 use std::fmt::Debug;
 
 use crate::error::{Error, Result};
 use crate::index::text::for_each_token;
+
+#[cfg(feature = "minilm")]
+mod minilm;
+#[cfg(feature = "minilm")]
+pub use minilm::MiniLmEmbedder;
 
 /// Turns text into a vector of a fixed dimension.
 pub trait Embedder: Send + Sync + Debug {
@@ -16,6 +22,13 @@ pub trait Embedder: Send + Sync + Debug {
     /// The embedding of `text`. Implementations return unit-length vectors, or all zeros when the
     /// text carries nothing to embed; callers must check for the zero vector.
     fn embed(&self, text: &str) -> Vec<f32>;
+
+    /// The embeddings of `texts`, in order: the same vectors as [`embed`](Embedder::embed) on
+    /// each text. The default calls `embed` per text; a model that computes a batch faster
+    /// than its texts one by one overrides it.
+    fn embed_batch(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        texts.iter().map(|text| self.embed(text)).collect()
+    }
 }
 
 /// Weight of a word bigram relative to a unigram: bigrams add word order without drowning the
