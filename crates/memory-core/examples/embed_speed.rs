@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use memory_core::embed::{Embedder, MiniLmEmbedder};
+use memory_core::{Embedder, MiniLmEmbedder};
 
 /// Chat turns of the lengths a memory store sees (4 to 60 words).
 const TURNS: &[&str] = &[

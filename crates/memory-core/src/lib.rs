@@ -44,6 +44,8 @@ pub use context::{
     Context, ContextBuilder, ContextMaterial, ContextQuery, ContextSection, SectionKind,
     ToolDefinition,
 };
+#[cfg(feature = "minilm")]
+pub use embed::MiniLmEmbedder;
 pub use embed::{Embedder, HashingEmbedder};
 pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier, MAX_ID_BYTES};
 pub use error::{BoxError, Error, Result};

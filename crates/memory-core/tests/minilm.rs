@@ -17,8 +17,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use memory_core::embed::{Embedder, MiniLmEmbedder};
 use memory_core::Error;
+use memory_core::{Embedder, MiniLmEmbedder};
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 

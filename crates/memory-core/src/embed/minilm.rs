@@ -64,7 +64,7 @@ const TOKENS_PER_PASS: usize = 2048;
 /// batch). Calls run on the calling thread; the embedder is `Sync`, so threads can share one.
 ///
 /// ```no_run
-/// use memory_core::embed::{Embedder, MiniLmEmbedder};
+/// use memory_core::{Embedder, MiniLmEmbedder};
 ///
 /// let minilm = MiniLmEmbedder::load("target/models/all-MiniLM-L6-v2")?;
 /// let v = minilm.embed("I moved to Lisbon in May");
