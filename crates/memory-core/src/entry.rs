@@ -93,14 +93,25 @@ pub struct MemoryEntry {
     pub content: String,
     /// Unit-length embedding of the store's configured dimension, when one was given or computed.
     pub embedding: Option<Arc<[f32]>>,
-    /// Explicit importance in [0, 1].
-    pub importance: f32,
+    /// Importance in [0, 1]: the caller's, or estimated from the content
+    /// ([`ImportanceScorer::estimate`](crate::ImportanceScorer::estimate)). Long-term entries
+    /// always have one; a short-term entry whose caller gave none has `None` until consolidation
+    /// estimates it (which keeps appends cheap). See [`MemoryEntry::importance`].
+    pub importance: Option<f32>,
     pub created_at: Timestamp,
     pub last_accessed_at: Timestamp,
     pub access_count: u32,
     /// Free metadata; `Null` when none was given.
     pub metadata: serde_json::Value,
     pub tier: Tier,
+}
+
+impl MemoryEntry {
+    /// The entry's importance: the one it carries, else the estimate from its content.
+    pub fn importance(&self) -> f32 {
+        self.importance
+            .unwrap_or_else(|| crate::information::importance_estimate(&self.content))
+    }
 }
 
 /// What a caller hands in to create an entry. The store assigns the id and the tier, and the

@@ -24,6 +24,7 @@ mod embed;
 mod entry;
 mod error;
 pub mod index;
+mod information;
 mod memory;
 mod query;
 mod scoring;
@@ -45,7 +46,7 @@ pub use context::{
     ToolDefinition,
 };
 #[cfg(feature = "minilm")]
-pub use embed::MiniLmEmbedder;
+pub use embed::minilm::MiniLmEmbedder;
 pub use embed::{Embedder, HashingEmbedder};
 pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier, MAX_ID_BYTES};
 pub use error::{BoxError, Error, Result};

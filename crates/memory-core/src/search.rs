@@ -238,7 +238,7 @@ fn fetch(
             vector_rank: h.vector.map(|v| v.1),
             fused: h.fused,
             recency: state.scorer.recency(last, now),
-            importance: entry.importance,
+            importance: entry.importance(),
         };
         hits.push(SearchHit {
             entry: Arc::new(entry),

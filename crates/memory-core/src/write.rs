@@ -253,9 +253,13 @@ fn materialize_checked(state: &State, mut e: NewEntry, tier: Tier, id: EntryId) 
         e.embedding = state.embed(&e.content);
     }
     let created_at = e.created_at.unwrap_or_else(|| state.clock.now());
-    let importance = e
-        .importance
-        .unwrap_or_else(|| ImportanceScorer::estimate(&e.content));
+    // Long-term entries get their estimate now (they are ranked by it at once); short-term ones
+    // when consolidation scores them, which keeps appends cheap.
+    let importance = match (e.importance, tier) {
+        (Some(given), _) => Some(given),
+        (None, Tier::LongTerm) => Some(ImportanceScorer::estimate(&e.content)),
+        (None, Tier::ShortTerm) => None,
+    };
     MemoryEntry {
         id,
         agent_id: e.agent_id,

@@ -10,9 +10,7 @@ use crate::error::{Error, Result};
 use crate::index::text::for_each_token;
 
 #[cfg(feature = "minilm")]
-mod minilm;
-#[cfg(feature = "minilm")]
-pub use minilm::MiniLmEmbedder;
+pub(crate) mod minilm;
 
 /// Turns text into a vector of a fixed dimension.
 pub trait Embedder: Send + Sync + Debug {
