@@ -77,7 +77,7 @@ fn words(text: &str) -> impl Iterator<Item = (&str, bool)> {
         }
         let word = &rest[..end];
         rest = &rest[end..];
-        let after = rest.trim_start_matches(|c: char| c == '"' || c == ')' || c == '\'');
+        let after = rest.trim_start_matches(['"', ')', '\'']);
         let ends_sentence = after.starts_with(['.', '!', '?', '\n']);
         Some((word, ends_sentence))
     })
