@@ -146,13 +146,18 @@ fn the_comparison_page_shows_the_numbers_of_the_json_report() {
             verdicts[first_unchanged..].iter().all(|v| v == "unchanged"),
             "{new}: {verdicts:?}"
         );
+        // Regressions are linked from the banner, the other flagged rows from the table.
+        let banner = &html[html.find("id=\"verdict\"").unwrap()..];
+        let banner = &banner[..banner.find("</div>").unwrap()];
         for b in benchmarks.iter().filter(|b| b["verdict"] != "unchanged") {
             let id = b["id"].as_str().unwrap();
-            let table = &html[html.find("id=\"flagged-table\"").unwrap()..];
-            assert!(
-                table.contains(&format!(">{id}</a>")),
-                "{new}: {id} in table"
-            );
+            let link = format!(">{id}</a>");
+            if b["verdict"] == "regressed" {
+                assert!(banner.contains(&link), "{new}: {id} in the banner");
+            } else {
+                let table = &html[html.find("id=\"flagged-table\"").unwrap()..];
+                assert!(table.contains(&link), "{new}: {id} in the table");
+            }
         }
     }
 }

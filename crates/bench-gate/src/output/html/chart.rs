@@ -22,8 +22,13 @@ pub(crate) const NEUTRAL: RGBColor = RGBColor(0x55, 0x55, 0x55);
 /// Colour of an undecided change (inconclusive).
 pub(crate) const UNDECIDED: RGBColor = RGBColor(0xBB, 0x88, 0x00);
 
-// plotters' SVG backend writes a font size of `size / 1.24` pixels: 15 is about 12 px.
 const FONT: &str = "sans-serif";
+// plotters' SVG backend writes a font size of `size / 1.24` pixels: these are 12 and 11 px.
+const LABEL_SIZE: f64 = 14.88;
+const SMALL_SIZE: f64 = 13.64;
+/// Above this many samples a side is drawn as a box plot with its outliers only: every dot of
+/// Criterion's default 100 samples on 100 benchmarks would weigh megabytes.
+const MAX_DOTS: usize = 30;
 const GRID: RGBColor = RGBColor(0xEE, 0xEE, 0xEE);
 const AXIS: RGBColor = RGBColor(0x99, 0x99, 0x99);
 
@@ -160,7 +165,11 @@ fn padded_extent(values: impl IntoIterator<Item = f64>, pad: f64) -> (f64, f64) 
 /// `extent` widened around its middle to at least `share` of its largest magnitude: byte counts
 /// that differ in the sixth digit would otherwise get an axis whose ticks all read the same.
 fn widened((lo, hi): (f64, f64), share: f64) -> (f64, f64) {
-    let min_span = lo.abs().max(hi.abs()) * share;
+    at_least((lo, hi), lo.abs().max(hi.abs()) * share)
+}
+
+/// `extent` widened around its middle to a span of at least `min_span`.
+fn at_least((lo, hi): (f64, f64), min_span: f64) -> (f64, f64) {
     if hi - lo >= min_span {
         return (lo, hi);
     }
@@ -258,7 +267,13 @@ pub(crate) fn strips(
         DisplayUnit::Nanoseconds | DisplayUnit::Bytes => " per iteration",
         _ => "",
     };
-    let desc = format!("{}{per}, one dot per sample", scale.label);
+    let many = rows.iter().any(|r| r.values.len() > MAX_DOTS);
+    let dots = if many {
+        "dots: samples beyond the whiskers"
+    } else {
+        "one dot per sample"
+    };
+    let desc = format!("{}{per}, {dots}", scale.label);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
@@ -289,11 +304,11 @@ pub(crate) fn strips(
                 .x_label_formatter(&|v| tick(*v, decimals))
                 .y_label_formatter(&label_of)
                 .x_desc(desc)
-                .label_style((FONT, 15))
-                .axis_desc_style((FONT, 14))
+                .label_style((FONT, LABEL_SIZE))
+                .axis_desc_style((FONT, SMALL_SIZE))
                 .axis_style(AXIS)
                 .bold_line_style(GRID)
-                .light_line_style(WHITE)
+                .max_light_lines(0)
                 .draw()
         )?;
         for (i, row) in rows.iter().enumerate() {
@@ -327,9 +342,12 @@ pub(crate) fn strips(
                     PathElement::new(vec![(median, y - h), (median, y + h)], c.stroke_width(2)),
                 ])
             )?;
+            let shown = values
+                .iter()
+                .filter(|v| values.len() <= MAX_DOTS || **v < low || **v > high);
             drawn!(
                 id,
-                chart.draw_series(values.iter().enumerate().map(|(k, v)| {
+                chart.draw_series(shown.enumerate().map(|(k, v)| {
                     Circle::new((*v, y + jitter(k) * 0.4), 3, c.mix(0.75).filled())
                 }))
             )?;
@@ -371,7 +389,8 @@ pub(crate) fn change(id: &str, mark: &ChangeMark<'_>, width: u32, height: u32) -
     } else {
         vec![0.0]
     };
-    let (lo, hi) = padded_extent(data.chain(bounds), 0.12);
+    // At least 0.2 percentage points: identical sides must not get an axis of equal ticks.
+    let (lo, hi) = at_least(padded_extent(data.chain(bounds), 0.12), 0.2);
     let decimals = decimals_for((hi - lo) / 5.0);
     let (worse_sign, better_sign) = if mark.higher_is_better {
         (-1.0, 1.0)
@@ -400,7 +419,7 @@ pub(crate) fn change(id: &str, mark: &ChangeMark<'_>, width: u32, height: u32) -
         let desc = if threshold_on_scale {
             "change of the mean, %".to_string()
         } else {
-            format!("change of the mean, % (threshold ±{t:.0}% off scale)")
+            "change of the mean, % (threshold off scale)".to_string()
         };
         drawn!(
             id,
@@ -420,11 +439,11 @@ pub(crate) fn change(id: &str, mark: &ChangeMark<'_>, width: u32, height: u32) -
                 })
                 .y_label_formatter(&label_of)
                 .x_desc(desc)
-                .label_style((FONT, 15))
-                .axis_desc_style((FONT, 14))
+                .label_style((FONT, LABEL_SIZE))
+                .axis_desc_style((FONT, SMALL_SIZE))
                 .axis_style(AXIS)
                 .bold_line_style(GRID)
-                .light_line_style(WHITE)
+                .max_light_lines(0)
                 .draw()
         )?;
         let (y0, y1) = (-0.55, n as f64 - 0.45);
@@ -450,13 +469,16 @@ pub(crate) fn change(id: &str, mark: &ChangeMark<'_>, width: u32, height: u32) -
                     PathElement::new(vec![(better_edge, y0), (better_edge, y1)], thin(BETTER)),
                 ])
             )?;
-            // Each label inside the zone between the lines, where there is always room.
+            // Labels inside the zone between the lines when it has room for both, else each
+            // on the far side of its line.
+            let inside = 2.0 * t >= 0.3 * (hi - lo);
             let label = |x: f64, color: &'static RGBColor| {
-                let anchor = if x > 0.0 { HPos::Right } else { HPos::Left };
-                let style = TextStyle::from((FONT, 14).into_font())
+                let rightwards = (x > 0.0) != inside;
+                let anchor = if rightwards { HPos::Left } else { HPos::Right };
+                let style = TextStyle::from((FONT, SMALL_SIZE).into_font())
                     .color(color)
                     .pos(Pos::new(anchor, VPos::Top));
-                let offset = if x > 0.0 { -3 } else { 3 };
+                let offset = if rightwards { 3 } else { -3 };
                 EmptyElement::at((x, y1)) + Text::new(format!("{x:+}%"), (offset, 2), style)
             };
             drawn!(
@@ -558,10 +580,10 @@ pub(crate) fn trend(id: &str, trend: &Trend<'_>, width: u32, height: u32) -> Res
                         .unwrap_or_default()
                 })
                 .y_label_formatter(&|v| format!("{} {unit_label}", tick(*v, decimals)))
-                .label_style((FONT, 14))
+                .label_style((FONT, SMALL_SIZE))
                 .axis_style(AXIS)
                 .bold_line_style(GRID)
-                .light_line_style(WHITE)
+                .max_light_lines(0)
                 .draw()
         )?;
         let s = |v: f64| v / scale.divisor;
@@ -574,14 +596,13 @@ pub(crate) fn trend(id: &str, trend: &Trend<'_>, width: u32, height: u32) -> Res
                     BASE.mix(0.12).filled()
                 )])
             )?;
+            // Solid: plotters draws a dashed line as one element per dash.
             drawn!(
                 id,
-                chart.draw_series(DashedLineSeries::new(
-                    [(x0, s(latest.value)), (x1, s(latest.value))],
-                    4,
-                    3,
-                    thin(BASE)
-                ))
+                chart.draw_series([PathElement::new(
+                    vec![(x0, s(latest.value)), (x1, s(latest.value))],
+                    BASE.mix(0.7).stroke_width(1)
+                )])
             )?;
         }
         drawn!(
@@ -697,6 +718,25 @@ mod tests {
         let texts = texts(&svg);
         assert!(texts.iter().any(|t| t == "base"), "{texts:?}");
         assert!(texts.iter().any(|t| t == "head"), "{texts:?}");
+    }
+
+    #[test]
+    fn many_samples_are_drawn_as_a_box_with_its_outliers() {
+        let values: Vec<f64> = (0..100)
+            .map(|i| 100.0 + f64::from(i % 10))
+            .chain([500.0])
+            .collect();
+        let rows = [Strip {
+            label: "base",
+            values: &values,
+            mean: 104.0,
+            color: BASE,
+        }];
+        let svg = strips("x", &rows, DisplayUnit::Nanoseconds, 500).unwrap();
+        assert_eq!(svg.matches("<circle").count(), 1, "only the outlier");
+        assert!(texts(&svg)
+            .iter()
+            .any(|t| t.contains("beyond the whiskers")));
     }
 
     #[test]

@@ -135,19 +135,10 @@ impl<'a> ComparisonPage<'a> {
         let (flagged, unchanged): (Vec<&Row>, Vec<&Row>) = rows
             .into_iter()
             .partition(|row| row.verdict != Verdict::Unchanged);
-        let mut body = String::new();
-        let _ = writeln!(
-            body,
-            "<h1>bench-gate: <code>{}</code> → <code>{}</code></h1>",
-            escape(&r.base_name),
-            escape(&r.new_name)
-        );
-        body.push_str(&self.banner(&flagged));
-        body.push_str(&self.counts());
-        for w in &r.warnings {
-            let _ = writeln!(body, "<p class=\"warn\">⚠ {}</p>", escape(w));
-        }
-        body.push_str(&self.inputs());
+        // The rows that fail the gate come first, as cards right under the verdict; the rest of
+        // the flagged rows get a table and their cards after them.
+        let (deciding, others): (Vec<&Row>, Vec<&Row>) =
+            flagged.iter().partition(|row| self.fails_gate(row));
         let index: BTreeMap<&str, usize> = r
             .rows
             .iter()
@@ -155,17 +146,41 @@ impl<'a> ComparisonPage<'a> {
             .map(|(i, row)| (row.id.as_str(), i))
             .collect();
         let anchor = |row: &Row| format!("b-{}", index.get(row.id.as_str()).unwrap_or(&0));
-        if !flagged.is_empty() {
-            body.push_str(&flagged_table(&flagged, &anchor));
+        let mut body = String::new();
+        let _ = writeln!(
+            body,
+            "<h1>bench-gate: <code>{}</code> → <code>{}</code></h1>",
+            escape(&r.base_name),
+            escape(&r.new_name)
+        );
+        body.push_str(&self.banner(&flagged, &deciding, &anchor));
+        body.push_str(&self.counts());
+        for w in &r.warnings {
+            let _ = writeln!(body, "<p class=\"warn\">⚠ {}</p>", escape(w));
         }
+        body.push_str(&self.inputs());
         body.push_str(LEGEND);
-        if !flagged.is_empty() {
+        if !deciding.is_empty() {
             let _ = writeln!(
                 body,
-                "<h2>Flagged ({})</h2>\n<div class=\"cards flagged\">",
-                flagged.len()
+                "<h2>Failing the gate ({})</h2>\n<div class=\"cards flagged\">",
+                deciding.len()
             );
-            for row in &flagged {
+            for row in &deciding {
+                body.push_str(&self.card(row, &anchor(row), FLAGGED)?);
+            }
+            body.push_str("</div>\n");
+        }
+        if !others.is_empty() {
+            let heading = if deciding.is_empty() {
+                "Flagged"
+            } else {
+                "Also flagged"
+            };
+            let _ = writeln!(body, "<h2>{heading} ({})</h2>", others.len());
+            body.push_str(&flagged_table(&others, &anchor));
+            body.push_str("<div class=\"cards flagged\">\n");
+            for row in &others {
                 body.push_str(&self.card(row, &anchor(row), FLAGGED)?);
             }
             body.push_str("</div>\n");
@@ -185,8 +200,20 @@ impl<'a> ComparisonPage<'a> {
         Ok(page(&title, &body, None))
     }
 
+    /// Whether `row` alone fails the gate (a regression, or a missing benchmark when missing
+    /// ones fail).
+    fn fails_gate(&self, row: &Row) -> bool {
+        row.verdict == Verdict::Regressed
+            || (row.verdict == Verdict::Missing && self.report.fail_on_missing)
+    }
+
     /// The verdict in one line, and what it rests on.
-    fn banner(&self, flagged: &[&Row]) -> String {
+    fn banner(
+        &self,
+        flagged: &[&Row],
+        deciding: &[&Row],
+        anchor: &dyn Fn(&Row) -> String,
+    ) -> String {
         let r = self.report;
         let c = r.counts();
         let total = r.rows.len();
@@ -230,9 +257,10 @@ impl<'a> ComparisonPage<'a> {
             )
         };
         format!(
-            "<div class=\"banner {class}\" id=\"verdict\" data-passed=\"{}\">{}<span class=\"sub\">{sub}</span></div>\n",
+            "<div class=\"banner {class}\" id=\"verdict\" data-passed=\"{}\">{}{}<span class=\"sub\">{sub}</span></div>\n",
             r.passed(),
-            escape(&headline)
+            escape(&headline),
+            deciding_list(deciding, anchor)
         )
     }
 
@@ -489,6 +517,35 @@ fn why(r: &Report, row: &Row) -> String {
     )
 }
 
+/// Links to the rows that fail the gate, with their change, for the banner: the first few, so a
+/// run where everything moved still fits on the first screen.
+fn deciding_list(deciding: &[&Row], anchor: &dyn Fn(&Row) -> String) -> String {
+    const SHOWN: usize = 8;
+    if deciding.is_empty() {
+        return String::new();
+    }
+    let mut items: Vec<String> = deciding
+        .iter()
+        .take(SHOWN)
+        .map(|row| {
+            let change = row
+                .change
+                .as_ref()
+                .map_or_else(|| row.verdict.name().to_string(), |c| output::pct(c.point));
+            format!(
+                "<a class=\"id\" href=\"#{}\">{}</a> {}",
+                anchor(row),
+                escape(&row.id),
+                change
+            )
+        })
+        .collect();
+    if deciding.len() > SHOWN {
+        items.push(format!("and {} more below", deciding.len() - SHOWN));
+    }
+    format!("<span class=\"list\">{}</span>", items.join(" · "))
+}
+
 fn flagged_table(flagged: &[&Row], anchor: &dyn Fn(&Row) -> String) -> String {
     let mut out = String::from(
         "<table id=\"flagged-table\">\n<tr><th>verdict</th><th>benchmark</th>\
@@ -516,13 +573,12 @@ fn flagged_table(flagged: &[&Row], anchor: &dyn Fn(&Row) -> String) -> String {
     out
 }
 
-const LEGEND: &str = "<p class=\"legend\">Left: each side's samples, \
-<span class=\"swatch\" style=\"background:#4477aa\"></span> base and \
-<span class=\"swatch\" style=\"background:#ee7733\"></span> new, one dot per Criterion sample \
-(its per-iteration value), the box spanning the quartiles with the median, ◆ the mean the gate \
-compares. Right: the change of the mean with its bootstrap interval; beyond the \
-<span style=\"color:#cc3311\">red line</span> the change is worse than the threshold allows, \
-beyond the <span style=\"color:#228833\">green line</span> better.</p>\n";
+const LEGEND: &str = "<p class=\"legend\">Charts, left: each side's samples \
+(<span class=\"swatch\" style=\"background:#4477aa\"></span> base, \
+<span class=\"swatch\" style=\"background:#ee7733\"></span> new), one dot per Criterion sample, \
+the box over the quartiles, ◆ the mean the gate compares. Right: the change of the mean with its \
+interval; past the <span style=\"color:#cc3311\">red line</span> worse than the threshold \
+allows, past the <span style=\"color:#228833\">green line</span> better.</p>\n";
 
 fn verdict_color(v: Verdict) -> plotters::style::RGBColor {
     match v {

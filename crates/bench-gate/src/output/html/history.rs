@@ -33,15 +33,15 @@ pub fn render(history: &History) -> Result<String> {
         let _ = writeln!(body, "<p class=\"warn\">⚠ {}</p>", escape(w));
     }
     body.push_str(&span_line(history));
-    body.push_str(&steps_table(history));
     let _ = writeln!(
         body,
         "<h2>Benchmarks</h2>\n<p class=\"legend\">One chart per benchmark: the mean of each \
          export (a dot; the grey bar spans its samples' quartiles), \
          <span style=\"color:#cc3311\">red</span> / <span style=\"color:#228833\">green</span> \
-         segments where the gate's own test finds a step beyond the threshold for the worse / \
-         better between two exports, and the blue band: the threshold around the latest value. \
-         Exports are numbered oldest first, as in the list at the end.</p>\n\
+         segments: a step for the worse / better between two exports, which the gate's own test \
+         (significant, the whole interval beyond the threshold) would flag; the blue band: the \
+         threshold around the latest value. Exports are numbered oldest first (list at the end); \
+         benchmarks with a step for the worse come first, the largest step first.</p>\n\
          <div class=\"filter\"><label>Filter by id prefix: <input id=\"filter\" type=\"search\" \
          placeholder=\"e.g. latency/search/\" autocomplete=\"off\" spellcheck=\"false\"></label> \
          <span id=\"shown\" class=\"meta\">showing {m} of {m}</span></div>\n<div class=\"cards small\" id=\"charts\">",
@@ -119,9 +119,41 @@ fn banner(history: &History) -> String {
         ),
     };
     format!(
-        "<div class=\"banner {class}\" id=\"verdict\" data-worse=\"{worse}\" data-better=\"{better}\">{}<span class=\"sub\">{sub}</span></div>\n",
-        escape(&headline)
+        "<div class=\"banner {class}\" id=\"verdict\" data-worse=\"{worse}\" data-better=\"{better}\">{}{}<span class=\"sub\">{sub}</span></div>\n",
+        escape(&headline),
+        worst_list(history)
     )
+}
+
+/// Links to the benchmarks with a step for the worse (the largest first, as the charts are
+/// ordered), each with its largest step; the first few only.
+fn worst_list(history: &History) -> String {
+    const SHOWN: usize = 8;
+    let stepped: Vec<(usize, &Series, &Step)> = history
+        .series
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.worst_step().map(|st| (i, s, st)))
+        .collect();
+    if stepped.is_empty() {
+        return String::new();
+    }
+    let mut items: Vec<String> = stepped
+        .iter()
+        .take(SHOWN)
+        .map(|(i, s, st)| {
+            format!(
+                "<a class=\"id\" href=\"#h-{i}\">{}</a> {} at #{}",
+                escape(&s.id),
+                output::pct(st.change.point),
+                st.to + 1
+            )
+        })
+        .collect();
+    if stepped.len() > SHOWN {
+        items.push(format!("and {} more below", stepped.len() - SHOWN));
+    }
+    format!("<span class=\"list\">{}</span>", items.join(" · "))
 }
 
 /// The span of the history in one line: first and last export, and what ordered them.
@@ -148,9 +180,24 @@ fn span_line(history: &History) -> String {
     } else {
         format!("from {} to {}", label(0), label(n - 1))
     };
+    let count = |by: OrderedBy| {
+        history
+            .exports
+            .iter()
+            .filter(|e| e.ordered_by == by)
+            .count()
+    };
+    let order = match (count(OrderedBy::CommitDate), count(OrderedBy::ExportDate)) {
+        (c, _) if c == n => "by commit date".to_string(),
+        (_, e) if e == n => "by export date (git could not look the commits up here)".to_string(),
+        (0, 0) => "as given (no dates recorded)".to_string(),
+        (c, e) => {
+            format!("by commit date where git knows the commit ({c}), else by export date ({e})")
+        }
+    };
     format!(
-        "<p class=\"meta\">{n} export{} {span}, oldest first by commit date; the numbered list \
-         is <a href=\"#exports\">at the end</a>.</p>\n",
+        "<p class=\"meta\" id=\"span\">{n} export{} {span}, oldest first, placed {order}; the \
+         numbered list is <a href=\"#exports\">at the end</a>.</p>\n",
         if n == 1 { "" } else { "s" }
     )
 }
@@ -206,61 +253,6 @@ fn exports_table(history: &History) -> String {
     out
 }
 
-fn steps_table(history: &History) -> String {
-    let mut steps: Vec<(&Series, &Step)> = history
-        .series
-        .iter()
-        .flat_map(|s| s.steps.iter().map(move |st| (s, st)))
-        .collect();
-    if steps.is_empty() {
-        return String::new();
-    }
-    steps.sort_by_key(|(_, st)| st.verdict.severity());
-    let mut out = String::from(
-        "<h2>Steps beyond a threshold</h2>\n<table id=\"steps\">\n<tr><th>step</th><th>benchmark</th>\
-         <th>exports</th><th class=\"num\">change [interval]</th><th class=\"num\">threshold</th></tr>\n",
-    );
-    for (s, st) in steps {
-        let (class, word) = if st.verdict == Verdict::Regressed {
-            ("worse", "worse")
-        } else {
-            ("better", "better")
-        };
-        let _ = writeln!(
-            out,
-            "<tr><td><span class=\"badge {class}\">{word}</span></td><td><a class=\"id\" \
-             href=\"#h-{}\">{}</a></td><td>#{} → #{}{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td></tr>",
-            anchor_index(history, s),
-            escape(&s.id),
-            st.from + 1,
-            st.to + 1,
-            commit_suffix(history, st.to),
-            output::change(&st.change),
-            output::threshold(s.threshold_pct)
-        );
-    }
-    out.push_str("</table>\n");
-    out
-}
-
-fn anchor_index(history: &History, series: &Series) -> usize {
-    history
-        .series
-        .iter()
-        .position(|s| s.id == series.id)
-        .unwrap_or(0)
-}
-
-fn commit_suffix(history: &History, export: usize) -> String {
-    history
-        .exports
-        .get(export)
-        .and_then(|e| e.commit.as_deref())
-        .map(|c| format!(" (<code>{}</code>)", escape(short(c))))
-        .unwrap_or_default()
-}
-
 fn card(s: &Series, index: usize) -> Result<String> {
     let class = match (s.worst_step(), s.steps.is_empty()) {
         (Some(_), _) => " stepped-worse",
@@ -287,15 +279,23 @@ fn card(s: &Series, index: usize) -> Result<String> {
             i + 1
         ));
     }
-    for st in &s.steps {
+    // The latest steps, newest last; a benchmark that flips at every export would otherwise
+    // fill its card with them.
+    const STEPS_SHOWN: usize = 3;
+    let hidden = s.steps.len().saturating_sub(STEPS_SHOWN);
+    if hidden > 0 {
+        facts.push(format!("{hidden} earlier step(s)"));
+    }
+    for st in &s.steps[hidden..] {
         let word = if st.verdict == Verdict::Regressed {
             "worse"
         } else {
             "better"
         };
         facts.push(format!(
-            "<span class=\"badge {word}\">step {}</span> #{} → #{}",
+            "<span class=\"badge {word}\" title=\"{}\">{}</span> #{} → #{}",
             output::change(&st.change),
+            output::pct(st.change.point),
             st.from + 1,
             st.to + 1
         ));

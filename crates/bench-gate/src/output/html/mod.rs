@@ -101,6 +101,8 @@ a { color: #1f5fa8; }
 .banner.fail { background: #fbe9e5; border: 1px solid var(--worse); color: #8a2000; }
 .banner.pass { background: #e8f4ea; border: 1px solid var(--better); color: #17591f; }
 .banner.info { background: var(--bg-soft); border: 1px solid var(--line); color: #333; }
+.banner .list { display: block; font-size: 14px; font-weight: 400; margin-top: 4px; }
+.banner .list a { color: inherit; }
 .banner .sub { display: block; font-size: 13px; font-weight: 400; color: #333; margin-top: 2px; }
 .counts { display: flex; flex-wrap: wrap; gap: 6px; margin: 8px 0; }
 .badge { display: inline-block; border-radius: 10px; padding: 1px 9px; font-size: 12px; font-weight: 600;
