@@ -197,6 +197,65 @@ fn a_comparison_with_nothing_flagged_says_so_plainly() {
 }
 
 #[test]
+fn benchmarks_on_one_side_only_get_one_distribution_and_say_where_they_are() {
+    let s = Scratch::new();
+    s.export("base");
+    let mut head = s.export("slow25");
+    let benchmarks = head["benchmarks"].as_object_mut().unwrap();
+    benchmarks.remove(STRINGS);
+    let mut renamed = benchmarks.remove(BATCH).unwrap();
+    let id = "throughput/fixture/batch/128";
+    renamed["criterion_benchmark_v1"]["full_id"] = id.into();
+    benchmarks.insert(id.to_string(), renamed);
+    std::fs::write(s.path("head.json"), head.to_string()).unwrap();
+    let (code, html) = s.report("base.json", "head.json", &s.path("page.html"));
+    assert_eq!(code, 2, "the regression of spin_small still fails");
+    let cards = cards(&html);
+    let card = |id: &str| {
+        cards
+            .iter()
+            .find(|(t, _)| attr(t, "data-id").as_deref() == Some(id))
+            .unwrap()
+    };
+    let (tag, missing) = card(STRINGS);
+    assert_eq!(attr(tag, "data-verdict").as_deref(), Some("missing"));
+    assert!(
+        missing.contains("Only in slow25") || missing.contains("Only in base"),
+        "{missing}"
+    );
+    assert_eq!(missing.matches("<svg").count(), 1, "one side, no change");
+    let (tag, new) = card(id);
+    assert_eq!(attr(tag, "data-verdict").as_deref(), Some("new"));
+    assert!(new.contains("nothing to compare with"), "{new}");
+    assert_eq!(new.matches("<svg").count(), 1);
+
+    // Where missing benchmarks fail the gate (strings, and batch/64 under its old name), the
+    // banner says so and links them.
+    std::fs::write(s.path("strict.toml"), "[gate]\nfail_on_missing = true\n").unwrap();
+    let crit = s.crit();
+    let page = s.path("strict.html");
+    let out = s.run(&[
+        "report",
+        "base.json",
+        "head.json",
+        "--criterion-dir",
+        &crit,
+        "--config",
+        "strict.toml",
+        "--html",
+        path(&page),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let html = std::fs::read_to_string(page).unwrap();
+    assert!(
+        html.contains("FAIL: 1 benchmark regressed, 2 benchmarks missing from slow25"),
+        "{html}"
+    );
+    let banner = &html[html.find("id=\"verdict\"").unwrap()..];
+    assert!(banner[..banner.find("</div>").unwrap()].contains(&format!(">{STRINGS}</a>")));
+}
+
+#[test]
 fn criterion_pages_are_linked_relative_to_the_page_where_they_exist() {
     let s = Scratch::new();
     let report = s.path("criterion/latency_fixture/spin_small/report");

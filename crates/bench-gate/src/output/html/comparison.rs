@@ -90,14 +90,24 @@ impl<'a> ComparisonPage<'a> {
                 directories.insert(row.id.clone(), bench.info.directory_name.clone());
             }
         }
-        Ok(ComparisonPage {
+        let mut page = ComparisonPage::from_samples(report, samples);
+        page.directories = directories;
+        page.machines = (base.machine.clone(), new.machine.clone());
+        Ok(page)
+    }
+
+    /// The page of `report` with each benchmark's samples given by id (shown values: costs per
+    /// iteration, or rates), for sides that are not one baseline each, such as sets of
+    /// interleaved rounds pooled per side. No Criterion links and no machines until set.
+    pub fn from_samples(report: &'a Report, samples: BTreeMap<String, SideSamples>) -> Self {
+        ComparisonPage {
             report,
             samples,
-            directories,
+            directories: BTreeMap::new(),
             criterion_pages: BTreeMap::new(),
             round_changes: BTreeMap::new(),
-            machines: (base.machine.clone(), new.machine.clone()),
-        })
+            machines: (None, None),
+        }
     }
 
     /// Links each benchmark to Criterion's page of it (`<dir>/<benchmark>/report/index.html`)
