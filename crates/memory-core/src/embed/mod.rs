@@ -27,7 +27,23 @@ pub trait Embedder: Send + Sync + Debug {
     fn embed_batch(&self, texts: &[&str]) -> Vec<Vec<f32>> {
         texts.iter().map(|text| self.embed(text)).collect()
     }
+
+    /// How far hybrid search trusts this embedder's similarities against BM25: the weight in
+    /// [0, 1] of the vector signal (`SearchConfig::vector_weight` overrides it). A sentence
+    /// embedder that knows meaning beyond shared words earns an equal say (the default); an
+    /// embedder that only hashes words repeats what BM25 already knows, less precisely, and
+    /// gets less.
+    fn vector_weight(&self) -> f32 {
+        DEFAULT_VECTOR_WEIGHT
+    }
 }
+
+/// [`Embedder::vector_weight`] of an embedder that does not say otherwise.
+pub const DEFAULT_VECTOR_WEIGHT: f32 = 0.5;
+
+/// [`Embedder::vector_weight`] of [`HashingEmbedder`], chosen on the quality benchmark (see the
+/// README's retrieval figures).
+pub const HASHING_VECTOR_WEIGHT: f32 = 0.2;
 
 /// Weight of a word bigram relative to a unigram: bigrams add word order without drowning the
 /// bag of words.
@@ -83,6 +99,10 @@ impl HashingEmbedder {
 impl Embedder for HashingEmbedder {
     fn dimension(&self) -> usize {
         self.dim
+    }
+
+    fn vector_weight(&self) -> f32 {
+        HASHING_VECTOR_WEIGHT
     }
 
     fn embed(&self, text: &str) -> Vec<f32> {

@@ -208,6 +208,10 @@ impl LongTermStore for EmbeddedStore {
         self.indexes.vector(agent, q, k, exact, filter, also)
     }
 
+    fn similarities(&self, agent: &str, q: &[f32], ids: &[EntryId]) -> Result<Ranking> {
+        Ok(self.indexes.similarities(agent, q, ids))
+    }
+
     fn max_similarity(&self, agent: &str, v: &[f32]) -> Result<Option<f32>> {
         self.indexes.max_similarity(agent, v)
     }
