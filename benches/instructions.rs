@@ -141,10 +141,9 @@ fn setup_context() -> Prepared<ContextQuery> {
 fn setup_append() -> Prepared<NewEntry> {
     let memory = open();
     let pool = messages(65, 0xa11ce);
-    for s in 0..64 {
+    for (s, m) in pool[..64].iter().enumerate() {
         let session = format!("s-{s}");
         memory.open_session(AGENT, &session).expect("open_session");
-        let m = &pool[s];
         let e = NewEntry::new(AGENT, session.as_str(), m.role, m.text.clone())
             .with_embedding(m.embedding.clone());
         memory.append(e).expect("warm-up append");

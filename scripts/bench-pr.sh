@@ -14,7 +14,10 @@
 # HEAD is saved as `head`, not `new`: Criterion 0.8's `--save-baseline new` copies its scratch
 # `new/` directory onto itself and truncates the files.
 #
-# Usage: scripts/bench-pr.sh BASE_REF [--format text|markdown|json]
+# With --html FILE it also writes the comparison as one HTML page (`bench-gate report`: the same
+# verdict, drawn, with the per-round changes of flagged benchmarks).
+#
+# Usage: scripts/bench-pr.sh BASE_REF [--format text|markdown|json] [--html FILE]
 # Env:   MEMBENCH_PROFILE (default quick)
 #        BENCH_ROUNDS (default 4): interleaved rounds per side
 #        BENCH_ROUND_ARGS (default "--warm-up-time 0.2 --measurement-time 0.6"): Criterion
@@ -36,7 +39,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 BASE_REF [--format text|markdown|json]" >&2
+  echo "usage: $0 BASE_REF [--format text|markdown|json] [--html FILE]" >&2
   exit 1
 }
 
@@ -44,6 +47,7 @@ usage() {
 base_ref=$1
 shift
 format=text
+html=""
 while (($# > 0)); do
   case $1 in
     --format)
@@ -53,6 +57,16 @@ while (($# > 0)); do
       ;;
     --format=*)
       format=${1#--format=}
+      shift
+      ;;
+    --html)
+      (($# >= 2)) && [[ -n $2 ]] || usage
+      html=$2
+      shift 2
+      ;;
+    --html=*)
+      html=${1#--html=}
+      [[ -n $html ]] || usage
       shift
       ;;
     *)
@@ -89,6 +103,14 @@ if [[ -n ${CARGO_TARGET_DIR:-} ]]; then CARGO_TARGET_DIR=$(absolute "$CARGO_TARG
 if [[ -n ${CRITERION_HOME:-} ]]; then CRITERION_HOME=$(absolute "$CRITERION_HOME"); fi
 if [[ -n ${GUNGRAUN_HOME:-} ]]; then GUNGRAUN_HOME=$(absolute "$GUNGRAUN_HOME"); fi
 config=${BENCH_GATE_CONFIG:+$(absolute "$BENCH_GATE_CONFIG")}
+if [[ -n $html ]]; then
+  html=$(absolute "$html")
+  # Checked now rather than after an hour of benchmarking.
+  [[ -d $(dirname "$html") ]] || {
+    echo "$0: --html $html: directory $(dirname "$html") does not exist" >&2
+    exit 1
+  }
+fi
 gate=${BENCH_GATE:-}
 if [[ $gate == */* ]]; then gate=$(absolute "$gate"); fi
 
@@ -238,6 +260,20 @@ set +e
 code=$?
 set -e
 echo "== gate done ($(elapsed))" >&2
+if [[ -n $html ]] && ((code == 0 || code == 2)); then
+  # The same inputs as the gate, so the page shows the verdict just printed.
+  page_args=(report base head --rounds "$rounds" --criterion-dir "$CRITERION_HOME" --html "$html")
+  if [[ -n $config ]]; then page_args+=(--config "$config"); fi
+  for w in ${warnings[@]+"${warnings[@]}"}; do page_args+=(--warn "$w"); done
+  set +e
+  "$gate" "${page_args[@]}" >&2
+  page_code=$?
+  set -e
+  if ((page_code != code)); then
+    echo "$0: writing the comparison page failed (bench-gate report exited $page_code, compare $code)" >&2
+    exit 1
+  fi
+fi
 case $code in
   0 | 2) exit "$code" ;;
   *)

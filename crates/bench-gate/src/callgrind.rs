@@ -293,7 +293,9 @@ mod tests {
     #[test]
     fn a_baseline_is_the_sum_of_its_thread_files_and_ids_follow_the_tree() {
         let root = tempfile::tempdir().unwrap();
-        let bench = root.path().join("memory-bench/instructions/counted/ltm/get.n2000");
+        let bench = root
+            .path()
+            .join("memory-bench/instructions/counted/ltm/get.n2000");
         std::fs::create_dir_all(&bench).unwrap();
         let write = |name: &str, n: u64| {
             let text = format!("events: Ir\nsummary: {n}\ntotals: {n}\n");

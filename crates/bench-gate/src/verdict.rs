@@ -656,7 +656,9 @@ fn nondeterminism_warning(id: &str, kind: Kind, sides: &[(&Benchmark, &Costs)]) 
     let spread = |values: &[f64]| {
         let (lo, hi) = values
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
         hi - lo > EXACT_TOLERANCE * hi.abs()
     };
     let mut varying = sides.iter().filter(|(_, c)| spread(&c.values)).peekable();

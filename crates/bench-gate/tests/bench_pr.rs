@@ -2,7 +2,8 @@
 //! in for the project, `BENCH_BUILD_CMD` is a fake build whose JSON names one bench executable,
 //! and that executable is a fake harness that copies one of the fixture baselines (real Criterion
 //! output) into `CRITERION_HOME` under the name the script asks it to save. This checks the
-//! plumbing: worktree handling, interleaved rounds, argument checks and exit-code propagation.
+//! plumbing: worktree handling, interleaved rounds, the HTML page, argument checks and exit-code
+//! propagation.
 #![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -255,6 +256,40 @@ fn a_regression_exits_2_with_the_markdown_report_on_stdout() {
 }
 
 #[test]
+fn html_writes_the_page_of_the_rounds_with_the_per_round_changes_of_flagged_benchmarks() {
+    let p = Project::new();
+    let page = p.path("page.html");
+    let out = p.run(
+        &[
+            "HEAD",
+            "--format",
+            "markdown",
+            "--html",
+            page.to_str().unwrap(),
+        ],
+        &[("FAKE_HEAD", "slow25")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("2 interleaved rounds, paired"), "{html}");
+    // Both regressed benchmarks carry their two rounds' changes; the page shows the same
+    // warning as the report (the instruction channel is off in these tests).
+    assert_eq!(html.matches("data-round-changes-pct=").count(), 2, "{html}");
+    assert!(html.contains("instruction counts skipped"), "{html}");
+    p.assert_worktree_removed();
+    // A page that cannot be written is an error before any benchmark runs.
+    let p = Project::new();
+    let out = p.run(&["HEAD", "--html", "/nonexistent-dir/page.html"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent-dir"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(p.bench_log(), "");
+}
+
+#[test]
 fn a_failing_benchmark_run_exits_1_and_still_removes_the_worktree() {
     for side in ["base", "head"] {
         let p = Project::new();
@@ -295,6 +330,7 @@ fn bad_arguments_exit_1_before_any_benchmark_runs() {
         &["no-such-ref"][..],
         &["HEAD", "--format", "html"][..],
         &["HEAD", "--format"][..],
+        &["HEAD", "--html"][..],
         &["HEAD", "extra"][..],
     ] {
         let out = p.run(args, &[]);

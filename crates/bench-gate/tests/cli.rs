@@ -974,14 +974,25 @@ fn rounds_are_paired_and_a_planted_slowdown_regresses_with_its_per_round_changes
     assert_eq!(row["verdict"], "regressed");
     let per_round = row["round_changes_pct"].as_array().unwrap();
     assert_eq!(per_round.len(), 3);
-    assert!(per_round.iter().all(|c| c.as_f64().unwrap() > 19.0), "{row}");
+    assert!(
+        per_round.iter().all(|c| c.as_f64().unwrap() > 19.0),
+        "{row}"
+    );
     // The pattern form finds the same rounds.
     let (code, by_pattern) = s.compare_json("old-r*", "pr-r*", &[]);
     assert_eq!(code, 2);
     assert_eq!(verdicts(&by_pattern), verdicts(&report));
     // The text report shows the rounds of the flagged benchmark.
     let crit = s.crit();
-    let out = s.run(&["compare", "old", "pr", "--rounds", "3", "--criterion-dir", &crit]);
+    let out = s.run(&[
+        "compare",
+        "old",
+        "pr",
+        "--rounds",
+        "3",
+        "--criterion-dir",
+        &crit,
+    ]);
     let text = stdout(&out);
     assert!(text.contains("3 interleaved rounds"), "{text}");
     assert!(text.contains("change per round"), "{text}");
@@ -1003,7 +1014,15 @@ fn a_missing_round_is_an_error_naming_it() {
     let s = Scratch::new();
     s.rounds("slow25");
     let crit = s.crit();
-    let out = s.run(&["compare", "old", "pr", "--rounds", "4", "--criterion-dir", &crit]);
+    let out = s.run(&[
+        "compare",
+        "old",
+        "pr",
+        "--rounds",
+        "4",
+        "--criterion-dir",
+        &crit,
+    ]);
     assert_error(&out, &["old-r4", "not found", "crashed"]);
     // Sets of different sizes by pattern.
     s.copy_baseline("same", "pr-r4");
@@ -1017,7 +1036,15 @@ fn a_benchmark_in_some_rounds_only_is_an_error_naming_benchmark_and_rounds() {
     s.rounds("same");
     std::fs::remove_dir_all(s.path("criterion/latency_fixture/spin_small/pr-r2")).unwrap();
     let crit = s.crit();
-    let out = s.run(&["compare", "old", "pr", "--rounds", "3", "--criterion-dir", &crit]);
+    let out = s.run(&[
+        "compare",
+        "old",
+        "pr",
+        "--rounds",
+        "3",
+        "--criterion-dir",
+        &crit,
+    ]);
     assert_error(&out, &[SPIN_SMALL, "pr-r2", "cannot be paired"]);
 }
 
@@ -1032,7 +1059,15 @@ fn rounds_with_different_sample_counts_are_an_error() {
     }
     std::fs::write(&sample, serde_json::to_vec(&doc).unwrap()).unwrap();
     let crit = s.crit();
-    let out = s.run(&["compare", "old", "pr", "--rounds", "3", "--criterion-dir", &crit]);
+    let out = s.run(&[
+        "compare",
+        "old",
+        "pr",
+        "--rounds",
+        "3",
+        "--criterion-dir",
+        &crit,
+    ]);
     assert_error(&out, &[SPIN_SMALL, "different sample counts", "profiles"]);
 }
 
@@ -1055,15 +1090,35 @@ fn benchmarks_run_once_per_side_join_a_comparison_of_rounds() {
     // `base` exists as a fixture baseline: it is BASE's single run; HEAD's is `fat`, copied.
     s.copy_baseline("fat", "head");
     let crit = s.crit();
-    let out = s.run(&["compare", "base", "head", "--rounds", "2", "--criterion-dir", &crit]);
+    let out = s.run(&[
+        "compare",
+        "base",
+        "head",
+        "--rounds",
+        "2",
+        "--criterion-dir",
+        &crit,
+    ]);
     // The single runs hold the same ids as the rounds: refused, not silently merged.
     assert_error(&out, &["both in the rounds and in the single runs"]);
     // Without a single run on HEAD's side, BASE's single run is unmatched.
     std::fs::remove_dir_all(s.path("criterion/footprint_fixture/strings/1000/head")).unwrap();
-    for dir in ["latency_fixture/spin_small", "latency_fixture/spin_large", "throughput_fixture/batch/64"] {
+    for dir in [
+        "latency_fixture/spin_small",
+        "latency_fixture/spin_large",
+        "throughput_fixture/batch/64",
+    ] {
         std::fs::remove_dir_all(s.path(&format!("criterion/{dir}/head"))).unwrap();
     }
-    let out = s.run(&["compare", "base", "head", "--rounds", "2", "--criterion-dir", &crit]);
+    let out = s.run(&[
+        "compare",
+        "base",
+        "head",
+        "--rounds",
+        "2",
+        "--criterion-dir",
+        &crit,
+    ]);
     assert_error(&out, &["'base' has benchmarks run once", "'head' missing"]);
 }
 
@@ -1090,13 +1145,19 @@ fn instruction_counts_are_decided_exactly_against_a_tight_threshold() {
     let (code, report) = s.compare_json("base", "head", &[]);
     assert_eq!(code, 2, "{report}");
     let rows = report["benchmarks"].as_array().unwrap();
-    let get = rows.iter().find(|r| r["id"] == "instructions/ltm/get/n1000").unwrap();
+    let get = rows
+        .iter()
+        .find(|r| r["id"] == "instructions/ltm/get/n1000")
+        .unwrap();
     assert_eq!(get["kind"], "instructions");
     assert_eq!(get["unit"], "instructions");
     assert_eq!(get["verdict"], "regressed", "+2.5% beyond +2%: {get}");
     assert_eq!(get["change"]["p_value"], 0.0);
     assert_eq!(get["change"]["lower_pct"], get["change"]["upper_pct"]);
-    let ann = rows.iter().find(|r| r["id"] == "instructions/search/ann/n1000").unwrap();
+    let ann = rows
+        .iter()
+        .find(|r| r["id"] == "instructions/search/ann/n1000")
+        .unwrap();
     assert_eq!(ann["verdict"], "unchanged");
     assert_eq!(ann["change"]["p_value"], 1.0);
     // Counts export and read back as counts (one exact sample each).
@@ -1106,7 +1167,10 @@ fn instruction_counts_are_decided_exactly_against_a_tight_threshold() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert!(doc["benchmarks"].as_object().unwrap().is_empty());
-    assert_eq!(doc["measurements"]["instructions/ltm/get/n1000"]["unit"], "instructions");
+    assert_eq!(
+        doc["measurements"]["instructions/ltm/get/n1000"]["unit"],
+        "instructions"
+    );
     let (code, again) = s.compare_json("base", &file, &[]);
     assert_eq!(code, 2);
     assert_eq!(verdicts(&again), verdicts(&report));
@@ -1123,8 +1187,10 @@ fn quality_is_higher_is_better_in_points_and_identical_constants_are_unchanged()
         let info = serde_json::json!({"group_id": "quality/fixture", "function_id": "r@10",
             "value_str": null, "throughput": null, "full_id": "quality/fixture/r@10",
             "directory_name": "quality_fixture/r10", "title": "quality/fixture/r@10"});
-        let est = |v: f64| serde_json::json!({"confidence_interval": {"confidence_level": 0.95,
-            "lower_bound": v, "upper_bound": v}, "point_estimate": v, "standard_error": 0.0});
+        let est = |v: f64| {
+            serde_json::json!({"confidence_interval": {"confidence_level": 0.95,
+            "lower_bound": v, "upper_bound": v}, "point_estimate": v, "standard_error": 0.0})
+        };
         let estimates = serde_json::json!({"mean": est(value), "median": est(value),
             "median_abs_dev": est(0.0), "slope": est(value), "std_dev": est(0.0)});
         // Iteration counts above 2^23: the per-iteration values are off by an ulp, as
@@ -1160,7 +1226,10 @@ fn quality_is_higher_is_better_in_points_and_identical_constants_are_unchanged()
     let row = row_of(&drop);
     assert_eq!(row["verdict"], "regressed");
     assert_eq!(row["change"]["scale"], "points");
-    assert!((row["change"]["point_pct"].as_f64().unwrap() + 3.0).abs() < 1e-6, "{row}");
+    assert!(
+        (row["change"]["point_pct"].as_f64().unwrap() + 3.0).abs() < 1e-6,
+        "{row}"
+    );
     let (code, gain) = s.compare_json("q_base", "q_gain", &[]);
     assert_eq!(code, 0);
     assert_eq!(row_of(&gain)["verdict"], "improved");
@@ -1192,7 +1261,14 @@ fn informational_benchmarks_are_shown_but_never_fail() {
 fn bmf_export_names_a_bencher_measure_per_benchmark() {
     let s = Scratch::new();
     let crit = s.crit();
-    let out = s.run(&["export", "base", "--criterion-dir", &crit, "--format", "bmf"]);
+    let out = s.run(&[
+        "export",
+        "base",
+        "--criterion-dir",
+        &crit,
+        "--format",
+        "bmf",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(doc[SPIN_SMALL]["latency"]["value"].as_f64().unwrap() > 0.0);

@@ -1,23 +1,32 @@
-//! Acknowledged writes survive a crash: a child process writes entries and reports each id it got
-//! back; the parent kills it with SIGKILL at a random point, reopens the file, and checks that
-//! every acknowledged entry is there, intact, and that the file is consistent. Several rounds, on
-//! the same file, so each round also recovers from the previous one's kill.
+//! Acknowledged writes survive a crash: a child process works on a store and reports each id it
+//! knows is committed; the parent kills it with SIGKILL at a random point, reopens the file, and
+//! checks that every acknowledged entry is there, intact, that nothing was set aside, and that the
+//! file is consistent. Rounds run on the same file, so each also recovers from the previous kill,
+//! and they cycle through three kinds of work the kill can land in:
+//!
+//! - `insert`: single inserts and batches (acknowledged when the call returns);
+//! - `consolidate`: appends to short-term windows and consolidations (an entry is acknowledged
+//!   once a consolidation returned and the child read it back from long-term memory);
+//! - `open`: opening the store, i.e. the rebuild of the in-RAM indexes and the background linking
+//!   after it (killed a random time after the child starts opening).
 //!
 //! The child is this test binary run again with `CRASH_CHILD_DB` set, executing only
-//! `crash_child_writer`.
+//! `crash_child`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use memory_core::{EntryId, Memory, MemoryConfig, NewEntry, Role, Storage};
 use rand::{Rng, SeedableRng};
 
-const DIM: usize = 8;
+const DIM: usize = 32;
 
 fn config() -> MemoryConfig {
     MemoryConfig {
         embedding_dim: DIM,
+        stm_capacity: 5,
         ..MemoryConfig::default()
     }
 }
@@ -29,51 +38,106 @@ fn content(round: u64, n: u64) -> String {
     )
 }
 
-fn embedding(n: u64) -> Vec<f32> {
-    (0..DIM)
-        .map(|i| ((n as usize + i) % 5) as f32 + 1.0)
-        .collect()
+/// Distinct directions, so that consolidation never skips an entry as a near-duplicate.
+fn embedding(round: u64, n: u64) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(round << 32 | n);
+    (0..DIM).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
-/// The child: writes single entries and batches forever, printing "ack <id> <round> <n>" after
-/// each commit returns. Does nothing when run as an ordinary test.
+fn ack(out: &std::io::Stdout, id: EntryId, round: u64, n: u64) {
+    let mut lock = out.lock();
+    writeln!(lock, "ack {} {round} {n}", id.0).unwrap();
+    lock.flush().unwrap();
+}
+
+/// The child: does the work of `CRASH_CHILD_MODE` forever, printing "ack <id> <round> <n>" for
+/// each committed entry. Does nothing when run as an ordinary test.
 #[test]
-fn crash_child_writer() {
+fn crash_child() {
     let Ok(db) = std::env::var("CRASH_CHILD_DB") else {
         return;
     };
     let round: u64 = std::env::var("CRASH_CHILD_ROUND").unwrap().parse().unwrap();
-    let m = Memory::open(Storage::File(db.into()), config()).unwrap();
+    let mode = std::env::var("CRASH_CHILD_MODE").unwrap();
     let out = std::io::stdout();
+    if mode == "open" {
+        println!("opening");
+        let m = Memory::open(Storage::File(db.into()), config()).unwrap();
+        println!("opened");
+        m.wait_for_indexing();
+        println!("indexed");
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    let m = Memory::open(Storage::File(db.into()), config()).unwrap();
     let mut n = 0u64;
     loop {
-        if n.is_multiple_of(3) {
-            let batch: Vec<_> = (n..n + 10)
-                .map(|k| {
-                    NewEntry::new("agent", format!("s{round}"), Role::User, content(round, k))
-                        .with_embedding(embedding(k))
-                })
-                .collect();
-            let ids = m.insert_batch(batch).unwrap();
-            let mut lock = out.lock();
-            for (k, id) in (n..n + 10).zip(ids) {
-                writeln!(lock, "ack {} {round} {k}", id.0).unwrap();
+        match mode.as_str() {
+            "insert" if n.is_multiple_of(3) => {
+                let batch: Vec<_> = (n..n + 10)
+                    .map(|k| {
+                        NewEntry::new("agent", format!("s{round}"), Role::User, content(round, k))
+                            .with_embedding(embedding(round, k))
+                    })
+                    .collect();
+                let ids = m.insert_batch(batch).unwrap();
+                for (k, id) in (n..n + 10).zip(ids) {
+                    ack(&out, id, round, k);
+                }
+                n += 10;
             }
-            lock.flush().unwrap();
-            n += 10;
-        } else {
-            let e = NewEntry::new(
-                "agent",
-                format!("s{round}"),
-                Role::Assistant,
-                content(round, n),
-            )
-            .with_embedding(embedding(n));
-            let id = m.insert(e).unwrap();
-            let mut lock = out.lock();
-            writeln!(lock, "ack {} {round} {n}", id.0).unwrap();
-            lock.flush().unwrap();
-            n += 1;
+            "insert" => {
+                let e = NewEntry::new(
+                    "agent",
+                    format!("s{round}"),
+                    Role::Assistant,
+                    content(round, n),
+                )
+                .with_embedding(embedding(round, n));
+                let id = m.insert(e).unwrap();
+                ack(&out, id, round, n);
+                n += 1;
+            }
+            "consolidate" => {
+                let mut appended = Vec::new();
+                for k in n..n + 12 {
+                    let e = NewEntry::new(
+                        "agent",
+                        format!("s{round}-{}", k % 3),
+                        Role::User,
+                        content(round, k),
+                    )
+                    .with_embedding(embedding(round, k))
+                    .with_importance(1.0);
+                    appended.push((m.append(e).unwrap(), k));
+                }
+                m.consolidate().unwrap();
+                for (id, k) in appended {
+                    if m.get("agent", id).unwrap().is_some() {
+                        ack(&out, id, round, k);
+                    }
+                }
+                n += 12;
+            }
+            other => panic!("unknown mode {other}"),
+        }
+    }
+}
+
+/// Fills the store so that opening it (rebuilding the indexes) takes long enough to be killed in.
+fn prefill(db: &std::path::Path, acked: &mut BTreeMap<u64, (u64, u64)>) {
+    let m = Memory::open(Storage::File(db.to_path_buf()), config()).unwrap();
+    const PREFILL_ROUND: u64 = 1_000;
+    for chunk in 0..20u64 {
+        let batch: Vec<_> = (chunk * 1_000..(chunk + 1) * 1_000)
+            .map(|k| {
+                NewEntry::new("agent", "prefill", Role::User, content(PREFILL_ROUND, k))
+                    .with_embedding(embedding(PREFILL_ROUND, k))
+            })
+            .collect();
+        let ids = m.insert_batch(batch).unwrap();
+        for (k, id) in (chunk * 1_000..).zip(ids) {
+            acked.insert(id.0, (PREFILL_ROUND, k));
         }
     }
 }
@@ -85,57 +149,83 @@ fn every_acknowledged_write_survives_sigkill() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     // id -> (round, n) of every acknowledged entry over all rounds
     let mut acked: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
-    for round in 0..5u64 {
-        let kill_after: usize = rng.random_range(1..400);
+    prefill(&db, &mut acked);
+    let modes = ["insert", "consolidate", "open"];
+    let rounds: u64 = std::env::var("CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(9);
+    let mut acked_by_mode = BTreeMap::new();
+    for round in 0..rounds {
+        let mode = modes[(round % 3) as usize];
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "crash_child_writer",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
             .env("CRASH_CHILD_DB", &db)
             .env("CRASH_CHILD_ROUND", round.to_string())
+            .env("CRASH_CHILD_MODE", mode)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let mut seen = 0;
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let mut parts = line.split_whitespace();
-            if parts.next() != Some("ack") {
-                continue; // libtest's own output
-            }
-            let nums: Vec<u64> = parts.map(|p| p.parse().unwrap()).collect();
-            acked.insert(nums[0], (nums[1], nums[2]));
-            seen += 1;
-            if seen >= kill_after {
-                child.kill().unwrap(); // SIGKILL on Unix
-                break;
+        let mut lines = BufReader::new(stdout).lines();
+        if mode == "open" {
+            // Killed while opening, or while linking right after.
+            let wait_for = rng.random_range(0..1_500u64);
+            let began = Instant::now();
+            // libtest prints "test crash_child ... " first, on the same line.
+            let opening = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .any(|l| l.ends_with("opening"));
+            assert!(opening, "round {round}: the child never started opening");
+            std::thread::sleep(Duration::from_millis(wait_for).saturating_sub(began.elapsed()));
+        } else {
+            let kill_after: usize = rng.random_range(1..400);
+            let mut seen = 0;
+            for line in lines.by_ref() {
+                let Ok(line) = line else { break };
+                // The first line starts with libtest's "test crash_child ... ".
+                let Some(at) = line.find("ack ") else {
+                    continue;
+                };
+                let mut parts = line[at..].split_whitespace();
+                parts.next();
+                let nums: Vec<u64> = parts.map(|p| p.parse().unwrap()).collect();
+                acked.insert(nums[0], (nums[1], nums[2]));
+                *acked_by_mode.entry(mode).or_insert(0) += 1;
+                seen += 1;
+                if seen >= kill_after {
+                    break;
+                }
             }
         }
+        child.kill().unwrap(); // SIGKILL on Unix
         let status = child.wait().unwrap();
         assert!(
             !status.success(),
-            "round {round}: the child must have been killed"
+            "round {round} ({mode}): the child must have been killed"
         );
 
         let m = Memory::open(Storage::File(db.clone()), config()).unwrap();
-        m.check_integrity().unwrap();
+        let report = m.check_integrity().unwrap();
+        assert!(
+            report.quarantined.is_empty(),
+            "round {round} ({mode}): rows set aside: {report:?}"
+        );
         for (id, (r, n)) in &acked {
-            let e = m
-                .get("agent", EntryId(*id))
-                .unwrap()
-                .unwrap_or_else(|| panic!("round {round}: acknowledged entry {id} is missing"));
+            let e = m.get("agent", EntryId(*id)).unwrap().unwrap_or_else(|| {
+                panic!("round {round} ({mode}): acknowledged entry {id} is missing")
+            });
             assert_eq!(e.content, content(*r, *n), "entry {id}");
             assert_eq!(e.embedding.as_ref().map(|v| v.len()), Some(DIM));
         }
         assert!(m.count("agent").unwrap() >= acked.len() as u64);
     }
-    assert!(
-        acked.len() > 5,
-        "the child acknowledged too few writes to test anything"
-    );
+    for mode in ["insert", "consolidate"] {
+        assert!(
+            acked_by_mode.get(mode).copied().unwrap_or(0) > 5,
+            "the {mode} rounds acknowledged too few writes to test anything: {acked_by_mode:?}"
+        );
+    }
 }

@@ -112,6 +112,10 @@ pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
         also: &[EntryId],
     ) -> Result<Ranking>;
 
+    /// Exact cosine similarity of the unit vector `q` to each of `agent`'s entries in `ids` that
+    /// has a vector (others are left out), in no particular order.
+    fn similarities(&self, agent: &str, q: &[f32], ids: &[EntryId]) -> Result<Ranking>;
+
     /// Highest cosine similarity of `v` to `agent`'s entries (approximate), for novelty and
     /// near-duplicate checks.
     fn max_similarity(&self, agent: &str, v: &[f32]) -> Result<Option<f32>>;
