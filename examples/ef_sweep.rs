@@ -23,7 +23,11 @@ fn main() {
     let started = Instant::now();
     let messages = fixture::workload().messages(max + QUERIES, 8, 0xef5);
     let dim = messages[0].embedding.len();
-    eprintln!("{} messages of {dim} dims in {:.1} s", messages.len(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "{} messages of {dim} dims in {:.1} s",
+        messages.len(),
+        started.elapsed().as_secs_f64()
+    );
     let (corpus, queries) = messages.split_at(max);
     let mut index = VectorIndex::new(VectorIndexConfig::new(dim)).expect("config");
     let mut checkpoints: Vec<usize> = [25_000, 50_000, 100_000, 200_000, 400_000, 1_000_000]
@@ -33,7 +37,11 @@ fn main() {
     if checkpoints.last() != Some(&max) {
         checkpoints.push(max);
     }
-    println!("{:>9} {}", "n", EFS.map(|ef| format!("ef={ef:<5}")).join(" "));
+    println!(
+        "{:>9} {}",
+        "n",
+        EFS.map(|ef| format!("ef={ef:<5}")).join(" ")
+    );
     let mut inserted = 0;
     for n in checkpoints {
         let t = Instant::now();
@@ -62,12 +70,17 @@ fn main() {
             let mut hits = 0usize;
             let mut total = 0usize;
             for (q, want) in queries.iter().zip(&truth) {
-                let got = index.search_approx(&q.embedding, 10, &|_| true).expect("ann");
+                let got = index
+                    .search_approx(&q.embedding, 10, &|_| true)
+                    .expect("ann");
                 hits += got.iter().filter(|h| want.contains(&h.0)).count();
                 total += want.len();
             }
             let us = t.elapsed().as_secs_f64() * 1e6 / queries.len() as f64;
-            row.push(format!("{:.3}/{us:.0}us", hits as f64 / total.max(1) as f64));
+            row.push(format!(
+                "{:.3}/{us:.0}us",
+                hits as f64 / total.max(1) as f64
+            ));
         }
         println!("{n:>9} {}", row.join(" "));
     }
