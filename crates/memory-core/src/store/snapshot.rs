@@ -61,12 +61,14 @@ const POLL: Duration = Duration::from_secs(2);
 const RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Whether a background save is due: a quarter of the store changed and the linker has caught
-/// up (a snapshot then holds a whole graph), or as much as the store holds changed whatever the
-/// linker's state. Each save rewrites the whole snapshot, so the share bounds the bytes written
+/// up (a snapshot then holds a whole graph), or twice as much as the store holds changed (deletes
+/// and inserts) whatever the linker's state; a store that only grows while the linker is behind
+/// is saved once it catches up, or on close. Each save rewrites the whole snapshot, so the share bounds the bytes written
 /// per entry to a few times its own size, and a crash leaves at most that share to index again.
 fn due(changes: u64, entries: u64, pending_links: usize) -> bool {
     let share = MIN_CHANGES.max(entries / 4);
-    (changes >= share && pending_links == 0) || changes >= MIN_CHANGES.max(entries)
+    (changes >= share && pending_links == 0)
+        || changes >= MIN_CHANGES.max(entries.saturating_mul(2))
 }
 
 /// The stamp of a snapshot: which database, and up to which change-log row.
@@ -125,6 +127,9 @@ pub(crate) struct SnapshotState {
     /// not replay, so no snapshot is saved by this handle.
     pub index_gaps: AtomicBool,
     saved_seq: AtomicU64,
+    /// Vectors the last saved snapshot held unlinked: a later save of the same stamp is worth
+    /// it when the linker has linked them since.
+    saved_unlinked: AtomicU64,
     /// One save at a time.
     saving: Mutex<()>,
     shutdown: Mutex<bool>,
@@ -238,6 +243,9 @@ impl Snapshots {
             Ok(loaded) => {
                 indexes.schedule_all();
                 self.state.saved_seq.store(stamp.seq, Ordering::Relaxed);
+                self.state
+                    .saved_unlinked
+                    .store(indexes.pending_links() as u64, Ordering::Relaxed);
                 self.state
                     .changes
                     .store(loaded.replayed as u64, Ordering::Relaxed);
@@ -445,7 +453,10 @@ impl Snapshots {
         let Some((seq, token)) = head else {
             return Ok(None);
         };
-        if seq == self.state.saved_seq.load(Ordering::Relaxed) {
+        let unlinked = indexes.pending_links() as u64;
+        if seq == self.state.saved_seq.load(Ordering::Relaxed)
+            && unlinked >= self.state.saved_unlinked.load(Ordering::Relaxed)
+        {
             return Ok(None);
         }
         let stamp = Stamp {
@@ -515,6 +526,7 @@ impl Snapshots {
         .map_err(io(&manifest))?;
         sync_dir(&self.dir).map_err(io(&self.dir))?;
         self.state.saved_seq.store(seq, Ordering::Relaxed);
+        self.state.saved_unlinked.store(unlinked, Ordering::Relaxed);
         self.state.changes.fetch_sub(changes, Ordering::AcqRel);
         self.remove_other_files(&written);
         // The log before this snapshot's row is no longer needed by any snapshot.
@@ -673,6 +685,13 @@ mod tests {
         assert!(!due(20_000, 30_000, 5), "the linker is behind");
         assert!(!due(100_000, 1_000_000, 0));
         assert!(due(250_000, 1_000_000, 0));
-        assert!(due(1_000_000, 1_000_000, 7), "forced past the store's size");
+        assert!(
+            !due(1_000_000, 1_000_000, 7),
+            "a growing store waits for the linker"
+        );
+        assert!(
+            due(2_000_000, 1_000_000, 7),
+            "forced past twice the store's size"
+        );
     }
 }
