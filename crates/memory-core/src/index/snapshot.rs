@@ -60,15 +60,10 @@ impl Indexes {
                         row.embedding,
                     )?;
                 }
-                // Another agent holding the id (impossible unless the file was edited) loses it.
-                for (name, other) in self.agents_for_snapshot() {
-                    if *name != *row.agent {
-                        other.remove_everywhere(id);
-                    }
-                }
             }
             None => {
-                for (_, shared) in self.agents_for_snapshot() {
+                let agents: Vec<SharedIndex> = self.agents.read().values().cloned().collect();
+                for shared in agents {
                     shared.remove_everywhere(id);
                 }
             }
