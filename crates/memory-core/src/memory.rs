@@ -290,7 +290,9 @@ impl Memory {
         })
     }
 
-    /// Folds the write-ahead log into the database file (for measuring its size, or before a copy).
+    /// Folds the write-ahead log into the database file (for measuring its size, or before a copy),
+    /// and saves the index snapshot of a file store (`Error::Io` naming its directory when that
+    /// cannot be written; the data is safe either way).
     pub fn checkpoint(&self) -> Result<()> {
         self.state().ltm.checkpoint()
     }

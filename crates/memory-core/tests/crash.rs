@@ -8,7 +8,10 @@
 //! - `consolidate`: appends to short-term windows and consolidations (an entry is acknowledged
 //!   once a consolidation returned and the child read it back from long-term memory);
 //! - `open`: opening the store, i.e. the rebuild of the in-RAM indexes and the background linking
-//!   after it (killed a random time after the child starts opening).
+//!   after it (killed a random time after the child starts opening);
+//! - `snapshot`: batches, each followed by `Memory::checkpoint`, which saves the index snapshot
+//!   (so the kill often lands inside a snapshot write); the next open loads the last whole
+//!   snapshot and replays the rest, and must still find every acknowledged entry.
 //!
 //! The child is this test binary run again with `CRASH_CHILD_DB` set, executing only
 //! `crash_child`.
@@ -98,6 +101,20 @@ fn crash_child() {
                 ack(&out, id, round, n);
                 n += 1;
             }
+            "snapshot" => {
+                let batch: Vec<_> = (n..n + 25)
+                    .map(|k| {
+                        NewEntry::new("agent", format!("s{round}"), Role::User, content(round, k))
+                            .with_embedding(embedding(round, k))
+                    })
+                    .collect();
+                let ids = m.insert_batch(batch).unwrap();
+                for (k, id) in (n..n + 25).zip(ids) {
+                    ack(&out, id, round, k);
+                }
+                m.checkpoint().unwrap();
+                n += 25;
+            }
             "consolidate" => {
                 let mut appended = Vec::new();
                 for k in n..n + 12 {
@@ -150,14 +167,14 @@ fn every_acknowledged_write_survives_sigkill() {
     // id -> (round, n) of every acknowledged entry over all rounds
     let mut acked: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     prefill(&db, &mut acked);
-    let modes = ["insert", "consolidate", "open"];
+    let modes = ["insert", "consolidate", "open", "snapshot"];
     let rounds: u64 = std::env::var("CRASH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(9);
+        .unwrap_or(12);
     let mut acked_by_mode = BTreeMap::new();
     for round in 0..rounds {
-        let mode = modes[(round % 3) as usize];
+        let mode = modes[(round % 4) as usize];
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
             .env("CRASH_CHILD_DB", &db)
@@ -222,7 +239,7 @@ fn every_acknowledged_write_survives_sigkill() {
         }
         assert!(m.count("agent").unwrap() >= acked.len() as u64);
     }
-    for mode in ["insert", "consolidate"] {
+    for mode in ["insert", "consolidate", "snapshot"] {
         assert!(
             acked_by_mode.get(mode).copied().unwrap_or(0) > 5,
             "the {mode} rounds acknowledged too few writes to test anything: {acked_by_mode:?}"

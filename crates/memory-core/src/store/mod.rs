@@ -8,6 +8,7 @@
 
 pub(crate) mod commit;
 pub(crate) mod embedded;
+pub(crate) mod snapshot;
 pub(crate) mod sqlite;
 
 use std::path::PathBuf;

@@ -12,6 +12,8 @@ use parking_lot::Mutex;
 use crate::embed::splitmix64;
 use crate::index::growth::reserve_bounded;
 
+mod snapshot;
+
 /// Parameters of the HNSW graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HnswParams {

@@ -6,6 +6,7 @@
 mod hnsw;
 pub(crate) mod kernel;
 pub(crate) mod quant;
+mod snapshot;
 
 use rustc_hash::FxHashMap;
 
