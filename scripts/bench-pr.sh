@@ -1,23 +1,45 @@
 #!/usr/bin/env bash
-# Benchmarks BASE_REF (in a temporary git worktree) and the current checkout (HEAD plus any
-# uncommitted changes) one after the other on this machine with the quick profile, then gates
-# the result with `bench-gate compare base head`. Works locally and in CI.
-# HEAD is saved as baseline `head`, not `new`: Criterion 0.8's `--save-baseline new` copies its
-# scratch `new/` directory onto itself and truncates the files.
+# Benchmarks BASE_REF (in a temporary git worktree) against the current checkout (HEAD plus any
+# uncommitted changes) on this machine, then gates the result with bench-gate. Works locally and
+# in CI.
 #
-# Usage: scripts/bench-pr.sh BASE_REF [--format text|markdown|json]
-# Env:   MEMBENCH_PROFILE (default quick), CARGO_TARGET_DIR (default target/ of this checkout;
-#        both sides build there, so dependencies are compiled once), CRITERION_HOME (default
-#        $CARGO_TARGET_DIR/criterion), BENCH_ARGS (extra arguments for the Criterion harness,
-#        split on spaces), BENCH_GATE_CONFIG (config file), BENCH_CMD (default
-#        "cargo bench --workspace --", split on spaces; `--save-baseline NAME` and BENCH_ARGS
-#        are appended), BENCH_GATE (a bench-gate binary to use instead of building this one).
+# Both sides are built once (`cargo bench --no-run`); their bench executables then run
+# alternately in ROUNDS interleaved rounds, ABBA order (round 1: base then head, round 2: head
+# then base, ...), each saved as its own Criterion baseline (base-r1, head-r1, base-r2, ...), so
+# that whatever the machine does for a while hits both sides of a round alike and cancels in the
+# per-round ratios `bench-gate compare base head --rounds N` pairs. Benchmarks that need one run
+# (ONCE targets: byte counts, quality figures) run once per side, saved as `base` and `head`.
+# Instruction counts (the gungraun bench `instructions`, under valgrind) run once per side too;
+# without valgrind or gungraun-runner the channel is skipped and the report says so.
+# HEAD is saved as `head`, not `new`: Criterion 0.8's `--save-baseline new` copies its scratch
+# `new/` directory onto itself and truncates the files.
+#
+# With --html FILE it also writes the comparison as one HTML page (`bench-gate report`: the same
+# verdict, drawn, with the per-round changes of flagged benchmarks).
+#
+# Usage: scripts/bench-pr.sh BASE_REF [--format text|markdown|json] [--html FILE]
+# Env:   MEMBENCH_PROFILE (default quick)
+#        BENCH_ROUNDS (default 4): interleaved rounds per side
+#        BENCH_ROUND_ARGS (default "--warm-up-time 0.2 --measurement-time 0.6"): Criterion
+#          arguments of each round (split on spaces)
+#        BENCH_ONCE (default "footprint quality"): bench targets run once per side, not per round
+#        BENCH_INSTRUCTIONS (default auto): auto = count instructions when valgrind and
+#          gungraun-runner are there, skipped with a warning in the report otherwise; off; required
+#          (missing tools are an error)
+#        BENCH_ARGS: extra arguments for every Criterion bench (split on spaces)
+#        CARGO_TARGET_DIR (default target/ of this checkout; both sides build there, so
+#          dependencies are compiled once), CRITERION_HOME (default $CARGO_TARGET_DIR/criterion),
+#          GUNGRAUN_HOME (default $CARGO_TARGET_DIR/gungraun), BENCH_GATE_CONFIG (config file),
+#          BENCH_GATE (a bench-gate binary to use instead of building this one),
+#          BENCH_BUILD_CMD (default "cargo bench --workspace --no-run --message-format=json",
+#          split on spaces; run in each side's directory, its JSON lines name the executables)
 # Exit:  bench-gate's code: 0 no regression, 2 regression; 1 for any error (bad arguments, a
-#        failed build or benchmark run, a gate error).
+#        failed build, a round that crashed, a gate error, missing tools with
+#        BENCH_INSTRUCTIONS=required).
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 BASE_REF [--format text|markdown|json]" >&2
+  echo "usage: $0 BASE_REF [--format text|markdown|json] [--html FILE]" >&2
   exit 1
 }
 
@@ -25,6 +47,7 @@ usage() {
 base_ref=$1
 shift
 format=text
+html=""
 while (($# > 0)); do
   case $1 in
     --format)
@@ -34,6 +57,16 @@ while (($# > 0)); do
       ;;
     --format=*)
       format=${1#--format=}
+      shift
+      ;;
+    --html)
+      (($# >= 2)) && [[ -n $2 ]] || usage
+      html=$2
+      shift 2
+      ;;
+    --html=*)
+      html=${1#--html=}
+      [[ -n $html ]] || usage
       shift
       ;;
     *)
@@ -50,12 +83,34 @@ case $format in
     exit 1
     ;;
 esac
+rounds=${BENCH_ROUNDS:-4}
+if ! [[ $rounds =~ ^[1-9][0-9]*$ ]]; then
+  echo "$0: BENCH_ROUNDS='$rounds' is not a number of rounds (1 or more)" >&2
+  exit 1
+fi
+instructions=${BENCH_INSTRUCTIONS:-auto}
+case $instructions in
+  auto | off | required) ;;
+  *)
+    echo "$0: BENCH_INSTRUCTIONS='$instructions' (auto, off or required)" >&2
+    exit 1
+    ;;
+esac
 
 # Paths given relative to the caller's directory must survive the `cd` below.
 absolute() { if [[ $1 == /* ]]; then printf '%s\n' "$1"; else printf '%s\n' "$PWD/$1"; fi; }
 if [[ -n ${CARGO_TARGET_DIR:-} ]]; then CARGO_TARGET_DIR=$(absolute "$CARGO_TARGET_DIR"); fi
 if [[ -n ${CRITERION_HOME:-} ]]; then CRITERION_HOME=$(absolute "$CRITERION_HOME"); fi
+if [[ -n ${GUNGRAUN_HOME:-} ]]; then GUNGRAUN_HOME=$(absolute "$GUNGRAUN_HOME"); fi
 config=${BENCH_GATE_CONFIG:+$(absolute "$BENCH_GATE_CONFIG")}
+if [[ -n $html ]]; then
+  html=$(absolute "$html")
+  # Checked now rather than after an hour of benchmarking.
+  [[ -d $(dirname "$html") ]] || {
+    echo "$0: --html $html: directory $(dirname "$html") does not exist" >&2
+    exit 1
+  }
+fi
 gate=${BENCH_GATE:-}
 if [[ $gate == */* ]]; then gate=$(absolute "$gate"); fi
 
@@ -72,11 +127,16 @@ export MEMBENCH_PROFILE=${MEMBENCH_PROFILE:-quick}
 # One target directory for both sides: the base worktree's crates live at another path, so their
 # artifacts get other hashes and nothing is rebuilt twice, while dependencies are shared.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
-# One Criterion directory for both sides, so both baselines sit side by side (and the HTML
-# report in it shows the comparison).
+# One Criterion directory for both sides, so all rounds sit side by side (and the HTML report in
+# it shows the last comparison).
 export CRITERION_HOME=${CRITERION_HOME:-$CARGO_TARGET_DIR/criterion}
+export GUNGRAUN_HOME=${GUNGRAUN_HOME:-$CARGO_TARGET_DIR/gungraun}
 read -r -a extra <<<"${BENCH_ARGS:-}"
-read -r -a bench_cmd <<<"${BENCH_CMD:-cargo bench --workspace --}"
+read -r -a round_args <<<"${BENCH_ROUND_ARGS:---warm-up-time 0.2 --measurement-time 0.6}"
+read -r -a once <<<"${BENCH_ONCE:-footprint quality}"
+read -r -a build_cmd <<<"${BENCH_BUILD_CMD:-cargo bench --workspace --no-run --message-format=json}"
+started=$SECONDS
+elapsed() { printf '%dm%02ds' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)); }
 
 # The gate of this checkout judges both sides; build it first so a broken build fails fast.
 if [[ -z $gate ]]; then
@@ -87,19 +147,22 @@ if [[ -z $gate ]]; then
   gate=$CARGO_TARGET_DIR/release/bench-gate
 fi
 
-mkdir -p "$CRITERION_HOME"
+mkdir -p "$CRITERION_HOME" "$GUNGRAUN_HOME"
 # Results of an earlier invocation would let a benchmark deleted in HEAD pass as present.
-find "$CRITERION_HOME" -depth -type d \( -name base -o -name head \) \
-  -exec test -f '{}/benchmark.json' ';' -exec rm -rf '{}' ';'
+find "$CRITERION_HOME" -depth -type d \( -name base -o -name head -o -name 'base-r[0-9]*' \
+  -o -name 'head-r[0-9]*' \) -exec test -f '{}/benchmark.json' ';' -exec rm -rf '{}' ';'
+find "$GUNGRAUN_HOME" -type f \( -name '*.base@base*' -o -name '*.base@head*' \) -delete
 
-worktree=$(mktemp -d "${TMPDIR:-/tmp}/bench-base.XXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-pr.XXXXXX")
+worktree=$work/base
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
-  # Removes exactly this worktree; if it was never registered, the empty directory goes.
+  # Removes exactly this worktree; if it was never registered, the directory goes.
   git -C "$repo" worktree remove --force "$worktree" >/dev/null 2>&1 || {
     rm -rf "$worktree"
     git -C "$repo" worktree prune >/dev/null 2>&1 || true
   }
+  rm -rf "$work"
 }
 trap cleanup EXIT
 # An interrupted run (Ctrl-C, a cancelled CI job) still removes the worktree.
@@ -107,23 +170,110 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 git worktree add --quiet --detach "$worktree" "$base_sha" >&2
 
-bench() { # DIR BASELINE
-  echo "== benchmarking $2 in $1 (MEMBENCH_PROFILE=$MEMBENCH_PROFILE)" >&2
-  (cd "$1" && "${bench_cmd[@]}" --save-baseline "$2" ${extra[@]+"${extra[@]}"}) >&2 || {
-    echo "$0: benchmarking $2 failed" >&2
+# build DIR SIDE: builds SIDE's bench executables once; writes "target executable" lines.
+build() {
+  echo "== building $2 in $1 ($(elapsed))" >&2
+  (cd "$1" && "${build_cmd[@]}") >"$work/$2.build.json" || {
+    echo "$0: building the benchmarks of $2 failed" >&2
     exit 1
   }
+  # Cargo's JSON messages: one compiler-artifact line per target, with "executable" for benches.
+  grep '"reason":"compiler-artifact"' "$work/$2.build.json" | grep '"kind":\["bench"\]' |
+    sed -n 's/.*"target":{[^}]*"name":"\([^"]*\)".*"executable":"\([^"]*\)".*/\1 \2/p' \
+      >"$work/$2.benches" || true
+  if [[ ! -s $work/$2.benches ]]; then
+    echo "$0: building $2 produced no bench executables" >&2
+    exit 1
+  fi
 }
 
-bench "$worktree" base
-bench "$repo" head
+build "$worktree" base
+build "$repo" head
 
-gate_args=(compare base head --criterion-dir "$CRITERION_HOME" --format "$format")
+is_once() { local t; for t in ${once[@]+"${once[@]}"}; do [[ $t == "$1" ]] && return 0; done; return 1; }
+
+# run_benches SIDE DIR BASELINE WHICH [ARGS...]: runs SIDE's Criterion executables of WHICH
+# (round: every target but ONCE and instructions; once: the ONCE targets) saving BASELINE.
+run_benches() {
+  local side=$1 dir=$2 baseline=$3 which=$4 target exe
+  shift 4
+  while read -r target exe; do
+    [[ $target == instructions ]] && continue
+    if is_once "$target"; then [[ $which == once ]] || continue; else [[ $which == round ]] || continue; fi
+    echo "== $baseline: $target ($side, $(elapsed))" >&2
+    (cd "$dir" && "$exe" --bench --save-baseline "$baseline" "$@" ${extra[@]+"${extra[@]}"}) >&2 || {
+      echo "$0: benchmarking $side failed: $target exited with an error in $baseline (a crashed round cannot be paired; see the log above)" >&2
+      exit 1
+    }
+  done <"$work/$side.benches"
+}
+
+for ((k = 1; k <= rounds; k++)); do
+  if ((k % 2 == 1)); then order=(base head); else order=(head base); fi
+  for side in "${order[@]}"; do
+    if [[ $side == base ]]; then dir=$worktree; else dir=$repo; fi
+    run_benches "$side" "$dir" "$side-r$k" round ${round_args[@]+"${round_args[@]}"}
+  done
+done
+run_benches base "$worktree" base once
+run_benches head "$repo" head once
+
+# The instruction channel: deterministic, so one run per side.
+warnings=()
+instructions_exe() { sed -n 's/^instructions //p' "$work/$1.benches"; }
+missing=""
+if [[ $instructions != off ]]; then
+  if ! command -v valgrind >/dev/null; then
+    missing="valgrind not found (apt-get install valgrind)"
+  elif ! "${GUNGRAUN_RUNNER:-gungraun-runner}" --version >/dev/null 2>&1; then
+    missing="gungraun-runner not found (cargo install --locked gungraun-runner --version 0.20.0)"
+  elif [[ -z $(instructions_exe base) || -z $(instructions_exe head) ]]; then
+    missing="the base commit has no instructions bench"
+  fi
+fi
+if [[ $instructions == off ]]; then
+  warnings+=("instruction counts skipped: BENCH_INSTRUCTIONS=off")
+elif [[ -n $missing ]]; then
+  if [[ $instructions == required ]]; then
+    echo "$0: BENCH_INSTRUCTIONS=required but $missing" >&2
+    exit 1
+  fi
+  echo "$0: warning: instruction counts skipped: $missing" >&2
+  warnings+=("instruction counts skipped: $missing; this verdict rests on timings alone")
+else
+  for side in base head; do
+    if [[ $side == base ]]; then dir=$worktree; else dir=$repo; fi
+    echo "== $side: instructions (valgrind, $(elapsed))" >&2
+    (cd "$dir" && "$(instructions_exe "$side")" --bench "--save-baseline=$side") >&2 || {
+      echo "$0: counting instructions of $side failed (see the log above)" >&2
+      exit 1
+    }
+  done
+fi
+echo "== benchmarks done ($(elapsed))" >&2
+
+gate_args=(compare base head --rounds "$rounds" --criterion-dir "$CRITERION_HOME" --format "$format")
 if [[ -n $config ]]; then gate_args+=(--config "$config"); fi
+for w in ${warnings[@]+"${warnings[@]}"}; do gate_args+=(--warn "$w"); done
 set +e
 "$gate" "${gate_args[@]}"
 code=$?
 set -e
+echo "== gate done ($(elapsed))" >&2
+if [[ -n $html ]] && ((code == 0 || code == 2)); then
+  # The same inputs as the gate, so the page shows the verdict just printed.
+  page_args=(report base head --rounds "$rounds" --criterion-dir "$CRITERION_HOME" --html "$html")
+  if [[ -n $config ]]; then page_args+=(--config "$config"); fi
+  for w in ${warnings[@]+"${warnings[@]}"}; do page_args+=(--warn "$w"); done
+  set +e
+  "$gate" "${page_args[@]}" >&2
+  page_code=$?
+  set -e
+  if ((page_code != code)); then
+    echo "$0: writing the comparison page failed (bench-gate report exited $page_code, compare $code)" >&2
+    exit 1
+  fi
+fi
 case $code in
   0 | 2) exit "$code" ;;
   *)

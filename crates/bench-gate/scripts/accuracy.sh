@@ -1,69 +1,256 @@
 #!/usr/bin/env bash
-# Measures the gate's accuracy on this machine with real Criterion runs of the fixture bench:
-# one reference run, RUNS same-code runs (any "regressed" is a false regression), and SLOW_RUNS
-# runs with SLOW_ID slowed by SLOWDOWN (caught when that benchmark is "regressed"). Every run is
-# compared with the reference under each config in CONFIGS ("default" = the built-in defaults).
-# Usage: crates/bench-gate/scripts/accuracy.sh [extra criterion args, e.g. --sample-size 50]
-#   env: RUNS=10 SLOW_RUNS=10 SLOWDOWN=1.10 SLOW_ID=latency/fixture/spin_small
-#        FIXTURE_CLOCK=wall|cpu  CONFIGS="default path/to/other.toml"
+# How often the gate is right, measured on this machine with the real engine: A/A comparisons
+# (the same code on both sides: any "regressed" row is a false alarm) and planted slowdowns of
+# one operation (caught when its benchmark is "regressed"; any other regressed row is unrelated),
+# each with and without an injected noisy neighbour, in three modes:
+#
+#   sequential   one full run of BASE, then one of HEAD (the old PR job), `compare base head`
+#   interleaved  ROUNDS short rounds in ABBA order, `compare base head --rounds ROUNDS`
+#   instructions callgrind counts of benches/instructions.rs (valgrind + gungraun-runner)
+#
+# The slowdown is planted in memory-core by the `membench_planted` cfg (crates/memory-core/src/
+# planted.rs), compiled only into this script's own build (RUSTFLAGS="--cfg membench_planted",
+# a target directory of its own): both sides run the same executables, HEAD with
+# MEMBENCH_PLANTED=<op>=<pct> (spin for pct% of the operation's own time) or, for instruction
+# counts, MEMBENCH_PLANTED_WORK=<op>=<n> (a fixed loop calibrated here to pct% of the
+# operation's counted instructions).
+#
+# Noise: none | cpu (a hog on one core, busy HOG_BUSY s then idle HOG_IDLE s, repeating) |
+# disk (a writer doing synchronous 1 MiB writes, busy/idle like the hog, through the fsync
+# benchmarks).
+#
+# Usage: crates/bench-gate/scripts/accuracy.sh
+#   env: MODES="interleaved sequential instructions" NOISES="none cpu" PCTS="0 2 3 5 10 20"
+#        REPS=10 OP=get ROUNDS=4 ROUND_ARGS="--warm-up-time 0.2 --measurement-time 0.6"
+#        BENCHES="latency" (Criterion targets of the timing modes) FILTER="" (a Criterion
+#        filter, e.g. "ltm/get" for a fast look) INSTR_FILTER (gungraun's, default the planted
+#        operation's benchmark for OP=get) MEMBENCH_PROFILE=quick HOG_BUSY=15 HOG_IDLE=10
+#        CONFIG=<bench-gate.toml> (default: the repository's) OUT=<dir to keep the reports>
+# Prints one line per run, then the table: false regressions per A/A run, share of planted
+# slowdowns caught, unrelated rows regressed.
 set -euo pipefail
 crate=$(cd "$(dirname "$0")/.." && pwd)
 root=$(cd "$crate/../.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-runs=${RUNS:-10}
-slow_runs=${SLOW_RUNS:-10}
-slowdown=${SLOWDOWN:-1.10}
-slow_id=${SLOW_ID:-latency/fixture/spin_small}
-configs=${CONFIGS:-default}
-export FIXTURE_CLOCK=${FIXTURE_CLOCK:-wall}
 command -v jq >/dev/null || { echo "accuracy.sh needs jq" >&2; exit 1; }
 
-cargo build --release -p bench-gate --example fixture_bench --bin bench-gate \
-  --manifest-path "$root/Cargo.toml" >&2
-bench=$target/release/examples/fixture_bench
+modes=${MODES:-interleaved sequential instructions}
+noises=${NOISES:-none cpu}
+pcts=${PCTS:-0 2 3 5 10 20}
+reps=${REPS:-10}
+op=${OP:-get}
+rounds=${ROUNDS:-4}
+read -r -a round_args <<<"${ROUND_ARGS:---warm-up-time 0.2 --measurement-time 0.6}"
+read -r -a benches <<<"${BENCHES:-latency}"
+filter=${FILTER:-}
+hog_busy=${HOG_BUSY:-15}
+hog_idle=${HOG_IDLE:-10}
+config=${CONFIG:-$root/bench-gate.toml}
+export MEMBENCH_PROFILE=${MEMBENCH_PROFILE:-quick}
+target=${CARGO_TARGET_DIR:-$root/target}/accuracy-planted
+work=$(mktemp -d "${TMPDIR:-/tmp}/accuracy.XXXXXX")
+out=${OUT:-$work/reports}
+mkdir -p "$out"
+
+# Benchmarks the planted operation is measured by: caught when one of them regressed; a
+# regression anywhere else is unrelated.
+case $op in
+  get)
+    planted_re='^(latency/ltm/get/|latency/api/get_|tail/ltm_get/|instructions/ltm/get/)'
+    instr_filter=${INSTR_FILTER-*::get::*}
+    ;;
+  search)
+    planted_re='^(latency/search/|latency/keyword/memory_core|latency/cache/miss|latency/context/|tail/(keyword|ann|hybrid|cache_miss|hybrid_context)|scaling/|instructions/(search|context)/)'
+    instr_filter=${INSTR_FILTER-}
+    ;;
+  *) echo "OP must be get or search" >&2; exit 1 ;;
+esac
+
+noise_pid=""
+stop_noise() {
+  if [[ -n $noise_pid ]]; then
+    kill "$noise_pid" 2>/dev/null || true
+    wait "$noise_pid" 2>/dev/null || true
+    noise_pid=""
+  fi
+}
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+  stop_noise
+  rm -rf "$work/c" "$work/g" "$work/noise.bin"
+  [[ -n ${OUT:-} ]] || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start_noise() { # NAME
+  case $1 in
+    none) ;;
+    cpu)
+      # One core busy for HOG_BUSY s, then idle for HOG_IDLE s, until stopped.
+      (
+        trap 'exit 0' TERM
+        while :; do
+          end=$((SECONDS + hog_busy))
+          while ((SECONDS < end)); do :; done
+          sleep "$hog_idle"
+        done
+      ) &
+      noise_pid=$!
+      ;;
+    disk)
+      (
+        trap 'exit 0' TERM
+        while :; do
+          end=$((SECONDS + hog_busy))
+          while ((SECONDS < end)); do
+            dd if=/dev/zero of="$work/noise.bin" bs=1M count=64 oflag=dsync status=none
+          done
+          rm -f "$work/noise.bin"
+          sleep "$hog_idle"
+        done
+      ) &
+      noise_pid=$!
+      ;;
+    *) echo "unknown noise '$1' (none, cpu, disk)" >&2; exit 1 ;;
+  esac
+}
+
+echo "# accuracy $(date -u +%FT%TZ) load=$(cut -d' ' -f1-3 /proc/loadavg) op=$op modes='$modes' noises='$noises' pcts='$pcts' reps=$reps rounds=$rounds round_args='${round_args[*]}' benches='${benches[*]}' filter='$filter' profile=$MEMBENCH_PROFILE"
+echo "# building with --cfg membench_planted into $target"
+(cd "$root" && RUSTFLAGS="--cfg membench_planted" CARGO_TARGET_DIR="$target" \
+  cargo bench --workspace --no-run --message-format=json 2>/dev/null) |
+  jq -r 'select(.reason == "compiler-artifact" and .target.kind == ["bench"] and .executable != null) | "\(.target.name) \(.executable)"' \
+    >"$work/benches"
+(cd "$root" && CARGO_TARGET_DIR="$target" cargo build --quiet --release -p bench-gate)
 gate=$target/release/bench-gate
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-crit_args=("$@")
+exe() { sed -n "s/^$1 //p" "$work/benches"; }
+for b in "${benches[@]}"; do
+  [[ -n $(exe "$b") ]] || { echo "no bench target '$b'" >&2; exit 1; }
+done
 
-run() { # NAME [VAR=VALUE ...]
-  local name=$1
-  shift
-  env "$@" CRITERION_HOME="$work/c" "$bench" --bench --save-baseline "$name" "${crit_args[@]}" \
-    >"$work/log" 2>&1 || { cat "$work/log" >&2; exit 1; }
+# criterion_run SIDE BASELINE PCT [ARGS...]: the timed benches once, HEAD with the slowdown.
+criterion_run() {
+  local side=$1 name=$2 pct=$3 b
+  shift 3
+  for b in "${benches[@]}"; do
+    if [[ $side == head && $pct != 0 ]]; then
+      (cd "$root" && MEMBENCH_PLANTED="$op=$pct" CRITERION_HOME="$work/c" "$(exe "$b")" --bench --save-baseline "$name" "$@" ${filter:+"$filter"}) >>"$work/log" 2>&1
+    else
+      (cd "$root" && CRITERION_HOME="$work/c" "$(exe "$b")" --bench --save-baseline "$name" "$@" ${filter:+"$filter"}) >>"$work/log" 2>&1
+    fi || { tail -20 "$work/log" >&2; exit 1; }
+  done
 }
 
-rows() { # CONFIG BASE NEW -> "id verdict change [lower, upper]" per benchmark
-  local args=(compare "$2" "$3" --criterion-dir "$work/c" --format json)
-  [[ $1 == default ]] || args+=(--config "$1")
-  # Run from the scratch dir so the built-in defaults are not replaced by a repo bench-gate.toml.
-  (cd "$work" && "$gate" "${args[@]}") | jq -r '(.benchmarks[] | "\(.id) \(.verdict) \(.change.point_pct // 0 | .*10|round/10)% [\(.change.lower_pct // 0 | .*10|round/10), \(.change.upper_pct // 0 | .*10|round/10)]"), (.warnings[] | "warning: \(.)")' || true
+instructions_run() { # SIDE WORK
+  local work_n=$2
+  (cd "$root" && GUNGRAUN_HOME="$work/g" MEMBENCH_PLANTED_WORK="$op=$work_n" "$(exe instructions)" --bench "--save-baseline=$1" ${instr_filter:+"$instr_filter"}) >>"$work/log" 2>&1 ||
+    { tail -20 "$work/log" >&2; exit 1; }
 }
 
-echo "# accuracy $(date -u +%FT%TZ) clock=$FIXTURE_CLOCK load=$(cut -d' ' -f1-3 /proc/loadavg) criterion args: ${crit_args[*]:-(fixture defaults)}"
-run ref
-for i in $(seq 1 "$runs"); do run "same$i"; done
-for i in $(seq 1 "$slow_runs"); do run "slow$i" FIXTURE_SLOW="$slow_id=$slowdown"; done
-echo "# runs done $(date -u +%FT%TZ) load=$(cut -d' ' -f1-3 /proc/loadavg)"
+# Instructions per iteration of the planted loop and the operation's own count, so that WORK
+# can be set to pct% of the operation.
+calibrate() {
+  [[ -n $(exe instructions) ]] || { echo "no instructions bench" >&2; exit 1; }
+  rm -rf "$work/g"
+  instructions_run base 0
+  instructions_run head 100000
+  local json
+  json=$(cd "$work" && GUNGRAUN_HOME="$work/g" "$gate" compare base head --criterion-dir "$work/c" --config "$config" --format json 2>/dev/null || true)
+  op_base=$(jq -r --arg re "$planted_re" '[.benchmarks[] | select(.id | test($re))][0].base' <<<"$json")
+  op_head=$(jq -r --arg re "$planted_re" '[.benchmarks[] | select(.id | test($re))][0].new' <<<"$json")
+  per_iter=$(jq -n "($op_head - $op_base) / 100000")
+  echo "# calibration: $op counts $op_base instructions; the planted loop costs $per_iter per iteration"
+}
 
-for config in $configs; do
-  echo "## config: $config"
-  false_runs=0
-  false_rows=0
-  for i in $(seq 1 "$runs"); do
-    out=$(rows "$config" ref "same$i")
-    n=$(grep -v '^warning' <<<"$out" | grep -c ' regressed ' || true)
-    if ((n > 0)); then false_runs=$((false_runs + 1)); false_rows=$((false_rows + n)); fi
-    echo "same$i: $(tr '\n' ';' <<<"$out")"
+gate_json() { # ARGS... -> report JSON on stdout (the gate's exit code is in the JSON)
+  (cd "$work" && GUNGRAUN_HOME="$work/g" "$gate" compare "$@" --criterion-dir "$work/c" --config "$config" --format json 2>>"$work/log") || true
+}
+
+declare -A runs caught unrelated false_rows false_runs
+summarise() { # KEY JSON PCT
+  local key=$1 json=$2 pct=$3 regressed hit others
+  if [[ -z $json ]] || ! jq -e . >/dev/null 2>&1 <<<"$json"; then
+    echo "$key: gate error (see $work/log)"
+    return
+  fi
+  regressed=$(jq -r '[.benchmarks[] | select(.verdict == "regressed" and .informational == null) | .id] | join(" ")' <<<"$json")
+  hit=$(jq -r --arg re "$planted_re" '[.benchmarks[] | select((.id | test($re)) and .verdict == "regressed")] | length' <<<"$json")
+  others=$(jq -r --arg re "$planted_re" '[.benchmarks[] | select((.id | test($re) | not) and .verdict == "regressed" and .informational == null)] | length' <<<"$json")
+  runs[$key]=$((${runs[$key]:-0} + 1))
+  if [[ $pct == 0 ]]; then
+    local n
+    n=$(jq -r '[.benchmarks[] | select(.verdict == "regressed" and .informational == null)] | length' <<<"$json")
+    false_rows[$key]=$((${false_rows[$key]:-0} + n))
+    ((n == 0)) || false_runs[$key]=$((${false_runs[$key]:-0} + 1))
+  else
+    ((hit == 0)) || caught[$key]=$((${caught[$key]:-0} + 1))
+    unrelated[$key]=$((${unrelated[$key]:-0} + others))
+  fi
+  local planted_rows
+  planted_rows=$(jq -r --arg re "$planted_re" '[.benchmarks[] | select(.id | test($re)) | "\(.id)=\(.verdict)(\(.change.point_pct // 0 | .*10|round/10)%)"] | join(" ")' <<<"$json")
+  echo "$key: exit=$(jq -r .exit_code <<<"$json") regressed=[${regressed}] planted-op=[${planted_rows}]"
+}
+
+for mode in $modes; do
+  if [[ $mode == instructions ]]; then calibrate; fi
+  for noise in $noises; do
+    for pct in $pcts; do
+      key="$mode/$noise/$pct"
+      for ((rep = 1; rep <= reps; rep++)); do
+        rm -rf "$work/c" "$work/g"
+        start_noise "$noise"
+        case $mode in
+          sequential)
+            criterion_run base base 0
+            criterion_run head head "$pct"
+            stop_noise
+            json=$(gate_json base head)
+            ;;
+          interleaved)
+            for ((k = 1; k <= rounds; k++)); do
+              if ((k % 2 == 1)); then
+                criterion_run base "base-r$k" 0 "${round_args[@]}"
+                criterion_run head "head-r$k" "$pct" "${round_args[@]}"
+              else
+                criterion_run head "head-r$k" "$pct" "${round_args[@]}"
+                criterion_run base "base-r$k" 0 "${round_args[@]}"
+              fi
+            done
+            stop_noise
+            json=$(gate_json base head --rounds "$rounds")
+            ;;
+          instructions)
+            work_n=$(jq -n "($op_base * $pct / 100 / $per_iter) | round")
+            instructions_run base 0
+            instructions_run head "$work_n"
+            stop_noise
+            json=$(gate_json base head)
+            ;;
+          *) echo "unknown mode '$mode'" >&2; exit 1 ;;
+        esac
+        printf '%s\n' "$json" >"$out/${mode}-${noise}-${pct}-${rep}.json"
+        summarise "$key" "$json" "$pct"
+      done
+    done
   done
-  caught=0
-  for i in $(seq 1 "$slow_runs"); do
-    out=$(rows "$config" ref "slow$i")
-    line="$(grep "^$slow_id " <<<"$out" || true) $(grep -c '^warning' <<<"$out" || true) warning(s)"
-    others=$(grep -v "^$slow_id " <<<"$out" | grep -v '^warning' | grep -c ' regressed ' || true)
-    if grep -q ' regressed ' <<<"$line"; then caught=$((caught + 1)); fi
-    echo "slow$i: $line (other benchmarks regressed: $others)"
+done
+
+echo
+echo "# $(date -u +%FT%TZ) load=$(cut -d' ' -f1-3 /proc/loadavg); reports in $out"
+printf '| mode | noise | planted | runs | A/A: runs with a false regression | A/A: false rows per run | caught | unrelated rows regressed |\n'
+printf '|---|---|---:|---:|---:|---:|---:|---:|\n'
+for mode in $modes; do
+  for noise in $noises; do
+    for pct in $pcts; do
+      key="$mode/$noise/$pct"
+      n=${runs[$key]:-0}
+      if [[ $pct == 0 ]]; then
+        printf '| %s | %s | A/A | %d | %d/%d | %s | - | - |\n' "$mode" "$noise" "$n" "${false_runs[$key]:-0}" "$n" \
+          "$(jq -n "if $n > 0 then (${false_rows[$key]:-0} / $n * 100 | round / 100) else 0 end")"
+      else
+        printf '| %s | %s | +%s%% | %d | - | - | %d/%d | %d |\n' "$mode" "$noise" "$pct" "$n" "${caught[$key]:-0}" "$n" "${unrelated[$key]:-0}"
+      fi
+    done
   done
-  echo "RESULT [$config] same-code runs with a false regression: $false_runs/$runs (false regressed rows: $false_rows)"
-  echo "RESULT [$config] ${slowdown}x slowdown of $slow_id caught as regressed: $caught/$slow_runs"
 done

@@ -54,6 +54,11 @@ pub struct Thresholds {
     pub throughput: f64,
     /// Footprint may grow by this many percent (positive).
     pub footprint: f64,
+    /// Instruction counts may grow by this many percent (positive). Counts are deterministic,
+    /// so the threshold can be tight.
+    pub instructions: f64,
+    /// Quality figures may fall by this many points (negative; -2 allows 0.850 -> 0.830).
+    pub quality: f64,
 }
 
 impl Default for Thresholds {
@@ -62,6 +67,8 @@ impl Default for Thresholds {
             latency: 10.0,
             throughput: -10.0,
             footprint: 20.0,
+            instructions: 2.0,
+            quality: -2.0,
         }
     }
 }
@@ -73,6 +80,8 @@ impl Thresholds {
             Kind::Latency => self.latency,
             Kind::Throughput => self.throughput,
             Kind::Footprint => self.footprint,
+            Kind::Instructions => self.instructions,
+            Kind::Quality => self.quality,
         }
     }
 }
@@ -101,6 +110,28 @@ pub struct Override {
     pub threshold: f64,
 }
 
+/// `[[informational]]`: benchmarks (by exact `id` or `prefix`) that are measured, compared and
+/// shown, but never fail the gate, with the reason the report shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Informational {
+    /// Exact benchmark id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Id prefix.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Why these benchmarks do not decide (shown in reports).
+    pub reason: String,
+}
+
+impl Informational {
+    /// Whether benchmark `id` is covered.
+    pub fn matches(&self, id: &str) -> bool {
+        self.id.as_deref() == Some(id) || self.prefix.as_deref().is_some_and(|p| id.starts_with(p))
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Config {
@@ -114,6 +145,8 @@ pub struct Config {
     /// Per-benchmark thresholds.
     #[serde(rename = "override")]
     pub overrides: Vec<Override>,
+    /// Benchmarks shown but never deciding.
+    pub informational: Vec<Informational>,
     /// Absolute budgets for `bench-gate slo`.
     #[serde(rename = "slo")]
     pub slos: Vec<Slo>,
@@ -135,6 +168,8 @@ struct ConfigFile {
     rules: Vec<Rule>,
     #[serde(default, rename = "override")]
     overrides: Vec<Override>,
+    #[serde(default)]
+    informational: Vec<Informational>,
     #[serde(default, rename = "slo")]
     slos: Vec<SloEntry>,
 }
@@ -146,6 +181,7 @@ impl Default for Config {
             thresholds: Thresholds::default(),
             rules: default_rules(),
             overrides: Vec::new(),
+            informational: Vec::new(),
             slos: Vec::new(),
             source: None,
         }
@@ -160,6 +196,8 @@ pub fn default_rules() -> Vec<Rule> {
         ("scaling/", Kind::Latency),
         ("throughput/", Kind::Throughput),
         ("footprint/", Kind::Footprint),
+        ("instructions/", Kind::Instructions),
+        ("quality/", Kind::Quality),
     ]
     .into_iter()
     .map(|(prefix, kind)| Rule {
@@ -197,6 +235,7 @@ impl Config {
                 file.rules
             },
             overrides: file.overrides,
+            informational: file.informational,
             slos: Vec::new(),
             source: Some(path.to_path_buf()),
         };
@@ -290,7 +329,28 @@ impl Config {
                 )));
             }
         }
+        for i in &self.informational {
+            if i.id.is_some() == i.prefix.is_some() {
+                return Err(self
+                    .error("each [[informational]] needs exactly one of `id` or `prefix`".into()));
+            }
+            if i.reason.trim().is_empty() {
+                return Err(self.error(format!(
+                    "[[informational]] {}: give the `reason` the report shows",
+                    i.id.as_deref().or(i.prefix.as_deref()).unwrap_or("")
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The reason benchmark `id` is informational (shown, never failing the gate), if it is:
+    /// the first matching `[[informational]]` entry.
+    pub fn informational_reason(&self, id: &str) -> Option<&str> {
+        self.informational
+            .iter()
+            .find(|i| i.matches(id))
+            .map(|i| i.reason.as_str())
     }
 
     fn check_sign(&self, kind: Kind, value: f64, what: &str) -> Result<()> {
@@ -371,6 +431,21 @@ mod tests {
         assert_eq!(c.kind_of("footprint/ltm/1000"), Kind::Footprint);
         assert_eq!(c.kind_of("tail/search/p99"), Kind::Latency);
         assert_eq!(c.kind_of("something/else"), Kind::Latency);
+        assert_eq!(c.kind_of("instructions/ltm/get"), Kind::Instructions);
+        assert_eq!(
+            c.kind_of("quality/generated/hashing/ann/r@10"),
+            Kind::Quality
+        );
+        assert_eq!(
+            c.threshold_of("quality/x", Kind::Quality).unwrap(),
+            -2.0,
+            "points, in the worse direction"
+        );
+        assert_eq!(
+            c.threshold_of("instructions/x", Kind::Instructions)
+                .unwrap(),
+            2.0
+        );
         assert_eq!(c.threshold_of("latency/x", Kind::Latency).unwrap(), 10.0);
         assert_eq!(
             c.threshold_of("throughput/x", Kind::Throughput).unwrap(),
@@ -415,6 +490,19 @@ mod tests {
         assert!(parse("[thresholds]\nthroughput = 10\n").is_err());
         let c = parse("[[override]]\nid = \"throughput/a\"\nthreshold = 5\n").unwrap();
         assert!(c.threshold_of("throughput/a", Kind::Throughput).is_err());
+    }
+
+    #[test]
+    fn informational_entries_need_one_selector_and_a_reason() {
+        let c = parse("[[informational]]\nprefix = \"tail/\"\nreason = \"one sample's p99\"\n")
+            .unwrap();
+        assert_eq!(
+            c.informational_reason("tail/get/p99"),
+            Some("one sample's p99")
+        );
+        assert_eq!(c.informational_reason("latency/get"), None);
+        assert!(parse("[[informational]]\nprefix = \"tail/\"\nreason = \"\"\n").is_err());
+        assert!(parse("[[informational]]\nreason = \"x\"\n").is_err());
     }
 
     #[test]

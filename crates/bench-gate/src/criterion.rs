@@ -121,6 +121,11 @@ pub struct Sample {
 impl Sample {
     /// Checks the sample can be analysed; `path` names the file in the error.
     pub fn validate(&self, path: &Path) -> Result<()> {
+        self.validate_with(path, MIN_SAMPLES)
+    }
+
+    /// [`Sample::validate`] with the fewest samples accepted given (1 for an exact count).
+    pub fn validate_with(&self, path: &Path, min_samples: usize) -> Result<()> {
         if self.iters.is_empty() || self.times.is_empty() {
             return Err(Error::invalid(path, "benchmark has zero samples"));
         }
@@ -147,11 +152,11 @@ impl Sample {
             ));
         }
         // One sample has no variance: the t-test would call any difference certain.
-        if self.times.len() < MIN_SAMPLES {
+        if self.times.len() < min_samples {
             return Err(Error::invalid(
                 path,
                 format!(
-                    "benchmark has only {} sample; at least {MIN_SAMPLES} are needed to judge \
+                    "benchmark has only {} sample; at least {min_samples} are needed to judge \
                      significance",
                     self.times.len()
                 ),

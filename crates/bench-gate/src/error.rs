@@ -53,6 +53,13 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// Two sets of rounds cannot be paired: a round missing or crashed, a benchmark in some
+    /// rounds only, rounds of different settings. The message names the rounds and benchmark.
+    #[error("rounds: {message}")]
+    Rounds {
+        /// What does not pair, naming rounds and benchmark.
+        message: String,
+    },
     /// The two sides of a comparison measure one benchmark in different units.
     #[error("benchmark '{id}': unit mismatch, {base_unit} in {} but {new_unit} in {}", base_source.display(), new_source.display())]
     UnitMismatch {

@@ -16,23 +16,50 @@ pub enum Kind {
     Throughput,
     /// Bytes from a custom measurement; lower is better.
     Footprint,
+    /// Instructions counted under valgrind's callgrind for one call; lower is better.
+    /// Deterministic: the same code counts the same instructions, so no test of significance.
+    Instructions,
+    /// A unitless share in [0, 1] (recall, MRR) from a ratio measurement; higher is better. Its
+    /// threshold and change are absolute, in points (0.02 = 2 points). Deterministic.
+    Quality,
 }
 
 impl Kind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [Kind; 3] = [Kind::Latency, Kind::Throughput, Kind::Footprint];
+    pub const ALL: [Kind; 5] = [
+        Kind::Latency,
+        Kind::Throughput,
+        Kind::Footprint,
+        Kind::Instructions,
+        Kind::Quality,
+    ];
 
     /// Unit of the raw values Criterion saved for this kind.
     pub fn unit(self) -> Unit {
         match self {
             Kind::Latency | Kind::Throughput => Unit::Nanoseconds,
             Kind::Footprint => Unit::Bytes,
+            Kind::Instructions => Unit::Instructions,
+            Kind::Quality => Unit::Ratio,
         }
     }
 
     /// Whether a larger value is an improvement.
     pub fn higher_is_better(self) -> bool {
-        matches!(self, Kind::Throughput)
+        matches!(self, Kind::Throughput | Kind::Quality)
+    }
+
+    /// Whether the same code always measures the same value, so a change is decided exactly (any
+    /// difference is real) rather than by a test of significance and a bootstrap interval.
+    pub fn is_deterministic(self) -> bool {
+        matches!(self, Kind::Instructions | Kind::Quality)
+    }
+
+    /// Whether changes and thresholds are absolute differences (in points: 0.02 is 2 points of a
+    /// share) rather than relative ones (0.02 is 2%). A recall of 0.10 falling to 0.08 is a
+    /// small loss in points but -20% relative, so shares are judged in points.
+    pub fn change_in_points(self) -> bool {
+        matches!(self, Kind::Quality)
     }
 
     /// Lower-case name as used in the config file.
@@ -41,6 +68,8 @@ impl Kind {
             Kind::Latency => "latency",
             Kind::Throughput => "throughput",
             Kind::Footprint => "footprint",
+            Kind::Instructions => "instructions",
+            Kind::Quality => "quality",
         }
     }
 
@@ -51,7 +80,15 @@ impl Kind {
             Kind::Latency => DisplayUnit::Nanoseconds,
             Kind::Throughput => DisplayUnit::OpsPerSec,
             Kind::Footprint => DisplayUnit::Bytes,
+            Kind::Instructions => DisplayUnit::Instructions,
+            Kind::Quality => DisplayUnit::Ratio,
         }
+    }
+
+    /// Whether Criterion's own tools (and critcmp) read this kind's raw values correctly: they
+    /// take every value for nanoseconds, so only time-valued kinds are.
+    pub fn is_time(self) -> bool {
+        self.unit() == Unit::Nanoseconds
     }
 }
 
@@ -64,6 +101,12 @@ pub enum Unit {
     /// Bytes, from a custom measurement.
     #[serde(rename = "bytes")]
     Bytes,
+    /// Instructions executed (callgrind's `Ir` event).
+    #[serde(rename = "instructions")]
+    Instructions,
+    /// A plain number without unit (a share, a mean reciprocal rank).
+    #[serde(rename = "ratio")]
+    Ratio,
 }
 
 impl fmt::Display for Unit {
@@ -71,6 +114,8 @@ impl fmt::Display for Unit {
         f.write_str(match self {
             Unit::Nanoseconds => "ns",
             Unit::Bytes => "bytes",
+            Unit::Instructions => "instructions",
+            Unit::Ratio => "ratio",
         })
     }
 }
@@ -96,6 +141,12 @@ pub enum DisplayUnit {
     /// Bits per second.
     #[serde(rename = "bit/s")]
     BitsPerSec,
+    /// Instructions per call.
+    #[serde(rename = "instructions")]
+    Instructions,
+    /// A unitless share or score.
+    #[serde(rename = "ratio")]
+    Ratio,
 }
 
 impl DisplayUnit {
@@ -107,6 +158,8 @@ impl DisplayUnit {
             DisplayUnit::OpsPerSec => "ops/s",
             DisplayUnit::BytesPerSec => "B/s",
             DisplayUnit::BitsPerSec => "bit/s",
+            DisplayUnit::Instructions => "instructions",
+            DisplayUnit::Ratio => "ratio",
         }
     }
 
@@ -147,6 +200,8 @@ mod tests {
             DisplayUnit::OpsPerSec,
             DisplayUnit::BytesPerSec,
             DisplayUnit::BitsPerSec,
+            DisplayUnit::Instructions,
+            DisplayUnit::Ratio,
         ] {
             let json = serde_json::to_string(&unit).unwrap();
             assert_eq!(json, format!("\"{}\"", unit.label()));

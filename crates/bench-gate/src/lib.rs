@@ -27,6 +27,7 @@
 //! ```
 
 pub mod budget;
+pub mod callgrind;
 pub mod config;
 pub mod cost;
 pub mod criterion;
@@ -46,4 +47,4 @@ pub use config::Config;
 pub use criterion::{Baseline, Benchmark};
 pub use error::{Error, Result};
 pub use kind::{DisplayUnit, Kind, Unit};
-pub use verdict::{compare, Report, Row, Verdict};
+pub use verdict::{compare, compare_rounds, compare_sides, Report, Row, Verdict};

@@ -38,6 +38,27 @@ pub fn criterion_dir_from(env: impl Fn(&str) -> Option<OsString>, cwd: &Path) ->
         .join("criterion")
 }
 
+/// Where instruction counts are read from: `$GUNGRAUN_HOME` (gungraun's own variable), else
+/// `gungraun/` beside the Criterion directory (gungraun writes to `$CARGO_TARGET_DIR/gungraun`,
+/// the sibling of `target/criterion`).
+pub fn instructions_dir(criterion_dir: &Path) -> PathBuf {
+    instructions_dir_from(|name| std::env::var_os(name), criterion_dir)
+}
+
+/// [`instructions_dir`] with the environment given, for tests.
+pub fn instructions_dir_from(
+    env: impl Fn(&str) -> Option<OsString>,
+    criterion_dir: &Path,
+) -> PathBuf {
+    if let Some(home) = env("GUNGRAUN_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home);
+    }
+    criterion_dir
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("gungraun")
+}
+
 /// The outermost ancestor of `start` holding a `Cargo.toml` with a `[workspace]` table.
 pub fn workspace_root(start: &Path) -> Option<PathBuf> {
     let mut found = None;
@@ -184,6 +205,22 @@ mod tests {
         assert_eq!(
             criterion_dir_from(env(&both_empty), cwd),
             Path::new("/nonexistent/project/target/criterion")
+        );
+    }
+
+    #[test]
+    fn instruction_counts_live_beside_the_criterion_directory_unless_gungraun_home_says() {
+        let crit = Path::new("/t/criterion");
+        assert_eq!(
+            instructions_dir_from(env(&[]), crit),
+            Path::new("/t/gungraun")
+        );
+        let home = [("GUNGRAUN_HOME", "/g")];
+        assert_eq!(instructions_dir_from(env(&home), crit), Path::new("/g"));
+        let empty = [("GUNGRAUN_HOME", "")];
+        assert_eq!(
+            instructions_dir_from(env(&empty), crit),
+            Path::new("/t/gungraun")
         );
     }
 

@@ -1,6 +1,7 @@
 //! The `bench-gate` command line: compare, report, history, export, import, list and slo over
-//! Criterion's saved baselines. Exit codes are part of the interface: 0 pass, 2 regression or broken budget,
-//! 1 error (including bad arguments), so CI can tell a slow PR from a broken pipeline.
+//! Criterion's saved baselines and callgrind's counts. Exit codes are part of the interface: 0
+//! pass, 2 regression or broken budget, 1 error (including bad arguments), so CI can tell a slow
+//! PR from a broken pipeline.
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
@@ -11,7 +12,7 @@ use anyhow::{bail, Context};
 use bench_gate::history::History;
 use bench_gate::output::html::{comparison::ComparisonPage, history as history_page};
 use bench_gate::{
-    config::Config, criterion, export, locate, machine::Machine, output, slo, source, verdict,
+    callgrind, config::Config, export, locate, machine::Machine, output, slo, source, verdict,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -33,14 +34,29 @@ enum Format {
     Json,
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum ExportFormat {
+    Json,
+    Bmf,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Compare NEW against BASE (baseline names or exported files). Exit 2 on a regression.
+    /// Compare NEW against BASE (baseline names, exported files, or sets of interleaved rounds).
+    /// Exit 2 on a regression.
     Compare {
-        /// Baseline name under the Criterion directory, or path of an exported baseline.
+        /// Baseline name under the Criterion directory, path of an exported baseline, or
+        /// `NAME-r*` for every round of NAME (quote it from the shell).
         base: String,
-        /// Baseline name under the Criterion directory, or path of an exported baseline.
+        /// Same as BASE.
         new: String,
+        /// Compare rounds 1..=N of each side (baselines BASE-r1.., NEW-r1..) in pairs.
+        #[arg(long, value_name = "N")]
+        rounds: Option<usize>,
+        /// A warning to print with the report (e.g. a measurement channel that was skipped);
+        /// repeatable.
+        #[arg(long = "warn", value_name = "TEXT")]
+        warnings: Vec<String>,
         /// Criterion directory (default: $CRITERION_HOME, $CARGO_TARGET_DIR/criterion, target/criterion).
         #[arg(long)]
         criterion_dir: Option<PathBuf>,
@@ -54,10 +70,18 @@ enum Command {
     /// Write the comparison of NEW against BASE as one self-contained HTML page. Exit codes
     /// as `compare`: 0 pass, 2 regression, 1 error.
     Report {
-        /// Baseline name under the Criterion directory, or path of an exported baseline.
+        /// Baseline name under the Criterion directory, path of an exported baseline, or
+        /// `NAME-r*` for every round of NAME (quote it from the shell).
         base: String,
-        /// Baseline name under the Criterion directory, or path of an exported baseline.
+        /// Same as BASE.
         new: String,
+        /// Compare rounds 1..=N of each side (baselines BASE-r1.., NEW-r1..) in pairs.
+        #[arg(long, value_name = "N")]
+        rounds: Option<usize>,
+        /// A warning to show on the page (e.g. a measurement channel that was skipped);
+        /// repeatable.
+        #[arg(long = "warn", value_name = "TEXT")]
+        warnings: Vec<String>,
         /// The HTML file to write.
         #[arg(long, value_name = "FILE")]
         html: PathBuf,
@@ -80,9 +104,10 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Write one baseline as a single JSON file (a superset of critcmp's export).
+    /// Write one baseline as a single JSON file (a superset of critcmp's export), or in the
+    /// Bencher Metric Format.
     Export {
-        /// Baseline name under the Criterion directory.
+        /// Baseline name under the Criterion directory (with its instruction counts).
         name: String,
         #[arg(long)]
         criterion_dir: Option<PathBuf>,
@@ -92,6 +117,13 @@ enum Command {
         /// Configuration file used to record each benchmark's unit.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Name recorded in the export, which critcmp keys baselines by (default:
+        /// NAME@<short commit>, so exports of different commits stay apart).
+        #[arg(long = "as", value_name = "EXPORT_NAME")]
+        as_name: Option<String>,
+        /// `json`: bench-gate's export (critcmp reads it); `bmf`: Bencher Metric Format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        format: ExportFormat,
     },
     /// Restore an exported baseline into the Criterion directory.
     Import {
@@ -144,17 +176,35 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Compare {
             base,
             new,
+            rounds,
+            warnings,
             criterion_dir,
             config,
             format,
-        } => compare_command(&base, &new, dir(criterion_dir), config, format),
+        } => compare_command(
+            (&base, &new),
+            rounds,
+            warnings,
+            dir(criterion_dir),
+            config,
+            format,
+        ),
         Command::Report {
             base,
             new,
+            rounds,
+            warnings,
             html,
             criterion_dir,
             config,
-        } => report_command(&base, &new, &html, dir(criterion_dir), config),
+        } => report_command(
+            (&base, &new),
+            rounds,
+            warnings,
+            &html,
+            dir(criterion_dir),
+            config,
+        ),
         Command::History {
             files,
             html,
@@ -165,7 +215,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             criterion_dir,
             output,
             config,
-        } => export_command(&name, dir(criterion_dir), output, config),
+            as_name,
+            format,
+        } => export_command(&name, dir(criterion_dir), output, config, as_name, format),
         Command::Import {
             file,
             criterion_dir,
@@ -182,16 +234,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 }
 
 fn compare_command(
-    base: &str,
-    new: &str,
+    (base, new): (&str, &str),
+    rounds: Option<usize>,
+    warnings: Vec<String>,
     root: PathBuf,
     config: Option<PathBuf>,
     format: Format,
 ) -> anyhow::Result<u8> {
     let config = Config::discover(config.as_deref())?;
-    let base = source::resolve(base, &root).context("reading BASE")?;
-    let new = source::resolve(new, &root).context("reading NEW")?;
-    let report = verdict::compare(&base, &new, &config)?;
+    let base = source::resolve_side(base, rounds, &root).context("reading BASE")?;
+    let new = source::resolve_side(new, rounds, &root).context("reading NEW")?;
+    let mut report = verdict::compare_sides(&base, &new, &config)?;
+    report.warnings.extend(warnings);
     let text = match format {
         Format::Text => output::text::render(&report, colour()),
         Format::Markdown => output::markdown::render(&report),
@@ -208,17 +262,19 @@ fn compare_command(
 }
 
 fn report_command(
-    base: &str,
-    new: &str,
+    (base, new): (&str, &str),
+    rounds: Option<usize>,
+    warnings: Vec<String>,
     html: &Path,
     root: PathBuf,
     config: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
     let config = Config::discover(config.as_deref())?;
-    let base = source::resolve(base, &root).context("reading BASE")?;
-    let new = source::resolve(new, &root).context("reading NEW")?;
-    let report = verdict::compare(&base, &new, &config)?;
-    let mut page = ComparisonPage::new(&report, &base, &new)?;
+    let base = source::resolve_side(base, rounds, &root).context("reading BASE")?;
+    let new = source::resolve_side(new, rounds, &root).context("reading NEW")?;
+    let mut report = verdict::compare_sides(&base, &new, &config)?;
+    report.warnings.extend(warnings);
+    let mut page = ComparisonPage::of_sides(&report, &base, &new)?;
     // Links to Criterion's pages are relative, so the page and the Criterion directory can move
     // together (a CI artifact holding both).
     if let (Ok(page_dir), Ok(root)) = (page_dir(html), root.canonicalize()) {
@@ -301,18 +357,33 @@ fn export_command(
     root: PathBuf,
     output: Option<PathBuf>,
     config: Option<PathBuf>,
+    as_name: Option<String>,
+    format: ExportFormat,
 ) -> anyhow::Result<u8> {
     let config = Config::discover(config.as_deref())?;
-    let baseline = criterion::load(&root, name)?;
-    let file = export::to_export(&baseline, &config, Machine::current());
-    let json = export::to_json(&file);
+    let baseline = source::BaselineSource::Saved(name.to_string()).load(&root)?;
+    let (json, count, what) = match format {
+        ExportFormat::Json => {
+            let mut file = export::to_export(&baseline, &config, Machine::current());
+            if let Some(export_name) = as_name {
+                export::validate_name(&export_name).map_err(anyhow::Error::msg)?;
+                file = file.renamed(&export_name);
+            }
+            let what = format!("as '{}'", file.name);
+            (export::to_json(&file), file.len(), what)
+        }
+        ExportFormat::Bmf => {
+            let bmf = export::to_bmf(&baseline, &config)?;
+            let json = serde_json::to_string_pretty(&bmf).context("serialising BMF")?;
+            (json, bmf.len(), "in the Bencher Metric Format".to_string())
+        }
+    };
     match output {
         Some(path) => {
             std::fs::write(&path, json + "\n")
                 .with_context(|| format!("writing {}", path.display()))?;
             eprintln!(
-                "bench-gate: exported {} benchmark(s) of '{name}' to {}",
-                file.benchmarks.len(),
+                "bench-gate: exported {count} benchmark(s) of '{name}' {what} to {}",
                 path.display()
             );
         }
@@ -324,16 +395,32 @@ fn export_command(
 fn import_command(file: &Path, root: PathBuf, as_name: Option<String>) -> anyhow::Result<u8> {
     let baseline = export::read(file)?;
     let name = as_name.unwrap_or_else(|| baseline.name.clone());
-    let n = export::import(&baseline, &root, &name)?;
+    let (n, counts) = export::import(&baseline, &root, &name)?;
     eprintln!(
         "bench-gate: imported {n} benchmark(s) as baseline '{name}' into {}",
         root.display()
     );
+    if counts > 0 {
+        eprintln!(
+            "bench-gate: left out {counts} instruction count(s): they are not Criterion's to \
+             hold (compare the export file itself to use them)"
+        );
+    }
     Ok(0)
 }
 
 fn list_command(root: PathBuf) -> anyhow::Result<u8> {
-    let baselines = locate::list(&root)?;
+    let mut baselines = if root.is_dir() {
+        locate::list(&root)?
+    } else {
+        Default::default()
+    };
+    for (name, n) in callgrind::list(&locate::instructions_dir(&root))? {
+        *baselines.entry(name).or_insert(0) += n;
+    }
+    if baselines.is_empty() && !root.is_dir() {
+        locate::list(&root)?;
+    }
     if baselines.is_empty() {
         bail!("{}: no Criterion baselines found", root.display());
     }

@@ -1,18 +1,27 @@
 //! Statistics behind the verdict: Welch's t-test on per-iteration values (Criterion does not
-//! save its p-value, so significance is recomputed from both `sample.json` files) and a seeded
-//! bootstrap confidence interval of the ratio of the two means.
+//! save its p-value, so significance is recomputed from both `sample.json` files), a seeded
+//! bootstrap confidence interval of the ratio of the two means, and the paired test of
+//! interleaved rounds (a t-test on the logarithms of per-round ratios).
 
-/// Arithmetic mean; 0 for an empty slice.
-pub fn mean(xs: &[f64]) -> f64 {
-    if xs.is_empty() {
-        return 0.0;
-    }
-    xs.iter().sum::<f64>() / xs.len() as f64
+/// Whether every value of `xs` is the same number (an empty slice is constant).
+pub fn is_constant(xs: &[f64]) -> bool {
+    xs.windows(2).all(|w| w[0] == w[1])
 }
 
-/// Unbiased sample variance; 0 when fewer than two values.
+/// Arithmetic mean; 0 for an empty slice. The mean of constant values is that value exactly
+/// (a sum of ten equal values divided by ten can be one unit in the last place off, and two
+/// such means of different lengths would then "differ" by a rounding error).
+pub fn mean(xs: &[f64]) -> f64 {
+    match xs {
+        [] => 0.0,
+        [first, ..] if is_constant(xs) => *first,
+        _ => xs.iter().sum::<f64>() / xs.len() as f64,
+    }
+}
+
+/// Unbiased sample variance; 0 when fewer than two values, and exactly 0 for constant values.
 pub fn variance(xs: &[f64]) -> f64 {
-    if xs.len() < 2 {
+    if xs.len() < 2 || is_constant(xs) {
         return 0.0;
     }
     let m = mean(xs);
@@ -32,15 +41,16 @@ pub struct Welch {
 
 /// Welch's t-test of the hypothesis that `a` and `b` have equal means.
 ///
-/// Degenerate cases are decided exactly rather than producing NaN: two constant samples are
-/// "certainly different" if their values differ and "not different" if they are equal, which is
-/// what deterministic measurements (byte counts) need.
+/// Degenerate cases are decided exactly rather than producing NaN or a rounding artefact: two
+/// constant samples are "certainly different" if their values differ and "not different" if
+/// they are equal, whatever their lengths, which is what deterministic measurements (byte
+/// counts, quality figures) need.
 pub fn welch(a: &[f64], b: &[f64]) -> Welch {
     let (na, nb) = (a.len() as f64, b.len() as f64);
     let (ma, mb) = (mean(a), mean(b));
     let (va, vb) = (variance(a) / na, variance(b) / nb);
     let se2 = va + vb;
-    if se2 <= 0.0 || !se2.is_finite() {
+    if se2 <= 0.0 || !se2.is_finite() || (is_constant(a) && is_constant(b)) {
         let differ = ma != mb;
         return Welch {
             t: if differ {
@@ -170,6 +180,67 @@ fn beta_continued_fraction(x: f64, a: f64, b: f64) -> f64 {
         }
     }
     h
+}
+
+/// Two-sided Student t quantile: the `t > 0` with `P(|T| >= t) = 1 - confidence` for `df`
+/// degrees of freedom (bisection on [`student_t_two_sided_p`], which falls monotonically in t).
+pub fn student_t_quantile(confidence: f64, df: f64) -> f64 {
+    let target = 1.0 - confidence;
+    let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
+    while student_t_two_sided_p(hi, df) > target && hi < 1e12 {
+        hi *= 2.0;
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if student_t_two_sided_p(mid, df) > target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// The paired analysis of interleaved rounds: per-round ratios NEW/BASE summarised by their
+/// geometric mean, with a t interval and p-value on the logarithms (a one-sample t-test of
+/// "the log ratio is 0", blocked by round: each round's own machine state cancels in its ratio).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PairedRatio {
+    /// Geometric mean of the per-round ratios.
+    pub point: f64,
+    /// Lower bound of the interval of the ratio.
+    pub lower: f64,
+    /// Upper bound of the interval of the ratio.
+    pub upper: f64,
+    /// Two-sided p-value of the t-test on the log ratios.
+    pub p: f64,
+}
+
+/// [`PairedRatio`] of `ratios` (positive, finite; at least two) at `confidence`. Ratios that are
+/// all equal are decided exactly: the interval is that ratio, p is 0 unless it is 1.
+pub fn paired_ratio(ratios: &[f64], confidence: f64) -> PairedRatio {
+    let logs: Vec<f64> = ratios.iter().map(|r| r.ln()).collect();
+    let m = mean(&logs);
+    let point = m.exp();
+    let n = logs.len() as f64;
+    let sd = variance(&logs).sqrt();
+    if logs.len() < 2 || sd == 0.0 || !sd.is_finite() {
+        return PairedRatio {
+            point,
+            lower: point,
+            upper: point,
+            p: if m == 0.0 { 1.0 } else { 0.0 },
+        };
+    }
+    let se = sd / n.sqrt();
+    let df = n - 1.0;
+    let half = student_t_quantile(confidence, df) * se;
+    PairedRatio {
+        point,
+        lower: (m - half).exp(),
+        upper: (m + half).exp(),
+        p: student_t_two_sided_p(m / se, df),
+    }
 }
 
 /// SplitMix64: a tiny, well-mixed generator so bootstrap intervals are reproducible from a seed
@@ -314,6 +385,59 @@ mod tests {
         let w = welch(&[5.0; 4], &[6.0; 6]);
         assert_eq!(w.p, 0.0);
         assert!(w.t > 0.0);
+    }
+
+    /// Ten samples of a constant on one side and n on the other: the naive means differ in the
+    /// last bit for some n and a naive variance is a rounding error, which would make identical
+    /// values "significantly different".
+    #[test]
+    fn identical_constant_samples_of_different_lengths_are_not_different() {
+        let x = 0.1_f64;
+        let naive = |n: usize| vec![x; n].iter().sum::<f64>() / n as f64;
+        let lengths = (2..40).find(|&n| naive(n) != x);
+        assert!(lengths.is_some(), "the rounding case exists");
+        for n in 2..40 {
+            let w = welch(&[x; 10], &vec![x; n]);
+            assert_eq!(w.p, 1.0, "{n} samples");
+            assert_eq!(mean(&vec![x; n]), x);
+            assert_eq!(variance(&vec![x; n]), 0.0);
+        }
+    }
+
+    #[test]
+    fn t_quantiles_match_published_tables() {
+        assert!(close(student_t_quantile(0.95, 10.0), 2.228_139, 1e-5));
+        assert!(close(student_t_quantile(0.95, 4.0), 2.776_445, 1e-5));
+        assert!(close(student_t_quantile(0.99, 5.0), 4.032_143, 1e-5));
+    }
+
+    #[test]
+    fn paired_ratio_is_the_geometric_mean_with_a_t_interval_on_logs() {
+        // ln ratios: 0.1 +- 0.02 around their mean, five rounds.
+        let logs = [0.08, 0.12, 0.10, 0.09, 0.11];
+        let ratios: Vec<f64> = logs.iter().map(|l: &f64| l.exp()).collect();
+        let r = paired_ratio(&ratios, 0.95);
+        assert!(close(r.point, 0.1_f64.exp(), 1e-12));
+        // sd of logs = 0.0158, se = 0.00707, t(0.975, 4) = 2.776: half-width 0.01963.
+        assert!(close(r.lower, (0.1 - 0.019_63_f64).exp(), 1e-4), "{r:?}");
+        assert!(close(r.upper, (0.1 + 0.019_63_f64).exp(), 1e-4), "{r:?}");
+        assert!(r.p < 0.001, "{r:?}");
+    }
+
+    #[test]
+    fn paired_ratio_of_equal_rounds_is_exact() {
+        let same = paired_ratio(&[1.0, 1.0, 1.0], 0.95);
+        assert_eq!(
+            (same.point, same.lower, same.upper, same.p),
+            (1.0, 1.0, 1.0, 1.0)
+        );
+        let shifted = paired_ratio(&[1.5, 1.5], 0.95);
+        assert!(close(shifted.point, 1.5, 1e-12));
+        assert_eq!(
+            (shifted.lower, shifted.upper),
+            (shifted.point, shifted.point)
+        );
+        assert_eq!(shifted.p, 0.0);
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! The verdict: pairs the benchmarks of BASE and NEW by id, tests each pair (Welch's t-test on
-//! per-iteration values plus a bootstrap interval of the relative change) and classifies it
-//! against its threshold. A regression needs significance AND an interval wholly beyond it.
+//! The verdict: pairs the benchmarks of BASE and NEW by id, tests each pair and classifies it
+//! against its threshold. Two baselines: Welch's t-test on per-iteration values plus a bootstrap
+//! interval of the relative change. Two sets of interleaved rounds: a paired t-test on the log
+//! ratios of the rounds, so that the machine's drift between rounds cancels. Deterministic kinds
+//! (instruction counts, quality figures) are decided exactly. A regression needs significance
+//! AND an interval wholly beyond the threshold.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -13,6 +16,7 @@ use crate::criterion::{Baseline, Benchmark};
 use crate::error::{Error, Result};
 use crate::kind::{DisplayUnit, Kind};
 use crate::machine::Machine;
+use crate::source::{RoundSet, Side};
 use crate::stats;
 
 /// Outcome for one benchmark.
@@ -59,16 +63,19 @@ impl Verdict {
     }
 }
 
-/// Relative change NEW vs BASE of the displayed value, with its interval and p-value.
+/// Change NEW vs BASE of the displayed value, with its interval and p-value: relative (a
+/// fraction of BASE) for every kind but quality, whose change is the absolute difference of the
+/// shares (0.02 = 2 points; see [`Kind::change_in_points`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {
-    /// Point estimate, as a fraction (0.25 = +25%).
+    /// Point estimate, as a fraction (0.25 = +25%, or 25 points for quality).
     pub point: f64,
     /// Lower bound of the bootstrap interval, as a fraction.
     pub lower: f64,
     /// Upper bound of the bootstrap interval, as a fraction.
     pub upper: f64,
-    /// Two-sided p-value of Welch's t-test.
+    /// Two-sided p-value: Welch's t-test of two baselines, the paired t-test of rounds, and 0 or 1
+    /// for a deterministic kind (the values differ or they do not).
     pub p_value: f64,
 }
 
@@ -93,6 +100,30 @@ pub struct Row {
     pub change: Option<Change>,
     /// The verdict.
     pub verdict: Verdict,
+    /// Why this benchmark never fails the gate (`[[informational]]` in the config), if it does
+    /// not; its verdict is still computed and shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub informational: Option<String>,
+    /// For a comparison of rounds: the change of each round, NEW round k against BASE round k, in
+    /// the same scale as `change` (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub round_changes: Vec<f64>,
+}
+
+impl Row {
+    /// Whether this row's verdict can fail the gate.
+    pub fn decides(&self) -> bool {
+        self.informational.is_none()
+    }
+}
+
+/// The two rounds compared as round k of a comparison of interleaved rounds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundPair {
+    /// BASE's round (a baseline name such as `base-r3`).
+    pub base: String,
+    /// NEW's round (`head-r3`).
+    pub new: String,
 }
 
 /// A full comparison.
@@ -116,6 +147,10 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// One row per benchmark id, sorted by id.
     pub rows: Vec<Row>,
+    /// The rounds paired, in order, when two sets of interleaved rounds were compared (empty for
+    /// two baselines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<RoundPair>,
 }
 
 /// Number of rows per verdict.
@@ -133,6 +168,9 @@ pub struct Counts {
     pub new: usize,
     /// Missing rows.
     pub missing: usize,
+    /// Informational rows (never failing) whose verdict is `regressed`; not in `regressed`.
+    #[serde(default)]
+    pub informational_regressed: usize,
 }
 
 impl Report {
@@ -141,6 +179,7 @@ impl Report {
         let mut c = Counts::default();
         for r in &self.rows {
             match r.verdict {
+                Verdict::Regressed if !r.decides() => c.informational_regressed += 1,
                 Verdict::Regressed => c.regressed += 1,
                 Verdict::Improved => c.improved += 1,
                 Verdict::Unchanged => c.unchanged += 1,
@@ -152,10 +191,15 @@ impl Report {
         c
     }
 
-    /// True when nothing regressed (and nothing is missing, if that is configured to fail).
+    /// True when no deciding row regressed (and nothing is missing, if that is configured to
+    /// fail).
     pub fn passed(&self) -> bool {
         let c = self.counts();
-        c.regressed == 0 && !(self.fail_on_missing && c.missing > 0)
+        let missing = self
+            .rows
+            .iter()
+            .any(|r| r.verdict == Verdict::Missing && r.decides());
+        c.regressed == 0 && !(self.fail_on_missing && missing)
     }
 
     /// Process exit code: 0 pass, 2 fail.
@@ -212,21 +256,36 @@ pub fn compare(base: &Baseline, new: &Baseline, config: &Config) -> Result<Repor
         .chain(new.benchmarks.keys())
         .collect();
     let mut rows = Vec::with_capacity(ids.len());
+    let mut warnings: Vec<String> = machine_warning(base, new).into_iter().collect();
     for id in ids {
         let kind = config.kind_of(id);
         let threshold_pct = config.threshold_of(id, kind)?;
         let row = match (base.benchmarks.get(id), new.benchmarks.get(id)) {
             (Some(b), Some(n)) => {
                 check_recorded_units(id, kind, b, n)?;
-                compare_pair(id, kind, threshold_pct, b, n, config)?
+                let (base_costs, new_costs) = comparable_costs(id, kind, b, n)?;
+                warnings.extend(nondeterminism_warning(
+                    id,
+                    kind,
+                    &[(b, &base_costs), (n, &new_costs)],
+                ));
+                let change = relative_change(id, kind, &base_costs, &new_costs, config);
+                decided_row(
+                    id,
+                    kind,
+                    threshold_pct,
+                    &base_costs,
+                    &new_costs,
+                    change,
+                    config,
+                )
             }
-            (Some(b), None) => one_sided(id, kind, threshold_pct, b, Side::Base)?,
-            (None, Some(n)) => one_sided(id, kind, threshold_pct, n, Side::New)?,
+            (Some(b), None) => one_sided(id, kind, threshold_pct, b, OneSide::Base)?,
+            (None, Some(n)) => one_sided(id, kind, threshold_pct, n, OneSide::New)?,
             (None, None) => continue,
         };
-        rows.push(row);
+        rows.push(with_informational(row, config));
     }
-    let mut warnings: Vec<String> = machine_warning(base, new).into_iter().collect();
     warnings.extend(uniform_shift_warning(&rows, config.gate.alpha));
     Ok(Report {
         base_name: base.name.clone(),
@@ -238,7 +297,388 @@ pub fn compare(base: &Baseline, new: &Baseline, config: &Config) -> Result<Repor
         fail_on_missing: config.gate.fail_on_missing,
         warnings,
         rows,
+        rounds: Vec::new(),
     })
+}
+
+/// Fewest rounds a paired comparison of rounds needs: one round has no spread between rounds, so
+/// nothing to test the change against.
+pub const MIN_ROUNDS: usize = 2;
+
+/// Compares two sets of interleaved rounds, round k of NEW against round k of BASE.
+///
+/// Per benchmark, each round gives the ratio of NEW's mean to BASE's mean; the change is the
+/// geometric mean of those ratios with a t interval on their logarithms ([`stats::paired_ratio`]).
+/// Whatever slows the machine down for a while slows both halves of a round alike and cancels in
+/// its ratio; what is left is the spread between rounds, which the interval is made of. A
+/// deterministic kind pools its rounds and is decided exactly.
+///
+/// Bad input is an error: sets of different sizes, a benchmark measured in some rounds but not
+/// others (a round that crashed or was cut short), or a benchmark whose rounds hold different
+/// numbers of samples (rounds run with different profiles or settings).
+pub fn compare_rounds(base: &RoundSet, new: &RoundSet, config: &Config) -> Result<Report> {
+    if base.rounds.len() != new.rounds.len() {
+        return Err(Error::Rounds {
+            message: format!(
+                "{} has {} round(s) ({}) but {} has {} ({}): every round needs its partner",
+                base.name,
+                base.rounds.len(),
+                base.names().join(", "),
+                new.name,
+                new.rounds.len(),
+                new.names().join(", ")
+            ),
+        });
+    }
+    if base.rounds.is_empty() {
+        return Err(Error::Rounds {
+            message: format!("no rounds of {} to compare", base.name),
+        });
+    }
+    let ids: BTreeSet<&String> = base
+        .rounds
+        .iter()
+        .chain(&new.rounds)
+        .flat_map(|b| b.benchmarks.keys())
+        .collect();
+    let mut rows = Vec::with_capacity(ids.len());
+    let mut warnings: Vec<String> = machine_warning(&base.rounds[0], &new.rounds[0])
+        .into_iter()
+        .collect();
+    if base.rounds.len() < MIN_ROUNDS {
+        warnings.push(format!(
+            "only one round per side: the verdict comes from the samples of that round alone, \
+             so a change of the machine between its two halves reads as a change of the code; \
+             run {MIN_ROUNDS} or more rounds"
+        ));
+    }
+    for id in ids {
+        let kind = config.kind_of(id);
+        let threshold_pct = config.threshold_of(id, kind)?;
+        let in_base = presence(id, base);
+        let in_new = presence(id, new);
+        let row = match (in_base.as_slice(), in_new.as_slice()) {
+            (b, n) if b.len() == base.rounds.len() && n.len() == new.rounds.len() => {
+                rounds_row(id, kind, threshold_pct, b, n, config, &mut warnings)?
+            }
+            (b, []) if b.len() == base.rounds.len() => {
+                one_sided(id, kind, threshold_pct, b[0], OneSide::Base)?
+            }
+            ([], n) if n.len() == new.rounds.len() => {
+                one_sided(id, kind, threshold_pct, n[0], OneSide::New)?
+            }
+            _ => return Err(partial_presence(id, base, new)),
+        };
+        rows.push(with_informational(row, config));
+    }
+    join_single_runs(base, new, config, &mut rows, &mut warnings)?;
+    warnings.extend(uniform_shift_warning(&rows, config.gate.alpha));
+    Ok(Report {
+        base_name: base.name.clone(),
+        base_source: base.source.clone(),
+        new_name: new.name.clone(),
+        new_source: new.source.clone(),
+        alpha: config.gate.alpha,
+        confidence: config.gate.confidence,
+        fail_on_missing: config.gate.fail_on_missing,
+        warnings,
+        rows,
+        rounds: base
+            .rounds
+            .iter()
+            .zip(&new.rounds)
+            .map(|(b, n)| RoundPair {
+                base: b.name.clone(),
+                new: n.name.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// Compares two sides of any shape: two baselines, or two sets of rounds. A baseline against a
+/// set of rounds is an error (nothing to pair the rounds with).
+pub fn compare_sides(base: &Side, new: &Side, config: &Config) -> Result<Report> {
+    match (base, new) {
+        (Side::Baseline(b), Side::Baseline(n)) => compare(b, n, config),
+        (Side::Rounds(b), Side::Rounds(n)) => compare_rounds(b, n, config),
+        (Side::Baseline(b), Side::Rounds(n)) | (Side::Rounds(n), Side::Baseline(b)) => {
+            Err(Error::Rounds {
+                message: format!(
+                    "'{}' is one baseline but '{}' is a set of {} rounds: compare rounds with \
+                     rounds (--rounds N, or NAME-r* on both sides)",
+                    b.name,
+                    n.name,
+                    n.rounds.len()
+                ),
+            })
+        }
+    }
+}
+
+/// Adds the rows of the benchmarks each side ran once (its single baseline) to a comparison of
+/// rounds: compared as two baselines. Both sides need one, or neither; an id may not be both in
+/// the rounds and in the single run.
+fn join_single_runs(
+    base: &RoundSet,
+    new: &RoundSet,
+    config: &Config,
+    rows: &mut Vec<Row>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let (b, n) = match (&base.single, &new.single) {
+        (None, None) => return Ok(()),
+        (Some(b), Some(n)) => (b, n),
+        (Some(_), None) | (None, Some(_)) => {
+            let (has, lacks) = if base.single.is_some() {
+                (&base.name, &new.name)
+            } else {
+                (&new.name, &base.name)
+            };
+            return Err(Error::Rounds {
+                message: format!(
+                    "'{has}' has benchmarks run once (baseline '{has}') but '{lacks}' has none \
+                     (baseline '{lacks}' missing: did its single run crash?)"
+                ),
+            });
+        }
+    };
+    let single = compare(b, n, config)?;
+    for row in &single.rows {
+        if rows.iter().any(|r| r.id == row.id) {
+            return Err(Error::Rounds {
+                message: format!(
+                    "benchmark '{}' is both in the rounds and in the single runs '{}'/'{}'",
+                    row.id, b.name, n.name
+                ),
+            });
+        }
+    }
+    rows.extend(single.rows);
+    rows.sort_by(|x, y| x.id.cmp(&y.id));
+    for w in single.warnings {
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
+    Ok(())
+}
+
+/// The benchmark `id` of each round of `set` that has it.
+fn presence<'a>(id: &str, set: &'a RoundSet) -> Vec<&'a Benchmark> {
+    set.rounds
+        .iter()
+        .filter_map(|r| r.benchmarks.get(id))
+        .collect()
+}
+
+/// The error for a benchmark measured in some rounds but not in others, naming them.
+fn partial_presence(id: &str, base: &RoundSet, new: &RoundSet) -> Error {
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for round in base.rounds.iter().chain(&new.rounds) {
+        if round.benchmarks.contains_key(id) {
+            with.push(round.name.as_str());
+        } else {
+            without.push(round.name.as_str());
+        }
+    }
+    Error::Rounds {
+        message: format!(
+            "benchmark '{id}' is in round(s) {} but not in {}: a round crashed, was cut short or \
+             ran another selection of benchmarks, so its rounds cannot be paired",
+            with.join(", "),
+            without.join(", ")
+        ),
+    }
+}
+
+/// The row of a benchmark present in every round of both sides.
+fn rounds_row(
+    id: &str,
+    kind: Kind,
+    threshold_pct: f64,
+    base: &[&Benchmark],
+    new: &[&Benchmark],
+    config: &Config,
+    warnings: &mut Vec<String>,
+) -> Result<Row> {
+    let mut base_costs = Vec::with_capacity(base.len());
+    let mut new_costs = Vec::with_capacity(new.len());
+    for (b, n) in base.iter().zip(new) {
+        check_recorded_units(id, kind, b, n)?;
+        let (bc, nc) = comparable_costs(id, kind, b, n)?;
+        base_costs.push(bc);
+        new_costs.push(nc);
+    }
+    check_round_settings(
+        id,
+        base.iter()
+            .chain(new)
+            .copied()
+            .zip(base_costs.iter().chain(&new_costs)),
+    )?;
+    let pooled = |costs: &[Costs]| Costs {
+        values: costs
+            .iter()
+            .flat_map(|c| c.values.iter().copied())
+            .collect(),
+        unit: costs[0].unit,
+    };
+    let (all_base, all_new) = (pooled(&base_costs), pooled(&new_costs));
+    let round_changes: Vec<f64> = base_costs
+        .iter()
+        .zip(&new_costs)
+        .map(|(b, n)| shown_change(kind, b.mean(), n.mean()))
+        .collect();
+    if kind.is_deterministic() {
+        let sides: Vec<(&Benchmark, &Costs)> = base
+            .iter()
+            .copied()
+            .zip(&base_costs)
+            .chain(new.iter().copied().zip(&new_costs))
+            .collect();
+        warnings.extend(nondeterminism_warning(id, kind, &sides));
+        let change = exact_change(kind, &all_base, &all_new);
+        let mut row = decided_row(id, kind, threshold_pct, &all_base, &all_new, change, config);
+        row.round_changes = round_changes;
+        return Ok(row);
+    }
+    let change = if base_costs.len() < MIN_ROUNDS {
+        relative_change(id, kind, &base_costs[0], &new_costs[0], config)
+    } else {
+        let ratios: Vec<f64> = base_costs
+            .iter()
+            .zip(&new_costs)
+            .map(|(b, n)| n.mean() / b.mean())
+            .collect();
+        let paired = stats::paired_ratio(&ratios, config.gate.confidence);
+        cost_ratio_change(
+            kind,
+            stats::RatioInterval {
+                point: paired.point,
+                lower: paired.lower,
+                upper: paired.upper,
+            },
+            paired.p,
+        )
+    };
+    let mut row = decided_row(id, kind, threshold_pct, &all_base, &all_new, change, config);
+    row.round_changes = round_changes;
+    Ok(row)
+}
+
+/// Every round of a benchmark must hold the same number of samples: a different count means the
+/// rounds ran with different settings (profiles, `--sample-size`), whose means do not pair.
+fn check_round_settings<'a>(
+    id: &str,
+    rounds: impl Iterator<Item = (&'a Benchmark, &'a Costs)>,
+) -> Result<()> {
+    let counts: Vec<(String, usize)> = rounds
+        .map(|(b, c)| (round_name(b), c.values.len()))
+        .collect();
+    if counts.windows(2).all(|w| w[0].1 == w[1].1) {
+        return Ok(());
+    }
+    Err(Error::Rounds {
+        message: format!(
+            "benchmark '{id}' has different sample counts in its rounds ({}): rounds of \
+             different profiles or settings cannot be paired",
+            counts
+                .iter()
+                .map(|(name, n)| format!("{name}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
+}
+
+/// The baseline (round) a benchmark was read from: the last component of its directory.
+fn round_name(b: &Benchmark) -> String {
+    b.source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| b.source.display().to_string())
+}
+
+/// The change of the shown value from one BASE mean cost to one NEW mean cost.
+fn shown_change(kind: Kind, base_cost: f64, new_cost: f64) -> f64 {
+    if kind.change_in_points() {
+        new_cost - base_cost
+    } else if kind == Kind::Throughput {
+        base_cost / new_cost - 1.0
+    } else {
+        new_cost / base_cost - 1.0
+    }
+}
+
+/// The row of a benchmark with a change: classified against its threshold.
+fn decided_row(
+    id: &str,
+    kind: Kind,
+    threshold_pct: f64,
+    base: &Costs,
+    new: &Costs,
+    change: Change,
+    config: &Config,
+) -> Row {
+    let verdict = classify(
+        &change,
+        kind.higher_is_better(),
+        threshold_pct.abs() / 100.0,
+        config.gate.alpha,
+    );
+    Row {
+        id: id.to_string(),
+        kind,
+        unit: base.unit,
+        threshold_pct,
+        base: Some(base.shown_mean()),
+        new: Some(new.shown_mean()),
+        samples: (base.values.len(), new.values.len()),
+        change: Some(change),
+        verdict,
+        informational: None,
+        round_changes: Vec::new(),
+    }
+}
+
+/// Marks the row informational when the config says so.
+fn with_informational(mut row: Row, config: &Config) -> Row {
+    row.informational = config.informational_reason(&row.id).map(str::to_string);
+    row
+}
+
+/// A deterministic kind whose samples vary was not measured deterministically: say so, since
+/// its exact verdict then rests on one draw.
+fn nondeterminism_warning(id: &str, kind: Kind, sides: &[(&Benchmark, &Costs)]) -> Option<String> {
+    if !kind.is_deterministic() {
+        return None;
+    }
+    let spread = |values: &[f64]| {
+        let (lo, hi) = values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        hi - lo > EXACT_TOLERANCE * hi.abs()
+    };
+    let mut varying = sides.iter().filter(|(_, c)| spread(&c.values)).peekable();
+    varying.peek()?;
+    let names: Vec<String> = varying
+        .map(|(b, _)| b.source.display().to_string())
+        .collect();
+    let mut all: Vec<f64> = sides
+        .iter()
+        .flat_map(|(_, c)| c.values.iter().copied())
+        .collect();
+    all.sort_by(f64::total_cmp);
+    Some(format!(
+        "'{id}' is a {} benchmark, deterministic by kind, but its values vary ({} to {} in {}); \
+         its verdict compares means as if they were exact",
+        kind.name(),
+        all.first().copied().unwrap_or(f64::NAN),
+        all.last().copied().unwrap_or(f64::NAN),
+        names.join(", ")
+    ))
 }
 
 /// Both sides must record the unit the configuration's kind measures in (an export records
@@ -269,41 +709,18 @@ fn check_recorded_units(id: &str, kind: Kind, b: &Benchmark, n: &Benchmark) -> R
     Ok(())
 }
 
-/// The row of a benchmark present on both sides: its change and verdict.
-fn compare_pair(
-    id: &str,
-    kind: Kind,
-    threshold_pct: f64,
-    b: &Benchmark,
-    n: &Benchmark,
-    config: &Config,
-) -> Result<Row> {
+/// The per-iteration costs of a benchmark present on both sides, checked comparable.
+fn comparable_costs(id: &str, kind: Kind, b: &Benchmark, n: &Benchmark) -> Result<(Costs, Costs)> {
     let base = Costs::of(b, kind)?;
     let new = Costs::of(n, kind)?;
-    check_comparable(id, (b, &base), (n, &new))?;
-    let change = relative_change(id, kind, &base, &new, config);
-    let verdict = classify(
-        &change,
-        kind.higher_is_better(),
-        threshold_pct.abs() / 100.0,
-        config.gate.alpha,
-    );
-    Ok(Row {
-        id: id.to_string(),
-        kind,
-        unit: base.unit,
-        threshold_pct,
-        base: Some(base.shown_mean()),
-        new: Some(new.shown_mean()),
-        samples: (base.values.len(), new.values.len()),
-        change: Some(change),
-        verdict,
-    })
+    check_comparable(id, kind, (b, &base), (n, &new))?;
+    Ok((base, new))
 }
 
 /// A relative change needs the same rate unit on both sides and a positive mean on each.
 fn check_comparable(
     id: &str,
+    kind: Kind,
     (b, base): (&Benchmark, &Costs),
     (n, new): (&Benchmark, &Costs),
 ) -> Result<()> {
@@ -319,7 +736,9 @@ fn check_comparable(
     }
     for (costs, bench) in [(base, b), (new, n)] {
         let mean = costs.mean();
-        if !mean.is_finite() || mean <= 0.0 {
+        // A difference in points needs no positive base; a ratio does.
+        let usable = mean.is_finite() && (mean > 0.0 || (kind.change_in_points() && mean >= 0.0));
+        if !usable {
             return Err(Error::invalid(
                 &bench.source,
                 format!(
@@ -332,9 +751,13 @@ fn check_comparable(
     Ok(())
 }
 
-/// The change of the shown value NEW vs BASE: Welch's p-value and a seeded bootstrap interval
-/// of the ratio of mean costs (per benchmark id, so each id has its own reproducible stream).
+/// The change of the shown value NEW vs BASE: exact for a deterministic kind, else Welch's
+/// p-value and a seeded bootstrap interval of the ratio of mean costs (per benchmark id, so each
+/// id has its own reproducible stream).
 fn relative_change(id: &str, kind: Kind, base: &Costs, new: &Costs, config: &Config) -> Change {
+    if kind.is_deterministic() {
+        return exact_change(kind, base, new);
+    }
     let welch = stats::welch(&base.values, &new.values);
     let ratio = stats::bootstrap_ratio(
         &base.values,
@@ -343,27 +766,52 @@ fn relative_change(id: &str, kind: Kind, base: &Costs, new: &Costs, config: &Con
         config.gate.confidence,
         config.gate.seed ^ fnv1a(id),
     );
+    cost_ratio_change(kind, ratio, welch.p)
+}
+
+/// The change of the shown value from an interval of the ratio of mean costs NEW/BASE.
+fn cost_ratio_change(kind: Kind, ratio: stats::RatioInterval, p_value: f64) -> Change {
     if kind == Kind::Throughput {
         // Throughput is the reciprocal of cost, so the interval's ends swap.
         Change {
             point: 1.0 / ratio.point - 1.0,
             lower: 1.0 / ratio.upper - 1.0,
             upper: 1.0 / ratio.lower - 1.0,
-            p_value: welch.p,
+            p_value,
         }
     } else {
         Change {
             point: ratio.point - 1.0,
             lower: ratio.lower - 1.0,
             upper: ratio.upper - 1.0,
-            p_value: welch.p,
+            p_value,
         }
+    }
+}
+
+/// Relative difference below which two values of a deterministic kind are the same value: what
+/// is left of floating-point rounding once Criterion divides a sample's total by an iteration
+/// count above 2^23 (a quality figure on the 2^-30 grid is then off by an ulp or two).
+pub const EXACT_TOLERANCE: f64 = 1e-9;
+
+/// The change of a deterministic kind: the difference of the means (relative, or in points),
+/// certain when the means differ (p = 0) and none when they are equal up to
+/// [`EXACT_TOLERANCE`] (p = 1, change 0). No bootstrap: there is no noise to resample.
+fn exact_change(kind: Kind, base: &Costs, new: &Costs) -> Change {
+    let (b, n) = (base.mean(), new.mean());
+    let same = (b - n).abs() <= EXACT_TOLERANCE * b.abs().max(n.abs());
+    let point = if same { 0.0 } else { shown_change(kind, b, n) };
+    Change {
+        point,
+        lower: point,
+        upper: point,
+        p_value: if same { 1.0 } else { 0.0 },
     }
 }
 
 /// The side a one-sided benchmark is on.
 #[derive(Clone, Copy, PartialEq)]
-enum Side {
+enum OneSide {
     Base,
     New,
 }
@@ -374,11 +822,11 @@ fn one_sided(
     kind: Kind,
     threshold_pct: f64,
     bench: &Benchmark,
-    side: Side,
+    side: OneSide,
 ) -> Result<Row> {
     let costs = Costs::of(bench, kind)?;
     let (value, samples) = (Some(costs.shown_mean()), costs.values.len());
-    let in_base = side == Side::Base;
+    let in_base = side == OneSide::Base;
     Ok(Row {
         id: id.to_string(),
         kind,
@@ -393,6 +841,8 @@ fn one_sided(
         } else {
             Verdict::New
         },
+        informational: None,
+        round_changes: Vec::new(),
     })
 }
 
@@ -482,6 +932,8 @@ mod tests {
                 p_value: p,
             }),
             verdict: Verdict::Unchanged,
+            informational: None,
+            round_changes: Vec::new(),
         }
     }
 

@@ -1,23 +1,25 @@
 //! Tests of `scripts/bench-pr.sh` without benchmarking anything: a scratch git repository stands
-//! in for the project, and `BENCH_CMD` is a fake harness that copies one of the fixture baselines
-//! (real Criterion output) into `CRITERION_HOME` under the name the script asks it to save.
-//! This checks the plumbing: worktree handling, argument checks and exit-code propagation.
+//! in for the project, `BENCH_BUILD_CMD` is a fake build whose JSON names one bench executable,
+//! and that executable is a fake harness that copies one of the fixture baselines (real Criterion
+//! output) into `CRITERION_HOME` under the name the script asks it to save. This checks the
+//! plumbing: worktree handling, interleaved rounds, the HTML page, argument checks and exit-code
+//! propagation.
 #![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The fake harness: `fake-bench --save-baseline NAME` copies fixture baseline `$FAKE_BASE` (for
-/// `base`) or `$FAKE_HEAD` (for `head`); `FAKE_FAIL=NAME` makes that side fail. Each call is
-/// logged to `$FAKE_LOG` with the directory it ran in.
+/// The fake harness: `fake-bench --bench --save-baseline NAME ...` copies fixture baseline
+/// `$FAKE_BASE` (for `base-r<k>`) or `$FAKE_HEAD` (for `head-r<k>`); `FAKE_FAIL=NAME` makes that
+/// round fail. Each call is logged to `$FAKE_LOG` with the directory it ran in.
 const FAKE_BENCH: &str = r#"#!/bin/sh
 set -eu
-[ "$1" = --save-baseline ] || { echo "fake-bench: unexpected $*" >&2; exit 64; }
-name=$2
+[ "$1" = --bench ] && [ "$2" = --save-baseline ] || { echo "fake-bench: unexpected $*" >&2; exit 64; }
+name=$3
 echo "$name $(pwd)" >>"$FAKE_LOG"
 if [ "${FAKE_FAIL:-}" = "$name" ]; then echo "fake-bench: failing $name" >&2; exit 101; fi
-case $name in base) src=$FAKE_BASE ;; head) src=$FAKE_HEAD ;; *) exit 65 ;; esac
+case $name in base-r*) src=$FAKE_BASE ;; head-r*) src=$FAKE_HEAD ;; *) exit 65 ;; esac
 cd "$FIXTURES"
 find . -type d -name "$src" | while read -r dir; do
   target="$CRITERION_HOME/$(dirname "$dir")/$name"
@@ -55,6 +57,20 @@ impl Project {
         let fake = p.path("fake-bench");
         std::fs::write(&fake, FAKE_BENCH).unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Cargo's JSON message for one bench target, as `cargo bench --no-run` prints it.
+        let build = p.path("fake-build");
+        let artifact = format!(
+            "{{\"reason\":\"compiler-artifact\",\"target\":{{\"kind\":[\"bench\"],\
+             \"crate_types\":[\"bin\"],\"name\":\"latency\",\"src_path\":\"benches/latency.rs\"}},\
+             \"executable\":\"{}\",\"fresh\":true}}",
+            fake.display()
+        );
+        std::fs::write(
+            &build,
+            format!("#!/bin/sh\necho 'Compiling...' >&2\n[ -n \"${{FAKE_BUILD_FAIL:-}}\" ] && exit 101\ncat <<'EOF'\n{{\"reason\":\"build-finished\"}}\n{artifact}\nEOF\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&build, std::fs::Permissions::from_mode(0o755)).unwrap();
         p
     }
 
@@ -83,7 +99,9 @@ impl Project {
         cmd.arg(script)
             .args(args)
             .current_dir(self.path("repo"))
-            .env("BENCH_CMD", self.path("fake-bench"))
+            .env("BENCH_BUILD_CMD", self.path("fake-build"))
+            .env("BENCH_INSTRUCTIONS", "off")
+            .env("BENCH_ROUNDS", "2")
             .env("BENCH_GATE", env!("CARGO_BIN_EXE_bench-gate"))
             .env("CRITERION_HOME", self.path("criterion"))
             .env("CARGO_TARGET_DIR", self.path("target"))
@@ -94,6 +112,9 @@ impl Project {
             .env("FAKE_HEAD", "same")
             .env("NO_COLOR", "1")
             .env_remove("BENCH_ARGS")
+            .env_remove("BENCH_ROUND_ARGS")
+            .env_remove("BENCH_ONCE")
+            .env_remove("GUNGRAUN_RUNNER")
             .env_remove("BENCH_GATE_CONFIG");
         for (k, v) in env {
             cmd.env(k, v);
@@ -143,12 +164,75 @@ fn same_code_on_both_sides_exits_0_and_benchmarks_base_in_a_worktree() {
     let out = p.run(&["HEAD"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("PASS"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("2 interleaved rounds"),
+        "{}",
+        stdout(&out)
+    );
     let log = p.bench_log();
     let lines: Vec<&str> = log.lines().collect();
-    assert_eq!(lines.len(), 2, "{log}");
-    assert!(lines[0].starts_with("base ") && lines[0].contains("bench-base."));
-    assert!(lines[1].starts_with("head ") && lines[1].ends_with("/repo"));
+    assert_eq!(lines.len(), 4, "{log}");
+    assert!(lines[0].starts_with("base-r1 ") && lines[0].contains("bench-pr."));
+    assert!(lines[1].starts_with("head-r1 ") && lines[1].ends_with("/repo"));
     p.assert_worktree_removed();
+}
+
+#[test]
+fn rounds_run_in_abba_order_each_saved_as_its_own_baseline() {
+    let p = Project::new();
+    let out = p.run(&["HEAD"], &[("BENCH_ROUNDS", "4")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let order: Vec<String> = p
+        .bench_log()
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        order,
+        ["base-r1", "head-r1", "head-r2", "base-r2", "base-r3", "head-r3", "head-r4", "base-r4"]
+    );
+    let listed = Command::new(env!("CARGO_BIN_EXE_bench-gate"))
+        .args(["list", "--criterion-dir"])
+        .arg(p.path("criterion"))
+        .output()
+        .unwrap();
+    assert!(stdout(&listed).contains("head-r4"), "{}", stdout(&listed));
+}
+
+#[test]
+fn a_crashed_round_exits_1_naming_the_round() {
+    let p = Project::new();
+    let out = p.run(&["HEAD"], &[("FAKE_FAIL", "head-r2")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("in head-r2"), "{}", stderr(&out));
+    p.assert_worktree_removed();
+}
+
+#[test]
+fn a_skipped_instruction_channel_is_a_warning_in_the_report_or_an_error_when_required() {
+    let p = Project::new();
+    let missing = [
+        ("BENCH_INSTRUCTIONS", "auto"),
+        ("GUNGRAUN_RUNNER", "/nonexistent/runner"),
+    ];
+    let out = p.run(&["HEAD", "--format", "markdown"], &missing);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("instruction counts skipped"),
+        "{}",
+        stdout(&out)
+    );
+    let required = [
+        ("BENCH_INSTRUCTIONS", "required"),
+        ("GUNGRAUN_RUNNER", "/nonexistent/runner"),
+    ];
+    let out = p.run(&["HEAD"], &required);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("BENCH_INSTRUCTIONS=required"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -161,15 +245,55 @@ fn a_regression_exits_2_with_the_markdown_report_on_stdout() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let md = stdout(&out);
     assert!(md.starts_with("<!-- bench-gate-report -->"), "{md}");
-    assert!(md.contains("1 regression"), "{md}");
+    // Every fake round is the same copy, so the rounds agree exactly: both spin benchmarks of
+    // `slow25` (+22.8%, +10.7%) are beyond +10% in each round.
+    assert!(md.contains("2 regressions"), "{md}");
+    assert!(
+        md.contains("Change per round of flagged benchmarks"),
+        "{md}"
+    );
     p.assert_worktree_removed();
+}
+
+#[test]
+fn html_writes_the_page_of_the_rounds_with_the_per_round_changes_of_flagged_benchmarks() {
+    let p = Project::new();
+    let page = p.path("page.html");
+    let out = p.run(
+        &[
+            "HEAD",
+            "--format",
+            "markdown",
+            "--html",
+            page.to_str().unwrap(),
+        ],
+        &[("FAKE_HEAD", "slow25")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("2 interleaved rounds, paired"), "{html}");
+    // Both regressed benchmarks carry their two rounds' changes; the page shows the same
+    // warning as the report (the instruction channel is off in these tests).
+    assert_eq!(html.matches("data-round-changes-pct=").count(), 2, "{html}");
+    assert!(html.contains("instruction counts skipped"), "{html}");
+    p.assert_worktree_removed();
+    // A page that cannot be written is an error before any benchmark runs.
+    let p = Project::new();
+    let out = p.run(&["HEAD", "--html", "/nonexistent-dir/page.html"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent-dir"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(p.bench_log(), "");
 }
 
 #[test]
 fn a_failing_benchmark_run_exits_1_and_still_removes_the_worktree() {
     for side in ["base", "head"] {
         let p = Project::new();
-        let out = p.run(&["HEAD"], &[("FAKE_FAIL", side)]);
+        let out = p.run(&["HEAD"], &[("FAKE_FAIL", &format!("{side}-r1"))]);
         assert_eq!(out.status.code(), Some(1), "{side}: {}", stderr(&out));
         assert!(
             stderr(&out).contains(&format!("benchmarking {side} failed")),
@@ -178,6 +302,12 @@ fn a_failing_benchmark_run_exits_1_and_still_removes_the_worktree() {
         );
         p.assert_worktree_removed();
     }
+    let p = Project::new();
+    let out = p.run(&["HEAD"], &[("FAKE_BUILD_FAIL", "1")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("building the benchmarks of base failed"));
+    assert_eq!(p.bench_log(), "");
+    p.assert_worktree_removed();
 }
 
 #[test]
@@ -200,11 +330,21 @@ fn bad_arguments_exit_1_before_any_benchmark_runs() {
         &["no-such-ref"][..],
         &["HEAD", "--format", "html"][..],
         &["HEAD", "--format"][..],
+        &["HEAD", "--html"][..],
         &["HEAD", "extra"][..],
     ] {
         let out = p.run(args, &[]);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
         assert!(!stderr(&out).is_empty(), "{args:?} printed no reason");
+    }
+    for env in [
+        ("BENCH_ROUNDS", "0"),
+        ("BENCH_ROUNDS", "x"),
+        ("BENCH_INSTRUCTIONS", "maybe"),
+    ] {
+        let out = p.run(&["HEAD"], &[env]);
+        assert_eq!(out.status.code(), Some(1), "{env:?}: {}", stderr(&out));
+        assert!(!stderr(&out).is_empty(), "{env:?} printed no reason");
     }
     assert_eq!(p.bench_log(), "", "a benchmark ran despite bad arguments");
     p.assert_worktree_removed();

@@ -101,6 +101,29 @@ fn pages_render_in_headless_chromium_with_their_charts_and_no_errors() {
     let ten = ten_exports(&s);
     let history = s.path("history.html");
     run_history(&s, &ten, &history);
+    // Interleaved rounds (as bench-pr.sh saves them): the same code three times against the
+    // slowed fixture, so the flagged cards carry each round's change.
+    for (k, (base, head)) in [("base", "slow25"), ("same", "slow25"), ("base", "slow25")]
+        .into_iter()
+        .enumerate()
+    {
+        s.copy_baseline(base, &format!("old-r{}", k + 1));
+        s.copy_baseline(head, &format!("pr-r{}", k + 1));
+    }
+    let rounds = s.path("comparison-rounds.html");
+    let crit = s.crit();
+    let out = s.run(&[
+        "report",
+        "old",
+        "pr",
+        "--rounds",
+        "3",
+        "--criterion-dir",
+        &crit,
+        "--html",
+        rounds.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 
     let spec = json!({
         "chromium": chromium,
@@ -109,6 +132,7 @@ fn pages_render_in_headless_chromium_with_their_charts_and_no_errors() {
             {"name": "comparison", "file": regression},
             {"name": "comparison-pass", "file": quiet},
             {"name": "history", "file": history, "filter": "latency/"},
+            {"name": "comparison-rounds", "file": rounds},
         ],
     });
     let spec_file = s.path("spec.json");
@@ -124,7 +148,7 @@ fn pages_render_in_headless_chromium_with_their_charts_and_no_errors() {
         stderr(&out)
     );
     let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(results.len(), 3);
+    assert_eq!(results.len(), 4);
 
     for r in &results {
         let name = r["name"].as_str().unwrap();
@@ -188,5 +212,18 @@ fn pages_render_in_headless_chromium_with_their_charts_and_no_errors() {
         .collect();
     assert_eq!(visible, [SPIN_SMALL, SPIN_LARGE]);
     assert_eq!(filter["shown"], "showing 2 of 4");
+
+    // The page of rounds: its regression explained on the first screen like the other's, with
+    // the change of each round drawn beside the mean's (the change chart has a row per round set).
+    let rounds = &results[3]["layout"];
+    assert!(
+        rounds["banner"].as_str().unwrap().contains("FAIL"),
+        "{rounds}"
+    );
+    let first = &rounds["firstFlagged"];
+    assert!(
+        first["plots"]["bottom"].as_f64().unwrap() <= rounds["viewportHeight"].as_f64().unwrap(),
+        "{first}"
+    );
     eprintln!("screenshots in {}", out_dir.display());
 }

@@ -58,6 +58,7 @@ impl Scratch {
             .current_dir(self.dir.path())
             .env_remove("CRITERION_HOME")
             .env_remove("CARGO_TARGET_DIR")
+            .env_remove("GUNGRAUN_HOME")
             .env("NO_COLOR", "1")
             .output()
             .unwrap()
@@ -121,6 +122,50 @@ impl Scratch {
             String::from_utf8_lossy(&out.stderr)
         );
         (code, serde_json::from_slice(&out.stdout).unwrap())
+    }
+}
+
+impl Scratch {
+    /// Copies fixture baseline `from` as baseline `to` (every benchmark's `<dir>/from/`).
+    fn copy_baseline(&self, from: &str, to: &str) {
+        let root = self.path("criterion");
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if !path.is_dir() {
+                    continue;
+                }
+                if path.file_name().unwrap() == from && path.join("benchmark.json").is_file() {
+                    copy_dir(&path, &dir.join(to));
+                } else {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+
+    /// Three rounds per side, sides `old` and `pr` (names without a single run: the fixtures
+    /// hold a baseline called `base`): `old` rounds from `base`, `same`, `base` (the same code),
+    /// `pr` rounds from `head` three times.
+    fn rounds(&self, head: &str) {
+        self.copy_baseline("base", "old-r1");
+        self.copy_baseline("same", "old-r2");
+        self.copy_baseline("base", "old-r3");
+        for k in 1..=3 {
+            self.copy_baseline(head, &format!("pr-r{k}"));
+        }
+    }
+
+    /// Writes a callgrind output file of baseline `name` for gungraun benchmark `bench` (path
+    /// under the package directory) counting `ir` instructions.
+    fn count(&self, bench: &str, name: &str, ir: u64) {
+        let dir = self.path("gungraun/memory-bench").join(bench);
+        std::fs::create_dir_all(&dir).unwrap();
+        let leaf = bench.rsplit('/').next().unwrap();
+        let file = format!("callgrind.{leaf}.t1.p1.out.base@{name}");
+        let text = format!("events: Ir\nsummary: {ir}\n\nfn=main\n0 {ir}\ntotals: {ir}\n");
+        std::fs::write(dir.join(file), text).unwrap();
     }
 }
 
@@ -323,6 +368,8 @@ fn import_restores_criterions_files_byte_for_byte_in_content() {
         &file,
         "--criterion-dir",
         &fresh.display().to_string(),
+        "--as",
+        "base",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     for dir in [
@@ -403,16 +450,19 @@ fn export_is_a_superset_of_critcmps_format_with_machine_information() {
     let out = s.run(&["export", "base", "--criterion-dir", &crit]);
     assert_eq!(out.status.code(), Some(0));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["name"], "base");
+    // A distinct name per export (critcmp keys baselines by it): base@<commit>, or the date
+    // outside a git checkout.
+    let name = doc["name"].as_str().unwrap();
+    assert!(name.starts_with("base@"), "{name}");
     assert_eq!(doc["format"], "bench-gate-export");
-    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["version"], 2);
     for key in ["cpu_model", "cores", "os", "rustc", "date"] {
         assert!(!doc["machine"][key].is_null(), "machine.{key}");
     }
     let b = &doc["benchmarks"][SPIN_SMALL];
     // The fields critcmp's `Benchmark` struct requires.
-    assert_eq!(b["baseline"], "base");
-    assert_eq!(b["fullname"], format!("base/{SPIN_SMALL}"));
+    assert_eq!(b["baseline"], name);
+    assert_eq!(b["fullname"], format!("{name}/{SPIN_SMALL}"));
     assert_eq!(b["criterion_benchmark_v1"]["full_id"], SPIN_SMALL);
     for stat in ["mean", "median", "median_abs_dev", "slope", "std_dev"] {
         assert!(
@@ -421,7 +471,9 @@ fn export_is_a_superset_of_critcmps_format_with_machine_information() {
         );
     }
     assert_eq!(b["unit"], "ns");
-    assert_eq!(doc["benchmarks"][STRINGS]["unit"], "bytes");
+    // Bytes are kept out of critcmp's part, which would print them as durations.
+    assert!(doc["benchmarks"][STRINGS].is_null());
+    assert_eq!(doc["measurements"][STRINGS]["unit"], "bytes");
     assert_eq!(
         b["criterion_sample_v1"]["iters"].as_array().unwrap().len(),
         b["criterion_sample_v1"]["times"].as_array().unwrap().len()
@@ -744,7 +796,7 @@ fn an_export_of_another_format_or_version_is_an_error() {
             Some(Value::from("something-else")),
             "unknown format",
         ),
-        ("future", "version", Some(Value::from(2)), "version 2"),
+        ("future", "version", Some(Value::from(3)), "version 3"),
         ("ancient", "version", Some(Value::from(0)), "version 0"),
         ("unversioned", "version", None, "without a `version`"),
     ];
@@ -810,7 +862,7 @@ fn mismatched_units_between_the_two_sides_are_an_error() {
     let crit = s.crit();
     let file = s.export("base");
     let mut doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    doc["benchmarks"][STRINGS]["unit"] = "ns".into();
+    doc["measurements"][STRINGS]["unit"] = "ns".into();
     std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
     let out = s.run(&[
         "compare",
@@ -901,4 +953,325 @@ fn the_repositorys_kept_baselines_read_compare_and_check() {
             stderr(&out)
         );
     }
+}
+
+// ---- interleaved rounds ----
+
+#[test]
+fn rounds_are_paired_and_a_planted_slowdown_regresses_with_its_per_round_changes() {
+    let s = Scratch::new();
+    s.rounds("slow25");
+    let (code, report) = s.compare_json("old", "pr", &["--rounds", "3"]);
+    assert_eq!(code, 2);
+    assert_eq!(report["rounds"].as_array().unwrap().len(), 3);
+    assert_eq!(report["rounds"][1]["base"], "old-r2");
+    let row = report["benchmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == SPIN_SMALL)
+        .unwrap();
+    assert_eq!(row["verdict"], "regressed");
+    let per_round = row["round_changes_pct"].as_array().unwrap();
+    assert_eq!(per_round.len(), 3);
+    assert!(
+        per_round.iter().all(|c| c.as_f64().unwrap() > 19.0),
+        "{row}"
+    );
+    // The pattern form finds the same rounds.
+    let (code, by_pattern) = s.compare_json("old-r*", "pr-r*", &[]);
+    assert_eq!(code, 2);
+    assert_eq!(verdicts(&by_pattern), verdicts(&report));
+    // The text report shows the rounds of the flagged benchmark.
+    let crit = s.crit();
+    let out = s.run(&[
+        "compare",
+        "old",
+        "pr",
+        "--rounds",
+        "3",
+        "--criterion-dir",
+        &crit,
+    ]);
+    let text = stdout(&out);
+    assert!(text.contains("3 interleaved rounds"), "{text}");
+    assert!(text.contains("change per round"), "{text}");
+}
+
+#[test]
+fn same_code_in_rounds_passes() {
+    let s = Scratch::new();
+    s.copy_baseline("base", "old-r1");
+    s.copy_baseline("same", "old-r2");
+    s.copy_baseline("same", "pr-r1");
+    s.copy_baseline("base", "pr-r2");
+    let (code, report) = s.compare_json("old", "pr", &["--rounds", "2"]);
+    assert_eq!(code, 0, "{report}");
+}
+
+#[test]
+fn a_missing_round_is_an_error_naming_it() {
+    let s = Scratch::new();
+    s.rounds("slow25");
+    let crit = s.crit();
+    let out = s.run(&[
+        "compare",
+        "old",
+        "pr",
+        "--rounds",
+        "4",
+        "--criterion-dir",
+        &crit,
+    ]);
+    assert_error(&out, &["old-r4", "not found", "crashed"]);
+    // Sets of different sizes by pattern.
+    s.copy_baseline("same", "pr-r4");
+    let out = s.run(&["compare", "old-r*", "pr-r*", "--criterion-dir", &crit]);
+    assert_error(&out, &["3 round(s)", "pr-r4"]);
+}
+
+#[test]
+fn a_benchmark_in_some_rounds_only_is_an_error_naming_benchmark_and_rounds() {
+    let s = Scratch::new();
+    s.rounds("same");
+    std::fs::remove_dir_all(s.path("criterion/latency_fixture/spin_small/pr-r2")).unwrap();
+    let crit = s.crit();
+    let out = s.run(&[
+        "compare",
+        "old",
+        "pr",
+        "--rounds",
+        "3",
+        "--criterion-dir",
+        &crit,
+    ]);
+    assert_error(&out, &[SPIN_SMALL, "pr-r2", "cannot be paired"]);
+}
+
+#[test]
+fn rounds_with_different_sample_counts_are_an_error() {
+    let s = Scratch::new();
+    s.rounds("same");
+    let sample = s.path("criterion/latency_fixture/spin_small/pr-r2/sample.json");
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&sample).unwrap()).unwrap();
+    for key in ["iters", "times"] {
+        doc[key].as_array_mut().unwrap().pop();
+    }
+    std::fs::write(&sample, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let crit = s.crit();
+    let out = s.run(&[
+        "compare",
+        "old",
+        "pr",
+        "--rounds",
+        "3",
+        "--criterion-dir",
+        &crit,
+    ]);
+    assert_error(&out, &[SPIN_SMALL, "different sample counts", "profiles"]);
+}
+
+#[test]
+fn a_baseline_against_rounds_is_an_error() {
+    let s = Scratch::new();
+    s.rounds("same");
+    let crit = s.crit();
+    let out = s.run(&["compare", "base", "pr-r*", "--criterion-dir", &crit]);
+    assert_error(&out, &["one baseline", "set of 3 rounds"]);
+}
+
+#[test]
+fn benchmarks_run_once_per_side_join_a_comparison_of_rounds() {
+    let s = Scratch::new();
+    s.copy_baseline("base", "base-r1");
+    s.copy_baseline("same", "base-r2");
+    s.copy_baseline("same", "head-r1");
+    s.copy_baseline("same", "head-r2");
+    // `base` exists as a fixture baseline: it is BASE's single run; HEAD's is `fat`, copied.
+    s.copy_baseline("fat", "head");
+    let crit = s.crit();
+    let out = s.run(&[
+        "compare",
+        "base",
+        "head",
+        "--rounds",
+        "2",
+        "--criterion-dir",
+        &crit,
+    ]);
+    // The single runs hold the same ids as the rounds: refused, not silently merged.
+    assert_error(&out, &["both in the rounds and in the single runs"]);
+    // Without a single run on HEAD's side, BASE's single run is unmatched.
+    std::fs::remove_dir_all(s.path("criterion/footprint_fixture/strings/1000/head")).unwrap();
+    for dir in [
+        "latency_fixture/spin_small",
+        "latency_fixture/spin_large",
+        "throughput_fixture/batch/64",
+    ] {
+        std::fs::remove_dir_all(s.path(&format!("criterion/{dir}/head"))).unwrap();
+    }
+    let out = s.run(&[
+        "compare",
+        "base",
+        "head",
+        "--rounds",
+        "2",
+        "--criterion-dir",
+        &crit,
+    ]);
+    assert_error(&out, &["'base' has benchmarks run once", "'head' missing"]);
+}
+
+#[test]
+fn warnings_given_on_the_command_line_are_in_the_report() {
+    let s = Scratch::new();
+    let (_, report) = s.compare_json("base", "same", &["--warn", "instruction counts skipped"]);
+    assert!(report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w == "instruction counts skipped"));
+}
+
+// ---- instruction counts and quality ----
+
+#[test]
+fn instruction_counts_are_decided_exactly_against_a_tight_threshold() {
+    let s = Scratch::new();
+    s.count("instructions/counted/ltm/get.n1000", "base", 100_000);
+    s.count("instructions/counted/ltm/get.n1000", "head", 102_500);
+    s.count("instructions/counted/search/ann.n1000", "base", 5_000_000);
+    s.count("instructions/counted/search/ann.n1000", "head", 5_000_000);
+    let (code, report) = s.compare_json("base", "head", &[]);
+    assert_eq!(code, 2, "{report}");
+    let rows = report["benchmarks"].as_array().unwrap();
+    let get = rows
+        .iter()
+        .find(|r| r["id"] == "instructions/ltm/get/n1000")
+        .unwrap();
+    assert_eq!(get["kind"], "instructions");
+    assert_eq!(get["unit"], "instructions");
+    assert_eq!(get["verdict"], "regressed", "+2.5% beyond +2%: {get}");
+    assert_eq!(get["change"]["p_value"], 0.0);
+    assert_eq!(get["change"]["lower_pct"], get["change"]["upper_pct"]);
+    let ann = rows
+        .iter()
+        .find(|r| r["id"] == "instructions/search/ann/n1000")
+        .unwrap();
+    assert_eq!(ann["verdict"], "unchanged");
+    assert_eq!(ann["change"]["p_value"], 1.0);
+    // Counts export and read back as counts (one exact sample each).
+    let crit = s.crit();
+    let file = s.path("head-counts.json").display().to_string();
+    let out = s.run(&["export", "head", "--criterion-dir", &crit, "-o", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert!(doc["benchmarks"].as_object().unwrap().is_empty());
+    assert_eq!(
+        doc["measurements"]["instructions/ltm/get/n1000"]["unit"],
+        "instructions"
+    );
+    let (code, again) = s.compare_json("base", &file, &[]);
+    assert_eq!(code, 2);
+    assert_eq!(verdicts(&again), verdicts(&report));
+}
+
+#[test]
+fn quality_is_higher_is_better_in_points_and_identical_constants_are_unchanged() {
+    let s = Scratch::new();
+    // The footprint fixture's constant byte counts stand in for a constant quality figure:
+    // ratios of 0.85 and 0.82 (scaled per iteration), and an identical copy.
+    let write = |name: &str, value: f64, samples: usize| {
+        let dir = s.path("criterion/quality_fixture/r10").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let info = serde_json::json!({"group_id": "quality/fixture", "function_id": "r@10",
+            "value_str": null, "throughput": null, "full_id": "quality/fixture/r@10",
+            "directory_name": "quality_fixture/r10", "title": "quality/fixture/r@10"});
+        let est = |v: f64| {
+            serde_json::json!({"confidence_interval": {"confidence_level": 0.95,
+            "lower_bound": v, "upper_bound": v}, "point_estimate": v, "standard_error": 0.0})
+        };
+        let estimates = serde_json::json!({"mean": est(value), "median": est(value),
+            "median_abs_dev": est(0.0), "slope": est(value), "std_dev": est(0.0)});
+        // Iteration counts above 2^23: the per-iteration values are off by an ulp, as
+        // Criterion's own division leaves them.
+        let iters: Vec<f64> = (1..=samples).map(|i| (i as f64) * 9_000_001.0).collect();
+        let times: Vec<f64> = iters.iter().map(|n| value * n).collect();
+        let sample = serde_json::json!({"sampling_mode": "Linear", "iters": iters, "times": times});
+        std::fs::write(dir.join("benchmark.json"), info.to_string()).unwrap();
+        std::fs::write(dir.join("estimates.json"), estimates.to_string()).unwrap();
+        std::fs::write(dir.join("sample.json"), sample.to_string()).unwrap();
+    };
+    write("q_base", 0.85, 10);
+    write("q_same", 0.85, 12);
+    write("q_drop", 0.82, 10);
+    write("q_gain", 0.95, 10);
+    let row_of = |report: &Value| {
+        report["benchmarks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == "quality/fixture/r@10")
+            .unwrap()
+            .clone()
+    };
+    let (code, same) = s.compare_json("q_base", "q_same", &[]);
+    assert_eq!(code, 0);
+    let row = row_of(&same);
+    assert_eq!(row["kind"], "quality");
+    assert_eq!(row["verdict"], "unchanged");
+    assert_eq!(row["change"]["p_value"], 1.0, "identical figures: {row}");
+    let (code, drop) = s.compare_json("q_base", "q_drop", &[]);
+    assert_eq!(code, 2);
+    let row = row_of(&drop);
+    assert_eq!(row["verdict"], "regressed");
+    assert_eq!(row["change"]["scale"], "points");
+    assert!(
+        (row["change"]["point_pct"].as_f64().unwrap() + 3.0).abs() < 1e-6,
+        "{row}"
+    );
+    let (code, gain) = s.compare_json("q_base", "q_gain", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(row_of(&gain)["verdict"], "improved");
+}
+
+#[test]
+fn informational_benchmarks_are_shown_but_never_fail() {
+    let s = Scratch::new();
+    std::fs::write(
+        s.path("info.toml"),
+        format!("[[informational]]\nid = \"{SPIN_SMALL}\"\nreason = \"too noisy here\"\n"),
+    )
+    .unwrap();
+    let (code, report) = s.compare_json("base", "slow25", &["--config", "info.toml"]);
+    assert_eq!(code, 0, "{report}");
+    let row = report["benchmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == SPIN_SMALL)
+        .unwrap();
+    assert_eq!(row["verdict"], "regressed");
+    assert_eq!(row["informational"], "too noisy here");
+    assert_eq!(report["counts"]["informational_regressed"], 1);
+    assert_eq!(report["counts"]["regressed"], 0);
+}
+
+#[test]
+fn bmf_export_names_a_bencher_measure_per_benchmark() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    let out = s.run(&[
+        "export",
+        "base",
+        "--criterion-dir",
+        &crit,
+        "--format",
+        "bmf",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc[SPIN_SMALL]["latency"]["value"].as_f64().unwrap() > 0.0);
+    assert!(doc[BATCH]["throughput"]["value"].as_f64().unwrap() > 0.0);
+    assert!(doc[STRINGS]["footprint-bytes"]["value"].as_f64().unwrap() > 0.0);
 }

@@ -26,6 +26,8 @@ mod error;
 pub mod index;
 mod information;
 mod memory;
+#[cfg(membench_planted)]
+mod planted;
 mod query;
 mod scoring;
 mod search;

@@ -120,6 +120,8 @@ impl Memory {
     /// Searches the agent's memory; see [`SearchQuery`]. Repeated queries are answered from the
     /// query cache until the agent's memory changes or the cache's time-to-live passes.
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
+        #[cfg(membench_planted)]
+        let _planted = crate::planted::Planted::start(crate::planted::Op::Search);
         let _span = tracing::debug_span!(stages::SEARCH).entered();
         let state = self.state();
         // Checked before the cache key copies the query.
@@ -237,6 +239,8 @@ impl Memory {
 
     /// One long-term entry of `agent`; `None` if absent or owned by another agent.
     pub fn get(&self, agent: &str, id: EntryId) -> Result<Option<MemoryEntry>> {
+        #[cfg(membench_planted)]
+        let _planted = crate::planted::Planted::start(crate::planted::Op::Get);
         entry::validate_id("agent_id", agent)?;
         self.state().ltm.get(agent, id)
     }

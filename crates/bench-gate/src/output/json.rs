@@ -29,8 +29,11 @@ pub fn compare_value(report: &Report) -> Value {
                     "lower_pct": c.lower * 100.0,
                     "upper_pct": c.upper * 100.0,
                     "p_value": c.p_value,
+                    "scale": if r.kind.change_in_points() { "points" } else { "percent" },
                 })),
                 "verdict": r.verdict.name(),
+                "informational": r.informational,
+                "round_changes_pct": r.round_changes.iter().map(|c| c * 100.0).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -48,6 +51,7 @@ pub fn compare_value(report: &Report) -> Value {
         },
         "counts": report.counts(),
         "warnings": report.warnings,
+        "rounds": report.rounds,
         "benchmarks": benchmarks,
     })
 }

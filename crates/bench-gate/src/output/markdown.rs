@@ -19,11 +19,13 @@ fn cells(r: &Row) -> [String; 6] {
         format!("`{}`", escape(&r.id)),
         r.base.map_or("-".into(), |v| super::value(v, r.unit)),
         r.new.map_or("-".into(), |v| super::value(v, r.unit)),
-        r.change.as_ref().map_or("-".into(), super::change),
+        r.change
+            .as_ref()
+            .map_or("-".into(), |c| super::change_of(r.kind, c)),
         r.change
             .as_ref()
             .map_or("-".into(), |c| super::p_value(c.p_value)),
-        super::threshold(r.threshold_pct),
+        super::threshold_of(r.kind, r.threshold_pct),
     ]
 }
 
@@ -35,6 +37,15 @@ fn icon(v: Verdict) -> &'static str {
         Verdict::Inconclusive => "🟡 inconclusive",
         Verdict::New => "🆕 new",
         Verdict::Missing => "❓ missing",
+    }
+}
+
+/// The verdict cell: informational rows say so (they never fail the gate).
+fn verdict_cell(r: &Row) -> String {
+    if r.decides() {
+        icon(r.verdict).to_string()
+    } else {
+        format!("{} (info)", r.verdict.name())
     }
 }
 
@@ -58,7 +69,7 @@ pub fn render(report: &Report) -> String {
     };
     out.push_str(&format!(
         "{headline} — {} regressed, {} inconclusive, {} improved, {} unchanged, {} new, {} missing \
-         (`{}` → `{}`)\n\n",
+         (`{}` → `{}`{})\n\n",
         c.regressed,
         c.inconclusive,
         c.improved,
@@ -66,7 +77,12 @@ pub fn render(report: &Report) -> String {
         c.new,
         c.missing,
         escape(&report.base_name),
-        escape(&report.new_name)
+        escape(&report.new_name),
+        if report.rounds.is_empty() {
+            String::new()
+        } else {
+            format!(", {} interleaved rounds", report.rounds.len())
+        }
     ));
     for w in &report.warnings {
         out.push_str(&format!("> ⚠️ {}\n\n", escape(w)));
@@ -95,7 +111,23 @@ pub fn render(report: &Report) -> String {
             let [a, b, n, ch, p, t] = cells(r);
             out.push_str(&format!(
                 "| {a} | {b} | {n} | {ch} | {p} | {t} | {} |\n",
-                icon(r.verdict)
+                verdict_cell(r)
+            ));
+        }
+        out.push('\n');
+    }
+    let flagged: Vec<&Row> = report
+        .rows_by_severity()
+        .into_iter()
+        .filter(|r| super::shows_rounds(r))
+        .collect();
+    if !flagged.is_empty() {
+        out.push_str("#### Change per round of flagged benchmarks\n\n| benchmark | change in round 1, 2, ... |\n|---|---|\n");
+        for r in flagged {
+            out.push_str(&format!(
+                "| `{}` | {} |\n",
+                escape(&r.id),
+                super::round_changes(r)
             ));
         }
         out.push('\n');
@@ -109,14 +141,26 @@ pub fn render(report: &Report) -> String {
         let [a, b, n, ch, p, t] = cells(r);
         out.push_str(&format!(
             "| {a} | {b} | {n} | {ch} | {p} | {t} | {} |\n",
-            icon(r.verdict)
+            verdict_cell(r)
         ));
     }
+    let test = if report.rounds.is_empty() {
+        format!(
+            "Welch's t-test p < {} **and** the whole {conf} bootstrap interval",
+            report.alpha
+        )
+    } else {
+        format!(
+            "the paired t-test over the {} rounds p < {} **and** the whole {conf} interval",
+            report.rounds.len(),
+            report.alpha
+        )
+    };
     out.push_str(&format!(
-        "\nA regression needs Welch's t-test p < {} **and** the whole {conf} bootstrap interval of \
-         the change beyond the threshold; a significant change whose interval straddles a \
-         threshold is inconclusive.\n\n</details>\n",
-        report.alpha
+        "\nA regression needs {test} of the change beyond the threshold; a significant change \
+         whose interval straddles a threshold is inconclusive. Instruction counts and quality \
+         figures are deterministic and decided exactly (quality in points). Rows marked (info) \
+         never fail the gate.\n\n</details>\n"
     ));
     out
 }

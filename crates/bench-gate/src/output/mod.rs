@@ -7,8 +7,8 @@ pub mod json;
 pub mod markdown;
 pub mod text;
 
-use crate::kind::DisplayUnit;
-use crate::verdict::Change;
+use crate::kind::{DisplayUnit, Kind};
+use crate::verdict::{Change, Row};
 
 /// Formats `value` of `unit` with a readable prefix and three significant digits.
 pub fn value(value: f64, unit: DisplayUnit) -> String {
@@ -49,6 +49,24 @@ pub fn value(value: f64, unit: DisplayUnit) -> String {
             };
             format!("{} {p}{unit}", sig3(v))
         }
+        DisplayUnit::Instructions => {
+            let (v, p) = if value < 1e3 {
+                (value, "")
+            } else if value < 1e6 {
+                (value / 1e3, "K")
+            } else if value < 1e9 {
+                (value / 1e6, "M")
+            } else {
+                (value / 1e9, "G")
+            };
+            if p.is_empty() {
+                format!("{value:.0} instr")
+            } else {
+                format!("{} {p} instr", sig3(v))
+            }
+        }
+        // Shares on a 2^-30 grid: three decimals show every point and a tenth of one.
+        DisplayUnit::Ratio => format!("{value:.3}"),
     }
 }
 
@@ -73,6 +91,73 @@ pub fn pct(fraction: f64) -> String {
 /// `+25.3% [+21.0%, +29.9%]`.
 pub fn change(c: &Change) -> String {
     format!("{} [{}, {}]", pct(c.point), pct(c.lower), pct(c.upper))
+}
+
+/// A difference of shares in points (`-0.021` -> `-2.1 pts`).
+pub fn points(fraction: f64) -> String {
+    let pts = fraction * 100.0;
+    let pts = if pts.abs() < 0.05 { 0.0 } else { pts };
+    format!("{pts:+.1} pts")
+}
+
+/// The change of a row in its kind's scale: a percentage, or points for quality; an exact
+/// change (deterministic kinds) has no interval to show.
+pub fn change_of(kind: Kind, c: &Change) -> String {
+    let one = |x: f64| {
+        if kind.change_in_points() {
+            points(x)
+        } else {
+            pct(x)
+        }
+    };
+    if kind.is_deterministic() && c.lower == c.upper {
+        format!("{} (exact)", one(c.point))
+    } else {
+        format!("{} [{}, {}]", one(c.point), one(c.lower), one(c.upper))
+    }
+}
+
+/// The threshold of a row in its kind's scale (`+10%`, `-2 pts`).
+pub fn threshold_of(kind: Kind, pct: f64) -> String {
+    if kind.change_in_points() {
+        format!("{pct:+} pts")
+    } else {
+        threshold(pct)
+    }
+}
+
+/// The verdict of a row as shown: an informational row's verdict is marked as such.
+pub fn verdict_of(row: &Row) -> String {
+    if row.decides() {
+        row.verdict.name().to_string()
+    } else {
+        format!("{} (info)", row.verdict.name())
+    }
+}
+
+/// The per-round changes of a row (`+1.2% +0.8% -0.3%`), empty without rounds.
+pub fn round_changes(row: &Row) -> String {
+    row.round_changes
+        .iter()
+        .map(|&c| {
+            if row.kind.change_in_points() {
+                points(c)
+            } else {
+                pct(c)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether a row's per-round changes are worth showing: flagged rows (anything but unchanged,
+/// new or missing) of a comparison of rounds.
+pub fn shows_rounds(row: &Row) -> bool {
+    !row.round_changes.is_empty()
+        && matches!(
+            row.verdict,
+            crate::Verdict::Regressed | crate::Verdict::Inconclusive | crate::Verdict::Improved
+        )
 }
 
 /// p-value with enough digits to tell 0.049 from 0.051, and tiny values as `<0.001`.

@@ -69,21 +69,31 @@ pub fn render(report: &Report, colour: bool) -> String {
             r.id.clone(),
             r.base.map_or("-".into(), |v| super::value(v, r.unit)),
             r.new.map_or("-".into(), |v| super::value(v, r.unit)),
-            r.change.as_ref().map_or("-".into(), super::change),
+            r.change
+                .as_ref()
+                .map_or("-".into(), |c| super::change_of(r.kind, c)),
             r.change
                 .as_ref()
                 .map_or("-".into(), |c| super::p_value(c.p_value)),
-            super::threshold(r.threshold_pct),
-            r.verdict.name().into(),
+            super::threshold_of(r.kind, r.threshold_pct),
+            super::verdict_of(r),
         ]);
     }
     let mut out = String::new();
     out.push_str(&format!(
-        "bench-gate: {} ({}) vs {} ({})\n\n",
+        "bench-gate: {} ({}) vs {} ({}){}\n\n",
         report.base_name,
         report.base_source.display(),
         report.new_name,
-        report.new_source.display()
+        report.new_source.display(),
+        if report.rounds.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} interleaved rounds, paired by round",
+                report.rounds.len()
+            )
+        }
     ));
     // benchmark | base | new | change | p | threshold | verdict
     let right = [false, true, true, true, true, true, false];
@@ -92,31 +102,66 @@ pub fn render(report: &Report, colour: bool) -> String {
             out.push_str(&line);
         } else {
             // Colour after alignment so escape codes do not disturb column widths.
-            let verdict = report.rows[i - 1].verdict;
-            let name = verdict.name();
-            match line.strip_suffix(name) {
+            let row = &report.rows[i - 1];
+            let shown = super::verdict_of(row);
+            match line.strip_suffix(shown.as_str()) {
                 Some(head) => {
                     out.push_str(head);
-                    out.push_str(&paint(name, verdict, colour));
+                    out.push_str(&paint(&shown, row.verdict, colour && row.decides()));
                 }
                 None => out.push_str(&line),
             }
         }
         out.push('\n');
     }
+    let flagged: Vec<&crate::verdict::Row> = report
+        .rows
+        .iter()
+        .filter(|r| super::shows_rounds(r))
+        .collect();
+    if !flagged.is_empty() {
+        out.push_str(
+            "\nchange per round (NEW round k against BASE round k) of flagged benchmarks:\n",
+        );
+        let mut cells = Vec::new();
+        for r in flagged {
+            cells.push(vec![r.id.clone(), super::round_changes(r)]);
+        }
+        for line in table(&cells, &[false, false]) {
+            out.push_str("  ");
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    let reasons: std::collections::BTreeSet<&str> = report
+        .rows
+        .iter()
+        .filter_map(|r| r.informational.as_deref())
+        .collect();
+    for reason in reasons {
+        out.push_str(&format!("\n(info): shown, never failing: {reason}\n"));
+    }
     for w in &report.warnings {
         out.push_str(&format!("\nwarning: {w}\n"));
     }
     let c = report.counts();
     out.push_str(&format!(
-        "\n{}: {} regressed, {} inconclusive, {} improved, {} unchanged, {} new, {} missing\n",
+        "\n{}: {} regressed, {} inconclusive, {} improved, {} unchanged, {} new, {} missing{}\n",
         if report.passed() { "PASS" } else { "FAIL" },
         c.regressed,
         c.inconclusive,
         c.improved,
         c.unchanged,
         c.new,
-        c.missing
+        c.missing,
+        if c.informational_regressed > 0 {
+            format!(
+                " ({} informational regressed, not failing)",
+                c.informational_regressed
+            )
+        } else {
+            String::new()
+        }
     ));
     out
 }
@@ -194,6 +239,7 @@ mod tests {
             confidence: 0.95,
             fail_on_missing: false,
             warnings: Vec::new(),
+            rounds: Vec::new(),
             rows: verdicts
                 .iter()
                 .map(|&(id, point, verdict)| Row {
@@ -211,6 +257,8 @@ mod tests {
                         p_value: 0.001,
                     }),
                     verdict,
+                    informational: None,
+                    round_changes: Vec::new(),
                 })
                 .collect(),
         }

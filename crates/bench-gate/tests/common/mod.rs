@@ -48,6 +48,25 @@ impl Scratch {
         self.dir.path().join(rel)
     }
 
+    /// Copies fixture baseline `from` as baseline `to` (every benchmark's `<dir>/from/`), e.g.
+    /// to lay out interleaved rounds `base-r1`, `base-r2`, ... from the fixtures.
+    pub fn copy_baseline(&self, from: &str, to: &str) {
+        let mut stack = vec![self.path("criterion")];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if !path.is_dir() {
+                    continue;
+                }
+                if path.file_name().unwrap() == from && path.join("benchmark.json").is_file() {
+                    copy_dir(&path, &dir.join(to));
+                } else {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+
     pub fn crit(&self) -> String {
         self.path("criterion").display().to_string()
     }
@@ -214,7 +233,13 @@ pub fn ten_exports(scratch: &Scratch) -> TenExports {
             if c.without == Some(id) {
                 continue;
             }
-            let mut b = source(from)["benchmarks"][id].clone();
+            // Format 2 keeps non-time benchmarks (footprint) under `measurements`; these files
+            // are written as format 1, which holds every benchmark under `benchmarks`.
+            let exported = &source(from);
+            let mut b = match &exported["benchmarks"][id] {
+                Value::Null => exported["measurements"][id].clone(),
+                b => b.clone(),
+            };
             assert!(b.is_object(), "{from} has no {id}");
             b["baseline"] = json!(name);
             b["fullname"] = json!(format!("{name}/{id}"));

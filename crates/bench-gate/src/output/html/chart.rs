@@ -53,9 +53,12 @@ impl Scale {
                 (1024.0 * 1024.0, "MiB"),
                 (1024.0 * 1024.0 * 1024.0, "GiB"),
             ],
-            DisplayUnit::OpsPerSec | DisplayUnit::BytesPerSec | DisplayUnit::BitsPerSec => {
-                [(1.0, ""), (1e3, "K"), (1e6, "M"), (1e9, "G")]
-            }
+            DisplayUnit::OpsPerSec
+            | DisplayUnit::BytesPerSec
+            | DisplayUnit::BitsPerSec
+            | DisplayUnit::Instructions => [(1.0, ""), (1e3, "K"), (1e6, "M"), (1e9, "G")],
+            // Shares between 0 and 1: no prefix.
+            DisplayUnit::Ratio => [(1.0, ""); 4],
         };
         let (divisor, prefix) = steps
             .iter()
@@ -63,10 +66,10 @@ impl Scale {
             .find(|(d, _)| magnitude >= *d)
             .copied()
             .unwrap_or(steps[0]);
-        let label = if unit.is_rate() {
-            format!("{prefix}{}", unit.label())
-        } else {
-            prefix.to_string()
+        let label = match unit {
+            _ if unit.is_rate() => format!("{prefix}{}", unit.label()),
+            DisplayUnit::Instructions => format!("{prefix} instr").trim_start().to_string(),
+            _ => prefix.to_string(),
         };
         Scale { divisor, label }
     }
@@ -100,6 +103,9 @@ pub(crate) struct ChangeMark<'a> {
     pub color: RGBColor,
     /// Relative change of each round (interleaved round sets); empty for two plain baselines.
     pub rounds: &'a [f64],
+    /// Whether the change is a difference of shares in points (quality), not a relative
+    /// change: the axis then reads "pt", not "%".
+    pub in_points: bool,
 }
 
 /// One export's value of a benchmark in a history chart.
@@ -265,6 +271,7 @@ pub(crate) fn strips(
     let decimals = decimals_for((hi - lo) / 6.0);
     let per = match unit {
         DisplayUnit::Nanoseconds | DisplayUnit::Bytes => " per iteration",
+        DisplayUnit::Instructions => " per call",
         _ => "",
     };
     let many = rows.iter().any(|r| r.values.len() > MAX_DOTS);
@@ -365,7 +372,8 @@ pub(crate) fn strips(
     Ok(svg)
 }
 
-/// The relative change with its interval on an axis of percent, over the threshold's zones
+/// The relative change (or, for shares, the difference in points) with its interval on an axis
+/// of percent (points), over the threshold's zones
 /// (red: beyond the threshold for the worse, green: for the better). A second row shows each
 /// round's change when there are rounds.
 /// `height` lets the chart line up with the strips beside it (see [`height_for`]).
@@ -416,10 +424,15 @@ pub(crate) fn change(id: &str, mark: &ChangeMark<'_>, width: u32, height: u32) -
             (Some(0), true) => "rounds".to_string(),
             _ => String::new(),
         };
-        let desc = if threshold_on_scale {
-            "change of the mean, %".to_string()
+        let (suffix, what) = if mark.in_points {
+            ("pt", "points")
         } else {
-            "change of the mean, % (threshold off scale)".to_string()
+            ("%", "%")
+        };
+        let desc = if threshold_on_scale {
+            format!("change of the mean, {what}")
+        } else {
+            format!("change of the mean, {what} (threshold off scale)")
         };
         drawn!(
             id,
@@ -432,9 +445,9 @@ pub(crate) fn change(id: &str, mark: &ChangeMark<'_>, width: u32, height: u32) -
                 .x_label_formatter(&|v| {
                     let s = tick(*v, decimals);
                     if *v > 0.0 {
-                        format!("+{s}%")
+                        format!("+{s}{suffix}")
                     } else {
-                        format!("{s}%")
+                        format!("{s}{suffix}")
                     }
                 })
                 .y_label_formatter(&label_of)
@@ -673,6 +686,10 @@ mod tests {
         assert_eq!(s.label, "Kops/s");
         let s = Scale::for_magnitude(DisplayUnit::Nanoseconds, 0.5);
         assert_eq!(s.label, "ns");
+        let s = Scale::for_magnitude(DisplayUnit::Instructions, 2_400_000.0);
+        assert_eq!((s.divisor, s.label.as_str()), (1e6, "M instr"));
+        let s = Scale::for_magnitude(DisplayUnit::Ratio, 0.8);
+        assert_eq!((s.divisor, s.label.as_str()), (1.0, ""));
     }
 
     #[test]
@@ -749,6 +766,7 @@ mod tests {
             higher_is_better: false,
             color: NEUTRAL,
             rounds: &[],
+            in_points: false,
         };
         let svg = change("x", &mark, 300, height_for(1)).unwrap();
         assert!(svg.contains("off scale"), "{svg}");

@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::kind::Kind;
 use crate::machine::Machine;
 use crate::output;
+use crate::source::Side;
 use crate::verdict::{Report, Row, Verdict};
 
 /// The samples of one benchmark on each side, as shown (per-iteration values, or rates).
@@ -59,21 +60,33 @@ impl<'a> ComparisonPage<'a> {
     /// The page of `report`, with the samples of each benchmark read from the two baselines it
     /// was computed from (the same per-iteration values the verdict used).
     pub fn new(report: &'a Report, base: &Baseline, new: &Baseline) -> Result<Self> {
+        ComparisonPage::pooled(report, &[base], &[new])
+    }
+
+    /// The page of `report` computed from two sides of any shape ([`verdict::compare_sides`]):
+    /// for sets of interleaved rounds, each side's samples are its rounds pooled (with its
+    /// single run's benchmarks), and each benchmark shows its change in every round.
+    ///
+    /// [`verdict::compare_sides`]: crate::verdict::compare_sides
+    pub fn of_sides(report: &'a Report, base: &Side, new: &Side) -> Result<Self> {
+        ComparisonPage::pooled(report, &side_baselines(base), &side_baselines(new))
+    }
+
+    /// The page with each side's samples pooled over `base` and `new` (one baseline each, or the
+    /// rounds and single run of a set of rounds), and the per-round changes of the report's rows.
+    fn pooled(report: &'a Report, base: &[&Baseline], new: &[&Baseline]) -> Result<Self> {
         let mut samples = BTreeMap::new();
         let mut directories = BTreeMap::new();
         for row in &report.rows {
-            let shown = |baseline: &Baseline| -> Result<Vec<f64>> {
-                match baseline.benchmarks.get(&row.id) {
-                    Some(bench) => {
+            let shown = |side: &[&Baseline]| -> Result<Vec<f64>> {
+                let mut values = Vec::new();
+                for baseline in side {
+                    if let Some(bench) = baseline.benchmarks.get(&row.id) {
                         let costs = Costs::of(bench, row.kind)?;
-                        Ok(costs
-                            .values
-                            .iter()
-                            .map(|c| costs.unit.from_cost(*c))
-                            .collect())
+                        values.extend(costs.values.iter().map(|c| costs.unit.from_cost(*c)));
                     }
-                    None => Ok(Vec::new()),
                 }
+                Ok(values)
             };
             samples.insert(
                 row.id.clone(),
@@ -83,16 +96,22 @@ impl<'a> ComparisonPage<'a> {
                 },
             );
             let bench = new
-                .benchmarks
-                .get(&row.id)
-                .or_else(|| base.benchmarks.get(&row.id));
+                .iter()
+                .chain(base)
+                .find_map(|baseline| baseline.benchmarks.get(&row.id));
             if let Some(bench) = bench {
                 directories.insert(row.id.clone(), bench.info.directory_name.clone());
             }
         }
         let mut page = ComparisonPage::from_samples(report, samples);
+        for row in &report.rows {
+            if !row.round_changes.is_empty() {
+                page.set_round_changes(&row.id, row.round_changes.clone());
+            }
+        }
         page.directories = directories;
-        page.machines = (base.machine.clone(), new.machine.clone());
+        let machine = |side: &[&Baseline]| side.first().and_then(|b| b.machine.clone());
+        page.machines = (machine(base), machine(new));
         Ok(page)
     }
 
@@ -213,8 +232,9 @@ impl<'a> ComparisonPage<'a> {
     /// Whether `row` alone fails the gate (a regression, or a missing benchmark when missing
     /// ones fail).
     fn fails_gate(&self, row: &Row) -> bool {
-        row.verdict == Verdict::Regressed
-            || (row.verdict == Verdict::Missing && self.report.fail_on_missing)
+        row.decides()
+            && (row.verdict == Verdict::Regressed
+                || (row.verdict == Verdict::Missing && self.report.fail_on_missing))
     }
 
     /// The verdict in one line, and what it rests on.
@@ -259,9 +279,18 @@ impl<'a> ComparisonPage<'a> {
                 r.alpha
             )
         } else {
+            let test = if r.rounds.is_empty() {
+                "Welch's t-test".to_string()
+            } else {
+                format!(
+                    "the paired t-test of the per-round ratios over {} rounds",
+                    r.rounds.len()
+                )
+            };
             format!(
-                "{total} benchmarks compared. A regression needs p &lt; α {} (Welch's t-test) and \
-                 the whole {}% interval of the change beyond the benchmark's threshold.",
+                "{total} benchmarks compared. A regression needs p &lt; α {} ({test}) and the \
+                 whole {}% interval of the change beyond the benchmark's threshold (instruction \
+                 counts: the exact change beyond it).",
                 r.alpha,
                 pct_level(r.confidence)
             )
@@ -295,6 +324,15 @@ impl<'a> ComparisonPage<'a> {
                 verdict.name()
             );
         }
+        // Regressions of `[[informational]]` benchmarks are shown apart: they never fail.
+        let n = c.informational_regressed;
+        let zero = if n == 0 { " zero" } else { "" };
+        let _ = write!(
+            out,
+            "<span class=\"badge {}{zero}\" data-verdict=\"informational_regressed\" \
+             data-count=\"{n}\">{n} regressed (info)</span>",
+            verdict_class(Verdict::Inconclusive)
+        );
         out.push_str("</div>\n");
         out
     }
@@ -324,8 +362,15 @@ impl<'a> ComparisonPage<'a> {
             }
             s
         };
+        // A comparison of rounds says how many were paired: the verdict of each benchmark is a
+        // paired test over them.
+        let rounds = if r.rounds.is_empty() {
+            String::new()
+        } else {
+            format!(" · {} interleaved rounds, paired", r.rounds.len())
+        };
         format!(
-            "<p class=\"meta\">BASE {} · NEW {} · α {} · {}% intervals{}</p>\n",
+            "<p class=\"meta\">BASE {} · NEW {}{rounds} · α {} · {}% intervals{}</p>\n",
             side(&r.base_name, &r.base_source, &self.machines.0),
             side(&r.new_name, &r.new_source, &self.machines.1),
             r.alpha,
@@ -394,6 +439,13 @@ impl<'a> ComparisonPage<'a> {
         }
         out.push_str("</header>\n");
         let _ = writeln!(out, "<p class=\"why\">{}</p>", why(r, row));
+        if let Some(reason) = &row.informational {
+            let _ = writeln!(
+                out,
+                "<p class=\"info\">Informational: never fails the gate ({}).</p>",
+                escape(reason)
+            );
+        }
         let value = |v: Option<f64>| v.map_or("-".into(), |v| output::value(v, row.unit));
         let _ = writeln!(
             out,
@@ -406,6 +458,7 @@ impl<'a> ComparisonPage<'a> {
             value(row.new),
             row.samples.1
         );
+        out.push_str(&self.round_line(row));
         out.push_str("<div class=\"plots\">");
         let _ = write!(
             out,
@@ -426,6 +479,7 @@ impl<'a> ComparisonPage<'a> {
                 higher_is_better: row.kind.higher_is_better(),
                 color: verdict_color(row.verdict),
                 rounds,
+                in_points: row.kind.change_in_points(),
             };
             let _ = write!(
                 out,
@@ -440,6 +494,41 @@ impl<'a> ComparisonPage<'a> {
         }
         out.push_str("</div>\n</article>\n");
         Ok(out)
+    }
+
+    /// The change of each round, in words, for a flagged benchmark of a comparison of rounds: so
+    /// a reader sees whether a verdict rests on every round or on one odd round.
+    fn round_line(&self, row: &Row) -> String {
+        let Some(changes) = self.round_changes.get(&row.id).filter(|c| !c.is_empty()) else {
+            return String::new();
+        };
+        let flagged = matches!(
+            row.verdict,
+            Verdict::Regressed | Verdict::Inconclusive | Verdict::Improved
+        );
+        if !flagged {
+            return String::new();
+        }
+        let shown: Vec<String> = changes
+            .iter()
+            .map(|&c| {
+                if row.kind.change_in_points() {
+                    output::points(c)
+                } else {
+                    output::pct(c)
+                }
+            })
+            .collect();
+        let data: Vec<String> = changes.iter().map(|c| (c * 100.0).to_string()).collect();
+        format!(
+            "<p class=\"rounds\" data-round-changes-pct=\"{}\">change per round ({} round k \
+             against {} round k, k = 1..{}): {}</p>\n",
+            data.join(" "),
+            escape(&self.report.new_name),
+            escape(&self.report.base_name),
+            changes.len(),
+            escape(&shown.join(", "))
+        )
     }
 
     /// Number of sides holding the benchmark (rows of its strips chart).
@@ -472,6 +561,15 @@ impl<'a> ComparisonPage<'a> {
 }
 
 /// How the verdict was reached, in words, with the numbers of the JSON report.
+/// The baselines a side's samples come from: the baseline itself, or every round of a set of
+/// rounds followed by its single run.
+fn side_baselines(side: &Side) -> Vec<&Baseline> {
+    match side {
+        Side::Baseline(b) => vec![b],
+        Side::Rounds(set) => set.rounds.iter().chain(set.single.as_ref()).collect(),
+    }
+}
+
 fn why(r: &Report, row: &Row) -> String {
     let Some(c) = &row.change else {
         return match row.verdict {
@@ -492,8 +590,15 @@ fn why(r: &Report, row: &Row) -> String {
         Kind::Latency => "Time per iteration",
         Kind::Throughput => "Throughput",
         Kind::Footprint => "Bytes per iteration",
+        Kind::Instructions => "Instructions per call",
+        Kind::Quality => "The score",
     };
     let t = row.threshold_pct.abs();
+    let unit = if row.kind.change_in_points() {
+        " pts"
+    } else {
+        "%"
+    };
     let reason = match row.verdict {
         Verdict::Regressed => format!(
             "The whole {}% interval lies beyond the threshold and the change is significant: a \
@@ -504,16 +609,16 @@ fn why(r: &Report, row: &Row) -> String {
             "The whole {}% interval lies beyond {} in the better direction and the change is \
              significant: an improvement.",
             pct_level(r.confidence),
-            output::threshold(-row.threshold_pct)
+            output::threshold_of(row.kind, -row.threshold_pct)
         ),
         Verdict::Inconclusive => format!(
-            "Significant, but the interval straddles the ±{t}% threshold: not enough evidence \
-             either way."
+            "Significant, but the interval straddles the ±{t}{unit} threshold: not enough \
+             evidence either way."
         ),
         _ if c.p_value.is_nan() || c.p_value >= r.alpha => {
             format!("Not significant (p ≥ α {}).", r.alpha)
         }
-        _ => format!("Significant, but the whole interval is within ±{t}%."),
+        _ => format!("Significant, but the whole interval is within ±{t}{unit}."),
     };
     let p = output::p_value(c.p_value);
     // `<0.001` reads as "p < 0.001"; a number as "p = 0.032".
@@ -521,8 +626,8 @@ fn why(r: &Report, row: &Row) -> String {
     format!(
         "{what} <strong class=\"change\">{}</strong> against a threshold of \
          <span class=\"threshold\">{}</span>, p {relation}<span class=\"p\">{}</span>. {reason}",
-        output::change(c),
-        output::threshold(row.threshold_pct),
+        output::change_of(row.kind, c),
+        output::threshold_of(row.kind, row.threshold_pct),
         escape(&p)
     )
 }
