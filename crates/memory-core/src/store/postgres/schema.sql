@@ -1,0 +1,265 @@
+-- memory-core's long-term store in PostgreSQL (>= 13) with pgvector (>= 0.8.0).
+--
+-- MEASUREMENTS_PLACEHOLDER
+--
+-- Layout of this file, for the migration runner:
+--   * `-- migration N: text` starts migration N; it runs to the next such line. Migration N
+--     takes the schema from version N - 1 to N and records itself in memory_core.migrations.
+--     Never edit a released migration: append a new one.
+--   * `:embedding_dim` is the store's embedding dimension, chosen when the store is created
+--     (1..=2000: pgvector's HNSW limit for `vector`). The runner substitutes it (a validated
+--     integer); psql does the same with `psql -v embedding_dim=384 -f schema.sql`.
+--   * The runner applies the missing migrations in one transaction under
+--     `pg_advisory_xact_lock(1296387395)` (0x4D454D43, "MEMC"), so that two app instances
+--     starting together do not both migrate, and refuses a database whose version is newer
+--     than the ones it knows.
+--   * After the migrations, `-- query NAME` blocks: the statements the backend sends, kept here
+--     so that they are checked against the schema in psql beside it.
+--
+-- Design notes
+--   Ids. Entry ids are assigned by the client before the write (short-term entries need one the
+--   moment they are appended, without a round trip), so the database hands out blocks: one
+--   `nextval` on memory_core.entry_id_blocks (INCREMENT BY 1024) reserves the 1024 ids
+--   [v, v + 1023] for the caller alone. nextval never returns a value twice, is not rolled back
+--   with its transaction, and commits durably (a nextval that logs assigns an xid, so its commit
+--   waits for the WAL flush): ids never collide across instances, processes or crashes. Unused
+--   ids of a crashed client are a gap, never reused. The client reads the block size from
+--   pg_sequences.increment_by at open; a later migration may raise it, never lower it (a lower
+--   increment would give out ids inside blocks that old clients still hold). Because ids are
+--   client-assigned, an insert is idempotent (ON CONFLICT (id) DO NOTHING): a batch whose
+--   commit outcome was lost with the connection is retried safely.
+--
+--   BM25. The client tokenizes (memory_core::text: case folding, split on non-alphanumerics)
+--   and sends each entry's token count (doc_len) and its (term, tf) pairs; the server never
+--   tokenizes, so the two backends see the same words. Statistics are per agent and exact
+--   at every commit, maintained by insert_entries / delete_entries in the write's transaction:
+--     agents(doc_count, total_len)   N and the sum of lengths (avgdl = total_len / N)
+--     terms(agent_key, term, df)     document frequency
+--     postings(agent_key, term, entry_id, tf, doc_len)   covering primary key, so ranking
+--                                    reads postings by index-only scan and never the entries
+--   Postings carry a 4-byte agent_key instead of the agent id (up to 256 bytes, repeated in
+--   every posting). Ranking: score = sum over query terms of
+--     idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * doc_len / avgdl)),
+--     idf = ln(1 + (N - df + 0.5) / (df + 0.5)),
+--   k1 = 1.2, b = 0.75, avgdl = 1 when the agent has no tokens; repeated query terms count once
+--   (term = ANY), ties by id ascending: memory_core::keyword's BM25, computed in float8 where
+--   the engine uses f32 (scores agree to ~1e-6 relative; compare with a tolerance).
+--
+--   Write concurrency. Each write transaction first takes a transaction-scoped advisory lock per
+--   agent it touches, (1296387395, hashtext(agent_id)), in ascending key order: writers of one
+--   agent serialize (as in the embedded engine), writers of different agents never wait for each
+--   other, and since every transaction locks in the same order no two can deadlock on the
+--   agents, terms or postings rows behind those locks. A hash collision only serializes two
+--   agents. Readers take no locks (MVCC).
+--
+--   Generation. agents.generation is bumped by every write transaction that changes an agent's
+--   entries (in the same commit as the change). An app instance caches query answers tagged
+--   with the generation it read BEFORE (or in the same statement as) the query; a cached answer
+--   is valid while `query generation` returns the same number. Reading it after the query could
+--   tag an old answer with a new generation and serve it forever. Access statistics
+--   (record_access) do not bump it, as in the embedded engine.
+
+-- migration 1: entries, per-agent BM25 statistics, id blocks, write functions
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE SCHEMA memory_core;
+
+CREATE TABLE memory_core.migrations (
+    version     integer PRIMARY KEY,
+    description text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row: what the store was created with. The client refuses to open a store whose dimension
+-- differs from its configuration.
+CREATE TABLE memory_core.store (
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    embedding_dim integer NOT NULL CHECK (embedding_dim BETWEEN 1 AND 2000),
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO memory_core.store (embedding_dim) VALUES (:embedding_dim);
+
+CREATE SEQUENCE memory_core.entry_id_blocks AS bigint START WITH 1 INCREMENT BY 1024 NO CYCLE;
+
+CREATE TABLE memory_core.agents (
+    agent_key  integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    agent_id   text NOT NULL UNIQUE,
+    doc_count  bigint NOT NULL DEFAULT 0 CHECK (doc_count >= 0),
+    total_len  bigint NOT NULL DEFAULT 0 CHECK (total_len >= 0),
+    generation bigint NOT NULL DEFAULT 0
+) WITH (fillfactor = 50); -- rewritten by every write: room for HOT updates
+
+-- Mirrors memory_core::MemoryEntry (tier is implied: every row here is long-term).
+CREATE TABLE memory_core.entries (
+    id               bigint PRIMARY KEY,
+    agent_id         text NOT NULL,
+    session_id       text NOT NULL,
+    role             smallint NOT NULL CHECK (role BETWEEN 0 AND 4), -- index into Role::ALL
+    content          text NOT NULL,
+    embedding        vector(:embedding_dim),                         -- unit length, or NULL
+    importance       real NOT NULL CHECK (importance BETWEEN 0 AND 1),
+    created_at       bigint NOT NULL,                                -- microseconds since epoch
+    last_accessed_at bigint NOT NULL,
+    access_count     bigint NOT NULL CHECK (access_count BETWEEN 0 AND 4294967295),
+    metadata         jsonb,                                          -- NULL for JSON null
+    doc_len          integer NOT NULL CHECK (doc_len >= 0)           -- tokens, for BM25
+);
+-- Listing by agent (and session) newest first; also the exact-scan path of vector search for
+-- agents too small for the HNSW index to pay.
+CREATE INDEX entries_agent_time ON memory_core.entries (agent_id, created_at DESC, id);
+CREATE INDEX entries_agent_session_time ON memory_core.entries (agent_id, session_id, created_at DESC);
+-- One graph for all agents; a query filtered by agent relies on hnsw.iterative_scan (see the
+-- `vector_top_k` query).
+CREATE INDEX entries_embedding_hnsw ON memory_core.entries
+    USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64);
+
+CREATE TABLE memory_core.terms (
+    agent_key integer NOT NULL,
+    term      text NOT NULL,
+    df        integer NOT NULL CHECK (df >= 0),
+    PRIMARY KEY (agent_key, term)
+) WITH (fillfactor = 70); -- df of common words changes with most writes: room for HOT updates
+
+CREATE TABLE memory_core.postings (
+    agent_key integer NOT NULL,
+    term      text NOT NULL,
+    entry_id  bigint NOT NULL,
+    tf        integer NOT NULL CHECK (tf > 0),
+    doc_len   integer NOT NULL,
+    PRIMARY KEY (agent_key, term, entry_id) INCLUDE (tf, doc_len)
+);
+-- Deleting an entry finds its postings without its terms.
+CREATE INDEX postings_by_entry ON memory_core.postings (entry_id);
+
+-- Inserts a batch of entries (any agents) with their postings, in one round trip. Parallel
+-- arrays, one element per entry, except the p_post_* arrays: one element per (entry, term).
+-- Entries whose id exists already are skipped (idempotent retry); returns the ids inserted.
+CREATE FUNCTION memory_core.insert_entries(
+    p_ids bigint[], p_agent_ids text[], p_session_ids text[], p_roles smallint[],
+    p_contents text[], p_embeddings vector[], p_importances real[], p_created_at bigint[],
+    p_last_accessed_at bigint[], p_access_counts bigint[], p_metadata jsonb[], p_doc_lens integer[],
+    p_post_entry_ids bigint[], p_post_terms text[], p_post_tfs integer[]
+) RETURNS bigint[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    inserted bigint[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(1296387395, k)
+    FROM (SELECT DISTINCT hashtext(a) AS k FROM unnest(p_agent_ids) AS a ORDER BY 1) AS locks;
+
+    -- No conflict is possible: this transaction holds the agents' locks.
+    INSERT INTO memory_core.agents (agent_id)
+    SELECT DISTINCT a FROM unnest(p_agent_ids) AS a
+    WHERE NOT EXISTS (SELECT 1 FROM memory_core.agents g WHERE g.agent_id = a);
+
+    WITH ins AS (
+        INSERT INTO memory_core.entries AS e (id, agent_id, session_id, role, content, embedding,
+            importance, created_at, last_accessed_at, access_count, metadata, doc_len)
+        SELECT * FROM unnest(p_ids, p_agent_ids, p_session_ids, p_roles, p_contents, p_embeddings,
+            p_importances, p_created_at, p_last_accessed_at, p_access_counts, p_metadata, p_doc_lens)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING e.id, e.agent_id, e.doc_len
+    ), post AS (
+        INSERT INTO memory_core.postings (agent_key, term, entry_id, tf, doc_len)
+        SELECT g.agent_key, p.term, p.entry_id, p.tf, ins.doc_len
+        FROM unnest(p_post_entry_ids, p_post_terms, p_post_tfs) AS p (entry_id, term, tf)
+        JOIN ins ON ins.id = p.entry_id
+        JOIN memory_core.agents g ON g.agent_id = ins.agent_id
+        RETURNING agent_key, term
+    ), df AS (
+        INSERT INTO memory_core.terms AS t (agent_key, term, df)
+        SELECT agent_key, term, count(*) FROM post GROUP BY agent_key, term
+        ON CONFLICT (agent_key, term) DO UPDATE SET df = t.df + excluded.df
+    ), stats AS (
+        UPDATE memory_core.agents g
+        SET doc_count = g.doc_count + s.n, total_len = g.total_len + s.len,
+            generation = g.generation + 1
+        FROM (SELECT agent_id, count(*) AS n, sum(doc_len) AS len FROM ins GROUP BY agent_id) s
+        WHERE g.agent_id = s.agent_id
+    )
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO inserted FROM ins;
+    RETURN inserted;
+END
+$$;
+
+-- Deletes entries of one agent with their postings; returns the ids that existed.
+CREATE FUNCTION memory_core.delete_entries(p_agent_id text, p_ids bigint[]) RETURNS bigint[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    deleted bigint[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(1296387395, hashtext(p_agent_id));
+    WITH del AS (
+        DELETE FROM memory_core.entries
+        WHERE agent_id = p_agent_id AND id = ANY (p_ids)
+        RETURNING id, doc_len
+    ), pdel AS (
+        DELETE FROM memory_core.postings p
+        USING del
+        WHERE p.entry_id = del.id
+        RETURNING p.agent_key, p.term
+    ), df AS (
+        UPDATE memory_core.terms t SET df = t.df - d.n
+        FROM (SELECT agent_key, term, count(*) AS n FROM pdel GROUP BY agent_key, term) d
+        WHERE t.agent_key = d.agent_key AND t.term = d.term
+    ), stats AS (
+        UPDATE memory_core.agents g
+        SET doc_count = g.doc_count - s.n, total_len = g.total_len - s.len,
+            generation = g.generation + 1
+        FROM (SELECT count(*) AS n, coalesce(sum(doc_len), 0) AS len FROM del) s
+        WHERE g.agent_id = p_agent_id AND s.n > 0
+    )
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO deleted FROM del;
+    RETURN deleted;
+END
+$$;
+
+-- The BM25 score of every entry of the agent holding at least one of the terms (the client's
+-- tokens, case-folded). Inlined by the planner into the query that calls it, so the caller adds
+-- filters, ORDER BY and LIMIT (see the `bm25_top_k` query).
+CREATE FUNCTION memory_core.bm25_scores(
+    p_agent_id text, p_terms text[], k1 float8 DEFAULT 1.2, b float8 DEFAULT 0.75
+) RETURNS TABLE (entry_id bigint, score float8)
+LANGUAGE sql STABLE AS $$
+    SELECT p.entry_id,
+           sum(ln(1 + (a.n - t.df + 0.5) / (t.df + 0.5))
+               * p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.doc_len / a.avgdl)))
+    FROM (SELECT agent_key, doc_count::float8 AS n,
+                 CASE WHEN total_len > 0 THEN total_len::float8 / doc_count ELSE 1 END AS avgdl
+          FROM memory_core.agents WHERE agent_id = p_agent_id) AS a
+    JOIN memory_core.terms t ON t.agent_key = a.agent_key AND t.term = ANY (p_terms) AND t.df > 0
+    JOIN memory_core.postings p ON p.agent_key = t.agent_key AND p.term = t.term
+    GROUP BY p.entry_id
+$$;
+
+INSERT INTO memory_core.migrations (version, description)
+VALUES (1, 'entries, per-agent BM25 statistics, id blocks, write functions');
+
+-- query id_block: reserve the ids [v, v + increment_by - 1]; run outside an explicit
+-- transaction (autocommit), so that the reservation is durable before any id is used.
+-- SELECT nextval('memory_core.entry_id_blocks');
+
+-- query id_block_size:
+-- SELECT increment_by FROM pg_sequences
+-- WHERE schemaname = 'memory_core' AND sequencename = 'entry_id_blocks';
+
+-- query generation: $1 = agent ids; absent agents have generation 0.
+-- SELECT agent_id, generation FROM memory_core.agents WHERE agent_id = ANY ($1);
+
+-- query bm25_top_k: $1 agent, $2 distinct query terms, $3 k. Filters join entries:
+--   JOIN memory_core.entries e ON e.id = s.entry_id WHERE e.session_id = $4 ...
+-- SELECT s.entry_id, s.score FROM memory_core.bm25_scores($1, $2) AS s
+-- ORDER BY s.score DESC, s.entry_id LIMIT $3;
+
+-- query vector_top_k: $1 agent, $2 query vector (unit length), $3 k. In the same transaction:
+--   SET LOCAL hnsw.ef_search = greatest(40, 2 * k);
+--   SET LOCAL hnsw.iterative_scan = relaxed_order;
+-- SELECT id, 1 - (embedding <=> $2) AS similarity FROM memory_core.entries
+-- WHERE agent_id = $1 AND embedding IS NOT NULL
+-- ORDER BY embedding <=> $2 LIMIT $3;
+
+-- query record_access: deferred access counts; does not bump the generation.
+-- UPDATE memory_core.entries e
+-- SET access_count = least(e.access_count + a.n, 4294967295),
+--     last_accessed_at = greatest(e.last_accessed_at, a.at)
+-- FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS a (id, n, at)
+-- WHERE e.id = a.id;
