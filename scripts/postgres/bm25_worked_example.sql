@@ -87,7 +87,53 @@ BEGIN
     ASSERT NOT EXISTS (SELECT 1 FROM memory_core.postings WHERE entry_id = 1);
     ASSERT (SELECT df FROM memory_core.terms t JOIN memory_core.agents g USING (agent_key)
             WHERE g.agent_id = 'demo' AND t.term = 'mat') = 0;
+    -- bm25_top_k gives bm25_scores' ranking, cut at k.
+    ASSERT (SELECT array_agg(entry_id ORDER BY score DESC, entry_id)
+            FROM memory_core.bm25_top_k('demo', ARRAY['the', 'cat', 'zebra'], 1)) = ARRAY[2]::bigint[];
+    ASSERT (SELECT array_agg(entry_id ORDER BY score DESC, entry_id)
+            FROM memory_core.bm25_top_k('demo', ARRAY['dogs', 'bird', 'the'], 10)) = ARRAY[2, 3, 4]::bigint[]
+        OR (SELECT array_agg(entry_id ORDER BY score DESC, entry_id)
+            FROM memory_core.bm25_top_k('demo', ARRAY['dogs', 'bird', 'the'], 10))
+           = (SELECT array_agg(entry_id ORDER BY score DESC, entry_id)
+              FROM memory_core.bm25_scores('demo', ARRAY['dogs', 'bird', 'the']));
+    ASSERT NOT EXISTS (SELECT 1 FROM memory_core.bm25_top_k('demo', ARRAY['cat'], 0));
+    ASSERT NOT EXISTS (SELECT 1 FROM memory_core.bm25_top_k('nobody', ARRAY['cat'], 5));
     RAISE NOTICE 'bm25 worked example: all checks passed';
+END
+$$;
+
+-- The pruned path of bm25_top_k: agent 'prune' has 300 entries "filler common" and one
+-- "rare common". For "rare common" the rare word decides the top 1, so bm25_top_k scores only
+-- the entries holding it, and must still agree with the full ranking at every k.
+SELECT cardinality(memory_core.insert_entries(
+    array_agg(1000 + i::bigint), array_agg('prune'::text), array_agg('s'::text), array_agg(0::smallint),
+    array_agg(CASE WHEN i = 0 THEN 'rare common' ELSE 'filler common' END),
+    array_agg(NULL::vector), array_agg(0.5::real), array_agg(i::bigint), array_agg(i::bigint),
+    array_agg(0::bigint), array_agg(NULL::jsonb), array_agg(2),
+    (SELECT array_agg(1000 + j::bigint / 2) FROM generate_series(0, 601) j),
+    (SELECT array_agg(CASE WHEN j % 2 = 1 THEN 'common' WHEN j = 0 THEN 'rare' ELSE 'filler' END)
+     FROM generate_series(0, 601) j),
+    (SELECT array_agg(1) FROM generate_series(0, 601) j))) AS inserted
+FROM generate_series(0, 300) i;
+DO $$
+DECLARE
+    pruned record;
+    full_ record;
+BEGIN
+    FOR k IN 1 .. 3 LOOP
+        SELECT array_agg(entry_id ORDER BY score DESC, entry_id) AS ids,
+               array_agg(score ORDER BY score DESC, entry_id) AS scores
+        INTO pruned FROM memory_core.bm25_top_k('prune', ARRAY['rare', 'common'], k);
+        SELECT array_agg(entry_id ORDER BY score DESC, entry_id) AS ids,
+               array_agg(score ORDER BY score DESC, entry_id) AS scores
+        INTO full_ FROM (SELECT * FROM memory_core.bm25_scores('prune', ARRAY['rare', 'common']) s
+                         ORDER BY s.score DESC, s.entry_id LIMIT k) x;
+        ASSERT pruned.ids = full_.ids, format('k = %s: %s vs %s', k, pruned.ids, full_.ids);
+        ASSERT NOT EXISTS (SELECT 1 FROM unnest(pruned.scores, full_.scores) u (x, y)
+                           WHERE abs(x - y) > 1e-9), format('k = %s', k);
+    END LOOP;
+    ASSERT (SELECT entry_id FROM memory_core.bm25_top_k('prune', ARRAY['rare', 'common'], 1)) = 1000;
+    RAISE NOTICE 'bm25_top_k pruned path: agrees with the full ranking';
 END
 $$;
 

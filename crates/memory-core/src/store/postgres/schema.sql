@@ -214,48 +214,176 @@ END
 $$;
 
 -- The BM25 score of every entry of the agent holding at least one of the terms (the client's
--- tokens, case-folded). Inlined by the planner into the query that calls it, so the caller adds
--- filters, ORDER BY and LIMIT (see the `bm25_top_k` query).
+-- tokens, case-folded). The planner inlines it into the calling query, so the caller adds
+-- filters (a join with entries), ORDER BY and LIMIT: see the `bm25_filtered` query. Each term's
+-- weight idf * (k1 + 1) is computed once (the MATERIALIZED CTE), not once per posting.
 CREATE FUNCTION memory_core.bm25_scores(
     p_agent_id text, p_terms text[], k1 float8 DEFAULT 1.2, b float8 DEFAULT 0.75
 ) RETURNS TABLE (entry_id bigint, score float8)
 LANGUAGE sql STABLE AS $$
-    SELECT p.entry_id,
-           sum(ln(1 + (a.n - t.df + 0.5) / (t.df + 0.5))
-               * p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.doc_len / a.avgdl)))
-    FROM (SELECT agent_key, doc_count::float8 AS n,
-                 CASE WHEN total_len > 0 THEN total_len::float8 / doc_count ELSE 1 END AS avgdl
-          FROM memory_core.agents WHERE agent_id = p_agent_id) AS a
-    JOIN memory_core.terms t ON t.agent_key = a.agent_key AND t.term = ANY (p_terms) AND t.df > 0
-    JOIN memory_core.postings p ON p.agent_key = t.agent_key AND p.term = t.term
+    WITH q AS MATERIALIZED (
+        SELECT t.agent_key, t.term,
+               ln(1 + (a.n - t.df + 0.5::float8) / (t.df + 0.5::float8)) * (k1 + 1) AS weight,
+               k1 * (1 - b) AS len_base, k1 * b / a.avgdl AS len_slope
+        FROM (SELECT agent_key, doc_count::float8 AS n,
+                     CASE WHEN total_len > 0 THEN total_len::float8 / doc_count ELSE 1 END AS avgdl
+              FROM memory_core.agents WHERE agent_id = p_agent_id) AS a
+        JOIN memory_core.terms t
+          ON t.agent_key = a.agent_key AND t.term = ANY (p_terms) AND t.df > 0
+    )
+    SELECT p.entry_id, sum(q.weight * p.tf / (p.tf + q.len_base + q.len_slope * p.doc_len))
+    FROM q JOIN memory_core.postings p ON p.agent_key = q.agent_key AND p.term = q.term
     GROUP BY p.entry_id
+$$;
+
+-- The k best entries of the agent by BM25 (score descending, id ascending): the same answer as
+-- bm25_scores ... ORDER BY score DESC, entry_id LIMIT k, without reading the posting lists of
+-- common words when a rarer query word decides the top k. Unfiltered searches use this one.
+CREATE FUNCTION memory_core.bm25_top_k(
+    p_agent_id text, p_terms text[], p_k integer, k1 float8 DEFAULT 1.2, b float8 DEFAULT 0.75
+) RETURNS TABLE (entry_id bigint, score float8)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_key integer;
+    v_n float8;
+    v_avgdl float8;
+    v_terms text[];
+    v_weights float8[];
+    v_dfs integer[];
+    v_m integer;
+    v_e integer := 0;
+    v_read bigint := 0;
+    v_rest float8 := 0;
+    v_ids bigint[];
+    v_scores float8[];
+BEGIN
+    IF p_k <= 0 THEN
+        RETURN;
+    END IF;
+    SELECT g.agent_key, g.doc_count,
+           CASE WHEN g.total_len > 0 THEN g.total_len::float8 / g.doc_count ELSE 1 END
+    INTO v_key, v_n, v_avgdl
+    FROM memory_core.agents g WHERE g.agent_id = p_agent_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    -- The query's terms that the agent holds, rarest (highest weight) first.
+    SELECT array_agg(t.term ORDER BY t.df, t.term),
+           array_agg(ln(1 + (v_n - t.df + 0.5) / (t.df + 0.5)) * (k1 + 1) ORDER BY t.df, t.term),
+           array_agg(t.df ORDER BY t.df, t.term)
+    INTO v_terms, v_weights, v_dfs
+    FROM memory_core.terms t
+    WHERE t.agent_key = v_key AND t.term = ANY (p_terms) AND t.df > 0;
+    v_m := coalesce(cardinality(v_terms), 0);
+    IF v_m = 0 THEN
+        RETURN;
+    END IF;
+
+    -- MaxScore (Turtle & Flood, 1995) at the level of terms. A term's contribution
+    -- w * tf / (tf + k1 * (1 - b + b * dl / avgdl)) never exceeds its weight w = idf * (k1 + 1),
+    -- so a document holding none of the rarest ("essential") terms scores at most the sum of
+    -- the other terms' weights. The documents holding an essential term are scored exactly
+    -- (the common terms' postings probed by entry id); when the k-th best of them scores above
+    -- that sum, no other document can enter the top k. Otherwise every posting is scored.
+    -- The essential terms are the rarest ones within a budget of postings (2% of the agent's
+    -- entries), so the probing stays cheaper than reading the common terms' lists.
+    WHILE v_e < v_m - 1 AND v_read + v_dfs[v_e + 1] <= greatest(256, v_n / 50) LOOP
+        v_e := v_e + 1;
+        v_read := v_read + v_dfs[v_e];
+    END LOOP;
+    IF v_e > 0 THEN
+        FOR i IN v_e + 1 .. v_m LOOP
+            v_rest := v_rest + v_weights[i];
+        END LOOP;
+        -- Partial scores (essential terms only) of every document holding an essential term.
+        SELECT array_agg(c.entry_id ORDER BY c.s DESC, c.entry_id),
+               array_agg(c.s ORDER BY c.s DESC, c.entry_id)
+        INTO v_ids, v_scores
+        FROM (SELECT p.entry_id,
+                     sum(q.w * p.tf / (p.tf + k1 * (1 - b) + k1 * b / v_avgdl * p.doc_len)) AS s
+              FROM unnest(v_terms[1:v_e], v_weights[1:v_e]) AS q (term, w)
+              JOIN memory_core.postings p ON p.agent_key = v_key AND p.term = q.term
+              GROUP BY p.entry_id) AS c;
+        -- theta = the k-th best partial score bounds the k-th best full score from below. A
+        -- document holding no essential term scores at most v_rest; a candidate at most its
+        -- partial score plus v_rest. Both are out of the top k when that is below theta.
+        -- (The margin covers float rounding in the sums.)
+        IF cardinality(v_ids) >= p_k AND v_rest * (1 + 1e-9) < v_scores[p_k] THEN
+            RETURN QUERY
+            SELECT c.id, c.partial + coalesce(sum(q.w * x.tf / (x.tf + k1 * (1 - b) + k1 * b / v_avgdl * x.doc_len)), 0) AS s
+            FROM unnest(v_ids, v_scores) AS c (id, partial)
+            CROSS JOIN unnest(v_terms[v_e + 1:], v_weights[v_e + 1:]) AS q (term, w)
+            LEFT JOIN LATERAL (
+                SELECT p.tf, p.doc_len FROM memory_core.postings p
+                WHERE p.agent_key = v_key AND p.term = q.term AND p.entry_id = c.id) AS x ON true
+            WHERE c.partial + v_rest * (1 + 1e-9) >= v_scores[p_k]
+            GROUP BY c.id, c.partial
+            ORDER BY s DESC, c.id
+            LIMIT p_k;
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY
+    SELECT p.entry_id,
+           sum(q.w * p.tf / (p.tf + k1 * (1 - b) + k1 * b / v_avgdl * p.doc_len)) AS s
+    FROM unnest(v_terms, v_weights) AS q (term, w)
+    JOIN memory_core.postings p ON p.agent_key = v_key AND p.term = q.term
+    GROUP BY p.entry_id
+    ORDER BY s DESC, p.entry_id
+    LIMIT p_k;
+END
 $$;
 
 INSERT INTO memory_core.migrations (version, description)
 VALUES (1, 'entries, per-agent BM25 statistics, id blocks, write functions');
 
--- query id_block: reserve the ids [v, v + increment_by - 1]; run outside an explicit
--- transaction (autocommit), so that the reservation is durable before any id is used.
+-- query id_block: reserve the ids [v, v + block_size - 1]. Run in autocommit (not inside a
+-- transaction that may roll back or wait), so that the reservation is durable before any id
+-- of the block is used.
 -- SELECT nextval('memory_core.entry_id_blocks');
 
--- query id_block_size:
+-- query id_block_size: read once at open.
 -- SELECT increment_by FROM pg_sequences
 -- WHERE schemaname = 'memory_core' AND sequencename = 'entry_id_blocks';
 
--- query generation: $1 = agent ids; absent agents have generation 0.
+-- query store_config: at open, after migrating; a dimension other than the configured one is an
+-- error naming both.
+-- SELECT embedding_dim FROM memory_core.store;
+
+-- query generation: $1 = agent ids (text[]); an agent without a row has generation 0. Read it
+-- before the query whose answer it tags (see Generation above).
 -- SELECT agent_id, generation FROM memory_core.agents WHERE agent_id = ANY ($1);
 
--- query bm25_top_k: $1 agent, $2 distinct query terms, $3 k. Filters join entries:
---   JOIN memory_core.entries e ON e.id = s.entry_id WHERE e.session_id = $4 ...
--- SELECT s.entry_id, s.score FROM memory_core.bm25_scores($1, $2) AS s
+-- query bm25_top_k: $1 agent, $2 query tokens (text[]), $3 k.
+-- SELECT entry_id, score FROM memory_core.bm25_top_k($1, $2, $3);
+
+-- query bm25_filtered: with a session / role / time / metadata filter. N, avgdl and df stay the
+-- agent's (as in the embedded index); only the ranked entries are filtered.
+-- SELECT s.entry_id, s.score
+-- FROM memory_core.bm25_scores($1, $2) AS s
+-- JOIN memory_core.entries e ON e.id = s.entry_id
+-- WHERE e.session_id = $4 AND e.created_at >= $5 AND e.metadata -> $6 = $7
 -- ORDER BY s.score DESC, s.entry_id LIMIT $3;
 
--- query vector_top_k: $1 agent, $2 query vector (unit length), $3 k. In the same transaction:
---   SET LOCAL hnsw.ef_search = greatest(40, 2 * k);
---   SET LOCAL hnsw.iterative_scan = relaxed_order;
--- SELECT id, 1 - (embedding <=> $2) AS similarity FROM memory_core.entries
--- WHERE agent_id = $1 AND embedding IS NOT NULL
--- ORDER BY embedding <=> $2 LIMIT $3;
+-- query vector_top_k: $1 agent, $2 query vector (unit length), $3 k. The connection runs with
+-- hnsw.iterative_scan = relaxed_order (set in the startup options of every pooled connection:
+-- `-c hnsw.iterative_scan=relaxed_order`). With the default (off) the HNSW scan returns its
+-- ef_search = 40 nearest entries of ALL agents and the agent filter then drops most of them:
+-- measured, an agent holding 1% of the entries got 1.6 of 10 rows. The outer ORDER BY restores
+-- exact order among the candidates, which relaxed_order may return slightly out of order.
+-- SELECT id, 1 - distance AS similarity FROM (
+--     SELECT id, embedding <=> $2 AS distance FROM memory_core.entries
+--     WHERE agent_id = $1 AND embedding IS NOT NULL
+--     ORDER BY embedding <=> $2 LIMIT $3
+-- ) AS nearest ORDER BY distance, id;
+
+-- query vector_top_k_exact: the same for an agent with few entries (agents.doc_count <= 2000):
+-- every entry of the agent is compared, recall 1. MATERIALIZED keeps the planner off the HNSW
+-- index, which for such an agent would have to skip ~all of the graph's other entries.
+-- WITH mine AS MATERIALIZED (
+--     SELECT id, embedding FROM memory_core.entries WHERE agent_id = $1 AND embedding IS NOT NULL
+-- )
+-- SELECT id, 1 - (embedding <=> $2) AS similarity FROM mine ORDER BY embedding <=> $2, id LIMIT $3;
 
 -- query record_access: deferred access counts; does not bump the generation.
 -- UPDATE memory_core.entries e
@@ -263,3 +391,9 @@ VALUES (1, 'entries, per-agent BM25 statistics, id blocks, write functions');
 --     last_accessed_at = greatest(e.last_accessed_at, a.at)
 -- FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS a (id, n, at)
 -- WHERE e.id = a.id;
+
+-- query list: newest first (entries_agent_time / entries_agent_session_time).
+-- SELECT <columns> FROM memory_core.entries
+-- WHERE agent_id = $1 AND ($2::text IS NULL OR session_id = $2)
+--   AND created_at >= $3 AND created_at < $4
+-- ORDER BY created_at DESC, id DESC LIMIT $5;
