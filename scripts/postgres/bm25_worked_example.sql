@@ -102,19 +102,19 @@ BEGIN
 END
 $$;
 
--- The pruned path of bm25_top_k: agent 'prune' has 300 entries "filler common" and one
--- "rare common". For "rare common" the rare word decides the top 1, so bm25_top_k scores only
--- the entries holding it, and must still agree with the full ranking at every k.
+-- The pruned path of bm25_top_k (taken from 4096 entries up): agent 'prune' has 4999 entries
+-- "filler common" and one "rare common". For "rare common" the rare word decides the top 1, so
+-- bm25_top_k scores only the entries holding it, and must still agree with the full ranking.
 SELECT cardinality(memory_core.insert_entries(
     array_agg(1000 + i::bigint), array_agg('prune'::text), array_agg('s'::text), array_agg(0::smallint),
     array_agg(CASE WHEN i = 0 THEN 'rare common' ELSE 'filler common' END),
     array_agg(NULL::vector), array_agg(0.5::real), array_agg(i::bigint), array_agg(i::bigint),
     array_agg(0::bigint), array_agg(NULL::jsonb), array_agg(2),
-    (SELECT array_agg(1000 + j::bigint / 2) FROM generate_series(0, 601) j),
+    (SELECT array_agg(1000 + j::bigint / 2) FROM generate_series(0, 9999) j),
     (SELECT array_agg(CASE WHEN j % 2 = 1 THEN 'common' WHEN j = 0 THEN 'rare' ELSE 'filler' END)
-     FROM generate_series(0, 601) j),
-    (SELECT array_agg(1) FROM generate_series(0, 601) j))) AS inserted
-FROM generate_series(0, 300) i;
+     FROM generate_series(0, 9999) j),
+    (SELECT array_agg(1) FROM generate_series(0, 9999) j))) AS inserted
+FROM generate_series(0, 4999) i;
 DO $$
 DECLARE
     pruned record;
