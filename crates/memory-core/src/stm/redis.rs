@@ -615,7 +615,7 @@ impl ShortTermStore for RedisShortTerm {
                 .arg(&session)
                 .arg(now.0)
                 .arg(s.ttl_micros)
-                .arg(n.min(i64::MAX as usize))
+                .arg(n.min(s.capacity).min(1 << 30))
                 .invoke_async::<Vec<String>>(&mut con))
         })?;
         Ok(self

@@ -532,18 +532,129 @@ fn entry_of(row: &Row) -> std::result::Result<MemoryEntry, Failure> {
     let metadata: Option<serde_json::Value> = row.try_get(10)?;
     Ok(MemoryEntry {
         id: EntryId(u64::try_from(id).map_err(|_| corrupt(format!("entry id {id}")))?),
-        agent_id: Arc::from(row.try_get::<_, &str>(1)?),
-        session_id: Arc::from(row.try_get::<_, &str>(2)?),
+        agent_id: Arc::from(unescape(row.try_get::<_, &str>(1)?)),
+        session_id: Arc::from(unescape(row.try_get::<_, &str>(2)?)),
         role,
-        content: row.try_get(4)?,
+        content: unescape(row.try_get::<_, &str>(4)?),
         embedding: embedding.map(|v| Arc::from(v.to_vec())),
         importance: row.try_get(6)?,
         created_at: Timestamp(row.try_get(7)?),
         last_accessed_at: Timestamp(row.try_get(8)?),
         access_count: u32::try_from(access_count).unwrap_or(u32::MAX),
-        metadata: metadata.unwrap_or(serde_json::Value::Null),
+        metadata: metadata.map_or(serde_json::Value::Null, |m| map_json(m, &unescape)),
         tier: Tier::LongTerm,
     })
+}
+
+/// Marks an escape in text stored in PostgreSQL: U+10FFFF, a noncharacter, never in real text.
+const ESCAPE: char = '\u{10FFFF}';
+
+/// `s` as PostgreSQL text, which cannot hold NUL: NUL becomes ESCAPE '0' and ESCAPE becomes
+/// ESCAPE ESCAPE, so that [`unescape`] gives `s` back exactly. Text without either is unchanged.
+fn escape(s: &str) -> String {
+    if !s.contains(['\0', ESCAPE]) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\0' => {
+                out.push(ESCAPE);
+                out.push('0');
+            }
+            ESCAPE => {
+                out.push(ESCAPE);
+                out.push(ESCAPE);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The inverse of [`escape`].
+fn unescape(s: &str) -> String {
+    if !s.contains(ESCAPE) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == ESCAPE {
+            match chars.next() {
+                Some('0') => out.push('\0'),
+                Some(other) => out.push(other),
+                None => out.push(ESCAPE),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `v` with `f` applied to every string in it, keys included (jsonb cannot hold NUL either).
+fn map_json(v: serde_json::Value, f: &dyn Fn(&str) -> String) -> serde_json::Value {
+    use serde_json::Value;
+    // Without recursion: metadata may nest as deep as the configured limit.
+    enum Frame {
+        Array(Vec<Value>, std::vec::IntoIter<Value>),
+        Object(serde_json::Map<String, Value>, String, std::vec::IntoIter<(String, Value)>),
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut current = v;
+    loop {
+        // Descend into `current` (a frame is pushed), or turn it into a finished value.
+        let mut fresh = false;
+        let mut done = match current {
+            Value::String(s) => Value::String(f(&s)),
+            Value::Array(items) => {
+                stack.push(Frame::Array(Vec::with_capacity(items.len()), items.into_iter()));
+                fresh = true;
+                Value::Null
+            }
+            Value::Object(map) => {
+                let items: Vec<(String, Value)> = map.into_iter().collect();
+                stack.push(Frame::Object(serde_json::Map::new(), String::new(), items.into_iter()));
+                fresh = true;
+                Value::Null
+            }
+            other => other,
+        };
+        loop {
+            let Some(top) = stack.last_mut() else {
+                return done;
+            };
+            match top {
+                Frame::Array(out, rest) => {
+                    if !fresh {
+                        out.push(std::mem::take(&mut done));
+                    }
+                    fresh = false;
+                    if let Some(next) = rest.next() {
+                        current = next;
+                        break;
+                    }
+                }
+                Frame::Object(out, key, rest) => {
+                    if !fresh {
+                        out.insert(f(key), std::mem::take(&mut done));
+                    }
+                    fresh = false;
+                    if let Some((k, next)) = rest.next() {
+                        *key = k;
+                        current = next;
+                        break;
+                    }
+                }
+            }
+            done = match stack.pop() {
+                Some(Frame::Array(out, _)) => Value::Array(out),
+                Some(Frame::Object(out, _, _)) => Value::Object(out),
+                None => return done,
+            };
+        }
+    }
 }
 
 /// The distinct tokens of `text`, as the keyword index sees them.
@@ -619,10 +730,10 @@ impl InsertParams {
                 p.post_tfs.push(n);
             }
             p.ids.push(id_i64(e.id));
-            p.agents.push(e.agent_id.to_string());
-            p.sessions.push(e.session_id.to_string());
+            p.agents.push(escape(&e.agent_id));
+            p.sessions.push(escape(&e.session_id));
             p.roles.push(role_number(e.role));
-            p.contents.push(e.content.clone());
+            p.contents.push(escape(&e.content));
             p.embeddings
                 .push(e.embedding.as_deref().map(|v| Vector::from(v.to_vec())));
             p.importances.push(e.importance);
@@ -631,7 +742,7 @@ impl InsertParams {
             p.access_counts.push(i64::from(e.access_count));
             p.metadata.push(match &e.metadata {
                 serde_json::Value::Null => None,
-                v => Some(v.clone()),
+                v => Some(map_json(v.clone(), &escape)),
             });
             p.doc_lens.push(len);
         }
@@ -642,7 +753,7 @@ impl InsertParams {
 /// Filter parameters in the order of [`filter_sql`].
 fn filter_params(f: &DocFilter) -> (Option<String>, Option<i16>, Option<i64>, Option<i64>) {
     (
-        f.session.clone(),
+        f.session.as_deref().map(escape),
         f.role.map(role_number),
         f.since.map(|t| t.0),
         f.until.map(|t| t.0),
@@ -710,7 +821,7 @@ impl PostgresStore {
 
     fn generation_and_size(&self, agent: &str) -> Result<(u64, u64)> {
         let s = self.shared.clone();
-        let a = agent.to_owned();
+        let a = escape(agent);
         let (generation, size) = self.run(async move {
             with_client!(s, |c| async {
                 let st = c.prepare_cached(&s.sql.generation).await?;
@@ -885,9 +996,9 @@ impl LongTermStore for PostgresStore {
         }
         let s = self.shared.clone();
         let params = InsertParams::new(entries, accesses);
-        let asked: Vec<(i64, Arc<str>, String)> = entries
+        let asked: Vec<(i64, String, String)> = entries
             .iter()
-            .map(|e| (id_i64(e.id), e.agent_id.clone(), e.content.clone()))
+            .map(|e| (id_i64(e.id), escape(&e.agent_id), escape(&e.content)))
             .collect();
         self.run(async move {
             // Safe to repeat: an entry whose first commit went through is skipped by id.
@@ -949,7 +1060,7 @@ impl LongTermStore for PostgresStore {
                 for (id, agent, content) in stored {
                     let same = asked
                         .iter()
-                        .any(|(i, a, c)| *i == id && **a == *agent && *c == content);
+                        .any(|(i, a, c)| *i == id && *a == agent && *c == content);
                     if !same {
                         return Err(Error::IdConflict {
                             store: s.location.clone(),
@@ -986,7 +1097,7 @@ impl LongTermStore for PostgresStore {
 
     fn delete(&self, agent: &str, id: EntryId) -> Result<bool> {
         let s = self.shared.clone();
-        let agent = agent.to_owned();
+        let agent = escape(agent);
         let ids = vec![id_i64(id)];
         self.run(async move {
             // Safe to repeat; a repeat after a lost connection whose first attempt committed
@@ -1008,7 +1119,7 @@ impl LongTermStore for PostgresStore {
             return Ok(Vec::new());
         }
         let s = self.shared.clone();
-        let agent = agent.to_owned();
+        let agent = escape(agent);
         let asked: Vec<i64> = ids.iter().map(|&i| id_i64(i)).collect();
         self.run(async move {
             let rows = with_client!(s, |c| async {
@@ -1027,7 +1138,7 @@ impl LongTermStore for PostgresStore {
 
     fn list(&self, agent: &str, query: &ListQuery) -> Result<Vec<MemoryEntry>> {
         let s = self.shared.clone();
-        let agent = agent.to_owned();
+        let agent = escape(agent);
         let q = query.clone();
         self.run(async move {
             with_client!(s, |c| async {
@@ -1040,7 +1151,7 @@ impl LongTermStore for PostgresStore {
                         &st,
                         &[
                             &agent,
-                            &q.session,
+                            &q.session.as_deref().map(escape),
                             &q.since.map(|t| t.0),
                             &q.until.map(|t| t.0),
                             &limit,
@@ -1057,7 +1168,7 @@ impl LongTermStore for PostgresStore {
 
     fn count(&self, agent: &str) -> Result<u64> {
         let s = self.shared.clone();
-        let agent = agent.to_owned();
+        let agent = escape(agent);
         let n: i64 = self.run(async move {
             with_client!(s, |c| async {
                 let st = c.prepare_cached(&s.sql.count).await?;
@@ -1085,7 +1196,7 @@ impl LongTermStore for PostgresStore {
         }
         let pruned = filter.is_empty() && self.agent_size(agent)? >= PRUNED_FROM;
         let s = self.shared.clone();
-        let agent = agent.to_owned();
+        let agent = escape(agent);
         let k = i32::try_from(k).unwrap_or(i32::MAX);
         let (k1, b) = self.shared.bm25;
         let f = filter_params(filter);
@@ -1094,7 +1205,7 @@ impl LongTermStore for PostgresStore {
             with_client!(s, |c| async {
                 let rows = if filtered {
                     let st = c.prepare_cached(&s.sql.bm25_filtered).await?;
-                    c.query(&st, &[&agent, &terms, &k, &k1, &b, &f.0, &f.1, &f.2, &f.3])
+                    c.query(&st, &[&agent, &terms, &i64::from(k), &k1, &b, &f.0, &f.1, &f.2, &f.3])
                         .await?
                 } else if pruned {
                     let st = c.prepare_cached(&s.sql.bm25_top_k).await?;
@@ -1127,7 +1238,7 @@ impl LongTermStore for PostgresStore {
         }
         let exact = exact || self.agent_size(agent)? < self.exact_below;
         let s = self.shared.clone();
-        let agent = agent.to_owned();
+        let agent = escape(agent);
         let qv = Vector::from(q.to_vec());
         let k = i64::try_from(k).unwrap_or(i64::MAX);
         let f = filter_params(filter);
@@ -1218,5 +1329,40 @@ fn locate(e: Error, location: &str) -> Error {
             detail,
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_with_nul_and_the_escape_character_round_trips() {
+        for s in ["", "plain", "nul\0byte", "\0", "\u{10FFFF}", "a\u{10FFFF}0b\0\u{10FFFF}\u{10FFFF}"] {
+            let e = escape(s);
+            assert!(!e.contains('\0'), "{s:?}");
+            assert_eq!(unescape(&e), s);
+        }
+        assert_eq!(escape("plain"), "plain");
+    }
+
+    #[test]
+    fn json_strings_are_mapped_everywhere_and_the_shape_is_kept() {
+        let v = serde_json::json!({"a\0": ["x\0", null, 1, {"k": "v\0"}, []], "n": null, "e": {}});
+        let escaped = map_json(v.clone(), &escape);
+        assert!(!escaped.to_string().contains("\\u0000"), "{escaped}");
+        assert_eq!(map_json(escaped, &unescape), v);
+        let deep = (0..64).fold(serde_json::json!("\0"), |acc, _| serde_json::json!([acc]));
+        assert_eq!(map_json(map_json(deep.clone(), &escape), &unescape), deep);
+    }
+
+    #[test]
+    fn printed_configs_hide_passwords() {
+        let c = PostgresConfig::new("postgres://app:hunter2@db.example:6543/mem");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("app@db.example:6543/mem"), "{shown}");
+        let kv = PostgresConfig::new("host=h port=1 user=u password=hunter2 dbname=d");
+        assert!(!format!("{kv:?}").contains("hunter2"));
     }
 }
