@@ -199,6 +199,19 @@ impl TestStore {
         &self.name
     }
 
+    /// How a child process opens this same store (see [`open_spec`]): pass it in an
+    /// environment variable. The child must not drop a `TestStore`, which would delete it.
+    pub fn spec(&self) -> String {
+        match &self.backend {
+            Backend::Embedded => format!("embedded\t{}", self.path.display()),
+            #[cfg(all(feature = "postgres", feature = "redis"))]
+            Backend::Servers {
+                postgres_url,
+                redis_url,
+            } => format!("servers\t{postgres_url}\t{redis_url}\t{}", self.name),
+        }
+    }
+
     /// What the test names in assertion messages.
     pub fn label(&self) -> String {
         format!("{} store", self.backend.name())
@@ -253,5 +266,30 @@ pub fn each_store(config: MemoryConfig, body: impl Fn(&TestStore, Memory, Arc<Ma
             .unwrap_or_else(|e| panic!("opening a {}: {e}", store.label()));
         eprintln!("-- on the {}", store.label());
         body(&store, m, clock);
+    }
+}
+
+/// Opens the store a [`TestStore::spec`] names (in a child process).
+pub fn open_spec(spec: &str, config: MemoryConfig) -> Result<Memory> {
+    let parts: Vec<&str> = spec.split('\t').collect();
+    match parts.as_slice() {
+        ["embedded", path] => Memory::open(Storage::File(PathBuf::from(path)), config),
+        #[cfg(all(feature = "postgres", feature = "redis"))]
+        ["servers", postgres_url, redis_url, name] => {
+            let store = TestStore {
+                backend: Backend::Servers {
+                    postgres_url: (*postgres_url).to_owned(),
+                    redis_url: (*redis_url).to_owned(),
+                },
+                path: PathBuf::new(),
+                name: (*name).to_owned(),
+                _dir: tempfile::tempdir().expect("temporary directory"),
+            };
+            let opened = store.open(config);
+            // This process only borrows the store: it must outlive us.
+            std::mem::forget(store);
+            opened
+        }
+        _ => panic!("not a store spec: {spec:?}"),
     }
 }

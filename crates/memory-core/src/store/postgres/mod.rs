@@ -599,7 +599,11 @@ fn map_json(v: serde_json::Value, f: &dyn Fn(&str) -> String) -> serde_json::Val
     // Without recursion: metadata may nest as deep as the configured limit.
     enum Frame {
         Array(Vec<Value>, std::vec::IntoIter<Value>),
-        Object(serde_json::Map<String, Value>, String, std::vec::IntoIter<(String, Value)>),
+        Object(
+            serde_json::Map<String, Value>,
+            String,
+            std::vec::IntoIter<(String, Value)>,
+        ),
     }
     let mut stack: Vec<Frame> = Vec::new();
     let mut current = v;
@@ -609,13 +613,20 @@ fn map_json(v: serde_json::Value, f: &dyn Fn(&str) -> String) -> serde_json::Val
         let mut done = match current {
             Value::String(s) => Value::String(f(&s)),
             Value::Array(items) => {
-                stack.push(Frame::Array(Vec::with_capacity(items.len()), items.into_iter()));
+                stack.push(Frame::Array(
+                    Vec::with_capacity(items.len()),
+                    items.into_iter(),
+                ));
                 fresh = true;
                 Value::Null
             }
             Value::Object(map) => {
                 let items: Vec<(String, Value)> = map.into_iter().collect();
-                stack.push(Frame::Object(serde_json::Map::new(), String::new(), items.into_iter()));
+                stack.push(Frame::Object(
+                    serde_json::Map::new(),
+                    String::new(),
+                    items.into_iter(),
+                ));
                 fresh = true;
                 Value::Null
             }
@@ -1205,8 +1216,21 @@ impl LongTermStore for PostgresStore {
             with_client!(s, |c| async {
                 let rows = if filtered {
                     let st = c.prepare_cached(&s.sql.bm25_filtered).await?;
-                    c.query(&st, &[&agent, &terms, &i64::from(k), &k1, &b, &f.0, &f.1, &f.2, &f.3])
-                        .await?
+                    c.query(
+                        &st,
+                        &[
+                            &agent,
+                            &terms,
+                            &i64::from(k),
+                            &k1,
+                            &b,
+                            &f.0,
+                            &f.1,
+                            &f.2,
+                            &f.3,
+                        ],
+                    )
+                    .await?
                 } else if pruned {
                     let st = c.prepare_cached(&s.sql.bm25_top_k).await?;
                     c.query(&st, &[&agent, &terms, &k, &k1, &b]).await?
@@ -1338,7 +1362,14 @@ mod tests {
 
     #[test]
     fn text_with_nul_and_the_escape_character_round_trips() {
-        for s in ["", "plain", "nul\0byte", "\0", "\u{10FFFF}", "a\u{10FFFF}0b\0\u{10FFFF}\u{10FFFF}"] {
+        for s in [
+            "",
+            "plain",
+            "nul\0byte",
+            "\0",
+            "\u{10FFFF}",
+            "a\u{10FFFF}0b\0\u{10FFFF}\u{10FFFF}",
+        ] {
             let e = escape(s);
             assert!(!e.contains('\0'), "{s:?}");
             assert_eq!(unescape(&e), s);
