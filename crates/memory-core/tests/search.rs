@@ -1,14 +1,13 @@
 //! Retrieval through the `Memory` handle: both tiers, every mode, filters, agent isolation, the
 //! query cache, access recording, bad queries, and context building.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
 
 use memory_core::{
-    ContextQuery, Error, FusionWeights, ManualClock, Memory, MemoryConfig, NewEntry, Role,
-    SearchMode, SearchQuery, Storage, Tier, Timestamp, TokenCounter, ToolDefinition,
+    ContextQuery, Error, FusionWeights, Memory, MemoryConfig, NewEntry, Role, SearchMode,
+    SearchQuery, Storage, Tier, Timestamp, TokenCounter, ToolDefinition,
 };
 
 const DIM: usize = 64;

@@ -1,7 +1,6 @@
 //! Behaviour of the storage tiers: short-term windows, TTL, long-term storage, consolidation,
 //! agent isolation, reopening, and bad input.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
@@ -20,12 +19,6 @@ fn config() -> MemoryConfig {
         stm_ttl: Duration::from_secs(60),
         ..MemoryConfig::default()
     }
-}
-
-fn open(config: MemoryConfig) -> (Memory, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000_000)));
-    let m = Memory::open_with_clock(Storage::InMemory, config, clock.clone()).unwrap();
-    (m, clock)
 }
 
 fn msg(agent: &str, session: &str, text: &str) -> NewEntry {
