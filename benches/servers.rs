@@ -14,7 +14,7 @@ mod run {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use criterion::{BenchmarkId, Criterion};
+    use criterion::BenchmarkId;
     use memory_bench::fixture::{fill, workload};
     use memory_bench::queries::search_query;
     use memory_bench::settings;

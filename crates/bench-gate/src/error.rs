@@ -67,6 +67,14 @@ pub enum Error {
         /// Where NEW came from.
         new_source: PathBuf,
     },
+    /// A chart of an HTML page could not be drawn.
+    #[error("drawing the chart of '{id}': {message}")]
+    Chart {
+        /// The benchmark whose chart failed.
+        id: String,
+        /// What the plotting library reported.
+        message: String,
+    },
 }
 
 impl Error {

@@ -3,8 +3,8 @@
 //! raw samples, and classifies each benchmark against per-kind thresholds from `bench-gate.toml`.
 //!
 //! Find the files ([`locate`], [`source`]), parse them into types ([`criterion`], [`export`],
-//! [`config`]), decide on types ([`verdict`], [`slo`]), print last ([`output`]); the
-//! `bench-gate` binary only wires these together.
+//! [`config`]), decide on types ([`verdict`], [`slo`], [`history`]), print last ([`output`]:
+//! text, Markdown, JSON, HTML pages); the `bench-gate` binary only wires these together.
 //!
 //! ```
 //! use std::path::Path;
@@ -32,6 +32,7 @@ pub mod cost;
 pub mod criterion;
 pub mod error;
 pub mod export;
+pub mod history;
 pub mod kind;
 pub mod locate;
 pub mod machine;

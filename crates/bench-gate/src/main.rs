@@ -1,5 +1,5 @@
-//! The `bench-gate` command line: compare, export, import, list and slo over Criterion's saved
-//! baselines. Exit codes are part of the interface: 0 pass, 2 regression or broken budget,
+//! The `bench-gate` command line: compare, report, history, export, import, list and slo over
+//! Criterion's saved baselines. Exit codes are part of the interface: 0 pass, 2 regression or broken budget,
 //! 1 error (including bad arguments), so CI can tell a slow PR from a broken pipeline.
 
 use std::ffi::OsStr;
@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use bench_gate::history::History;
+use bench_gate::output::html::{comparison::ComparisonPage, history as history_page};
 use bench_gate::{
     config::Config, criterion, export, locate, machine::Machine, output, slo, source, verdict,
 };
@@ -48,6 +50,35 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Write the comparison of NEW against BASE as one self-contained HTML page. Exit codes
+    /// as `compare`: 0 pass, 2 regression, 1 error.
+    Report {
+        /// Baseline name under the Criterion directory, or path of an exported baseline.
+        base: String,
+        /// Baseline name under the Criterion directory, or path of an exported baseline.
+        new: String,
+        /// The HTML file to write.
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+        /// Criterion directory (default: $CRITERION_HOME, $CARGO_TARGET_DIR/criterion, target/criterion).
+        #[arg(long)]
+        criterion_dir: Option<PathBuf>,
+        /// Configuration file (default: bench-gate.toml at the workspace root).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Write the history of exported baselines (ordered by commit date) as one HTML page.
+    History {
+        /// Exported baseline files, e.g. baselines/*.json, in any order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The HTML file to write.
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+        /// Configuration file (default: bench-gate.toml at the workspace root).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Write one baseline as a single JSON file (a superset of critcmp's export).
     Export {
@@ -117,6 +148,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             config,
             format,
         } => compare_command(&base, &new, dir(criterion_dir), config, format),
+        Command::Report {
+            base,
+            new,
+            html,
+            criterion_dir,
+            config,
+        } => report_command(&base, &new, &html, dir(criterion_dir), config),
+        Command::History {
+            files,
+            html,
+            config,
+        } => history_command(&files, &html, config),
         Command::Export {
             name,
             criterion_dir,
@@ -162,6 +205,95 @@ fn compare_command(
         }
     }
     Ok(report.exit_code() as u8)
+}
+
+fn report_command(
+    base: &str,
+    new: &str,
+    html: &Path,
+    root: PathBuf,
+    config: Option<PathBuf>,
+) -> anyhow::Result<u8> {
+    let config = Config::discover(config.as_deref())?;
+    let base = source::resolve(base, &root).context("reading BASE")?;
+    let new = source::resolve(new, &root).context("reading NEW")?;
+    let report = verdict::compare(&base, &new, &config)?;
+    let mut page = ComparisonPage::new(&report, &base, &new)?;
+    // Links to Criterion's pages are relative, so the page and the Criterion directory can move
+    // together (a CI artifact holding both).
+    if let (Ok(page_dir), Ok(root)) = (page_dir(html), root.canonicalize()) {
+        page.link_criterion_pages(&root, &page_dir);
+    }
+    write_page(html, &page.render()?)?;
+    let c = report.counts();
+    eprintln!(
+        "bench-gate: wrote {} ({} benchmarks: {} regressed, {} inconclusive, {} improved; {})",
+        html.display(),
+        report.rows.len(),
+        c.regressed,
+        c.inconclusive,
+        c.improved,
+        if report.passed() { "pass" } else { "FAIL" }
+    );
+    for w in &report.warnings {
+        eprintln!("bench-gate: warning: {w}");
+    }
+    Ok(report.exit_code() as u8)
+}
+
+fn history_command(files: &[PathBuf], html: &Path, config: Option<PathBuf>) -> anyhow::Result<u8> {
+    let config = Config::discover(config.as_deref())?;
+    let exports = files
+        .iter()
+        .map(|f| export::read(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let history = History::build(exports, &config, &git_commit_time)?;
+    write_page(html, &history_page::render(&history)?)?;
+    let worse = history
+        .series
+        .iter()
+        .filter(|s| s.worst_step().is_some())
+        .count();
+    eprintln!(
+        "bench-gate: wrote {} ({} exports, {} benchmarks, {worse} with a step for the worse)",
+        html.display(),
+        history.exports.len(),
+        history.series.len()
+    );
+    for w in &history.warnings {
+        eprintln!("bench-gate: warning: {w}");
+    }
+    Ok(0)
+}
+
+/// The directory a page will be written to, absolute.
+fn page_dir(html: &Path) -> std::io::Result<PathBuf> {
+    match html.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.canonicalize(),
+        _ => std::env::current_dir(),
+    }
+}
+
+fn write_page(html: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(html, text).with_context(|| format!("writing {}", html.display()))
+}
+
+/// Unix time of a commit of the git repository around the current directory, if git knows it.
+fn git_commit_time(commit: &str) -> Option<i64> {
+    // Only a hash goes to git: never something it could read as an option or a revision range.
+    let is_hash = (4..=64).contains(&commit.len()) && commit.bytes().all(|b| b.is_ascii_hexdigit());
+    if !is_hash {
+        return None;
+    }
+    let output = std::process::Command::new("git")
+        .args(["show", "-s", "--format=%ct", commit])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    String::from_utf8(output.stdout).ok()?.trim().parse().ok()
 }
 
 fn export_command(

@@ -4,9 +4,18 @@ use std::time::Duration;
 
 use crate::entry::EntryLimits;
 use crate::error::{Error, Result};
+use crate::index::fusion::Fusion;
 use crate::index::keyword::Bm25Params;
 use crate::index::vector::{HnswParams, Quantization};
 use crate::query::QueryLimits;
+
+/// Default candidates per signal of a hybrid search (see [`SearchConfig::candidates`]).
+pub const DEFAULT_CANDIDATES: usize = 50;
+
+/// Weight of the vector signal when the caller passed the query vector
+/// ([`SearchQuery::with_vector`](crate::SearchQuery::with_vector)): vectors from the caller's own
+/// model are weighted as a sentence embedder's.
+pub const CALLER_VECTOR_WEIGHT: f32 = 0.5;
 
 /// The deepest metadata nesting a store may accept (serde_json reads up to 128 levels).
 pub const MAX_METADATA_DEPTH: usize = 100;
@@ -83,8 +92,15 @@ impl Default for ConsolidationConfig {
 pub struct SearchConfig {
     /// BM25 parameters of keyword search (k1 = 1.2, b = 0.75).
     pub bm25: Bm25Params,
-    /// The constant k of reciprocal rank fusion (60).
-    pub rrf_k: f32,
+    /// How hybrid search combines the keyword and vector signals (see [`Fusion`]).
+    pub fusion: Fusion,
+    /// Weight in [0, 1] of the vector signal in hybrid search (the keyword signal gets the rest);
+    /// `None` takes the embedder's [`Embedder::vector_weight`](crate::Embedder::vector_weight),
+    /// or [`CALLER_VECTOR_WEIGHT`] for a query whose caller passed its own vector.
+    pub vector_weight: Option<f32>,
+    /// Candidates each signal contributes to a hybrid search, whatever `k` (at least `k`): deep
+    /// enough that an entry ranked well by one signal only can still reach the top `k`.
+    pub candidates: usize,
     /// The HNSW graph of approximate vector search.
     pub hnsw: HnswParams,
     /// How long-term vectors are held in RAM: f32, or int8 codes (4x smaller, some recall lost).
@@ -99,7 +115,9 @@ impl Default for SearchConfig {
     fn default() -> Self {
         SearchConfig {
             bm25: Bm25Params::default(),
-            rrf_k: crate::index::fusion::DEFAULT_RRF_K,
+            fusion: Fusion::MinMax,
+            vector_weight: None,
+            candidates: DEFAULT_CANDIDATES,
             hnsw: HnswParams::default(),
             quantization: Quantization::None,
             cache_ttl: Duration::from_secs(300),
@@ -214,8 +232,18 @@ impl MemoryConfig {
         }
         let s = &self.search;
         s.bm25.validate()?;
-        if !s.rrf_k.is_finite() || s.rrf_k < 0.0 {
-            return bad(format!("rrf_k {} must be finite and non-negative", s.rrf_k));
+        if let Fusion::Rrf { k } = s.fusion {
+            if !k.is_finite() || k < 0.0 {
+                return bad(format!("RRF constant {k} must be finite and non-negative"));
+            }
+        }
+        if let Some(w) = s.vector_weight {
+            if !(0.0..=1.0).contains(&w) {
+                return bad(format!("vector_weight {w} is outside [0, 1]"));
+            }
+        }
+        if s.candidates == 0 {
+            return bad("candidates must be at least 1".into());
         }
         if s.cache_ttl.is_zero() && s.cache_capacity > 0 {
             return bad(

@@ -116,6 +116,8 @@ fn decide(
             max_sim = Some(max_sim.map_or(in_batch, |m| m.max(in_batch)));
         }
         let score = state.scorer.score(&entry, max_sim, now);
+        // The estimate made for the score is the one stored (long-term entries carry one).
+        entry.importance = Some(score.importance);
         let decision = if max_sim.is_some_and(|s| s >= dup) {
             Decision::Duplicate
         } else if score.total >= threshold {

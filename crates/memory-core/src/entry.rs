@@ -93,8 +93,11 @@ pub struct MemoryEntry {
     pub content: String,
     /// Unit-length embedding of the store's configured dimension, when one was given or computed.
     pub embedding: Option<Arc<[f32]>>,
-    /// Explicit importance in [0, 1].
-    pub importance: f32,
+    /// Importance in [0, 1]: the caller's, or estimated from the content
+    /// ([`ImportanceScorer::estimate`](crate::ImportanceScorer::estimate)). Long-term entries
+    /// always have one; a short-term entry whose caller gave none has `None` until consolidation
+    /// estimates it (which keeps appends cheap). See [`MemoryEntry::importance`].
+    pub importance: Option<f32>,
     pub created_at: Timestamp,
     pub last_accessed_at: Timestamp,
     pub access_count: u32,
@@ -103,15 +106,26 @@ pub struct MemoryEntry {
     pub tier: Tier,
 }
 
-/// What a caller hands in to create an entry. The store assigns id, timestamps and tier.
+impl MemoryEntry {
+    /// The entry's importance: the one it carries, else the estimate from its content.
+    pub fn importance(&self) -> f32 {
+        self.importance
+            .unwrap_or_else(|| crate::information::importance_estimate(&self.content))
+    }
+}
+
+/// What a caller hands in to create an entry. The store assigns the id and the tier, and the
+/// times unless the entry brings its own ([`with_created_at`](NewEntry::with_created_at), for
+/// imported history).
 ///
 /// ```
-/// use memory_core::{NewEntry, Role};
+/// use memory_core::{NewEntry, Role, Timestamp};
 ///
 /// let entry = NewEntry::new("agent-1", "session-1", Role::User, "I moved to Lisbon in May")
 ///     .with_importance(0.8)
+///     .with_created_at(Timestamp(1_683_504_000_000_000))
 ///     .with_metadata(serde_json::json!({"topic": "travel"}));
-/// assert_eq!(entry.importance, 0.8);
+/// assert_eq!(entry.importance, Some(0.8));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewEntry {
@@ -120,18 +134,20 @@ pub struct NewEntry {
     pub role: Role,
     pub content: String,
     pub embedding: Option<Vec<f32>>,
-    pub importance: f32,
+    /// Explicit importance in [0, 1]; without one the store estimates it from the content (see
+    /// [`ImportanceScorer::estimate`](crate::ImportanceScorer::estimate)).
+    pub importance: Option<f32>,
+    /// When the entry was said or written; `None` is now (the store's clock).
+    pub created_at: Option<Timestamp>,
     pub metadata: serde_json::Value,
 }
-
-/// Importance given to an entry created without an explicit one.
-pub const DEFAULT_IMPORTANCE: f32 = 0.5;
 
 /// Longest agent or session id accepted, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
 
 impl NewEntry {
-    /// An entry with default importance, no embedding and no metadata.
+    /// An entry created now, with its importance estimated from its content, no embedding and
+    /// no metadata.
     pub fn new(
         agent_id: impl Into<Arc<str>>,
         session_id: impl Into<Arc<str>>,
@@ -144,7 +160,8 @@ impl NewEntry {
             role,
             content: content.into(),
             embedding: None,
-            importance: DEFAULT_IMPORTANCE,
+            importance: None,
+            created_at: None,
             metadata: serde_json::Value::Null,
         }
     }
@@ -157,7 +174,14 @@ impl NewEntry {
 
     /// Sets the explicit importance, which must lie in [0, 1].
     pub fn with_importance(mut self, importance: f32) -> Self {
-        self.importance = importance;
+        self.importance = Some(importance);
+        self
+    }
+
+    /// Sets when the entry was created (for history imported with its own times). Its recency
+    /// counts from then; time-to-live of short-term windows still counts from the append.
+    pub fn with_created_at(mut self, at: Timestamp) -> Self {
+        self.created_at = Some(at);
         self
     }
 
@@ -181,9 +205,11 @@ impl NewEntry {
                 limit: limits.max_content_bytes,
             });
         }
-        if !(0.0..=1.0).contains(&self.importance) {
-            // NaN fails `contains` too, and lands here.
-            return Err(Error::ImportanceOutOfRange(self.importance));
+        if let Some(importance) = self.importance {
+            if !(0.0..=1.0).contains(&importance) {
+                // NaN fails `contains` too, and lands here.
+                return Err(Error::ImportanceOutOfRange(importance));
+            }
         }
         if let Err(e) = check_metadata(&self.metadata, limits) {
             // A value nested deeper than the stack would overflow it when dropped: take it apart

@@ -154,6 +154,12 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// An embedding model directory that cannot be used: a missing directory or file, a file
+    /// that does not parse, weights whose shapes disagree with the configuration, or a model
+    /// that needs something the embedder does not implement. `path` names the file at fault.
+    #[error("embedding model {path}: {detail}")]
+    Model { path: PathBuf, detail: String },
+
     /// A blocking task of the async facade panicked or was cancelled.
     #[error("background task failed: {0}")]
     TaskFailed(String),

@@ -24,6 +24,7 @@ mod embed;
 mod entry;
 mod error;
 pub mod index;
+mod information;
 mod memory;
 mod query;
 mod scoring;
@@ -40,15 +41,21 @@ mod write;
 pub use async_api::AsyncMemory;
 pub use cache::CacheStats;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use config::{ConsolidationConfig, Durability, MemoryConfig, ScoreWeights, SearchConfig};
+pub use config::{
+    ConsolidationConfig, Durability, MemoryConfig, ScoreWeights, SearchConfig,
+    CALLER_VECTOR_WEIGHT, DEFAULT_CANDIDATES,
+};
 pub use consolidate::ConsolidationReport;
 pub use context::{
     Context, ContextBuilder, ContextMaterial, ContextQuery, ContextSection, SectionKind,
     ToolDefinition,
 };
+#[cfg(feature = "minilm")]
+pub use embed::minilm::MiniLmEmbedder;
 pub use embed::{Embedder, HashingEmbedder};
-pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier, DEFAULT_IMPORTANCE, MAX_ID_BYTES};
+pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier, MAX_ID_BYTES};
 pub use error::{BoxError, Error, Result, ServerProblem};
+pub use index::fusion::Fusion;
 pub use index::keyword::Bm25Params;
 pub use index::vector::{HnswParams, Quantization};
 pub use index::ListQuery;

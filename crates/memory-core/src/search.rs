@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::config::CALLER_VECTOR_WEIGHT;
 use crate::entry::{EntryId, MemoryEntry};
 use crate::error::Result;
-use crate::index::fusion::{self, FusedHit};
+use crate::index::fusion::{self, FusedHit, Fusion, Similarities};
 use crate::index::topk::sort_ranking;
 use crate::index::vector::kernel::dot;
 use crate::query::{
@@ -93,12 +94,19 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
     let filter = q.doc_filter();
     let search_ltm = q.tiers != Tiers::ShortTerm;
     let search_stm = q.tiers != Tiers::LongTerm;
-    // With a metadata filter, candidates are checked after the fetch; ask for more of them.
-    let mut want = if q.metadata.is_some() {
-        q.k.saturating_mul(4).max(64)
-    } else {
-        q.k
+    // Hybrid search takes `candidates` of each signal whatever `k`, so that an entry ranked well
+    // by one signal only can still reach the top k. With a metadata filter, candidates are
+    // checked after the fetch; ask for more of them.
+    let depth = match q.mode {
+        SearchMode::Hybrid => q.k.max(state.config.search.candidates),
+        _ => q.k,
     };
+    let mut want = if q.metadata.is_some() {
+        depth.saturating_mul(4).max(64)
+    } else {
+        depth
+    };
+    let weight = vector_weight(state, q);
 
     let stm = if search_stm {
         let _span = tracing::debug_span!(stages::STM).entered();
@@ -143,11 +151,9 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
             let _span = tracing::debug_span!(stages::VECTOR).entered();
             let ltm = if search_ltm {
                 let exact = q.mode == SearchMode::ExactVector;
-                // Keyword candidates get their exact similarity too (see `LongTermStore::vector`).
-                let keyword_ids: Vec<EntryId> = keyword.iter().map(|h| h.0).collect();
                 let r = state
                     .ltm
-                    .vector(&q.agent_id, qv, want, exact, &filter, &keyword_ids)?;
+                    .vector(&q.agent_id, qv, want, exact, &filter, &[])?;
                 ltm_exhausted &= r.len() < want;
                 r
             } else {
@@ -155,10 +161,23 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
             };
             vector = merge_tiers(ltm, &stm_vector[..top(&stm_vector, want)]);
         }
+        // Score fusion needs the similarity of keyword candidates the vector ranking left out.
+        let similarities = match (query_vector.as_deref(), state.config.search.fusion) {
+            (Some(qv), Fusion::MinMax) if q.mode == SearchMode::Hybrid => {
+                missing_similarities(state, q, qv, &keyword, &vector, &stm)?
+            }
+            _ => Similarities::default(),
+        };
 
         let fused = {
             let _span = tracing::debug_span!(stages::FUSE).entered();
-            fusion::fuse_hybrid(&keyword, &vector, state.config.search.rrf_k)?
+            fusion::fuse(
+                &keyword,
+                &vector,
+                &similarities,
+                state.config.search.fusion,
+                weight,
+            )?
         };
         let hits = {
             let _span = tracing::debug_span!(stages::FETCH).entered();
@@ -172,6 +191,57 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
         }
         want = want.saturating_mul(4);
     }
+}
+
+/// The vector signal's weight in this query's fusion: all of it for a vector search, none for a
+/// keyword search, and for a hybrid one the configured weight, else the embedder's (or, when the
+/// caller brought the query vector, a sentence embedder's).
+fn vector_weight(state: &State, q: &SearchQuery) -> f32 {
+    match q.mode {
+        SearchMode::Keyword => 0.0,
+        SearchMode::Vector | SearchMode::ExactVector => 1.0,
+        SearchMode::Hybrid => match (state.config.search.vector_weight, &q.vector) {
+            (Some(w), _) => w,
+            (None, Some(_)) => CALLER_VECTOR_WEIGHT,
+            (None, None) => state.embedder.vector_weight().clamp(0.0, 1.0),
+        },
+    }
+}
+
+/// The exact similarity to `qv` of keyword candidates missing from the vector ranking: long-term
+/// ones from the store, short-term ones from the copies taken.
+fn missing_similarities(
+    state: &State,
+    q: &SearchQuery,
+    qv: &[f32],
+    keyword: &[(EntryId, f32)],
+    vector: &[(EntryId, f32)],
+    stm: &[MemoryEntry],
+) -> Result<Similarities> {
+    let ranked: rustc_hash::FxHashSet<EntryId> = vector.iter().map(|h| h.0).collect();
+    let missing: Vec<EntryId> = keyword
+        .iter()
+        .map(|h| h.0)
+        .filter(|id| !ranked.contains(id))
+        .collect();
+    if missing.is_empty() {
+        return Ok(Similarities::default());
+    }
+    let mut out: Similarities = state
+        .ltm
+        .similarities(&q.agent_id, qv, &missing)?
+        .into_iter()
+        .collect();
+    for e in stm.iter().filter(|e| missing.contains(&e.id)) {
+        let sim = match &e.embedding {
+            Some(v) => Some(dot(v, qv)),
+            None => state.embed(&e.content).map(|v| dot(&v, qv)),
+        };
+        if let Some(sim) = sim {
+            out.insert(e.id, sim);
+        }
+    }
+    Ok(out)
 }
 
 /// Cosine ranking of all short-term entries; entries without an embedding are embedded on the fly.
@@ -238,7 +308,7 @@ fn fetch(
             vector_rank: h.vector.map(|v| v.1),
             fused: h.fused,
             recency: state.scorer.recency(last, now),
-            importance: entry.importance,
+            importance: entry.importance(),
         };
         hits.push(SearchHit {
             entry: Arc::new(entry),

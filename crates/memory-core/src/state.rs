@@ -90,9 +90,26 @@ impl State {
 
     /// The store's embedding of `text`, or `None` when it has no words to embed.
     pub fn embed(&self, text: &str) -> Option<Vec<f32>> {
-        let mut v = self.embedder.embed(text);
-        // A custom embedder's vector gets the same checks as a caller's; a text with nothing to
-        // embed (all zeros) gets no vector.
+        self.checked(self.embedder.embed(text))
+    }
+
+    /// [`embed`](Self::embed) of several texts at once (one batch for a model that computes
+    /// batches faster than texts one by one).
+    pub fn embed_batch(&self, texts: &[&str]) -> Vec<Option<Vec<f32>>> {
+        if texts.is_empty() {
+            return Vec::new();
+        }
+        let vectors = self.embedder.embed_batch(texts);
+        if vectors.len() != texts.len() {
+            // A custom embedder that broke the contract: embed one by one instead.
+            return texts.iter().map(|t| self.embed(t)).collect();
+        }
+        vectors.into_iter().map(|v| self.checked(v)).collect()
+    }
+
+    /// A custom embedder's vector gets the same checks as a caller's; a text with nothing to
+    /// embed (all zeros) gets no vector.
+    fn checked(&self, mut v: Vec<f32>) -> Option<Vec<f32>> {
         entry::check_embedding(&v, self.config.embedding_dim).ok()?;
         entry::normalize(&mut v).ok()?;
         Some(v)

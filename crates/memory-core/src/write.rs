@@ -13,6 +13,7 @@ use crate::clock::Timestamp;
 use crate::entry::{self, EntryId, MemoryEntry, NewEntry, Tier};
 use crate::error::Result;
 use crate::query::SearchHit;
+use crate::scoring::ImportanceScorer;
 use crate::stages;
 use crate::state::State;
 use crate::store::commit::GroupCommit;
@@ -147,6 +148,9 @@ impl WritePath {
     pub fn materialize(&self, state: &State, entry: NewEntry, tier: Tier) -> Result<MemoryEntry> {
         let mut entry = entry;
         entry.validate(&state.config.entry_limits())?;
+        if tier == Tier::LongTerm {
+            embed_missing(state, std::slice::from_mut(&mut entry));
+        }
         let id = state.ltm.allocate_ids(1)?;
         Ok(materialize_checked(state, entry, tier, EntryId(id)))
     }
@@ -163,6 +167,9 @@ impl WritePath {
         let limits = state.config.entry_limits();
         for e in &mut entries {
             e.validate(&limits)?;
+        }
+        if tier == Tier::LongTerm {
+            embed_missing(state, &mut entries);
         }
         let first = state.ltm.allocate_ids(entries.len() as u64)?;
         Ok(entries
@@ -244,24 +251,44 @@ impl WritePath {
     }
 }
 
-/// Makes the checked `e` an entry of `tier` with id `id`, created now.
-fn materialize_checked(state: &State, mut e: NewEntry, tier: Tier, id: EntryId) -> MemoryEntry {
-    // Long-term entries are embedded now so that vector search finds them; short-term ones
-    // lazily (at search or consolidation), which keeps appends cheap.
-    if tier == Tier::LongTerm && e.embedding.is_none() {
-        e.embedding = state.embed(&e.content);
+/// Embeds, in one batch, the entries that came without a vector. Long-term entries are embedded
+/// when written so that vector search finds them; short-term ones lazily (at search or
+/// consolidation), which keeps appends cheap.
+fn embed_missing(state: &State, entries: &mut [NewEntry]) {
+    let missing: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].embedding.is_none())
+        .collect();
+    let texts: Vec<&str> = missing
+        .iter()
+        .map(|&i| entries[i].content.as_str())
+        .collect();
+    let vectors = state.embed_batch(&texts);
+    for (i, v) in missing.into_iter().zip(vectors) {
+        entries[i].embedding = v;
     }
-    let now = state.clock.now();
+}
+
+/// Makes the checked `e` an entry of `tier` with id `id`, created now.
+fn materialize_checked(state: &State, e: NewEntry, tier: Tier, id: EntryId) -> MemoryEntry {
+    let created_at = e.created_at.unwrap_or_else(|| state.clock.now());
+    // Long-term entries get their estimate now (they are ranked by it at once); short-term ones
+    // when consolidation scores them, which keeps appends cheap.
+    let importance = match (e.importance, tier) {
+        (Some(given), _) => Some(given),
+        (None, Tier::LongTerm) => Some(ImportanceScorer::estimate(&e.content)),
+        (None, Tier::ShortTerm) => None,
+    };
     MemoryEntry {
         id,
         agent_id: e.agent_id,
         session_id: e.session_id,
         role: e.role,
-        content: e.content,
         embedding: e.embedding.map(Arc::from),
-        importance: e.importance,
-        created_at: now,
-        last_accessed_at: now,
+        importance,
+        content: e.content,
+        created_at,
+        // An imported entry was last touched when it was made.
+        last_accessed_at: created_at,
         access_count: 0,
         metadata: e.metadata,
         tier,

@@ -70,7 +70,7 @@ fn entry(id: u64, role: Role, content: String) -> MemoryEntry {
         role,
         content,
         embedding: None,
-        importance: 0.5,
+        importance: Some(0.5),
         created_at: Timestamp(0),
         last_accessed_at: Timestamp(0),
         access_count: 0,

@@ -17,7 +17,7 @@ fn entry(id: u64, role: Role, content: &str) -> MemoryEntry {
         role,
         content: content.to_string(),
         embedding: None,
-        importance: 0.5,
+        importance: Some(0.5),
         created_at: Timestamp(id as i64),
         last_accessed_at: Timestamp(id as i64),
         access_count: 0,

@@ -6,7 +6,7 @@ use std::time::Duration;
 mod common;
 
 use memory_core::{
-    ContextQuery, Error, FusionWeights, Memory, MemoryConfig, NewEntry, Role, SearchMode,
+    ContextQuery, Error, Fusion, FusionWeights, Memory, MemoryConfig, NewEntry, Role, SearchMode,
     SearchQuery, Storage, Tier, Timestamp, TokenCounter, ToolDefinition,
 };
 
@@ -110,22 +110,47 @@ fn an_entry_in_both_tiers_is_returned_once() {
 
 #[test]
 fn hits_carry_the_components_of_their_score() {
-    common::each_backend_from(START, config(), |m, _clock| {
-        m.insert(entry("a", "s", "apples and pears")).unwrap();
-        m.insert(entry("a", "s", "bananas only")).unwrap();
-        let hits = m
-            .search(&SearchQuery::new("a", "apples").with_mode(SearchMode::Hybrid))
-            .unwrap();
-        let top = &hits[0];
-        assert_eq!(top.entry.content, "apples and pears");
-        assert_eq!(top.components.keyword_rank, Some(1));
-        assert!(top.components.keyword.unwrap() > 0.0);
-        assert_eq!(top.components.vector_rank, Some(1));
-        assert!(top.components.vector.unwrap() > 0.0);
-        // RRF with k = 60: first in both rankings.
-        assert!((top.components.fused - 2.0 / 61.0).abs() < 1e-6);
-        assert_eq!(top.score, top.components.fused);
-    });
+    // First in both rankings: weighted RRF gives (1 - w) / (k + 1) + w / (k + 1); min-max
+    // normalization gives the best BM25 and the best cosine 1 each, so (1 - w) + w.
+    for (fusion, expected) in [(Fusion::Rrf { k: 60.0 }, 1.0 / 61.0), (Fusion::MinMax, 1.0)] {
+        let mut config = config();
+        config.search.fusion = fusion;
+        config.search.vector_weight = Some(0.3);
+        common::each_backend_from(START, config, |m, _clock| {
+            m.insert(entry("a", "s", "apples and pears")).unwrap();
+            m.insert(entry("a", "s", "bananas only")).unwrap();
+            let hits = m
+                .search(&SearchQuery::new("a", "apples").with_mode(SearchMode::Hybrid))
+                .unwrap();
+            let top = &hits[0];
+            assert_eq!(top.entry.content, "apples and pears", "{fusion:?}");
+            assert_eq!(top.components.keyword_rank, Some(1));
+            assert!(top.components.keyword.unwrap() > 0.0);
+            assert_eq!(top.components.vector_rank, Some(1));
+            assert!(top.components.vector.unwrap() > 0.0);
+            assert!(
+                (top.components.fused - expected).abs() < 1e-6,
+                "{fusion:?}: {}",
+                top.components.fused
+            );
+            assert_eq!(top.score, top.components.fused);
+        });
+    }
+}
+
+#[test]
+fn a_vector_weight_outside_the_unit_interval_is_refused() {
+    for w in [-0.1, 1.5, f32::NAN] {
+        let mut config = config();
+        config.search.vector_weight = Some(w);
+        assert!(
+            matches!(
+                Memory::open(Storage::InMemory, config),
+                Err(Error::InvalidConfig(_))
+            ),
+            "weight {w}"
+        );
+    }
 }
 
 #[test]

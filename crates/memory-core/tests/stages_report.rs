@@ -216,7 +216,7 @@ fn the_context_builder_reports_its_pack_stages() {
             role: Role::User,
             content: format!("turn number {i} with a few words in it"),
             embedding: None,
-            importance: 0.5,
+            importance: Some(0.5),
             created_at: Timestamp(0),
             last_accessed_at: Timestamp(0),
             access_count: 0,

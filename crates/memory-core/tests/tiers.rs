@@ -234,7 +234,7 @@ fn long_term_entries_round_trip_every_field() {
         assert_eq!(&*e.session_id, "s");
         assert_eq!(e.role, Role::User);
         assert_eq!(e.content, "I moved to Lisbon");
-        assert_eq!(e.importance, 0.75);
+        assert_eq!(e.importance, Some(0.75));
         assert_eq!(e.metadata, meta);
         assert_eq!(e.tier, Tier::LongTerm);
         assert_eq!(e.access_count, 0);

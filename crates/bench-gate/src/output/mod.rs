@@ -1,6 +1,8 @@
 //! Renderers of a [`crate::Report`]: an aligned terminal table, Markdown for job summaries and
-//! PR comments, and versioned JSON. Shared number formatting lives here.
+//! PR comments, versioned JSON, and HTML pages (a comparison, a history of exports). Shared
+//! number formatting lives here.
 
+pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod text;

@@ -301,6 +301,20 @@ impl AgentIndex {
         Ok(hits)
     }
 
+    /// Exact cosine similarity of `q` to each entry of `ids` that has a vector.
+    pub fn similarities(&self, q: &[f32], ids: &[EntryId]) -> Vec<(EntryId, f32)> {
+        let vectors = self.vectors.read();
+        let staging = self.staging.read();
+        ids.iter()
+            .filter_map(|&id| {
+                let sim = vectors
+                    .similarity(id, q)
+                    .or_else(|| staging.similarity(id, q))?;
+                Some((id, sim))
+            })
+            .collect()
+    }
+
     /// Heap bytes of this agent's indexes, by their own accounting.
     pub fn heap_bytes(&self) -> usize {
         let text = self.text.read().keyword.heap_bytes();

@@ -62,15 +62,38 @@ pub struct FusedHit {
     pub fused: f32,
 }
 
+/// How hybrid search combines its keyword and vector signals.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fusion {
+    /// Weighted reciprocal rank fusion: `(1 - w) / (k + keyword rank) + w / (k + vector rank)`.
+    /// Needs no score calibration; a hit ranked by one signal only gets that signal's term.
+    Rrf { k: f32 },
+    /// A convex combination of normalized scores: `(1 - w) * bm25 / max bm25 + w * (cos -
+    /// min cos) / (max cos - min cos)`, over the candidates of both signals. Every candidate gets
+    /// both parts: its exact cosine (see `LongTermStore::similarities`), and its BM25 score, 0
+    /// when it is not among the keyword candidates.
+    MinMax,
+}
+
+/// One candidate's vector similarity, for the fusions that use scores rather than ranks.
+pub type Similarities = rustc_hash::FxHashMap<EntryId, f32>;
+
 /// Fuses a keyword ranking and a vector ranking (each best first, as the indexes return them)
-/// with RRF, keeping each hit's per-ranking score and rank. Sorted by fused score descending,
-/// ties by id ascending.
-pub fn fuse_hybrid(
+/// with `fusion` and the vector signal's weight `w` in [0, 1], keeping each hit's per-ranking
+/// score and rank. `similarities` holds the exact cosine of candidates missing from `vector`
+/// (used by [`Fusion::MinMax`]). Sorted by fused score descending, ties by id ascending.
+pub fn fuse(
     keyword: &[(EntryId, f32)],
     vector: &[(EntryId, f32)],
-    k: f32,
+    similarities: &Similarities,
+    fusion: Fusion,
+    w: f32,
 ) -> Result<Vec<FusedHit>> {
-    check_rrf_k(k)?;
+    if !(0.0..=1.0).contains(&w) {
+        return Err(Error::InvalidQuery(format!(
+            "vector weight {w} is outside [0, 1]"
+        )));
+    }
     let mut hits: FxHashMap<EntryId, FusedHit> = FxHashMap::default();
     let blank = |id| FusedHit {
         id,
@@ -80,22 +103,77 @@ pub fn fuse_hybrid(
     };
     for (i, &(id, score)) in keyword.iter().enumerate() {
         let h = hits.entry(id).or_insert_with(|| blank(id));
-        if h.keyword.is_none() {
-            let rank = (i + 1) as u32;
-            h.keyword = Some((score, rank));
-            h.fused += 1.0 / (k + rank as f32);
-        }
+        h.keyword.get_or_insert((score, (i + 1) as u32));
     }
     for (i, &(id, score)) in vector.iter().enumerate() {
         let h = hits.entry(id).or_insert_with(|| blank(id));
-        if h.vector.is_none() {
-            let rank = (i + 1) as u32;
-            h.vector = Some((score, rank));
-            h.fused += 1.0 / (k + rank as f32);
+        h.vector.get_or_insert((score, (i + 1) as u32));
+    }
+    match fusion {
+        Fusion::Rrf { k } => {
+            check_rrf_k(k)?;
+            for h in hits.values_mut() {
+                let term =
+                    |r: Option<(f32, u32)>| r.map_or(0.0, |(_, rank)| 1.0 / (k + rank as f32));
+                h.fused = (1.0 - w) * term(h.keyword) + w * term(h.vector);
+            }
+        }
+        Fusion::MinMax => {
+            let cos = |h: &FusedHit| {
+                h.vector
+                    .map(|v| v.0)
+                    .or_else(|| similarities.get(&h.id).copied())
+            };
+            let max_bm25 = keyword.iter().map(|h| h.1).fold(0.0f32, f32::max);
+            let (lo, hi) = hits
+                .values()
+                .filter_map(cos)
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), c| {
+                    (lo.min(c), hi.max(c))
+                });
+            let span = hi - lo;
+            let updates: Vec<(EntryId, f32)> = hits
+                .values()
+                .map(|h| {
+                    let kw = match (h.keyword, max_bm25 > 0.0) {
+                        (Some((s, _)), true) => s / max_bm25,
+                        _ => 0.0,
+                    };
+                    let v = match cos(h) {
+                        Some(c) if span > 0.0 => (c - lo) / span,
+                        Some(_) => 1.0,
+                        None => 0.0,
+                    };
+                    (h.id, (1.0 - w) * kw + w * v)
+                })
+                .collect();
+            for (id, fused) in updates {
+                if let Some(h) = hits.get_mut(&id) {
+                    h.fused = fused;
+                }
+            }
         }
     }
     let mut out: Vec<FusedHit> = hits.into_values().collect();
     out.sort_unstable_by(|a, b| b.fused.total_cmp(&a.fused).then_with(|| a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// Fuses a keyword ranking and a vector ranking with plain (equally weighted) RRF; see [`fuse`].
+pub fn fuse_hybrid(
+    keyword: &[(EntryId, f32)],
+    vector: &[(EntryId, f32)],
+    k: f32,
+) -> Result<Vec<FusedHit>> {
+    // Each signal at weight 1/2 gives half the plain RRF score: the order is the same.
+    let mut out = fuse(
+        keyword,
+        vector,
+        &Similarities::default(),
+        Fusion::Rrf { k },
+        0.5,
+    )?;
+    out.iter_mut().for_each(|h| h.fused *= 2.0);
     Ok(out)
 }
 

@@ -216,6 +216,12 @@ impl Indexes {
         }
     }
 
+    /// Exact cosine similarity of `q` to each of `agent`'s entries in `ids` that has a vector.
+    pub fn similarities(&self, agent: &str, q: &[f32], ids: &[EntryId]) -> Vec<(EntryId, f32)> {
+        self.agent(agent)
+            .map_or_else(Vec::new, |idx| idx.similarities(q, ids))
+    }
+
     /// Heap bytes held by all indexes (an estimate from the indexes' own accounting).
     pub fn heap_bytes(&self) -> usize {
         let agents: Vec<SharedIndex> = self.agents.read().values().cloned().collect();

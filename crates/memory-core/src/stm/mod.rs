@@ -10,6 +10,8 @@ pub(crate) mod redis;
 
 use std::sync::Arc;
 
+#[cfg(feature = "redis")]
+use self::redis::config::RedisConfig;
 use crate::clock::Timestamp;
 use crate::entry::{EntryId, MemoryEntry};
 use crate::error::Result;
@@ -45,7 +47,7 @@ pub enum ShortTermStorage {
     /// server and key prefix, and kept across app restarts and crashes, including entries
     /// waiting for consolidation. See [`RedisConfig`](crate::RedisConfig).
     #[cfg(feature = "redis")]
-    Redis(redis::RedisConfig),
+    Redis(RedisConfig),
 }
 
 /// (agent, session, id) of an entry in a live window.

@@ -159,7 +159,7 @@ mod tests {
             role: Role::User,
             content: format!("entry {id}"),
             embedding: None,
-            importance: 0.5,
+            importance: Some(0.5),
             created_at: crate::clock::Timestamp(0),
             last_accessed_at: crate::clock::Timestamp(0),
             access_count: 0,

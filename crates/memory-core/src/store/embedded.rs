@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::index::{Indexes, ListQuery};
 use crate::query::DocFilter;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{AccessRecord, IntegrityReport, LongTermStore, Ranking, Storage};
+use crate::store::{
+    AccessRecord, IntegrityReport, LongTermStore, QuarantinedEntry, Ranking, Storage,
+};
 
 /// Batches of long-term entries at least this large are indexed on a second thread while SQLite
 /// commits them (below it, starting the thread costs more than it saves).
@@ -27,6 +29,9 @@ pub(crate) struct EmbeddedStore {
     indexes: Indexes,
     location: String,
     next_id: AtomicU64,
+    /// Rows set aside on open that could not be moved to the quarantine table (a file that could
+    /// not be written then): not indexed, and reported with the quarantine.
+    unmoved: Vec<QuarantinedEntry>,
 }
 
 impl EmbeddedStore {
@@ -48,6 +53,7 @@ impl EmbeddedStore {
             None => sqlite.record_dimension(config.embedding_dim)?,
         }
         let indexes = Indexes::new(config.search.bm25, config.vector_index_config())?;
+        let mut unmoved = Vec::new();
         let bad = sqlite.scan_for_index(config.embedding_dim, |row| {
             indexes.add_stored(
                 row.id,
@@ -66,7 +72,13 @@ impl EmbeddedStore {
                 "rows that cannot be read back or indexed were moved to the store's quarantine \
                  table (see Memory::check_integrity)"
             );
-            sqlite.quarantine(&bad, SystemClock.now())?;
+            // Set aside either way: they are not indexed. Moving them is what keeps `get` of one
+            // of their ids from failing later; if the file cannot be written now, the next open
+            // tries again.
+            if let Err(e) = sqlite.quarantine(&bad, SystemClock.now()) {
+                tracing::warn!(error = %e, "could not move the rows to the quarantine table");
+                unmoved = bad;
+            }
         }
         // Ids grow from the wall clock in microseconds, and past anything already stored, so that
         // ids of short-term entries lost in a crash are not handed out again soon after.
@@ -76,6 +88,14 @@ impl EmbeddedStore {
             .map_or(wall, |m| wall.max(m.saturating_add(1)));
         Ok(EmbeddedStore {
             location: sqlite.path().display().to_string(),
+            unmoved: unmoved
+                .into_iter()
+                .map(|(id, reason)| QuarantinedEntry {
+                    id,
+                    agent_id: String::new(),
+                    reason,
+                })
+                .collect(),
             sqlite,
             indexes,
             next_id: AtomicU64::new(next),
@@ -188,15 +208,19 @@ impl LongTermStore for EmbeddedStore {
         self.indexes.vector(agent, q, k, exact, filter, also)
     }
 
+    fn similarities(&self, agent: &str, q: &[f32], ids: &[EntryId]) -> Result<Ranking> {
+        Ok(self.indexes.similarities(agent, q, ids))
+    }
+
     fn max_similarity(&self, agent: &str, v: &[f32]) -> Result<Option<f32>> {
         self.indexes.max_similarity(agent, v)
     }
 
     fn check_integrity(&self) -> Result<IntegrityReport> {
         self.sqlite.check_integrity()?;
-        Ok(IntegrityReport {
-            quarantined: self.sqlite.quarantined()?,
-        })
+        let mut quarantined = self.sqlite.quarantined()?;
+        quarantined.extend(self.unmoved.iter().cloned());
+        Ok(IntegrityReport { quarantined })
     }
 
     fn disk_bytes(&self) -> u64 {

@@ -14,6 +14,8 @@ pub(crate) mod sqlite;
 
 use std::path::PathBuf;
 
+#[cfg(feature = "postgres")]
+use self::postgres::config::PostgresConfig;
 use crate::clock::Timestamp;
 use crate::entry::{EntryId, MemoryEntry};
 use crate::error::Result;
@@ -35,7 +37,7 @@ pub enum Storage {
     /// handle and process that opens the same server and schema: each sees the others' writes on
     /// its next query. See [`PostgresConfig`](crate::PostgresConfig).
     #[cfg(feature = "postgres")]
-    Postgres(postgres::PostgresConfig),
+    Postgres(PostgresConfig),
 }
 
 /// A row moved to the quarantine on open because it could not be read back or indexed.
@@ -118,6 +120,10 @@ pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
         filter: &DocFilter,
         also: &[EntryId],
     ) -> Result<Ranking>;
+
+    /// Exact cosine similarity of the unit vector `q` to each of `agent`'s entries in `ids` that
+    /// has a vector (others are left out), in no particular order.
+    fn similarities(&self, agent: &str, q: &[f32], ids: &[EntryId]) -> Result<Ranking>;
 
     /// Highest cosine similarity of `v` to `agent`'s entries (approximate), for novelty and
     /// near-duplicate checks.

@@ -7,6 +7,7 @@
 //! to repeat are retried on a fresh connection when the old one was lost: reads, and commits,
 //! which are idempotent because entry ids are chosen before the write.
 
+pub(crate) mod config;
 mod migrate;
 
 use std::sync::Arc;
@@ -30,82 +31,11 @@ use crate::query::DocFilter;
 use crate::server::{backoff, connect_problem, server_error, ServerRuntime, RETRIES};
 use crate::store::{AccessRecord, IntegrityReport, LongTermStore, Ranking};
 
+use config::describe_url;
+pub use config::PostgresConfig;
 pub use migrate::LATEST_VERSION as POSTGRES_SCHEMA_VERSION;
 
-/// Where a PostgreSQL long-term store lives and how to talk to it; see
-/// [`Storage::Postgres`](crate::Storage::Postgres).
-///
-/// ```
-/// use memory_core::PostgresConfig;
-///
-/// let config = PostgresConfig::new("postgres://app:secret@127.0.0.1:5432/memories")
-///     .with_schema("tenant_42")
-///     .with_pool_size(16);
-/// assert!(!format!("{config:?}").contains("secret"));
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct PostgresConfig {
-    /// A libpq-style URL or key=value string (`postgres://user:password@host:port/database`).
-    pub url: String,
-    /// The PostgreSQL schema holding the store (created and migrated on open). Stores in
-    /// different schemas of one database are independent. Default `memory_core`.
-    pub schema: String,
-    /// Connections per handle. Default 8.
-    pub pool_size: usize,
-    /// How long to wait for a connection (to connect, or for a free one). Default 5 s.
-    pub connect_timeout: Duration,
-    /// `application_name` of the connections, as `pg_stat_activity` shows it.
-    pub application_name: String,
-}
-
-impl std::fmt::Debug for PostgresConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresConfig")
-            .field("server", &describe_url(&self.url))
-            .field("schema", &self.schema)
-            .field("pool_size", &self.pool_size)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("application_name", &self.application_name)
-            .finish()
-    }
-}
-
 impl PostgresConfig {
-    /// The store at `url`, schema `memory_core`, with default settings.
-    pub fn new(url: impl Into<String>) -> Self {
-        PostgresConfig {
-            url: url.into(),
-            schema: "memory_core".into(),
-            pool_size: 8,
-            connect_timeout: Duration::from_secs(5),
-            application_name: "memory-core".into(),
-        }
-    }
-
-    /// The store in `schema` (lowercase letters, digits, `_`).
-    pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = schema.into();
-        self
-    }
-
-    /// Connections per handle (at least 1).
-    pub fn with_pool_size(mut self, n: usize) -> Self {
-        self.pool_size = n;
-        self
-    }
-
-    /// How long to wait for a connection.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// The `application_name` the connections report.
-    pub fn with_application_name(mut self, name: impl Into<String>) -> Self {
-        self.application_name = name.into();
-        self
-    }
-
     /// Deletes the store: its schema and everything in it. Other schemas are untouched. For
     /// tests and tear-down; there is no undo.
     pub fn destroy_store(&self) -> Result<()> {
@@ -125,42 +55,6 @@ impl PostgresConfig {
                 .map_err(|e| pg_error(&server, e))
         })
     }
-}
-
-/// `url` as it may be shown: user, hosts, ports and database, never a password.
-pub(crate) fn describe_url(url: &str) -> String {
-    match url.parse::<tokio_postgres::Config>() {
-        Ok(c) => describe(&c),
-        Err(_) => "PostgreSQL at an unparsable address".into(),
-    }
-}
-
-fn describe(c: &tokio_postgres::Config) -> String {
-    let hosts: Vec<String> = c
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let host = match h {
-                tokio_postgres::config::Host::Tcp(name) => name.clone(),
-                #[cfg(unix)]
-                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-            };
-            let port = c
-                .get_ports()
-                .get(i)
-                .or(c.get_ports().first())
-                .copied()
-                .unwrap_or(5432);
-            format!("{host}:{port}")
-        })
-        .collect();
-    format!(
-        "PostgreSQL {}@{}/{}",
-        c.get_user().unwrap_or("?"),
-        hosts.join(","),
-        c.get_dbname().unwrap_or("?")
-    )
 }
 
 /// The connection pool for `config`; `options` are run-time settings (`-c name=value`).
@@ -345,6 +239,7 @@ struct Statements {
     bm25_filtered: String,
     vector_hnsw: String,
     vector_exact: String,
+    similarities: String,
     conflicts: String,
     id_block: String,
     id_blocks: String,
@@ -432,6 +327,11 @@ impl Statements {
                  ORDER BY embedding <=> $2, id LIMIT $3",
                 filter_sql(4)
             )),
+            // `<=>` is pgvector's cosine distance, exact on the stored vectors (no index used).
+            similarities: format!(
+                "SELECT e.id, (1 - (e.embedding <=> $2))::real FROM {s}.entries e \
+                 WHERE e.agent_id = $1 AND e.id = ANY ($3) AND e.embedding IS NOT NULL"
+            ),
             conflicts: format!(
                 "SELECT id, agent_id, content FROM {s}.entries WHERE id = ANY ($1)"
             ),
@@ -537,7 +437,7 @@ fn entry_of(row: &Row) -> std::result::Result<MemoryEntry, Failure> {
         role,
         content: unescape(row.try_get::<_, &str>(4)?),
         embedding: embedding.map(|v| Arc::from(v.to_vec())),
-        importance: row.try_get(6)?,
+        importance: Some(row.try_get::<_, f32>(6)?),
         created_at: Timestamp(row.try_get(7)?),
         last_accessed_at: Timestamp(row.try_get(8)?),
         access_count: u32::try_from(access_count).unwrap_or(u32::MAX),
@@ -747,7 +647,7 @@ impl InsertParams {
             p.contents.push(escape(&e.content));
             p.embeddings
                 .push(e.embedding.as_deref().map(|v| Vector::from(v.to_vec())));
-            p.importances.push(e.importance);
+            p.importances.push(e.importance());
             p.created.push(e.created_at.0);
             p.accessed.push(e.last_accessed_at.0);
             p.access_counts.push(i64::from(e.access_count));
@@ -1289,6 +1189,27 @@ impl LongTermStore for PostgresStore {
             .collect();
         sort_ranking(&mut ranking);
         Ok(ranking)
+    }
+
+    fn similarities(&self, agent: &str, q: &[f32], ids: &[EntryId]) -> Result<Ranking> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = self.shared.clone();
+        let agent = escape(agent);
+        let qv = Vector::from(q.to_vec());
+        let ids: Vec<i64> = ids.iter().map(|&i| id_i64(i)).collect();
+        let rows: Vec<(i64, f32)> = self.run(async move {
+            with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.similarities).await?;
+                let rows = c.query(&st, &[&agent, &qv, &ids]).await?;
+                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            })
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, sim)| (EntryId(u64::try_from(id).unwrap_or(0)), sim))
+            .collect())
     }
 
     fn max_similarity(&self, agent: &str, v: &[f32]) -> Result<Option<f32>> {

@@ -1,12 +1,16 @@
 //! Text embedders. [`HashingEmbedder`] needs no model: it hashes word unigrams and bigrams into a
 //! fixed number of dimensions, so any store can do vector search out of the box. Its hash is
 //! written out here (not taken from a crate) because embeddings are stored on disk and must not
-//! change when a dependency is upgraded.
+//! change when a dependency is upgraded. [`MiniLmEmbedder`] (feature `minilm`) runs a real
+//! sentence-embedding model, all-MiniLM-L6-v2, from a local model directory.
 
 use std::fmt::Debug;
 
 use crate::error::{Error, Result};
 use crate::index::text::for_each_token;
+
+#[cfg(feature = "minilm")]
+pub(crate) mod minilm;
 
 /// Turns text into a vector of a fixed dimension.
 pub trait Embedder: Send + Sync + Debug {
@@ -16,7 +20,30 @@ pub trait Embedder: Send + Sync + Debug {
     /// The embedding of `text`. Implementations return unit-length vectors, or all zeros when the
     /// text carries nothing to embed; callers must check for the zero vector.
     fn embed(&self, text: &str) -> Vec<f32>;
+
+    /// The embeddings of `texts`, in order: the same vectors as [`embed`](Embedder::embed) on
+    /// each text. The default calls `embed` per text; a model that computes a batch faster
+    /// than its texts one by one overrides it.
+    fn embed_batch(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        texts.iter().map(|text| self.embed(text)).collect()
+    }
+
+    /// How far hybrid search trusts this embedder's similarities against BM25: the weight in
+    /// [0, 1] of the vector signal (`SearchConfig::vector_weight` overrides it). A sentence
+    /// embedder that knows meaning beyond shared words earns an equal say (the default); an
+    /// embedder that only hashes words repeats what BM25 already knows, less precisely, and
+    /// gets less.
+    fn vector_weight(&self) -> f32 {
+        DEFAULT_VECTOR_WEIGHT
+    }
 }
+
+/// [`Embedder::vector_weight`] of an embedder that does not say otherwise.
+pub const DEFAULT_VECTOR_WEIGHT: f32 = 0.5;
+
+/// [`Embedder::vector_weight`] of [`HashingEmbedder`], chosen on the quality benchmark (see the
+/// README's retrieval figures).
+pub const HASHING_VECTOR_WEIGHT: f32 = 0.2;
 
 /// Weight of a word bigram relative to a unigram: bigrams add word order without drowning the
 /// bag of words.
@@ -72,6 +99,10 @@ impl HashingEmbedder {
 impl Embedder for HashingEmbedder {
     fn dimension(&self) -> usize {
         self.dim
+    }
+
+    fn vector_weight(&self) -> f32 {
+        HASHING_VECTOR_WEIGHT
     }
 
     fn embed(&self, text: &str) -> Vec<f32> {
