@@ -40,6 +40,7 @@ fn main() {
     context(&mut c);
     api_overhead(&mut c);
     reference(&mut c);
+    embedding(&mut c);
     tails(&mut c);
     c.final_summary();
     fixture::release_all();
@@ -533,6 +534,40 @@ fn reference(c: &mut Criterion) {
         let buf: Vec<f32> = (0..bytes / 4).map(|i| (i % 7) as f32).collect();
         b.iter(|| black_box(seq_read(black_box(&buf))))
     });
+    g.finish();
+}
+
+/// What embedding costs on the write path: one sentence, and a batch of 32 (what `insert_batch`
+/// hands the embedder), per embedder: `latency/embed/<embedder>/{sentence,batch32}`.
+fn embedding(c: &mut Criterion) {
+    let texts: Vec<&str> = pool().iter().take(32).map(|m| m.text.as_str()).collect();
+    let mut embedders: Vec<(String, Arc<dyn memory_core::Embedder>)> = vec![(
+        "hashing".into(),
+        Arc::new(
+            memory_core::HashingEmbedder::new(MemoryConfig::default().embedding_dim)
+                .expect("default dimension"),
+        ),
+    )];
+    #[cfg(feature = "minilm")]
+    match memory_bench::retrieval::NamedEmbedder::minilm() {
+        Ok(m) => embedders.push((m.name, m.embedder)),
+        Err(why) => eprintln!("latency/embed/minilm SKIPPED: {why}"),
+    }
+    let mut g = c.benchmark_group("latency/embed");
+    for (name, embedder) in &embedders {
+        let mut i = 0usize;
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(BenchmarkId::new(name.as_str(), "sentence"), |b| {
+            b.iter(|| {
+                i += 1;
+                black_box(embedder.embed(texts[i % texts.len()]))
+            })
+        });
+        g.throughput(Throughput::Elements(texts.len() as u64));
+        g.bench_function(BenchmarkId::new(name.as_str(), "batch32"), |b| {
+            b.iter(|| black_box(embedder.embed_batch(&texts)))
+        });
+    }
     g.finish();
 }
 

@@ -40,7 +40,7 @@ mod write;
 
 pub use async_api::AsyncMemory;
 pub use cache::CacheStats;
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, Date, ManualClock, SystemClock, Timestamp};
 pub use config::{
     ConsolidationConfig, Durability, MemoryConfig, ScoreWeights, SearchConfig,
     CALLER_VECTOR_WEIGHT, DEFAULT_CANDIDATES,

@@ -177,7 +177,8 @@ impl Memory {
             .with_tools(&request.tools)
             .with_recent_turns(&turns)
             .with_memories(&memories)
-            .with_memory_share(request.memory_share);
+            .with_memory_share(request.memory_share)
+            .with_memory_dates(request.memory_dates);
         self.inner.context.build(&material)
     }
 

@@ -63,8 +63,14 @@ fn window_keeps_only_the_most_recent_entries_in_order() {
 fn entries_evicted_from_a_window_are_handed_to_consolidation_not_dropped() {
     common::each_backend(config(), |m, _clock| {
         for i in 0..5 {
-            m.append(msg("a", "s", &format!("turn {i}")).with_importance(1.0))
-                .unwrap();
+            // No turn is a near-duplicate of another (cosine 0 or 0.5) in 4 dimensions.
+            let v = if i < DIM { axis(i) } else { vec![0.5; DIM] };
+            m.append(
+                msg("a", "s", &format!("turn {i}"))
+                    .with_importance(1.0)
+                    .with_embedding(v),
+            )
+            .unwrap();
         }
         // 3 in the window + 2 evicted and waiting.
         assert_eq!(m.stats().unwrap().stm_entries, 5);
