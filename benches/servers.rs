@@ -6,7 +6,7 @@
 //!
 //! Needs memory-bench built with `--features postgres` and `MEMORY_CORE_POSTGRES_URL`; without
 //! either it prints that it was skipped and exits successfully, so a plain `cargo bench` needs no
-//! server.
+//! server (with `MEMORY_CORE_REQUIRE_SERVERS=1`, as in `.ci/run`, a skip fails instead).
 
 #[cfg(feature = "postgres")]
 mod run {
@@ -131,9 +131,9 @@ mod run {
             .ok()
             .filter(|u| !u.is_empty())
         else {
-            println!(
-                "servers bench skipped: MEMORY_CORE_POSTGRES_URL is unset \
-                 (scripts/services.sh start; eval \"$(scripts/services.sh env)\")"
+            super::skipped(
+                "MEMORY_CORE_POSTGRES_URL is unset \
+                 (scripts/services.sh start; eval \"$(scripts/services.sh env)\")",
             );
             return;
         };
@@ -253,8 +253,18 @@ fn main() {
         run::main();
     }
     #[cfg(not(feature = "postgres"))]
-    println!(
-        "servers bench skipped: memory-bench built without the `postgres` feature \
-         (cargo bench --features postgres --bench servers)"
+    skipped(
+        "memory-bench built without the `postgres` feature \
+         (cargo bench --features postgres --bench servers)",
     );
+}
+
+/// Says why the bench did not run; with `MEMORY_CORE_REQUIRE_SERVERS=1` (CI with servers) a skip
+/// is a failure, as it is for the server tests.
+fn skipped(why: &str) {
+    if std::env::var("MEMORY_CORE_REQUIRE_SERVERS").is_ok_and(|v| v == "1") {
+        eprintln!("error: MEMORY_CORE_REQUIRE_SERVERS=1 but the servers bench cannot run: {why}");
+        std::process::exit(1);
+    }
+    println!("servers bench skipped: {why}");
 }

@@ -1,7 +1,7 @@
 //! Short-term memory behind one boundary: per (agent, session) windows of the most recent
 //! entries with a time-to-live, and the hand-off of entries that leave a window to consolidation.
 //! [`ShortTermStore`] is what the engine asks of the tier; `ram.rs` keeps the windows in this
-//! process's RAM (the default), `redis.rs` in a Redis server that many app instances share
+//! process's RAM (the default), `redis/` in a Redis server that many app instances share
 //! (feature `redis`).
 
 pub(crate) mod ram;

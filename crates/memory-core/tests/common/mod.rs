@@ -9,6 +9,7 @@
 //! so helpers one binary does not call are allowed to be dead there.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
@@ -90,8 +91,13 @@ pub fn backends() -> Vec<Backend> {
                 panic!("MEMORY_CORE_REQUIRE_SERVERS=1 but the server backend cannot run: {why}");
             }
             static SAID: Once = Once::new();
+            // Straight to stderr: libtest captures `eprintln!` of a passing test, and this
+            // line is what tells a plain `cargo test` run that the server half did not run.
             SAID.call_once(|| {
-                eprintln!("note: server backend (postgres+redis) tests skipped: {why}");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: server backend (postgres+redis) tests skipped: {why}"
+                );
             });
         }
     }
