@@ -303,6 +303,12 @@ impl SqliteStore {
                 (dir.path().join("ltm.sqlite3"), Some(dir))
             }
             Storage::InMemory => (PathBuf::from(":memory:"), None),
+            #[cfg(feature = "postgres")]
+            Storage::Postgres(_) => {
+                return Err(Error::InvalidConfig(
+                    "a PostgreSQL store is not an SQLite file".into(),
+                ))
+            }
         };
         let in_memory = matches!(storage, Storage::InMemory);
         // Taken before SQLite touches the file, and held as long as this store: a second handle
