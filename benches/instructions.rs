@@ -286,8 +286,12 @@ library_benchmark_group!(name = stm; benchmarks = append, consolidate);
 mod counted {
     use super::*;
 
+    // gungraun clears the environment of the benchmark it runs under valgrind; the planted
+    // slowdown of bench-gate's accuracy script (a `--cfg membench_planted` build only) is set
+    // through these two, so they must reach it.
     gungraun::main!(
-        config = LibraryBenchmarkConfig::default();
+        config = LibraryBenchmarkConfig::default()
+            .pass_through_envs(["MEMBENCH_PLANTED", "MEMBENCH_PLANTED_WORK"]);
         library_benchmark_groups = ltm, search, context, stm
     );
 

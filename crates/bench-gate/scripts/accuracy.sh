@@ -118,10 +118,14 @@ start_noise() { # NAME
 
 echo "# accuracy $(date -u +%FT%TZ) load=$(cut -d' ' -f1-3 /proc/loadavg) op=$op modes='$modes' noises='$noises' pcts='$pcts' reps=$reps rounds=$rounds round_args='${round_args[*]}' benches='${benches[*]}' filter='$filter' profile=$MEMBENCH_PROFILE"
 echo "# building with --cfg membench_planted into $target"
+# Only the bench targets this run uses: a release build of every bench is long on 2 cores.
+build_targets=()
+for b in "${benches[@]}"; do build_targets+=(--bench "$b"); done
+[[ " $modes " == *" instructions "* ]] && build_targets+=(--bench instructions)
 (cd "$root" && RUSTFLAGS="--cfg membench_planted" CARGO_TARGET_DIR="$target" \
-  cargo bench --workspace --no-run --message-format=json 2>/dev/null) |
+  cargo bench -p memory-bench "${build_targets[@]}" --no-run --message-format=json 2>"$work/build.log") |
   jq -r 'select(.reason == "compiler-artifact" and .target.kind == ["bench"] and .executable != null) | "\(.target.name) \(.executable)"' \
-    >"$work/benches"
+    >"$work/benches" || { tail -20 "$work/build.log" >&2; exit 1; }
 (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --quiet --release -p bench-gate)
 gate=$target/release/bench-gate
 exe() { sed -n "s/^$1 //p" "$work/benches"; }
@@ -160,6 +164,10 @@ calibrate() {
   op_base=$(jq -r --arg re "$planted_re" '[.benchmarks[] | select(.id | test($re))][0].base' <<<"$json")
   op_head=$(jq -r --arg re "$planted_re" '[.benchmarks[] | select(.id | test($re))][0].new' <<<"$json")
   per_iter=$(jq -n "($op_head - $op_base) / 100000")
+  if ! jq -e -n "$per_iter > 0" >/dev/null; then
+    echo "calibration failed: 100000 iterations of the planted loop added $per_iter instructions per iteration to $op ($op_base -> $op_head): does MEMBENCH_PLANTED_WORK reach the benchmark under valgrind?" >&2
+    exit 1
+  fi
   echo "# calibration: $op counts $op_base instructions; the planted loop costs $per_iter per iteration"
 }
 

@@ -110,8 +110,8 @@ pub struct Override {
     pub threshold: f64,
 }
 
-/// `[[informational]]`: benchmarks (by exact `id` or `prefix`) that are measured, compared and
-/// shown, but never fail the gate, with the reason the report shows.
+/// `[[informational]]`: benchmarks (by exact `id`, or `prefix` with an optional `suffix`) that
+/// are measured, compared and shown, but never fail the gate, with the reason the report shows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Informational {
@@ -121,6 +121,9 @@ pub struct Informational {
     /// Id prefix.
     #[serde(default)]
     pub prefix: Option<String>,
+    /// Id suffix, with `prefix` only (`prefix = "tail/"`, `suffix = "/p99"`).
+    #[serde(default)]
+    pub suffix: Option<String>,
     /// Why these benchmarks do not decide (shown in reports).
     pub reason: String,
 }
@@ -128,7 +131,10 @@ pub struct Informational {
 impl Informational {
     /// Whether benchmark `id` is covered.
     pub fn matches(&self, id: &str) -> bool {
-        self.id.as_deref() == Some(id) || self.prefix.as_deref().is_some_and(|p| id.starts_with(p))
+        self.id.as_deref() == Some(id)
+            || self.prefix.as_deref().is_some_and(|p| {
+                id.starts_with(p) && self.suffix.as_deref().is_none_or(|s| id.ends_with(s))
+            })
     }
 }
 
@@ -334,6 +340,12 @@ impl Config {
                 return Err(self
                     .error("each [[informational]] needs exactly one of `id` or `prefix`".into()));
             }
+            if i.suffix.is_some() && i.id.is_some() {
+                return Err(self.error(format!(
+                    "[[informational]] {}: `suffix` goes with `prefix`, not with an exact `id`",
+                    i.id.as_deref().unwrap_or("")
+                )));
+            }
             if i.reason.trim().is_empty() {
                 return Err(self.error(format!(
                     "[[informational]] {}: give the `reason` the report shows",
@@ -503,6 +515,17 @@ mod tests {
         assert_eq!(c.informational_reason("latency/get"), None);
         assert!(parse("[[informational]]\nprefix = \"tail/\"\nreason = \"\"\n").is_err());
         assert!(parse("[[informational]]\nreason = \"x\"\n").is_err());
+        let c = parse(
+            "[[informational]]\nprefix = \"tail/\"\nsuffix = \"/p99\"\nreason = \"preemption\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.informational_reason("tail/get/p99"), Some("preemption"));
+        assert_eq!(c.informational_reason("tail/get/p50"), None);
+        assert_eq!(c.informational_reason("latency/get/p99"), None);
+        assert!(parse(
+            "[[informational]]\nid = \"tail/get/p99\"\nsuffix = \"/p99\"\nreason = \"x\"\n"
+        )
+        .is_err());
     }
 
     #[test]
