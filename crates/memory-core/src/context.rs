@@ -227,7 +227,7 @@ impl<'a> ContextMaterial<'a> {
     }
 }
 
-/// What [`Memory::build_context`] builds a prompt from.
+/// What [`Memory::build_context`](crate::Memory::build_context) builds a prompt from.
 #[derive(Clone, Debug)]
 pub struct ContextQuery {
     /// The retrieval for the current turn (its agent is the context's agent).

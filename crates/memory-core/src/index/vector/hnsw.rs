@@ -57,7 +57,7 @@ pub const MAX_SCALED_EF: usize = 2_048;
 
 impl HnswParams {
     /// The candidate list a search for the top `k` of `len` vectors walks: `ef_search`, scaled by
-    /// `len / ef_search_len` past `ef_search_len` (up to [`MAX_SCALED_EF`]), at least `k`.
+    /// `len / ef_search_len` past `ef_search_len` (up to `MAX_SCALED_EF`, 2,048), at least `k`.
     ///
     /// ```
     /// use memory_core::HnswParams;
