@@ -33,6 +33,7 @@ fn main() {
     let mut c = s.criterion();
     stm(&mut c);
     ltm(&mut c);
+    reopen(&mut c);
     search(&mut c);
     keyword_side_by_side(&mut c);
     cache(&mut c);
@@ -40,6 +41,7 @@ fn main() {
     context(&mut c);
     api_overhead(&mut c);
     reference(&mut c);
+    embedding(&mut c);
     tails(&mut c);
     c.final_summary();
     fixture::release_all();
@@ -236,6 +238,60 @@ fn ltm(c: &mut Criterion) {
             black_box(f.memory.get(AGENT, id).expect("get"))
         })
     });
+    g.finish();
+}
+
+/// `latency/open/<size>`: reopening a file store of `size` entries (384-d, one agent, closed
+/// cleanly, so with its index snapshot) until its first vector query is answered with every
+/// vector linked into the graph: what a restart costs before memory is back at full speed.
+fn reopen(c: &mut Criterion) {
+    let mut g = c.benchmark_group("latency/open");
+    g.sample_size(10);
+    let query = &fixture::workload().queries(1, 0x09e7)[0];
+    for size in settings().ltm_sizes() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let db = dir.path().join("open.db");
+        // Built when the benchmark runs (not when a filter skips it), then closed: the snapshot
+        // is saved.
+        let build = || {
+            eprintln!("latency/open: building a file store of {size} entries");
+            let memory = Memory::open(Storage::File(db.clone()), MemoryConfig::default())
+                .expect("open a file store");
+            for chunk in fixture::workload().messages(size, 1, 0x09e7).chunks(1_000) {
+                memory
+                    .insert_batch(chunk.iter().map(Message::to_entry).collect())
+                    .expect("insert_batch");
+            }
+            memory.wait_for_indexing();
+        };
+        let agent = fixture::workload().messages(1, 1, 0x09e7)[0]
+            .agent
+            .to_string();
+        g.bench_function(BenchmarkId::from_parameter(size), |b| {
+            if !db.exists() {
+                build();
+            }
+            // One handle at a time (a store file has one), closed outside the timed part.
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let began = Instant::now();
+                    let memory = Memory::open(Storage::File(db.clone()), MemoryConfig::default())
+                        .expect("reopen");
+                    memory.wait_for_indexing();
+                    let q = SearchQuery::new(agent.as_str(), query.text.clone())
+                        .with_mode(SearchMode::Vector)
+                        .with_tiers(Tiers::LongTerm)
+                        .with_vector(query.vector.clone())
+                        .without_cache();
+                    black_box(memory.search(&q).expect("search"));
+                    total += began.elapsed();
+                    drop(memory);
+                }
+                total
+            })
+        });
+    }
     g.finish();
 }
 
@@ -533,6 +589,40 @@ fn reference(c: &mut Criterion) {
         let buf: Vec<f32> = (0..bytes / 4).map(|i| (i % 7) as f32).collect();
         b.iter(|| black_box(seq_read(black_box(&buf))))
     });
+    g.finish();
+}
+
+/// What embedding costs on the write path: one sentence, and a batch of 32 (what `insert_batch`
+/// hands the embedder), per embedder: `latency/embed/<embedder>/{sentence,batch32}`.
+fn embedding(c: &mut Criterion) {
+    let texts: Vec<&str> = pool().iter().take(32).map(|m| m.text.as_str()).collect();
+    let mut embedders: Vec<(String, Arc<dyn memory_core::Embedder>)> = vec![(
+        "hashing".into(),
+        Arc::new(
+            memory_core::HashingEmbedder::new(MemoryConfig::default().embedding_dim)
+                .expect("default dimension"),
+        ),
+    )];
+    #[cfg(feature = "minilm")]
+    match memory_bench::retrieval::NamedEmbedder::minilm() {
+        Ok(m) => embedders.push((m.name, m.embedder)),
+        Err(why) => eprintln!("latency/embed/minilm SKIPPED: {why}"),
+    }
+    let mut g = c.benchmark_group("latency/embed");
+    for (name, embedder) in &embedders {
+        let mut i = 0usize;
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(BenchmarkId::new(name.as_str(), "sentence"), |b| {
+            b.iter(|| {
+                i += 1;
+                black_box(embedder.embed(texts[i % texts.len()]))
+            })
+        });
+        g.throughput(Throughput::Elements(texts.len() as u64));
+        g.bench_function(BenchmarkId::new(name.as_str(), "batch32"), |b| {
+            b.iter(|| black_box(embedder.embed_batch(&texts)))
+        });
+    }
     g.finish();
 }
 

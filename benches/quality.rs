@@ -73,7 +73,16 @@ fn main() {
 /// conversation. Another embedder (a sentence embedder behind a cargo feature) joins by being
 /// pushed here as a `NamedEmbedder` with its `Arc<dyn Embedder>`.
 fn embedders() -> Vec<NamedEmbedder> {
-    vec![NamedEmbedder::hashing()]
+    #[allow(unused_mut)] // pushed to with the minilm feature
+    let mut out = vec![NamedEmbedder::hashing()];
+    #[cfg(feature = "minilm")]
+    match NamedEmbedder::minilm() {
+        Ok(m) => out.push(m),
+        Err(why) => eprintln!("quality: minilm SKIPPED: {why}"),
+    }
+    #[cfg(not(feature = "minilm"))]
+    eprintln!("quality: minilm not measured (build with --features minilm)");
+    out
 }
 
 /// A dataset and the name its benchmark ids use.

@@ -49,9 +49,49 @@ fn main() {
     for load in [Load::Store, Load::Search, Load::Mixed] {
         bench_load(&mut c, load);
     }
+    ingest_searchable(&mut c);
     c.final_summary();
     fixture::release_all();
     report();
+}
+
+/// `throughput/ingest_searchable/<n>`: entries per second from the first `insert_batch` (of 1,000)
+/// into a fresh store until all `n` are linked into the HNSW graph, i.e. searchable at full ANN
+/// speed, rather than until the commits returned.
+fn ingest_searchable(c: &mut Criterion) {
+    let s = settings();
+    let n = if s.test_mode {
+        1_000
+    } else {
+        match s.profile {
+            memory_bench::profile::Profile::Quick => 2_000,
+            _ => 10_000,
+        }
+    };
+    let messages = fixture::workload().messages(n, 1, 0x1a9e);
+    let mut g = c.benchmark_group("throughput/ingest_searchable");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function(BenchmarkId::from_parameter(n), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let memory =
+                    memory_core::Memory::open(memory_core::Storage::Temporary, Default::default())
+                        .expect("open a temporary store");
+                let began = Instant::now();
+                for chunk in messages.chunks(1_000) {
+                    memory
+                        .insert_batch(chunk.iter().map(|m| m.to_entry()).collect())
+                        .expect("insert_batch");
+                }
+                memory.wait_for_indexing();
+                total += began.elapsed();
+            }
+            total
+        })
+    });
+    g.finish();
 }
 
 /// A writer's entry: pool messages re-addressed to the worker's own agent, so writes never change

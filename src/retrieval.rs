@@ -155,6 +155,29 @@ impl NamedEmbedder {
             embedder: Arc::new(embedder),
         }
     }
+
+    /// all-MiniLM-L6-v2 from `$MEMORY_CORE_MINILM_DIR`, else `target/models/all-MiniLM-L6-v2`
+    /// (`scripts/fetch-minilm.sh` puts it there). `Err` says why it is not there, for the
+    /// caller to print as a skip.
+    #[cfg(feature = "minilm")]
+    pub fn minilm() -> Result<NamedEmbedder, String> {
+        let dir = std::env::var_os("MEMORY_CORE_MINILM_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("target/models/all-MiniLM-L6-v2")
+            });
+        let model = memory_core::MiniLmEmbedder::load(&dir).map_err(|e| {
+            format!(
+                "MiniLM not loaded from {} ({e}); run scripts/fetch-minilm.sh",
+                dir.display()
+            )
+        })?;
+        Ok(NamedEmbedder {
+            name: "minilm".to_string(),
+            embedder: Arc::new(model),
+        })
+    }
 }
 
 fn open_store(embedder: &NamedEmbedder, clock: Arc<ManualClock>) -> memory_core::Result<Memory> {

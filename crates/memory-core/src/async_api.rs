@@ -1,5 +1,5 @@
-//! The async facade for tokio. Short-term operations are in-RAM and take microseconds, so they run
-//! inline. Everything that touches SQLite or scans an index runs as blocking work: on a
+//! The async facade for tokio. Short-term operations in RAM take microseconds, so they run inline;
+//! with a short-term tier on a server (Redis) they are blocking work like the rest. Everything that touches SQLite or scans an index runs as blocking work: on a
 //! multi-thread runtime through `block_in_place` (the worker's other tasks move to another thread
 //! first, so the runtime never waits on disk), on a current-thread runtime on the blocking pool.
 
@@ -60,16 +60,29 @@ impl AsyncMemory {
 
     /// See [`Memory::open_session`].
     pub async fn open_session(&self, agent: &str, session: &str) -> Result<()> {
+        if self.memory.short_term_waits_on_server() {
+            let (agent, session) = (agent.to_owned(), session.to_owned());
+            return self
+                .blocking(move |m| m.open_session(&agent, &session))
+                .await;
+        }
         self.memory.open_session(agent, session)
     }
 
     /// See [`Memory::append`].
     pub async fn append(&self, entry: NewEntry) -> Result<EntryId> {
+        if self.memory.short_term_waits_on_server() {
+            return self.blocking(move |m| m.append(entry)).await;
+        }
         self.memory.append(entry)
     }
 
     /// See [`Memory::recent`].
     pub async fn recent(&self, agent: &str, session: &str, n: usize) -> Result<Vec<MemoryEntry>> {
+        if self.memory.short_term_waits_on_server() {
+            let (agent, session) = (agent.to_owned(), session.to_owned());
+            return self.blocking(move |m| m.recent(&agent, &session, n)).await;
+        }
         self.memory.recent(agent, session, n)
     }
 

@@ -41,6 +41,8 @@ pub(crate) struct CacheKey {
     hash: u64,
     agent: String,
     generation: u64,
+    /// The generations of the shared tiers, read from their servers (see `State::shared_generation`).
+    shared: [Option<u64>; 2],
     text: String,
     vector: Option<Box<[u32]>>,
     k: usize,
@@ -123,7 +125,11 @@ impl QueryCache {
 
     /// The key of `q` at the agent's current generation. Take it before computing an answer, so
     /// that a write racing with the computation makes the answer unreachable, never stale.
-    pub fn key(&self, q: &SearchQuery) -> CacheKey {
+    ///
+    /// `shared` are the generations of the tiers other handles write (`[None, None]` when only
+    /// this handle writes), read before the answer is computed: another instance's write changes
+    /// them, so its effect is never hidden behind an answer cached here.
+    pub fn key(&self, q: &SearchQuery, shared: [Option<u64>; 2]) -> CacheKey {
         // Destructured field by field, with no `..`: a field added to `SearchQuery` does not
         // compile here until it is part of the key (or explicitly left out, as `use_cache` is).
         let SearchQuery {
@@ -146,6 +152,7 @@ impl QueryCache {
             hash: 0,
             agent: agent_id.clone(),
             generation: self.slot(agent_id).load(Ordering::Acquire),
+            shared,
             text: text.clone(),
             vector: vector
                 .as_ref()
@@ -169,6 +176,7 @@ impl QueryCache {
             hash: _,
             agent,
             generation,
+            shared,
             text,
             vector,
             k,
@@ -181,7 +189,10 @@ impl QueryCache {
             metadata,
             reweighting,
         } = &key;
-        (agent, generation, text, k, mode, tiers, session, role).hash(&mut h);
+        (
+            agent, generation, shared, text, k, mode, tiers, session, role,
+        )
+            .hash(&mut h);
         (since, until, metadata, reweighting).hash(&mut h);
         vector.as_deref().map(hash_words).hash(&mut h);
         key.hash = h.finish();
@@ -245,15 +256,21 @@ mod tests {
     fn equal_queries_make_equal_keys_and_any_difference_a_different_key() {
         let cache = QueryCache::new(10, Duration::from_secs(60));
         let q = SearchQuery::new("a", "lisbon").with_vector(vec![0.5; 8]);
-        assert_eq!(cache.key(&q), cache.key(&q.clone()));
-        assert_eq!(cache.key(&q).hash, cache.key(&q.clone()).hash);
+        let key = |q: &SearchQuery| cache.key(q, [None, None]);
+        assert_eq!(key(&q), key(&q.clone()));
+        assert_eq!(key(&q).hash, key(&q.clone()).hash);
         let mut other = q.clone();
         other.vector.as_mut().unwrap()[7] = 0.25;
-        assert_ne!(cache.key(&q), cache.key(&other));
-        assert_ne!(cache.key(&q), cache.key(&q.clone().with_k(11)));
-        assert_ne!(cache.key(&q), cache.key(&q.clone().with_session("s")));
-        let before = cache.key(&q);
+        assert_ne!(key(&q), key(&other));
+        assert_ne!(key(&q), key(&q.clone().with_k(11)));
+        assert_ne!(key(&q), key(&q.clone().with_session("s")));
+        let before = key(&q);
         cache.invalidate("a");
-        assert_ne!(before, cache.key(&q), "a write makes a new generation");
+        assert_ne!(before, key(&q), "a write makes a new generation");
+        assert_ne!(
+            cache.key(&q, [Some(1), None]),
+            cache.key(&q, [Some(2), None]),
+            "another instance's write makes a new shared generation"
+        );
     }
 }

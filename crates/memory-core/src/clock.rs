@@ -15,6 +15,19 @@ use serde::{Deserialize, Serialize};
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The UTC calendar day of this timestamp (proleptic Gregorian), e.g. `2023-05-08`.
+    ///
+    /// ```
+    /// use memory_core::Timestamp;
+    ///
+    /// assert_eq!(Timestamp(0).date().to_string(), "1970-01-01");
+    /// assert_eq!(Timestamp(1_683_504_000_000_000).date().to_string(), "2023-05-08");
+    /// assert_eq!(Timestamp(-1).date().to_string(), "1969-12-31");
+    /// ```
+    pub fn date(self) -> Date {
+        Date::from_days(self.0.div_euclid(MICROS_PER_DAY))
+    }
+
     /// The timestamp `d` later than `self` (saturating).
     pub fn plus(self, d: Duration) -> Timestamp {
         Timestamp(self.0.saturating_add(duration_micros(d)))
@@ -103,5 +116,75 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.micros.load(Ordering::SeqCst))
+    }
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// A UTC calendar day, shown as `YYYY-MM-DD` (see [`Timestamp::date`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    pub year: i64,
+    pub month: u8,
+    pub day: u8,
+}
+
+impl Date {
+    /// The day `days` after 1970-01-01 (Hinnant's `civil_from_days`, exact over the whole
+    /// range of `i64` timestamps in microseconds).
+    fn from_days(days: i64) -> Date {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097); // [0, 146096]
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+        let mp = (5 * doy + 2) / 153; // [0, 11], March first
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        Date { year, month, day }
+    }
+}
+
+impl std::fmt::Display for Date {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::*;
+
+    #[test]
+    fn dates_walk_the_calendar_day_by_day() {
+        // Walks from 1600-01-01 to 2400-12-31 counting days by hand, leap years included.
+        let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let mut days = -135_140; // 1600-01-01
+        for year in 1600..=2400 {
+            for month in 1..=12u8 {
+                let len = match month {
+                    2 if leap(year) => 29,
+                    2 => 28,
+                    4 | 6 | 9 | 11 => 30,
+                    _ => 31,
+                };
+                for day in 1..=len {
+                    assert_eq!(Date::from_days(days), Date { year, month, day });
+                    days += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_timestamp_has_a_date() {
+        for t in [i64::MIN, -1, 0, 1, i64::MAX] {
+            let d = Timestamp(t).date();
+            assert!(
+                (1..=12).contains(&d.month) && (1..=31).contains(&d.day),
+                "{d:?}"
+            );
+        }
     }
 }

@@ -142,6 +142,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A server the store depends on (PostgreSQL, Redis) could not serve a request. `server`
+    /// names it without secrets (never a password); `problem` says what went wrong, and
+    /// `source` carries the client library's error where there is one. Requests that are safe to
+    /// repeat (reads, idempotent writes) were retried before this was returned.
+    #[error("{server}: {problem}")]
+    Server {
+        server: String,
+        problem: ServerProblem,
+        #[source]
+        source: Option<BoxError>,
+    },
+
     /// An embedding model directory that cannot be used: a missing directory or file, a file
     /// that does not parse, weights whose shapes disagree with the configuration, or a model
     /// that needs something the embedder does not implement. `path` names the file at fault.
@@ -156,6 +168,37 @@ pub enum Error {
     /// group was committed.
     #[error("the long-term write panicked and was rolled back: {0}")]
     CommitPanicked(String),
+}
+
+/// What went wrong with a server, in [`Error::Server`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerProblem {
+    /// The server address (URL) cannot be used.
+    #[error("invalid server address: {0}")]
+    BadAddress(String),
+    /// Nothing accepts connections at the address: the server is down or elsewhere.
+    #[error("connection refused (is the server running and listening there?)")]
+    ConnectionRefused,
+    /// The server cannot be reached (no route, unknown host, network error while connecting).
+    #[error("server unreachable: {0}")]
+    Unreachable(String),
+    /// The server did not answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The server refused the credentials or the database.
+    #[error("login refused: {0}")]
+    LoginRefused(String),
+    /// The connection was closed during a request (server restart, network, admin action) and
+    /// the request could not be completed on a new one.
+    #[error("connection lost during a request: {0}")]
+    ConnectionLost(String),
+    /// The server lacks an extension the store needs (for PostgreSQL: pgvector, `vector`).
+    #[error("the server has no {0} extension (install it, e.g. pgvector for PostgreSQL)")]
+    MissingExtension(String),
+    /// The server answered, but not as the store needs (unsupported version, wrong reply).
+    #[error("unexpected server reply: {0}")]
+    Protocol(String),
 }
 
 /// The result type of memory-core.

@@ -31,6 +31,8 @@ mod planted;
 mod query;
 mod scoring;
 mod search;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod server;
 pub mod stages;
 mod state;
 mod stm;
@@ -40,7 +42,7 @@ mod write;
 
 pub use async_api::AsyncMemory;
 pub use cache::CacheStats;
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, Date, ManualClock, SystemClock, Timestamp};
 pub use config::{
     ConsolidationConfig, Durability, MemoryConfig, ScoreWeights, SearchConfig,
     CALLER_VECTOR_WEIGHT, DEFAULT_CANDIDATES,
@@ -54,7 +56,7 @@ pub use context::{
 pub use embed::minilm::MiniLmEmbedder;
 pub use embed::{Embedder, HashingEmbedder};
 pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier, MAX_ID_BYTES};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, ServerProblem};
 pub use index::fusion::Fusion;
 pub use index::keyword::Bm25Params;
 pub use index::vector::{HnswParams, Quantization};
@@ -65,6 +67,11 @@ pub use query::{
 };
 pub use scoring::{ImportanceScore, ImportanceScorer};
 pub use stages::{StageLayer, StageReport};
+#[cfg(feature = "redis")]
+pub use stm::redis::RedisConfig;
+pub use stm::ShortTermStorage;
+#[cfg(feature = "postgres")]
+pub use store::postgres::{PostgresConfig, POSTGRES_SCHEMA_VERSION};
 pub use store::sqlite::SCHEMA_VERSION;
 pub use store::{IntegrityReport, QuarantinedEntry, Storage};
 pub use tokens::{HeuristicCounter, TokenCounter};

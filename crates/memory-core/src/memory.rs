@@ -20,6 +20,7 @@ use crate::query::{SearchHit, SearchQuery};
 use crate::search;
 use crate::stages;
 use crate::state::State;
+use crate::stm::ShortTermStorage;
 use crate::store::{IntegrityReport, Storage};
 use crate::tokens::{HeuristicCounter, TokenCounter};
 use crate::write::WritePath;
@@ -94,6 +95,7 @@ impl Memory {
     pub fn builder(storage: Storage) -> MemoryBuilder {
         MemoryBuilder {
             storage,
+            short_term: ShortTermStorage::default(),
             config: MemoryConfig::default(),
             clock: None,
             embedder: None,
@@ -103,6 +105,12 @@ impl Memory {
 
     fn state(&self) -> &State {
         &self.inner.state
+    }
+
+    /// Whether short-term operations wait on a server (the async facade then runs them as
+    /// blocking work).
+    pub(crate) fn short_term_waits_on_server(&self) -> bool {
+        self.state().stm.waits_on_server()
     }
 
     /// The store's configuration.
@@ -131,7 +139,10 @@ impl Memory {
         }
         let key = {
             let _span = tracing::debug_span!(stages::CACHE).entered();
-            let key = state.cache.key(query);
+            // Shared tiers: one read of their generations, so that another instance's write is
+            // seen on this query (an embedded store reads nothing here).
+            let shared = state.shared_generation(&query.agent_id, query.tiers)?;
+            let key = state.cache.key(query, shared);
             if let Some(hits) = state.cache.get(&key, state.clock.now()) {
                 return Ok(hits);
             }
@@ -168,7 +179,8 @@ impl Memory {
             .with_tools(&request.tools)
             .with_recent_turns(&turns)
             .with_memories(&memories)
-            .with_memory_share(request.memory_share);
+            .with_memory_share(request.memory_share)
+            .with_memory_dates(request.memory_dates);
         self.inner.context.build(&material)
     }
 
@@ -293,7 +305,9 @@ impl Memory {
         })
     }
 
-    /// Folds the write-ahead log into the database file (for measuring its size, or before a copy).
+    /// Folds the write-ahead log into the database file (for measuring its size, or before a copy),
+    /// and saves the index snapshot of a file store (`Error::Io` naming its directory when that
+    /// cannot be written; the data is safe either way).
     pub fn checkpoint(&self) -> Result<()> {
         self.state().ltm.checkpoint()
     }
@@ -313,6 +327,7 @@ impl Memory {
 #[must_use]
 pub struct MemoryBuilder {
     storage: Storage,
+    short_term: ShortTermStorage,
     config: MemoryConfig,
     clock: Option<Arc<dyn Clock>>,
     embedder: Option<Arc<dyn Embedder>>,
@@ -320,6 +335,12 @@ pub struct MemoryBuilder {
 }
 
 impl MemoryBuilder {
+    /// Where the short-term tier lives (default: [`ShortTermStorage::Ram`], this process's RAM).
+    pub fn with_short_term(mut self, short_term: ShortTermStorage) -> Self {
+        self.short_term = short_term;
+        self
+    }
+
     /// The store's configuration (default: [`MemoryConfig::default`]).
     pub fn with_config(mut self, config: MemoryConfig) -> Self {
         self.config = config;
@@ -364,7 +385,7 @@ impl MemoryBuilder {
         let counter = self
             .token_counter
             .unwrap_or_else(|| Arc::new(HeuristicCounter));
-        let state = State::open(&self.storage, config, clock, embedder)?;
+        let state = State::open(&self.storage, &self.short_term, config, clock, embedder)?;
         Ok(Memory {
             inner: Arc::new(Inner {
                 state,

@@ -10,9 +10,10 @@ use crate::config::MemoryConfig;
 use crate::embed::Embedder;
 use crate::entry;
 use crate::error::Result;
+use crate::query::Tiers;
 use crate::scoring::ImportanceScorer;
 use crate::stm::ram::RamShortTerm;
-use crate::stm::ShortTermStore;
+use crate::stm::{ShortTermStorage, ShortTermStore};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{LongTermStore, Storage};
 
@@ -29,20 +30,35 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// Opens the tiers `storage` names. The configuration and the embedder are checked by the
-    /// caller.
+    /// Opens the tiers `storage` and `short_term` name. The configuration and the embedder are
+    /// checked by the caller.
     pub fn open(
         storage: &Storage,
+        short_term: &ShortTermStorage,
         config: MemoryConfig,
         clock: Arc<dyn Clock>,
         embedder: Arc<dyn Embedder>,
     ) -> Result<State> {
-        let ltm: Box<dyn LongTermStore> = Box::new(EmbeddedStore::open(storage, &config)?);
-        let stm: Box<dyn ShortTermStore> = Box::new(RamShortTerm::new(
-            config.stm_shards,
-            config.stm_capacity,
-            config.stm_ttl,
-        ));
+        let ltm: Box<dyn LongTermStore> = match storage {
+            #[cfg(feature = "postgres")]
+            Storage::Postgres(pg) => {
+                Box::new(crate::store::postgres::PostgresStore::open(pg, &config)?)
+            }
+            _ => Box::new(EmbeddedStore::open(storage, &config)?),
+        };
+        let stm: Box<dyn ShortTermStore> = match short_term {
+            ShortTermStorage::Ram => Box::new(RamShortTerm::new(
+                config.stm_shards,
+                config.stm_capacity,
+                config.stm_ttl,
+            )),
+            #[cfg(feature = "redis")]
+            ShortTermStorage::Redis(redis) => Box::new(crate::stm::redis::RedisShortTerm::open(
+                redis,
+                config.stm_capacity,
+                config.stm_ttl,
+            )?),
+        };
         Ok(State {
             scorer: ImportanceScorer::new(config.consolidation.clone()),
             cache: QueryCache::new(config.search.cache_capacity, config.search.cache_ttl),
@@ -52,6 +68,24 @@ impl State {
             stm,
             ltm,
         })
+    }
+
+    /// What other handles may have changed since: the generations of the shared tiers a query
+    /// over `tiers` reads (`None` for a tier only this handle writes). Read before the answer is
+    /// computed, so that a cached answer is never served after another instance's write (see
+    /// `cache.rs`).
+    pub fn shared_generation(&self, agent: &str, tiers: Tiers) -> Result<[Option<u64>; 2]> {
+        let ltm = if tiers != Tiers::ShortTerm {
+            self.ltm.generation(agent)?
+        } else {
+            None
+        };
+        let stm = if tiers != Tiers::LongTerm {
+            self.stm.generation(agent)?
+        } else {
+            None
+        };
+        Ok([ltm, stm])
     }
 
     /// The store's embedding of `text`, or `None` when it has no words to embed.

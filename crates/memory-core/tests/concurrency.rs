@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod common;
+
 use memory_core::{Memory, MemoryConfig, NewEntry, Role, Storage};
 
 const DIM: usize = 8;
@@ -27,17 +29,13 @@ fn entry(agent: &str, session: &str, i: usize) -> NewEntry {
     .with_embedding(v)
 }
 
-/// A store in a file of `dir`, so a test can reopen it and count what SQLite really holds.
-fn open_in(dir: &tempfile::TempDir) -> Memory {
-    Memory::open(Storage::File(dir.path().join("ltm.db")), config()).unwrap()
-}
-
-/// Every agent's count after reopening the file (the in-RAM indexes are rebuilt from SQLite, so
-/// these are the rows on disk) must equal the count the running store reported.
-fn assert_disk_matches(dir: &tempfile::TempDir, m: Memory, agents: &[String]) {
+/// Every agent's count after reopening the store (the embedded store's in-RAM indexes are
+/// rebuilt from SQLite, so these are the rows on disk) must equal the count the running store
+/// reported.
+fn assert_disk_matches(store: &common::TestStore, m: Memory, agents: &[String]) {
     let before: Vec<u64> = agents.iter().map(|a| m.count(a).unwrap()).collect();
     drop(m);
-    let m = open_in(dir);
+    let m = store.open(config()).unwrap();
     let after: Vec<u64> = agents.iter().map(|a| m.count(a).unwrap()).collect();
     assert_eq!(
         before, after,
@@ -48,64 +46,67 @@ fn assert_disk_matches(dir: &tempfile::TempDir, m: Memory, agents: &[String]) {
 
 #[test]
 fn threads_writing_and_reading_at_once_lose_no_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = open_in(&dir);
-    const WRITERS: usize = 4;
-    const PER_WRITER: usize = 200;
-    let reads = Arc::new(AtomicUsize::new(0));
-    std::thread::scope(|s| {
-        for w in 0..WRITERS {
-            let m = m.clone();
-            s.spawn(move || {
-                let agent = format!("agent{w}");
-                for i in 0..PER_WRITER {
-                    if i % 10 == 0 {
-                        let batch = (0..5).map(|k| entry(&agent, "batch", i * 10 + k)).collect();
-                        m.insert_batch(batch).unwrap();
-                    } else {
-                        let id = m.insert(entry(&agent, "single", i)).unwrap();
-                        assert!(m.get(&agent, id).unwrap().is_some(), "read-your-write");
+    for backend in common::backends() {
+        let store = backend.fresh_store();
+        let m = store.open(config()).unwrap();
+        const WRITERS: usize = 4;
+        const PER_WRITER: usize = 200;
+        let reads = Arc::new(AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for w in 0..WRITERS {
+                let m = m.clone();
+                s.spawn(move || {
+                    let agent = format!("agent{w}");
+                    for i in 0..PER_WRITER {
+                        if i % 10 == 0 {
+                            let batch =
+                                (0..5).map(|k| entry(&agent, "batch", i * 10 + k)).collect();
+                            m.insert_batch(batch).unwrap();
+                        } else {
+                            let id = m.insert(entry(&agent, "single", i)).unwrap();
+                            assert!(m.get(&agent, id).unwrap().is_some(), "read-your-write");
+                        }
+                        m.append(entry(&agent, &format!("stm{}", i % 4), i))
+                            .unwrap();
                     }
-                    m.append(entry(&agent, &format!("stm{}", i % 4), i))
-                        .unwrap();
-                }
-            });
-        }
-        for r in 0..3 {
-            let m = m.clone();
-            let reads = reads.clone();
-            s.spawn(move || {
-                for i in 0..300 {
-                    let agent = format!("agent{}", (i + r) % WRITERS);
-                    for e in m.list(&agent, &Default::default()).unwrap().iter().take(5) {
-                        assert_eq!(&*e.agent_id, agent);
-                        assert!(e.content.starts_with(&agent));
-                    }
-                    m.count(&agent).unwrap();
-                    m.recent(&agent, "stm0", 8).unwrap();
-                    reads.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
-        let m = m.clone();
-        s.spawn(move || {
-            for _ in 0..20 {
-                m.consolidate().unwrap();
+                });
             }
+            for r in 0..3 {
+                let m = m.clone();
+                let reads = reads.clone();
+                s.spawn(move || {
+                    for i in 0..300 {
+                        let agent = format!("agent{}", (i + r) % WRITERS);
+                        for e in m.list(&agent, &Default::default()).unwrap().iter().take(5) {
+                            assert_eq!(&*e.agent_id, agent);
+                            assert!(e.content.starts_with(&agent));
+                        }
+                        m.count(&agent).unwrap();
+                        m.recent(&agent, "stm0", 8).unwrap();
+                        reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            let m = m.clone();
+            s.spawn(move || {
+                for _ in 0..20 {
+                    m.consolidate().unwrap();
+                }
+            });
         });
-    });
-    let singles = PER_WRITER - PER_WRITER / 10;
-    let batched = (PER_WRITER / 10) * 5;
-    for w in 0..WRITERS {
-        let agent = format!("agent{w}");
-        let stored = m.count(&agent).unwrap() as usize;
-        // Everything inserted directly, plus whatever consolidation promoted from STM.
-        assert!(stored >= singles + batched, "{agent}: {stored}");
+        let singles = PER_WRITER - PER_WRITER / 10;
+        let batched = (PER_WRITER / 10) * 5;
+        for w in 0..WRITERS {
+            let agent = format!("agent{w}");
+            let stored = m.count(&agent).unwrap() as usize;
+            // Everything inserted directly, plus whatever consolidation promoted from STM.
+            assert!(stored >= singles + batched, "{agent}: {stored}");
+        }
+        assert_eq!(reads.load(Ordering::Relaxed), 900);
+        m.check_integrity().unwrap();
+        let agents: Vec<String> = (0..WRITERS).map(|w| format!("agent{w}")).collect();
+        assert_disk_matches(&store, m, &agents);
     }
-    assert_eq!(reads.load(Ordering::Relaxed), 900);
-    m.check_integrity().unwrap();
-    let agents: Vec<String> = (0..WRITERS).map(|w| format!("agent{w}")).collect();
-    assert_disk_matches(&dir, m, &agents);
 }
 
 #[test]
@@ -114,43 +115,45 @@ fn tokio_tasks_on_the_async_facade_lose_no_write() {
         .worker_threads(2)
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let m = open_in(&dir);
-    let a = m.clone().to_async();
-    rt.block_on(async {
-        let mut tasks = Vec::new();
-        for t in 0..16 {
-            let a = a.clone();
-            tasks.push(tokio::spawn(async move {
-                let agent = format!("agent{}", t % 4);
-                let mut ids = Vec::new();
-                for i in 0..50 {
-                    ids.push(a.insert(entry(&agent, &format!("t{t}"), i)).await.unwrap());
-                    a.append(entry(&agent, &format!("t{t}"), i)).await.unwrap();
-                    if i % 7 == 0 {
-                        let got = a.get(&agent, ids[i / 2]).await.unwrap();
-                        assert!(got.is_some());
+    for backend in common::backends() {
+        let store = backend.fresh_store();
+        let m = store.open(config()).unwrap();
+        let a = m.clone().to_async();
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for t in 0..16 {
+                let a = a.clone();
+                tasks.push(tokio::spawn(async move {
+                    let agent = format!("agent{}", t % 4);
+                    let mut ids = Vec::new();
+                    for i in 0..50 {
+                        ids.push(a.insert(entry(&agent, &format!("t{t}"), i)).await.unwrap());
+                        a.append(entry(&agent, &format!("t{t}"), i)).await.unwrap();
+                        if i % 7 == 0 {
+                            let got = a.get(&agent, ids[i / 2]).await.unwrap();
+                            assert!(got.is_some());
+                        }
                     }
-                }
-                ids
-            }));
-        }
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.unwrap());
-        }
-        all.sort();
-        all.dedup();
-        assert_eq!(all.len(), 16 * 50, "ids are unique");
-        let mut total = 0;
-        for agent in 0..4 {
-            total += a.count(&format!("agent{agent}")).await.unwrap();
-        }
-        assert_eq!(total, 16 * 50);
-    });
-    drop(a);
-    let agents: Vec<String> = (0..4).map(|a| format!("agent{a}")).collect();
-    assert_disk_matches(&dir, m, &agents);
+                    ids
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            all.sort();
+            all.dedup();
+            assert_eq!(all.len(), 16 * 50, "ids are unique");
+            let mut total = 0;
+            for agent in 0..4 {
+                total += a.count(&format!("agent{agent}")).await.unwrap();
+            }
+            assert_eq!(total, 16 * 50);
+        });
+        drop(a);
+        let agents: Vec<String> = (0..4).map(|a| format!("agent{a}")).collect();
+        assert_disk_matches(&store, m, &agents);
+    }
 }
 
 /// Spread-out unit vectors of dimension `DIM` (a deterministic pseudo-random walk).

@@ -232,6 +232,29 @@ fn oldest_turns_are_dropped_first_and_the_boundary_turn_is_truncated() {
 }
 
 #[test]
+fn memories_show_the_day_they_were_written_unless_told_not_to() {
+    let mut h = hit(1, 0.5, "we adopted a dog");
+    Arc::make_mut(&mut h.entry).created_at =
+        memory_core::Timestamp(1_683_504_000_000_000 + 3_600_000_000);
+    let hits = [h];
+    let builder = ContextBuilder::new(Arc::new(ByteCounter));
+    let dated = builder
+        .build(&ContextMaterial::new("", 10_000).with_memories(&hits))
+        .unwrap();
+    let text = &dated.section(SectionKind::Memories).unwrap().text;
+    assert!(text.contains("- [2023-05-08] we adopted a dog\n"), "{text}");
+    let plain = builder
+        .build(
+            &ContextMaterial::new("", 10_000)
+                .with_memories(&hits)
+                .with_memory_dates(false),
+        )
+        .unwrap();
+    let text = &plain.section(SectionKind::Memories).unwrap().text;
+    assert!(text.contains("- we adopted a dog\n"), "{text}");
+}
+
+#[test]
 fn lowest_scored_memories_are_dropped_first_even_when_given_out_of_order() {
     let hits = [
         hit(1, 0.2, "low score memory"),
@@ -247,7 +270,8 @@ fn lowest_scored_memories_are_dropped_first_even_when_given_out_of_order() {
             &ContextMaterial::new("", budget)
                 .with_memories(&hits)
                 .with_memory_share(1.0)
-                .with_min_truncation_tokens(1000),
+                .with_min_truncation_tokens(1000)
+                .with_memory_dates(false),
         )
         .unwrap();
     assert_eq!(

@@ -8,17 +8,24 @@
 //! - `consolidate`: appends to short-term windows and consolidations (an entry is acknowledged
 //!   once a consolidation returned and the child read it back from long-term memory);
 //! - `open`: opening the store, i.e. the rebuild of the in-RAM indexes and the background linking
-//!   after it (killed a random time after the child starts opening).
+//!   after it (killed a random time after the child starts opening);
+//! - `snapshot`: batches, each followed by `Memory::checkpoint`, which saves the index snapshot
+//!   (so the kill often lands inside a snapshot write); the next open loads the last whole
+//!   snapshot and replays the rest, and must still find every acknowledged entry.
 //!
-//! The child is this test binary run again with `CRASH_CHILD_DB` set, executing only
-//! `crash_child`.
+//! The child is this test binary run again with `CRASH_CHILD_STORE` set, executing only
+//! `crash_child`. Every backend of the suite runs it (see `common`); on the server backend the
+//! store is a PostgreSQL schema and a Redis prefix, and a round's kill also cuts the child's
+//! connections mid-request.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use memory_core::{EntryId, Memory, MemoryConfig, NewEntry, Role, Storage};
+mod common;
+
+use memory_core::{EntryId, Memory, MemoryConfig, NewEntry, Role};
 use rand::{Rng, SeedableRng};
 
 const DIM: usize = 32;
@@ -54,7 +61,7 @@ fn ack(out: &std::io::Stdout, id: EntryId, round: u64, n: u64) {
 /// each committed entry. Does nothing when run as an ordinary test.
 #[test]
 fn crash_child() {
-    let Ok(db) = std::env::var("CRASH_CHILD_DB") else {
+    let Ok(spec) = std::env::var("CRASH_CHILD_STORE") else {
         return;
     };
     let round: u64 = std::env::var("CRASH_CHILD_ROUND").unwrap().parse().unwrap();
@@ -62,14 +69,14 @@ fn crash_child() {
     let out = std::io::stdout();
     if mode == "open" {
         println!("opening");
-        let m = Memory::open(Storage::File(db.into()), config()).unwrap();
+        let m = common::open_spec(&spec, config()).unwrap();
         println!("opened");
         m.wait_for_indexing();
         println!("indexed");
         std::thread::sleep(Duration::from_secs(600));
         return;
     }
-    let m = Memory::open(Storage::File(db.into()), config()).unwrap();
+    let m = common::open_spec(&spec, config()).unwrap();
     let mut n = 0u64;
     loop {
         match mode.as_str() {
@@ -98,6 +105,20 @@ fn crash_child() {
                 ack(&out, id, round, n);
                 n += 1;
             }
+            "snapshot" => {
+                let batch: Vec<_> = (n..n + 25)
+                    .map(|k| {
+                        NewEntry::new("agent", format!("s{round}"), Role::User, content(round, k))
+                            .with_embedding(embedding(round, k))
+                    })
+                    .collect();
+                let ids = m.insert_batch(batch).unwrap();
+                for (k, id) in (n..n + 25).zip(ids) {
+                    ack(&out, id, round, k);
+                }
+                m.checkpoint().unwrap();
+                n += 25;
+            }
             "consolidate" => {
                 let mut appended = Vec::new();
                 for k in n..n + 12 {
@@ -125,10 +146,9 @@ fn crash_child() {
 }
 
 /// Fills the store so that opening it (rebuilding the indexes) takes long enough to be killed in.
-fn prefill(db: &std::path::Path, acked: &mut BTreeMap<u64, (u64, u64)>) {
-    let m = Memory::open(Storage::File(db.to_path_buf()), config()).unwrap();
+fn prefill(m: &Memory, chunks: u64, acked: &mut BTreeMap<u64, (u64, u64)>) {
     const PREFILL_ROUND: u64 = 1_000;
-    for chunk in 0..20u64 {
+    for chunk in 0..chunks {
         let batch: Vec<_> = (chunk * 1_000..(chunk + 1) * 1_000)
             .map(|k| {
                 NewEntry::new("agent", "prefill", Role::User, content(PREFILL_ROUND, k))
@@ -144,23 +164,37 @@ fn prefill(db: &std::path::Path, acked: &mut BTreeMap<u64, (u64, u64)>) {
 
 #[test]
 fn every_acknowledged_write_survives_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("crash.db");
+    for backend in common::backends() {
+        eprintln!("-- on the {} store", backend.name());
+        sigkill_rounds(&backend.fresh_store());
+    }
+}
+
+fn sigkill_rounds(store: &common::TestStore) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     // id -> (round, n) of every acknowledged entry over all rounds
     let mut acked: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
-    prefill(&db, &mut acked);
-    let modes = ["insert", "consolidate", "open"];
+    {
+        // The embedded store rebuilds its indexes on open: enough entries for a kill to land
+        // in it. A server store opens without a rebuild; a small fill is enough.
+        let m = store.open(config()).unwrap();
+        prefill(
+            &m,
+            if store.backend.is_shared() { 1 } else { 20 },
+            &mut acked,
+        );
+    }
+    let modes = ["insert", "consolidate", "open", "snapshot"];
     let rounds: u64 = std::env::var("CRASH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(9);
+        .unwrap_or(if store.backend.is_shared() { 20 } else { 12 });
     let mut acked_by_mode = BTreeMap::new();
     for round in 0..rounds {
-        let mode = modes[(round % 3) as usize];
+        let mode = modes[(round % 4) as usize];
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
-            .env("CRASH_CHILD_DB", &db)
+            .env("CRASH_CHILD_STORE", store.spec())
             .env("CRASH_CHILD_ROUND", round.to_string())
             .env("CRASH_CHILD_MODE", mode)
             .stdout(Stdio::piped())
@@ -207,7 +241,7 @@ fn every_acknowledged_write_survives_sigkill() {
             "round {round} ({mode}): the child must have been killed"
         );
 
-        let m = Memory::open(Storage::File(db.clone()), config()).unwrap();
+        let m = store.open(config()).unwrap();
         let report = m.check_integrity().unwrap();
         assert!(
             report.quarantined.is_empty(),
@@ -222,7 +256,7 @@ fn every_acknowledged_write_survives_sigkill() {
         }
         assert!(m.count("agent").unwrap() >= acked.len() as u64);
     }
-    for mode in ["insert", "consolidate"] {
+    for mode in ["insert", "consolidate", "snapshot"] {
         assert!(
             acked_by_mode.get(mode).copied().unwrap_or(0) > 5,
             "the {mode} rounds acknowledged too few writes to test anything: {acked_by_mode:?}"

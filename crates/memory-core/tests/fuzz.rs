@@ -395,8 +395,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     m.flush().map_err(|e| fail(format!("{when}: flush: {e}")))?;
                     drop(m);
                     m = open(&store)?;
-                    // Short-term memory lives in RAM: what was not consolidated is gone.
-                    model.stm.clear();
+                    // Short-term memory in RAM is gone with the handle; in Redis it stays.
+                    if !store.backend.short_term_survives_reopen() {
+                        model.stm.clear();
+                    }
                     let report = m.check_integrity().map_err(|e| fail(e.to_string()))?;
                     if !report.quarantined.is_empty() {
                         return Err(fail(format!("{when}: set aside {report:?}")));

@@ -213,6 +213,7 @@ fn ann_and_int8_recall_at_10_on_clustered_data() {
         ef_construction: 100,
         ef_search: 64,
         min_len: 1_000,
+        ..HnswParams::default()
     };
     let mut f32_ix = VectorIndex::new(config).unwrap();
     config.quantization = Quantization::Int8;

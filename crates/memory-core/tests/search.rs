@@ -1,12 +1,13 @@
 //! Retrieval through the `Memory` handle: both tiers, every mode, filters, agent isolation, the
 //! query cache, access recording, bad queries, and context building.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use memory_core::{
-    ContextQuery, Error, Fusion, FusionWeights, ManualClock, Memory, MemoryConfig, NewEntry, Role,
-    SearchMode, SearchQuery, Storage, Tier, Timestamp, TokenCounter, ToolDefinition,
+    ContextQuery, Error, Fusion, FusionWeights, Memory, MemoryConfig, NewEntry, Role, SearchMode,
+    SearchQuery, Storage, Tier, Timestamp, TokenCounter, ToolDefinition,
 };
 
 const DIM: usize = 64;
@@ -19,11 +20,7 @@ fn config() -> MemoryConfig {
     }
 }
 
-fn open() -> (Memory, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(Timestamp(1_700_000_000_000_000)));
-    let m = Memory::open_with_clock(Storage::InMemory, config(), clock.clone()).unwrap();
-    (m, clock)
-}
+const START: Timestamp = Timestamp(1_700_000_000_000_000);
 
 fn entry(agent: &str, session: &str, text: &str) -> NewEntry {
     NewEntry::new(agent, session, Role::User, text)
@@ -42,70 +39,73 @@ fn contents(hits: &[memory_core::SearchHit]) -> Vec<&str> {
 
 #[test]
 fn search_never_returns_entries_of_another_agent() {
-    let (m, _) = open();
-    m.insert(entry(
-        "alice",
-        "s",
-        "my passport number is in the blue drawer",
-    ))
-    .unwrap();
-    m.append(entry("alice", "s", "the passport expires next year"))
+    common::each_backend_from(START, config(), |m, _clock| {
+        m.insert(entry(
+            "alice",
+            "s",
+            "my passport number is in the blue drawer",
+        ))
         .unwrap();
-    m.insert(entry("bob", "s", "bob keeps his passport in the safe"))
-        .unwrap();
-    for mode in MODES {
-        let hits = m
-            .search(
-                &SearchQuery::new("bob", "passport")
-                    .with_mode(mode)
-                    .with_k(50),
-            )
+        m.append(entry("alice", "s", "the passport expires next year"))
             .unwrap();
-        assert!(!hits.is_empty(), "{mode:?}");
-        assert!(hits.iter().all(|h| &*h.entry.agent_id == "bob"), "{mode:?}");
-        let none = m
-            .search(&SearchQuery::new("carol", "passport").with_mode(mode))
+        m.insert(entry("bob", "s", "bob keeps his passport in the safe"))
             .unwrap();
-        assert!(none.is_empty(), "{mode:?}");
-    }
+        for mode in MODES {
+            let hits = m
+                .search(
+                    &SearchQuery::new("bob", "passport")
+                        .with_mode(mode)
+                        .with_k(50),
+                )
+                .unwrap();
+            assert!(!hits.is_empty(), "{mode:?}");
+            assert!(hits.iter().all(|h| &*h.entry.agent_id == "bob"), "{mode:?}");
+            let none = m
+                .search(&SearchQuery::new("carol", "passport").with_mode(mode))
+                .unwrap();
+            assert!(none.is_empty(), "{mode:?}");
+        }
+    });
 }
 
 #[test]
 fn one_query_searches_both_tiers_and_says_which_tier_each_hit_is_from() {
-    let (m, _) = open();
-    m.insert(entry("a", "old", "we adopted a cat named Miso"))
-        .unwrap();
-    m.append(entry("a", "now", "Miso the cat knocked over a plant"))
-        .unwrap();
-    m.append(entry("a", "now", "unrelated talk about taxes"))
-        .unwrap();
-    let hits = m.search(&SearchQuery::new("a", "cat Miso")).unwrap();
-    let tiers: Vec<Tier> = hits.iter().take(2).map(|h| h.entry.tier).collect();
-    assert!(
-        tiers.contains(&Tier::LongTerm) && tiers.contains(&Tier::ShortTerm),
-        "{hits:?}"
-    );
-    let only_ltm = m
-        .search(&SearchQuery::new("a", "cat Miso").with_tiers(memory_core::Tiers::LongTerm))
-        .unwrap();
-    assert!(only_ltm.iter().all(|h| h.entry.tier == Tier::LongTerm));
-    let only_stm = m
-        .search(&SearchQuery::new("a", "cat Miso").with_tiers(memory_core::Tiers::ShortTerm))
-        .unwrap();
-    assert!(only_stm.iter().all(|h| h.entry.tier == Tier::ShortTerm));
+    common::each_backend_from(START, config(), |m, _clock| {
+        m.insert(entry("a", "old", "we adopted a cat named Miso"))
+            .unwrap();
+        m.append(entry("a", "now", "Miso the cat knocked over a plant"))
+            .unwrap();
+        m.append(entry("a", "now", "unrelated talk about taxes"))
+            .unwrap();
+        let hits = m.search(&SearchQuery::new("a", "cat Miso")).unwrap();
+        let tiers: Vec<Tier> = hits.iter().take(2).map(|h| h.entry.tier).collect();
+        assert!(
+            tiers.contains(&Tier::LongTerm) && tiers.contains(&Tier::ShortTerm),
+            "{hits:?}"
+        );
+        let only_ltm = m
+            .search(&SearchQuery::new("a", "cat Miso").with_tiers(memory_core::Tiers::LongTerm))
+            .unwrap();
+        assert!(only_ltm.iter().all(|h| h.entry.tier == Tier::LongTerm));
+        let only_stm = m
+            .search(&SearchQuery::new("a", "cat Miso").with_tiers(memory_core::Tiers::ShortTerm))
+            .unwrap();
+        assert!(only_stm.iter().all(|h| h.entry.tier == Tier::ShortTerm));
+    });
 }
 
 #[test]
 fn an_entry_in_both_tiers_is_returned_once() {
-    let (m, _) = open();
-    m.append(entry("a", "s", "the launch code is swordfish").with_importance(1.0))
-        .unwrap();
-    assert_eq!(m.consolidate().unwrap().promoted, 1);
-    // Now in LTM and still in the recent window.
-    let hits = m
-        .search(&SearchQuery::new("a", "launch code swordfish").with_k(10))
-        .unwrap();
-    assert_eq!(hits.len(), 1, "{hits:?}");
+    common::each_backend_from(START, config(), |m, _clock| {
+        m.append(entry("a", "s", "the launch code is swordfish").with_importance(1.0))
+            .unwrap();
+        assert_eq!(m.consolidate().unwrap().promoted, 1);
+        // Now in LTM and still in the recent window.
+        let hits = m
+            .search(&SearchQuery::new("a", "launch code swordfish").with_k(10))
+            .unwrap();
+        assert_eq!(hits.len(), 1, "{hits:?}");
+    });
 }
 
 #[test]
@@ -116,24 +116,25 @@ fn hits_carry_the_components_of_their_score() {
         let mut config = config();
         config.search.fusion = fusion;
         config.search.vector_weight = Some(0.3);
-        let m = Memory::open(Storage::InMemory, config).unwrap();
-        m.insert(entry("a", "s", "apples and pears")).unwrap();
-        m.insert(entry("a", "s", "bananas only")).unwrap();
-        let hits = m
-            .search(&SearchQuery::new("a", "apples").with_mode(SearchMode::Hybrid))
-            .unwrap();
-        let top = &hits[0];
-        assert_eq!(top.entry.content, "apples and pears", "{fusion:?}");
-        assert_eq!(top.components.keyword_rank, Some(1));
-        assert!(top.components.keyword.unwrap() > 0.0);
-        assert_eq!(top.components.vector_rank, Some(1));
-        assert!(top.components.vector.unwrap() > 0.0);
-        assert!(
-            (top.components.fused - expected).abs() < 1e-6,
-            "{fusion:?}: {}",
-            top.components.fused
-        );
-        assert_eq!(top.score, top.components.fused);
+        common::each_backend_from(START, config, |m, _clock| {
+            m.insert(entry("a", "s", "apples and pears")).unwrap();
+            m.insert(entry("a", "s", "bananas only")).unwrap();
+            let hits = m
+                .search(&SearchQuery::new("a", "apples").with_mode(SearchMode::Hybrid))
+                .unwrap();
+            let top = &hits[0];
+            assert_eq!(top.entry.content, "apples and pears", "{fusion:?}");
+            assert_eq!(top.components.keyword_rank, Some(1));
+            assert!(top.components.keyword.unwrap() > 0.0);
+            assert_eq!(top.components.vector_rank, Some(1));
+            assert!(top.components.vector.unwrap() > 0.0);
+            assert!(
+                (top.components.fused - expected).abs() < 1e-6,
+                "{fusion:?}: {}",
+                top.components.fused
+            );
+            assert_eq!(top.score, top.components.fused);
+        });
     }
 }
 
@@ -154,148 +155,153 @@ fn a_vector_weight_outside_the_unit_interval_is_refused() {
 
 #[test]
 fn exact_and_approximate_vector_search_agree_on_a_small_store() {
-    let (m, _) = open();
-    let texts = [
-        "red apple pie",
-        "green apple",
-        "blue sky",
-        "red car",
-        "apple tree",
-    ];
-    for t in texts {
-        m.insert(entry("a", "s", t)).unwrap();
-    }
-    let q = |mode| {
-        SearchQuery::new("a", "red apple")
-            .with_mode(mode)
-            .with_k(3)
-            .without_cache()
-    };
-    let exact = m.search(&q(SearchMode::ExactVector)).unwrap();
-    let approx = m.search(&q(SearchMode::Vector)).unwrap();
-    assert_eq!(contents(&exact), contents(&approx));
+    common::each_backend_from(START, config(), |m, _clock| {
+        let texts = [
+            "red apple pie",
+            "green apple",
+            "blue sky",
+            "red car",
+            "apple tree",
+        ];
+        for t in texts {
+            m.insert(entry("a", "s", t)).unwrap();
+        }
+        let q = |mode| {
+            SearchQuery::new("a", "red apple")
+                .with_mode(mode)
+                .with_k(3)
+                .without_cache()
+        };
+        let exact = m.search(&q(SearchMode::ExactVector)).unwrap();
+        let approx = m.search(&q(SearchMode::Vector)).unwrap();
+        assert_eq!(contents(&exact), contents(&approx));
+    });
 }
 
 #[test]
 fn a_precomputed_query_vector_is_used() {
-    let (m, _) = open();
-    let mut x = vec![0.0; DIM];
-    x[3] = 1.0;
-    let mut y = vec![0.0; DIM];
-    y[7] = 1.0;
-    m.insert(entry("a", "s", "first").with_embedding(x.clone()))
-        .unwrap();
-    m.insert(entry("a", "s", "second").with_embedding(y))
-        .unwrap();
-    let hits = m
-        .search(
-            &SearchQuery::new("a", "")
-                .with_vector(x)
-                .with_mode(SearchMode::ExactVector)
-                .with_k(1),
-        )
-        .unwrap();
-    assert_eq!(contents(&hits), ["first"]);
+    common::each_backend_from(START, config(), |m, _clock| {
+        let mut x = vec![0.0; DIM];
+        x[3] = 1.0;
+        let mut y = vec![0.0; DIM];
+        y[7] = 1.0;
+        m.insert(entry("a", "s", "first").with_embedding(x.clone()))
+            .unwrap();
+        m.insert(entry("a", "s", "second").with_embedding(y))
+            .unwrap();
+        let hits = m
+            .search(
+                &SearchQuery::new("a", "")
+                    .with_vector(x)
+                    .with_mode(SearchMode::ExactVector)
+                    .with_k(1),
+            )
+            .unwrap();
+        assert_eq!(contents(&hits), ["first"]);
+    });
 }
 
 #[test]
 fn filters_by_session_role_time_and_metadata() {
-    let (m, clock) = open();
-    let t0 = memory_core::Clock::now(&*clock);
-    m.insert(
-        entry("a", "s1", "coffee at nine").with_metadata(serde_json::json!({"topic": "food"})),
-    )
-    .unwrap();
-    clock.advance(Duration::from_secs(60));
-    m.insert(
-        NewEntry::new("a", "s2", Role::Assistant, "coffee is brewing")
-            .with_metadata(serde_json::json!({"topic": "food"})),
-    )
-    .unwrap();
-    clock.advance(Duration::from_secs(60));
-    m.insert(
-        entry("a", "s2", "coffee shop closed")
-            .with_metadata(serde_json::json!({"topic": "places"})),
-    )
-    .unwrap();
-    let base = || SearchQuery::new("a", "coffee").with_k(10).without_cache();
-    assert_eq!(
-        contents(&m.search(&base().with_session("s1")).unwrap()),
-        ["coffee at nine"]
-    );
-    assert_eq!(
-        contents(&m.search(&base().with_role(Role::Assistant)).unwrap()),
-        ["coffee is brewing"]
-    );
-    let window = base().with_created_between(
-        Some(t0.plus(Duration::from_secs(30))),
-        Some(t0.plus(Duration::from_secs(90))),
-    );
-    assert_eq!(contents(&m.search(&window).unwrap()), ["coffee is brewing"]);
-    let mut food = contents(&m.search(&base().with_metadata("topic", "food")).unwrap())
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>();
-    food.sort();
-    assert_eq!(food, ["coffee at nine", "coffee is brewing"]);
-    let places = m
-        .search(&base().with_metadata("topic", "places").with_session("s2"))
+    common::each_backend_from(START, config(), |m, clock| {
+        let t0 = memory_core::Clock::now(&*clock);
+        m.insert(
+            entry("a", "s1", "coffee at nine").with_metadata(serde_json::json!({"topic": "food"})),
+        )
         .unwrap();
-    assert_eq!(contents(&places), ["coffee shop closed"]);
+        clock.advance(Duration::from_secs(60));
+        m.insert(
+            NewEntry::new("a", "s2", Role::Assistant, "coffee is brewing")
+                .with_metadata(serde_json::json!({"topic": "food"})),
+        )
+        .unwrap();
+        clock.advance(Duration::from_secs(60));
+        m.insert(
+            entry("a", "s2", "coffee shop closed")
+                .with_metadata(serde_json::json!({"topic": "places"})),
+        )
+        .unwrap();
+        let base = || SearchQuery::new("a", "coffee").with_k(10).without_cache();
+        assert_eq!(
+            contents(&m.search(&base().with_session("s1")).unwrap()),
+            ["coffee at nine"]
+        );
+        assert_eq!(
+            contents(&m.search(&base().with_role(Role::Assistant)).unwrap()),
+            ["coffee is brewing"]
+        );
+        let window = base().with_created_between(
+            Some(t0.plus(Duration::from_secs(30))),
+            Some(t0.plus(Duration::from_secs(90))),
+        );
+        assert_eq!(contents(&m.search(&window).unwrap()), ["coffee is brewing"]);
+        let mut food = contents(&m.search(&base().with_metadata("topic", "food")).unwrap())
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        food.sort();
+        assert_eq!(food, ["coffee at nine", "coffee is brewing"]);
+        let places = m
+            .search(&base().with_metadata("topic", "places").with_session("s2"))
+            .unwrap();
+        assert_eq!(contents(&places), ["coffee shop closed"]);
+    });
 }
 
 #[test]
 fn a_metadata_filter_finds_matches_beyond_the_first_candidates() {
-    let (m, _) = open();
-    let batch = (0..300)
-        .map(|i| {
-            let tag = if i == 277 { "rare" } else { "common" };
-            entry("a", "s", &format!("meeting notes number {i}"))
-                .with_metadata(serde_json::json!({ "tag": tag }))
-        })
-        .collect();
-    m.insert_batch(batch).unwrap();
-    let hits = m
-        .search(
-            &SearchQuery::new("a", "meeting notes")
-                .with_k(1)
-                .with_metadata("tag", "rare"),
-        )
-        .unwrap();
-    assert_eq!(contents(&hits), ["meeting notes number 277"]);
+    common::each_backend_from(START, config(), |m, _clock| {
+        let batch = (0..300)
+            .map(|i| {
+                let tag = if i == 277 { "rare" } else { "common" };
+                entry("a", "s", &format!("meeting notes number {i}"))
+                    .with_metadata(serde_json::json!({ "tag": tag }))
+            })
+            .collect();
+        m.insert_batch(batch).unwrap();
+        let hits = m
+            .search(
+                &SearchQuery::new("a", "meeting notes")
+                    .with_k(1)
+                    .with_metadata("tag", "rare"),
+            )
+            .unwrap();
+        assert_eq!(contents(&hits), ["meeting notes number 277"]);
+    });
 }
 
 #[test]
 fn repeated_queries_hit_the_cache_until_the_agent_writes() {
-    let (m, _) = open();
-    m.insert(entry("a", "s", "the wifi password is hunter2"))
-        .unwrap();
-    let q = SearchQuery::new("a", "wifi password");
-    let first = m.search(&q).unwrap();
-    let second = m.search(&q).unwrap();
-    assert_eq!(first, second);
-    assert_eq!(m.cache_stats().hits, 1);
-    assert_eq!(m.cache_stats().misses, 1);
+    common::each_backend_from(START, config(), |m, _clock| {
+        m.insert(entry("a", "s", "the wifi password is hunter2"))
+            .unwrap();
+        let q = SearchQuery::new("a", "wifi password");
+        let first = m.search(&q).unwrap();
+        let second = m.search(&q).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(m.cache_stats().hits, 1);
+        assert_eq!(m.cache_stats().misses, 1);
 
-    // Another agent's write does not invalidate a's answers...
-    m.insert(entry("b", "s", "wifi password for b")).unwrap();
-    m.search(&q).unwrap();
-    assert_eq!(m.cache_stats().hits, 2);
-    // ...but a's own writes do, in either tier, and so does forgetting.
-    let id = m
-        .insert(entry("a", "s", "the new wifi password is hunter3"))
-        .unwrap();
-    assert_eq!(m.search(&q).unwrap().len(), 2);
-    assert_eq!(m.cache_stats().misses, 2);
-    m.append(entry("a", "s", "wifi password changed again"))
-        .unwrap();
-    assert_eq!(m.search(&q).unwrap().len(), 3);
-    m.forget("a", id).unwrap();
-    assert_eq!(m.search(&q).unwrap().len(), 2);
-    assert_eq!(m.cache_stats().misses, 4);
-    // Bypassing the cache counts neither.
-    m.search(&q.clone().without_cache()).unwrap();
-    assert_eq!(m.cache_stats().hits + m.cache_stats().misses, 6);
+        // Another agent's write does not invalidate a's answers...
+        m.insert(entry("b", "s", "wifi password for b")).unwrap();
+        m.search(&q).unwrap();
+        assert_eq!(m.cache_stats().hits, 2);
+        // ...but a's own writes do, in either tier, and so does forgetting.
+        let id = m
+            .insert(entry("a", "s", "the new wifi password is hunter3"))
+            .unwrap();
+        assert_eq!(m.search(&q).unwrap().len(), 2);
+        assert_eq!(m.cache_stats().misses, 2);
+        m.append(entry("a", "s", "wifi password changed again"))
+            .unwrap();
+        assert_eq!(m.search(&q).unwrap().len(), 3);
+        m.forget("a", id).unwrap();
+        assert_eq!(m.search(&q).unwrap().len(), 2);
+        assert_eq!(m.cache_stats().misses, 4);
+        // Bypassing the cache counts neither.
+        m.search(&q.clone().without_cache()).unwrap();
+        assert_eq!(m.cache_stats().hits + m.cache_stats().misses, 6);
+    });
 }
 
 #[test]
@@ -307,209 +313,214 @@ fn cached_answers_expire_after_the_ttl_on_the_injected_clock() {
         },
         ..config()
     };
-    let clock = Arc::new(ManualClock::new(Timestamp(1_700_000_000_000_000)));
-    let m = Memory::open_with_clock(Storage::InMemory, cfg, clock.clone()).unwrap();
-    m.insert(entry("a", "s", "hello there")).unwrap();
-    let q = SearchQuery::new("a", "hello");
-    m.search(&q).unwrap();
-    clock.advance(Duration::from_secs(299));
-    m.search(&q).unwrap();
-    assert_eq!((m.cache_stats().hits, m.cache_stats().misses), (1, 1));
-    clock.advance(Duration::from_secs(1));
-    let again = m.search(&q).unwrap();
-    assert_eq!((m.cache_stats().hits, m.cache_stats().misses), (1, 2));
-    assert_eq!(
-        again.len(),
-        1,
-        "an expired answer is computed again, not lost"
-    );
-    m.search(&q).unwrap();
-    assert_eq!(m.cache_stats().hits, 2, "and cached again");
+    common::each_backend_from(START, cfg, |m, clock| {
+        m.insert(entry("a", "s", "hello there")).unwrap();
+        let q = SearchQuery::new("a", "hello");
+        m.search(&q).unwrap();
+        clock.advance(Duration::from_secs(299));
+        m.search(&q).unwrap();
+        assert_eq!((m.cache_stats().hits, m.cache_stats().misses), (1, 1));
+        clock.advance(Duration::from_secs(1));
+        let again = m.search(&q).unwrap();
+        assert_eq!((m.cache_stats().hits, m.cache_stats().misses), (1, 2));
+        assert_eq!(
+            again.len(),
+            1,
+            "an expired answer is computed again, not lost"
+        );
+        m.search(&q).unwrap();
+        assert_eq!(m.cache_stats().hits, 2, "and cached again");
+    });
 }
 
 #[test]
 fn retrieval_records_accesses_without_blocking_on_the_writer() {
-    let (m, clock) = open();
-    let id = m.insert(entry("a", "s", "remember the milk")).unwrap();
-    for _ in 0..3 {
-        clock.advance(Duration::from_secs(1));
-        m.search(&SearchQuery::new("a", "milk").without_cache())
-            .unwrap();
-    }
-    // Deferred: written back with the next write (or flush).
-    m.flush().unwrap();
-    let e = m.get("a", id).unwrap().unwrap();
-    assert_eq!(e.access_count, 3);
-    assert_eq!(e.last_accessed_at, memory_core::Clock::now(&*clock));
+    common::each_backend_from(START, config(), |m, clock| {
+        let id = m.insert(entry("a", "s", "remember the milk")).unwrap();
+        for _ in 0..3 {
+            clock.advance(Duration::from_secs(1));
+            m.search(&SearchQuery::new("a", "milk").without_cache())
+                .unwrap();
+        }
+        // Deferred: written back with the next write (or flush).
+        m.flush().unwrap();
+        let e = m.get("a", id).unwrap().unwrap();
+        assert_eq!(e.access_count, 3);
+        assert_eq!(e.last_accessed_at, memory_core::Clock::now(&*clock));
+    });
 }
 
 #[test]
 fn reweighting_by_importance_can_reorder_hits() {
-    let (m, _) = open();
-    m.insert(entry("a", "s", "budget budget budget report").with_importance(0.0))
-        .unwrap();
-    m.insert(entry("a", "s", "quarterly budget").with_importance(1.0))
-        .unwrap();
-    let q = SearchQuery::new("a", "budget")
-        .with_mode(SearchMode::Keyword)
-        .without_cache();
-    let plain = m.search(&q).unwrap();
-    assert_eq!(plain[0].entry.content, "budget budget budget report");
-    let weighted = m
-        .search(&q.with_reweighting(FusionWeights {
-            relevance: 1.0,
-            recency: 0.0,
-            importance: 1.0,
-        }))
-        .unwrap();
-    assert_eq!(weighted[0].entry.content, "quarterly budget");
-    assert!(weighted[0].score > weighted[1].score);
+    common::each_backend_from(START, config(), |m, _clock| {
+        m.insert(entry("a", "s", "budget budget budget report").with_importance(0.0))
+            .unwrap();
+        m.insert(entry("a", "s", "quarterly budget").with_importance(1.0))
+            .unwrap();
+        let q = SearchQuery::new("a", "budget")
+            .with_mode(SearchMode::Keyword)
+            .without_cache();
+        let plain = m.search(&q).unwrap();
+        assert_eq!(plain[0].entry.content, "budget budget budget report");
+        let weighted = m
+            .search(&q.with_reweighting(FusionWeights {
+                relevance: 1.0,
+                recency: 0.0,
+                importance: 1.0,
+            }))
+            .unwrap();
+        assert_eq!(weighted[0].entry.content, "quarterly budget");
+        assert!(weighted[0].score > weighted[1].score);
+    });
 }
 
 #[test]
 fn bad_queries_get_an_error_or_a_well_defined_empty_result() {
-    let (m, _) = open();
-    m.insert(entry("a", "s", "something")).unwrap();
-    assert!(matches!(
-        m.search(&SearchQuery::new("a", "  ")),
-        Err(Error::InvalidQuery(_))
-    ));
-    assert!(matches!(
-        m.search(&SearchQuery::new("", "x")),
-        Err(Error::EmptyId { .. })
-    ));
-    for mode in MODES {
-        let punct = m
-            .search(&SearchQuery::new("a", "?!...").with_mode(mode))
-            .unwrap();
-        assert!(punct.is_empty(), "{mode:?}");
-    }
-    assert!(m
-        .search(&SearchQuery::new("a", "something").with_k(0))
-        .unwrap()
-        .is_empty());
-    assert_eq!(
-        m.search(&SearchQuery::new("a", "something").with_k(usize::MAX))
+    common::each_backend_from(START, config(), |m, _clock| {
+        m.insert(entry("a", "s", "something")).unwrap();
+        assert!(matches!(
+            m.search(&SearchQuery::new("a", "  ")),
+            Err(Error::InvalidQuery(_))
+        ));
+        assert!(matches!(
+            m.search(&SearchQuery::new("", "x")),
+            Err(Error::EmptyId { .. })
+        ));
+        for mode in MODES {
+            let punct = m
+                .search(&SearchQuery::new("a", "?!...").with_mode(mode))
+                .unwrap();
+            assert!(punct.is_empty(), "{mode:?}");
+        }
+        assert!(m
+            .search(&SearchQuery::new("a", "something").with_k(0))
             .unwrap()
-            .len(),
-        1
-    );
-    let wrong = SearchQuery::new("a", "x").with_vector(vec![1.0; DIM + 1]);
-    assert!(matches!(
-        m.search(&wrong),
-        Err(Error::DimensionMismatch { .. })
-    ));
-    let mut nan = vec![1.0; DIM];
-    nan[5] = f32::NAN;
-    let nan = SearchQuery::new("a", "x").with_vector(nan);
-    assert!(matches!(
-        m.search(&nan),
-        Err(Error::NonFiniteEmbedding { index: 5, .. })
-    ));
-    let bad_weights = SearchQuery::new("a", "x").with_reweighting(FusionWeights {
-        relevance: f32::NAN,
-        recency: 0.0,
-        importance: 0.0,
+            .is_empty());
+        assert_eq!(
+            m.search(&SearchQuery::new("a", "something").with_k(usize::MAX))
+                .unwrap()
+                .len(),
+            1
+        );
+        let wrong = SearchQuery::new("a", "x").with_vector(vec![1.0; DIM + 1]);
+        assert!(matches!(
+            m.search(&wrong),
+            Err(Error::DimensionMismatch { .. })
+        ));
+        let mut nan = vec![1.0; DIM];
+        nan[5] = f32::NAN;
+        let nan = SearchQuery::new("a", "x").with_vector(nan);
+        assert!(matches!(
+            m.search(&nan),
+            Err(Error::NonFiniteEmbedding { index: 5, .. })
+        ));
+        let bad_weights = SearchQuery::new("a", "x").with_reweighting(FusionWeights {
+            relevance: f32::NAN,
+            recency: 0.0,
+            importance: 0.0,
+        });
+        assert!(matches!(
+            m.search(&bad_weights),
+            Err(Error::InvalidQuery(_))
+        ));
     });
-    assert!(matches!(
-        m.search(&bad_weights),
-        Err(Error::InvalidQuery(_))
-    ));
 }
 
 #[test]
 fn a_reopened_store_rebuilds_its_indexes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ltm.db");
-    {
-        let m = Memory::open(Storage::File(path.clone()), config()).unwrap();
-        m.insert_batch(
-            (0..50)
-                .map(|i| entry("a", "s", &format!("note {i} about gardening")))
-                .collect(),
-        )
-        .unwrap();
-        m.insert(entry("a", "s", "tomatoes need sun")).unwrap();
-    }
-    let m = Memory::open(Storage::File(path), config()).unwrap();
-    for mode in MODES {
-        let hits = m
-            .search(
-                &SearchQuery::new("a", "tomatoes sun")
-                    .with_mode(mode)
-                    .with_k(1),
+    common::each_store(config(), |store, m, _clock| {
+        {
+            m.insert_batch(
+                (0..50)
+                    .map(|i| entry("a", "s", &format!("note {i} about gardening")))
+                    .collect(),
             )
             .unwrap();
-        assert_eq!(contents(&hits), ["tomatoes need sun"], "{mode:?}");
-    }
+            m.insert(entry("a", "s", "tomatoes need sun")).unwrap();
+        }
+        drop(m);
+        let m = store.open(config()).unwrap();
+        for mode in MODES {
+            let hits = m
+                .search(
+                    &SearchQuery::new("a", "tomatoes sun")
+                        .with_mode(mode)
+                        .with_k(1),
+                )
+                .unwrap();
+            assert_eq!(contents(&hits), ["tomatoes need sun"], "{mode:?}");
+        }
+    });
 }
 
 #[test]
 fn forgotten_entries_are_not_found() {
-    let (m, _) = open();
-    let id = m.insert(entry("a", "s", "delete this secret")).unwrap();
-    m.forget("a", id).unwrap();
-    for mode in MODES {
-        assert!(m
-            .search(&SearchQuery::new("a", "secret").with_mode(mode))
-            .unwrap()
-            .is_empty());
-    }
+    common::each_backend_from(START, config(), |m, _clock| {
+        let id = m.insert(entry("a", "s", "delete this secret")).unwrap();
+        m.forget("a", id).unwrap();
+        for mode in MODES {
+            assert!(m
+                .search(&SearchQuery::new("a", "secret").with_mode(mode))
+                .unwrap()
+                .is_empty());
+        }
+    });
 }
 
 #[test]
 fn context_building_packs_memories_and_recent_turns_under_the_budget() {
-    let (m, _) = open();
-    m.insert(entry("a", "old", "the user is allergic to peanuts"))
+    common::each_backend_from(START, config(), |m, _clock| {
+        m.insert(entry("a", "old", "the user is allergic to peanuts"))
+            .unwrap();
+        for i in 0..5 {
+            m.append(entry(
+                "a",
+                "chat",
+                &format!("turn {i}: what should I cook tonight?"),
+            ))
+            .unwrap();
+        }
+        let tool = ToolDefinition::from_json_schema(
+            "search_recipes",
+            "find recipes",
+            r#"{"type":"object","properties":{"q":{"type":"string"}}}"#,
+        )
         .unwrap();
-    for i in 0..5 {
-        m.append(entry(
-            "a",
+        let request = ContextQuery::new(
+            SearchQuery::new("a", "cook peanuts allergy"),
             "chat",
-            &format!("turn {i}: what should I cook tonight?"),
-        ))
-        .unwrap();
-    }
-    let tool = ToolDefinition::from_json_schema(
-        "search_recipes",
-        "find recipes",
-        r#"{"type":"object","properties":{"q":{"type":"string"}}}"#,
-    )
-    .unwrap();
-    let request = ContextQuery::new(
-        SearchQuery::new("a", "cook peanuts allergy"),
-        "chat",
-        "You are a helpful cook.",
-        400,
-    )
-    .with_tools(vec![tool]);
-    let ctx = m.build_context(&request).unwrap();
-    let prompt = ctx.render();
-    assert!(prompt.contains("allergic to peanuts"), "{prompt}");
-    assert!(prompt.contains("turn 4"), "{prompt}");
-    assert!(prompt.contains("search_recipes"));
-    assert!(ctx.total_tokens <= 400);
-    assert_eq!(
-        memory_core::HeuristicCounter.count(&prompt),
-        ctx.total_tokens
-    );
+            "You are a helpful cook.",
+            400,
+        )
+        .with_tools(vec![tool]);
+        let ctx = m.build_context(&request).unwrap();
+        let prompt = ctx.render();
+        assert!(prompt.contains("allergic to peanuts"), "{prompt}");
+        assert!(prompt.contains("turn 4"), "{prompt}");
+        assert!(prompt.contains("search_recipes"));
+        assert!(ctx.total_tokens <= 400);
+        assert_eq!(
+            memory_core::HeuristicCounter.count(&prompt),
+            ctx.total_tokens
+        );
 
-    // A tight budget drops the oldest turns first and reports it.
-    let tight = m
-        .build_context(&ContextQuery {
-            budget: 60,
-            ..request.clone()
-        })
-        .unwrap();
-    assert!(tight.total_tokens <= 60);
-    assert!(!tight.omitted.is_empty());
-    let too_small = m
-        .build_context(&ContextQuery {
-            budget: 2,
-            ..request
-        })
-        .unwrap_err();
-    assert!(matches!(too_small, Error::BudgetTooSmall { .. }));
+        // A tight budget drops the oldest turns first and reports it.
+        let tight = m
+            .build_context(&ContextQuery {
+                budget: 60,
+                ..request.clone()
+            })
+            .unwrap();
+        assert!(tight.total_tokens <= 60);
+        assert!(!tight.omitted.is_empty());
+        let too_small = m
+            .build_context(&ContextQuery {
+                budget: 2,
+                ..request
+            })
+            .unwrap_err();
+        assert!(matches!(too_small, Error::BudgetTooSmall { .. }));
+    });
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Behaviour of the storage tiers: short-term windows, TTL, long-term storage, consolidation,
 //! agent isolation, reopening, and bad input.
 
-use std::sync::Arc;
 use std::time::Duration;
+
+mod common;
 
 use memory_core::{
     ConsolidationConfig, Error, ListQuery, ManualClock, Memory, MemoryConfig, NewEntry, Role,
@@ -20,12 +21,6 @@ fn config() -> MemoryConfig {
     }
 }
 
-fn open(config: MemoryConfig) -> (Memory, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000_000)));
-    let m = Memory::open_with_clock(Storage::InMemory, config, clock.clone()).unwrap();
-    (m, clock)
-}
-
 fn msg(agent: &str, session: &str, text: &str) -> NewEntry {
     NewEntry::new(agent, session, Role::User, text)
 }
@@ -38,73 +33,83 @@ fn axis(i: usize) -> Vec<f32> {
 
 #[test]
 fn window_keeps_only_the_most_recent_entries_in_order() {
-    let (m, _) = open(config());
-    for i in 0..5 {
-        m.append(msg("a", "s", &format!("turn {i}"))).unwrap();
-    }
-    let recent: Vec<_> = m
-        .recent("a", "s", 10)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.content)
-        .collect();
-    assert_eq!(recent, ["turn 2", "turn 3", "turn 4"]);
-    let last2: Vec<_> = m
-        .recent("a", "s", 2)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.content)
-        .collect();
-    assert_eq!(last2, ["turn 3", "turn 4"]);
-    assert!(m
-        .recent("a", "s", 10)
-        .unwrap()
-        .iter()
-        .all(|e| e.tier == Tier::ShortTerm));
+    common::each_backend(config(), |m, _clock| {
+        for i in 0..5 {
+            m.append(msg("a", "s", &format!("turn {i}"))).unwrap();
+        }
+        let recent: Vec<_> = m
+            .recent("a", "s", 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.content)
+            .collect();
+        assert_eq!(recent, ["turn 2", "turn 3", "turn 4"]);
+        let last2: Vec<_> = m
+            .recent("a", "s", 2)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.content)
+            .collect();
+        assert_eq!(last2, ["turn 3", "turn 4"]);
+        assert!(m
+            .recent("a", "s", 10)
+            .unwrap()
+            .iter()
+            .all(|e| e.tier == Tier::ShortTerm));
+    });
 }
 
 #[test]
 fn entries_evicted_from_a_window_are_handed_to_consolidation_not_dropped() {
-    let (m, _) = open(config());
-    for i in 0..5 {
-        m.append(msg("a", "s", &format!("turn {i}")).with_importance(1.0))
+    common::each_backend(config(), |m, _clock| {
+        for i in 0..5 {
+            // No turn is a near-duplicate of another (cosine 0 or 0.5) in 4 dimensions.
+            let v = if i < DIM { axis(i) } else { vec![0.5; DIM] };
+            m.append(
+                msg("a", "s", &format!("turn {i}"))
+                    .with_importance(1.0)
+                    .with_embedding(v),
+            )
             .unwrap();
-    }
-    // 3 in the window + 2 evicted and waiting.
-    assert_eq!(m.stats().unwrap().stm_entries, 5);
-    let report = m.consolidate().unwrap();
-    assert_eq!(report.examined, 5);
-    assert_eq!(report.promoted, 5);
-    assert_eq!(m.count("a").unwrap(), 5);
-    // The recent window still shows the last turns; they are not promoted twice.
-    assert_eq!(m.recent("a", "s", 10).unwrap().len(), 3);
-    let again = m.consolidate().unwrap();
-    assert_eq!(again.promoted, 0);
-    assert_eq!(again.examined, 0);
-    assert_eq!(m.count("a").unwrap(), 5);
+        }
+        // 3 in the window + 2 evicted and waiting.
+        assert_eq!(m.stats().unwrap().stm_entries, 5);
+        let report = m.consolidate().unwrap();
+        assert_eq!(report.examined, 5);
+        assert_eq!(report.promoted, 5);
+        assert_eq!(m.count("a").unwrap(), 5);
+        // The recent window still shows the last turns; they are not promoted twice.
+        assert_eq!(m.recent("a", "s", 10).unwrap().len(), 3);
+        let again = m.consolidate().unwrap();
+        assert_eq!(again.promoted, 0);
+        assert_eq!(again.examined, 0);
+        assert_eq!(m.count("a").unwrap(), 5);
+    });
 }
 
 #[test]
 fn sessions_expire_after_the_ttl_with_the_injected_clock() {
-    let (m, clock) = open(config());
-    m.append(msg("a", "s", "hello")).unwrap();
-    clock.advance(Duration::from_secs(59));
-    assert_eq!(m.recent("a", "s", 10).unwrap().len(), 1);
-    clock.advance(Duration::from_secs(2));
-    assert!(m.recent("a", "s", 10).unwrap().is_empty());
-    let report = m.consolidate().unwrap();
-    assert_eq!(report.expired_sessions, 1);
-    assert_eq!(m.stats().unwrap().stm_sessions, 0);
+    common::each_backend(config(), |m, clock| {
+        m.append(msg("a", "s", "hello")).unwrap();
+        clock.advance(Duration::from_secs(59));
+        assert_eq!(m.recent("a", "s", 10).unwrap().len(), 1);
+        clock.advance(Duration::from_secs(2));
+        assert!(m.recent("a", "s", 10).unwrap().is_empty());
+        let report = m.consolidate().unwrap();
+        assert_eq!(report.expired_sessions, 1);
+        assert_eq!(m.stats().unwrap().stm_sessions, 0);
+    });
 }
 
 #[test]
 fn appending_keeps_a_session_alive() {
-    let (m, clock) = open(config());
-    for _ in 0..5 {
-        m.append(msg("a", "s", "still here")).unwrap();
-        clock.advance(Duration::from_secs(50));
-    }
-    assert_eq!(m.recent("a", "s", 10).unwrap().len(), 3);
+    common::each_backend(config(), |m, clock| {
+        for _ in 0..5 {
+            m.append(msg("a", "s", "still here")).unwrap();
+            clock.advance(Duration::from_secs(50));
+        }
+        assert_eq!(m.recent("a", "s", 10).unwrap().len(), 3);
+    });
 }
 
 #[test]
@@ -123,174 +128,181 @@ fn consolidation_promotes_at_or_above_the_threshold_and_drops_expired_low_scorer
         },
         ..config()
     };
-    let (m, clock) = open(cfg);
-    m.append(msg("a", "s", "exactly at threshold").with_importance(0.5))
-        .unwrap();
-    m.append(msg("a", "s", "above").with_importance(0.9))
-        .unwrap();
-    m.append(msg("a", "s", "below").with_importance(0.2))
-        .unwrap();
+    common::each_backend(cfg, |m, clock| {
+        m.append(msg("a", "s", "exactly at threshold").with_importance(0.5))
+            .unwrap();
+        m.append(msg("a", "s", "above").with_importance(0.9))
+            .unwrap();
+        m.append(msg("a", "s", "below").with_importance(0.2))
+            .unwrap();
 
-    let live = m.consolidate().unwrap();
-    assert_eq!((live.promoted, live.kept_in_stm, live.dropped), (2, 1, 0));
+        let live = m.consolidate().unwrap();
+        assert_eq!((live.promoted, live.kept_in_stm, live.dropped), (2, 1, 0));
 
-    clock.advance(Duration::from_secs(120));
-    let expired = m.consolidate().unwrap();
-    assert_eq!(expired.expired_sessions, 1);
-    assert_eq!((expired.promoted, expired.dropped), (0, 1));
-    let mut stored: Vec<_> = m
-        .list("a", &ListQuery::default())
-        .unwrap()
-        .into_iter()
-        .map(|e| e.content)
-        .collect();
-    stored.sort();
-    assert_eq!(stored, ["above", "exactly at threshold"]);
+        clock.advance(Duration::from_secs(120));
+        let expired = m.consolidate().unwrap();
+        assert_eq!(expired.expired_sessions, 1);
+        assert_eq!((expired.promoted, expired.dropped), (0, 1));
+        let mut stored: Vec<_> = m
+            .list("a", &ListQuery::default())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.content)
+            .collect();
+        stored.sort();
+        assert_eq!(stored, ["above", "exactly at threshold"]);
+    });
 }
 
 #[test]
 fn consolidation_does_not_store_near_duplicates_twice() {
-    let (m, _) = open(config());
-    m.insert(msg("a", "s", "the sky is blue").with_embedding(axis(0)))
+    common::each_backend(config(), |m, _clock| {
+        m.insert(msg("a", "s", "the sky is blue").with_embedding(axis(0)))
+            .unwrap();
+        // Almost the same direction as what LTM holds, and important.
+        let mut near = axis(0);
+        near[1] = 0.05;
+        m.append(
+            msg("a", "s", "the sky is blue!")
+                .with_embedding(near)
+                .with_importance(1.0),
+        )
         .unwrap();
-    // Almost the same direction as what LTM holds, and important.
-    let mut near = axis(0);
-    near[1] = 0.05;
-    m.append(
-        msg("a", "s", "the sky is blue!")
-            .with_embedding(near)
-            .with_importance(1.0),
-    )
-    .unwrap();
-    // Two identical new entries in one batch: only one is kept.
-    m.append(
-        msg("a", "s", "cats purr")
-            .with_embedding(axis(2))
-            .with_importance(1.0),
-    )
-    .unwrap();
-    m.append(
-        msg("a", "s2", "cats purr")
-            .with_embedding(axis(2))
-            .with_importance(1.0),
-    )
-    .unwrap();
-    let report = m.consolidate().unwrap();
-    assert_eq!(report.duplicates, 2, "{report:?}");
-    assert_eq!(report.promoted, 1, "{report:?}");
-    assert_eq!(m.count("a").unwrap(), 2);
+        // Two identical new entries in one batch: only one is kept.
+        m.append(
+            msg("a", "s", "cats purr")
+                .with_embedding(axis(2))
+                .with_importance(1.0),
+        )
+        .unwrap();
+        m.append(
+            msg("a", "s2", "cats purr")
+                .with_embedding(axis(2))
+                .with_importance(1.0),
+        )
+        .unwrap();
+        let report = m.consolidate().unwrap();
+        assert_eq!(report.duplicates, 2, "{report:?}");
+        assert_eq!(report.promoted, 1, "{report:?}");
+        assert_eq!(m.count("a").unwrap(), 2);
+    });
 }
 
 #[test]
 fn a_near_duplicate_of_another_agents_memory_is_still_stored() {
-    let (m, _) = open(config());
-    m.insert(msg("a", "s", "shared fact").with_embedding(axis(0)))
+    common::each_backend(config(), |m, _clock| {
+        m.insert(msg("a", "s", "shared fact").with_embedding(axis(0)))
+            .unwrap();
+        m.append(
+            msg("b", "s", "shared fact")
+                .with_embedding(axis(0))
+                .with_importance(1.0),
+        )
         .unwrap();
-    m.append(
-        msg("b", "s", "shared fact")
-            .with_embedding(axis(0))
-            .with_importance(1.0),
-    )
-    .unwrap();
-    assert_eq!(m.consolidate().unwrap().promoted, 1);
-    assert_eq!(m.count("b").unwrap(), 1);
+        assert_eq!(m.consolidate().unwrap().promoted, 1);
+        assert_eq!(m.count("b").unwrap(), 1);
+    });
 }
 
 #[test]
 fn no_operation_returns_another_agents_entries() {
-    let (m, _) = open(config());
-    let a = m.insert(msg("alice", "s", "alice secret")).unwrap();
-    let b = m.insert(msg("bob", "s", "bob secret")).unwrap();
-    m.append(msg("alice", "s", "alice recent")).unwrap();
-    assert!(m.get("bob", a).unwrap().is_none());
-    assert!(m.get("alice", b).unwrap().is_none());
-    assert!(m.recent("bob", "s", 10).unwrap().is_empty());
-    assert!(!m.forget("bob", a).unwrap());
-    assert!(m.get("alice", a).unwrap().is_some());
-    let listed = m.list("bob", &ListQuery::default()).unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].content, "bob secret");
-    assert_eq!(m.count("alice").unwrap(), 1);
+    common::each_backend(config(), |m, _clock| {
+        let a = m.insert(msg("alice", "s", "alice secret")).unwrap();
+        let b = m.insert(msg("bob", "s", "bob secret")).unwrap();
+        m.append(msg("alice", "s", "alice recent")).unwrap();
+        assert!(m.get("bob", a).unwrap().is_none());
+        assert!(m.get("alice", b).unwrap().is_none());
+        assert!(m.recent("bob", "s", 10).unwrap().is_empty());
+        assert!(!m.forget("bob", a).unwrap());
+        assert!(m.get("alice", a).unwrap().is_some());
+        let listed = m.list("bob", &ListQuery::default()).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].content, "bob secret");
+        assert_eq!(m.count("alice").unwrap(), 1);
+    });
 }
 
 #[test]
 fn long_term_entries_round_trip_every_field() {
-    let (m, _) = open(config());
-    let meta = serde_json::json!({"topic": "travel", "n": 3});
-    let id = m
-        .insert(
-            msg("a", "s", "I moved to Lisbon")
-                .with_importance(0.75)
-                .with_embedding(vec![3.0, 0.0, 4.0, 0.0])
-                .with_metadata(meta.clone()),
-        )
-        .unwrap();
-    let e = m.get("a", id).unwrap().unwrap();
-    assert_eq!(e.id, id);
-    assert_eq!(&*e.agent_id, "a");
-    assert_eq!(&*e.session_id, "s");
-    assert_eq!(e.role, Role::User);
-    assert_eq!(e.content, "I moved to Lisbon");
-    assert_eq!(e.importance, Some(0.75));
-    assert_eq!(e.metadata, meta);
-    assert_eq!(e.tier, Tier::LongTerm);
-    assert_eq!(e.access_count, 0);
-    assert_eq!(e.created_at, Timestamp(1_000_000_000));
-    assert_eq!(e.embedding.as_deref(), Some(&[0.6, 0.0, 0.8, 0.0][..]));
-    // serde round trip of the entry itself
-    let json = serde_json::to_string(&e).unwrap();
-    assert_eq!(
-        serde_json::from_str::<memory_core::MemoryEntry>(&json).unwrap(),
-        e
-    );
+    common::each_backend(config(), |m, _clock| {
+        let meta = serde_json::json!({"topic": "travel", "n": 3});
+        let id = m
+            .insert(
+                msg("a", "s", "I moved to Lisbon")
+                    .with_importance(0.75)
+                    .with_embedding(vec![3.0, 0.0, 4.0, 0.0])
+                    .with_metadata(meta.clone()),
+            )
+            .unwrap();
+        let e = m.get("a", id).unwrap().unwrap();
+        assert_eq!(e.id, id);
+        assert_eq!(&*e.agent_id, "a");
+        assert_eq!(&*e.session_id, "s");
+        assert_eq!(e.role, Role::User);
+        assert_eq!(e.content, "I moved to Lisbon");
+        assert_eq!(e.importance, Some(0.75));
+        assert_eq!(e.metadata, meta);
+        assert_eq!(e.tier, Tier::LongTerm);
+        assert_eq!(e.access_count, 0);
+        assert_eq!(e.created_at, Timestamp(1_000_000_000));
+        assert_eq!(e.embedding.as_deref(), Some(&[0.6, 0.0, 0.8, 0.0][..]));
+        // serde round trip of the entry itself
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            serde_json::from_str::<memory_core::MemoryEntry>(&json).unwrap(),
+            e
+        );
+    });
 }
 
 #[test]
 fn forget_removes_an_entry() {
-    let (m, _) = open(config());
-    let id = m.insert(msg("a", "s", "forget me")).unwrap();
-    assert!(m.forget("a", id).unwrap());
-    assert!(m.get("a", id).unwrap().is_none());
-    assert!(!m.forget("a", id).unwrap());
-    assert_eq!(m.count("a").unwrap(), 0);
+    common::each_backend(config(), |m, _clock| {
+        let id = m.insert(msg("a", "s", "forget me")).unwrap();
+        assert!(m.forget("a", id).unwrap());
+        assert!(m.get("a", id).unwrap().is_none());
+        assert!(!m.forget("a", id).unwrap());
+        assert_eq!(m.count("a").unwrap(), 0);
+    });
 }
 
 #[test]
 fn list_filters_by_session_and_time_range_newest_first() {
-    let (m, clock) = open(config());
-    let t0 = clock.now_ts();
-    for i in 0..6 {
-        let session = if i % 2 == 0 { "even" } else { "odd" };
-        m.insert(msg("a", session, &format!("m{i}"))).unwrap();
-        clock.advance(Duration::from_secs(10));
-    }
-    let contents = |q: ListQuery| -> Vec<String> {
-        m.list("a", &q)
-            .unwrap()
-            .into_iter()
-            .map(|e| e.content)
-            .collect()
-    };
-    assert_eq!(
-        contents(ListQuery::default()),
-        ["m5", "m4", "m3", "m2", "m1", "m0"]
-    );
-    let even = ListQuery {
-        session: Some("even".into()),
-        ..ListQuery::default()
-    };
-    assert_eq!(contents(even), ["m4", "m2", "m0"]);
-    let window = ListQuery {
-        since: Some(t0.plus(Duration::from_secs(10))),
-        until: Some(t0.plus(Duration::from_secs(40))),
-        ..ListQuery::default()
-    };
-    assert_eq!(contents(window), ["m3", "m2", "m1"]);
-    let limited = ListQuery {
-        limit: Some(2),
-        ..ListQuery::default()
-    };
-    assert_eq!(contents(limited), ["m5", "m4"]);
+    common::each_backend(config(), |m, clock| {
+        let t0 = clock.now_ts();
+        for i in 0..6 {
+            let session = if i % 2 == 0 { "even" } else { "odd" };
+            m.insert(msg("a", session, &format!("m{i}"))).unwrap();
+            clock.advance(Duration::from_secs(10));
+        }
+        let contents = |q: ListQuery| -> Vec<String> {
+            m.list("a", &q)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.content)
+                .collect()
+        };
+        assert_eq!(
+            contents(ListQuery::default()),
+            ["m5", "m4", "m3", "m2", "m1", "m0"]
+        );
+        let even = ListQuery {
+            session: Some("even".into()),
+            ..ListQuery::default()
+        };
+        assert_eq!(contents(even), ["m4", "m2", "m0"]);
+        let window = ListQuery {
+            since: Some(t0.plus(Duration::from_secs(10))),
+            until: Some(t0.plus(Duration::from_secs(40))),
+            ..ListQuery::default()
+        };
+        assert_eq!(contents(window), ["m3", "m2", "m1"]);
+        let limited = ListQuery {
+            limit: Some(2),
+            ..ListQuery::default()
+        };
+        assert_eq!(contents(limited), ["m5", "m4"]);
+    });
 }
 
 trait NowTs {
@@ -304,21 +316,22 @@ impl NowTs for ManualClock {
 
 #[test]
 fn batch_insert_is_all_or_nothing_on_bad_input() {
-    let (m, _) = open(config());
-    let batch = vec![
-        msg("a", "s", "fine"),
-        msg("a", "s", "bad").with_embedding(vec![1.0; DIM + 1]),
-    ];
-    assert!(matches!(
-        m.insert_batch(batch),
-        Err(Error::DimensionMismatch { .. })
-    ));
-    assert_eq!(m.count("a").unwrap(), 0);
-    let ids = m
-        .insert_batch(vec![msg("a", "s", "one"), msg("a", "s", "two")])
-        .unwrap();
-    assert_eq!(ids.len(), 2);
-    assert_eq!(m.count("a").unwrap(), 2);
+    common::each_backend(config(), |m, _clock| {
+        let batch = vec![
+            msg("a", "s", "fine"),
+            msg("a", "s", "bad").with_embedding(vec![1.0; DIM + 1]),
+        ];
+        assert!(matches!(
+            m.insert_batch(batch),
+            Err(Error::DimensionMismatch { .. })
+        ));
+        assert_eq!(m.count("a").unwrap(), 0);
+        let ids = m
+            .insert_batch(vec![msg("a", "s", "one"), msg("a", "s", "two")])
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(m.count("a").unwrap(), 2);
+    });
 }
 
 #[test]
@@ -327,55 +340,56 @@ fn bad_input_gets_a_typed_error_and_stores_nothing() {
         max_content_bytes: 100,
         ..config()
     };
-    let (m, _) = open(cfg);
-    type IsExpected = fn(&Error) -> bool;
-    let cases: Vec<(NewEntry, IsExpected)> = vec![
-        (msg("", "s", "x"), |e| {
-            matches!(e, Error::EmptyId { field: "agent_id" })
-        }),
-        (msg("a", "", "x"), |e| {
-            matches!(
-                e,
-                Error::EmptyId {
-                    field: "session_id"
-                }
-            )
-        }),
-        (msg("a", "s", ""), |e| matches!(e, Error::EmptyContent)),
-        (msg("a", "s", &"x".repeat(101)), |e| {
-            matches!(e, Error::ContentTooLarge { .. })
-        }),
-        (msg("a", "s", "x").with_importance(-0.1), |e| {
-            matches!(e, Error::ImportanceOutOfRange(_))
-        }),
-        (msg("a", "s", "x").with_embedding(vec![1.0; 3]), |e| {
-            matches!(
-                e,
-                Error::DimensionMismatch {
-                    expected: 4,
-                    actual: 3
-                }
-            )
-        }),
-        (
-            msg("a", "s", "x").with_embedding(vec![1.0, f32::INFINITY, 0.0, 0.0]),
-            |e| matches!(e, Error::NonFiniteEmbedding { index: 1, .. }),
-        ),
-    ];
-    for (entry, is_expected) in cases {
-        let e1 = m.append(entry.clone()).unwrap_err();
-        assert!(is_expected(&e1), "append: {e1}");
-        let e2 = m.insert(entry).unwrap_err();
-        assert!(is_expected(&e2), "insert: {e2}");
-        assert!(!e2.to_string().is_empty());
-    }
-    assert_eq!(m.stats().unwrap().stm_entries, 0);
-    assert_eq!(m.stats().unwrap().ltm_entries, 0);
-    assert!(matches!(m.recent("", "s", 1), Err(Error::EmptyId { .. })));
-    assert!(matches!(
-        m.open_session("a", ""),
-        Err(Error::EmptyId { .. })
-    ));
+    common::each_backend(cfg, |m, _clock| {
+        type IsExpected = fn(&Error) -> bool;
+        let cases: Vec<(NewEntry, IsExpected)> = vec![
+            (msg("", "s", "x"), |e| {
+                matches!(e, Error::EmptyId { field: "agent_id" })
+            }),
+            (msg("a", "", "x"), |e| {
+                matches!(
+                    e,
+                    Error::EmptyId {
+                        field: "session_id"
+                    }
+                )
+            }),
+            (msg("a", "s", ""), |e| matches!(e, Error::EmptyContent)),
+            (msg("a", "s", &"x".repeat(101)), |e| {
+                matches!(e, Error::ContentTooLarge { .. })
+            }),
+            (msg("a", "s", "x").with_importance(-0.1), |e| {
+                matches!(e, Error::ImportanceOutOfRange(_))
+            }),
+            (msg("a", "s", "x").with_embedding(vec![1.0; 3]), |e| {
+                matches!(
+                    e,
+                    Error::DimensionMismatch {
+                        expected: 4,
+                        actual: 3
+                    }
+                )
+            }),
+            (
+                msg("a", "s", "x").with_embedding(vec![1.0, f32::INFINITY, 0.0, 0.0]),
+                |e| matches!(e, Error::NonFiniteEmbedding { index: 1, .. }),
+            ),
+        ];
+        for (entry, is_expected) in cases {
+            let e1 = m.append(entry.clone()).unwrap_err();
+            assert!(is_expected(&e1), "append: {e1}");
+            let e2 = m.insert(entry).unwrap_err();
+            assert!(is_expected(&e2), "insert: {e2}");
+            assert!(!e2.to_string().is_empty());
+        }
+        assert_eq!(m.stats().unwrap().stm_entries, 0);
+        assert_eq!(m.stats().unwrap().ltm_entries, 0);
+        assert!(matches!(m.recent("", "s", 1), Err(Error::EmptyId { .. })));
+        assert!(matches!(
+            m.open_session("a", ""),
+            Err(Error::EmptyId { .. })
+        ));
+    });
 }
 
 #[test]
@@ -403,35 +417,35 @@ fn invalid_configuration_is_rejected() {
 
 #[test]
 fn a_reopened_store_has_everything_that_was_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nested/dir/ltm.db");
-    let ids = {
-        let m = Memory::open(Storage::File(path.clone()), config()).unwrap();
-        let mut ids = vec![m
-            .insert(msg("a", "s", "one").with_embedding(axis(1)))
-            .unwrap()];
-        ids.extend(
-            m.insert_batch(vec![msg("a", "s", "two"), msg("b", "s", "three")])
-                .unwrap(),
-        );
-        ids
-    };
-    let m = Memory::open(Storage::File(path.clone()), config()).unwrap();
-    assert_eq!(m.get("a", ids[0]).unwrap().unwrap().content, "one");
-    assert_eq!(m.get("a", ids[1]).unwrap().unwrap().content, "two");
-    assert_eq!(m.get("b", ids[2]).unwrap().unwrap().content, "three");
-    m.check_integrity().unwrap();
-    // New ids never collide with stored ones.
-    let next = m.insert(msg("a", "s", "four")).unwrap();
-    assert!(ids.iter().all(|id| *id < next));
-    // The reopened vector index knows the old embedding: a duplicate is detected.
-    m.append(
-        msg("a", "s", "one again")
-            .with_embedding(axis(1))
-            .with_importance(1.0),
-    )
-    .unwrap();
-    assert_eq!(m.consolidate().unwrap().duplicates, 1);
+    common::each_store(config(), |store, m, _clock| {
+        let ids = {
+            let mut ids = vec![m
+                .insert(msg("a", "s", "one").with_embedding(axis(1)))
+                .unwrap()];
+            ids.extend(
+                m.insert_batch(vec![msg("a", "s", "two"), msg("b", "s", "three")])
+                    .unwrap(),
+            );
+            ids
+        };
+        drop(m);
+        let m = store.open(config()).unwrap();
+        assert_eq!(m.get("a", ids[0]).unwrap().unwrap().content, "one");
+        assert_eq!(m.get("a", ids[1]).unwrap().unwrap().content, "two");
+        assert_eq!(m.get("b", ids[2]).unwrap().unwrap().content, "three");
+        m.check_integrity().unwrap();
+        // New ids never collide with stored ones.
+        let next = m.insert(msg("a", "s", "four")).unwrap();
+        assert!(ids.iter().all(|id| *id < next));
+        // The reopened vector index knows the old embedding: a duplicate is detected.
+        m.append(
+            msg("a", "s", "one again")
+                .with_embedding(axis(1))
+                .with_importance(1.0),
+        )
+        .unwrap();
+        assert_eq!(m.consolidate().unwrap().duplicates, 1);
+    });
 }
 
 #[test]

@@ -18,6 +18,8 @@ use crate::index::topk::sort_ranking;
 use crate::index::vector::{VectorIndex, VectorIndexConfig, VectorStaging};
 use crate::query::DocFilter;
 
+mod snapshot;
+
 /// What filters need of an entry: 16 bytes, the session as an index into [`TextIndex`]'s
 /// interned sessions.
 #[derive(Clone, Copy, Debug)]

@@ -17,6 +17,8 @@ use crate::index::growth::reserve_bounded;
 use crate::index::text::for_each_token;
 use crate::index::topk::TopK;
 
+mod snapshot;
+
 /// The tokens the index sees in `text`: case-folded words split on anything that is not a letter
 /// or a digit, in order. Queries and documents are tokenized alike.
 ///

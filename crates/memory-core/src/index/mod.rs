@@ -15,10 +15,12 @@
 //! [`keyword::KeywordIndex`], [`vector::VectorIndex`] and [`fusion`].
 
 mod agent;
+pub(crate) mod codec;
 pub mod fusion;
 pub(crate) mod growth;
 pub mod keyword;
 mod linker;
+pub(crate) mod snapshot;
 pub(crate) mod text;
 pub(crate) mod topk;
 pub mod vector;

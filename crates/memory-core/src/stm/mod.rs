@@ -1,12 +1,17 @@
 //! Short-term memory behind one boundary: per (agent, session) windows of the most recent
 //! entries with a time-to-live, and the hand-off of entries that leave a window to consolidation.
 //! [`ShortTermStore`] is what the engine asks of the tier; `ram.rs` keeps the windows in this
-//! process's RAM (the default).
+//! process's RAM (the default), `redis/` in a Redis server that many app instances share
+//! (feature `redis`).
 
 pub(crate) mod ram;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 
 use std::sync::Arc;
 
+#[cfg(feature = "redis")]
+use self::redis::config::RedisConfig;
 use crate::clock::Timestamp;
 use crate::entry::{EntryId, MemoryEntry};
 use crate::error::Result;
@@ -28,6 +33,21 @@ pub(crate) struct StmHandOff {
     pub staying: Vec<MemoryEntry>,
     /// Sessions that expired in this sweep.
     pub expired_sessions: usize,
+}
+
+/// Where the short-term tier lives; chosen with
+/// [`MemoryBuilder::with_short_term`](crate::MemoryBuilder::with_short_term).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShortTermStorage {
+    /// In this process's RAM (the default): fastest, gone with the process.
+    #[default]
+    Ram,
+    /// In a Redis server (feature `redis`): shared by every handle and process with the same
+    /// server and key prefix, and kept across app restarts and crashes, including entries
+    /// waiting for consolidation. See [`RedisConfig`](crate::RedisConfig).
+    #[cfg(feature = "redis")]
+    Redis(RedisConfig),
 }
 
 /// (agent, session, id) of an entry in a live window.
@@ -87,4 +107,16 @@ pub(crate) trait ShortTermStore: Send + Sync + std::fmt::Debug {
 
     /// Live sessions and entries held.
     fn stats(&self) -> Result<StmStats>;
+
+    /// A number that changes whenever another handle changes the agent's windows, for the query
+    /// cache; `None` when only this handle changes them (see `LongTermStore::generation`).
+    fn generation(&self, _agent: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// Whether calls wait on a server (then the async facade runs them as blocking work), as
+    /// opposed to taking microseconds in RAM.
+    fn waits_on_server(&self) -> bool {
+        false
+    }
 }

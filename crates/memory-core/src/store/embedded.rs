@@ -1,8 +1,10 @@
 //! The embedded long-term store, the default: rows in one SQLite file (`sqlite.rs`), every
 //! question other than "the row with this id" answered by the in-RAM indexes (`index/`), which
-//! are rebuilt from the file on open and updated after each commit.
+//! are loaded from their snapshot on open (`snapshot.rs`; rebuilt from the file when there is
+//! none usable) and updated after each commit.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::MemoryConfig;
@@ -10,6 +12,7 @@ use crate::entry::{EntryId, MemoryEntry};
 use crate::error::{Error, Result};
 use crate::index::{Indexes, ListQuery};
 use crate::query::DocFilter;
+use crate::store::snapshot::Snapshots;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
     AccessRecord, IntegrityReport, LongTermStore, QuarantinedEntry, Ranking, Storage,
@@ -25,8 +28,11 @@ const MAX_ID: u64 = i64::MAX as u64;
 /// SQLite rows plus in-RAM indexes.
 #[derive(Debug)]
 pub(crate) struct EmbeddedStore {
-    sqlite: SqliteStore,
-    indexes: Indexes,
+    sqlite: Arc<SqliteStore>,
+    indexes: Arc<Indexes>,
+    /// Index snapshots beside a database file (`Storage::File` only: a temporary store is
+    /// never reopened).
+    snapshots: Option<Snapshots>,
     location: String,
     next_id: AtomicU64,
     /// Rows set aside on open that could not be moved to the quarantine table (a file that could
@@ -40,7 +46,10 @@ impl EmbeddedStore {
     /// by a tracing warning and by [`LongTermStore::check_integrity`]; the store opens with
     /// everything else.
     pub fn open(storage: &Storage, config: &MemoryConfig) -> Result<EmbeddedStore> {
-        let sqlite = SqliteStore::open(storage, config.durability)?;
+        let mut sqlite = SqliteStore::open(storage, config.durability)?;
+        if matches!(storage, Storage::File(_)) {
+            sqlite = sqlite.with_change_log();
+        }
         match sqlite.stored_dimension()? {
             Some(stored) if stored != config.embedding_dim => {
                 return Err(Error::StoreDimensionMismatch {
@@ -52,17 +61,44 @@ impl EmbeddedStore {
             Some(_) => {}
             None => sqlite.record_dimension(config.embedding_dim)?,
         }
-        let indexes = Indexes::new(config.search.bm25, config.vector_index_config())?;
+        let mut snapshots = match storage {
+            Storage::File(path) => Some(Snapshots::new(path, &sqlite, config)?),
+            _ => None,
+        };
+        let mut indexes = Indexes::new(config.search.bm25, config.vector_index_config())?;
+        let loaded = snapshots
+            .as_ref()
+            .and_then(|s| s.load(&sqlite, &indexes, config.embedding_dim));
+        let bad = match loaded {
+            Some(loaded) => loaded.bad,
+            None => {
+                // Whatever a rejected snapshot left in them is dropped with them.
+                indexes = Indexes::new(config.search.bm25, config.vector_index_config())?;
+                let bad = sqlite.scan_for_index(config.embedding_dim, |row| {
+                    indexes.add_stored(
+                        row.id,
+                        row.agent,
+                        (row.session, row.role, row.created_at),
+                        row.content,
+                        row.embedding,
+                    )
+                })?;
+                if let Some(s) = &snapshots {
+                    // Everything is new to the next snapshot, and the log before now is of no
+                    // use to it.
+                    s.state
+                        .changes
+                        .store(indexes.total_count().max(1), Ordering::Relaxed);
+                    if let Some((head, _)) = sqlite.log_head()? {
+                        if let Err(e) = sqlite.prune_log(head) {
+                            tracing::warn!(error = %e, "could not prune the change log");
+                        }
+                    }
+                }
+                bad
+            }
+        };
         let mut unmoved = Vec::new();
-        let bad = sqlite.scan_for_index(config.embedding_dim, |row| {
-            indexes.add_stored(
-                row.id,
-                row.agent,
-                (row.session, row.role, row.created_at),
-                row.content,
-                row.embedding,
-            )
-        })?;
         if !bad.is_empty() {
             tracing::warn!(
                 store = %sqlite.path().display(),
@@ -86,7 +122,12 @@ impl EmbeddedStore {
         let next = sqlite
             .max_id()?
             .map_or(wall, |m| wall.max(m.saturating_add(1)));
+        let (sqlite, indexes) = (Arc::new(sqlite), Arc::new(indexes));
+        if let Some(s) = snapshots.as_mut() {
+            s.start(sqlite.clone(), indexes.clone())?;
+        }
         Ok(EmbeddedStore {
+            snapshots,
             location: sqlite.path().display().to_string(),
             unmoved: unmoved
                 .into_iter()
@@ -120,6 +161,10 @@ impl LongTermStore for EmbeddedStore {
     }
 
     fn insert(&self, entries: &[MemoryEntry], accesses: &[AccessRecord]) -> Result<Vec<bool>> {
+        // Held from the commit until the entries are indexed: a snapshot's stamp is read
+        // between writes (see `snapshot.rs`).
+        let snapshot = self.snapshots.as_ref().map(|s| &*s.state);
+        let _gate = snapshot.map(|s| s.gate.read());
         if entries.len() < PARALLEL_INDEX_BATCH {
             let inserted = self.sqlite.insert(entries, accesses)?;
             let fresh: Vec<&MemoryEntry> = entries
@@ -127,9 +172,18 @@ impl LongTermStore for EmbeddedStore {
                 .zip(&inserted)
                 .filter_map(|(e, &new)| new.then_some(e))
                 .collect();
+            if let Some(s) = snapshot {
+                s.changes.fetch_add(fresh.len() as u64, Ordering::Relaxed);
+            }
             // Committed entries were checked before the write, so indexing them does not fail;
-            // if it ever did, they are safe on disk and indexed again on the next open.
-            self.indexes.add(&fresh)?;
+            // if it ever did, they are safe on disk and indexed again on the next open (which
+            // then must not trust a snapshot of these indexes).
+            if let Err(e) = self.indexes.add(&fresh) {
+                if let Some(s) = snapshot {
+                    s.index_gaps.store(true, Ordering::Relaxed);
+                }
+                return Err(e);
+            }
             return Ok(inserted);
         }
         // A large batch is indexed on a second thread while SQLite writes it: two cores instead
@@ -146,12 +200,22 @@ impl LongTermStore for EmbeddedStore {
         });
         match written {
             Ok(inserted) => {
+                if let Some(s) = snapshot {
+                    let fresh = inserted.iter().filter(|&&new| new).count();
+                    s.changes.fetch_add(fresh as u64, Ordering::Relaxed);
+                    if indexed.is_err() {
+                        s.index_gaps.store(true, Ordering::Relaxed);
+                    }
+                }
                 indexed?;
                 Ok(inserted)
             }
             Err(e) => {
                 for entry in absent {
                     self.indexes.remove(&entry.agent_id, entry.id);
+                }
+                if let Some(s) = snapshot {
+                    s.aborted_batches.fetch_add(1, Ordering::AcqRel);
                 }
                 Err(e)
             }
@@ -163,9 +227,14 @@ impl LongTermStore for EmbeddedStore {
     }
 
     fn delete(&self, agent: &str, id: EntryId) -> Result<bool> {
+        let snapshot = self.snapshots.as_ref().map(|s| &*s.state);
+        let _gate = snapshot.map(|s| s.gate.read());
         let existed = self.sqlite.delete(agent, id)?;
         if existed {
             self.indexes.remove(agent, id);
+            if let Some(s) = snapshot {
+                s.changes.fetch_add(1, Ordering::Relaxed);
+            }
         }
         Ok(existed)
     }
@@ -228,7 +297,11 @@ impl LongTermStore for EmbeddedStore {
     }
 
     fn checkpoint(&self) -> Result<()> {
-        self.sqlite.checkpoint()
+        self.sqlite.checkpoint()?;
+        if let Some(s) = &self.snapshots {
+            s.save(&self.sqlite, &self.indexes)?;
+        }
+        Ok(())
     }
 
     fn wait_for_indexing(&self) {
@@ -241,5 +314,14 @@ impl LongTermStore for EmbeddedStore {
 
     fn index_heap_bytes(&self) -> usize {
         self.indexes.heap_bytes()
+    }
+}
+
+impl Drop for EmbeddedStore {
+    /// A clean close saves the index snapshot, so that the next open reads it.
+    fn drop(&mut self) {
+        if let Some(s) = self.snapshots.as_mut() {
+            s.close(&self.sqlite, &self.indexes);
+        }
     }
 }

@@ -8,10 +8,15 @@
 
 pub(crate) mod commit;
 pub(crate) mod embedded;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+pub(crate) mod snapshot;
 pub(crate) mod sqlite;
 
 use std::path::PathBuf;
 
+#[cfg(feature = "postgres")]
+use self::postgres::config::PostgresConfig;
 use crate::clock::Timestamp;
 use crate::entry::{EntryId, MemoryEntry};
 use crate::error::Result;
@@ -29,6 +34,11 @@ pub enum Storage {
     /// An in-memory SQLite database: nothing survives the process. Reads share the writer's
     /// connection (SQLite's in-memory databases are per connection).
     InMemory,
+    /// A PostgreSQL database with the pgvector extension (feature `postgres`), shared by every
+    /// handle and process that opens the same server and schema: each sees the others' writes on
+    /// its next query. See [`PostgresConfig`](crate::PostgresConfig).
+    #[cfg(feature = "postgres")]
+    Postgres(PostgresConfig),
 }
 
 /// A row moved to the quarantine on open because it could not be read back or indexed.
@@ -119,6 +129,13 @@ pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
     /// Highest cosine similarity of `v` to `agent`'s entries (approximate), for novelty and
     /// near-duplicate checks.
     fn max_similarity(&self, agent: &str, v: &[f32]) -> Result<Option<f32>>;
+
+    /// A number that changes whenever the agent's entries change, read from the shared store;
+    /// `None` for a store that only this handle writes (its own invalidation is then enough).
+    /// The query cache reads it before computing an answer (see `cache.rs`).
+    fn generation(&self, _agent: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
 
     /// Checks the stored data: damage is an error (`Error::Corrupt`); rows set aside on open
     /// are reported.

@@ -56,6 +56,11 @@ const MIGRATIONS: &[&str] = &[
          created_at, last_accessed_at, access_count, metadata,
          reason TEXT NOT NULL, quarantined_at INTEGER NOT NULL
      );",
+    // v4: the change log that index snapshots are stamped against (`store/snapshot.rs`): one
+    // row per transaction that inserted or deleted entries, with the ids it touched (little-endian
+    // u64s) and a random token, so that a snapshot can tell this file's history from another
+    // copy's. Rows before the newest snapshot's are pruned when it is saved.
+    "CREATE TABLE index_log (seq INTEGER PRIMARY KEY, token INTEGER NOT NULL, ids BLOB NOT NULL);",
 ];
 
 /// The schema version this build writes and understands.
@@ -93,6 +98,9 @@ pub(crate) struct SqliteStore {
     in_memory: bool,
     /// Checkpoints the WAL beside the writer (absent in memory).
     checkpointer: Option<Checkpointer>,
+    /// Whether transactions that insert or delete entries append to `index_log` (only where
+    /// index snapshots are kept: see `store/snapshot.rs`).
+    change_log: bool,
     /// The store's lock file, held for the store's life (absent in memory).
     _lock: Option<StoreLock>,
     /// Keeps a `Storage::Temporary` directory alive as long as the store. Declared last: the
@@ -295,6 +303,12 @@ impl SqliteStore {
                 (dir.path().join("ltm.sqlite3"), Some(dir))
             }
             Storage::InMemory => (PathBuf::from(":memory:"), None),
+            #[cfg(feature = "postgres")]
+            Storage::Postgres(_) => {
+                return Err(Error::InvalidConfig(
+                    "a PostgreSQL store is not an SQLite file".into(),
+                ))
+            }
         };
         let in_memory = matches!(storage, Storage::InMemory);
         // Taken before SQLite touches the file, and held as long as this store: a second handle
@@ -324,6 +338,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             in_memory,
             checkpointer,
+            change_log: false,
             _lock: lock,
             _temp_dir: temp_dir,
         })
@@ -420,6 +435,13 @@ impl SqliteStore {
                 }
                 inserted.push(n == 1);
             }
+            if self.change_log {
+                let ids = entries
+                    .iter()
+                    .zip(&inserted)
+                    .filter_map(|(e, &new)| new.then_some(e.id));
+                log_change(tx, ids)?;
+            }
             Ok(inserted)
         })
     }
@@ -466,6 +488,9 @@ impl SqliteStore {
             let n = tx
                 .prepare_cached("DELETE FROM entries WHERE id = ?1 AND agent_id = ?2")?
                 .execute(params![id.0 as i64, agent])?;
+            if n > 0 && self.change_log {
+                log_change(tx, std::iter::once(id))?;
+            }
             Ok(n > 0)
         })
     }
@@ -545,6 +570,9 @@ impl SqliteStore {
             for (id, reason) in rows {
                 copy.execute(params![id.0 as i64, reason, now.0])?;
                 delete.execute(params![id.0 as i64])?;
+            }
+            if self.change_log {
+                log_change(tx, rows.iter().map(|r| r.0))?;
             }
             Ok(())
         })
@@ -629,6 +657,141 @@ impl SqliteStore {
             .sum()
     }
 
+    /// Turns on the change log that index snapshots are stamped against.
+    pub fn with_change_log(mut self) -> Self {
+        self.change_log = !self.in_memory;
+        self
+    }
+
+    /// The identity of this database file: a random number kept in the meta table, created on
+    /// first use.
+    pub fn store_id(&self) -> Result<u128> {
+        let read = |c: &Connection| {
+            c.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+        };
+        if let Some(hex) = self.read(read)? {
+            return u128::from_str_radix(&hex, 16).map_err(|_| Error::Corrupt {
+                store: self.path.display().to_string(),
+                detail: format!("the store id {hex:?} is not hexadecimal"),
+            });
+        }
+        let fresh = u128::from(change_token()) << 64 | u128::from(change_token());
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)",
+                params![format!("{fresh:032x}")],
+            )?;
+            Ok(())
+        })?;
+        let hex = self.read(read)?.unwrap_or_default();
+        u128::from_str_radix(&hex, 16).map_err(|_| Error::Corrupt {
+            store: self.path.display().to_string(),
+            detail: format!("the store id {hex:?} is not hexadecimal"),
+        })
+    }
+
+    /// The newest change-log row: (sequence number, token), if any.
+    pub fn log_head(&self) -> Result<Option<(u64, u64)>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT seq, token FROM index_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()
+        })
+    }
+
+    /// The token of change-log row `seq`, if it is kept.
+    pub fn log_token(&self, seq: u64) -> Result<Option<u64>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT token FROM index_log WHERE seq = ?1",
+                params![seq as i64],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+        })
+        .map(|t| t.map(|t| t as u64))
+    }
+
+    /// The ids changed by transactions after `seq`, each once, in the order first changed.
+    pub fn log_ids_after(&self, seq: u64) -> Result<Vec<EntryId>> {
+        let blobs: Vec<Vec<u8>> = self.read(|c| {
+            let mut stmt = c.prepare("SELECT ids FROM index_log WHERE seq > ?1 ORDER BY seq")?;
+            let rows = stmt.query_map(params![seq as i64], |r| r.get::<_, Vec<u8>>(0))?;
+            rows.collect()
+        })?;
+        let mut seen = rustc_hash::FxHashSet::default();
+        let mut ids = Vec::new();
+        for blob in blobs {
+            for chunk in blob.chunks_exact(8) {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(chunk);
+                let id = EntryId(u64::from_le_bytes(b));
+                if seen.insert(id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Drops change-log rows before `seq` (the stamp of the newest snapshot saved, whose own row
+    /// is kept for the next open to check).
+    pub fn prune_log(&self, seq: u64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM index_log WHERE seq < ?1", params![seq as i64])?;
+            Ok(())
+        })
+    }
+
+    /// Visits the rows of `ids` for the snapshot loader: `Some(row)` for a stored row,
+    /// `None` for an id with no row. Rows that cannot be read back or indexed are returned
+    /// (id and reason), not visited, as in [`SqliteStore::scan_for_index`].
+    pub fn rows_for_replay(
+        &self,
+        ids: &[EntryId],
+        dimension: usize,
+        mut visit: impl FnMut(EntryId, Option<StoredRow<'_>>) -> Result<()>,
+    ) -> Result<Vec<(EntryId, String)>> {
+        let mut failed = None;
+        let mut bad = Vec::new();
+        self.read(|c| {
+            let _tx = {
+                c.prepare_cached("BEGIN")?.execute([])?;
+                OpenTransaction(c)
+            };
+            let mut stmt = c.prepare_cached(
+                "SELECT id, agent_id, session_id, role, created_at, content, embedding, metadata, \
+                 importance, last_accessed_at, access_count FROM entries WHERE id = ?1",
+            )?;
+            let mut embedding = Vec::new();
+            for &id in ids {
+                let mut rows = stmt.query(params![id.0 as i64])?;
+                let outcome = match rows.next()? {
+                    None => visit(id, None),
+                    Some(r) => match decode_stored_row(r, dimension, &mut embedding) {
+                        Ok(row) => visit(id, Some(row)),
+                        Err(problem) => {
+                            bad.push((id, problem));
+                            continue;
+                        }
+                    },
+                };
+                if let Err(e) = outcome {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            Ok(())
+        })?;
+        failed.map_or(Ok(bad), Err)
+    }
+
     /// Folds the WAL back into the main file.
     pub fn checkpoint(&self) -> Result<()> {
         self.writer
@@ -636,6 +799,34 @@ impl SqliteStore {
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .map_err(|e| self.err(e))
     }
+}
+
+/// Appends a row to the change log naming `ids` (nothing when there are none), inside the
+/// caller's transaction.
+fn log_change(c: &Connection, ids: impl Iterator<Item = EntryId>) -> rusqlite::Result<()> {
+    let blob: Vec<u8> = ids.flat_map(|id| id.0.to_le_bytes()).collect();
+    if blob.is_empty() {
+        return Ok(());
+    }
+    c.prepare_cached("INSERT INTO index_log (token, ids) VALUES (?1, ?2)")?
+        .execute(params![change_token() as i64, blob])?;
+    Ok(())
+}
+
+/// A random token for a change-log row: two copies of a file that each went on writing give
+/// their rows of the same sequence number different tokens.
+fn change_token() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    crate::embed::splitmix64(nanos ^ u64::from(std::process::id()).rotate_left(32) ^ splitmix(n))
+}
+
+fn splitmix(n: u64) -> u64 {
+    crate::embed::splitmix64(n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// Why a write transaction was rolled back.

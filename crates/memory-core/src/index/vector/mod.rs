@@ -6,6 +6,7 @@
 mod hnsw;
 pub(crate) mod kernel;
 pub(crate) mod quant;
+mod snapshot;
 
 use rustc_hash::FxHashMap;
 
@@ -286,9 +287,10 @@ impl VectorIndex {
     }
 
     /// Changes the candidate list size of approximate search (at least 1), e.g. to trade recall
-    /// for speed; the graph is unaffected.
+    /// for speed, at every size (no scaling with the index's size); the graph is unaffected.
     pub fn set_ef_search(&mut self, ef: usize) {
         self.config.hnsw.ef_search = ef.max(1);
+        self.config.hnsw.ef_search_len = 0;
     }
 
     /// Whether approximate search currently walks an HNSW graph (false below `hnsw.min_len`, and
@@ -535,7 +537,7 @@ impl VectorIndex {
             return self.search_exact(q, k, filter);
         }
         let dim = self.config.dim;
-        let ef = self.config.hnsw.ef_search.max(k);
+        let ef = self.config.hnsw.ef_for(k, self.len());
         let accept = |slot: usize| !self.deleted[slot] && filter(self.ids[slot]);
         // Slots from `linked` on are scanned exactly below. The linker may link some of them
         // while the graph is searched, so the graph can return them too: those are skipped.

@@ -1,0 +1,136 @@
+//! A [`Graph`] in a snapshot file: its levels and link words as they are in memory, written while
+//! the linker's mutex is held so that no link changes meanwhile. Decoding checks every link
+//! against the graph's size and the levels, so a search can never step outside the graph.
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use super::{unpack, Graph, HnswParams, Visited, MAX_LEVEL, NO_ENTRY};
+use crate::index::codec::{ensure, Decoded, Decoder, Encoder};
+
+impl Graph {
+    /// Writes the graph; links being made wait until it is written.
+    pub(crate) fn encode<W: Write>(&self, enc: &mut Encoder<W>) -> std::io::Result<()> {
+        let _no_linking = self.linker.lock();
+        enc.u64(self.linked.load(Ordering::Acquire) as u64)?;
+        enc.u64(self.entry.load(Ordering::Acquire))?;
+        enc.array(self.levels.len(), self.levels.iter().map(|&l| [l]))?;
+        enc.u32s(&self.upper_offset)?;
+        enc.atomics(&self.links0)?;
+        enc.atomics(&self.upper)
+    }
+
+    /// Reads a graph written with the same `params` and `seed` over `slots` slots.
+    pub(crate) fn decode<R: Read>(
+        dec: &mut Decoder<R>,
+        params: &HnswParams,
+        seed: u64,
+        slots: usize,
+    ) -> Decoded<Graph> {
+        let mut g = Graph::new(params, seed);
+        let linked = dec.u64()? as usize;
+        let entry = dec.u64()?;
+        g.levels = dec.array(|[l]: [u8; 1]| l)?;
+        g.upper_offset = dec.u32s()?;
+        g.links0 = dec.atomics()?;
+        g.upper = dec.atomics()?;
+        let cap = g.levels.len();
+        ensure(cap == slots && g.upper_offset.len() == cap, || {
+            format!("the graph covers {cap} slots of {slots}")
+        })?;
+        ensure(linked <= cap, || "more nodes linked than exist".into())?;
+        ensure(g.links0.len() == cap * (g.m0 + 1), || {
+            "layer 0 does not match the graph's size".into()
+        })?;
+        for node in 0..cap {
+            let level = usize::from(g.levels[node]);
+            ensure(level <= MAX_LEVEL, || {
+                format!("node {node} has level {level}")
+            })?;
+            let off = g.upper_offset[node];
+            if level == 0 {
+                ensure(off == u32::MAX, || format!("node {node} has upper links"))?;
+            } else {
+                let end = off as usize + level * (g.m + 1);
+                ensure(off != u32::MAX && end <= g.upper.len(), || {
+                    format!("node {node}'s upper links lie outside the graph")
+                })?;
+            }
+        }
+        for node in 0..cap as u32 {
+            for layer in 0..=usize::from(g.levels[node as usize]) {
+                let block = g.block(node, layer);
+                let count = block[0].load(Ordering::Relaxed) as usize;
+                ensure(count < block.len(), || {
+                    format!("node {node} has too many links")
+                })?;
+                for w in &block[1..=count] {
+                    let to = w.load(Ordering::Relaxed) as usize;
+                    ensure(to < cap && usize::from(g.levels[to]) >= layer, || {
+                        format!("node {node} links to {to}, which is not on layer {layer}")
+                    })?;
+                }
+            }
+        }
+        if entry != NO_ENTRY {
+            let (node, level) = unpack(entry);
+            ensure(
+                (node as usize) < linked.max(1).min(cap)
+                    && usize::from(g.levels[node as usize]) == level,
+                || "the entry point is not a linked node of its level".into(),
+            )?;
+        } else {
+            ensure(linked == 0, || "linked nodes but no entry point".into())?;
+        }
+        g.linked = AtomicUsize::new(linked);
+        g.entry = AtomicU64::new(entry);
+        g.linker = Mutex::new(Visited::default());
+        Ok(g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(n: u32) -> Graph {
+        let params = HnswParams {
+            min_len: 2,
+            ..HnswParams::default()
+        };
+        let mut g = Graph::new(&params, 7);
+        g.reserve(n as usize);
+        let angle = |x: u32| x as f32 * 0.3;
+        let pair = |a: u32, b: u32| (angle(a) - angle(b)).cos();
+        while g.link_next(pair, |_| {}) {}
+        g
+    }
+
+    fn encoded(g: &Graph) -> Vec<u8> {
+        let mut enc = Encoder::new(Vec::new());
+        g.encode(&mut enc).unwrap();
+        enc.finish().unwrap().0
+    }
+
+    #[test]
+    fn a_graph_round_trips_and_a_link_outside_it_is_a_defect() {
+        let g = graph(10);
+        let mut bytes = encoded(&g);
+        let mut dec = Decoder::new(&bytes[..], bytes.len() as u64);
+        let back = Graph::decode(&mut dec, &HnswParams::default(), 7, 10).unwrap();
+        dec.finish().unwrap();
+        assert_eq!(encoded(&back), bytes);
+        // linked, entry, levels (length + 10), upper offsets (length + 40), layer 0's length,
+        // node 0's count: then node 0's first link.
+        let at = 8 + 8 + (8 + 10) + (8 + 40) + 8 + 4;
+        bytes[at..at + 4].copy_from_slice(&1_000u32.to_le_bytes());
+        let mut dec = Decoder::new(&bytes[..], bytes.len() as u64);
+        let err = Graph::decode(&mut dec, &HnswParams::default(), 7, 10).unwrap_err();
+        assert!(err.0.contains("links to 1000"), "{err}");
+        let mut dec = Decoder::new(&bytes[..], bytes.len() as u64);
+        let err = Graph::decode(&mut dec, &HnswParams::default(), 7, 11).unwrap_err();
+        assert!(err.0.contains("covers 10 slots of 11"), "{err}");
+    }
+}

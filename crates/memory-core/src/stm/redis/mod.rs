@@ -1,0 +1,825 @@
+//! The short-term tier in Redis (feature `redis`): session windows that every app instance
+//! sharing the server and key prefix sees, which outlive an app crash, and a hand-off to
+//! consolidation that survives one too.
+//!
+//! Keys, under the prefix `P` (agent and session ids are length-prefixed, `<len>:<id>`, so no id
+//! can forge another's key):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P:agents` | set | agents with windows or hand-offs |
+//! | `P:s:<agent>` | hash | session -> last activity (the engine's clock, microseconds) |
+//! | `P:w:<agent><session>` | list | the window, oldest first, capped at `stm_capacity` |
+//! | `P:h:<agent>` | list | entries that left a window, waiting for consolidation |
+//! | `P:g:<agent>` | counter | generation, bumped by every change search can see |
+//! | `P:inflight` | sorted set | consolidation batches taken by a sweep -> wall-clock ms |
+//! | `P:f:<batch>` | list | the entries of one batch until consolidation settles them |
+//!
+//! Each change is one server-side script, so it is atomic. Expiry follows the engine's clock
+//! (the TTL is checked against a session's last activity, as in the RAM tier), never Redis key
+//! expiry: nothing is dropped by the tier itself. A sweep moves what leaves into a batch of its
+//! own instead of deleting it; a batch whose consolidator crashed is taken over by the next sweep
+//! (of any instance) once its lease has passed, so the hand-off survives an app crash. Redis
+//! Cluster is not supported (scripts touch keys they compute).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script};
+
+use crate::clock::Timestamp;
+use crate::entry::{EntryId, MemoryEntry};
+use crate::error::{Error, Result, ServerProblem};
+use crate::server::{backoff, connect_problem, server_error, ServerRuntime, RETRIES};
+use crate::stm::{ShortTermStore, StmHandOff, StmStats, WindowItem, WindowKey};
+
+pub(crate) mod config;
+
+use config::describe_url;
+pub use config::RedisConfig;
+
+impl RedisConfig {
+    /// Deletes every key of this tier's prefix. For tests and tear-down; there is no undo.
+    pub fn destroy(&self) -> Result<()> {
+        let runtime = ServerRuntime::new("redis")?;
+        let config = self.clone();
+        runtime.run(async move {
+            let (mut con, server) = connect(&config).await?;
+            let pattern = format!("{}:*", escape_glob(&config.prefix));
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(|e| redis_error(&server, e))?;
+                if !keys.is_empty() {
+                    redis::cmd("DEL")
+                        .arg(&keys)
+                        .query_async::<()>(&mut con)
+                        .await
+                        .map_err(|e| redis_error(&server, e))?;
+                }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
+            }
+        })
+    }
+}
+
+fn escape_glob(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A typed error for a failed request to `server`.
+fn redis_error(server: &str, e: RedisError) -> Error {
+    let problem = if e.is_connection_refusal() {
+        ServerProblem::ConnectionRefused
+    } else if e.is_timeout() {
+        ServerProblem::Timeout(Duration::ZERO)
+    } else if e.kind() == redis::ErrorKind::AuthenticationFailed {
+        ServerProblem::LoginRefused(e.to_string())
+    } else if e.is_connection_dropped() {
+        ServerProblem::ConnectionLost(e.to_string())
+    } else if e.is_io_error() {
+        match std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
+            Some(io) => connect_problem(io),
+            None => ServerProblem::ConnectionLost(e.to_string()),
+        }
+    } else {
+        ServerProblem::Protocol(e.to_string())
+    };
+    server_error(server, problem, Some(Box::new(e)))
+}
+
+/// Whether a failed request may be sent again (the connection was lost; the manager
+/// reconnects).
+fn retryable(e: &RedisError) -> bool {
+    e.is_connection_dropped() || e.is_io_error() || e.is_timeout()
+}
+
+async fn connect(config: &RedisConfig) -> Result<(ConnectionManager, String)> {
+    let server = describe_url(&config.url);
+    let client = redis::Client::open(config.url.as_str()).map_err(|_| {
+        server_error(
+            &server,
+            ServerProblem::BadAddress("not a redis:// URL".into()),
+            None,
+        )
+    })?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.timeout))
+        .set_response_timeout(Some(config.timeout))
+        .set_number_of_retries(2);
+    let con = client
+        .get_connection_manager_with_config(manager_config)
+        .await
+        .map_err(|e| redis_error(&server, e))?;
+    Ok((con, server))
+}
+
+/// `<len>:<id>`: an id in a key, unambiguous whatever it contains.
+fn enc(id: &str) -> String {
+    format!("{}:{id}", id.len())
+}
+
+/// The key names of one prefix.
+#[derive(Debug, Clone)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn agents(&self) -> String {
+        format!("{}:agents", self.prefix)
+    }
+    fn sessions(&self, agent: &str) -> String {
+        format!("{}:s:{}", self.prefix, enc(agent))
+    }
+    /// The window keys of `agent` start with this; the session's `<len>:<id>` follows.
+    fn window_prefix(&self, agent: &str) -> String {
+        format!("{}:w:{}", self.prefix, enc(agent))
+    }
+    fn window(&self, agent: &str, session: &str) -> String {
+        format!("{}{}", self.window_prefix(agent), enc(session))
+    }
+    fn handoff(&self, agent: &str) -> String {
+        format!("{}:h:{}", self.prefix, enc(agent))
+    }
+    fn generation(&self, agent: &str) -> String {
+        format!("{}:g:{}", self.prefix, enc(agent))
+    }
+    fn inflight(&self) -> String {
+        format!("{}:inflight", self.prefix)
+    }
+    fn batch_prefix(&self) -> String {
+        format!("{}:f:", self.prefix)
+    }
+}
+
+/// An item as stored: `<id>|<persisted 0/1>|<access count>|<last access>|<entry as JSON>`. The
+/// fields scripts change lead, so that scripts never parse JSON (and never round ids through
+/// Lua's doubles).
+fn encode(item: &WindowItem) -> Result<String> {
+    let json = serde_json::to_string(&item.entry).map_err(|e| Error::Database {
+        store: "redis".into(),
+        source: Box::new(e),
+    })?;
+    Ok(format!(
+        "{}|{}|{}|{}|{json}",
+        item.entry.id.0,
+        u8::from(item.persisted),
+        item.entry.access_count,
+        item.entry.last_accessed_at.0
+    ))
+}
+
+fn decode(raw: &str, server: &str) -> Result<WindowItem> {
+    let corrupt = |what: &str| Error::Corrupt {
+        store: server.to_owned(),
+        detail: format!(
+            "short-term item {what}: {}",
+            raw.chars().take(80).collect::<String>()
+        ),
+    };
+    let mut parts = raw.splitn(5, '|');
+    let mut field = || parts.next().ok_or_else(|| corrupt("has too few fields"));
+    let id: u64 = field()?.parse().map_err(|_| corrupt("id"))?;
+    let persisted = field()? == "1";
+    let count: u32 = field()?.parse().map_err(|_| corrupt("access count"))?;
+    let last: i64 = field()?.parse().map_err(|_| corrupt("access time"))?;
+    let mut entry: MemoryEntry = serde_json::from_str(field()?).map_err(|_| corrupt("JSON"))?;
+    if entry.id.0 != id {
+        return Err(corrupt("id differs from its JSON"));
+    }
+    entry.access_count = count;
+    entry.last_accessed_at = Timestamp(last);
+    Ok(WindowItem { entry, persisted })
+}
+
+/// Lua: `match(item)` gives id, persisted, count, last, rest.
+const ITEM: &str =
+    "local function match(it) return string.match(it, '^(%d+)|(%d)|(%d+)|(%-?%d+)|(.*)$') end
+local function expired(last, now, ttl) return last and (now - tonumber(last) > ttl) end
+local function move_all(from, to) local items = redis.call('LRANGE', from, 0, -1)
+  for _, it in ipairs(items) do redis.call('RPUSH', to, it) end
+  redis.call('DEL', from) return items end
+";
+
+/// KEYS: sessions, window, hand-off, agents, generation.
+/// ARGV: session, now, ttl, capacity, item, agent, id.
+const APPEND: &str = "
+local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+if expired(redis.call('HGET', KEYS[1], ARGV[1]), now, ttl) then move_all(KEYS[2], KEYS[3]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[6])
+-- A retried append whose first attempt went through finds its item: once only.
+for _, it in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  if match(it) == ARGV[7] then return 0 end
+end
+redis.call('RPUSH', KEYS[2], ARGV[5])
+local cap = tonumber(ARGV[4])
+while redis.call('LLEN', KEYS[2]) > cap do redis.call('RPUSH', KEYS[3], redis.call('LPOP', KEYS[2])) end
+redis.call('INCR', KEYS[5])
+return 1";
+
+/// KEYS: sessions, window, hand-off, agents, generation. ARGV: session, now, ttl, agent.
+const OPEN_SESSION: &str = "
+local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+if expired(redis.call('HGET', KEYS[1], ARGV[1]), now, ttl) then
+  if #move_all(KEYS[2], KEYS[3]) > 0 then redis.call('INCR', KEYS[5]) end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[4])
+return 1";
+
+/// KEYS: sessions, window. ARGV: session, now, ttl, n.
+const RECENT: &str = "
+local last = redis.call('HGET', KEYS[1], ARGV[1])
+local n = tonumber(ARGV[4])
+if not last or expired(last, tonumber(ARGV[2]), tonumber(ARGV[3])) or n == 0 then return {} end
+return redis.call('LRANGE', KEYS[2], -n, -1)";
+
+/// KEYS: sessions, hand-off. ARGV: window prefix, now, ttl.
+const OF_AGENT: &str = "
+local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+local s = redis.call('HGETALL', KEYS[1])
+for i = 1, #s, 2 do
+  if not expired(s[i + 1], now, ttl) then
+    for _, it in ipairs(redis.call('LRANGE', ARGV[1] .. string.len(s[i]) .. ':' .. s[i], 0, -1)) do out[#out + 1] = it end
+  end
+end
+for _, it in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do out[#out + 1] = it end
+return out";
+
+/// ARGV: now, then pairs of (window key, id). Counts a retrieval of each.
+const RECORD_ACCESS: &str = "
+for p = 2, #ARGV, 2 do
+  local items = redis.call('LRANGE', ARGV[p], 0, -1)
+  for i, it in ipairs(items) do
+    local id, persisted, count, last, rest = match(it)
+    if id == ARGV[p + 1] then
+      local c = math.min(tonumber(count) + 1, 4294967295)
+      redis.call('LSET', ARGV[p], i - 1, id .. '|' .. persisted .. '|' .. string.format('%d', c) .. '|' .. ARGV[1] .. '|' .. rest)
+      break
+    end
+  end
+end
+return 1";
+
+/// ARGV: pairs of (window key, id). Marks each as written to long-term memory.
+const MARK_PERSISTED: &str = "
+for p = 1, #ARGV, 2 do
+  local items = redis.call('LRANGE', ARGV[p], 0, -1)
+  for i, it in ipairs(items) do
+    local id, persisted, count, last, rest = match(it)
+    if id == ARGV[p + 1] then
+      redis.call('LSET', ARGV[p], i - 1, id .. '|1|' .. count .. '|' .. last .. '|' .. rest)
+      break
+    end
+  end
+end
+return 1";
+
+/// KEYS: in-flight set, this batch's list. ARGV: batch key prefix, wall ms now, lease ms.
+/// Takes over the batches of consolidations that did not finish within the lease.
+const RECLAIM: &str = "
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
+local out = {}
+for _, batch in ipairs(stale) do
+  for _, it in ipairs(move_all(ARGV[1] .. batch, KEYS[2])) do out[#out + 1] = it end
+  redis.call('ZREM', KEYS[1], batch)
+end
+return out";
+
+/// KEYS: sessions, hand-off, this batch's list, agents, generation.
+/// ARGV: window prefix, now, ttl, agent.
+/// Returns {expired sessions, unpersisted items of live windows, items moved into the batch}.
+const SWEEP_AGENT: &str = "
+local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local moved = move_all(KEYS[2], KEYS[3])
+local staying, expired_n = {}, 0
+local s = redis.call('HGETALL', KEYS[1])
+for i = 1, #s, 2 do
+  local w = ARGV[1] .. string.len(s[i]) .. ':' .. s[i]
+  if expired(s[i + 1], now, ttl) then
+    expired_n = expired_n + 1
+    for _, it in ipairs(move_all(w, KEYS[3])) do moved[#moved + 1] = it end
+    redis.call('HDEL', KEYS[1], s[i])
+  else
+    for _, it in ipairs(redis.call('LRANGE', w, 0, -1)) do
+      local _, persisted = match(it)
+      if persisted == '0' then staying[#staying + 1] = it end
+    end
+  end
+end
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[4]) end
+if #moved > 0 then redis.call('INCR', KEYS[5]) end
+return {expired_n, staying, moved}";
+
+/// KEYS: agents. ARGV: key prefix. Returns {sessions, entries}.
+const STATS: &str = "
+local sessions, entries = 0, 0
+for _, a in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local ea = string.len(a) .. ':' .. a
+  local s = redis.call('HKEYS', ARGV[1] .. ':s:' .. ea)
+  sessions = sessions + #s
+  for _, name in ipairs(s) do
+    entries = entries + redis.call('LLEN', ARGV[1] .. ':w:' .. ea .. string.len(name) .. ':' .. name)
+  end
+  entries = entries + redis.call('LLEN', ARGV[1] .. ':h:' .. ea)
+end
+return {sessions, entries}";
+
+/// The scripts, loaded once per handle (sent by hash, by body when the server lacks it).
+struct Scripts {
+    append: Script,
+    open_session: Script,
+    recent: Script,
+    of_agent: Script,
+    record_access: Script,
+    mark_persisted: Script,
+    reclaim: Script,
+    sweep_agent: Script,
+    stats: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        let s = |body: &str| Script::new(&format!("{ITEM}{body}"));
+        Scripts {
+            append: s(APPEND),
+            open_session: s(OPEN_SESSION),
+            recent: s(RECENT),
+            of_agent: s(OF_AGENT),
+            record_access: s(RECORD_ACCESS),
+            mark_persisted: s(MARK_PERSISTED),
+            reclaim: s(RECLAIM),
+            sweep_agent: s(SWEEP_AGENT),
+            stats: s(STATS),
+        }
+    }
+}
+
+/// What requests share (moved into each request's future).
+struct Shared {
+    con: ConnectionManager,
+    server: String,
+    keys: Keys,
+    scripts: Scripts,
+    capacity: usize,
+    ttl_micros: i64,
+    lease: Duration,
+}
+
+/// Runs `$body` (an async block using the connection `$con`, giving `RedisResult<T>`), again
+/// after a lost connection, up to [`RETRIES`] times. Only for requests safe to repeat.
+macro_rules! retrying {
+    ($shared:expr, |$con:ident| $body:expr) => {{
+        let shared: &Shared = &$shared;
+        let mut attempt: u32 = 0;
+        loop {
+            let mut $con = shared.con.clone();
+            match $body.await {
+                Ok(v) => break Ok(v),
+                Err(e) if retryable(&e) && attempt < RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => break Err(redis_error(&shared.server, e)),
+            }
+        }
+    }};
+}
+
+/// The Redis short-term tier.
+pub(crate) struct RedisShortTerm {
+    runtime: ServerRuntime,
+    shared: Arc<Shared>,
+    /// The batch of the consolidation in progress (one at a time per handle).
+    batch: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for RedisShortTerm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisShortTerm")
+            .field("server", &self.shared.server)
+            .field("prefix", &self.shared.keys.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl RedisShortTerm {
+    /// Connects (checking the server answers).
+    pub fn open(config: &RedisConfig, capacity: usize, ttl: Duration) -> Result<Self> {
+        if config.prefix.is_empty() {
+            return Err(Error::InvalidConfig("the Redis key prefix is empty".into()));
+        }
+        let runtime = ServerRuntime::new("redis")?;
+        let cfg = config.clone();
+        let (con, server) = runtime.run(async move {
+            let (mut con, server) = connect(&cfg).await?;
+            redis::cmd("PING")
+                .query_async::<()>(&mut con)
+                .await
+                .map_err(|e| redis_error(&server, e))?;
+            Ok((con, server))
+        })?;
+        Ok(RedisShortTerm {
+            runtime,
+            shared: Arc::new(Shared {
+                con,
+                server,
+                keys: Keys {
+                    prefix: config.prefix.clone(),
+                },
+                scripts: Scripts::new(),
+                capacity,
+                ttl_micros: i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX),
+                lease: config.handoff_lease,
+            }),
+            batch: Mutex::new(None),
+        })
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        self.runtime.run(f)
+    }
+
+    fn decode_all(&self, raw: &[String]) -> Result<Vec<WindowItem>> {
+        raw.iter().map(|r| decode(r, &self.shared.server)).collect()
+    }
+}
+
+impl ShortTermStore for RedisShortTerm {
+    fn open_session(&self, agent: &Arc<str>, session: &Arc<str>, now: Timestamp) -> Result<()> {
+        let s = self.shared.clone();
+        let (agent, session) = (agent.to_string(), session.to_string());
+        self.run(async move {
+            let k = &s.keys;
+            retrying!(s, |con| s
+                .scripts
+                .open_session
+                .key(k.sessions(&agent))
+                .key(k.window(&agent, &session))
+                .key(k.handoff(&agent))
+                .key(k.agents())
+                .key(k.generation(&agent))
+                .arg(&session)
+                .arg(now.0)
+                .arg(s.ttl_micros)
+                .arg(&agent)
+                .invoke_async::<i64>(&mut con))?;
+            Ok(())
+        })
+    }
+
+    fn append(&self, entry: MemoryEntry, now: Timestamp) -> Result<()> {
+        let s = self.shared.clone();
+        let item = encode(&WindowItem {
+            entry: entry.clone(),
+            persisted: false,
+        })?;
+        self.run(async move {
+            let k = &s.keys;
+            let (agent, session) = (&*entry.agent_id, &*entry.session_id);
+            retrying!(s, |con| s
+                .scripts
+                .append
+                .key(k.sessions(agent))
+                .key(k.window(agent, session))
+                .key(k.handoff(agent))
+                .key(k.agents())
+                .key(k.generation(agent))
+                .arg(session)
+                .arg(now.0)
+                .arg(s.ttl_micros)
+                .arg(s.capacity)
+                .arg(&item)
+                .arg(agent)
+                .arg(entry.id.0.to_string())
+                .invoke_async::<i64>(&mut con))?;
+            Ok(())
+        })
+    }
+
+    fn recent(
+        &self,
+        agent: &str,
+        session: &str,
+        n: usize,
+        now: Timestamp,
+    ) -> Result<Vec<MemoryEntry>> {
+        let s = self.shared.clone();
+        let (agent, session) = (agent.to_owned(), session.to_owned());
+        let raw: Vec<String> = self.run(async move {
+            let k = &s.keys;
+            retrying!(s, |con| s
+                .scripts
+                .recent
+                .key(k.sessions(&agent))
+                .key(k.window(&agent, &session))
+                .arg(&session)
+                .arg(now.0)
+                .arg(s.ttl_micros)
+                .arg(n.min(s.capacity).min(1 << 30))
+                .invoke_async::<Vec<String>>(&mut con))
+        })?;
+        Ok(self
+            .decode_all(&raw)?
+            .into_iter()
+            .map(|i| i.entry)
+            .collect())
+    }
+
+    fn for_each_of_agent(
+        &self,
+        agent: &str,
+        now: Timestamp,
+        visit: &mut dyn FnMut(&MemoryEntry),
+    ) -> Result<()> {
+        let s = self.shared.clone();
+        let agent = agent.to_owned();
+        let raw: Vec<String> = self.run(async move {
+            let k = &s.keys;
+            retrying!(s, |con| s
+                .scripts
+                .of_agent
+                .key(k.sessions(&agent))
+                .key(k.handoff(&agent))
+                .arg(k.window_prefix(&agent))
+                .arg(now.0)
+                .arg(s.ttl_micros)
+                .invoke_async::<Vec<String>>(&mut con))
+        })?;
+        for item in self.decode_all(&raw)? {
+            visit(&item.entry);
+        }
+        Ok(())
+    }
+
+    fn record_access(
+        &self,
+        agent: &str,
+        ids: &[(Arc<str>, EntryId)],
+        now: Timestamp,
+    ) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let s = self.shared.clone();
+        let pairs: Vec<String> = ids
+            .iter()
+            .flat_map(|(session, id)| [s.keys.window(agent, session), id.0.to_string()])
+            .collect();
+        // Not repeated after a lost connection: a retrieval could be counted twice.
+        self.run(async move {
+            let mut con = s.con.clone();
+            s.scripts
+                .record_access
+                .arg(now.0)
+                .arg(&pairs)
+                .invoke_async::<i64>(&mut con)
+                .await
+                .map_err(|e| redis_error(&s.server, e))?;
+            Ok(())
+        })
+    }
+
+    fn sweep(&self, now: Timestamp) -> Result<StmHandOff> {
+        let s = self.shared.clone();
+        let batch = format!("{:x}-{:x}-{:x}", std::process::id(), wall_ms(), rand_u64());
+        *self.batch.lock() = Some(batch.clone());
+        type Swept = (i64, Vec<String>, Vec<String>);
+        let (reclaimed, swept): (Vec<String>, Vec<Swept>) = self.run(async move {
+            let k = &s.keys;
+            let batch_key = format!("{}{batch}", k.batch_prefix());
+            let lease_ms = i64::try_from(s.lease.as_millis()).unwrap_or(i64::MAX);
+            let mut con = s.con.clone();
+            redis::cmd("ZADD")
+                .arg(k.inflight())
+                .arg(wall_ms())
+                .arg(&batch)
+                .query_async::<()>(&mut con)
+                .await
+                .map_err(|e| redis_error(&s.server, e))?;
+            let reclaimed: Vec<String> = retrying!(s, |con| s
+                .scripts
+                .reclaim
+                .key(k.inflight())
+                .key(&batch_key)
+                .arg(k.batch_prefix())
+                .arg(wall_ms())
+                .arg(lease_ms)
+                .invoke_async::<Vec<String>>(&mut con))?;
+            let agents: Vec<String> = retrying!(s, |con| redis::cmd("SMEMBERS")
+                .arg(k.agents())
+                .query_async::<Vec<String>>(&mut con))?;
+            let mut swept = Vec::with_capacity(agents.len());
+            for agent in agents {
+                // A repeat after a lost reply finds the entries moved already in this batch,
+                // which the next sweep takes over when the lease has passed: delayed, not lost.
+                swept.push(retrying!(s, |con| s
+                    .scripts
+                    .sweep_agent
+                    .key(k.sessions(&agent))
+                    .key(k.handoff(&agent))
+                    .key(&batch_key)
+                    .key(k.agents())
+                    .key(k.generation(&agent))
+                    .arg(k.window_prefix(&agent))
+                    .arg(now.0)
+                    .arg(s.ttl_micros)
+                    .arg(&agent)
+                    .invoke_async::<Swept>(&mut con))?);
+            }
+            Ok((reclaimed, swept))
+        })?;
+        let mut out = StmHandOff {
+            leaving: self.decode_all(&reclaimed)?,
+            ..StmHandOff::default()
+        };
+        for (expired, staying, moved) in swept {
+            out.expired_sessions += usize::try_from(expired).unwrap_or(0);
+            out.leaving.extend(self.decode_all(&moved)?);
+            out.staying
+                .extend(self.decode_all(&staying)?.into_iter().map(|i| i.entry));
+        }
+        Ok(out)
+    }
+
+    fn settle(&self, settled: &[WindowKey]) -> Result<()> {
+        let s = self.shared.clone();
+        let batch = self.batch.lock().take();
+        let pairs: Vec<String> = settled
+            .iter()
+            .flat_map(|(agent, session, id)| [s.keys.window(agent, session), id.0.to_string()])
+            .collect();
+        self.run(async move {
+            let k = &s.keys;
+            if !pairs.is_empty() {
+                retrying!(s, |con| s
+                    .scripts
+                    .mark_persisted
+                    .arg(&pairs)
+                    .invoke_async::<i64>(&mut con))?;
+            }
+            if let Some(batch) = batch {
+                retrying!(s, |con| redis::pipe()
+                    .atomic()
+                    .del(format!("{}{batch}", k.batch_prefix()))
+                    .zrem(k.inflight(), &batch)
+                    .query_async::<()>(&mut con))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn hand_back(&self, leaving: Vec<WindowItem>) -> Result<()> {
+        let s = self.shared.clone();
+        let batch = self.batch.lock().take();
+        let items: Vec<(Arc<str>, String)> = leaving
+            .iter()
+            .map(|i| Ok((i.entry.agent_id.clone(), encode(i)?)))
+            .collect::<Result<_>>()?;
+        self.run(async move {
+            let k = &s.keys;
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for (agent, item) in &items {
+                pipe.rpush(k.handoff(agent), item)
+                    .sadd(k.agents(), &**agent)
+                    .incr(k.generation(agent), 1);
+            }
+            if let Some(batch) = &batch {
+                pipe.del(format!("{}{batch}", k.batch_prefix()))
+                    .zrem(k.inflight(), batch);
+            }
+            // Repeating after a lost reply may put an entry twice in a hand-off list;
+            // consolidation writes by id, so it is stored once.
+            retrying!(s, |con| pipe.query_async::<()>(&mut con))
+        })
+    }
+
+    fn stats(&self) -> Result<StmStats> {
+        let s = self.shared.clone();
+        let (sessions, entries): (i64, i64) = self.run(async move {
+            let k = &s.keys;
+            retrying!(s, |con| s
+                .scripts
+                .stats
+                .key(k.agents())
+                .arg(&k.prefix)
+                .invoke_async::<(i64, i64)>(&mut con))
+        })?;
+        Ok(StmStats {
+            sessions: usize::try_from(sessions).unwrap_or(0),
+            entries: usize::try_from(entries).unwrap_or(0),
+        })
+    }
+
+    fn generation(&self, agent: &str) -> Result<Option<u64>> {
+        let s = self.shared.clone();
+        let key = s.keys.generation(agent);
+        let g: Option<u64> = self.run(async move {
+            retrying!(s, |con| redis::cmd("GET")
+                .arg(&key)
+                .query_async::<Option<u64>>(&mut con))
+        })?;
+        Ok(Some(g.unwrap_or(0)))
+    }
+
+    fn waits_on_server(&self) -> bool {
+        true
+    }
+}
+
+/// A random number for batch names (no crate needed: the std hasher is randomly keyed).
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_round_trip_with_their_leading_fields() {
+        let mut entry = MemoryEntry {
+            id: EntryId(u64::MAX >> 1),
+            agent_id: Arc::from("a|b"),
+            session_id: Arc::from("s"),
+            role: crate::entry::Role::User,
+            content: "x | y\nz".into(),
+            embedding: None,
+            // Short-term entries carry no importance until consolidation scores them.
+            importance: None,
+            created_at: Timestamp(1),
+            last_accessed_at: Timestamp(2),
+            access_count: 3,
+            metadata: serde_json::json!({"k": "v|w"}),
+            tier: crate::entry::Tier::ShortTerm,
+        };
+        let raw = encode(&WindowItem {
+            entry: entry.clone(),
+            persisted: true,
+        })
+        .unwrap();
+        let back = decode(&raw, "r").unwrap();
+        assert!(back.persisted);
+        assert_eq!(back.entry, entry);
+        // The leading fields win over the JSON (scripts change only them).
+        let changed = raw.replacen("|3|2|", "|4|9|", 1);
+        entry.access_count = 4;
+        entry.last_accessed_at = Timestamp(9);
+        assert_eq!(decode(&changed, "r").unwrap().entry, entry);
+        assert!(decode("12|0|x", "r").is_err());
+    }
+
+    #[test]
+    fn ids_in_keys_cannot_forge_another_key() {
+        let k = Keys { prefix: "p".into() };
+        assert_ne!(k.window("a", "1:bc"), k.window("a1:b", "c"));
+        assert_ne!(k.window("ab", "c"), k.window("a", "bc"));
+    }
+
+    #[test]
+    fn printed_configs_and_addresses_hide_passwords() {
+        let c = RedisConfig::new("redis://user:hunter2@127.0.0.1:6390/3");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("127.0.0.1:6390"), "{shown}");
+    }
+}

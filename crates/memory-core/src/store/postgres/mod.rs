@@ -1,0 +1,1320 @@
+//! The PostgreSQL + pgvector long-term store (feature `postgres`): entries, their vectors (HNSW)
+//! and per-agent BM25 statistics in one database that many app instances share. The schema, its
+//! migrations, the statements sent and the measured design choices are in `schema.sql`.
+//!
+//! The client is async (tokio-postgres behind a deadpool pool) and runs on the store's own
+//! runtime ([`ServerRuntime`]); each trait method waits for its request. Requests that are safe
+//! to repeat are retried on a fresh connection when the old one was lost: reads, and commits,
+//! which are idempotent because entry ids are chosen before the write.
+
+pub(crate) mod config;
+mod migrate;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
+use parking_lot::Mutex;
+use pgvector::Vector;
+use rustc_hash::FxHashMap;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+use crate::clock::Timestamp;
+use crate::config::MemoryConfig;
+use crate::entry::{EntryId, MemoryEntry, Role, Tier};
+use crate::error::{Error, Result, ServerProblem};
+use crate::index::text::for_each_token;
+use crate::index::topk::sort_ranking;
+use crate::index::ListQuery;
+use crate::query::DocFilter;
+use crate::server::{backoff, connect_problem, server_error, ServerRuntime, RETRIES};
+use crate::store::{AccessRecord, IntegrityReport, LongTermStore, Ranking};
+
+use config::describe_url;
+pub use config::PostgresConfig;
+pub use migrate::LATEST_VERSION as POSTGRES_SCHEMA_VERSION;
+
+impl PostgresConfig {
+    /// Deletes the store: its schema and everything in it. Other schemas are untouched. For
+    /// tests and tear-down; there is no undo.
+    pub fn destroy_store(&self) -> Result<()> {
+        migrate::check_schema_name(&self.schema)?;
+        let runtime = ServerRuntime::new("postgres")?;
+        let pool = pool(self, &[])?;
+        let server = describe_url(&self.url);
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        runtime.run(async move {
+            let client = pool
+                .get()
+                .await
+                .map_err(|e| pool_error(&server, e, Duration::ZERO))?;
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| pg_error(&server, e))
+        })
+    }
+}
+
+/// The connection pool for `config`; `options` are run-time settings (`-c name=value`).
+fn pool(config: &PostgresConfig, options: &[(&str, String)]) -> Result<Pool> {
+    let mut pg: tokio_postgres::Config =
+        config.url.parse().map_err(|e: tokio_postgres::Error| {
+            // The parser's message may quote the string: say only what is wrong.
+            let what = e.to_string();
+            let what = if what.contains(&config.url) {
+                "the URL does not parse".to_owned()
+            } else {
+                what
+            };
+            server_error(
+                "PostgreSQL at an unparsable address",
+                ServerProblem::BadAddress(what),
+                None,
+            )
+        })?;
+    pg.connect_timeout(config.connect_timeout);
+    pg.application_name(config.application_name.clone());
+    pg.keepalives(true);
+    if !options.is_empty() {
+        let opts: Vec<String> = options.iter().map(|(k, v)| format!("-c {k}={v}")).collect();
+        pg.options(opts.join(" "));
+    }
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(config.pool_size.max(1))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(config.connect_timeout))
+        .create_timeout(Some(config.connect_timeout))
+        .build()
+        .map_err(|e| Error::InvalidConfig(format!("PostgreSQL pool: {e}")))
+}
+
+/// Whether a failed request may be sent again on a new connection (the old one is gone, or the
+/// server asked for a retry).
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let c = code.code();
+        return c.starts_with("08")
+            || *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED;
+    }
+    io_source(e).is_some()
+}
+
+fn io_source<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        cur = s.source();
+    }
+    None
+}
+
+/// A typed error for a failed request to `server`.
+fn pg_error(server: &str, e: tokio_postgres::Error) -> Error {
+    let problem = if let Some(code) = e.code() {
+        let c = code.code();
+        if *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            || *code == SqlState::INVALID_CATALOG_NAME
+        {
+            Some(ServerProblem::LoginRefused(
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_owned()),
+            ))
+        } else if c.starts_with("08")
+            || *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW
+        {
+            Some(ServerProblem::ConnectionLost(e.to_string()))
+        } else {
+            None
+        }
+    } else if e.is_closed() {
+        Some(ServerProblem::ConnectionLost("the server closed it".into()))
+    } else {
+        io_source(&e).map(connect_problem)
+    };
+    match problem {
+        Some(problem) => server_error(server, problem, Some(Box::new(e))),
+        None => Error::Database {
+            store: server.to_owned(),
+            source: Box::new(e),
+        },
+    }
+}
+
+fn pool_error(server: &str, e: PoolError, timeout: Duration) -> Error {
+    match e {
+        PoolError::Backend(e) => pg_error(server, e),
+        PoolError::Timeout(_) => server_error(server, ServerProblem::Timeout(timeout), None),
+        other => server_error(
+            server,
+            ServerProblem::Unreachable(other.to_string()),
+            Some(Box::<dyn std::error::Error + Send + Sync>::from(
+                other.to_string(),
+            )),
+        ),
+    }
+}
+
+/// A failure inside one attempt: retried when the connection was lost.
+enum Failure {
+    Pool(PoolError),
+    Query(tokio_postgres::Error),
+    Engine(Error),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Failure::Query(e)
+    }
+}
+
+impl Failure {
+    fn retryable(&self) -> bool {
+        match self {
+            Failure::Pool(PoolError::Backend(e)) | Failure::Query(e) => retryable(e),
+            _ => false,
+        }
+    }
+}
+
+/// Runs `$body` (an async block using the pooled client `$client` and returning
+/// `Result<T, Failure>`), on a new connection again when the connection was lost, up to
+/// [`RETRIES`] times. Only for requests that are safe to repeat.
+macro_rules! with_client {
+    ($shared:expr, |$client:ident| $body:expr) => {{
+        let shared: &Shared = &$shared;
+        let mut attempt: u32 = 0;
+        loop {
+            let outcome = match shared.pool.get().await {
+                #[allow(unused_mut)]
+                Ok(mut $client) => $body.await,
+                Err(e) => Err(Failure::Pool(e)),
+            };
+            match outcome {
+                Ok(v) => break Ok(v),
+                Err(f) if f.retryable() && attempt < RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(store = %shared.location, attempt, "retrying on a new connection");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(f) => break Err(shared.error(f)),
+            }
+        }
+    }};
+}
+
+/// The statements, with the store's schema in them.
+#[derive(Debug)]
+struct Statements {
+    insert: String,
+    delete: String,
+    record_access: String,
+    select_by_ids: String,
+    list: String,
+    count: String,
+    count_all: String,
+    generation: String,
+    bm25_top_k: String,
+    bm25_scores: String,
+    bm25_filtered: String,
+    vector_hnsw: String,
+    vector_exact: String,
+    similarities: String,
+    conflicts: String,
+    id_block: String,
+    id_blocks: String,
+    integrity: String,
+}
+
+const COLUMNS: &str =
+    "id, agent_id, session_id, role, content, embedding, importance, created_at, \
+                       last_accessed_at, access_count, metadata";
+
+/// The filter of `DocFilter` on `e`, with its parameters from `$first` on.
+fn filter_sql(first: usize) -> String {
+    format!(
+        "(${a}::text IS NULL OR e.session_id = ${a}) AND (${b}::smallint IS NULL OR e.role = ${b}) \
+         AND (${c}::bigint IS NULL OR e.created_at >= ${c}) AND (${d}::bigint IS NULL OR e.created_at < ${d})",
+        a = first,
+        b = first + 1,
+        c = first + 2,
+        d = first + 3
+    )
+}
+
+impl Statements {
+    fn new(schema: &str) -> Self {
+        let s = schema;
+        let vector_also = |inner: &str| {
+            format!(
+                "SELECT id, similarity FROM ({inner}) AS nearest \
+                 UNION ALL \
+                 SELECT e.id, (1 - (e.embedding <=> $2))::real FROM {s}.entries e \
+                 WHERE e.agent_id = $1 AND e.id = ANY ($8) AND e.embedding IS NOT NULL"
+            )
+        };
+        Statements {
+            insert: format!(
+                "SELECT {s}.insert_entries($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ),
+            delete: format!("SELECT {s}.delete_entries($1, $2)"),
+            record_access: format!(
+                "UPDATE {s}.entries e \
+                 SET access_count = least(e.access_count + a.n, 4294967295), \
+                     last_accessed_at = greatest(e.last_accessed_at, a.at) \
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS a (id, n, at) \
+                 WHERE e.id = a.id"
+            ),
+            select_by_ids: format!(
+                "SELECT {COLUMNS} FROM {s}.entries WHERE agent_id = $1 AND id = ANY ($2)"
+            ),
+            list: format!(
+                "SELECT {COLUMNS} FROM {s}.entries \
+                 WHERE agent_id = $1 AND ($2::text IS NULL OR session_id = $2) \
+                   AND ($3::bigint IS NULL OR created_at >= $3) AND ($4::bigint IS NULL OR created_at < $4) \
+                 ORDER BY created_at DESC, id DESC LIMIT $5"
+            ),
+            count: format!("SELECT doc_count FROM {s}.agents WHERE agent_id = $1"),
+            count_all: format!("SELECT coalesce(sum(doc_count), 0)::bigint FROM {s}.agents"),
+            generation: format!(
+                "SELECT generation, doc_count FROM {s}.agents WHERE agent_id = $1"
+            ),
+            bm25_top_k: format!(
+                "SELECT entry_id, score FROM {s}.bm25_top_k($1, $2, $3, $4, $5)"
+            ),
+            bm25_scores: format!(
+                "SELECT s.entry_id, s.score FROM {s}.bm25_scores($1, $2, $4, $5) AS s \
+                 ORDER BY s.score DESC, s.entry_id LIMIT $3"
+            ),
+            bm25_filtered: format!(
+                "SELECT s.entry_id, s.score FROM {s}.bm25_scores($1, $2, $4, $5) AS s \
+                 JOIN {s}.entries e ON e.id = s.entry_id WHERE {} \
+                 ORDER BY s.score DESC, s.entry_id LIMIT $3",
+                filter_sql(6)
+            ),
+            vector_hnsw: vector_also(&format!(
+                "SELECT id, (1 - distance)::real AS similarity FROM ( \
+                   SELECT e.id, e.embedding <=> $2 AS distance FROM {s}.entries e \
+                   WHERE e.agent_id = $1 AND e.embedding IS NOT NULL AND {} \
+                   ORDER BY e.embedding <=> $2 LIMIT $3) AS hits",
+                filter_sql(4)
+            )),
+            vector_exact: vector_also(&format!(
+                "WITH mine AS MATERIALIZED ( \
+                   SELECT e.id, e.embedding FROM {s}.entries e \
+                   WHERE e.agent_id = $1 AND e.embedding IS NOT NULL AND {}) \
+                 SELECT id, (1 - (embedding <=> $2))::real AS similarity FROM mine \
+                 ORDER BY embedding <=> $2, id LIMIT $3",
+                filter_sql(4)
+            )),
+            // `<=>` is pgvector's cosine distance, exact on the stored vectors (no index used).
+            similarities: format!(
+                "SELECT e.id, (1 - (e.embedding <=> $2))::real FROM {s}.entries e \
+                 WHERE e.agent_id = $1 AND e.id = ANY ($3) AND e.embedding IS NOT NULL"
+            ),
+            conflicts: format!(
+                "SELECT id, agent_id, content FROM {s}.entries WHERE id = ANY ($1)"
+            ),
+            id_block: format!(
+                "SELECT nextval('{s}.entry_id_blocks'), pg_current_xact_id()::text"
+            ),
+            id_blocks: format!(
+                "SELECT min(v), max(v) FROM (SELECT nextval('{s}.entry_id_blocks') AS v \
+                 FROM generate_series(1, $1::bigint)) AS blocks"
+            ),
+            integrity: format!(
+                "SELECT coalesce(g.agent_id, c.agent_id), coalesce(g.doc_count, 0), coalesce(c.n, 0) \
+                 FROM {s}.agents g FULL JOIN ( \
+                   SELECT agent_id, count(*) AS n FROM {s}.entries GROUP BY agent_id) AS c \
+                 ON c.agent_id = g.agent_id \
+                 WHERE coalesce(g.doc_count, 0) <> coalesce(c.n, 0)"
+            ),
+        }
+    }
+}
+
+/// What the store's requests share (moved into each request's future).
+struct Shared {
+    pool: Pool,
+    location: String,
+    sql: Statements,
+    bm25: (f64, f64),
+    connect_timeout: Duration,
+}
+
+impl Shared {
+    fn error(&self, f: Failure) -> Error {
+        match f {
+            Failure::Pool(e) => pool_error(&self.location, e, self.connect_timeout),
+            Failure::Query(e) => pg_error(&self.location, e),
+            Failure::Engine(e) => e,
+        }
+    }
+}
+
+/// The ids this handle reserved and has not handed out yet.
+#[derive(Debug, Default)]
+struct IdBlock {
+    next: u64,
+    end: u64,
+}
+
+/// Below this many entries an agent's vectors are compared exactly (recall 1; measured faster
+/// than an HNSW scan that must skip other agents' entries, see `schema.sql`).
+const EXACT_BELOW: u64 = 2_000;
+/// From this many entries, `bm25_top_k` (pruned) beats the plain scan (see `schema.sql`).
+const PRUNED_FROM: u64 = 4_096;
+/// How long an agent's entry count is trusted for choosing a query plan.
+const PLAN_TTL: Duration = Duration::from_secs(1);
+
+/// The PostgreSQL long-term store.
+pub(crate) struct PostgresStore {
+    runtime: ServerRuntime,
+    shared: Arc<Shared>,
+    ids: Mutex<IdBlock>,
+    id_block_size: u64,
+    /// Entry counts per agent, read with the generation, for choosing query plans only.
+    sizes: Mutex<FxHashMap<String, (u64, Instant)>>,
+    exact_below: u64,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("location", &self.shared.location)
+            .finish_non_exhaustive()
+    }
+}
+
+fn role_number(role: Role) -> i16 {
+    Role::ALL.iter().position(|r| *r == role).unwrap_or(0) as i16
+}
+
+fn id_i64(id: EntryId) -> i64 {
+    i64::try_from(id.0).unwrap_or(i64::MAX)
+}
+
+/// An entry from a row of [`COLUMNS`].
+fn entry_of(row: &Row) -> std::result::Result<MemoryEntry, Failure> {
+    let corrupt = |detail: String| {
+        Failure::Engine(Error::Corrupt {
+            store: String::new(),
+            detail,
+        })
+    };
+    let id: i64 = row.try_get(0)?;
+    let role: i16 = row.try_get(3)?;
+    let role = *Role::ALL
+        .get(usize::try_from(role).unwrap_or(usize::MAX))
+        .ok_or_else(|| corrupt(format!("entry {id}: role {role}")))?;
+    let embedding: Option<Vector> = row.try_get(5)?;
+    let access_count: i64 = row.try_get(9)?;
+    let metadata: Option<serde_json::Value> = row.try_get(10)?;
+    Ok(MemoryEntry {
+        id: EntryId(u64::try_from(id).map_err(|_| corrupt(format!("entry id {id}")))?),
+        agent_id: Arc::from(unescape(row.try_get::<_, &str>(1)?)),
+        session_id: Arc::from(unescape(row.try_get::<_, &str>(2)?)),
+        role,
+        content: unescape(row.try_get::<_, &str>(4)?),
+        embedding: embedding.map(|v| Arc::from(v.to_vec())),
+        importance: Some(row.try_get::<_, f32>(6)?),
+        created_at: Timestamp(row.try_get(7)?),
+        last_accessed_at: Timestamp(row.try_get(8)?),
+        access_count: u32::try_from(access_count).unwrap_or(u32::MAX),
+        metadata: metadata.map_or(serde_json::Value::Null, |m| map_json(m, &unescape)),
+        tier: Tier::LongTerm,
+    })
+}
+
+/// Marks an escape in text stored in PostgreSQL: U+10FFFF, a noncharacter, never in real text.
+const ESCAPE: char = '\u{10FFFF}';
+
+/// `s` as PostgreSQL text, which cannot hold NUL: NUL becomes ESCAPE '0' and ESCAPE becomes
+/// ESCAPE ESCAPE, so that [`unescape`] gives `s` back exactly. Text without either is unchanged.
+fn escape(s: &str) -> String {
+    if !s.contains(['\0', ESCAPE]) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\0' => {
+                out.push(ESCAPE);
+                out.push('0');
+            }
+            ESCAPE => {
+                out.push(ESCAPE);
+                out.push(ESCAPE);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The inverse of [`escape`].
+fn unescape(s: &str) -> String {
+    if !s.contains(ESCAPE) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == ESCAPE {
+            match chars.next() {
+                Some('0') => out.push('\0'),
+                Some(other) => out.push(other),
+                None => out.push(ESCAPE),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `v` with `f` applied to every string in it, keys included (jsonb cannot hold NUL either).
+fn map_json(v: serde_json::Value, f: &dyn Fn(&str) -> String) -> serde_json::Value {
+    use serde_json::Value;
+    // Without recursion: metadata may nest as deep as the configured limit.
+    enum Frame {
+        Array(Vec<Value>, std::vec::IntoIter<Value>),
+        Object(
+            serde_json::Map<String, Value>,
+            String,
+            std::vec::IntoIter<(String, Value)>,
+        ),
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut current = v;
+    loop {
+        // Descend into `current` (a frame is pushed), or turn it into a finished value.
+        let mut fresh = false;
+        let mut done = match current {
+            Value::String(s) => Value::String(f(&s)),
+            Value::Array(items) => {
+                stack.push(Frame::Array(
+                    Vec::with_capacity(items.len()),
+                    items.into_iter(),
+                ));
+                fresh = true;
+                Value::Null
+            }
+            Value::Object(map) => {
+                let items: Vec<(String, Value)> = map.into_iter().collect();
+                stack.push(Frame::Object(
+                    serde_json::Map::new(),
+                    String::new(),
+                    items.into_iter(),
+                ));
+                fresh = true;
+                Value::Null
+            }
+            other => other,
+        };
+        loop {
+            let Some(top) = stack.last_mut() else {
+                return done;
+            };
+            match top {
+                Frame::Array(out, rest) => {
+                    if !fresh {
+                        out.push(std::mem::take(&mut done));
+                    }
+                    fresh = false;
+                    if let Some(next) = rest.next() {
+                        current = next;
+                        break;
+                    }
+                }
+                Frame::Object(out, key, rest) => {
+                    if !fresh {
+                        out.insert(f(key), std::mem::take(&mut done));
+                    }
+                    fresh = false;
+                    if let Some((k, next)) = rest.next() {
+                        *key = k;
+                        current = next;
+                        break;
+                    }
+                }
+            }
+            done = match stack.pop() {
+                Some(Frame::Array(out, _)) => Value::Array(out),
+                Some(Frame::Object(out, _, _)) => Value::Object(out),
+                None => return done,
+            };
+        }
+    }
+}
+
+/// The distinct tokens of `text`, as the keyword index sees them.
+fn query_terms(text: &str) -> Vec<String> {
+    let mut terms = Vec::new();
+    for_each_token(text, |t| terms.push(t.to_owned()));
+    terms.sort_unstable();
+    terms.dedup();
+    terms
+}
+
+/// The parameters of `insert_entries` for `entries`.
+struct InsertParams {
+    ids: Vec<i64>,
+    agents: Vec<String>,
+    sessions: Vec<String>,
+    roles: Vec<i16>,
+    contents: Vec<String>,
+    embeddings: Vec<Option<Vector>>,
+    importances: Vec<f32>,
+    created: Vec<i64>,
+    accessed: Vec<i64>,
+    access_counts: Vec<i64>,
+    metadata: Vec<Option<serde_json::Value>>,
+    doc_lens: Vec<i32>,
+    post_ids: Vec<i64>,
+    post_terms: Vec<String>,
+    post_tfs: Vec<i32>,
+    access_ids: Vec<i64>,
+    access_counts_add: Vec<i64>,
+    access_at: Vec<i64>,
+}
+
+impl InsertParams {
+    fn new(entries: &[MemoryEntry], accesses: &[AccessRecord]) -> Self {
+        let mut p = InsertParams {
+            ids: Vec::with_capacity(entries.len()),
+            agents: Vec::with_capacity(entries.len()),
+            sessions: Vec::with_capacity(entries.len()),
+            roles: Vec::with_capacity(entries.len()),
+            contents: Vec::with_capacity(entries.len()),
+            embeddings: Vec::with_capacity(entries.len()),
+            importances: Vec::with_capacity(entries.len()),
+            created: Vec::with_capacity(entries.len()),
+            accessed: Vec::with_capacity(entries.len()),
+            access_counts: Vec::with_capacity(entries.len()),
+            metadata: Vec::with_capacity(entries.len()),
+            doc_lens: Vec::with_capacity(entries.len()),
+            post_ids: Vec::new(),
+            post_terms: Vec::new(),
+            post_tfs: Vec::new(),
+            access_ids: accesses.iter().map(|a| id_i64(a.id)).collect(),
+            access_counts_add: accesses.iter().map(|a| i64::from(a.count)).collect(),
+            access_at: accesses.iter().map(|a| a.at.0).collect(),
+        };
+        let mut tf: FxHashMap<String, i32> = FxHashMap::default();
+        for e in entries {
+            // The same tokens and lengths as the embedded keyword index, so that BM25 agrees.
+            tf.clear();
+            let mut len: i32 = 0;
+            for_each_token(&e.content, |t| {
+                len = len.saturating_add(1);
+                match tf.get_mut(t) {
+                    Some(n) => *n += 1,
+                    None => {
+                        tf.insert(t.to_owned(), 1);
+                    }
+                }
+            });
+            for (term, n) in tf.drain() {
+                p.post_ids.push(id_i64(e.id));
+                p.post_terms.push(term);
+                p.post_tfs.push(n);
+            }
+            p.ids.push(id_i64(e.id));
+            p.agents.push(escape(&e.agent_id));
+            p.sessions.push(escape(&e.session_id));
+            p.roles.push(role_number(e.role));
+            p.contents.push(escape(&e.content));
+            p.embeddings
+                .push(e.embedding.as_deref().map(|v| Vector::from(v.to_vec())));
+            p.importances.push(e.importance());
+            p.created.push(e.created_at.0);
+            p.accessed.push(e.last_accessed_at.0);
+            p.access_counts.push(i64::from(e.access_count));
+            p.metadata.push(match &e.metadata {
+                serde_json::Value::Null => None,
+                v => Some(map_json(v.clone(), &escape)),
+            });
+            p.doc_lens.push(len);
+        }
+        p
+    }
+}
+
+/// Filter parameters in the order of [`filter_sql`].
+fn filter_params(f: &DocFilter) -> (Option<String>, Option<i16>, Option<i64>, Option<i64>) {
+    (
+        f.session.as_deref().map(escape),
+        f.role.map(role_number),
+        f.since.map(|t| t.0),
+        f.until.map(|t| t.0),
+    )
+}
+
+impl PostgresStore {
+    /// Connects, creates or migrates the store's schema, and checks its embedding dimension.
+    pub fn open(pg: &PostgresConfig, config: &MemoryConfig) -> Result<PostgresStore> {
+        migrate::check_schema_name(&pg.schema)?;
+        let runtime = ServerRuntime::new("postgres")?;
+        let hnsw = &config.search.hnsw;
+        let options = [
+            // Agent-filtered HNSW scans go on until they have k rows of the agent (see
+            // `schema.sql`: with iterative scan off, a small agent got 1.6 of 10 rows).
+            ("hnsw.iterative_scan", "relaxed_order".to_owned()),
+            ("hnsw.ef_search", hnsw.ef_search.clamp(1, 1000).to_string()),
+            // BM25's aggregation of common words' postings must not spill to disk.
+            ("work_mem", "16MB".to_owned()),
+        ];
+        let pool = pool(pg, &options)?;
+        let location = format!("{} (schema {})", describe_url(&pg.url), pg.schema);
+        let shared = Arc::new(Shared {
+            pool,
+            sql: Statements::new(&pg.schema),
+            bm25: (
+                f64::from(config.search.bm25.k1),
+                f64::from(config.search.bm25.b),
+            ),
+            connect_timeout: pg.connect_timeout,
+            location,
+        });
+        let id_block_size = {
+            let s = shared.clone();
+            let schema = pg.schema.clone();
+            let dim = config.embedding_dim;
+            runtime.run(async move { migrate_store(&s, &schema, dim).await })?
+        };
+        Ok(PostgresStore {
+            runtime,
+            shared,
+            ids: Mutex::new(IdBlock::default()),
+            id_block_size,
+            sizes: Mutex::new(FxHashMap::default()),
+            exact_below: EXACT_BELOW.max(hnsw.min_len as u64),
+        })
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        self.runtime.run(f)
+    }
+
+    /// The agent's entry count, from a recent read or read now (with the generation).
+    fn agent_size(&self, agent: &str) -> Result<u64> {
+        if let Some((n, at)) = self.sizes.lock().get(agent) {
+            if at.elapsed() < PLAN_TTL {
+                return Ok(*n);
+            }
+        }
+        Ok(self.generation_and_size(agent)?.1)
+    }
+
+    fn generation_and_size(&self, agent: &str) -> Result<(u64, u64)> {
+        let s = self.shared.clone();
+        let a = escape(agent);
+        let (generation, size) = self.run(async move {
+            with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.generation).await?;
+                let row = c.query_opt(&st, &[&a]).await?;
+                Ok(row.map_or((0, 0), |r| (r.get::<_, i64>(0), r.get::<_, i64>(1))))
+            })
+        })?;
+        let size = u64::try_from(size).unwrap_or(0);
+        let mut sizes = self.sizes.lock();
+        if sizes.len() > 10_000 {
+            sizes.clear();
+        }
+        sizes.insert(agent.to_owned(), (size, Instant::now()));
+        Ok((u64::try_from(generation).unwrap_or(0), size))
+    }
+
+    /// Reserves `blocks` consecutive id blocks; the first id. Runs in its own committed
+    /// transaction with a transaction id, so the reservation is durable before any id is used
+    /// (see `schema.sql`, query id_block); several blocks are taken under a lock so that they
+    /// are consecutive.
+    fn reserve_blocks(&self, blocks: u64) -> Result<u64> {
+        let s = self.shared.clone();
+        let first: i64 = self.run(async move {
+            with_client!(s, |c| async {
+                let tx = c.transaction().await?;
+                let first = if blocks == 1 {
+                    let st = tx.prepare_cached(&s.sql.id_block).await?;
+                    tx.query_one(&st, &[]).await?.get::<_, i64>(0)
+                } else {
+                    tx.execute(
+                        "SELECT pg_advisory_xact_lock($1, 0), pg_current_xact_id()",
+                        &[&migrate::LOCK_KEY],
+                    )
+                    .await?;
+                    let st = tx.prepare_cached(&s.sql.id_blocks).await?;
+                    let n = i64::try_from(blocks).unwrap_or(i64::MAX);
+                    tx.query_one(&st, &[&n]).await?.get::<_, i64>(0)
+                };
+                tx.commit().await?;
+                Ok(first)
+            })
+        })?;
+        u64::try_from(first).map_err(|_| Error::IdsExhausted {
+            store: self.shared.location.clone(),
+        })
+    }
+}
+
+/// Creates or migrates the schema and checks the dimension; returns the id block size.
+async fn migrate_store(s: &Shared, schema: &str, dim: usize) -> Result<u64> {
+    let mut client = s.pool.get().await.map_err(|e| s.error(Failure::Pool(e)))?;
+    let e = |err: tokio_postgres::Error| s.error(Failure::Query(err));
+    let installed = client
+        .query_opt("SELECT 1 FROM pg_extension WHERE extname = 'vector'", &[])
+        .await
+        .map_err(e)?
+        .is_some();
+    if !installed {
+        let available = client
+            .query_opt(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'",
+                &[],
+            )
+            .await
+            .map_err(e)?
+            .is_some();
+        if !available {
+            return Err(server_error(
+                &s.location,
+                ServerProblem::MissingExtension("pgvector (vector)".into()),
+                None,
+            ));
+        }
+    }
+    let tx = client.transaction().await.map_err(e)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&migrate::LOCK_KEY, &schema],
+    )
+    .await
+    .map_err(e)?;
+    let exists: bool = tx
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&format!("{schema}.migrations")],
+        )
+        .await
+        .map_err(e)?
+        .get(0);
+    let version: i64 = if exists {
+        tx.query_one(
+            &format!("SELECT coalesce(max(version), 0)::bigint FROM {schema}.migrations"),
+            &[],
+        )
+        .await
+        .map_err(e)?
+        .get(0)
+    } else {
+        0
+    };
+    if version > migrate::LATEST_VERSION {
+        return Err(Error::SchemaTooNew {
+            store: s.location.clone(),
+            found: version,
+            supported: migrate::LATEST_VERSION,
+        });
+    }
+    for m in migrate::pending(version, schema, dim) {
+        tracing::info!(store = %s.location, version = m.version, "migrating");
+        tx.batch_execute(&m.sql).await.map_err(e)?;
+    }
+    let stored: i32 = tx
+        .query_one(&format!("SELECT embedding_dim FROM {schema}.store"), &[])
+        .await
+        .map_err(e)?
+        .get(0);
+    if usize::try_from(stored).ok() != Some(dim) {
+        return Err(Error::StoreDimensionMismatch {
+            store: s.location.clone(),
+            stored: usize::try_from(stored).unwrap_or(0),
+            configured: dim,
+        });
+    }
+    let block: i64 = tx
+        .query_one(
+            "SELECT increment_by FROM pg_sequences WHERE schemaname = $1 AND sequencename = 'entry_id_blocks'",
+            &[&schema],
+        )
+        .await
+        .map_err(e)?
+        .get(0);
+    tx.commit().await.map_err(e)?;
+    u64::try_from(block)
+        .ok()
+        .filter(|b| *b > 0)
+        .ok_or_else(|| Error::Corrupt {
+            store: s.location.clone(),
+            detail: format!("id block size {block}"),
+        })
+}
+
+impl LongTermStore for PostgresStore {
+    fn location(&self) -> &str {
+        &self.shared.location
+    }
+
+    fn allocate_ids(&self, n: u64) -> Result<u64> {
+        let mut ids = self.ids.lock();
+        if ids.end - ids.next >= n {
+            let first = ids.next;
+            ids.next += n;
+            return Ok(first);
+        }
+        let blocks = n.div_ceil(self.id_block_size).max(1);
+        let first = self.reserve_blocks(blocks)?;
+        let end = first
+            .checked_add(blocks * self.id_block_size)
+            .filter(|e| *e <= i64::MAX as u64)
+            .ok_or_else(|| Error::IdsExhausted {
+                store: self.shared.location.clone(),
+            })?;
+        *ids = IdBlock {
+            next: first + n,
+            end,
+        };
+        Ok(first)
+    }
+
+    fn insert(&self, entries: &[MemoryEntry], accesses: &[AccessRecord]) -> Result<Vec<bool>> {
+        if entries.is_empty() && accesses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = self.shared.clone();
+        let params = InsertParams::new(entries, accesses);
+        let asked: Vec<(i64, String, String)> = entries
+            .iter()
+            .map(|e| (id_i64(e.id), escape(&e.agent_id), escape(&e.content)))
+            .collect();
+        self.run(async move {
+            // Safe to repeat: an entry whose first commit went through is skipped by id.
+            let inserted: Vec<i64> = with_client!(s, |c| async {
+                let p = &params;
+                let tx = c.transaction().await?;
+                let st = tx.prepare_cached(&s.sql.insert).await?;
+                let row = tx
+                    .query_one(
+                        &st,
+                        &[
+                            &p.ids,
+                            &p.agents,
+                            &p.sessions,
+                            &p.roles,
+                            &p.contents,
+                            &p.embeddings,
+                            &p.importances,
+                            &p.created,
+                            &p.accessed,
+                            &p.access_counts,
+                            &p.metadata,
+                            &p.doc_lens,
+                            &p.post_ids,
+                            &p.post_terms,
+                            &p.post_tfs,
+                        ],
+                    )
+                    .await?;
+                if !p.access_ids.is_empty() {
+                    let st = tx.prepare_cached(&s.sql.record_access).await?;
+                    tx.execute(&st, &[&p.access_ids, &p.access_counts_add, &p.access_at])
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(row.get::<_, Vec<i64>>(0))
+            })?;
+            let inserted: rustc_hash::FxHashSet<i64> = inserted.into_iter().collect();
+            let flags: Vec<bool> = asked
+                .iter()
+                .map(|(id, _, _)| inserted.contains(id))
+                .collect();
+            // Ids not inserted are stored already: the same entry (a retried write) is fine,
+            // another entry under the id is a conflict.
+            let skipped: Vec<i64> = asked
+                .iter()
+                .filter(|(id, _, _)| !inserted.contains(id))
+                .map(|(id, _, _)| *id)
+                .collect();
+            if !skipped.is_empty() {
+                let stored: Vec<(i64, String, String)> = with_client!(s, |c| async {
+                    let st = c.prepare_cached(&s.sql.conflicts).await?;
+                    let rows = c.query(&st, &[&skipped]).await?;
+                    Ok(rows
+                        .iter()
+                        .map(|r| (r.get(0), r.get(1), r.get(2)))
+                        .collect())
+                })?;
+                for (id, agent, content) in stored {
+                    let same = asked
+                        .iter()
+                        .any(|(i, a, c)| *i == id && *a == agent && *c == content);
+                    if !same {
+                        return Err(Error::IdConflict {
+                            store: s.location.clone(),
+                            id: EntryId(u64::try_from(id).unwrap_or(0)),
+                        });
+                    }
+                }
+            }
+            Ok(flags)
+        })
+    }
+
+    fn record_access(&self, accesses: &[AccessRecord]) -> Result<()> {
+        if accesses.is_empty() {
+            return Ok(());
+        }
+        let s = self.shared.clone();
+        let ids: Vec<i64> = accesses.iter().map(|a| id_i64(a.id)).collect();
+        let counts: Vec<i64> = accesses.iter().map(|a| i64::from(a.count)).collect();
+        let at: Vec<i64> = accesses.iter().map(|a| a.at.0).collect();
+        // Not repeated after a lost connection: the counts could be added twice.
+        self.run(async move {
+            let c = s.pool.get().await.map_err(|e| s.error(Failure::Pool(e)))?;
+            let st = c
+                .prepare_cached(&s.sql.record_access)
+                .await
+                .map_err(|e| s.error(e.into()))?;
+            c.execute(&st, &[&ids, &counts, &at])
+                .await
+                .map_err(|e| s.error(e.into()))?;
+            Ok(())
+        })
+    }
+
+    fn delete(&self, agent: &str, id: EntryId) -> Result<bool> {
+        let s = self.shared.clone();
+        let agent = escape(agent);
+        let ids = vec![id_i64(id)];
+        self.run(async move {
+            // Safe to repeat; a repeat after a lost connection whose first attempt committed
+            // reports the entry as already gone.
+            let deleted: Vec<i64> = with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.delete).await?;
+                Ok(c.query_one(&st, &[&agent, &ids]).await?.get(0))
+            })?;
+            Ok(!deleted.is_empty())
+        })
+    }
+
+    fn get(&self, agent: &str, id: EntryId) -> Result<Option<MemoryEntry>> {
+        Ok(self.get_many(agent, &[id])?.into_iter().next())
+    }
+
+    fn get_many(&self, agent: &str, ids: &[EntryId]) -> Result<Vec<MemoryEntry>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = self.shared.clone();
+        let agent = escape(agent);
+        let asked: Vec<i64> = ids.iter().map(|&i| id_i64(i)).collect();
+        self.run(async move {
+            let rows = with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.select_by_ids).await?;
+                let rows = c.query(&st, &[&agent, &asked]).await?;
+                rows.iter()
+                    .map(entry_of)
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            })
+            .map_err(|e| locate(e, &s.location))?;
+            let mut by_id: FxHashMap<i64, MemoryEntry> =
+                rows.into_iter().map(|e| (id_i64(e.id), e)).collect();
+            Ok(asked.iter().filter_map(|id| by_id.remove(id)).collect())
+        })
+    }
+
+    fn list(&self, agent: &str, query: &ListQuery) -> Result<Vec<MemoryEntry>> {
+        let s = self.shared.clone();
+        let agent = escape(agent);
+        let q = query.clone();
+        self.run(async move {
+            with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.list).await?;
+                let limit = q
+                    .limit
+                    .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+                let rows = c
+                    .query(
+                        &st,
+                        &[
+                            &agent,
+                            &q.session.as_deref().map(escape),
+                            &q.since.map(|t| t.0),
+                            &q.until.map(|t| t.0),
+                            &limit,
+                        ],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(entry_of)
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            })
+            .map_err(|e| locate(e, &s.location))
+        })
+    }
+
+    fn count(&self, agent: &str) -> Result<u64> {
+        let s = self.shared.clone();
+        let agent = escape(agent);
+        let n: i64 = self.run(async move {
+            with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.count).await?;
+                Ok(c.query_opt(&st, &[&agent]).await?.map_or(0, |r| r.get(0)))
+            })
+        })?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn count_all(&self) -> Result<u64> {
+        let s = self.shared.clone();
+        let n: i64 = self.run(async move {
+            with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.count_all).await?;
+                Ok(c.query_one(&st, &[]).await?.get(0))
+            })
+        })?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn keyword(&self, agent: &str, text: &str, k: usize, filter: &DocFilter) -> Result<Ranking> {
+        let terms = query_terms(text);
+        if terms.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        let pruned = filter.is_empty() && self.agent_size(agent)? >= PRUNED_FROM;
+        let s = self.shared.clone();
+        let agent = escape(agent);
+        let k = i32::try_from(k).unwrap_or(i32::MAX);
+        let (k1, b) = self.shared.bm25;
+        let f = filter_params(filter);
+        let filtered = !filter.is_empty();
+        let rows: Vec<(i64, f64)> = self.run(async move {
+            with_client!(s, |c| async {
+                let rows = if filtered {
+                    let st = c.prepare_cached(&s.sql.bm25_filtered).await?;
+                    c.query(
+                        &st,
+                        &[
+                            &agent,
+                            &terms,
+                            &i64::from(k),
+                            &k1,
+                            &b,
+                            &f.0,
+                            &f.1,
+                            &f.2,
+                            &f.3,
+                        ],
+                    )
+                    .await?
+                } else if pruned {
+                    let st = c.prepare_cached(&s.sql.bm25_top_k).await?;
+                    c.query(&st, &[&agent, &terms, &k, &k1, &b]).await?
+                } else {
+                    let st = c.prepare_cached(&s.sql.bm25_scores).await?;
+                    c.query(&st, &[&agent, &terms, &i64::from(k), &k1, &b])
+                        .await?
+                };
+                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            })
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, score)| (EntryId(u64::try_from(id).unwrap_or(0)), score as f32))
+            .collect())
+    }
+
+    fn vector(
+        &self,
+        agent: &str,
+        q: &[f32],
+        k: usize,
+        exact: bool,
+        filter: &DocFilter,
+        also: &[EntryId],
+    ) -> Result<Ranking> {
+        if k == 0 && also.is_empty() {
+            return Ok(Vec::new());
+        }
+        let exact = exact || self.agent_size(agent)? < self.exact_below;
+        let s = self.shared.clone();
+        let agent = escape(agent);
+        let qv = Vector::from(q.to_vec());
+        let k = i64::try_from(k).unwrap_or(i64::MAX);
+        let f = filter_params(filter);
+        let also: Vec<i64> = also.iter().map(|&i| id_i64(i)).collect();
+        let rows: Vec<(i64, f32)> = self.run(async move {
+            with_client!(s, |c| async {
+                let sql = if exact {
+                    &s.sql.vector_exact
+                } else {
+                    &s.sql.vector_hnsw
+                };
+                let st = c.prepare_cached(sql).await?;
+                let rows = c
+                    .query(&st, &[&agent, &qv, &k, &f.0, &f.1, &f.2, &f.3, &also])
+                    .await?;
+                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            })
+        })?;
+        let mut seen = rustc_hash::FxHashSet::default();
+        let mut ranking: Ranking = rows
+            .into_iter()
+            .filter(|(id, _)| seen.insert(*id))
+            .map(|(id, sim)| (EntryId(u64::try_from(id).unwrap_or(0)), sim))
+            .collect();
+        sort_ranking(&mut ranking);
+        Ok(ranking)
+    }
+
+    fn similarities(&self, agent: &str, q: &[f32], ids: &[EntryId]) -> Result<Ranking> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = self.shared.clone();
+        let agent = escape(agent);
+        let qv = Vector::from(q.to_vec());
+        let ids: Vec<i64> = ids.iter().map(|&i| id_i64(i)).collect();
+        let rows: Vec<(i64, f32)> = self.run(async move {
+            with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.similarities).await?;
+                let rows = c.query(&st, &[&agent, &qv, &ids]).await?;
+                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            })
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, sim)| (EntryId(u64::try_from(id).unwrap_or(0)), sim))
+            .collect())
+    }
+
+    fn max_similarity(&self, agent: &str, v: &[f32]) -> Result<Option<f32>> {
+        Ok(self
+            .vector(agent, v, 1, false, &DocFilter::default(), &[])?
+            .first()
+            .map(|h| h.1))
+    }
+
+    fn generation(&self, agent: &str) -> Result<Option<u64>> {
+        Ok(Some(self.generation_and_size(agent)?.0))
+    }
+
+    fn check_integrity(&self) -> Result<IntegrityReport> {
+        let s = self.shared.clone();
+        let bad: Vec<(String, i64, i64)> = self.run(async move {
+            with_client!(s, |c| async {
+                let rows = c.query(&s.sql.integrity, &[]).await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect())
+            })
+        })?;
+        if let Some((agent, counted, stored)) = bad.first() {
+            return Err(Error::Corrupt {
+                store: self.shared.location.clone(),
+                detail: format!(
+                    "agent {agent:?} is recorded with {counted} entries but {stored} are stored \
+                     ({} agents differ)",
+                    bad.len()
+                ),
+            });
+        }
+        Ok(IntegrityReport::default())
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        0
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn wait_for_indexing(&self) {}
+
+    fn pending_index_links(&self) -> usize {
+        0
+    }
+
+    fn index_heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// Puts the store's location into a corrupt-row error raised while decoding.
+fn locate(e: Error, location: &str) -> Error {
+    match e {
+        Error::Corrupt { store, detail } if store.is_empty() => Error::Corrupt {
+            store: location.to_owned(),
+            detail,
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_with_nul_and_the_escape_character_round_trips() {
+        for s in [
+            "",
+            "plain",
+            "nul\0byte",
+            "\0",
+            "\u{10FFFF}",
+            "a\u{10FFFF}0b\0\u{10FFFF}\u{10FFFF}",
+        ] {
+            let e = escape(s);
+            assert!(!e.contains('\0'), "{s:?}");
+            assert_eq!(unescape(&e), s);
+        }
+        assert_eq!(escape("plain"), "plain");
+    }
+
+    #[test]
+    fn json_strings_are_mapped_everywhere_and_the_shape_is_kept() {
+        let v = serde_json::json!({"a\0": ["x\0", null, 1, {"k": "v\0"}, []], "n": null, "e": {}});
+        let escaped = map_json(v.clone(), &escape);
+        assert!(!escaped.to_string().contains("\\u0000"), "{escaped}");
+        assert_eq!(map_json(escaped, &unescape), v);
+        let deep = (0..64).fold(serde_json::json!("\0"), |acc, _| serde_json::json!([acc]));
+        assert_eq!(map_json(map_json(deep.clone(), &escape), &unescape), deep);
+    }
+
+    #[test]
+    fn printed_configs_hide_passwords() {
+        let c = PostgresConfig::new("postgres://app:hunter2@db.example:6543/mem");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("app@db.example:6543/mem"), "{shown}");
+        let kv = PostgresConfig::new("host=h port=1 user=u password=hunter2 dbname=d");
+        assert!(!format!("{kv:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,697 @@
+//! Index snapshots of the embedded store: its in-RAM indexes saved beside the database file, in
+//! `<database>.idx/`, so that opening a big store reads them back instead of rebuilding every
+//! index (the HNSW graph above all) from every row.
+//!
+//! **Files.** `MANIFEST` stamps one set of snapshot files and names one file per agent
+//! (`<seq>-<n>.agent`, with its size and CRC-32). The stamp says what the set covers: the
+//! database's identity (a random store id in its meta table), the change-log row up to which it
+//! covers (`index_log` in SQLite: one row per transaction that inserted or deleted entries, with
+//! the ids and a random token), the format version, the embedding dimension, the quantization
+//! and the graph parameters. A save writes the agent files, then the manifest, each to a
+//! temporary file that is fsynced and renamed, then fsyncs the directory; files of older sets
+//! are removed only after that. A crash at any point leaves the previous manifest with its files
+//! whole.
+//!
+//! **Open.** The manifest and every agent file are read and checked (checksums, version,
+//! dimension, quantization, graph parameters, store id, and every cross-reference inside), and
+//! the stamp against the database: its log row must still be there with the same token (else
+//! the snapshot is older than the last one saved, or from a copy of the database that went on
+//! differently, or the database was restored from a backup), and not newer than the database.
+//! Then every id the log names after the stamp is brought in line with its row (added, or
+//! removed when the row is gone), so entries forgotten after the snapshot do not come back. Any
+//! failure is reported in a tracing event and the indexes are rebuilt from the rows.
+//!
+//! **When.** In the background when enough has changed (see [`due`]), on `Memory::checkpoint`,
+//! and when the store is closed. A save's stamp is read while no write is between its commit
+//! and its indexing (the write gate), so everything up to the stamp is in the indexes; what is
+//! written after it is replayed from the log on the next open.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::config::MemoryConfig;
+use crate::error::{Error, Result};
+use crate::index::codec::{ensure, Decoded, Decoder, Encoder, SnapshotDefect};
+use crate::index::snapshot::ReplayedRow;
+use crate::index::vector::Quantization;
+use crate::index::Indexes;
+use crate::store::sqlite::SqliteStore;
+
+/// Version of the snapshot format this build writes and reads; any other is rebuilt.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
+const MANIFEST: &str = "MANIFEST";
+const MANIFEST_MAGIC: &[u8; 8] = b"MEMCSNAP";
+const AGENT_MAGIC: &[u8; 8] = b"MEMCAGNT";
+
+/// Changed entries past which a background save is due, at the least (a smaller store is
+/// saved on close and on checkpoint only: rebuilding it on open takes well under a second).
+const MIN_CHANGES: u64 = 20_000;
+
+/// How often the background saver looks at the store.
+const POLL: Duration = Duration::from_secs(2);
+
+/// After a failed background save, how long the saver waits before trying again.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Whether a background save is due: a quarter of the store changed and the linker has caught
+/// up (a snapshot then holds a whole graph), or twice as much as the store holds changed (deletes
+/// and inserts) whatever the linker's state; a store that only grows while the linker is behind
+/// is saved once it catches up, or on close. Each save rewrites the whole snapshot, so the share bounds the bytes written
+/// per entry to a few times its own size, and a crash leaves at most that share to index again.
+fn due(changes: u64, entries: u64, pending_links: usize) -> bool {
+    let share = MIN_CHANGES.max(entries / 4);
+    (changes >= share && pending_links == 0)
+        || changes >= MIN_CHANGES.max(entries.saturating_mul(2))
+}
+
+/// The stamp of a snapshot: which database, and up to which change-log row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub store_id: u128,
+    pub seq: u64,
+    pub token: u64,
+}
+
+/// What must match between a snapshot and the store opening it.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    dim: u32,
+    quantization: u8,
+    m: u32,
+    ef_construction: u32,
+    seed: u64,
+}
+
+impl Shape {
+    fn of(config: &MemoryConfig) -> Shape {
+        let v = config.vector_index_config();
+        Shape {
+            dim: v.dim as u32,
+            quantization: match v.quantization {
+                Quantization::None => 0,
+                Quantization::Int8 => 1,
+            },
+            m: v.hnsw.m as u32,
+            ef_construction: v.hnsw.ef_construction as u32,
+            seed: v.seed,
+        }
+    }
+}
+
+/// The snapshot directory of a database file: `<database>.idx`.
+pub(crate) fn directory_of(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".idx");
+    PathBuf::from(name)
+}
+
+/// State shared by the store's writes, its saver thread and its close.
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotState {
+    /// Writes hold it shared from their commit until their entries are indexed (or taken out
+    /// again); a save holds it exclusively to read its stamp, and again before publishing.
+    pub gate: RwLock<()>,
+    /// Entries inserted or deleted since the last save.
+    pub changes: AtomicU64,
+    /// Batches indexed while their commit ran and then taken out because it failed: a save that
+    /// overlapped one may hold its entries, and is dropped.
+    pub aborted_batches: AtomicU64,
+    /// Set when a committed entry could not be indexed: the indexes then lack a row the log will
+    /// not replay, so no snapshot is saved by this handle.
+    pub index_gaps: AtomicBool,
+    saved_seq: AtomicU64,
+    /// Vectors the last saved snapshot held unlinked: a later save of the same stamp is worth
+    /// it when the linker has linked them since.
+    saved_unlinked: AtomicU64,
+    /// One save at a time.
+    saving: Mutex<()>,
+    shutdown: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// The snapshots of one store: where they live, and the background saver.
+#[derive(Debug)]
+pub(crate) struct Snapshots {
+    dir: PathBuf,
+    pub state: Arc<SnapshotState>,
+    store_id: u128,
+    shape: Shape,
+    saver: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Why a snapshot was not used.
+#[derive(Debug)]
+enum Rejection {
+    Missing,
+    Unusable(String),
+}
+
+impl From<SnapshotDefect> for Rejection {
+    fn from(d: SnapshotDefect) -> Self {
+        Rejection::Unusable(d.0)
+    }
+}
+
+/// What the loader did.
+pub(crate) struct Loaded {
+    /// Entries brought in line with the database after the stamp.
+    pub replayed: usize,
+    /// Rows that could not be read back or indexed, for the quarantine.
+    pub bad: Vec<(crate::entry::EntryId, String)>,
+}
+
+impl Snapshots {
+    /// The snapshots of the database at `database`.
+    pub fn new(database: &Path, sqlite: &SqliteStore, config: &MemoryConfig) -> Result<Snapshots> {
+        Ok(Snapshots {
+            dir: directory_of(database),
+            state: Arc::default(),
+            store_id: sqlite.store_id()?,
+            shape: Shape::of(config),
+            saver: None,
+        })
+    }
+
+    /// Loads the snapshot into `indexes` (fresh) and replays the changes after it. `None` (with
+    /// a tracing event saying why) when there is no usable snapshot: `indexes` may then hold
+    /// part of one and must be thrown away.
+    pub fn load(&self, sqlite: &SqliteStore, indexes: &Indexes, dim: usize) -> Option<Loaded> {
+        let began = Instant::now();
+        let stamp = match self.read_files(sqlite, indexes) {
+            Ok(stamp) => stamp,
+            Err(Rejection::Missing) => {
+                tracing::info!(
+                    snapshot = %self.dir.display(),
+                    "no index snapshot: rebuilding the indexes from the database"
+                );
+                return None;
+            }
+            Err(Rejection::Unusable(reason)) => {
+                tracing::warn!(
+                    snapshot = %self.dir.display(),
+                    %reason,
+                    "index snapshot not used: rebuilding the indexes from the database"
+                );
+                return None;
+            }
+        };
+        let read = began.elapsed();
+        let replay = sqlite.log_ids_after(stamp.seq).and_then(|ids| {
+            let n = ids.len();
+            let bad = sqlite.rows_for_replay(&ids, dim, |id, row| {
+                indexes.reconcile(
+                    id,
+                    row.map(|r| ReplayedRow {
+                        agent: r.agent,
+                        session: r.session,
+                        role: r.role,
+                        created_at: r.created_at,
+                        content: r.content,
+                        embedding: r.embedding,
+                    }),
+                )
+            })?;
+            for (id, _) in &bad {
+                indexes.reconcile(*id, None)?;
+            }
+            Ok(Loaded { replayed: n, bad })
+        });
+        // Rows written past the engine (by hand, with sqlite3) are in no log: the count of rows
+        // tells of those that add or remove rows.
+        let replay = replay.and_then(|loaded| {
+            let rows = sqlite.count_all()?;
+            let indexed = indexes.total_count();
+            if rows != indexed {
+                return Err(Error::Corrupt {
+                    store: sqlite.path().display().to_string(),
+                    detail: format!(
+                        "the database holds {rows} entries, the snapshot with the changes after \
+                         it {indexed}: rows were written past the engine"
+                    ),
+                });
+            }
+            Ok(loaded)
+        });
+        match replay {
+            Ok(loaded) => {
+                indexes.schedule_all();
+                self.state.saved_seq.store(stamp.seq, Ordering::Relaxed);
+                self.state
+                    .saved_unlinked
+                    .store(indexes.pending_links() as u64, Ordering::Relaxed);
+                self.state
+                    .changes
+                    .store(loaded.replayed as u64, Ordering::Relaxed);
+                tracing::info!(
+                    snapshot = %self.dir.display(),
+                    seq = stamp.seq,
+                    entries = indexes.total_count(),
+                    replayed = loaded.replayed,
+                    read_ms = read.as_millis() as u64,
+                    total_ms = began.elapsed().as_millis() as u64,
+                    "indexes loaded from the snapshot"
+                );
+                Some(loaded)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    snapshot = %self.dir.display(),
+                    error = %e,
+                    "index snapshot not used (it does not agree with the database): \
+                     rebuilding the indexes from the database"
+                );
+                None
+            }
+        }
+    }
+
+    /// Reads and checks the manifest and every agent file into `indexes`; the stamp.
+    fn read_files(
+        &self,
+        sqlite: &SqliteStore,
+        indexes: &Indexes,
+    ) -> std::result::Result<Stamp, Rejection> {
+        let path = self.dir.join(MANIFEST);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Rejection::Missing),
+            Err(e) => {
+                return Err(Rejection::Unusable(format!(
+                    "cannot open the manifest: {e}"
+                )))
+            }
+        };
+        let size = file
+            .metadata()
+            .map_err(|e| Rejection::Unusable(e.to_string()))?
+            .len();
+        let mut dec = Decoder::new(BufReader::new(file), size);
+        let (stamp, files) = self.read_manifest(&mut dec)?;
+        dec.finish()?;
+        let db = |e: Error| Rejection::Unusable(format!("cannot read the change log: {e}"));
+        let head = sqlite.log_head().map_err(db)?;
+        if head.is_none_or(|(seq, _)| seq < stamp.seq) {
+            return Err(Rejection::Unusable(format!(
+                "the snapshot covers change {} but the database ends at {}: it is newer than the \
+                 database (restored from a backup?)",
+                stamp.seq,
+                head.map_or(0, |h| h.0)
+            )));
+        }
+        match sqlite.log_token(stamp.seq).map_err(db)? {
+            Some(token) if token == stamp.token => {}
+            _ => {
+                return Err(Rejection::Unusable(format!(
+                    "change {} of the database is not the one the snapshot covers: the snapshot \
+                     is stale (older than the last one saved) or the database went on \
+                     differently (a copy, or restored from a backup)",
+                    stamp.seq
+                )))
+            }
+        }
+        for (agent, name, bytes, crc) in files {
+            self.read_agent(indexes, &stamp, &agent, &name, bytes, crc)
+                .map_err(|d| Rejection::Unusable(format!("{name}: {d}")))?;
+        }
+        Ok(stamp)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn read_manifest<R: std::io::Read>(
+        &self,
+        dec: &mut Decoder<R>,
+    ) -> std::result::Result<(Stamp, Vec<(String, String, u64, u32)>), Rejection> {
+        let mut magic = [0u8; 8];
+        dec.raw(&mut magic)?;
+        if &magic != MANIFEST_MAGIC {
+            return Err(Rejection::Unusable(
+                "the manifest is not a snapshot manifest".into(),
+            ));
+        }
+        let version = dec.u32()?;
+        if version != FORMAT_VERSION {
+            return Err(Rejection::Unusable(format!(
+                "format version {version}, this build reads {FORMAT_VERSION}"
+            )));
+        }
+        let store_id = u128::from(dec.u64()?) << 64 | u128::from(dec.u64()?);
+        let seq = dec.u64()?;
+        let token = dec.u64()?;
+        let shape = Shape {
+            dim: dec.u32()?,
+            quantization: dec.u8()?,
+            m: dec.u32()?,
+            ef_construction: dec.u32()?,
+            seed: dec.u64()?,
+        };
+        if store_id != self.store_id {
+            return Err(Rejection::Unusable(format!(
+                "the snapshot belongs to store {store_id:032x}, this database is {:032x}",
+                self.store_id
+            )));
+        }
+        let want = self.shape;
+        if shape.dim != want.dim {
+            return Err(Rejection::Unusable(format!(
+                "embedding dimension {} in the snapshot, {} configured",
+                shape.dim, want.dim
+            )));
+        }
+        if shape.quantization != want.quantization {
+            return Err(Rejection::Unusable(format!(
+                "quantization {} in the snapshot, {} configured",
+                shape.quantization, want.quantization
+            )));
+        }
+        if (shape.m, shape.ef_construction, shape.seed) != (want.m, want.ef_construction, want.seed)
+        {
+            return Err(Rejection::Unusable(
+                "the HNSW parameters differ from the configured ones".into(),
+            ));
+        }
+        let n = dec.len(8)?;
+        let mut files = Vec::with_capacity(n);
+        for _ in 0..n {
+            let agent = dec.str()?;
+            let name = dec.str()?;
+            let ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !ok || name == MANIFEST {
+                return Err(Rejection::Unusable(format!("bad file name {name:?}")));
+            }
+            files.push((agent, name, dec.u64()?, dec.u32()?));
+        }
+        Ok((
+            Stamp {
+                store_id,
+                seq,
+                token,
+            },
+            files,
+        ))
+    }
+
+    fn read_agent(
+        &self,
+        indexes: &Indexes,
+        stamp: &Stamp,
+        agent: &str,
+        name: &str,
+        bytes: u64,
+        crc: u32,
+    ) -> Decoded<()> {
+        let file = File::open(self.dir.join(name))
+            .map_err(|e| SnapshotDefect(format!("cannot open: {e}")))?;
+        let size = file.metadata()?.len();
+        ensure(size == bytes, || {
+            format!("{size} bytes where the manifest says {bytes} (truncated?)")
+        })?;
+        let mut dec = Decoder::new(BufReader::with_capacity(1 << 20, file), size);
+        let mut magic = [0u8; 8];
+        dec.raw(&mut magic)?;
+        ensure(&magic == AGENT_MAGIC, || {
+            "not an agent snapshot file".into()
+        })?;
+        ensure(dec.u32()? == FORMAT_VERSION, || {
+            "another format version".into()
+        })?;
+        let store_id = u128::from(dec.u64()?) << 64 | u128::from(dec.u64()?);
+        ensure(store_id == stamp.store_id, || "another store's file".into())?;
+        let _written_at = dec.u64()?;
+        ensure(dec.str()? == agent, || "another agent's file".into())?;
+        let index = indexes.decode_agent(&mut dec)?;
+        let file_crc = dec.finish()?;
+        ensure(file_crc == crc, || "not the file the manifest names".into())?;
+        indexes.insert_loaded(agent, index);
+        Ok(())
+    }
+
+    /// Saves a snapshot now, unless nothing changed since the last one. Returns its stamp.
+    /// Fails with `Error::Io` naming the file when the directory cannot be written.
+    pub fn save(&self, sqlite: &SqliteStore, indexes: &Indexes) -> Result<Option<Stamp>> {
+        let _one_at_a_time = self.state.saving.lock();
+        if self.state.index_gaps.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let (head, aborted, changes) = {
+            let _no_write_in_flight = self.state.gate.write();
+            (
+                sqlite.log_head()?,
+                self.state.aborted_batches.load(Ordering::Acquire),
+                self.state.changes.load(Ordering::Acquire),
+            )
+        };
+        let Some((seq, token)) = head else {
+            return Ok(None);
+        };
+        let unlinked = indexes.pending_links() as u64;
+        if seq == self.state.saved_seq.load(Ordering::Relaxed)
+            && unlinked >= self.state.saved_unlinked.load(Ordering::Relaxed)
+        {
+            return Ok(None);
+        }
+        let stamp = Stamp {
+            store_id: self.store_id,
+            seq,
+            token,
+        };
+        let began = Instant::now();
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let mut written = Vec::new();
+        let mut bytes_total = 0u64;
+        for (i, (agent, index)) in indexes.agents_for_snapshot().into_iter().enumerate() {
+            let name = format!("{seq:016x}-{i}.agent");
+            let path = self.dir.join(&name);
+            let (bytes, crc) = write_atomically(&path, |enc| {
+                enc.raw(AGENT_MAGIC)?;
+                enc.u32(FORMAT_VERSION)?;
+                enc.u64((stamp.store_id >> 64) as u64)?;
+                enc.u64(stamp.store_id as u64)?;
+                enc.u64(seq)?;
+                enc.str(&agent)?;
+                index.encode(enc)
+            })
+            .map_err(io(&path))?;
+            bytes_total += bytes;
+            written.push((agent, name, bytes, crc));
+        }
+        {
+            // Any batch that was indexed during the capture has finished by now, one way or the
+            // other: if one failed, its entries may be in the files without rows.
+            let _no_write_in_flight = self.state.gate.write();
+            if self.state.aborted_batches.load(Ordering::Acquire) != aborted {
+                tracing::debug!("a batch failed during the index snapshot: dropped, retried later");
+                for (_, name, _, _) in &written {
+                    let _ = std::fs::remove_file(self.dir.join(name));
+                }
+                return Ok(None);
+            }
+        }
+        let manifest = self.dir.join(MANIFEST);
+        write_atomically(&manifest, |enc| {
+            enc.raw(MANIFEST_MAGIC)?;
+            enc.u32(FORMAT_VERSION)?;
+            enc.u64((stamp.store_id >> 64) as u64)?;
+            enc.u64(stamp.store_id as u64)?;
+            enc.u64(seq)?;
+            enc.u64(token)?;
+            let s = self.shape;
+            enc.u32(s.dim)?;
+            enc.u8(s.quantization)?;
+            enc.u32(s.m)?;
+            enc.u32(s.ef_construction)?;
+            enc.u64(s.seed)?;
+            enc.len(written.len())?;
+            for (agent, name, bytes, crc) in &written {
+                enc.str(agent)?;
+                enc.str(name)?;
+                enc.u64(*bytes)?;
+                enc.u32(*crc)?;
+            }
+            Ok(())
+        })
+        .map_err(io(&manifest))?;
+        sync_dir(&self.dir).map_err(io(&self.dir))?;
+        self.state.saved_seq.store(seq, Ordering::Relaxed);
+        self.state.saved_unlinked.store(unlinked, Ordering::Relaxed);
+        self.state.changes.fetch_sub(changes, Ordering::AcqRel);
+        self.remove_other_files(&written);
+        // The log before this snapshot's row is no longer needed by any snapshot.
+        if let Err(e) = sqlite.prune_log(seq) {
+            tracing::warn!(error = %e, "could not prune the change log (retried at the next save)");
+        }
+        tracing::info!(
+            snapshot = %self.dir.display(),
+            seq,
+            agents = written.len(),
+            bytes = bytes_total,
+            ms = began.elapsed().as_millis() as u64,
+            "index snapshot saved"
+        );
+        Ok(Some(stamp))
+    }
+
+    /// Removes files of older snapshots and temporary files left by an interrupted save.
+    fn remove_other_files(&self, keep: &[(std::sync::Arc<str>, String, u64, u32)]) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let ours = name.ends_with(".agent") || name.ends_with(".tmp");
+            if ours && !keep.iter().any(|k| k.1 == name) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
+    /// Starts the background saver.
+    pub fn start(&mut self, sqlite: Arc<SqliteStore>, indexes: Arc<Indexes>) -> Result<()> {
+        let me = SaverContext {
+            dir: self.dir.clone(),
+            state: self.state.clone(),
+            store_id: self.store_id,
+            shape: self.shape,
+        };
+        let thread =
+            crate::background::spawn("memory-core-snapshot", move || me.run(&sqlite, &indexes))
+                .map_err(|source| Error::Io {
+                    path: self.dir.clone(),
+                    source,
+                })?;
+        self.saver = Some(thread);
+        Ok(())
+    }
+
+    /// Stops the background saver (waiting for a save under way), then saves what changed since
+    /// the last one. Failures are reported in a tracing event: nothing is lost, the next open
+    /// rebuilds or replays.
+    pub fn close(&mut self, sqlite: &SqliteStore, indexes: &Indexes) {
+        *self.state.shutdown.lock() = true;
+        self.state.wake.notify_all();
+        if let Some(t) = self.saver.take() {
+            let _ = t.join();
+        }
+        if let Err(e) = self.save(sqlite, indexes) {
+            tracing::warn!(error = %e, "could not save the index snapshot on close");
+        }
+    }
+}
+
+/// What the saver thread needs of [`Snapshots`].
+struct SaverContext {
+    dir: PathBuf,
+    state: Arc<SnapshotState>,
+    store_id: u128,
+    shape: Shape,
+}
+
+impl SaverContext {
+    fn run(&self, sqlite: &SqliteStore, indexes: &Indexes) {
+        let snapshots = Snapshots {
+            dir: self.dir.clone(),
+            state: self.state.clone(),
+            store_id: self.store_id,
+            shape: self.shape,
+            saver: None,
+        };
+        let mut retry_at: Option<Instant> = None;
+        loop {
+            {
+                let mut stop = self.state.shutdown.lock();
+                if !*stop {
+                    self.state.wake.wait_for(&mut stop, POLL);
+                }
+                if *stop {
+                    return;
+                }
+            }
+            if retry_at.is_some_and(|t| Instant::now() < t) {
+                continue;
+            }
+            let changes = self.state.changes.load(Ordering::Relaxed);
+            if changes == 0 || !due(changes, indexes.total_count(), indexes.pending_links()) {
+                continue;
+            }
+            match snapshots.save(sqlite, indexes) {
+                Ok(_) => retry_at = None,
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "could not save the index snapshot (nothing is lost: the next open \
+                         rebuilds); retrying in a minute"
+                    );
+                    retry_at = Some(Instant::now() + RETRY_AFTER);
+                }
+            }
+        }
+    }
+}
+
+/// Writes a file through `fill` to `<path>.tmp`, fsyncs it and renames it to `path`. Returns
+/// its size and checksum.
+fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut Encoder<BufWriter<File>>) -> std::io::Result<()>,
+) -> std::io::Result<(u64, u32)> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let out = (|| {
+        let file = File::create(&tmp)?;
+        let mut enc = Encoder::new(BufWriter::with_capacity(1 << 20, file));
+        fill(&mut enc)?;
+        let (mut w, crc) = enc.finish()?;
+        w.flush()?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        let bytes = file.metadata()?.len();
+        std::fs::rename(&tmp, path)?;
+        Ok((bytes, crc))
+    })();
+    if out.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    out
+}
+
+/// Makes renames in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_wait_for_a_quarter_of_the_store_and_the_linker() {
+        assert!(!due(19_999, 0, 0));
+        assert!(due(20_000, 0, 0));
+        assert!(!due(20_000, 30_000, 5), "the linker is behind");
+        assert!(!due(100_000, 1_000_000, 0));
+        assert!(due(250_000, 1_000_000, 0));
+        assert!(
+            !due(1_000_000, 1_000_000, 7),
+            "a growing store waits for the linker"
+        );
+        assert!(
+            due(2_000_000, 1_000_000, 7),
+            "forced past twice the store's size"
+        );
+    }
+}

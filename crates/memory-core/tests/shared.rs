@@ -1,0 +1,477 @@
+//! Many app instances on one memory (the server backend: PostgreSQL + Redis): two handles and
+//! two processes see each other's writes on their next query, ids never collide, agents stay
+//! isolated; and bad servers (down, refusing, silent, newer schema, wrong password, connections
+//! killed mid-request) give typed errors naming the server, never a password, and lose nothing
+//! acknowledged. Skipped, with a message, when the servers are not configured (see `common`).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use memory_core::{
+    EntryId, Error, Memory, MemoryConfig, NewEntry, Role, SearchQuery, ServerProblem, Tiers,
+};
+
+const DIM: usize = 16;
+
+fn config() -> MemoryConfig {
+    MemoryConfig {
+        embedding_dim: DIM,
+        stm_capacity: 4,
+        ..MemoryConfig::default()
+    }
+}
+
+fn msg(agent: &str, text: &str) -> NewEntry {
+    NewEntry::new(agent, "s", Role::User, text)
+}
+
+fn ids_of(hits: &[memory_core::SearchHit]) -> Vec<EntryId> {
+    hits.iter().map(|h| h.entry.id).collect()
+}
+
+#[test]
+fn two_handles_see_each_others_writes_on_their_next_query() {
+    for backend in common::shared_backends() {
+        let store = backend.fresh_store();
+        let a = store.open(config()).unwrap();
+        let b = store.open(config()).unwrap();
+        let q = SearchQuery::new("agent", "lighthouse keeper");
+        // A caches an answer...
+        assert!(a.search(&q).unwrap().is_empty());
+        assert!(a.search(&q).unwrap().is_empty());
+        assert_eq!(a.cache_stats().hits, 1);
+        // ...B writes long-term; A's next query must see it, not the cached answer.
+        let id = b
+            .insert(msg("agent", "the lighthouse keeper retired"))
+            .unwrap();
+        assert_eq!(ids_of(&a.search(&q).unwrap()), [id]);
+        assert_eq!(
+            a.get("agent", id).unwrap().unwrap().content,
+            "the lighthouse keeper retired"
+        );
+        // Short-term: B appends, A's window and search see it at once.
+        let stm = b
+            .append(msg("agent", "a lighthouse keeper visits today"))
+            .unwrap();
+        assert_eq!(a.recent("agent", "s", 10).unwrap()[0].id, stm);
+        let both = a.search(&q.clone().with_tiers(Tiers::Both)).unwrap();
+        assert!(ids_of(&both).contains(&stm), "{both:?}");
+        // A forgets; B's next (cached) query no longer returns it.
+        b.search(&q.clone().with_tiers(Tiers::LongTerm)).unwrap();
+        assert!(a.forget("agent", id).unwrap());
+        assert!(b
+            .search(&q.clone().with_tiers(Tiers::LongTerm))
+            .unwrap()
+            .is_empty());
+        // A consolidates what B appended; B finds it in long-term memory.
+        a.consolidate().unwrap();
+        let promoted = b.search(&q.clone().with_tiers(Tiers::LongTerm)).unwrap();
+        assert!(ids_of(&promoted).contains(&stm) || b.get("agent", stm).unwrap().is_none());
+    }
+}
+
+/// The child of the two-process tests: runs the action in `SHARED_CHILD_ACTION` on the store in
+/// `SHARED_CHILD_STORE`, printing "id <n>" per write. Does nothing as an ordinary test.
+#[test]
+fn shared_child() {
+    let Ok(spec) = std::env::var("SHARED_CHILD_STORE") else {
+        return;
+    };
+    let m = common::open_spec(&spec, config()).unwrap();
+    let action = std::env::var("SHARED_CHILD_ACTION").unwrap();
+    match action.as_str() {
+        "write" => {
+            // Long-term single inserts and batches, and a short-term append.
+            for i in 0..20 {
+                let id = m
+                    .insert(msg("agent", &format!("child note {i} about otters")))
+                    .unwrap();
+                println!("id {}", id.0);
+            }
+            for id in m
+                .insert_batch(
+                    (0..30)
+                        .map(|i| msg("agent", &format!("child batch {i}")))
+                        .collect(),
+                )
+                .unwrap()
+            {
+                println!("id {}", id.0);
+            }
+            let id = m
+                .append(msg("agent", "child window turn about otters"))
+                .unwrap();
+            println!("stm {}", id.0);
+        }
+        "check" => {
+            // The parent's write must be visible at once.
+            let hits = m
+                .search(&SearchQuery::new("agent", "parent walrus"))
+                .unwrap();
+            assert!(
+                hits.iter()
+                    .any(|h| h.entry.content == "the parent saw a walrus"),
+                "{hits:?}"
+            );
+            println!("seen");
+        }
+        other => panic!("unknown action {other}"),
+    }
+}
+
+fn run_child(store: &common::TestStore, action: &str) -> Vec<String> {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["shared_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env("SHARED_CHILD_STORE", store.spec())
+        .env("SHARED_CHILD_ACTION", action)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "child {action} failed");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim_start_matches("test shared_child ... ").to_owned())
+        .collect()
+}
+
+#[test]
+fn two_processes_see_each_others_writes_on_their_next_query() {
+    for backend in common::shared_backends() {
+        let store = backend.fresh_store();
+        let m = store.open(config()).unwrap();
+        let q = SearchQuery::new("agent", "otters")
+            .with_k(50)
+            .with_tiers(Tiers::Both);
+        assert!(m.search(&q).unwrap().is_empty()); // cached empty answer
+        let lines = run_child(&store, "write");
+        let ids: Vec<u64> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("id ")?.parse().ok())
+            .collect();
+        let stm: u64 = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("stm ")?.parse().ok())
+            .unwrap();
+        assert_eq!(ids.len(), 50);
+        for id in &ids {
+            assert!(
+                m.get("agent", EntryId(*id)).unwrap().is_some(),
+                "entry {id}"
+            );
+        }
+        assert_eq!(m.count("agent").unwrap(), 50);
+        let found = ids_of(&m.search(&q).unwrap());
+        assert!(found.contains(&EntryId(stm)), "the child's window entry");
+        assert!(found.len() >= 21, "{found:?}");
+        // And the other way round.
+        m.insert(msg("agent", "the parent saw a walrus")).unwrap();
+        assert!(run_child(&store, "check")
+            .iter()
+            .any(|l| l.contains("seen")));
+    }
+}
+
+#[test]
+fn ids_never_collide_across_handles_threads_and_processes() {
+    for backend in common::shared_backends() {
+        let store = backend.fresh_store();
+        let mut children: Vec<_> = (0..2)
+            .map(|_| {
+                Command::new(std::env::current_exe().unwrap())
+                    .args(["shared_child", "--exact", "--nocapture", "--test-threads=1"])
+                    .env("SHARED_CHILD_STORE", store.spec())
+                    .env("SHARED_CHILD_ACTION", "write")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let handles: Vec<Memory> = (0..2).map(|_| store.open(config()).unwrap()).collect();
+        let mut ids: Vec<u64> = std::thread::scope(|s| {
+            let threads: Vec<_> = handles
+                .iter()
+                .flat_map(|m| (0..2).map(move |t| (m, t)))
+                .map(|(m, t)| {
+                    s.spawn(move || {
+                        let mut mine = Vec::new();
+                        for i in 0..40 {
+                            let e = msg("agent", &format!("thread {t} entry {i}"));
+                            mine.push(
+                                if i % 2 == 0 { m.insert(e) } else { m.append(e) }
+                                    .unwrap()
+                                    .0,
+                            );
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .flat_map(|t| t.join().unwrap())
+                .collect()
+        });
+        for child in &mut children {
+            let out = BufReader::new(child.stdout.take().unwrap());
+            ids.extend(out.lines().map_while(Result::ok).filter_map(|l| {
+                let l = l.trim_start_matches("test shared_child ... ").to_owned();
+                let (_, n) = l.split_once(' ')?;
+                n.parse::<u64>().ok()
+            }));
+            assert!(child.wait().unwrap().success());
+        }
+        let distinct: BTreeSet<u64> = ids.iter().copied().collect();
+        assert_eq!(ids.len(), 4 * 40 + 2 * 51);
+        assert_eq!(distinct.len(), ids.len(), "an id was handed out twice");
+    }
+}
+
+#[test]
+fn agents_stay_isolated_across_instances() {
+    for backend in common::shared_backends() {
+        let store = backend.fresh_store();
+        let a = store.open(config()).unwrap();
+        let b = store.open(config()).unwrap();
+        let secret = a
+            .insert(msg("alice", "alice keeps the vault code 7421"))
+            .unwrap();
+        a.append(msg("alice", "alice whispers the vault code"))
+            .unwrap();
+        for q in [
+            SearchQuery::new("bob", "vault code"),
+            SearchQuery::new("bob", "vault code").with_tiers(Tiers::Both),
+        ] {
+            assert!(b.search(&q).unwrap().is_empty());
+        }
+        assert!(b.get("bob", secret).unwrap().is_none());
+        assert!(!b.forget("bob", secret).unwrap());
+        assert!(b.recent("bob", "s", 10).unwrap().is_empty());
+        assert_eq!(b.count("bob").unwrap(), 0);
+        assert_eq!(b.count("alice").unwrap(), 1);
+    }
+}
+
+/// A loopback port with nothing listening.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    port
+}
+
+#[cfg(all(feature = "postgres", feature = "redis"))]
+mod bad_servers {
+    use super::*;
+    use memory_core::{PostgresConfig, RedisConfig, ShortTermStorage, Storage};
+
+    fn assert_server_error(e: &Error, want: fn(&ServerProblem) -> bool, names: &str) {
+        match e {
+            Error::Server {
+                server, problem, ..
+            } => {
+                assert!(want(problem), "{e}");
+                assert!(server.contains(names), "{e}");
+                assert!(!e.to_string().contains("hunter2"), "password leaked: {e}");
+                assert!(
+                    !format!("{e:?}").contains("hunter2"),
+                    "password leaked: {e:?}"
+                );
+            }
+            other => panic!("expected a server error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn a_server_that_is_down_is_a_typed_error_naming_it() {
+        let port = closed_port();
+        let pg = PostgresConfig::new(format!("postgres://app:hunter2@127.0.0.1:{port}/db"));
+        let e = Memory::open(Storage::Postgres(pg), config()).unwrap_err();
+        assert_server_error(
+            &e,
+            |p| matches!(p, ServerProblem::ConnectionRefused),
+            &format!("127.0.0.1:{port}"),
+        );
+        let redis = RedisConfig::new(format!("redis://:hunter2@127.0.0.1:{port}"));
+        let e = Memory::builder(Storage::InMemory)
+            .with_short_term(ShortTermStorage::Redis(redis))
+            .with_config(config())
+            .open()
+            .unwrap_err();
+        assert_server_error(
+            &e,
+            |p| matches!(p, ServerProblem::ConnectionRefused),
+            &format!("127.0.0.1:{port}"),
+        );
+    }
+
+    #[test]
+    fn a_server_that_never_answers_times_out_with_a_typed_error() {
+        // Accepts connections (the kernel does) and never says a word.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let pg = PostgresConfig::new(format!("postgres://app:hunter2@127.0.0.1:{port}/db"))
+            .with_connect_timeout(Duration::from_millis(500));
+        let e = Memory::open(Storage::Postgres(pg), config()).unwrap_err();
+        assert_server_error(
+            &e,
+            |p| matches!(p, ServerProblem::Timeout(_) | ServerProblem::Unreachable(_)),
+            &format!("127.0.0.1:{port}"),
+        );
+        let redis = RedisConfig::new(format!("redis://127.0.0.1:{port}"))
+            .with_timeout(Duration::from_millis(500));
+        let e = Memory::builder(Storage::InMemory)
+            .with_short_term(ShortTermStorage::Redis(redis))
+            .with_config(config())
+            .open()
+            .unwrap_err();
+        assert_server_error(
+            &e,
+            |p| {
+                matches!(
+                    p,
+                    ServerProblem::Timeout(_) | ServerProblem::ConnectionLost(_)
+                )
+            },
+            &format!("127.0.0.1:{port}"),
+        );
+        drop(silent);
+    }
+
+    fn admin(url: &str) -> (tokio::runtime::Runtime, tokio_postgres::Client) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        });
+        (rt, client)
+    }
+
+    fn postgres_url() -> Option<String> {
+        common::shared_backends().into_iter().find_map(|b| match b {
+            common::Backend::Servers { postgres_url, .. } => Some(postgres_url),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_wrong_password_is_refused_without_showing_it() {
+        let Some(url) = postgres_url() else { return };
+        let mut parsed: tokio_postgres::Config = url.parse().unwrap();
+        parsed.password("hunter2");
+        let host = match &parsed.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            #[allow(unreachable_patterns)]
+            _ => return,
+        };
+        let bad = format!(
+            "postgres://{}:hunter2@{host}:{}/{}",
+            parsed.get_user().unwrap(),
+            parsed.get_ports()[0],
+            parsed.get_dbname().unwrap()
+        );
+        let e = Memory::open(Storage::Postgres(PostgresConfig::new(bad)), config()).unwrap_err();
+        assert_server_error(&e, |p| matches!(p, ServerProblem::LoginRefused(_)), &host);
+    }
+
+    #[test]
+    fn a_store_with_a_newer_schema_is_refused() {
+        let Some(url) = postgres_url() else { return };
+        let store = common::shared_backends()[0].fresh_store();
+        drop(store.open(config()).unwrap());
+        let (rt, client) = admin(&url);
+        rt.block_on(client.execute(
+            &format!(
+                "INSERT INTO {}.migrations (version, description) VALUES (99, 'from the future')",
+                store.name()
+            ),
+            &[],
+        ))
+        .unwrap();
+        match store.open(config()).unwrap_err() {
+            Error::SchemaTooNew {
+                found, supported, ..
+            } => {
+                assert_eq!(found, 99);
+                assert_eq!(supported, memory_core::POSTGRES_SCHEMA_VERSION);
+            }
+            other => panic!("{other}"),
+        }
+        // Another dimension than the store was created with is refused too.
+        let other_dim = MemoryConfig {
+            embedding_dim: DIM * 2,
+            ..config()
+        };
+        let fresh = common::shared_backends()[0].fresh_store();
+        drop(fresh.open(config()).unwrap());
+        assert!(matches!(
+            fresh.open(other_dim).unwrap_err(),
+            Error::StoreDimensionMismatch { .. }
+        ));
+    }
+
+    #[test]
+    fn connections_killed_mid_request_are_retried_and_lose_nothing_acknowledged() {
+        let Some(url) = postgres_url() else { return };
+        let store = common::shared_backends()[0].fresh_store();
+        let m = store.open(config()).unwrap();
+        let (rt, client) = admin(&url);
+        let app = format!("memory-core-test {}", store.name());
+        let kill = format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{app}'"
+        );
+        let acked = std::sync::Mutex::new(Vec::new());
+        let failed = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            let writer = s.spawn(|| {
+                for i in 0..60 {
+                    let batch: Vec<_> = (0..50)
+                        .map(|k| msg("agent", &format!("batch {i} entry {k}")))
+                        .collect();
+                    match m.insert_batch(batch) {
+                        Ok(ids) => acked.lock().unwrap().extend(ids),
+                        // Allowed: a typed error after the retries, never a lost ack.
+                        Err(Error::Server { .. }) => {
+                            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                    let _ = m.search(&SearchQuery::new("agent", "entry"));
+                }
+            });
+            while !writer.is_finished() {
+                rt.block_on(client.execute(&kill, &[])).unwrap();
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let acked = acked.into_inner().unwrap();
+        assert!(!acked.is_empty(), "no write got through the retries");
+        let fresh = store.open(config()).unwrap();
+        for id in &acked {
+            assert!(
+                fresh.get("agent", *id).unwrap().is_some(),
+                "acknowledged {id:?} lost"
+            );
+        }
+        fresh.check_integrity().unwrap();
+        eprintln!(
+            "{} batches acknowledged, {} failed with a typed error",
+            acked.len() / 50,
+            failed.into_inner()
+        );
+    }
+}

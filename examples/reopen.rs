@@ -1,0 +1,195 @@
+//! What a big file store costs across a restart (issue 13): ingest until every entry is
+//! searchable at full ANN speed, the clean close (which saves the index snapshot), and the
+//! reopen until the first query is answered with the whole HNSW graph, with and without the
+//! snapshot; plus ANN latency percentiles while a second thread ingests.
+//!
+//! ```sh
+//! cargo run --release --example reopen -- 100000     # entries (default 100,000), 384-d, one agent
+//! ```
+//!
+//! Prints one line per phase. Timings depend on what else runs on the machine: say so beside
+//! any figure taken from here.
+
+use std::time::{Duration, Instant};
+
+use memory_bench::workload::Workload;
+use memory_core::{Memory, MemoryConfig, SearchMode, SearchQuery, Storage, Tiers};
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ann_latencies(
+    m: &Memory,
+    queries: &[memory_bench::workload::Query],
+    agent: &str,
+) -> Vec<Duration> {
+    let mut out: Vec<Duration> = queries
+        .iter()
+        .map(|q| {
+            let query = SearchQuery::new(agent, q.text.clone())
+                .with_mode(SearchMode::Vector)
+                .with_tiers(Tiers::LongTerm)
+                .with_vector(q.vector.clone())
+                .without_cache();
+            let t = Instant::now();
+            m.search(&query).expect("search");
+            t.elapsed()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn main() -> anyhow_free::Result {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile_dir();
+    let db = dir.join("store.db");
+    let workload = Workload::standard();
+    let messages = workload.messages(n, 1, 13);
+    let agent = messages[0].agent.to_string();
+    let queries = workload.queries(500, 7);
+    let config = MemoryConfig::default();
+
+    // Ingest: batches of 1,000, then wait until the linker has caught up.
+    let m = Memory::open(Storage::File(db.clone()), config.clone())?;
+    let t = Instant::now();
+    for chunk in messages.chunks(1_000) {
+        m.insert_batch(chunk.iter().map(|msg| msg.to_entry()).collect())?;
+    }
+    let committed = t.elapsed();
+    m.wait_for_indexing();
+    let searchable = t.elapsed();
+    println!(
+        "ingest {n}: committed in {:.2} s ({:.0} entries/s), all linked after {:.2} s ({:.0} entries/s searchable at full ANN speed)",
+        committed.as_secs_f64(),
+        n as f64 / committed.as_secs_f64(),
+        searchable.as_secs_f64(),
+        n as f64 / searchable.as_secs_f64()
+    );
+    let lat = ann_latencies(&m, &queries, &agent);
+    println!(
+        "ANN (k=10) idle: p50 {:?} p99 {:?}",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+
+    let t = Instant::now();
+    drop(m);
+    println!(
+        "close (saves the snapshot): {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let idx = dir.join("store.db.idx");
+    let raw = (n * 384 * 4) as u64;
+    println!(
+        "snapshot on disk: {:.1} MB = {:.2}x the raw f32 vector bytes ({:.1} MB)",
+        dir_bytes(&idx) as f64 / 1e6,
+        dir_bytes(&idx) as f64 / raw as f64,
+        raw as f64 / 1e6
+    );
+
+    for (label, remove) in [("with the snapshot", false), ("without (rebuild)", true)] {
+        if remove {
+            std::fs::remove_dir_all(&idx)?;
+        }
+        let t = Instant::now();
+        let m = Memory::open(Storage::File(db.clone()), config.clone())?;
+        let opened = t.elapsed();
+        let q = &queries[0];
+        m.search(
+            &SearchQuery::new(&*agent, q.text.clone())
+                .with_mode(SearchMode::Vector)
+                .with_tiers(Tiers::LongTerm)
+                .with_vector(q.vector.clone())
+                .without_cache(),
+        )?;
+        let first_query = t.elapsed();
+        let pending = m.pending_index_links();
+        m.wait_for_indexing();
+        let full_speed = t.elapsed();
+        println!(
+            "reopen {label}: open {:.3} s, first query answered at {:.3} s ({pending} vectors still unlinked then), every vector linked at {:.3} s",
+            opened.as_secs_f64(),
+            first_query.as_secs_f64(),
+            full_speed.as_secs_f64()
+        );
+        if remove {
+            // Leave the rebuilt store's snapshot for the ingest phase below.
+            drop(m);
+        } else {
+            let lat = ann_latencies(&m, &queries, &agent);
+            println!(
+                "ANN right after the reopen: p50 {:?} p99 {:?}",
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99)
+            );
+        }
+    }
+
+    // ANN latency while another thread ingests batches of 100 at full speed.
+    let m = Memory::open(Storage::File(db.clone()), config)?;
+    let extra = workload.messages(n / 5, 1, 99);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (ingested, secs, lat, lag) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let t = Instant::now();
+            let mut done = 0;
+            for chunk in extra.chunks(100) {
+                m.insert_batch(chunk.iter().map(|msg| msg.to_entry()).collect())
+                    .expect("insert");
+                done += chunk.len();
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            (done, t.elapsed())
+        });
+        let mut lat = Vec::new();
+        let mut lag = 0usize;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            lat.extend(ann_latencies(&m, &queries[..50], &agent));
+            lag = lag.max(m.pending_index_links());
+        }
+        let (done, took) = writer.join().expect("writer");
+        lat.sort();
+        (done, took, lat, lag)
+    });
+    let t = Instant::now();
+    m.wait_for_indexing();
+    println!(
+        "during ingest of {ingested} more ({:.0} entries/s committed): ANN p50 {:?} p99 {:?} over {} queries; unlinked backlog up to {lag}; linked {:.2} s after the last commit",
+        ingested as f64 / secs.as_secs_f64(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.len(),
+        t.elapsed().as_secs_f64()
+    );
+    drop(m);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A fresh directory under the system's temporary directory.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("membench-reopen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    dir
+}
+
+mod anyhow_free {
+    pub type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+}
