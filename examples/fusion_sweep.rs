@@ -5,6 +5,7 @@
 //! cargo run --release --example fusion_sweep                      # the generated dataset, hashing
 //! cargo run --release --features minilm --example fusion_sweep    # and MiniLM (scripts/fetch-minilm.sh)
 //! MEMBENCH_LOCOMO=target/datasets/cri.json cargo run --release --example fusion_sweep
+//! SWEEP_EMBEDDERS=hashing cargo run --release --example fusion_sweep   # only the named embedders
 //! ```
 //!
 //! Each turn is embedded once per embedder and handed to the store with `with_embedding`, and
@@ -34,9 +35,6 @@ fn embedders() -> Vec<(String, Arc<dyn Embedder>)> {
         "hashing".into(),
         Arc::new(HashingEmbedder::new(384).expect("valid dimension")),
     )];
-    if std::env::var("SWEEP_GRAMS").is_ok() {
-        out.push(("grams".into(), Arc::new(GramEmbedder { dim: 384 })));
-    }
     #[cfg(feature = "minilm")]
     {
         let dir = std::env::var("MEMORY_CORE_MINILM_DIR")
@@ -196,61 +194,5 @@ fn main() {
                 }
             }
         }
-    }
-}
-
-/// Experiment: hashed word-internal character trigrams plus the words, stop words dropped.
-#[derive(Debug)]
-struct GramEmbedder {
-    dim: usize,
-}
-
-const STOP: &[&str] = &[
-    "the", "a", "an", "and", "or", "but", "i", "you", "he", "she", "it", "we", "they", "me", "my",
-    "your", "his", "her", "its", "our", "their", "is", "are", "was", "were", "be", "been", "am",
-    "do", "did", "does", "have", "has", "had", "to", "of", "in", "on", "at", "for", "with", "that",
-    "this", "what", "so", "just", "not", "no", "yes", "oh", "really", "like", "too", "very",
-    "about", "from", "as", "by", "if", "then", "there", "will", "would", "can", "could", "know",
-    "think", "yeah", "well", "that's", "it's", "i'm", "s", "t", "m", "re", "ve", "ll", "d",
-];
-
-impl Embedder for GramEmbedder {
-    fn dimension(&self) -> usize {
-        self.dim
-    }
-    fn embed(&self, text: &str) -> Vec<f32> {
-        let mut v = vec![0.0f32; self.dim];
-        let mut add = |bytes: &[u8], w: f32| {
-            let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-            });
-            let i = (h % self.dim as u64) as usize;
-            let sign = if (h >> 63) == 1 { -1.0 } else { 1.0 };
-            v[i] += sign * w;
-        };
-        for word in text
-            .split(|c: char| !c.is_alphanumeric() && c != '\'')
-            .filter(|w| !w.is_empty())
-        {
-            let word = word.to_lowercase();
-            if STOP.contains(&word.as_str()) {
-                continue;
-            }
-            add(word.as_bytes(), 1.0);
-            let padded: Vec<char> = format!("<{word}>").chars().collect();
-            if padded.len() >= 5 {
-                let n = padded.len() - 2;
-                let w = 1.0 / (n as f32).sqrt();
-                for g in padded.windows(3) {
-                    let s: String = g.iter().collect();
-                    add(s.as_bytes(), w);
-                }
-            }
-        }
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            v.iter_mut().for_each(|x| *x /= norm);
-        }
-        v
     }
 }

@@ -151,9 +151,7 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
             let _span = tracing::debug_span!(stages::VECTOR).entered();
             let ltm = if search_ltm {
                 let exact = q.mode == SearchMode::ExactVector;
-                let r = state
-                    .ltm
-                    .vector(&q.agent_id, qv, want, exact, &filter, &[])?;
+                let r = state.ltm.vector(&q.agent_id, qv, want, exact, &filter)?;
                 ltm_exhausted &= r.len() < want;
                 r
             } else {
@@ -164,7 +162,7 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
         // Score fusion needs the similarity of keyword candidates the vector ranking left out.
         let similarities = match (query_vector.as_deref(), state.config.search.fusion) {
             (Some(qv), Fusion::MinMax) if q.mode == SearchMode::Hybrid => {
-                missing_similarities(state, q, qv, &keyword, &vector, &stm)?
+                missing_similarities(state, q, qv, &keyword, &vector, &stm_vector)?
             }
             _ => Similarities::default(),
         };
@@ -208,38 +206,31 @@ fn vector_weight(state: &State, q: &SearchQuery) -> f32 {
     }
 }
 
-/// The exact similarity to `qv` of keyword candidates missing from the vector ranking: long-term
-/// ones from the store, short-term ones from the copies taken.
+/// The exact similarity to `qv` of keyword candidates missing from the vector ranking:
+/// short-term ones from `stm_vector` (every short-term entry, already scored), long-term ones
+/// from the store.
 fn missing_similarities(
     state: &State,
     q: &SearchQuery,
     qv: &[f32],
     keyword: &[(EntryId, f32)],
     vector: &[(EntryId, f32)],
-    stm: &[MemoryEntry],
+    stm_vector: &[(EntryId, f32)],
 ) -> Result<Similarities> {
     let ranked: rustc_hash::FxHashSet<EntryId> = vector.iter().map(|h| h.0).collect();
-    let missing: Vec<EntryId> = keyword
-        .iter()
-        .map(|h| h.0)
-        .filter(|id| !ranked.contains(id))
-        .collect();
-    if missing.is_empty() {
-        return Ok(Similarities::default());
-    }
-    let mut out: Similarities = state
-        .ltm
-        .similarities(&q.agent_id, qv, &missing)?
-        .into_iter()
-        .collect();
-    for e in stm.iter().filter(|e| missing.contains(&e.id)) {
-        let sim = match &e.embedding {
-            Some(v) => Some(dot(v, qv)),
-            None => state.embed(&e.content).map(|v| dot(&v, qv)),
-        };
-        if let Some(sim) = sim {
-            out.insert(e.id, sim);
+    let short_term: Similarities = stm_vector.iter().copied().collect();
+    let mut out = Similarities::default();
+    let mut long_term = Vec::new();
+    for &(id, _) in keyword.iter().filter(|h| !ranked.contains(&h.0)) {
+        match short_term.get(&id) {
+            Some(&sim) => {
+                out.insert(id, sim);
+            }
+            None => long_term.push(id),
         }
+    }
+    if !long_term.is_empty() {
+        out.extend(state.ltm.similarities(&q.agent_id, qv, &long_term)?);
     }
     Ok(out)
 }

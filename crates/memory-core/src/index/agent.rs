@@ -244,22 +244,20 @@ impl AgentIndex {
         }
     }
 
-    /// Vector ranking (exact or approximate) of the entries passing `filter`. Entries in `also`
-    /// are scored exactly and ranked in too.
+    /// Vector ranking (exact or approximate) of the entries passing `filter`.
     pub fn vector(
         &self,
         q: &[f32],
         k: usize,
         exact: bool,
         filter: &DocFilter,
-        also: &[EntryId],
     ) -> Result<Vec<(EntryId, f32)>> {
         if filter.is_empty() {
-            return self.vector_search(q, k, exact, &|_| true, also);
+            return self.vector_search(q, k, exact, &|_| true);
         }
         // Filters read the entries' attributes, which live with the keyword index.
         let text = self.text.read();
-        let hits = self.vector_search(q, k, exact, &text.matcher(filter), also);
+        let hits = self.vector_search(q, k, exact, &text.matcher(filter));
         hits
     }
 
@@ -270,7 +268,6 @@ impl AgentIndex {
         k: usize,
         exact: bool,
         accept: &dyn Fn(EntryId) -> bool,
-        also: &[EntryId],
     ) -> Result<Vec<(EntryId, f32)>> {
         // Held throughout: the linker cannot move staged vectors in while the index and then
         // the staging buffer are read, so no vector is seen twice or missed.
@@ -285,20 +282,6 @@ impl AgentIndex {
             hits.extend(staging.search(q, k, accept));
             sort_ranking(&mut hits);
             hits.truncate(k);
-        }
-        let before = hits.len();
-        for id in also {
-            if hits[..before].iter().all(|h| h.0 != *id) {
-                let sim = vectors
-                    .similarity(*id, q)
-                    .or_else(|| staging.similarity(*id, q));
-                if let Some(s) = sim {
-                    hits.push((*id, s));
-                }
-            }
-        }
-        if hits.len() > before {
-            sort_ranking(&mut hits);
         }
         Ok(hits)
     }

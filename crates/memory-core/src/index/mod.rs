@@ -183,7 +183,7 @@ impl Indexes {
             return Ok(None);
         };
         Ok(idx
-            .vector(v, 1, false, &DocFilter::default(), &[])?
+            .vector(v, 1, false, &DocFilter::default())?
             .first()
             .map(|h| h.1))
     }
@@ -200,9 +200,7 @@ impl Indexes {
             .map_or_else(Vec::new, |idx| idx.keyword(query, k, filter))
     }
 
-    /// Vector ranking (exact or approximate) of the agent's long-term entries. Entries in `also`
-    /// (the keyword candidates of a hybrid query) are scored exactly and ranked in too, so that
-    /// an approximate search missing one of them cannot hide its true similarity.
+    /// Vector ranking (exact or approximate) of the agent's long-term entries.
     pub fn vector(
         &self,
         agent: &str,
@@ -210,10 +208,9 @@ impl Indexes {
         k: usize,
         exact: bool,
         filter: &DocFilter,
-        also: &[EntryId],
     ) -> Result<Vec<(EntryId, f32)>> {
         match self.agent(agent) {
-            Some(idx) => idx.vector(q, k, exact, filter, also),
+            Some(idx) => idx.vector(q, k, exact, filter),
             None => Ok(Vec::new()),
         }
     }

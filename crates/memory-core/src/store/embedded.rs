@@ -272,9 +272,8 @@ impl LongTermStore for EmbeddedStore {
         k: usize,
         exact: bool,
         filter: &DocFilter,
-        also: &[EntryId],
     ) -> Result<Ranking> {
-        self.indexes.vector(agent, q, k, exact, filter, also)
+        self.indexes.vector(agent, q, k, exact, filter)
     }
 
     fn similarities(&self, agent: &str, q: &[f32], ids: &[EntryId]) -> Result<Ranking> {

@@ -110,8 +110,8 @@ pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
     fn keyword(&self, agent: &str, text: &str, k: usize, filter: &DocFilter) -> Result<Ranking>;
 
     /// Cosine ranking of `agent`'s entries passing `filter` against the unit vector `q`, the best
-    /// `k` (exact or approximate). Entries in `also` get their exact similarity and are ranked in
-    /// as well, so that an approximate search missing one of them cannot hide it.
+    /// `k` (exact or approximate). Candidates an approximate search may miss get their exact
+    /// similarity from [`LongTermStore::similarities`].
     fn vector(
         &self,
         agent: &str,
@@ -119,7 +119,6 @@ pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
         k: usize,
         exact: bool,
         filter: &DocFilter,
-        also: &[EntryId],
     ) -> Result<Ranking>;
 
     /// Exact cosine similarity of the unit vector `q` to each of `agent`'s entries in `ids` that

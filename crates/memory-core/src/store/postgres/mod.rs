@@ -265,14 +265,6 @@ fn filter_sql(first: usize) -> String {
 impl Statements {
     fn new(schema: &str) -> Self {
         let s = schema;
-        let vector_also = |inner: &str| {
-            format!(
-                "SELECT id, similarity FROM ({inner}) AS nearest \
-                 UNION ALL \
-                 SELECT e.id, (1 - (e.embedding <=> $2))::real FROM {s}.entries e \
-                 WHERE e.agent_id = $1 AND e.id = ANY ($8) AND e.embedding IS NOT NULL"
-            )
-        };
         Statements {
             insert: format!(
                 "SELECT {s}.insert_entries($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
@@ -312,21 +304,21 @@ impl Statements {
                  ORDER BY s.score DESC, s.entry_id LIMIT $3",
                 filter_sql(6)
             ),
-            vector_hnsw: vector_also(&format!(
+            vector_hnsw: format!(
                 "SELECT id, (1 - distance)::real AS similarity FROM ( \
                    SELECT e.id, e.embedding <=> $2 AS distance FROM {s}.entries e \
                    WHERE e.agent_id = $1 AND e.embedding IS NOT NULL AND {} \
                    ORDER BY e.embedding <=> $2 LIMIT $3) AS hits",
                 filter_sql(4)
-            )),
-            vector_exact: vector_also(&format!(
+            ),
+            vector_exact: format!(
                 "WITH mine AS MATERIALIZED ( \
                    SELECT e.id, e.embedding FROM {s}.entries e \
                    WHERE e.agent_id = $1 AND e.embedding IS NOT NULL AND {}) \
                  SELECT id, (1 - (embedding <=> $2))::real AS similarity FROM mine \
                  ORDER BY embedding <=> $2, id LIMIT $3",
                 filter_sql(4)
-            )),
+            ),
             // `<=>` is pgvector's cosine distance, exact on the stored vectors (no index used).
             similarities: format!(
                 "SELECT e.id, (1 - (e.embedding <=> $2))::real FROM {s}.entries e \
@@ -1155,9 +1147,8 @@ impl LongTermStore for PostgresStore {
         k: usize,
         exact: bool,
         filter: &DocFilter,
-        also: &[EntryId],
     ) -> Result<Ranking> {
-        if k == 0 && also.is_empty() {
+        if k == 0 {
             return Ok(Vec::new());
         }
         let exact = exact || self.agent_size(agent)? < self.exact_below;
@@ -1166,7 +1157,6 @@ impl LongTermStore for PostgresStore {
         let qv = Vector::from(q.to_vec());
         let k = i64::try_from(k).unwrap_or(i64::MAX);
         let f = filter_params(filter);
-        let also: Vec<i64> = also.iter().map(|&i| id_i64(i)).collect();
         let rows: Vec<(i64, f32)> = self.run(async move {
             with_client!(s, |c| async {
                 let sql = if exact {
@@ -1176,15 +1166,13 @@ impl LongTermStore for PostgresStore {
                 };
                 let st = c.prepare_cached(sql).await?;
                 let rows = c
-                    .query(&st, &[&agent, &qv, &k, &f.0, &f.1, &f.2, &f.3, &also])
+                    .query(&st, &[&agent, &qv, &k, &f.0, &f.1, &f.2, &f.3])
                     .await?;
                 Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
             })
         })?;
-        let mut seen = rustc_hash::FxHashSet::default();
         let mut ranking: Ranking = rows
             .into_iter()
-            .filter(|(id, _)| seen.insert(*id))
             .map(|(id, sim)| (EntryId(u64::try_from(id).unwrap_or(0)), sim))
             .collect();
         sort_ranking(&mut ranking);
@@ -1214,7 +1202,7 @@ impl LongTermStore for PostgresStore {
 
     fn max_similarity(&self, agent: &str, v: &[f32]) -> Result<Option<f32>> {
         Ok(self
-            .vector(agent, v, 1, false, &DocFilter::default(), &[])?
+            .vector(agent, v, 1, false, &DocFilter::default())?
             .first()
             .map(|h| h.1))
     }
