@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bench_gate::{locate, Kind};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use memory_bench::fixture::{self, Fixture, Scatter};
+use memory_bench::ingest::{IngestSummary, PacedIngest};
 use memory_bench::queries::{context_query, search_query, tool_definitions};
 use memory_bench::targets::Targets;
 use memory_bench::workload::Message;
@@ -43,6 +44,8 @@ fn main() {
     reference(&mut c);
     embedding(&mut c);
     tails(&mut c);
+    // Writes into the shared fixture: after every benchmark that reads it.
+    ann_during_ingest(&mut c);
     c.final_summary();
     fixture::release_all();
     report();
@@ -596,6 +599,7 @@ fn reference(c: &mut Criterion) {
 /// hands the embedder), per embedder: `latency/embed/<embedder>/{sentence,batch32}`.
 fn embedding(c: &mut Criterion) {
     let texts: Vec<&str> = pool().iter().take(32).map(|m| m.text.as_str()).collect();
+    #[cfg_attr(not(feature = "minilm"), allow(unused_mut))]
     let mut embedders: Vec<(String, Arc<dyn memory_core::Embedder>)> = vec![(
         "hashing".into(),
         Arc::new(
@@ -721,6 +725,93 @@ fn tails(c: &mut Criterion) {
     });
 }
 
+/// The sustained ingest beside `tail/ann_during_ingest`: 20,000 entries/s into the 100,000-entry
+/// fixture (the issue's target), proportionally less into smaller fixtures, in batches of 1/100 s.
+const INGEST_RATE_PER_100K: f64 = 20_000.0;
+
+/// What the writer beside `tail/ann_during_ingest` did, for the report.
+static INGEST: OnceLock<IngestSummary> = OnceLock::new();
+
+/// `tail/ann_during_ingest/p50|p95|p99`: ANN search of the fixture's agent while a writer
+/// commits new entries into the same agent at a fixed rate. Until the background linker has
+/// linked a new vector into the HNSW graph, every ANN query scans it exactly, so this is what
+/// sustained ingest costs readers; the report adds how far the linker fell behind. The writer
+/// runs only during the timed calls (about 6 s in the default profile: 120,000 entries, so the
+/// later samples search a store of up to 220,000) and stops after twice as many entries as the
+/// fixture holds.
+fn ann_during_ingest(c: &mut Criterion) {
+    let s = settings();
+    let size = s.fixture_size();
+    let rate = INGEST_RATE_PER_100K * size as f64 / 100_000.0;
+    let batch = ((rate / 100.0).round() as usize).max(1);
+    // Built on the first sample that needs it, so a filtered run skips it.
+    let fx: OnceCell<(Arc<Fixture>, PacedIngest)> = OnceCell::new();
+    let started = || {
+        fx.get_or_init(|| {
+            let f = big();
+            let limit = 2 * size;
+            let messages = fixture::workload().messages(limit, 1, 0x1a9e57);
+            let writer = PacedIngest::start(f.memory.clone(), rate, batch, limit, move |i| {
+                let m = &messages[i % messages.len()];
+                NewEntry::new(AGENT, "s-ingest", m.role, m.text.clone())
+                    .with_embedding(m.embedding.clone())
+                    .with_importance(m.importance)
+            });
+            (f, writer)
+        })
+    };
+    let mut i = 0usize;
+    tail::bench_tail_around(
+        c,
+        "ann_during_ingest",
+        |timed| {
+            if timed {
+                started().1.resume();
+            } else {
+                started().1.pause();
+            }
+        },
+        || {
+            i += 1;
+            let f = &started().0;
+            search_query(AGENT, &f.queries[i % f.queries.len()], SearchMode::Vector)
+        },
+        |q| {
+            black_box(started().0.memory.search(&q).ok());
+        },
+    );
+    if let Some((_, writer)) = fx.into_inner() {
+        let _ = INGEST.set(writer.stop());
+    }
+}
+
+/// The writer's side of `tail/ann_during_ingest`.
+fn ingest_report(targets: &Targets) {
+    let Some(w) = INGEST.get() else {
+        return;
+    };
+    let size = settings().fixture_size();
+    let target = INGEST_RATE_PER_100K * size as f64 / 100_000.0;
+    let per_sec = |r: f64| fixture::group_digits(r.round() as usize);
+    println!(
+        "ann_during_ingest: writer {} entries/s (paced at {}) into the {}-entry fixture, {} written{}; \
+         unlinked backlog at most {} entries = {:.2} s of ingest (target <= 1 s at 20,000/s and \
+         100K); all linked {:.2} s after the writer stopped; ANN target {}",
+        per_sec(w.rate()),
+        per_sec(target),
+        fixture::group_digits(size),
+        fixture::group_digits(w.inserted),
+        if w.hit_limit { " (its limit: later samples ran without writes)" } else { "" },
+        fixture::group_digits(w.max_unlinked),
+        w.max_lag().as_secs_f64(),
+        w.drain.as_secs_f64(),
+        tail::target_of("ann_during_ingest", targets),
+    );
+    if let Some(e) = &w.error {
+        eprintln!("warning: the writer beside tail/ann_during_ingest stopped at an error: {e}");
+    }
+}
+
 fn report() {
     let targets = Targets::load();
     let rows = tail::registry().summary();
@@ -735,6 +826,7 @@ fn report() {
         }
     }
     batch_insert_rates(&targets);
+    ingest_report(&targets);
     // Exact scan efficiency against the machine's sequential-read bandwidth, from this run.
     let size = settings().fixture_size();
     let bytes = arena_bytes() as f64;

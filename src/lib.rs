@@ -9,6 +9,7 @@
 
 pub mod conversations;
 pub mod fixture;
+pub mod ingest;
 pub mod locomo;
 pub mod measure;
 pub mod profile;

@@ -116,8 +116,25 @@ pub fn bench_tail<F: FnMut()>(c: &mut Criterion, op: &str, mut f: F) {
 
 /// Like [`bench_tail`], with an untimed `setup` producing each call's input (an entry to append,
 /// say), so building the input does not count as the operation's latency.
-pub fn bench_tail_with_setup<I, S, F>(c: &mut Criterion, op: &str, mut setup: S, mut f: F)
+pub fn bench_tail_with_setup<I, S, F>(c: &mut Criterion, op: &str, setup: S, f: F)
 where
+    S: FnMut() -> I,
+    F: FnMut(I),
+{
+    bench_tail_around(c, op, |_| {}, setup, f);
+}
+
+/// Like [`bench_tail_with_setup`], calling `around(true)` before each sample's timed calls and
+/// `around(false)` after them: a load that should run only while the calls are measured (a
+/// writer beside the searches, say) starts and stops there.
+pub fn bench_tail_around<I, A, S, F>(
+    c: &mut Criterion,
+    op: &str,
+    mut around: A,
+    mut setup: S,
+    mut f: F,
+) where
+    A: FnMut(bool),
     S: FnMut() -> I,
     F: FnMut(I),
 {
@@ -126,7 +143,9 @@ where
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut hist = new_histogram();
+                around(true);
                 record_with_setup(&mut hist, iters, &mut setup, &mut f);
+                around(false);
                 registry().merge(op, &hist);
                 scaled(hist.value_at_quantile(q), iters)
             })
