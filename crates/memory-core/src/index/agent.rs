@@ -137,6 +137,21 @@ pub(crate) type SharedIndex = Arc<AgentIndex>;
 /// the buffer is kept short.
 const STAGING_MOVE_AT: usize = 4_096;
 
+/// Unlinked vectors from which the linker links with every core (in batches of
+/// [`PARALLEL_LINK_BATCH`]); below it, one vector at a time on the linker thread alone, which
+/// builds the same graph for the same insertion order every time.
+const PARALLEL_LINK_AT: usize = 512;
+
+/// Vectors per parallel batch: the batch holds the index's read lock, so a writer waits at most
+/// for this many links split over the cores (a few milliseconds), as a single link holds it now.
+const PARALLEL_LINK_BATCH: usize = 32;
+
+/// Threads the linker uses on a backlog: the machine's cores, at most 8.
+fn link_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
+}
+
 impl AgentIndex {
     pub fn new(bm25: Bm25Params, vectors: &VectorIndexConfig) -> Result<Self> {
         Ok(AgentIndex {
@@ -349,7 +364,17 @@ impl AgentIndex {
                 return true;
             }
         }
+        let vectors = self.vectors.read();
+        let threads = link_threads();
+        if threads > 1 && vectors.pending_links() >= PARALLEL_LINK_AT {
+            // A backlog (an ingest burst, a reopen without snapshot): every core, a short batch
+            // per read lock so that a waiting writer gets in soon.
+            let linked = vectors.link_parallel(threads, PARALLEL_LINK_BATCH);
+            if linked > 0 {
+                return true;
+            }
+        }
         // One vector per read lock, so that a waiting writer (a move, a removal) gets in soon.
-        self.vectors.read().link_next()
+        vectors.link_next()
     }
 }

@@ -4,7 +4,7 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 
 use parking_lot::Mutex;
@@ -194,8 +194,20 @@ pub(crate) struct Graph {
     /// The entry point and the top level, packed as `level << 32 | node` (or [`NO_ENTRY`]), so a
     /// search reads both at once.
     entry: AtomicU64,
-    /// The linker's visited set; holding it is what makes one linker at a time.
+    /// The linker's visited set; holding it is what makes one linker at a time (one batch at a
+    /// time for [`Graph::link_parallel`], whose workers bring their own sets).
     linker: Mutex<Visited>,
+    /// Locks over nodes' link lists (node `n` under `stripes[n % STRIPES]`), held while a
+    /// linker rewrites a list, so that two workers of a parallel batch never lose each other's
+    /// back links. Searches do not take them.
+    stripes: Box<[Mutex<()>]>,
+}
+
+/// Lock stripes over the link lists.
+const STRIPES: usize = 256;
+
+fn stripes() -> Box<[Mutex<()>]> {
+    (0..STRIPES).map(|_| Mutex::new(())).collect()
 }
 
 impl Clone for Graph {
@@ -214,6 +226,7 @@ impl Clone for Graph {
             linked: AtomicUsize::new(self.linked.load(Acquire)),
             entry: AtomicU64::new(self.entry.load(Acquire)),
             linker: Mutex::new(Visited::default()),
+            stripes: stripes(),
         }
     }
 }
@@ -233,6 +246,7 @@ impl Graph {
             linked: AtomicUsize::new(0),
             entry: AtomicU64::new(NO_ENTRY),
             linker: Mutex::new(Visited::default()),
+            stripes: stripes(),
         }
     }
 
@@ -317,14 +331,68 @@ impl Graph {
             return false;
         }
         let node = node as u32;
-        let level = usize::from(self.levels[node as usize]);
-        let packed = self.entry.load(Acquire);
-        if packed == NO_ENTRY {
-            self.entry.store(pack(node, level), Release);
-            self.linked.store(node as usize + 1, Release);
-            return true;
+        if self.entry.load(Acquire) == NO_ENTRY {
+            self.entry
+                .store(pack(node, usize::from(self.levels[node as usize])), Release);
+        } else {
+            self.link_node(node, &pair, &prefetch, &mut visited);
         }
-        let (entry, max_level) = unpack(packed);
+        self.linked.store(node as usize + 1, Release);
+        true
+    }
+
+    /// Links up to `max` unlinked slots with `threads` threads (this one and `threads - 1`
+    /// scoped workers, each taking the next slot of the batch until none is left), then marks
+    /// the batch linked. Returns how many it linked; 0 when nothing waits or the graph has no
+    /// node yet (then [`Graph::link_next`] starts it).
+    ///
+    /// While the batch is linked, searches may meet its nodes out of order: they count as not
+    /// linked until the batch ends (the caller scans them exactly), and a node's own links are
+    /// still written before anything links to it. A graph built this way depends on thread
+    /// timing; [`Graph::link_next`] alone builds the same graph every time.
+    pub fn link_parallel(
+        &self,
+        threads: usize,
+        max: usize,
+        pair: impl Fn(u32, u32) -> f32 + Sync,
+        prefetch: impl Fn(u32) + Sync,
+    ) -> usize {
+        let mut visited = self.linker.lock();
+        let start = self.linked.load(Acquire);
+        let end = self.capacity().min(start.saturating_add(max));
+        if start >= end || self.entry.load(Acquire) == NO_ENTRY {
+            return 0;
+        }
+        let next = AtomicUsize::new(start);
+        let work = |visited: &mut Visited| loop {
+            let node = next.fetch_add(1, Relaxed);
+            if node >= end {
+                break;
+            }
+            self.link_node(node as u32, &pair, &prefetch, visited);
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..threads.clamp(1, end - start) {
+                // Workers inherit this thread's (background) priority.
+                scope.spawn(|| work(&mut Visited::default()));
+            }
+            work(&mut visited);
+        });
+        self.linked.store(end, Release);
+        end - start
+    }
+
+    /// Links `node` into a graph that has an entry point: the search down the layers, its own
+    /// links, then the back links, and the entry point if `node` reaches above it.
+    fn link_node(
+        &self,
+        node: u32,
+        pair: &impl Fn(u32, u32) -> f32,
+        prefetch: &impl Fn(u32),
+        visited: &mut Visited,
+    ) {
+        let level = usize::from(self.levels[node as usize]);
+        let (entry, max_level) = unpack(self.entry.load(Acquire));
         let sim = |x: u32| pair(node, x);
         let mut ep = Cand {
             sim: sim(entry),
@@ -338,28 +406,43 @@ impl Graph {
         for layer in (0..=level.min(max_level)).rev() {
             let found = self.search_layer(
                 &sim,
-                &prefetch,
+                prefetch,
                 &eps,
                 self.ef_construction,
                 layer,
-                &mut visited,
+                visited,
                 &|_| true,
             );
-            let chosen = select_neighbours(&found, self.m, &pair);
+            let chosen = select_neighbours(&found, self.m, pair);
             // The node's own links are in place before any neighbour links to it, so a search
             // that reaches it can always go on from it.
-            self.set_links(node, layer, &chosen);
+            {
+                let _list = self.stripe(node).lock();
+                self.set_links(node, layer, &chosen);
+            }
             let cap = if layer == 0 { self.m0 } else { self.m };
             for &e in &chosen {
-                self.connect(e, node, layer, cap, &pair, &mut scratch);
+                self.connect(e, node, layer, cap, pair, &mut scratch);
             }
             eps = found;
         }
-        if level > max_level {
-            self.entry.store(pack(node, level), Release);
+        // Raise the entry point if `node` reaches above it (a parallel worker may have raised it
+        // meanwhile: only ever upwards).
+        let mut current = self.entry.load(Acquire);
+        while level > unpack(current).1 {
+            match self
+                .entry
+                .compare_exchange(current, pack(node, level), AcqRel, Acquire)
+            {
+                Ok(_) => break,
+                Err(now) => current = now,
+            }
         }
-        self.linked.store(node as usize + 1, Release);
-        true
+    }
+
+    /// The lock over `node`'s link lists.
+    fn stripe(&self, node: u32) -> &Mutex<()> {
+        &self.stripes[node as usize % STRIPES]
     }
 
     /// Adds the back link `e -> node`, re-running the selection heuristic over `e`'s links when
@@ -373,6 +456,7 @@ impl Graph {
         pair: &impl Fn(u32, u32) -> f32,
         current: &mut Vec<u32>,
     ) {
+        let _list = self.stripe(e).lock();
         self.links(e, layer, current);
         if current.len() < cap {
             let block = self.block(e, layer);

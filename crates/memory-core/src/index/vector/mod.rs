@@ -419,6 +419,24 @@ impl VectorIndex {
         })
     }
 
+    /// Links up to `max` waiting vectors with `threads` threads at once (see
+    /// [`Graph::link_parallel`]); returns how many it linked, 0 when none waits or the graph is
+    /// still empty (then [`VectorIndex::link_next`] starts it). Like `link_next` it takes `&self`
+    /// and runs beside searches, which scan the batch exactly until it is linked; the graph it
+    /// builds depends on thread timing.
+    pub fn link_parallel(&self, threads: usize, max: usize) -> usize {
+        let dim = self.config.dim;
+        let arena = &self.arena;
+        self.graph.as_ref().map_or(0, |g| {
+            g.link_parallel(
+                threads,
+                max,
+                |a, b| arena.sim_pair(dim, a as usize, b as usize),
+                |node| arena.prefetch(dim, node as usize),
+            )
+        })
+    }
+
     /// Removes `id`; returns whether it was held. The slot becomes a tombstone that the graph
     /// still routes through; past 30% tombstones the arena is compacted and the graph dropped,
     /// to be linked again by [`VectorIndex::link_pending`] (searches scan exactly meanwhile).
