@@ -83,6 +83,7 @@ impl EmbeddedStore {
                         row.embedding,
                     )
                 })?;
+                indexes.schedule_all();
                 if let Some(s) = &snapshots {
                     // Everything is new to the next snapshot, and the log before now is of no
                     // use to it.
