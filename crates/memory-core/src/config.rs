@@ -105,6 +105,13 @@ pub struct SearchConfig {
     pub hnsw: HnswParams,
     /// How long-term vectors are held in RAM: f32, or int8 codes (4x smaller, some recall lost).
     pub quantization: Quantization,
+    /// Most vectors of one agent a long-term write may leave outside the HNSW graph. Past it,
+    /// the write links (with every core, at the writer's priority) until the agent is back at
+    /// the bound before it returns: sustained ingest then runs at the speed of linking, and an
+    /// ANN query never scans more than this many vectors exactly. `None` (the default): writes
+    /// never wait; the background linker (at low priority) catches up, and until it has, ANN
+    /// queries scan the backlog exactly, slower the longer it grows.
+    pub max_unlinked: Option<usize>,
     /// How long a cached answer lives.
     pub cache_ttl: Duration,
     /// Most answers kept in the query cache (0 turns the cache off).
@@ -120,6 +127,7 @@ impl Default for SearchConfig {
             candidates: DEFAULT_CANDIDATES,
             hnsw: HnswParams::default(),
             quantization: Quantization::None,
+            max_unlinked: None,
             cache_ttl: Duration::from_secs(300),
             cache_capacity: 10_000,
         }

@@ -338,3 +338,56 @@ fn polling_index_progress_during_writes_and_linking_never_deadlocks() {
     }
     worker.join().unwrap();
 }
+
+/// `SearchConfig::max_unlinked`: every write returns with its agent's backlog (staged plus
+/// unlinked vectors) at the bound or under it, single or batched, from several writers at once,
+/// and searches beside them still find every entry; an agent the writes do not touch keeps its
+/// backlog to the background linker.
+#[test]
+fn writes_keep_the_unlinked_backlog_within_max_unlinked() {
+    const MAX: usize = 100;
+    let cfg = MemoryConfig {
+        search: memory_core::SearchConfig {
+            hnsw: memory_core::index::vector::HnswParams {
+                min_len: 64,
+                ..Default::default()
+            },
+            max_unlinked: Some(MAX),
+            ..Default::default()
+        },
+        ..config()
+    };
+    let m = Memory::open(Storage::Temporary, cfg).unwrap();
+    let entry = |w: usize, i: usize| {
+        NewEntry::new("a", "s", Role::User, format!("writer {w} entry {i}"))
+            .with_embedding(spread_vector(w * 100_000 + i))
+    };
+    std::thread::scope(|s| {
+        for w in 0..3 {
+            let m = &m;
+            s.spawn(move || {
+                for i in 0..90 {
+                    if i % 3 == 0 {
+                        m.insert_batch((0..700).map(|j| entry(w, 1_000 + i * 700 + j)).collect())
+                            .unwrap();
+                    } else {
+                        m.insert(entry(w, i)).unwrap();
+                    }
+                    // Other writers may add up to one batch each after this one returned.
+                    let backlog = m.pending_index_links();
+                    assert!(backlog <= MAX + 2 * 700, "backlog {backlog} after a write");
+                }
+            });
+        }
+    });
+    // Alone now: each write leaves at most MAX.
+    for i in 0..20 {
+        m.insert_batch((0..500).map(|j| entry(9, i * 500 + j)).collect())
+            .unwrap();
+        let backlog = m.pending_index_links();
+        assert!(backlog <= MAX, "backlog {backlog} after a lone batch");
+    }
+    assert_eq!(m.count("a").unwrap(), 3 * (60 + 30 * 700) + 20 * 500);
+    m.wait_for_indexing();
+    assert_eq!(m.pending_index_links(), 0);
+}

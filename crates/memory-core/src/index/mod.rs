@@ -86,6 +86,22 @@ impl Indexes {
         agents.iter().map(|a| a.pending_links()).sum()
     }
 
+    /// Links `agent`'s vectors in the calling thread (with every core on a backlog, as the
+    /// linker does) until at most `max` are staged or unlinked: the wait a write makes under
+    /// `SearchConfig::max_unlinked`. Runs beside the background linker; the graph's own lock
+    /// takes their batches in turn.
+    pub fn keep_up(&self, agent: &str, max: usize) {
+        let Some(shared) = self.agent(agent) else {
+            return;
+        };
+        // A step finds nothing to do when another thread linked the vectors it saw waiting (the
+        // staged ones are then moved in by the next step): give up only when that repeats.
+        let mut idle = 0;
+        while shared.pending_links() > max && idle < 3 {
+            idle = if shared.link_step() { 0 } else { idle + 1 };
+        }
+    }
+
     /// Blocks until every stored vector is linked into its agent's graph.
     pub fn wait_for_linking(&self) {
         self.linker.wait_idle();

@@ -35,6 +35,8 @@ pub(crate) struct EmbeddedStore {
     snapshots: Option<Snapshots>,
     location: String,
     next_id: AtomicU64,
+    /// `SearchConfig::max_unlinked`: the backlog a write leaves the linker at most.
+    max_unlinked: Option<usize>,
     /// Rows set aside on open that could not be moved to the quarantine table (a file that could
     /// not be written then): not indexed, and reported with the quarantine.
     unmoved: Vec<QuarantinedEntry>,
@@ -141,27 +143,17 @@ impl EmbeddedStore {
             sqlite,
             indexes,
             next_id: AtomicU64::new(next),
+            max_unlinked: config.search.max_unlinked,
         })
     }
-}
 
-impl LongTermStore for EmbeddedStore {
-    fn location(&self) -> &str {
-        &self.location
-    }
-
-    fn allocate_ids(&self, n: u64) -> Result<u64> {
-        // Ids are stored as SQLite's signed 64-bit integers: the block must end at i64::MAX.
-        self.next_id
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| {
-                next.checked_add(n).filter(|end| *end <= MAX_ID + 1)
-            })
-            .map_err(|_| Error::IdsExhausted {
-                store: self.location.clone(),
-            })
-    }
-
-    fn insert(&self, entries: &[MemoryEntry], accesses: &[AccessRecord]) -> Result<Vec<bool>> {
+    /// Commits `entries` and indexes them (the write of [`LongTermStore::insert`] without the
+    /// wait for the linker).
+    fn insert_and_index(
+        &self,
+        entries: &[MemoryEntry],
+        accesses: &[AccessRecord],
+    ) -> Result<Vec<bool>> {
         // Held from the commit until the entries are indexed: a snapshot's stamp is read
         // between writes (see `snapshot.rs`).
         let snapshot = self.snapshots.as_ref().map(|s| &*s.state);
@@ -221,6 +213,33 @@ impl LongTermStore for EmbeddedStore {
                 Err(e)
             }
         }
+    }
+}
+
+impl LongTermStore for EmbeddedStore {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn allocate_ids(&self, n: u64) -> Result<u64> {
+        // Ids are stored as SQLite's signed 64-bit integers: the block must end at i64::MAX.
+        self.next_id
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| {
+                next.checked_add(n).filter(|end| *end <= MAX_ID + 1)
+            })
+            .map_err(|_| Error::IdsExhausted {
+                store: self.location.clone(),
+            })
+    }
+
+    fn insert(&self, entries: &[MemoryEntry], accesses: &[AccessRecord]) -> Result<Vec<bool>> {
+        let inserted = self.insert_and_index(entries, accesses)?;
+        if let Some(max) = self.max_unlinked {
+            for group in entries.chunk_by(|a, b| a.agent_id == b.agent_id) {
+                self.indexes.keep_up(&group[0].agent_id, max);
+            }
+        }
+        Ok(inserted)
     }
 
     fn record_access(&self, accesses: &[AccessRecord]) -> Result<()> {
