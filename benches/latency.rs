@@ -5,7 +5,7 @@
 use std::cell::OnceCell;
 use std::cell::RefCell;
 use std::hint::black_box;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bench_gate::{locate, Kind};
@@ -725,21 +725,56 @@ fn tails(c: &mut Criterion) {
     });
 }
 
-/// The sustained ingest beside `tail/ann_during_ingest`: 20,000 entries/s into the 100,000-entry
-/// fixture (the issue's target), proportionally less into smaller fixtures, in batches of 1/100 s.
+/// The sustained ingest beside `tail/ann_during_ingest*`: 20,000 entries/s into the
+/// 100,000-entry fixture (the issue's target), proportionally less into smaller fixtures, in
+/// batches of 1/100 s.
 const INGEST_RATE_PER_100K: f64 = 20_000.0;
 
-/// What the writer beside `tail/ann_during_ingest` did, for the report.
-static INGEST: OnceLock<IngestSummary> = OnceLock::new();
+/// `SearchConfig::max_unlinked` of the store behind `tail/ann_during_ingest_bounded`.
+const BOUNDED_UNLINKED: usize = 4_096;
 
-/// `tail/ann_during_ingest/p50|p95|p99`: ANN search of the fixture's agent while a writer
+/// What the writer beside each `tail/ann_during_ingest*` did, for the report.
+static INGESTS: Mutex<Vec<(&'static str, IngestSummary)>> = Mutex::new(Vec::new());
+
+/// `tail/ann_during_ingest/p50|p95|p99`: ANN search of the shared fixture's agent while a writer
 /// commits new entries into the same agent at a fixed rate. Until the background linker has
 /// linked a new vector into the HNSW graph, every ANN query scans it exactly, so this is what
-/// sustained ingest costs readers; the report adds how far the linker fell behind. The writer
-/// runs only during the timed calls (about 6 s in the default profile: 120,000 entries, so the
-/// later samples search a store of up to 220,000) and stops after twice as many entries as the
-/// fixture holds.
+/// sustained ingest costs readers; the report adds how far the linker fell behind.
+///
+/// `tail/ann_during_ingest_bounded/...`: the same on a store of the same size opened with
+/// `max_unlinked` = 4,096, where writes wait for linking instead (the report gives the rate the
+/// writer then reached).
+///
+/// The writers run only during the timed calls and stop after twice as many entries as the
+/// fixture holds (the later samples of a run that reaches that limit search without writes; the
+/// report says so).
 fn ann_during_ingest(c: &mut Criterion) {
+    ingest_beside_ann(c, "ann_during_ingest", big);
+    ingest_beside_ann(c, "ann_during_ingest_bounded", || {
+        let s = settings();
+        let config = MemoryConfig {
+            search: memory_core::SearchConfig {
+                max_unlinked: Some(BOUNDED_UNLINKED),
+                ..Default::default()
+            },
+            ..MemoryConfig::default()
+        };
+        let note = format!(
+            " (max_unlinked {})",
+            fixture::group_digits(BOUNDED_UNLINKED)
+        );
+        let size = s.fixture_size();
+        let salt = fixture::salt(size, 1);
+        Arc::new(
+            fixture::build_with(size, 1, s.query_count(), salt, config, &note)
+                .expect("build the bounded fixture"),
+        )
+    });
+}
+
+/// `tail/<op>/p50|p95|p99` of ANN search on the fixture `make` returns while a paced writer
+/// ingests into the same agent.
+fn ingest_beside_ann(c: &mut Criterion, op: &'static str, make: impl Fn() -> Arc<Fixture>) {
     let s = settings();
     let size = s.fixture_size();
     let rate = INGEST_RATE_PER_100K * size as f64 / 100_000.0;
@@ -748,7 +783,7 @@ fn ann_during_ingest(c: &mut Criterion) {
     let fx: OnceCell<(Arc<Fixture>, PacedIngest)> = OnceCell::new();
     let started = || {
         fx.get_or_init(|| {
-            let f = big();
+            let f = make();
             let limit = 2 * size;
             let messages = fixture::workload().messages(limit, 1, 0x1a9e57);
             let writer = PacedIngest::start(f.memory.clone(), rate, batch, limit, move |i| {
@@ -763,7 +798,7 @@ fn ann_during_ingest(c: &mut Criterion) {
     let mut i = 0usize;
     tail::bench_tail_around(
         c,
-        "ann_during_ingest",
+        op,
         |timed| {
             if timed {
                 started().1.resume();
@@ -781,34 +816,41 @@ fn ann_during_ingest(c: &mut Criterion) {
         },
     );
     if let Some((_, writer)) = fx.into_inner() {
-        let _ = INGEST.set(writer.stop());
+        let summary = writer.stop();
+        INGESTS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((op, summary));
     }
 }
 
-/// The writer's side of `tail/ann_during_ingest`.
+/// The writers' side of `tail/ann_during_ingest*`.
 fn ingest_report(targets: &Targets) {
-    let Some(w) = INGEST.get() else {
-        return;
-    };
     let size = settings().fixture_size();
-    let target = INGEST_RATE_PER_100K * size as f64 / 100_000.0;
+    let paced = INGEST_RATE_PER_100K * size as f64 / 100_000.0;
     let per_sec = |r: f64| fixture::group_digits(r.round() as usize);
-    println!(
-        "ann_during_ingest: writer {} entries/s (paced at {}) into the {}-entry fixture, {} written{}; \
-         unlinked backlog at most {} entries = {:.2} s of ingest (target <= 1 s at 20,000/s and \
-         100K); all linked {:.2} s after the writer stopped; ANN target {}",
-        per_sec(w.rate()),
-        per_sec(target),
-        fixture::group_digits(size),
-        fixture::group_digits(w.inserted),
-        if w.hit_limit { " (its limit: later samples ran without writes)" } else { "" },
-        fixture::group_digits(w.max_unlinked),
-        w.max_lag().as_secs_f64(),
-        w.drain.as_secs_f64(),
-        tail::target_of("ann_during_ingest", targets),
-    );
-    if let Some(e) = &w.error {
-        eprintln!("warning: the writer beside tail/ann_during_ingest stopped at an error: {e}");
+    for (op, w) in INGESTS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        println!(
+            "{op}: writer {} entries/s (paced at {}) into the {}-entry fixture, {} written{}; \
+             unlinked backlog at most {} entries = {:.2} s of ingest (target <= 1 s at 20,000/s \
+             and 100K); all linked {:.2} s after the writer stopped; ANN target {}",
+            per_sec(w.rate()),
+            per_sec(paced),
+            fixture::group_digits(size),
+            fixture::group_digits(w.inserted),
+            if w.hit_limit {
+                " (its limit: later samples ran without writes)"
+            } else {
+                ""
+            },
+            fixture::group_digits(w.max_unlinked),
+            w.max_lag().as_secs_f64(),
+            w.drain.as_secs_f64(),
+            tail::target_of(op, targets),
+        );
+        if let Some(e) = &w.error {
+            eprintln!("warning: the writer beside tail/{op} stopped at an error: {e}");
+        }
     }
 }
 
