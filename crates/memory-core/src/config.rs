@@ -110,7 +110,8 @@ pub struct SearchConfig {
     /// the bound before it returns: sustained ingest then runs at the speed of linking, and an
     /// ANN query never scans more than this many vectors exactly. `None` (the default): writes
     /// never wait; the background linker (at low priority) catches up, and until it has, ANN
-    /// queries scan the backlog exactly, slower the longer it grows.
+    /// queries scan the backlog exactly, slower the longer it grows. (The embedded store's
+    /// graph; PostgreSQL's pgvector index is updated inside each commit.)
     pub max_unlinked: Option<usize>,
     /// How long a cached answer lives.
     pub cache_ttl: Duration,
