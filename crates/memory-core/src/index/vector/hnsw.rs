@@ -169,11 +169,12 @@ const NO_ENTRY: u64 = u64::MAX;
 /// Storage for every slot of the arena is allocated up front by [`Graph::reserve`] (which needs
 /// `&mut`), and nodes `0..linked()` are linked. Linking the next node ([`Graph::link_next`])
 /// takes only `&self`: links are atomic words, written by one linker at a time (a mutex inside
-/// serializes linkers) while any number of searches read them. A search may see a link list
-/// halfway through an update; every word it can read names a node whose vector is in the arena
-/// and whose own links were written before anything linked to it, so it only ever routes through
-/// valid nodes. That keeps the expensive part of a write (linking, hundreds of microseconds at
-/// 100K nodes) off every lock a search or an insert waits on.
+/// serializes linkers; the workers of one [`Graph::link_parallel`] batch share it, each link
+/// list rewritten under its stripe lock) while any number of searches read them. A search may
+/// see a link list halfway through an update; every word it can read names a node whose vector
+/// is in the arena and whose own links were written before anything linked to it, so it only
+/// ever routes through valid nodes. That keeps the expensive part of a write (linking, hundreds
+/// of microseconds at 100K nodes) off every lock a search or an insert waits on.
 #[derive(Debug)]
 pub(crate) struct Graph {
     m: usize,
