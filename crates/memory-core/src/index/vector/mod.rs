@@ -420,7 +420,7 @@ impl VectorIndex {
     }
 
     /// Links up to `max` waiting vectors with `threads` threads at once (see
-    /// [`Graph::link_parallel`]); returns how many it linked, 0 when none waits or the graph is
+    /// `Graph::link_parallel`); returns how many it linked, 0 when none waits or the graph is
     /// still empty (then [`VectorIndex::link_next`] starts it). Like `link_next` it takes `&self`
     /// and runs beside searches, which scan the batch exactly until it is linked; the graph it
     /// builds depends on thread timing.
