@@ -1,5 +1,5 @@
 //! Self-contained HTML pages: a comparison ([`comparison`]) and a history of exports
-//! ([`history`]). Each page is one file with its CSS, its SVG charts ([`chart`], drawn by
+//! ([`history`]). Each page is one file with its CSS, its SVG charts (`chart`, drawn by
 //! plotters) and a few lines of script inline: it opens from disk and loads nothing.
 
 mod chart;
