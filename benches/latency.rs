@@ -730,6 +730,11 @@ fn tails(c: &mut Criterion) {
 /// batches of 1/100 s.
 const INGEST_RATE_PER_100K: f64 = 20_000.0;
 
+/// Entries per second the writer is paced at beside a fixture of `size` entries.
+fn ingest_rate(size: usize) -> f64 {
+    INGEST_RATE_PER_100K * size as f64 / 100_000.0
+}
+
 /// `SearchConfig::max_unlinked` of the store behind `tail/ann_during_ingest_bounded`.
 const BOUNDED_UNLINKED: usize = 4_096;
 
@@ -777,7 +782,7 @@ fn ann_during_ingest(c: &mut Criterion) {
 fn ingest_beside_ann(c: &mut Criterion, op: &'static str, make: impl Fn() -> Arc<Fixture>) {
     let s = settings();
     let size = s.fixture_size();
-    let rate = INGEST_RATE_PER_100K * size as f64 / 100_000.0;
+    let rate = ingest_rate(size);
     let batch = ((rate / 100.0).round() as usize).max(1);
     // Built on the first sample that needs it, so a filtered run skips it.
     let fx: OnceCell<(Arc<Fixture>, PacedIngest)> = OnceCell::new();
@@ -827,7 +832,7 @@ fn ingest_beside_ann(c: &mut Criterion, op: &'static str, make: impl Fn() -> Arc
 /// The writers' side of `tail/ann_during_ingest*`.
 fn ingest_report(targets: &Targets) {
     let size = settings().fixture_size();
-    let paced = INGEST_RATE_PER_100K * size as f64 / 100_000.0;
+    let paced = ingest_rate(size);
     let per_sec = |r: f64| fixture::group_digits(r.round() as usize);
     for (op, w) in INGESTS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         println!(

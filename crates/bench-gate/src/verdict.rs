@@ -6,7 +6,7 @@
 //! AND an interval wholly beyond the threshold.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -153,6 +153,33 @@ pub struct Report {
     pub rounds: Vec<RoundPair>,
 }
 
+impl Report {
+    /// The report of `rows` between the sides `base` and `new` (each a name and where it was
+    /// read from), under `config`'s statistics; adds the warning of a shift common to all rows.
+    fn new(
+        base: (&str, &Path),
+        new: (&str, &Path),
+        config: &Config,
+        mut warnings: Vec<String>,
+        rows: Vec<Row>,
+        rounds: Vec<RoundPair>,
+    ) -> Report {
+        warnings.extend(uniform_shift_warning(&rows, config.gate.alpha));
+        Report {
+            base_name: base.0.to_owned(),
+            base_source: base.1.to_path_buf(),
+            new_name: new.0.to_owned(),
+            new_source: new.1.to_path_buf(),
+            alpha: config.gate.alpha,
+            confidence: config.gate.confidence,
+            fail_on_missing: config.gate.fail_on_missing,
+            warnings,
+            rows,
+            rounds,
+        }
+    }
+}
+
 /// Number of rows per verdict.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -286,19 +313,14 @@ pub fn compare(base: &Baseline, new: &Baseline, config: &Config) -> Result<Repor
         };
         rows.push(with_informational(row, config));
     }
-    warnings.extend(uniform_shift_warning(&rows, config.gate.alpha));
-    Ok(Report {
-        base_name: base.name.clone(),
-        base_source: base.source.clone(),
-        new_name: new.name.clone(),
-        new_source: new.source.clone(),
-        alpha: config.gate.alpha,
-        confidence: config.gate.confidence,
-        fail_on_missing: config.gate.fail_on_missing,
+    Ok(Report::new(
+        (&base.name, &base.source),
+        (&new.name, &new.source),
+        config,
         warnings,
         rows,
-        rounds: Vec::new(),
-    })
+        Vec::new(),
+    ))
 }
 
 /// Fewest rounds a paired comparison of rounds needs: one round has no spread between rounds, so
@@ -372,27 +394,23 @@ pub fn compare_rounds(base: &RoundSet, new: &RoundSet, config: &Config) -> Resul
         rows.push(with_informational(row, config));
     }
     join_single_runs(base, new, config, &mut rows, &mut warnings)?;
-    warnings.extend(uniform_shift_warning(&rows, config.gate.alpha));
-    Ok(Report {
-        base_name: base.name.clone(),
-        base_source: base.source.clone(),
-        new_name: new.name.clone(),
-        new_source: new.source.clone(),
-        alpha: config.gate.alpha,
-        confidence: config.gate.confidence,
-        fail_on_missing: config.gate.fail_on_missing,
+    let rounds = base
+        .rounds
+        .iter()
+        .zip(&new.rounds)
+        .map(|(b, n)| RoundPair {
+            base: b.name.clone(),
+            new: n.name.clone(),
+        })
+        .collect();
+    Ok(Report::new(
+        (&base.name, &base.source),
+        (&new.name, &new.source),
+        config,
         warnings,
         rows,
-        rounds: base
-            .rounds
-            .iter()
-            .zip(&new.rounds)
-            .map(|(b, n)| RoundPair {
-                base: b.name.clone(),
-                new: n.name.clone(),
-            })
-            .collect(),
-    })
+        rounds,
+    ))
 }
 
 /// Compares two sides of any shape: two baselines, or two sets of rounds. A baseline against a

@@ -38,27 +38,11 @@ pub fn value(value: f64, unit: DisplayUnit) -> String {
             format!("{} {u}", sig3(v))
         }
         DisplayUnit::OpsPerSec | DisplayUnit::BytesPerSec | DisplayUnit::BitsPerSec => {
-            let (v, p) = if value < 1e3 {
-                (value, "")
-            } else if value < 1e6 {
-                (value / 1e3, "K")
-            } else if value < 1e9 {
-                (value / 1e6, "M")
-            } else {
-                (value / 1e9, "G")
-            };
+            let (v, p) = decimal_prefix(value);
             format!("{} {p}{unit}", sig3(v))
         }
         DisplayUnit::Instructions => {
-            let (v, p) = if value < 1e3 {
-                (value, "")
-            } else if value < 1e6 {
-                (value / 1e3, "K")
-            } else if value < 1e9 {
-                (value / 1e6, "M")
-            } else {
-                (value / 1e9, "G")
-            };
+            let (v, p) = decimal_prefix(value);
             if p.is_empty() {
                 format!("{value:.0} instr")
             } else {
@@ -67,6 +51,19 @@ pub fn value(value: f64, unit: DisplayUnit) -> String {
         }
         // Shares on a 2^-30 grid: three decimals show every point and a tenth of one.
         DisplayUnit::Ratio => format!("{value:.3}"),
+    }
+}
+
+/// `value` scaled to a decimal prefix: below 1,000 as it is, then K, M, G.
+fn decimal_prefix(value: f64) -> (f64, &'static str) {
+    if value < 1e3 {
+        (value, "")
+    } else if value < 1e6 {
+        (value / 1e3, "K")
+    } else if value < 1e9 {
+        (value / 1e6, "M")
+    } else {
+        (value / 1e9, "G")
     }
 }
 
