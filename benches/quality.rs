@@ -4,6 +4,9 @@
 //! whose value (a [`Ratio`]) is the figure, so baselines keep it and the gate compares it.
 //!
 //! The dataset: `MEMBENCH_LOCOMO=path[,path...]` (LoCoMo JSON files), else a generated one.
+//! The backend: the embedded default; built with `--features postgres` and with
+//! `MEMORY_CORE_POSTGRES_URL` set, also a PostgreSQL + pgvector long-term store (ids
+//! `quality/<dataset>/<embedder>/postgres/...`), with a printed parity table of the two.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,7 +17,7 @@ use memory_bench::conversations::{self, ConversationConfig};
 use memory_bench::locomo::{Dataset, EvidenceReport};
 use memory_bench::ratio::{self, Ratio};
 use memory_bench::retrieval::{
-    self, NamedEmbedder, QualityRow, TransitionOutcome, TransitionRow, METRICS,
+    self, Backend, NamedEmbedder, QualityRow, TransitionOutcome, TransitionRow, METRICS,
 };
 use memory_bench::{settings, stats};
 use serde_json::json;
@@ -34,7 +37,14 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let results = match measure(&datasets, &embedders()) {
+    let backends = match backends() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    let results = match measure(&datasets, &embedders(), &backends) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -57,6 +67,9 @@ fn main() {
         "\n{}",
         retrieval::format_table(&results.rows, &results.transitions)
     );
+    if backends.len() > 1 {
+        print!("\n{}", retrieval::format_parity(&results.rows));
+    }
     let path = bench_gate::locate::criterion_dir().join("membench-quality-locomo.json");
     match retrieval::write_json(
         &path,
@@ -83,6 +96,48 @@ fn embedders() -> Vec<NamedEmbedder> {
     #[cfg(not(feature = "minilm"))]
     eprintln!("quality: minilm not measured (build with --features minilm)");
     out
+}
+
+/// The long-term backends measured: the embedded default always; PostgreSQL too when
+/// memory-bench is built with `--features postgres` and `MEMORY_CORE_POSTGRES_URL` names a
+/// server (`Err` when `MEMORY_CORE_REQUIRE_SERVERS=1` but it cannot be measured).
+fn backends() -> Result<Vec<Backend>, String> {
+    #[allow(unused_mut)] // pushed to with the postgres feature
+    let mut out = vec![Backend::Embedded];
+    let why = postgres_backend(&mut out);
+    if let Some(why) = why {
+        if std::env::var("MEMORY_CORE_REQUIRE_SERVERS").is_ok_and(|v| v == "1") {
+            return Err(format!(
+                "MEMORY_CORE_REQUIRE_SERVERS=1 but the postgres backend cannot be measured: {why}"
+            ));
+        }
+        eprintln!("quality: postgres not measured: {why}");
+    }
+    Ok(out)
+}
+
+/// Adds the PostgreSQL backend, or says why not.
+#[cfg(feature = "postgres")]
+fn postgres_backend(out: &mut Vec<Backend>) -> Option<String> {
+    match std::env::var("MEMORY_CORE_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            out.push(Backend::Postgres { url });
+            None
+        }
+        _ => Some(
+            "MEMORY_CORE_POSTGRES_URL is unset \
+             (scripts/services.sh start; eval \"$(scripts/services.sh env)\")"
+                .to_string(),
+        ),
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_backend(_: &mut Vec<Backend>) -> Option<String> {
+    Some(
+        "built without the `postgres` feature (cargo bench --features postgres --bench quality)"
+            .into(),
+    )
 }
 
 /// A dataset and the name its benchmark ids use.
@@ -137,7 +192,11 @@ struct Results {
     datasets: Vec<serde_json::Value>,
 }
 
-fn measure(datasets: &[NamedDataset], embedders: &[NamedEmbedder]) -> Result<Results, String> {
+fn measure(
+    datasets: &[NamedDataset],
+    embedders: &[NamedEmbedder],
+    backends: &[Backend],
+) -> Result<Results, String> {
     let mut results = Results {
         rows: Vec::new(),
         transitions: Vec::new(),
@@ -167,42 +226,52 @@ fn measure(datasets: &[NamedDataset], embedders: &[NamedEmbedder]) -> Result<Res
             eprintln!("  evidence: {r}");
         }
         let (mut rejected, mut unsearchable) = (0, 0);
-        for embedder in embedders {
-            let t0 = Instant::now();
-            let mut outcomes = Vec::new();
-            let mut transition = TransitionOutcome::default();
-            for (conv, (questions, _)) in d.dataset.conversations.iter().zip(&resolved) {
-                let err = |what: &str, e: memory_core::Error| {
-                    format!(
-                        "{} / {} / {}: {what}: {e}",
-                        d.name, embedder.name, conv.sample_id
-                    )
-                };
-                let out = retrieval::evaluate_retrieval(conv, questions, embedder)
-                    .map_err(|x| err("retrieval", x))?;
-                rejected += out.rejected_turns;
-                unsearchable += out.unsearchable;
-                outcomes.extend(out.questions);
-                let t = retrieval::stream_transition(conv, questions, embedder)
-                    .map_err(|x| err("transition", x))?;
-                transition.merge(&t);
+        for backend in backends {
+            for embedder in embedders {
+                let t0 = Instant::now();
+                let mut outcomes = Vec::new();
+                let mut transition = TransitionOutcome::default();
+                for (conv, (questions, _)) in d.dataset.conversations.iter().zip(&resolved) {
+                    let err = |what: &str, e: memory_core::Error| {
+                        format!(
+                            "{} / {} / {} / {}: {what}: {e}",
+                            d.name,
+                            embedder.name,
+                            backend.name(),
+                            conv.sample_id
+                        )
+                    };
+                    let out = retrieval::evaluate_retrieval(conv, questions, embedder, backend)
+                        .map_err(|x| err("retrieval", x))?;
+                    rejected += out.rejected_turns;
+                    unsearchable += out.unsearchable;
+                    outcomes.extend(out.questions);
+                    let t = retrieval::stream_transition(conv, questions, embedder, backend)
+                        .map_err(|x| err("transition", x))?;
+                    transition.merge(&t);
+                }
+                eprintln!(
+                    "quality: {} / {} / {}: measured in {:.1} s",
+                    d.name,
+                    embedder.name,
+                    backend.name(),
+                    t0.elapsed().as_secs_f64()
+                );
+                results.rows.extend(retrieval::rows(
+                    &d.name,
+                    &embedder.name,
+                    backend.name(),
+                    &outcomes,
+                ));
+                results.transitions.push(TransitionRow {
+                    dataset: d.name.clone(),
+                    embedder: embedder.name.clone(),
+                    backend: backend.name().to_string(),
+                    outcome: transition,
+                    evidence_kept: transition.evidence_kept(),
+                    turns_kept: transition.turns_kept(),
+                });
             }
-            eprintln!(
-                "quality: {} / {}: measured in {:.1} s",
-                d.name,
-                embedder.name,
-                t0.elapsed().as_secs_f64()
-            );
-            results
-                .rows
-                .extend(retrieval::rows(&d.name, &embedder.name, &outcomes));
-            results.transitions.push(TransitionRow {
-                dataset: d.name.clone(),
-                embedder: embedder.name.clone(),
-                outcome: transition,
-                evidence_kept: transition.evidence_kept(),
-                turns_kept: transition.turns_kept(),
-            });
         }
         if rejected > 0 {
             eprintln!("  warning: the store refused {rejected} turns (empty or oversized text)");
@@ -224,13 +293,30 @@ fn measure(datasets: &[NamedDataset], embedders: &[NamedEmbedder]) -> Result<Res
     Ok(results)
 }
 
-/// One Criterion benchmark per figure: `quality/<dataset>/<embedder>/<mode>/<metric>` for the
-/// overall means, `quality/<dataset>/<embedder>/transition/{evidence_kept,turns_kept}` (no
-/// `evidence_kept` for a dataset without questions).
+/// The id segment naming a backend: none for the embedded default (its ids predate the
+/// others), `/<backend>` otherwise.
+fn backend_part(backend: &str) -> String {
+    if backend == Backend::Embedded.name() {
+        String::new()
+    } else {
+        format!("/{backend}")
+    }
+}
+
+/// One Criterion benchmark per figure: `quality/<dataset>/<embedder>[/<backend>]/<mode>/<metric>`
+/// for the overall means, `quality/<dataset>/<embedder>[/<backend>]/transition/{evidence_kept,
+/// turns_kept}` (no `evidence_kept` for a dataset without questions); the backend segment is left
+/// out for the embedded default.
 fn report_to_criterion(c: &mut Criterion<Ratio>, results: &Results) {
     let mut figures: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
     for r in results.rows.iter().filter(|r| r.category == "all") {
-        let group = format!("quality/{}/{}/{}", r.dataset, r.embedder, r.mode);
+        let group = format!(
+            "quality/{}/{}{}/{}",
+            r.dataset,
+            r.embedder,
+            backend_part(&r.backend),
+            r.mode
+        );
         let metrics = METRICS
             .iter()
             .map(|m| (m.to_string(), r.metrics.get(*m).copied().unwrap_or(0.0)))
@@ -244,7 +330,12 @@ fn report_to_criterion(c: &mut Criterion<Ratio>, results: &Results) {
             kept.insert(0, ("evidence_kept".to_string(), t.evidence_kept));
         }
         figures.insert(
-            format!("quality/{}/{}/transition", t.dataset, t.embedder),
+            format!(
+                "quality/{}/{}{}/transition",
+                t.dataset,
+                t.embedder,
+                backend_part(&t.backend)
+            ),
             kept,
         );
     }

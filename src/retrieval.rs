@@ -180,16 +180,102 @@ impl NamedEmbedder {
     }
 }
 
-fn open_store(embedder: &NamedEmbedder, clock: Arc<ManualClock>) -> memory_core::Result<Memory> {
+/// Where the measured stores keep long-term memory. Short-term memory is memory-core's RAM tier
+/// in both, so the figures compare the long-term backends alone.
+#[derive(Clone, Debug, Default)]
+pub enum Backend {
+    /// memory-core's default: SQLite in a temporary file, indexes in RAM.
+    #[default]
+    Embedded,
+    /// A PostgreSQL + pgvector long-term store at this URL; every store gets a schema of its
+    /// own, dropped when the store is.
+    #[cfg(feature = "postgres")]
+    Postgres { url: String },
+}
+
+impl Backend {
+    /// The name used in benchmark ids and tables.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            #[cfg(feature = "postgres")]
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+/// A store opened for one measurement; dropping it closes the store, then drops its
+/// PostgreSQL schema (if it has one).
+pub struct MeasuredStore {
+    memory: Option<Memory>,
+    #[cfg(feature = "postgres")]
+    schema: Option<memory_core::PostgresConfig>,
+}
+
+impl std::ops::Deref for MeasuredStore {
+    type Target = Memory;
+
+    fn deref(&self) -> &Memory {
+        // Taken only in `drop`.
+        self.memory.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for MeasuredStore {
+    fn drop(&mut self) {
+        drop(self.memory.take());
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.schema.take() {
+            if let Err(e) = pg.destroy_store() {
+                eprintln!("warning: cannot drop the quality bench's schema {pg:?}: {e}");
+            }
+        }
+    }
+}
+
+fn open_store(
+    backend: &Backend,
+    embedder: &NamedEmbedder,
+    clock: Arc<ManualClock>,
+) -> memory_core::Result<MeasuredStore> {
     let config = MemoryConfig {
         embedding_dim: embedder.embedder.dimension(),
         ..MemoryConfig::default()
     };
-    Memory::builder(Storage::Temporary)
+    let storage = match backend {
+        Backend::Embedded => Storage::Temporary,
+        #[cfg(feature = "postgres")]
+        Backend::Postgres { url } => {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static STORES: AtomicUsize = AtomicUsize::new(0);
+            let schema = format!(
+                "membench_quality_{}_{}",
+                std::process::id(),
+                STORES.fetch_add(1, Ordering::Relaxed)
+            );
+            let pg = memory_core::PostgresConfig::new(url.as_str())
+                .with_schema(schema)
+                .with_application_name("memory-bench quality");
+            // A schema left by a killed run of the same pid would mix two stores.
+            pg.destroy_store()?;
+            Storage::Postgres(pg)
+        }
+    };
+    #[cfg(feature = "postgres")]
+    let schema = match &storage {
+        Storage::Postgres(pg) => Some(pg.clone()),
+        _ => None,
+    };
+    let memory = Memory::builder(storage)
         .with_config(config)
         .with_embedder(embedder.embedder.clone())
         .with_clock(clock)
-        .open()
+        .open()?;
+    Ok(MeasuredStore {
+        memory: Some(memory),
+        #[cfg(feature = "postgres")]
+        schema,
+    })
 }
 
 /// Each session's time: its parsed date, kept strictly after the previous session's (undated
@@ -264,10 +350,11 @@ pub fn evaluate_retrieval(
     conv: &Conversation,
     resolved: &[ResolvedQuestion],
     embedder: &NamedEmbedder,
+    backend: &Backend,
 ) -> memory_core::Result<RetrievalOutcome> {
     let times = session_times(conv);
     let clock = Arc::new(ManualClock::new(times.first().copied().unwrap_or_default()));
-    let memory = open_store(embedder, clock.clone())?;
+    let memory = open_store(backend, embedder, clock.clone())?;
     let agent = conv.sample_id.as_str();
     let mut turn_ids: Vec<Option<EntryId>> = Vec::with_capacity(conv.turns());
     let mut rejected_turns = 0;
@@ -404,10 +491,11 @@ pub fn stream_transition(
     conv: &Conversation,
     resolved: &[ResolvedQuestion],
     embedder: &NamedEmbedder,
+    backend: &Backend,
 ) -> memory_core::Result<TransitionOutcome> {
     let times = session_times(conv);
     let clock = Arc::new(ManualClock::new(times.first().copied().unwrap_or_default()));
-    let memory = open_store(embedder, clock.clone())?;
+    let memory = open_store(backend, embedder, clock.clone())?;
     let agent = conv.sample_id.as_str();
     let mut turn_ids: Vec<Option<EntryId>> = Vec::with_capacity(conv.turns());
     let mut out = TransitionOutcome::default();
@@ -458,6 +546,8 @@ pub fn stream_transition(
 pub struct QualityRow {
     pub dataset: String,
     pub embedder: String,
+    /// The long-term backend ([`Backend::name`]).
+    pub backend: String,
     pub mode: String,
     pub category: String,
     pub questions: usize,
@@ -470,6 +560,7 @@ pub struct QualityRow {
 pub struct TransitionRow {
     pub dataset: String,
     pub embedder: String,
+    pub backend: String,
     #[serde(flatten)]
     pub outcome: TransitionOutcome,
     pub evidence_kept: f64,
@@ -477,7 +568,12 @@ pub struct TransitionRow {
 }
 
 /// Groups question outcomes into rows: per mode, `all` first, then each category.
-pub fn rows(dataset: &str, embedder: &str, outcomes: &[QuestionOutcome]) -> Vec<QualityRow> {
+pub fn rows(
+    dataset: &str,
+    embedder: &str,
+    backend: &str,
+    outcomes: &[QuestionOutcome],
+) -> Vec<QualityRow> {
     let mut tallies: BTreeMap<(usize, String), Tally> = BTreeMap::new();
     for o in outcomes {
         tallies
@@ -502,6 +598,7 @@ pub fn rows(dataset: &str, embedder: &str, outcomes: &[QuestionOutcome]) -> Vec<
             out.push(QualityRow {
                 dataset: dataset.to_string(),
                 embedder: embedder.to_string(),
+                backend: backend.to_string(),
                 mode: mode.to_string(),
                 category: category.clone(),
                 questions: tally.questions,
@@ -524,8 +621,8 @@ pub fn format_table(rows: &[QualityRow], transitions: &[TransitionRow]) -> Strin
     ];
     let _ = write!(
         out,
-        "{:<12} {:<10} {:<12} {:<16} {:>5}",
-        "dataset", "embedder", "mode", "category", "n"
+        "{:<12} {:<10} {:<9} {:<12} {:<16} {:>5}",
+        "dataset", "embedder", "store", "mode", "category", "n"
     );
     for m in shown {
         let _ = write!(out, " {m:>8}");
@@ -540,8 +637,8 @@ pub fn format_table(rows: &[QualityRow], transitions: &[TransitionRow]) -> Strin
         };
         let _ = write!(
             out,
-            "{:<12} {:<10} {:<12} {:<16} {:>5}",
-            r.dataset, r.embedder, r.mode, category, r.questions
+            "{:<12} {:<10} {:<9} {:<12} {:<16} {:>5}",
+            r.dataset, r.embedder, r.backend, r.mode, category, r.questions
         );
         for m in shown {
             let _ = write!(out, " {:>8.3}", r.metrics.get(m).copied().unwrap_or(0.0));
@@ -554,9 +651,10 @@ pub fn format_table(rows: &[QualityRow], transitions: &[TransitionRow]) -> Strin
             let o = &t.outcome;
             let _ = writeln!(
                 out,
-                "{:<12} {:<10} evidence kept {:.3} ({} of {}), turns kept {:.3} ({} of {}), left in STM {}",
+                "{:<12} {:<10} {:<9} evidence kept {:.3} ({} of {}), turns kept {:.3} ({} of {}), left in STM {}",
                 t.dataset,
                 t.embedder,
+                t.backend,
                 t.evidence_kept,
                 o.evidence_stored,
                 o.evidence_turns,
@@ -566,6 +664,53 @@ pub fn format_table(rows: &[QualityRow], transitions: &[TransitionRow]) -> Strin
                 o.left_in_stm
             );
         }
+    }
+    out
+}
+
+/// Each backend's overall figures beside the embedded default's, per dataset, embedder and
+/// mode: the side-by-side parity table of the quality bench.
+pub fn format_parity(rows: &[QualityRow]) -> String {
+    const SHOWN: [&str; 4] = ["r@5", "r@10", "mrr@10", "ctx@1000"];
+    let embedded = Backend::Embedded.name();
+    let base: BTreeMap<(&str, &str, &str), &QualityRow> = rows
+        .iter()
+        .filter(|r| r.category == "all" && r.backend == embedded)
+        .map(|r| {
+            (
+                (r.dataset.as_str(), r.embedder.as_str(), r.mode.as_str()),
+                r,
+            )
+        })
+        .collect();
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "{:<12} {:<10} {:<9} {:<12}",
+        "dataset", "embedder", "store", "mode"
+    );
+    for m in SHOWN {
+        let _ = write!(out, " {:>16}", format!("{m} (vs {embedded})"));
+    }
+    out.push('\n');
+    for r in rows
+        .iter()
+        .filter(|r| r.category == "all" && r.backend != embedded)
+    {
+        let Some(b) = base.get(&(r.dataset.as_str(), r.embedder.as_str(), r.mode.as_str())) else {
+            continue;
+        };
+        let _ = write!(
+            out,
+            "{:<12} {:<10} {:<9} {:<12}",
+            r.dataset, r.embedder, r.backend, r.mode
+        );
+        for m in SHOWN {
+            let mine = r.metrics.get(m).copied().unwrap_or(0.0);
+            let theirs = b.metrics.get(m).copied().unwrap_or(0.0);
+            let _ = write!(out, " {:>16}", format!("{mine:.3} ({:+.3})", mine - theirs));
+        }
+        out.push('\n');
     }
     out
 }
@@ -681,7 +826,7 @@ mod tests {
             },
         };
         let outcomes = [mk(0, "4", 1.0), mk(0, "2", 0.0), mk(3, "4", 1.0)];
-        let r = rows("d", "e", &outcomes);
+        let r = rows("d", "e", "embedded", &outcomes);
         let keys: Vec<(&str, &str, usize)> = r
             .iter()
             .map(|r| (r.mode.as_str(), r.category.as_str(), r.questions))
@@ -700,6 +845,36 @@ mod tests {
         let table = format_table(&r, &[]);
         assert!(
             table.contains("2 temporal") && table.contains("4 single-hop"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn the_parity_table_sets_each_backend_beside_the_embedded_store() {
+        let row = |backend: &str, mode: &str, r10: f64| QualityRow {
+            dataset: "d".into(),
+            embedder: "hashing".into(),
+            backend: backend.into(),
+            mode: mode.into(),
+            category: "all".into(),
+            questions: 3,
+            metrics: [("r@10".to_string(), r10)].into_iter().collect(),
+        };
+        let rows = [
+            row("embedded", "keyword", 0.5),
+            row("embedded", "hybrid", 0.6),
+            row("postgres", "keyword", 0.5),
+            row("postgres", "hybrid", 0.55),
+        ];
+        let table = format_parity(&rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(
+            lines[1].contains("postgres") && lines[1].contains("0.500 (+0.000)"),
+            "{table}"
+        );
+        assert!(
+            lines[2].contains("hybrid") && lines[2].contains("0.550 (-0.050)"),
             "{table}"
         );
     }
@@ -742,7 +917,13 @@ mod tests {
         let d = Dataset::parse(text, Path::new("t")).unwrap();
         let conv = &d.conversations[0];
         let (resolved, _) = conv.resolve();
-        let out = evaluate_retrieval(conv, &resolved, &NamedEmbedder::hashing()).unwrap();
+        let out = evaluate_retrieval(
+            conv,
+            &resolved,
+            &NamedEmbedder::hashing(),
+            &Backend::Embedded,
+        )
+        .unwrap();
         assert_eq!(out.questions.len(), MODES.len());
         let keyword = &out.questions[0];
         assert_eq!(keyword.scores[0], 1.0, "r@1");
@@ -755,7 +936,13 @@ mod tests {
         let d = generate(&ConversationConfig::small());
         let conv = &d.conversations[0];
         let (resolved, _) = conv.resolve();
-        let out = stream_transition(conv, &resolved, &NamedEmbedder::hashing()).unwrap();
+        let out = stream_transition(
+            conv,
+            &resolved,
+            &NamedEmbedder::hashing(),
+            &Backend::Embedded,
+        )
+        .unwrap();
         assert_eq!(out.turns, conv.turns());
         assert_eq!(out.rejected_turns, 0);
         assert_eq!(
@@ -773,12 +960,17 @@ mod tests {
         for conv in &d.conversations {
             let (resolved, _) = conv.resolve();
             outcomes.extend(
-                evaluate_retrieval(conv, &resolved, &NamedEmbedder::hashing())
-                    .unwrap()
-                    .questions,
+                evaluate_retrieval(
+                    conv,
+                    &resolved,
+                    &NamedEmbedder::hashing(),
+                    &Backend::Embedded,
+                )
+                .unwrap()
+                .questions,
             );
         }
-        let r = rows("g", "hashing", &outcomes);
+        let r = rows("g", "hashing", "embedded", &outcomes);
         let keyword = &r[0];
         assert_eq!(
             (keyword.mode.as_str(), keyword.category.as_str()),

@@ -133,37 +133,33 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
     let top = |r: &Ranking, want: usize| r.len().min(want);
 
     loop {
-        let mut ltm_exhausted = true;
-        let mut keyword = Ranking::new();
-        if q.uses_keywords() {
-            let _span = tracing::debug_span!(stages::KEYWORD).entered();
-            let ltm = if search_ltm {
-                let r = state.ltm.keyword(&q.agent_id, &q.text, want, &filter)?;
-                ltm_exhausted &= r.len() < want;
-                r
-            } else {
-                Vec::new()
-            };
-            keyword = merge_tiers(ltm, &stm_keyword[..top(&stm_keyword, want)]);
-        }
-        let mut vector = Ranking::new();
-        if let Some(qv) = query_vector.as_deref() {
-            let _span = tracing::debug_span!(stages::VECTOR).entered();
-            let ltm = if search_ltm {
-                let exact = q.mode == SearchMode::ExactVector;
-                let r = state.ltm.vector(&q.agent_id, qv, want, exact, &filter)?;
-                ltm_exhausted &= r.len() < want;
-                r
-            } else {
-                Vec::new()
-            };
-            vector = merge_tiers(ltm, &stm_vector[..top(&stm_vector, want)]);
-        }
+        let ltm = if search_ltm {
+            long_term_candidates(state, q, query_vector.as_deref(), want, &filter)?
+        } else {
+            LongTerm::default()
+        };
+        let ltm_exhausted = ltm.exhausted(want);
+        let keyword = if q.uses_keywords() {
+            merge_tiers(ltm.keyword, &stm_keyword[..top(&stm_keyword, want)])
+        } else {
+            Ranking::new()
+        };
+        let vector = if query_vector.is_some() {
+            merge_tiers(ltm.vector, &stm_vector[..top(&stm_vector, want)])
+        } else {
+            Ranking::new()
+        };
         // Score fusion needs the similarity of keyword candidates the vector ranking left out.
         let similarities = match (query_vector.as_deref(), state.config.search.fusion) {
-            (Some(qv), Fusion::MinMax) if q.mode == SearchMode::Hybrid => {
-                missing_similarities(state, q, qv, &keyword, &vector, &stm_vector)?
-            }
+            (Some(qv), Fusion::MinMax) if q.mode == SearchMode::Hybrid => missing_similarities(
+                state,
+                q,
+                qv,
+                &keyword,
+                &vector,
+                &stm_vector,
+                ltm.keyword_similarities.as_deref(),
+            )?,
             _ => Similarities::default(),
         };
 
@@ -191,6 +187,67 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
     }
 }
 
+/// One pass's long-term candidates: the rankings of the signals the query uses (empty for one
+/// it does not, `used` says which), and the keyword candidates' similarities when the store
+/// brought them.
+#[derive(Default)]
+struct LongTerm {
+    keyword: Ranking,
+    vector: Ranking,
+    used: (bool, bool),
+    keyword_similarities: Option<Ranking>,
+}
+
+impl LongTerm {
+    /// Whether every signal used returned fewer than `want`: asking for more finds nothing new.
+    fn exhausted(&self, want: usize) -> bool {
+        (!self.used.0 || self.keyword.len() < want) && (!self.used.1 || self.vector.len() < want)
+    }
+}
+
+/// The best `want` long-term candidates of each signal the query uses; a hybrid query asks the
+/// store for both at once (a shared store answers them concurrently).
+fn long_term_candidates(
+    state: &State,
+    q: &SearchQuery,
+    query_vector: Option<&[f32]>,
+    want: usize,
+    filter: &DocFilter,
+) -> Result<LongTerm> {
+    let used = (q.uses_keywords(), query_vector.is_some());
+    if let (SearchMode::Hybrid, Some(qv), (true, true)) = (q.mode, query_vector, used) {
+        let c = state
+            .ltm
+            .hybrid_candidates(&q.agent_id, &q.text, qv, want, filter)?;
+        return Ok(LongTerm {
+            keyword: c.keyword,
+            vector: c.vector,
+            used,
+            keyword_similarities: c.keyword_similarities,
+        });
+    }
+    let keyword = if used.0 {
+        let _span = tracing::debug_span!(stages::KEYWORD).entered();
+        state.ltm.keyword(&q.agent_id, &q.text, want, filter)?
+    } else {
+        Ranking::new()
+    };
+    let vector = match query_vector {
+        Some(qv) => {
+            let _span = tracing::debug_span!(stages::VECTOR).entered();
+            let exact = q.mode == SearchMode::ExactVector;
+            state.ltm.vector(&q.agent_id, qv, want, exact, filter)?
+        }
+        None => Ranking::new(),
+    };
+    Ok(LongTerm {
+        keyword,
+        vector,
+        used,
+        keyword_similarities: None,
+    })
+}
+
 /// The vector signal's weight in this query's fusion: all of it for a vector search, none for a
 /// keyword search, and for a hybrid one the configured weight, else the embedder's (or, when the
 /// caller brought the query vector, a sentence embedder's).
@@ -208,7 +265,8 @@ fn vector_weight(state: &State, q: &SearchQuery) -> f32 {
 
 /// The exact similarity to `qv` of keyword candidates missing from the vector ranking:
 /// short-term ones from `stm_vector` (every short-term entry, already scored), long-term ones
-/// from the store.
+/// from `known` (what the store brought with its keyword ranking) when given, else from the
+/// store.
 fn missing_similarities(
     state: &State,
     q: &SearchQuery,
@@ -216,6 +274,7 @@ fn missing_similarities(
     keyword: &[(EntryId, f32)],
     vector: &[(EntryId, f32)],
     stm_vector: &[(EntryId, f32)],
+    known: Option<&[(EntryId, f32)]>,
 ) -> Result<Similarities> {
     let ranked: rustc_hash::FxHashSet<EntryId> = vector.iter().map(|h| h.0).collect();
     let short_term: Similarities = stm_vector.iter().copied().collect();
@@ -229,8 +288,16 @@ fn missing_similarities(
             None => long_term.push(id),
         }
     }
-    if !long_term.is_empty() {
-        out.extend(state.ltm.similarities(&q.agent_id, qv, &long_term)?);
+    match known {
+        // Every keyword candidate with a vector is in `known`; the others have no similarity.
+        Some(known) => {
+            let wanted: rustc_hash::FxHashSet<EntryId> = long_term.into_iter().collect();
+            out.extend(known.iter().filter(|h| wanted.contains(&h.0)).copied());
+        }
+        None if !long_term.is_empty() => {
+            out.extend(state.ltm.similarities(&q.agent_id, qv, &long_term)?);
+        }
+        None => {}
     }
     Ok(out)
 }

@@ -568,3 +568,134 @@ fn the_background_linker_builds_the_graph_and_search_is_complete_before_it_does(
     let hybrid = m.search(&q.with_mode(SearchMode::Hybrid)).unwrap();
     assert_eq!(hybrid[0].entry.id, target);
 }
+
+/// A corpus of sentences drawn from a small vocabulary (so that words recur and both signals
+/// have something to rank), each sentence distinct.
+fn sentences(n: usize, seed: u64) -> Vec<String> {
+    const WORDS: [&str; 40] = [
+        "river", "garden", "violin", "passport", "tomato", "bicycle", "winter", "coffee",
+        "lantern", "doctor", "harbor", "pencil", "market", "thunder", "orchid", "ladder", "castle",
+        "wallet", "meadow", "rocket", "salmon", "blanket", "canyon", "teacher", "marble", "pepper",
+        "island", "kitchen", "falcon", "velvet", "mirror", "glacier", "puzzle", "anchor", "cherry",
+        "engine", "forest", "helmet", "jacket", "lemon",
+    ];
+    let mut x = seed;
+    let mut next = move || {
+        // xorshift64: deterministic, no dependency
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..n)
+        .map(|i| {
+            let words: Vec<&str> = (0..6).map(|_| WORDS[(next() % 40) as usize]).collect();
+            format!("{} note {i}", words.join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn hybrid_search_ranks_alike_on_every_backend_with_and_without_a_filter() {
+    // The embedded store is the reference: a shared backend may fetch the two signals its own
+    // way (PostgreSQL: both at once, similarities with the keyword candidates), but the fused
+    // hits must be the same entries with the same scores (ids differ between stores).
+    let corpus = sentences(400, 0x5eed);
+    let fill = |m: &Memory| {
+        for (i, chunk) in corpus.chunks(100).enumerate() {
+            let session = format!("s{}", i % 2);
+            m.insert_batch(chunk.iter().map(|t| entry("a", &session, t)).collect())
+                .unwrap();
+        }
+        for t in sentences(4, 0xabc) {
+            m.append(entry("a", "live", &t)).unwrap();
+        }
+        m.wait_for_indexing();
+    };
+    let reference = Memory::open(Storage::Temporary, config()).unwrap();
+    fill(&reference);
+    let queries = [
+        "river garden violin",
+        "passport wallet",
+        "coffee in the kitchen",
+        "thunder over the glacier",
+        "lemon",
+    ];
+    common::each_backend_from(START, config(), |m, _clock| {
+        fill(&m);
+        for text in queries {
+            for session in [None, Some("s1")] {
+                let mut q = SearchQuery::new("a", text)
+                    .with_mode(SearchMode::Hybrid)
+                    .with_k(10)
+                    .without_cache();
+                if let Some(s) = session {
+                    q = q.with_session(s);
+                }
+                let scored = |hits: Vec<memory_core::SearchHit>| -> Vec<(String, f32)> {
+                    hits.iter()
+                        .map(|h| (h.entry.content.clone(), h.score))
+                        .collect()
+                };
+                let got = scored(m.search(&q).unwrap());
+                let want = scored(reference.search(&q).unwrap());
+                assert_eq!(got.len(), want.len(), "{text:?} {session:?}");
+                let last = want.last().map_or(0.0, |h| h.1);
+                for (content, score) in &got {
+                    match want.iter().find(|w| &w.0 == content) {
+                        Some(w) => assert!(
+                            (w.1 - score).abs() < 1e-4,
+                            "{text:?} {session:?}: {content:?} scored {score}, reference {}",
+                            w.1
+                        ),
+                        // Only a tie at the cut may pick another entry.
+                        None => assert!(
+                            (score - last).abs() < 1e-4,
+                            "{text:?} {session:?}: {content:?} ({score}) is not in the reference's top 10 {want:?}"
+                        ),
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn hybrid_hits_on_a_large_agent_carry_the_keyword_search_scores() {
+    // Past 4,096 entries a shared backend ranks keywords with its pruned plan (and past 2,000
+    // vectors with its approximate index), so the fused hits may differ from the embedded
+    // store's; each hit's BM25 part must still be what a keyword search gives that entry.
+    let corpus = sentences(4_200, 0xb16);
+    common::each_backend_from(START, config(), |m, _clock| {
+        for chunk in corpus.chunks(1_000) {
+            m.insert_batch(chunk.iter().map(|t| entry("a", "s", t)).collect())
+                .unwrap();
+        }
+        m.wait_for_indexing();
+        for text in ["river garden violin", "passport wallet", "lemon"] {
+            let hybrid = m
+                .search(
+                    &SearchQuery::new("a", text)
+                        .with_mode(SearchMode::Hybrid)
+                        .with_k(10),
+                )
+                .unwrap();
+            let keyword = m
+                .search(
+                    &SearchQuery::new("a", text)
+                        .with_mode(SearchMode::Keyword)
+                        .with_k(config().search.candidates),
+                )
+                .unwrap();
+            assert_eq!(hybrid.len(), 10, "{text:?}");
+            for h in &hybrid {
+                if let Some(score) = h.components.keyword {
+                    let k = keyword.iter().find(|k| k.entry.id == h.entry.id);
+                    let k = k.unwrap_or_else(|| panic!("{text:?}: {h:?} is no keyword candidate"));
+                    let bm25 = k.components.keyword.unwrap_or(f32::NAN);
+                    assert!((bm25 - score).abs() < 1e-4, "{text:?}: {h:?} vs {k:?}");
+                }
+            }
+        }
+    });
+}

@@ -425,6 +425,57 @@ mod bad_servers {
     }
 
     #[test]
+    fn a_store_of_schema_version_1_is_migrated_on_open_and_keeps_its_entries() {
+        let Some(url) = postgres_url() else { return };
+        let store = common::shared_backends()[0].fresh_store();
+        // Past 2,000 entries vector search takes the HNSW path, which migration 2 changed.
+        let texts: Vec<String> = (0..2_100)
+            .map(|i| format!("entry {i} about topic {}", i % 37))
+            .collect();
+        let m = store.open(config()).unwrap();
+        for chunk in texts.chunks(700) {
+            m.insert_batch(chunk.iter().map(|t| msg("a", t)).collect())
+                .unwrap();
+        }
+        drop(m);
+        // Back to what version 1 left: no vector_top_k, no record of migration 2.
+        let (rt, client) = admin(&url);
+        rt.block_on(client.batch_execute(&format!(
+            "DROP FUNCTION {s}.vector_top_k; DELETE FROM {s}.migrations WHERE version >= 2",
+            s = store.name()
+        )))
+        .unwrap();
+        let m = store.open(config()).unwrap();
+        let versions: Vec<i64> = rt
+            .block_on(client.query(
+                &format!(
+                    "SELECT version::bigint FROM {}.migrations ORDER BY version",
+                    store.name()
+                ),
+                &[],
+            ))
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(
+            versions,
+            (1..=memory_core::POSTGRES_SCHEMA_VERSION).collect::<Vec<_>>()
+        );
+        assert_eq!(m.stats().unwrap().ltm_entries, 2_100);
+        let hits = m
+            .search(
+                &SearchQuery::new("a", "entry 1234 about topic 13")
+                    .with_mode(memory_core::SearchMode::Vector)
+                    .with_k(5),
+            )
+            .unwrap();
+        // Approximate: five hits of the agent, whichever they are.
+        assert_eq!(hits.len(), 5, "{hits:?}");
+        assert!(hits.iter().all(|h| &*h.entry.agent_id == "a"));
+    }
+
+    #[test]
     fn connections_killed_mid_request_are_retried_and_lose_nothing_acknowledged() {
         let Some(url) = postgres_url() else { return };
         let store = common::shared_backends()[0].fresh_store();

@@ -23,6 +23,18 @@ use crate::error::Result;
 use crate::index::ListQuery;
 use crate::query::DocFilter;
 
+/// The long-term candidates of a hybrid search ([`LongTermStore::hybrid_candidates`]).
+#[derive(Debug, Default)]
+pub(crate) struct HybridCandidates {
+    /// The BM25 ranking.
+    pub keyword: Ranking,
+    /// The cosine ranking.
+    pub vector: Ranking,
+    /// The exact similarity of every keyword candidate that has a vector, when the store
+    /// computed it with the keyword ranking; `None` leaves it to `similarities`.
+    pub keyword_similarities: Option<Ranking>,
+}
+
 /// Where the long-term store lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Storage {
@@ -120,6 +132,34 @@ pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
         exact: bool,
         filter: &DocFilter,
     ) -> Result<Ranking>;
+
+    /// Both long-term signals of a hybrid search: the best `k` by BM25 and the best `k` by cosine
+    /// (approximate) against the unit vector `q`, both among `agent`'s entries passing
+    /// `filter`. A store may answer them at once and bring the exact similarity of each keyword
+    /// candidate along (saving a [`LongTermStore::similarities`] request); by default they are
+    /// asked for one after the other.
+    fn hybrid_candidates(
+        &self,
+        agent: &str,
+        text: &str,
+        q: &[f32],
+        k: usize,
+        filter: &DocFilter,
+    ) -> Result<HybridCandidates> {
+        let keyword = {
+            let _span = tracing::debug_span!(crate::stages::KEYWORD).entered();
+            self.keyword(agent, text, k, filter)?
+        };
+        let vector = {
+            let _span = tracing::debug_span!(crate::stages::VECTOR).entered();
+            self.vector(agent, q, k, false, filter)?
+        };
+        Ok(HybridCandidates {
+            keyword,
+            vector,
+            keyword_similarities: None,
+        })
+    }
 
     /// Exact cosine similarity of the unit vector `q` to each of `agent`'s entries in `ids` that
     /// has a vector (others are left out), in no particular order.
