@@ -19,7 +19,7 @@ use memory_bench::ratio::{self, Ratio};
 use memory_bench::retrieval::{
     self, Backend, NamedEmbedder, QualityRow, TransitionOutcome, TransitionRow, METRICS,
 };
-use memory_bench::{settings, stats};
+use memory_bench::{servers, settings, stats};
 use serde_json::json;
 
 /// The environment variable naming dataset files.
@@ -102,39 +102,29 @@ fn embedders() -> Vec<NamedEmbedder> {
 /// memory-bench is built with `--features postgres` and `MEMORY_CORE_POSTGRES_URL` names a
 /// server (`Err` when `MEMORY_CORE_REQUIRE_SERVERS=1` but it cannot be measured).
 fn backends() -> Result<Vec<Backend>, String> {
-    #[allow(unused_mut)] // pushed to with the postgres feature
     let mut out = vec![Backend::Embedded];
-    let why = postgres_backend(&mut out);
-    if let Some(why) = why {
-        if std::env::var("MEMORY_CORE_REQUIRE_SERVERS").is_ok_and(|v| v == "1") {
+    match postgres_backend() {
+        Ok(pg) => out.push(pg),
+        Err(why) if servers::required() => {
             return Err(format!(
-                "MEMORY_CORE_REQUIRE_SERVERS=1 but the postgres backend cannot be measured: {why}"
-            ));
+                "{}=1 but the postgres backend cannot be measured: {why}",
+                servers::REQUIRE_VAR
+            ))
         }
-        eprintln!("quality: postgres not measured: {why}");
+        Err(why) => eprintln!("quality: postgres not measured: {why}"),
     }
     Ok(out)
 }
 
-/// Adds the PostgreSQL backend, or says why not.
+/// The PostgreSQL backend, or why not.
 #[cfg(feature = "postgres")]
-fn postgres_backend(out: &mut Vec<Backend>) -> Option<String> {
-    match std::env::var("MEMORY_CORE_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => {
-            out.push(Backend::Postgres { url });
-            None
-        }
-        _ => Some(
-            "MEMORY_CORE_POSTGRES_URL is unset \
-             (scripts/services.sh start; eval \"$(scripts/services.sh env)\")"
-                .to_string(),
-        ),
-    }
+fn postgres_backend() -> Result<Backend, String> {
+    servers::postgres_url().map(|url| Backend::Postgres { url })
 }
 
 #[cfg(not(feature = "postgres"))]
-fn postgres_backend(_: &mut Vec<Backend>) -> Option<String> {
-    Some(
+fn postgres_backend() -> Result<Backend, String> {
+    Err(
         "built without the `postgres` feature (cargo bench --features postgres --bench quality)"
             .into(),
     )

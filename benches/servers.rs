@@ -127,15 +127,9 @@ mod run {
 
     pub fn main() {
         let s = settings();
-        let Some(url) = std::env::var("MEMORY_CORE_POSTGRES_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            super::skipped(
-                "MEMORY_CORE_POSTGRES_URL is unset \
-                 (scripts/services.sh start; eval \"$(scripts/services.sh env)\")",
-            );
-            return;
+        let url = match memory_bench::servers::postgres_url() {
+            Ok(url) => url,
+            Err(why) => return super::skipped(&why),
         };
         eprintln!("{}", s.banner());
         let sizes: Vec<usize> = if s.test_mode {
@@ -262,8 +256,11 @@ fn main() {
 /// Says why the bench did not run; with `MEMORY_CORE_REQUIRE_SERVERS=1` (CI with servers) a skip
 /// is a failure, as it is for the server tests.
 fn skipped(why: &str) {
-    if std::env::var("MEMORY_CORE_REQUIRE_SERVERS").is_ok_and(|v| v == "1") {
-        eprintln!("error: MEMORY_CORE_REQUIRE_SERVERS=1 but the servers bench cannot run: {why}");
+    if memory_bench::servers::required() {
+        eprintln!(
+            "error: {}=1 but the servers bench cannot run: {why}",
+            memory_bench::servers::REQUIRE_VAR
+        );
         std::process::exit(1);
     }
     println!("servers bench skipped: {why}");

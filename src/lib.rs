@@ -17,6 +17,7 @@ pub mod quality;
 pub mod queries;
 pub mod ratio;
 pub mod retrieval;
+pub mod servers;
 pub mod stats;
 pub mod tail;
 pub mod targets;

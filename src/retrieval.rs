@@ -242,29 +242,26 @@ fn open_store(
         embedding_dim: embedder.embedder.dimension(),
         ..MemoryConfig::default()
     };
+    #[cfg(feature = "postgres")]
+    let mut schema = None;
     let storage = match backend {
         Backend::Embedded => Storage::Temporary,
         #[cfg(feature = "postgres")]
         Backend::Postgres { url } => {
             use std::sync::atomic::{AtomicUsize, Ordering};
             static STORES: AtomicUsize = AtomicUsize::new(0);
-            let schema = format!(
-                "membench_quality_{}_{}",
-                std::process::id(),
-                STORES.fetch_add(1, Ordering::Relaxed)
-            );
             let pg = memory_core::PostgresConfig::new(url.as_str())
-                .with_schema(schema)
+                .with_schema(format!(
+                    "membench_quality_{}_{}",
+                    std::process::id(),
+                    STORES.fetch_add(1, Ordering::Relaxed)
+                ))
                 .with_application_name("memory-bench quality");
             // A schema left by a killed run of the same pid would mix two stores.
             pg.destroy_store()?;
+            schema = Some(pg.clone());
             Storage::Postgres(pg)
         }
-    };
-    #[cfg(feature = "postgres")]
-    let schema = match &storage {
-        Storage::Postgres(pg) => Some(pg.clone()),
-        _ => None,
     };
     let memory = Memory::builder(storage)
         .with_config(config)

@@ -283,16 +283,25 @@ fn with_similarity(schema: &str, keyword_sql: &str, param: usize) -> String {
 
 impl Statements {
     fn new(schema: &str) -> Self {
-        let mut sql = Statements::without_similarity(schema);
-        sql.bm25_top_k_sim = with_similarity(schema, &sql.bm25_top_k, 6);
-        sql.bm25_scores_sim = with_similarity(schema, &sql.bm25_scores, 6);
-        sql.bm25_filtered_sim = with_similarity(schema, &sql.bm25_filtered, 10);
-        sql
-    }
-
-    fn without_similarity(schema: &str) -> Self {
         let s = schema;
+        let bm25_top_k = format!("SELECT entry_id, score FROM {s}.bm25_top_k($1, $2, $3, $4, $5)");
+        let bm25_scores = format!(
+            "SELECT s.entry_id, s.score FROM {s}.bm25_scores($1, $2, $4, $5) AS s \
+             ORDER BY s.score DESC, s.entry_id LIMIT $3"
+        );
+        let bm25_filtered = format!(
+            "SELECT s.entry_id, s.score FROM {s}.bm25_scores($1, $2, $4, $5) AS s \
+             JOIN {s}.entries e ON e.id = s.entry_id WHERE {} \
+             ORDER BY s.score DESC, s.entry_id LIMIT $3",
+            filter_sql(6)
+        );
         Statements {
+            bm25_top_k_sim: with_similarity(s, &bm25_top_k, 6),
+            bm25_scores_sim: with_similarity(s, &bm25_scores, 6),
+            bm25_filtered_sim: with_similarity(s, &bm25_filtered, 10),
+            bm25_top_k,
+            bm25_scores,
+            bm25_filtered,
             insert: format!(
                 "SELECT {s}.insert_entries($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
             ),
@@ -318,22 +327,6 @@ impl Statements {
             generation: format!(
                 "SELECT generation, doc_count FROM {s}.agents WHERE agent_id = $1"
             ),
-            bm25_top_k: format!(
-                "SELECT entry_id, score FROM {s}.bm25_top_k($1, $2, $3, $4, $5)"
-            ),
-            bm25_scores: format!(
-                "SELECT s.entry_id, s.score FROM {s}.bm25_scores($1, $2, $4, $5) AS s \
-                 ORDER BY s.score DESC, s.entry_id LIMIT $3"
-            ),
-            bm25_filtered: format!(
-                "SELECT s.entry_id, s.score FROM {s}.bm25_scores($1, $2, $4, $5) AS s \
-                 JOIN {s}.entries e ON e.id = s.entry_id WHERE {} \
-                 ORDER BY s.score DESC, s.entry_id LIMIT $3",
-                filter_sql(6)
-            ),
-            bm25_top_k_sim: String::new(),
-            bm25_scores_sim: String::new(),
-            bm25_filtered_sim: String::new(),
             // pinned to the HNSW index inside the function (see `schema.sql`, migration 2)
             vector_hnsw: format!(
                 "SELECT id, similarity FROM {s}.vector_top_k($1, $2, $3, $4, $5, $6, $7)"
@@ -898,9 +891,17 @@ struct KeywordRequest {
     agent: String,
     terms: Vec<String>,
     k: i32,
-    /// `bm25_top_k` (pruned) rather than the plain scan; ignored with a filter.
-    pruned: bool,
-    filter: Option<FilterParams>,
+    plan: KeywordPlan,
+}
+
+/// Which BM25 statement answers a request.
+enum KeywordPlan {
+    /// `bm25_scores`: every entry holding a query term, for a small agent.
+    Scan,
+    /// `bm25_top_k`: pruned by the rarer terms, for a large agent.
+    Pruned,
+    /// `bm25_filtered`, with the filter's parameters.
+    Filtered(FilterParams),
 }
 
 /// A `DocFilter` as statement parameters: session, role, since, until.
@@ -914,36 +915,28 @@ impl KeywordRequest {
         s: &Shared,
         qv: Option<&Vector>,
     ) -> Result<Vec<(EntryId, f32, Option<f32>)>> {
+        type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
         let (k1, b) = s.bm25;
         let k = self.k;
+        // bm25_top_k takes k as an integer, the scans' LIMIT a bigint.
+        let limit = i64::from(k);
         let rows = with_client!(s, |c| async {
             let sql = &s.sql;
-            let statement = match (&self.filter, self.pruned, qv.is_some()) {
-                (Some(_), _, false) => &sql.bm25_filtered,
-                (Some(_), _, true) => &sql.bm25_filtered_sim,
-                (None, true, false) => &sql.bm25_top_k,
-                (None, true, true) => &sql.bm25_top_k_sim,
-                (None, false, false) => &sql.bm25_scores,
-                (None, false, true) => &sql.bm25_scores_sim,
+            let (statement, with_sim) = match &self.plan {
+                KeywordPlan::Scan => (&sql.bm25_scores, &sql.bm25_scores_sim),
+                KeywordPlan::Pruned => (&sql.bm25_top_k, &sql.bm25_top_k_sim),
+                KeywordPlan::Filtered(_) => (&sql.bm25_filtered, &sql.bm25_filtered_sim),
             };
-            let st = c.prepare_cached(statement).await?;
-            let k64 = i64::from(k);
-            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                vec![&self.agent, &self.terms];
-            // bm25_top_k takes k as an integer, the scans' LIMIT a bigint.
-            if self.filter.is_none() && self.pruned {
-                params.push(&k);
-            } else {
-                params.push(&k64);
-            }
-            params.extend([&k1 as &(dyn tokio_postgres::types::ToSql + Sync), &b]);
-            if let Some(f) = &self.filter {
-                params.extend([
-                    &f.0 as &(dyn tokio_postgres::types::ToSql + Sync),
-                    &f.1,
-                    &f.2,
-                    &f.3,
-                ]);
+            let st = c
+                .prepare_cached(if qv.is_some() { with_sim } else { statement })
+                .await?;
+            let k: Param = match self.plan {
+                KeywordPlan::Pruned => &k,
+                _ => &limit,
+            };
+            let mut params: Vec<Param> = vec![&self.agent, &self.terms, k, &k1, &b];
+            if let KeywordPlan::Filtered(f) = &self.plan {
+                params.extend([&f.0 as Param, &f.1, &f.2, &f.3]);
             }
             if let Some(qv) = qv {
                 params.push(qv);
@@ -1014,13 +1007,18 @@ impl PostgresStore {
         if terms.is_empty() || k == 0 {
             return Ok(None);
         }
-        let filtered = !filter.is_empty();
+        let plan = if !filter.is_empty() {
+            KeywordPlan::Filtered(filter_params(filter))
+        } else if self.agent_size(agent)? >= PRUNED_FROM {
+            KeywordPlan::Pruned
+        } else {
+            KeywordPlan::Scan
+        };
         Ok(Some(KeywordRequest {
-            pruned: !filtered && self.agent_size(agent)? >= PRUNED_FROM,
             agent: escape(agent),
             terms,
             k: i32::try_from(k).unwrap_or(i32::MAX),
-            filter: filtered.then(|| filter_params(filter)),
+            plan,
         }))
     }
 
@@ -1308,13 +1306,14 @@ impl LongTermStore for PostgresStore {
     ) -> Result<HybridCandidates> {
         let keyword = self.keyword_request(agent, text, k, filter)?;
         let vector = self.vector_request(agent, q, k, false, filter)?;
-        let qv = Vector::from(q.to_vec());
         let s = self.shared.clone();
         let (keyword, vector) = self.run(async move {
             let keyword = async {
-                match &keyword {
-                    Some(r) => r.run(&s, Some(&qv)).await,
-                    None => Ok(Vec::new()),
+                match (&keyword, &vector) {
+                    // The query vector of the vector request (there is one whenever k > 0).
+                    (Some(r), Some(v)) => r.run(&s, Some(&v.qv)).await,
+                    (Some(r), None) => r.run(&s, None).await,
+                    (None, _) => Ok(Vec::new()),
                 }
             };
             let vector = async {
