@@ -167,10 +167,14 @@ impl AgentIndex {
         self.text.read().docs.contains_key(&id)
     }
 
-    /// Indexes a batch of this agent's new entries: text and attributes at once, vectors into
-    /// the staging buffer (the linker moves them on).
-    pub fn add_many(&self, entries: &[&MemoryEntry]) -> Result<()> {
+    /// Indexes the text and attributes of a batch of this agent's new entries.
+    pub fn add_text(&self, entries: &[&MemoryEntry]) {
         self.text.write().add_many(entries);
+    }
+
+    /// Puts the vectors of a batch of this agent's new entries into the staging buffer (the
+    /// linker moves them on).
+    pub fn add_vectors(&self, entries: &[&MemoryEntry]) -> Result<()> {
         let mut staging = self.staging.write();
         entries
             .iter()

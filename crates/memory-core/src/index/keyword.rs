@@ -121,11 +121,19 @@ struct Term {
     /// instead of a `Vec`'s 24 in every term, at one extra allocation in the few long terms.
     #[allow(clippy::box_collection)]
     blocks: Option<Box<Vec<BlockMax>>>,
+    /// Postings of the batch being inserted not yet appended: counted first so that each list
+    /// grows once per batch (see [`KeywordIndex::insert_many`]); zero between calls. It fills
+    /// what would otherwise be padding.
+    pending: u32,
 }
 
 /// Postings per block of the block-max bounds: small enough to be selective, large enough that
 /// the bounds cost under 3% of the postings' memory.
 const BLOCK: usize = 64;
+
+/// Lists up to this long double when they grow (then by a quarter): a term met once per batch
+/// would otherwise be reallocated on every batch while its list is short.
+const SMALL_LIST: usize = 16;
 
 #[derive(Clone, Copy, Debug)]
 struct BlockMax {
@@ -134,14 +142,16 @@ struct BlockMax {
 }
 
 impl Term {
-    /// Makes room for `n` more postings, growing by at least a quarter, starting from exactly
-    /// what is asked: most terms occur in one or two documents, and Vec's first allocation (four
-    /// postings) would triple their size; long lists, most of the index, then carry at most a
-    /// quarter unused.
+    /// Makes room for `n` more postings, starting from exactly what is asked: most terms occur
+    /// in one or two documents, and Vec's first allocation (four postings) would triple their
+    /// size. A short list then doubles (up to [`SMALL_LIST`] postings), so that a term met in
+    /// every batch is not reallocated in every batch, and a long one, most of the index, grows by
+    /// a quarter and carries at most that unused.
     fn reserve(&mut self, n: usize) {
         let (len, cap) = (self.postings.len(), self.postings.capacity());
         if cap - len < n {
-            self.postings.reserve_exact(n.max(len / 4));
+            self.postings
+                .reserve_exact(n.max(len / 4).max(len.min(SMALL_LIST)));
         }
     }
 
@@ -356,9 +366,10 @@ impl KeywordIndex {
     }
 
     /// Indexes several documents, as [`KeywordIndex::insert`] of each in turn would (a later
-    /// document with the same id replaces an earlier one), but faster: the postings of the whole
-    /// batch are sorted by term and appended term by term, so each term's list is grown once and
-    /// touched once instead of once per document.
+    /// document with the same id replaces an earlier one), but faster: the batch's postings are
+    /// counted per term while the documents are tokenized, so each term's list grows once per
+    /// batch, and then appended in document order (slots grow with it, so every list stays
+    /// sorted by slot without sorting anything).
     pub fn insert_many<'a>(&mut self, docs: impl IntoIterator<Item = (EntryId, &'a str)>) {
         let docs: Vec<(EntryId, &str)> = docs.into_iter().collect();
         // Replaced documents go first: a removal may compact and renumber slots, which must not
@@ -373,9 +384,15 @@ impl KeywordIndex {
                 last.insert(id, i);
             }
         }
+        let first_slot = self.slot_ids.len();
         self.by_id.reserve(docs.len());
+        reserve_bounded(&mut self.slot_ids, docs.len());
+        reserve_bounded(&mut self.doc_len, docs.len());
+        reserve_bounded(&mut self.doc_terms, docs.len());
+        reserve_bounded(&mut self.alive, docs.len());
         let mut tokens: Vec<u32> = Vec::new();
-        let mut postings: Vec<(u32, u32, u32)> = Vec::new(); // (term, slot, tf)
+        // (term, tf) of every document of the batch, a document's distinct terms in a row.
+        let mut postings: Vec<(u32, u32)> = Vec::new();
         for (i, &(id, text)) in docs.iter().enumerate() {
             if last.get(&id).is_some_and(|&j| j != i) {
                 continue; // a later document in this batch has the same id
@@ -397,13 +414,10 @@ impl KeywordIndex {
             let slot = self.slot_ids.len() as u32;
             let first = postings.len();
             for run in tokens.chunk_by(|a, b| a == b) {
-                postings.push((run[0], slot, run.len() as u32));
+                postings.push((run[0], run.len() as u32));
+                self.terms[run[0] as usize].pending += 1;
             }
             let distinct: Box<[u32]> = postings[first..].iter().map(|p| p.0).collect();
-            reserve_bounded(&mut self.slot_ids, 1);
-            reserve_bounded(&mut self.doc_len, 1);
-            reserve_bounded(&mut self.doc_terms, 1);
-            reserve_bounded(&mut self.alive, 1);
             self.slot_ids.push(id);
             self.doc_len.push(dl);
             self.doc_terms.push(distinct);
@@ -411,16 +425,20 @@ impl KeywordIndex {
             self.by_id.insert(id, slot);
             self.live_len += u64::from(dl);
         }
-        // Slots grow with the document order, so a stable sort by term keeps each term's new
-        // postings in slot order, as a posting list must be.
-        postings.sort_by_key(|p| p.0);
-        for run in postings.chunk_by(|a, b| a.0 == b.0) {
-            let term = &mut self.terms[run[0].0 as usize];
-            term.reserve(run.len());
-            for &(_, slot, tf) in run {
-                term.push(slot, tf, self.doc_len[slot as usize]);
+        let mut at = 0;
+        for slot in first_slot..self.slot_ids.len() {
+            let dl = self.doc_len[slot];
+            let n = self.doc_terms[slot].len();
+            for &(t, tf) in &postings[at..at + n] {
+                let term = &mut self.terms[t as usize];
+                if term.pending > 0 {
+                    term.reserve(term.pending as usize);
+                    term.pending = 0;
+                }
+                term.push(slot as u32, tf, dl);
                 term.df += 1;
             }
+            at += n;
         }
     }
 
@@ -470,6 +488,7 @@ impl KeywordIndex {
                 max_tf: 0,
                 min_dl: u32::MAX,
                 blocks: None,
+                pending: 0,
             };
             for p in &term.postings {
                 let new_slot = remap[p.slot as usize];
@@ -968,6 +987,50 @@ mod tests {
             .map(|h| h.0)
             .collect();
         assert_eq!(ids, [EntryId(3), EntryId(5)]);
+    }
+
+    #[test]
+    fn batches_index_like_one_document_at_a_time() {
+        // Batches of 37 over 400 documents: lists that grow across many batches and past a
+        // score block, ids repeated within a batch (the later text wins) and across batches
+        // (replacing the earlier text).
+        let words = [
+            "alpha", "beta", "gamma", "delta", "echo", "fox", "golf", "hotel",
+        ];
+        let docs: Vec<(u64, String)> = (0..400u64)
+            .map(|i| {
+                let id = if i % 53 == 0 { i / 2 } else { i };
+                let text = (0..(3 + i % 9))
+                    .map(|j| words[((i * 7 + j * j) % 8) as usize])
+                    .chain((i % 13 == 0).then_some("rare"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (id, text)
+            })
+            .collect();
+        let mut one_by_one = KeywordIndex::new(Bm25Params::default()).unwrap();
+        for (id, text) in &docs {
+            one_by_one.insert(EntryId(*id), text);
+        }
+        let mut batched = KeywordIndex::new(Bm25Params::default()).unwrap();
+        for chunk in docs.chunks(37) {
+            batched.insert_many(chunk.iter().map(|(id, t)| (EntryId(*id), t.as_str())));
+        }
+        assert_eq!(batched.len(), one_by_one.len());
+        assert_eq!(
+            batched.stats().total_tokens,
+            one_by_one.stats().total_tokens
+        );
+        for w in words.iter().chain(&["rare"]) {
+            assert_eq!(batched.doc_freq(w), one_by_one.doc_freq(w), "{w}");
+            let want = one_by_one.search(w, 1000, &|_| true);
+            let got = batched.search(w, 1000, &|_| true);
+            assert_eq!(got.len(), want.len(), "{w}");
+            for (g, o) in got.iter().zip(&want) {
+                assert_eq!(g.0, o.0, "{w}");
+                assert!(close(g.1, o.1), "{w}");
+            }
+        }
     }
 
     #[test]

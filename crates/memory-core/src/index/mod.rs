@@ -135,11 +135,26 @@ impl Indexes {
         out
     }
 
-    /// Indexes entries (all of one batch; usually one agent).
+    /// Indexes entries (all of one batch; usually one agent): [`Indexes::add_text`], then
+    /// [`Indexes::add_vectors`].
     pub fn add(&self, entries: &[&MemoryEntry]) -> Result<()> {
+        self.add_text(entries)?;
+        self.add_vectors(entries)
+    }
+
+    /// Indexes the text and attributes of entries: keyword search, filters and listing see them.
+    pub fn add_text(&self, entries: &[&MemoryEntry]) -> Result<()> {
+        for group in entries.chunk_by(|a, b| a.agent_id == b.agent_id) {
+            self.agent_or_create(&group[0].agent_id)?.add_text(group);
+        }
+        Ok(())
+    }
+
+    /// Stages the vectors of entries (searched exactly until the linker has them in the graph).
+    pub fn add_vectors(&self, entries: &[&MemoryEntry]) -> Result<()> {
         for group in entries.chunk_by(|a, b| a.agent_id == b.agent_id) {
             let shared = self.agent_or_create(&group[0].agent_id)?;
-            let added = shared.add_many(group);
+            let added = shared.add_vectors(group);
             self.linker.schedule(&shared);
             added?;
         }

@@ -179,17 +179,23 @@ impl EmbeddedStore {
             }
             return Ok(inserted);
         }
-        // A large batch is indexed on a second thread while SQLite writes it: two cores instead
-        // of one. A search may then meet an entry in the index a moment before its row commits
-        // (the fetch skips it), and if the commit fails the entries leave the index again.
+        // A large batch's text is indexed on a second thread while SQLite writes it: two cores
+        // instead of one. Its vectors are staged on this thread once SQLite is done, which
+        // evens out the two threads' shares (the text is the longer). A search may then meet an
+        // entry in the index a moment before its row commits (the fetch skips it), and if the
+        // commit fails the entries leave the index again.
         let absent = self.indexes.absent(entries);
         let (written, indexed) = std::thread::scope(|s| {
-            let indexing = s.spawn(|| self.indexes.add(&absent));
+            let indexing = s.spawn(|| self.indexes.add_text(&absent));
             let written = self.sqlite.insert(entries, accesses);
+            let staged = match written {
+                Ok(_) => self.indexes.add_vectors(&absent),
+                Err(_) => Ok(()),
+            };
             let indexed = indexing
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (written, indexed)
+            (written, indexed.and(staged))
         });
         match written {
             Ok(inserted) => {

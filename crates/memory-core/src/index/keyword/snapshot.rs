@@ -177,6 +177,7 @@ impl KeywordIndex {
                 max_tf: rec[1],
                 min_dl: rec[2],
                 blocks,
+                pending: 0,
             });
             p_at += n_post;
             b_at += n_blocks;
