@@ -27,8 +27,9 @@
 #          gungraun-runner are there, skipped with a warning in the report otherwise; off; required
 #          (missing tools are an error)
 #        BENCH_ARGS: extra arguments for every Criterion bench (split on spaces)
-#        CARGO_TARGET_DIR (default target/ of this checkout; both sides build there, so
-#          dependencies are compiled once), CRITERION_HOME (default $CARGO_TARGET_DIR/criterion),
+#        CARGO_TARGET_DIR (default target/ of this checkout: HEAD builds there, the base in
+#          its subdirectory bench-pr-base/, kept so that the next run rebuilds only what
+#          changed), CRITERION_HOME (default $CARGO_TARGET_DIR/criterion),
 #          GUNGRAUN_HOME (default $CARGO_TARGET_DIR/gungraun), BENCH_GATE_CONFIG (config file),
 #          BENCH_GATE (a bench-gate binary to use instead of building this one),
 #          BENCH_BUILD_CMD (default "cargo bench --workspace --no-run --message-format=json",
@@ -124,9 +125,13 @@ base_sha=$(git rev-parse --verify --quiet "$base_ref^{commit}") || {
   exit 1
 }
 export MEMBENCH_PROFILE=${MEMBENCH_PROFILE:-quick}
-# One target directory for both sides: the base worktree's crates live at another path, so their
-# artifacts get other hashes and nothing is rebuilt twice, while dependencies are shared.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
+# The base builds into a target directory of its own. In a shared one both sides' artifacts get
+# the same names (Cargo hashes a workspace member by its path inside the workspace, not by where
+# the checkout lies), so the second build either overwrites the first side's executables or,
+# its sources being older than them, takes them as up to date: both sides would then run the
+# same code and every comparison would be A/A.
+base_target=$CARGO_TARGET_DIR/bench-pr-base
 # One Criterion directory for both sides, so all rounds sit side by side (and the HTML report in
 # it shows the last comparison).
 export CRITERION_HOME=${CRITERION_HOME:-$CARGO_TARGET_DIR/criterion}
@@ -170,10 +175,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 git worktree add --quiet --detach "$worktree" "$base_sha" >&2
 
-# build DIR SIDE: builds SIDE's bench executables once; writes "target executable" lines.
+# build DIR SIDE TARGET_DIR: builds SIDE's bench executables once; writes "target executable"
+# lines.
 build() {
   echo "== building $2 in $1 ($(elapsed))" >&2
-  (cd "$1" && "${build_cmd[@]}") >"$work/$2.build.json" || {
+  (cd "$1" && CARGO_TARGET_DIR=$3 "${build_cmd[@]}") >"$work/$2.build.json" || {
     echo "$0: building the benchmarks of $2 failed" >&2
     exit 1
   }
@@ -187,8 +193,14 @@ build() {
   fi
 }
 
-build "$worktree" base
-build "$repo" head
+build "$worktree" base "$base_target"
+build "$repo" head "$CARGO_TARGET_DIR"
+# Never an A/A run in disguise: each side runs executables of its own build.
+shared=$(cut -d' ' -f2- "$work/base.benches" | sort | comm -12 - <(cut -d' ' -f2- "$work/head.benches" | sort))
+if [[ -n $shared ]]; then
+  echo "$0: base and head builds name the same executable ($(head -n1 <<<"$shared")): both sides would run the same code; give each side its own target directory" >&2
+  exit 1
+fi
 
 is_once() { local t; for t in ${once[@]+"${once[@]}"}; do [[ $t == "$1" ]] && return 0; done; return 1; }
 

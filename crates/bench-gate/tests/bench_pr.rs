@@ -17,7 +17,7 @@ const FAKE_BENCH: &str = r#"#!/bin/sh
 set -eu
 [ "$1" = --bench ] && [ "$2" = --save-baseline ] || { echo "fake-bench: unexpected $*" >&2; exit 64; }
 name=$3
-echo "$name $(pwd)" >>"$FAKE_LOG"
+echo "$name $(pwd) $0" >>"$FAKE_LOG"
 if [ "${FAKE_FAIL:-}" = "$name" ]; then echo "fake-bench: failing $name" >&2; exit 101; fi
 case $name in base-r*) src=$FAKE_BASE ;; head-r*) src=$FAKE_HEAD ;; *) exit 65 ;; esac
 cd "$FIXTURES"
@@ -57,17 +57,23 @@ impl Project {
         let fake = p.path("fake-bench");
         std::fs::write(&fake, FAKE_BENCH).unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        // Cargo's JSON message for one bench target, as `cargo bench --no-run` prints it.
+        // A build into $CARGO_TARGET_DIR: the harness copied there, and Cargo's JSON message for
+        // one bench target naming it, as `cargo bench --no-run` prints it. `FAKE_SHARED_EXE`
+        // names one executable whatever the target directory (what a shared one did).
         let build = p.path("fake-build");
-        let artifact = format!(
-            "{{\"reason\":\"compiler-artifact\",\"target\":{{\"kind\":[\"bench\"],\
-             \"crate_types\":[\"bin\"],\"name\":\"latency\",\"src_path\":\"benches/latency.rs\"}},\
-             \"executable\":\"{}\",\"fresh\":true}}",
-            fake.display()
-        );
+        let artifact = "{\"reason\":\"compiler-artifact\",\"target\":{\"kind\":[\"bench\"],\
+             \"crate_types\":[\"bin\"],\"name\":\"latency\",\"src_path\":\"benches/latency.rs\"},\
+             \"executable\":\"$exe\",\"fresh\":false}";
         std::fs::write(
             &build,
-            format!("#!/bin/sh\necho 'Compiling...' >&2\n[ -n \"${{FAKE_BUILD_FAIL:-}}\" ] && exit 101\ncat <<'EOF'\n{{\"reason\":\"build-finished\"}}\n{artifact}\nEOF\n"),
+            format!(
+                "#!/bin/sh\nset -eu\necho 'Compiling...' >&2\n[ -n \"${{FAKE_BUILD_FAIL:-}}\" ] && exit 101\n\
+                 exe=\"$CARGO_TARGET_DIR/fake-bench\"\n[ -n \"${{FAKE_SHARED_EXE:-}}\" ] && exe=\"$FAKE_SHARED_EXE\"\n\
+                 mkdir -p \"$CARGO_TARGET_DIR\"\n[ \"$exe\" = \"{fake}\" ] || cp \"{fake}\" \"$exe\"\n\
+                 echo '{{\"reason\":\"build-finished\"}}'\necho \"{artifact}\"\n",
+                fake = fake.display(),
+                artifact = artifact.replace('"', "\\\""),
+            ),
         )
         .unwrap();
         std::fs::set_permissions(&build, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -170,10 +176,38 @@ fn same_code_on_both_sides_exits_0_and_benchmarks_base_in_a_worktree() {
         stdout(&out)
     );
     let log = p.bench_log();
-    let lines: Vec<&str> = log.lines().collect();
+    let lines: Vec<Vec<&str>> = log.lines().map(|l| l.split(' ').collect()).collect();
     assert_eq!(lines.len(), 4, "{log}");
-    assert!(lines[0].starts_with("base-r1 ") && lines[0].contains("bench-pr."));
-    assert!(lines[1].starts_with("head-r1 ") && lines[1].ends_with("/repo"));
+    // (baseline, directory it ran in, executable)
+    assert_eq!(lines[0][0], "base-r1", "{log}");
+    assert!(lines[0][1].contains("bench-pr."), "{log}");
+    assert_eq!(lines[1][0], "head-r1", "{log}");
+    assert!(lines[1][1].ends_with("/repo"), "{log}");
+    // Each side ran the executable of its own build: the base's from its own target directory.
+    let target = p.path("target");
+    assert_eq!(
+        Path::new(lines[0][2]),
+        target.join("bench-pr-base/fake-bench"),
+        "{log}"
+    );
+    assert_eq!(Path::new(lines[1][2]), target.join("fake-bench"), "{log}");
+    p.assert_worktree_removed();
+}
+
+#[test]
+fn builds_that_name_one_executable_for_both_sides_exit_1_before_benchmarking() {
+    // What a target directory shared by both sides did: the second build's executables were the
+    // first's, and every comparison ran one side's code twice.
+    let p = Project::new();
+    let shared = p.path("fake-bench");
+    let out = p.run(&["HEAD"], &[("FAKE_SHARED_EXE", shared.to_str().unwrap())]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the same executable"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(p.bench_log().is_empty(), "{}", p.bench_log());
     p.assert_worktree_removed();
 }
 
