@@ -391,8 +391,8 @@ impl KeywordIndex {
         reserve_bounded(&mut self.doc_terms, docs.len());
         reserve_bounded(&mut self.alive, docs.len());
         let mut tokens: Vec<u32> = Vec::new();
-        // (term, tf) of every document of the batch, a document's distinct terms in a row.
-        let mut postings: Vec<(u32, u32)> = Vec::new();
+        // Term frequencies of the batch's documents, in the order of each one's `doc_terms`.
+        let mut tfs: Vec<u32> = Vec::new();
         for (i, &(id, text)) in docs.iter().enumerate() {
             if last.get(&id).is_some_and(|&j| j != i) {
                 continue; // a later document in this batch has the same id
@@ -412,12 +412,14 @@ impl KeywordIndex {
             let dl = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
             tokens.sort_unstable();
             let slot = self.slot_ids.len() as u32;
-            let first = postings.len();
-            for run in tokens.chunk_by(|a, b| a == b) {
-                postings.push((run[0], run.len() as u32));
-                self.terms[run[0] as usize].pending += 1;
-            }
-            let distinct: Box<[u32]> = postings[first..].iter().map(|p| p.0).collect();
+            let distinct: Box<[u32]> = tokens
+                .chunk_by(|a, b| a == b)
+                .map(|run| {
+                    tfs.push(run.len() as u32);
+                    self.terms[run[0] as usize].pending += 1;
+                    run[0]
+                })
+                .collect();
             self.slot_ids.push(id);
             self.doc_len.push(dl);
             self.doc_terms.push(distinct);
@@ -429,7 +431,7 @@ impl KeywordIndex {
         for slot in first_slot..self.slot_ids.len() {
             let dl = self.doc_len[slot];
             let n = self.doc_terms[slot].len();
-            for &(t, tf) in &postings[at..at + n] {
+            for (&t, &tf) in self.doc_terms[slot].iter().zip(&tfs[at..at + n]) {
                 let term = &mut self.terms[t as usize];
                 if term.pending > 0 {
                     term.reserve(term.pending as usize);
