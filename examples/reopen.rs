@@ -7,6 +7,10 @@
 //! cargo run --release --example reopen -- 100000     # entries (default 100,000), 384-d, one agent
 //! ```
 //!
+//! With `MEMBENCH_REOPEN_KEEP=<dir>` the store is kept in `<dir>`: a first run builds it (and
+//! stops after the close), later runs only reopen it with its snapshot, three times (to measure
+//! a change to the loader without ingesting again).
+//!
 //! Prints one line per phase. Timings depend on what else runs on the machine: say so beside
 //! any figure taken from here.
 
@@ -57,13 +61,48 @@ fn main() -> anyhow_free::Result {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
-    let dir = tempfile_dir();
+    let keep = std::env::var_os("MEMBENCH_REOPEN_KEEP").map(std::path::PathBuf::from);
+    let dir = match &keep {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => tempfile_dir(),
+    };
     let db = dir.join("store.db");
     let workload = Workload::standard();
-    let messages = workload.messages(n, 1, 13);
-    let agent = messages[0].agent.to_string();
     let queries = workload.queries(500, 7);
     let config = MemoryConfig::default();
+    if keep.is_some() && db.exists() {
+        let agent = workload.messages(1, 1, 13)[0].agent.to_string();
+        for _ in 0..3 {
+            let t = Instant::now();
+            let m = Memory::open(Storage::File(db.clone()), config.clone())?;
+            let opened = t.elapsed();
+            let lat = ann_latencies(&m, &queries[..1], &agent);
+            let first_query = t.elapsed();
+            let pending = m.pending_index_links();
+            let lat_after = ann_latencies(&m, &queries, &agent);
+            println!(
+                "reopen with the snapshot: open {:.3} s, first query answered at {:.3} s (it took {:?}; {pending} vectors unlinked then); ANN after: p50 {:?} p99 {:?}",
+                opened.as_secs_f64(),
+                first_query.as_secs_f64(),
+                lat[0],
+                percentile(&lat_after, 0.5),
+                percentile(&lat_after, 0.99)
+            );
+            if pending > 0 {
+                // A snapshot of another format was rebuilt: let the next round load a whole graph.
+                m.wait_for_indexing();
+            }
+            let t = Instant::now();
+            drop(m);
+            println!("close: {:.3} s", t.elapsed().as_secs_f64());
+        }
+        return Ok(());
+    }
+    let messages = workload.messages(n, 1, 13);
+    let agent = messages[0].agent.to_string();
 
     // Ingest: batches of 1,000, then wait until the linker has caught up.
     let m = Memory::open(Storage::File(db.clone()), config.clone())?;
@@ -102,6 +141,10 @@ fn main() -> anyhow_free::Result {
         dir_bytes(&idx) as f64 / raw as f64,
         raw as f64 / 1e6
     );
+    if keep.is_some() {
+        println!("store kept in {}", dir.display());
+        return Ok(());
+    }
 
     for (label, remove) in [("with the snapshot", false), ("without (rebuild)", true)] {
         if remove {

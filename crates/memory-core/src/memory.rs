@@ -201,7 +201,9 @@ impl Memory {
         self.state().ltm.pending_index_links()
     }
 
-    /// Heap bytes held by the long-term indexes, by their own accounting.
+    /// Heap bytes held by the long-term indexes, by their own accounting. Vectors that a reopened
+    /// file store views in its memory-mapped index snapshot are not on the heap and not counted
+    /// (they are in the page cache, shared with the file).
     pub fn index_heap_bytes(&self) -> usize {
         self.state().ltm.index_heap_bytes()
     }

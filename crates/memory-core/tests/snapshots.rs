@@ -222,6 +222,41 @@ fn a_reopened_store_answers_as_before_and_as_a_rebuild_does() {
     assert_eq!(rebuilt, expected);
 }
 
+/// The loader views the vectors in the mapped snapshot file: entries added after the reopen go
+/// on the heap beside them, and forgetting past the tombstone limit rewrites the arena (the
+/// mapped part copied out). Either way the answers are a rebuild's.
+#[test]
+fn a_reopened_store_grows_and_compacts_past_its_mapped_vectors_like_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    closed_store(&db, 11);
+    let (m, events) = open(&db, config());
+    assert!(
+        events.any("indexes loaded from the snapshot"),
+        "{}",
+        events.dump()
+    );
+    fill(&m, 110, 200);
+    let ids: Vec<EntryId> = m
+        .list("ada", &Default::default())
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    for id in ids.iter().step_by(2) {
+        assert!(m.forget("ada", *id).unwrap());
+    }
+    m.wait_for_indexing();
+    let got = exact_answers(&m);
+    drop(m);
+
+    std::fs::remove_dir_all(idx(&db)).unwrap();
+    let (m, events) = open(&db, config());
+    assert!(events.any("no index snapshot"), "{}", events.dump());
+    m.wait_for_indexing();
+    assert_eq!(exact_answers(&m), got);
+}
+
 #[test]
 fn int8_snapshots_round_trip_too() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,10 +7,18 @@
 //! ([`SnapshotDefect`]) instead of panicking later or answering wrongly; the checksum is
 //! compared at the end, before anything decoded is used.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use memmap2::Mmap;
 
 use crate::entry::EntryId;
+use crate::index::column::{Column, Plain};
+
+/// Where arrays written by [`Encoder::column`] begin: a multiple of this many bytes from the
+/// start of the file (a cache line; any element type's alignment divides it).
+const COLUMN_ALIGN: usize = 64;
 
 /// Why a snapshot file could not be read back: what was wrong, in words for a tracing event.
 #[derive(Debug)]
@@ -52,6 +60,8 @@ pub(crate) struct Encoder<W: Write> {
     out: W,
     crc: crc32fast::Hasher,
     buf: Vec<u8>,
+    /// Bytes written so far.
+    pos: u64,
 }
 
 impl<W: Write> Encoder<W> {
@@ -60,12 +70,35 @@ impl<W: Write> Encoder<W> {
             out,
             crc: crc32fast::Hasher::new(),
             buf: Vec::with_capacity(CHUNK + 64),
+            pos: 0,
         }
     }
 
     pub fn raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.crc.update(bytes);
+        self.pos += bytes.len() as u64;
         self.out.write_all(bytes)
+    }
+
+    /// Zero bytes up to the next multiple of `to` from the start of the file.
+    fn align(&mut self, to: usize) -> io::Result<()> {
+        let pad = self.pos.next_multiple_of(to as u64) - self.pos;
+        self.raw(&[0u8; COLUMN_ALIGN][..pad as usize])
+    }
+
+    /// A column's elements after their count, aligned so that a loader can view them in place in
+    /// the mapped file ([`Decoder::column`]).
+    pub fn column<T: Plain>(&mut self, c: &Column<T>) -> io::Result<()> {
+        self.len(c.len())?;
+        self.align(COLUMN_ALIGN)?;
+        let (base, tail) = c.parts();
+        for &x in base.iter().chain(tail) {
+            x.put_le(&mut self.buf);
+            if self.buf.len() >= CHUNK {
+                self.flush_buf()?;
+            }
+        }
+        self.flush_buf()
     }
 
     pub fn u8(&mut self, v: u8) -> io::Result<()> {
@@ -129,10 +162,6 @@ impl<W: Write> Encoder<W> {
         self.array(v.len(), v.iter().map(|x| x.to_le_bytes()))
     }
 
-    pub fn f32s(&mut self, v: &[f32]) -> io::Result<()> {
-        self.array(v.len(), v.iter().map(|x| x.to_le_bytes()))
-    }
-
     pub fn bools(&mut self, v: &[bool]) -> io::Result<()> {
         self.array(v.len(), v.iter().map(|&x| [u8::from(x)]))
     }
@@ -157,41 +186,80 @@ impl<W: Write> Encoder<W> {
     }
 }
 
-/// Reads what [`Encoder`] wrote, checking lengths against the bytes left and, at the end, the
-/// checksum.
-pub(crate) struct Decoder<R: Read> {
-    inp: R,
-    crc: crc32fast::Hasher,
-    /// Bytes of the file not read yet (the trailer included): no length may claim more.
-    left: u64,
-    buf: Vec<u8>,
+/// Reads what [`Encoder`] wrote from the bytes of a whole file (checksum trailer included),
+/// checking every length against the bytes left. The checksum is checked by [`Decoder::finish`],
+/// or by the caller with [`verify_checksum`] (the snapshot loader does that on a second thread
+/// while this one decodes); either way before anything decoded is used.
+pub(crate) struct Decoder<'a> {
+    bytes: &'a [u8],
+    /// Where [`Decoder::check_later`] sends checks, when a verifier thread takes them.
+    deferred: Option<std::sync::mpsc::Sender<Check>>,
+    /// The mapping `bytes` lies in, when it is one: arrays read with [`Decoder::column`] are then
+    /// viewed in it instead of copied.
+    map: Option<&'a Arc<Mmap>>,
+    pos: usize,
+    /// Where the checksum trailer begins: no read may pass it.
+    end: usize,
 }
 
-impl<R: Read> Decoder<R> {
-    /// A decoder of `size` bytes from `inp`.
-    pub fn new(inp: R, size: u64) -> Self {
+impl<'a> Decoder<'a> {
+    /// A decoder of the file whose bytes are `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
         Decoder {
-            inp,
-            crc: crc32fast::Hasher::new(),
-            left: size,
-            buf: Vec::new(),
+            bytes,
+            deferred: None,
+            map: None,
+            pos: 0,
+            end: bytes.len().saturating_sub(4),
         }
     }
 
-    pub fn raw(&mut self, out: &mut [u8]) -> Decoded<()> {
-        ensure(out.len() as u64 <= self.left, || {
+    /// A decoder of a mapped file, whose aligned arrays [`Decoder::column`] views in place.
+    pub fn mapped(map: &'a Arc<Mmap>) -> Self {
+        Decoder {
+            map: Some(map),
+            ..Decoder::new(&map[..])
+        }
+    }
+
+    /// Sends the checks of [`Decoder::check_later`] to `to` instead of running them at once.
+    pub fn defer_checks_to(&mut self, to: std::sync::mpsc::Sender<Check>) {
+        self.deferred = Some(to);
+    }
+
+    /// Whether checks given to [`Decoder::check_later`] run elsewhere.
+    pub fn defers_checks(&self) -> bool {
+        self.deferred.is_some()
+    }
+
+    /// Runs `check` now, or hands it to the verifier thread (which runs it, like the checksum,
+    /// before anything decoded is used). For long scans of data viewed in a mapped file.
+    pub fn check_later(&mut self, check: Check) -> Decoded<()> {
+        match &self.deferred {
+            Some(to) => match to.send(check) {
+                Ok(()) => Ok(()),
+                Err(std::sync::mpsc::SendError(check)) => check(),
+            },
+            None => check(),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Decoded<&'a [u8]> {
+        ensure(n <= self.end - self.pos, || {
             "the file ends early (truncated)".into()
         })?;
-        self.inp.read_exact(out)?;
-        self.crc.update(out);
-        self.left -= out.len() as u64;
+        let b = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(b)
+    }
+
+    pub fn raw(&mut self, out: &mut [u8]) -> Decoded<()> {
+        out.copy_from_slice(self.take(out.len())?);
         Ok(())
     }
 
     pub fn u8(&mut self) -> Decoded<u8> {
-        let mut b = [0u8; 1];
-        self.raw(&mut b)?;
-        Ok(b[0])
+        Ok(self.take(1)?[0])
     }
 
     pub fn u32(&mut self) -> Decoded<u32> {
@@ -211,7 +279,7 @@ impl<R: Read> Decoder<R> {
         let n = self.u64()?;
         let fits = n
             .checked_mul(width.max(1) as u64)
-            .is_some_and(|bytes| bytes <= self.left);
+            .is_some_and(|bytes| bytes <= (self.end - self.pos) as u64);
         ensure(fits, || {
             format!("a length of {n} items runs past the end of the file")
         })?;
@@ -220,31 +288,44 @@ impl<R: Read> Decoder<R> {
 
     pub fn str(&mut self) -> Decoded<String> {
         let n = self.len(1)?;
-        let mut b = vec![0u8; n];
-        self.raw(&mut b)?;
-        String::from_utf8(b).map_err(|_| SnapshotDefect("a name is not UTF-8".into()))
+        let b = self.take(n)?;
+        String::from_utf8(b.to_vec()).map_err(|_| SnapshotDefect("a name is not UTF-8".into()))
+    }
+
+    /// Skips the zero bytes [`Encoder::align`] wrote.
+    fn align(&mut self, to: usize) -> Decoded<()> {
+        let pad = self.pos.next_multiple_of(to) - self.pos;
+        let b = self.take(pad)?;
+        ensure(b.iter().all(|&x| x == 0), || "bad alignment padding".into())
     }
 
     /// An array written by [`Encoder::array`], each item decoded from its `N` bytes by `item`.
     pub fn array<const N: usize, T>(&mut self, item: impl Fn([u8; N]) -> T) -> Decoded<Vec<T>> {
         let n = self.len(N)?;
-        let mut out = Vec::with_capacity(n);
-        let mut left = n;
-        let per_chunk = (CHUNK / N).max(1);
-        let mut buf = std::mem::take(&mut self.buf);
-        while left > 0 {
-            let take = left.min(per_chunk);
-            buf.resize(take * N, 0);
-            self.raw(&mut buf)?;
-            out.extend(buf.chunks_exact(N).map(|c| {
+        let b = self.take(n * N)?;
+        Ok(b.chunks_exact(N)
+            .map(|c| {
                 let mut a = [0u8; N];
                 a.copy_from_slice(c);
                 item(a)
-            }));
-            left -= take;
+            })
+            .collect())
+    }
+
+    /// An array written by [`Encoder::column`]: viewed in place in a mapped file, else copied.
+    pub fn column<T: Plain>(&mut self) -> Decoded<Column<T>> {
+        let size = std::mem::size_of::<T>();
+        let n = self.len(size)?;
+        self.align(COLUMN_ALIGN)?;
+        let offset = self.pos;
+        let b = self.take(n * size)?;
+        match self.map {
+            Some(map) => Column::mapped(map, offset, n)
+                .ok_or_else(|| SnapshotDefect("an array lies outside the file".into())),
+            None => Ok(Column::from(
+                b.chunks_exact(size).map(T::from_le).collect::<Vec<T>>(),
+            )),
         }
-        self.buf = buf;
-        Ok(out)
     }
 
     pub fn u32s(&mut self) -> Decoded<Vec<u32>> {
@@ -255,16 +336,13 @@ impl<R: Read> Decoder<R> {
         self.array(u64::from_le_bytes)
     }
 
-    pub fn f32s(&mut self) -> Decoded<Vec<f32>> {
-        self.array(f32::from_le_bytes)
-    }
-
     pub fn bools(&mut self) -> Decoded<Vec<bool>> {
-        let v = self.array(|[b]: [u8; 1]| b)?;
-        ensure(v.iter().all(|&b| b <= 1), || {
+        let n = self.len(1)?;
+        let b = self.take(n)?;
+        ensure(b.iter().all(|&b| b <= 1), || {
             "a flag is neither 0 nor 1".into()
         })?;
-        Ok(v.into_iter().map(|b| b == 1).collect())
+        Ok(b.iter().map(|&b| b == 1).collect())
     }
 
     pub fn ids(&mut self) -> Decoded<Vec<EntryId>> {
@@ -275,24 +353,41 @@ impl<R: Read> Decoder<R> {
         self.array(|b| AtomicU32::new(u32::from_le_bytes(b)))
     }
 
-    /// Reads the trailer and compares it with the checksum of everything read; the file must end
-    /// there.
-    pub fn finish(mut self) -> Decoded<u32> {
-        ensure(self.left == 4, || {
+    /// Checks that everything before the trailer was read.
+    pub fn done(&self) -> Decoded<()> {
+        ensure(self.bytes.len() >= 4, || {
+            "the file ends early (truncated)".into()
+        })?;
+        ensure(self.pos == self.end, || {
             format!(
                 "{} bytes left before the checksum, expected none",
-                self.left.saturating_sub(4)
+                self.end - self.pos
             )
-        })?;
-        let mut b = [0u8; 4];
-        self.inp.read_exact(&mut b)?;
-        let stored = u32::from_le_bytes(b);
-        let computed = self.crc.clone().finalize();
-        ensure(stored == computed, || {
-            format!("checksum mismatch (stored {stored:08x}, computed {computed:08x})")
-        })?;
-        Ok(stored)
+        })
     }
+
+    /// [`Decoder::done`], then the checksum of the whole file; returns the checksum.
+    pub fn finish(self) -> Decoded<u32> {
+        self.done()?;
+        verify_checksum(self.bytes)
+    }
+}
+
+/// A check of decoded data that may run on another thread ([`Decoder::check_later`]).
+pub(crate) type Check = Box<dyn FnOnce() -> Decoded<()> + Send>;
+
+/// Compares the trailer of a whole file's `bytes` with the checksum of everything before it.
+pub(crate) fn verify_checksum(bytes: &[u8]) -> Decoded<u32> {
+    ensure(bytes.len() >= 4, || {
+        "the file ends early (truncated)".into()
+    })?;
+    let (body, trailer) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let computed = crc32fast::hash(body);
+    ensure(stored == computed, || {
+        format!("checksum mismatch (stored {stored:08x}, computed {computed:08x})")
+    })?;
+    Ok(stored)
 }
 
 /// Role codes in snapshot files: the position in [`Role::ALL`](crate::entry::Role::ALL).
@@ -319,22 +414,50 @@ mod tests {
         let mut enc = Encoder::new(Vec::new());
         enc.u32s(&(0..100_000).collect::<Vec<u32>>()).unwrap();
         enc.str("agent ü").unwrap();
-        enc.f32s(&[1.5, -0.25]).unwrap();
+        enc.column(&Column::from(vec![1.5f32, -0.25])).unwrap();
         let (mut bytes, _) = enc.finish().unwrap();
-        let size = bytes.len() as u64;
-        let mut dec = Decoder::new(&bytes[..], size);
+        let mut dec = Decoder::new(&bytes);
         assert_eq!(dec.u32s().unwrap(), (0..100_000).collect::<Vec<u32>>());
         assert_eq!(dec.str().unwrap(), "agent ü");
-        assert_eq!(dec.f32s().unwrap(), [1.5, -0.25]);
+        let c = dec.column::<f32>().unwrap();
+        assert_eq!((c.len(), c.get(0), c.get(1)), (2, 1.5, -0.25));
         dec.finish().unwrap();
 
         bytes[1000] ^= 0x10;
-        let mut dec = Decoder::new(&bytes[..], size);
+        let mut dec = Decoder::new(&bytes);
         dec.u32s().unwrap();
         dec.str().unwrap();
-        dec.f32s().unwrap();
+        dec.column::<f32>().unwrap();
         let err = dec.finish().unwrap_err();
         assert!(err.0.contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn columns_of_a_mapped_file_are_viewed_in_place_and_read_alike() {
+        let mut enc = Encoder::new(Vec::new());
+        enc.str("x").unwrap(); // so that the column needs padding
+        let xs: Vec<f32> = (0..1000).map(|i| i as f32 / 7.0).collect();
+        enc.column(&Column::from(xs.clone())).unwrap();
+        enc.column(&Column::from(vec![-3i8, 4, 127])).unwrap();
+        let (bytes, _) = enc.finish().unwrap();
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&bytes).unwrap();
+        // SAFETY: a private temporary file nobody else writes.
+        let map = Arc::new(unsafe { Mmap::map(&f) }.unwrap());
+        for mapped in [true, false] {
+            let mut dec = if mapped {
+                Decoder::mapped(&map)
+            } else {
+                Decoder::new(&bytes)
+            };
+            assert_eq!(dec.str().unwrap(), "x");
+            let c = dec.column::<f32>().unwrap();
+            assert_eq!(c.mapped_len(), if mapped { 1000 } else { 0 });
+            assert_eq!(c.row(9, 100), &xs[900..]);
+            let c = dec.column::<i8>().unwrap();
+            assert_eq!(c.row(0, 3), &[-3, 4, 127]);
+            dec.finish().unwrap();
+        }
     }
 
     #[test]
@@ -342,10 +465,10 @@ mod tests {
         let mut enc = Encoder::new(Vec::new());
         enc.u64(u64::MAX / 2).unwrap();
         let (bytes, _) = enc.finish().unwrap();
-        let mut dec = Decoder::new(&bytes[..], bytes.len() as u64);
+        let mut dec = Decoder::new(&bytes);
         let err = dec.u32s().unwrap_err();
         assert!(err.0.contains("past the end"), "{err}");
-        let mut dec = Decoder::new(&bytes[..3], 3);
+        let mut dec = Decoder::new(&bytes[..3]);
         assert!(dec.u64().unwrap_err().0.contains("truncated"));
     }
 }

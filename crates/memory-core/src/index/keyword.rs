@@ -291,7 +291,7 @@ pub struct KeywordIndex {
     slot_ids: Vec<EntryId>,
     doc_len: Vec<u32>,
     /// Distinct term ids of each live document, to update document frequencies on removal.
-    doc_terms: Vec<Box<[u32]>>,
+    doc_terms: DocTerms,
     alive: Vec<bool>,
     by_id: FxHashMap<EntryId, u32>,
     live_len: u64,
@@ -308,7 +308,7 @@ impl KeywordIndex {
             terms: Vec::new(),
             slot_ids: Vec::new(),
             doc_len: Vec::new(),
-            doc_terms: Vec::new(),
+            doc_terms: DocTerms::default(),
             alive: Vec::new(),
             by_id: FxHashMap::default(),
             live_len: 0,
@@ -388,7 +388,7 @@ impl KeywordIndex {
         self.by_id.reserve(docs.len());
         reserve_bounded(&mut self.slot_ids, docs.len());
         reserve_bounded(&mut self.doc_len, docs.len());
-        reserve_bounded(&mut self.doc_terms, docs.len());
+        reserve_bounded(&mut self.doc_terms.ends, docs.len());
         reserve_bounded(&mut self.alive, docs.len());
         let mut tokens: Vec<u32> = Vec::new();
         // Term frequencies of the batch's documents, in the order of each one's `doc_terms`.
@@ -412,17 +412,16 @@ impl KeywordIndex {
             let dl = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
             tokens.sort_unstable();
             let slot = self.slot_ids.len() as u32;
-            let distinct: Box<[u32]> = tokens
-                .chunk_by(|a, b| a == b)
-                .map(|run| {
-                    tfs.push(run.len() as u32);
-                    self.terms[run[0] as usize].pending += 1;
-                    run[0]
-                })
-                .collect();
+            let words = &mut self.doc_terms.words;
+            reserve_bounded(words, tokens.len());
+            for run in tokens.chunk_by(|a, b| a == b) {
+                tfs.push(run.len() as u32);
+                self.terms[run[0] as usize].pending += 1;
+                words.push(run[0]);
+            }
+            self.doc_terms.ends.push(words.len() as u64);
             self.slot_ids.push(id);
             self.doc_len.push(dl);
-            self.doc_terms.push(distinct);
             self.alive.push(true);
             self.by_id.insert(id, slot);
             self.live_len += u64::from(dl);
@@ -430,8 +429,8 @@ impl KeywordIndex {
         let mut at = 0;
         for slot in first_slot..self.slot_ids.len() {
             let dl = self.doc_len[slot];
-            let n = self.doc_terms[slot].len();
-            for (&t, &tf) in self.doc_terms[slot].iter().zip(&tfs[at..at + n]) {
+            let n = self.doc_terms.get(slot).len();
+            for (&t, &tf) in self.doc_terms.get(slot).iter().zip(&tfs[at..at + n]) {
                 let term = &mut self.terms[t as usize];
                 if term.pending > 0 {
                     term.reserve(term.pending as usize);
@@ -452,10 +451,9 @@ impl KeywordIndex {
         };
         let slot = slot as usize;
         self.alive[slot] = false;
-        for &t in self.doc_terms[slot].iter() {
+        for &t in self.doc_terms.get(slot) {
             self.terms[t as usize].df -= 1;
         }
-        self.doc_terms[slot] = Box::default();
         self.live_len -= u64::from(self.doc_len[slot]);
         self.dead_slots += 1;
         if self.dead_slots * 4 > self.slot_ids.len() {
@@ -505,13 +503,8 @@ impl KeywordIndex {
         self.vocab = vocab;
         keep_live(&mut self.slot_ids, &remap);
         keep_live(&mut self.doc_len, &remap);
-        keep_live(&mut self.doc_terms, &remap);
+        self.doc_terms.keep_live(&self.alive, &term_remap);
         keep_live(&mut self.alive, &remap);
-        for d in self.doc_terms.iter_mut() {
-            for t in d.iter_mut() {
-                *t = term_remap[*t as usize];
-            }
-        }
         for slot in self.by_id.values_mut() {
             *slot = remap[*slot as usize];
         }
@@ -573,11 +566,60 @@ impl KeywordIndex {
                 .sum::<usize>();
         let docs = self.slot_ids.capacity() * size_of::<EntryId>()
             + self.doc_len.capacity() * size_of::<u32>()
-            + self.doc_terms.capacity() * size_of::<Box<[u32]>>()
-            + self.doc_terms.iter().map(|d| d.len() * 4).sum::<usize>()
+            + self.doc_terms.heap_bytes()
             + self.alive.capacity()
             + map_bytes(self.by_id.capacity(), size_of::<(EntryId, u32)>());
         vocab + terms + docs
+    }
+}
+
+/// The distinct term ids of every slot's document, end to end in one array (not an allocation
+/// per document): slot `s` holds `words[ends[s - 1]..ends[s]]`. A removed document's ids stay
+/// until the next compaction (they are not read: its slot is dead).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DocTerms {
+    words: Vec<u32>,
+    ends: Vec<u64>,
+}
+
+impl DocTerms {
+    /// The term ids of slot `slot`.
+    #[inline]
+    pub fn get(&self, slot: usize) -> &[u32] {
+        let start = if slot == 0 { 0 } else { self.ends[slot - 1] };
+        &self.words[start as usize..self.ends[slot] as usize]
+    }
+
+    /// Slots held.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The lists as they are stored: every id end to end, and where each slot's list ends.
+    pub fn from_parts(words: Vec<u32>, ends: Vec<u64>) -> Option<DocTerms> {
+        let ok = ends.windows(2).all(|w| w[0] <= w[1])
+            && ends
+                .last()
+                .map_or(words.is_empty(), |&e| e == words.len() as u64);
+        ok.then_some(DocTerms { words, ends })
+    }
+
+    /// Keeps the lists of the slots `alive` marks, renumbering their terms by `term_remap`.
+    fn keep_live(&mut self, alive: &[bool], term_remap: &[u32]) {
+        let mut kept = DocTerms::default();
+        kept.ends
+            .reserve_exact(alive.iter().filter(|&&a| a).count());
+        for (slot, _) in alive.iter().enumerate().filter(|(_, &a)| a) {
+            kept.words
+                .extend(self.get(slot).iter().map(|&t| term_remap[t as usize]));
+            kept.ends.push(kept.words.len() as u64);
+        }
+        kept.words.shrink_to_fit();
+        *self = kept;
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.words.capacity() * 4 + self.ends.capacity() * 8
     }
 }
 

@@ -14,8 +14,9 @@
 //! The building blocks are public for standalone use and for tests against brute force:
 //! [`keyword::KeywordIndex`], [`vector::VectorIndex`] and [`fusion`].
 
-mod agent;
+pub(crate) mod agent;
 pub(crate) mod codec;
+pub(crate) mod column;
 pub mod fusion;
 pub(crate) mod growth;
 pub mod keyword;

@@ -1,7 +1,6 @@
 //! Saving and loading [`Indexes`] as a whole, agent by agent (the encoding: `codec.rs`; the
 //! files, stamps and replay of later changes: `store/snapshot.rs`).
 
-use std::io::Read;
 use std::sync::Arc;
 
 use crate::entry::EntryId;
@@ -33,7 +32,7 @@ impl Indexes {
     }
 
     /// Decodes one agent's index from a snapshot file's payload.
-    pub fn decode_agent<R: Read>(&self, dec: &mut Decoder<R>) -> Decoded<AgentIndex> {
+    pub fn decode_agent(&self, dec: &mut Decoder<'_>) -> Decoded<AgentIndex> {
         AgentIndex::decode(dec, self.bm25, &self.vector_config)
     }
 

@@ -12,9 +12,13 @@
 //! are removed only after that. A crash at any point leaves the previous manifest with its files
 //! whole.
 //!
-//! **Open.** The manifest and every agent file are read and checked (checksums, version,
-//! dimension, quantization, graph parameters, store id, and every cross-reference inside), and
-//! the stamp against the database: its log row must still be there with the same token (else
+//! **Open.** The manifest is read and every agent file memory-mapped and checked (checksums,
+//! version, dimension, quantization, graph parameters, store id, and every cross-reference
+//! inside; the checksum and the scan of every vector run on a verifier thread while the loader
+//! decodes the rest). The vector arena is not copied: the loaded index views it in the mapped
+//! file ([`crate::index::column`]) and keeps the map for as long as it does (so a replaced
+//! snapshot's files, once unlinked, hold their disk space until then). The stamp is also
+//! checked against the database: its log row must still be there with the same token (else
 //! the snapshot is older than the last one saved, or from a copy of the database that went on
 //! differently, or the database was restored from a backup), and not newer than the database.
 //! Then every id the log names after the stamp is brought in line with its row (added, or
@@ -27,7 +31,7 @@
 //! written after it is replayed from the log on the next open.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,14 +41,17 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::MemoryConfig;
 use crate::error::{Error, Result};
-use crate::index::codec::{ensure, Decoded, Decoder, Encoder, SnapshotDefect};
+use crate::index::codec::{
+    ensure, verify_checksum, Check, Decoded, Decoder, Encoder, SnapshotDefect,
+};
 use crate::index::snapshot::ReplayedRow;
 use crate::index::vector::Quantization;
 use crate::index::Indexes;
 use crate::store::sqlite::SqliteStore;
 
 /// Version of the snapshot format this build writes and reads; any other is rebuilt.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// (2: vector arrays aligned for viewing in place in the mapped file.)
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 const MANIFEST: &str = "MANIFEST";
 const MANIFEST_MAGIC: &[u8; 8] = b"MEMCSNAP";
@@ -279,20 +286,16 @@ impl Snapshots {
         indexes: &Indexes,
     ) -> std::result::Result<Stamp, Rejection> {
         let path = self.dir.join(MANIFEST);
-        let file = match File::open(&path) {
-            Ok(f) => f,
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Rejection::Missing),
             Err(e) => {
                 return Err(Rejection::Unusable(format!(
-                    "cannot open the manifest: {e}"
+                    "cannot read the manifest: {e}"
                 )))
             }
         };
-        let size = file
-            .metadata()
-            .map_err(|e| Rejection::Unusable(e.to_string()))?
-            .len();
-        let mut dec = Decoder::new(BufReader::new(file), size);
+        let mut dec = Decoder::new(&bytes);
         let (stamp, files) = self.read_manifest(&mut dec)?;
         dec.finish()?;
         let db = |e: Error| Rejection::Unusable(format!("cannot read the change log: {e}"));
@@ -324,9 +327,9 @@ impl Snapshots {
     }
 
     #[allow(clippy::type_complexity)]
-    fn read_manifest<R: std::io::Read>(
+    fn read_manifest(
         &self,
-        dec: &mut Decoder<R>,
+        dec: &mut Decoder<'_>,
     ) -> std::result::Result<(Stamp, Vec<(String, String, u64, u32)>), Rejection> {
         let mut magic = [0u8; 8];
         dec.raw(&mut magic)?;
@@ -415,7 +418,46 @@ impl Snapshots {
         ensure(size == bytes, || {
             format!("{size} bytes where the manifest says {bytes} (truncated?)")
         })?;
-        let mut dec = Decoder::new(BufReader::with_capacity(1 << 20, file), size);
+        ensure(size >= 4, || "the file ends early (truncated)".into())?;
+        // SAFETY: snapshot files are written once, to a temporary name, and renamed into place;
+        // nothing writes them after that (a new snapshot gets new names), so the mapping does
+        // not change under the indexes that view it. (A process that truncated the file by hand
+        // would make reads of the lost pages fault, as with any memory-mapped database.)
+        let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }?);
+        // A verifier thread computes the checksum, then runs the long scans the decoder hands
+        // it (vectors viewed in the map), while this one decodes; the decoded index is used only
+        // if both succeed.
+        let (checks, queue) = std::sync::mpsc::channel::<Check>();
+        let (index, verified) = std::thread::scope(|s| {
+            let verifier = s.spawn(|| -> Decoded<u32> {
+                let crc = verify_checksum(&map)?;
+                for check in queue {
+                    check()?;
+                }
+                Ok(crc)
+            });
+            let index = self.decode_agent_file(indexes, stamp, agent, &map, checks);
+            (index, verifier.join())
+        });
+        let file_crc =
+            verified.map_err(|_| SnapshotDefect("the verifier thread panicked".into()))??;
+        let index = index?;
+        ensure(file_crc == crc, || "not the file the manifest names".into())?;
+        indexes.insert_loaded(agent, index);
+        Ok(())
+    }
+
+    /// Decodes an agent file's header and index (its checksum is checked by the caller).
+    fn decode_agent_file(
+        &self,
+        indexes: &Indexes,
+        stamp: &Stamp,
+        agent: &str,
+        map: &Arc<memmap2::Mmap>,
+        checks: std::sync::mpsc::Sender<Check>,
+    ) -> Decoded<crate::index::agent::AgentIndex> {
+        let mut dec = Decoder::mapped(map);
+        dec.defer_checks_to(checks);
         let mut magic = [0u8; 8];
         dec.raw(&mut magic)?;
         ensure(&magic == AGENT_MAGIC, || {
@@ -429,10 +471,8 @@ impl Snapshots {
         let _written_at = dec.u64()?;
         ensure(dec.str()? == agent, || "another agent's file".into())?;
         let index = indexes.decode_agent(&mut dec)?;
-        let file_crc = dec.finish()?;
-        ensure(file_crc == crc, || "not the file the manifest names".into())?;
-        indexes.insert_loaded(agent, index);
-        Ok(())
+        dec.done()?;
+        Ok(index)
     }
 
     /// Saves a snapshot now, unless nothing changed since the last one. Returns its stamp.

@@ -7,7 +7,7 @@
 //! the capture begins, so every such entry is changed after the stamp, and the loader brings it
 //! in line with the database ([`AgentIndex::holds_whole`], [`AgentIndex::remove_everywhere`]).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -54,8 +54,8 @@ impl AgentIndex {
         staging.encode(enc)
     }
 
-    pub(crate) fn decode<R: Read>(
-        dec: &mut Decoder<R>,
+    pub(crate) fn decode(
+        dec: &mut Decoder<'_>,
         bm25: Bm25Params,
         config: &VectorIndexConfig,
     ) -> Decoded<AgentIndex> {

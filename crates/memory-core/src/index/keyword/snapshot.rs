@@ -2,11 +2,11 @@
 //! bounds, and the per-slot document data, as flat arrays. Decoding rebuilds the hash tables and
 //! checks that the statistics agree with the postings (document frequencies, lengths).
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use rustc_hash::FxHashMap;
 
-use super::{BlockMax, Bm25Params, KeywordIndex, Posting, Term, Vocab, BLOCK};
+use super::{BlockMax, Bm25Params, DocTerms, KeywordIndex, Posting, Term, Vocab, BLOCK};
 use crate::index::codec::{ensure, Decoded, Decoder, Encoder, SnapshotDefect};
 
 /// Words per term in the term table: df, max_tf, min_dl, postings, blocks (0 for none).
@@ -68,26 +68,38 @@ impl KeywordIndex {
         )?;
         enc.ids(&self.slot_ids)?;
         enc.u32s(&self.doc_len)?;
+        // A removed document's list is still stored until compaction: written empty.
+        let live = |slot: &usize| self.alive[*slot];
+        let slots = 0..self.doc_terms.len();
         enc.u32s(
-            &self
-                .doc_terms
-                .iter()
-                .map(|d| d.len() as u32)
+            &slots
+                .clone()
+                .map(|s| {
+                    if live(&s) {
+                        self.doc_terms.get(s).len() as u32
+                    } else {
+                        0
+                    }
+                })
                 .collect::<Vec<_>>(),
         )?;
-        let words: usize = self.doc_terms.iter().map(|d| d.len()).sum();
+        let words: usize = slots
+            .clone()
+            .filter(live)
+            .map(|s| self.doc_terms.get(s).len())
+            .sum();
         enc.array(
             words,
-            self.doc_terms
-                .iter()
-                .flat_map(|d| d.iter().map(|t| t.to_le_bytes())),
+            slots
+                .filter(live)
+                .flat_map(|s| self.doc_terms.get(s).iter().map(|t| t.to_le_bytes())),
         )?;
         enc.bools(&self.alive)?;
         enc.u64(self.live_len)?;
         enc.u64(self.dead_slots as u64)
     }
 
-    pub(crate) fn decode<R: Read>(dec: &mut Decoder<R>, params: Bm25Params) -> Decoded<Self> {
+    pub(crate) fn decode(dec: &mut Decoder<'_>, params: Bm25Params) -> Decoded<Self> {
         let text = dec.str()?;
         let starts: Vec<usize> = dec.u64s()?.into_iter().map(|s| s as usize).collect();
         let ok_starts = starts.first().is_none_or(|&s| s == 0)
@@ -187,21 +199,27 @@ impl KeywordIndex {
             || "postings left over after the last term".into(),
         )?;
 
-        let mut doc_terms = Vec::with_capacity(slots);
-        let mut at = 0usize;
+        let mut end = 0u64;
+        let ends: Vec<u64> = doc_term_lens
+            .iter()
+            .map(|&n| {
+                end += u64::from(n);
+                end
+            })
+            .collect();
+        let doc_terms = DocTerms::from_parts(doc_term_words, ends)
+            .ok_or_else(|| SnapshotDefect("the documents' term lists do not add up".into()))?;
         let mut df = vec![0u32; n_terms];
         let mut by_id = FxHashMap::default();
         by_id.reserve(slots);
         let (mut live_tokens, mut dead) = (0u64, 0usize);
         for slot in 0..slots {
-            let n = doc_term_lens[slot] as usize;
-            let d: Box<[u32]> = doc_term_words[at..at + n].into();
-            at += n;
+            let d = doc_terms.get(slot);
             ensure(d.iter().all(|&t| (t as usize) < n_terms), || {
                 "a document names a term that does not exist".into()
             })?;
             if alive[slot] {
-                for &t in d.iter() {
+                for &t in d {
                     df[t as usize] += 1;
                 }
                 live_tokens += u64::from(doc_len[slot]);
@@ -212,7 +230,6 @@ impl KeywordIndex {
             } else {
                 dead += 1;
             }
-            doc_terms.push(d);
         }
         ensure(terms.iter().zip(&df).all(|(t, &d)| t.df == d), || {
             "document frequencies disagree with the documents".into()
@@ -259,7 +276,7 @@ mod tests {
         let mut enc = Encoder::new(Vec::new());
         ix.encode(&mut enc).unwrap();
         let (bytes, _) = enc.finish().unwrap();
-        let mut dec = Decoder::new(&bytes[..], bytes.len() as u64);
+        let mut dec = Decoder::new(&bytes);
         let back = KeywordIndex::decode(&mut dec, Bm25Params::default()).unwrap();
         dec.finish().unwrap();
         assert_eq!(back.stats(), ix.stats());

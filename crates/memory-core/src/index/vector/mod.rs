@@ -14,6 +14,7 @@ pub use hnsw::HnswParams;
 
 use crate::entry::{check_embedding, EntryId};
 use crate::error::{Error, Result};
+use crate::index::column::Column;
 use crate::index::growth::reserve_bounded;
 use crate::index::topk::TopK;
 use hnsw::Graph;
@@ -73,32 +74,34 @@ impl VectorIndexConfig {
 /// them: past it, scans waste time on dead slots and the graph routes through too many of them.
 const MAX_TOMBSTONE_FRACTION: f64 = 0.3;
 
+/// The vectors, one row of `dim` per slot. After a reopen the rows of the snapshot are viewed
+/// in the mapped snapshot file and later rows are on the heap ([`Column`]).
 #[derive(Clone, Debug)]
 enum Arena {
-    F32(Vec<f32>),
-    Int8 { codes: Vec<i8>, scales: Vec<f32> },
+    F32(Column<f32>),
+    Int8 {
+        codes: Column<i8>,
+        scales: Column<f32>,
+    },
 }
 
 impl Arena {
     fn new(q: Quantization) -> Self {
         match q {
-            Quantization::None => Arena::F32(Vec::new()),
+            Quantization::None => Arena::F32(Column::default()),
             Quantization::Int8 => Arena::Int8 {
-                codes: Vec::new(),
-                scales: Vec::new(),
+                codes: Column::default(),
+                scales: Column::default(),
             },
         }
     }
 
     fn push(&mut self, v: &[f32]) {
         match self {
-            Arena::F32(data) => {
-                reserve_bounded(data, v.len());
-                data.extend_from_slice(v);
-            }
+            Arena::F32(data) => data.extend_bounded(v),
             Arena::Int8 { codes, scales } => {
-                reserve_bounded(codes, v.len());
-                scales.push(quant::quantize_into(v, codes));
+                codes.reserve_bounded(v.len());
+                scales.push(quant::quantize_into(v, codes.tail_mut()));
             }
         }
     }
@@ -107,9 +110,9 @@ impl Arena {
     #[inline]
     fn sim_query(&self, dim: usize, q: &[f32], i: usize) -> f32 {
         match self {
-            Arena::F32(data) => kernel::dot(q, &data[i * dim..(i + 1) * dim]),
+            Arena::F32(data) => kernel::dot(q, data.row(i, dim)),
             Arena::Int8 { codes, scales } => {
-                kernel::dot_f32_i8(q, &codes[i * dim..(i + 1) * dim]) * scales[i]
+                kernel::dot_f32_i8(q, codes.row(i, dim)) * scales.get(i)
             }
         }
     }
@@ -118,8 +121,8 @@ impl Arena {
     #[inline]
     fn prefetch(&self, dim: usize, i: usize) {
         match self {
-            Arena::F32(data) => kernel::prefetch(&data[i * dim..(i + 1) * dim]),
-            Arena::Int8 { codes, .. } => kernel::prefetch(&codes[i * dim..(i + 1) * dim]),
+            Arena::F32(data) => kernel::prefetch(data.row(i, dim)),
+            Arena::Int8 { codes, .. } => kernel::prefetch(codes.row(i, dim)),
         }
     }
 
@@ -127,15 +130,10 @@ impl Arena {
     #[inline]
     fn sim_pair(&self, dim: usize, a: usize, b: usize) -> f32 {
         match self {
-            Arena::F32(data) => {
-                kernel::dot(&data[a * dim..(a + 1) * dim], &data[b * dim..(b + 1) * dim])
-            }
+            Arena::F32(data) => kernel::dot(data.row(a, dim), data.row(b, dim)),
             Arena::Int8 { codes, scales } => {
-                kernel::dot_i8(
-                    &codes[a * dim..(a + 1) * dim],
-                    &codes[b * dim..(b + 1) * dim],
-                ) as f32
-                    * (scales[a] * scales[b])
+                kernel::dot_i8(codes.row(a, dim), codes.row(b, dim)) as f32
+                    * (scales.get(a) * scales.get(b))
             }
         }
     }
@@ -144,10 +142,7 @@ impl Arena {
     /// copied, not quantized again.
     fn push_slot(&mut self, dim: usize, other: &Arena, i: usize) {
         match (self, other) {
-            (Arena::F32(data), Arena::F32(src)) => {
-                reserve_bounded(data, dim);
-                data.extend_from_slice(&src[i * dim..(i + 1) * dim]);
-            }
+            (Arena::F32(data), Arena::F32(src)) => data.extend_bounded(src.row(i, dim)),
             (
                 Arena::Int8 { codes, scales },
                 Arena::Int8 {
@@ -155,9 +150,8 @@ impl Arena {
                     scales: s,
                 },
             ) => {
-                reserve_bounded(codes, dim);
-                codes.extend_from_slice(&c[i * dim..(i + 1) * dim]);
-                scales.push(s[i]);
+                codes.extend_bounded(c.row(i, dim));
+                scales.push(s.get(i));
             }
             (this, other) => {
                 let v = other.vector(dim, i);
@@ -169,9 +163,7 @@ impl Arena {
     /// Removes the slots in `slots`, moving the later ones down.
     fn remove_slots(&mut self, dim: usize, slots: std::ops::Range<usize>) {
         match self {
-            Arena::F32(data) => {
-                data.drain(slots.start * dim..slots.end * dim);
-            }
+            Arena::F32(data) => data.drain(slots.start * dim..slots.end * dim),
             Arena::Int8 { codes, scales } => {
                 codes.drain(slots.start * dim..slots.end * dim);
                 scales.drain(slots);
@@ -192,17 +184,16 @@ impl Arena {
     /// Slot `i` as f32 (dequantized in int8 mode).
     fn vector(&self, dim: usize, i: usize) -> Vec<f32> {
         match self {
-            Arena::F32(data) => data[i * dim..(i + 1) * dim].to_vec(),
-            Arena::Int8 { codes, scales } => {
-                quant::dequantize(&codes[i * dim..(i + 1) * dim], scales[i])
-            }
+            Arena::F32(data) => data.row(i, dim).to_vec(),
+            Arena::Int8 { codes, scales } => quant::dequantize(codes.row(i, dim), scales.get(i)),
         }
     }
 
+    /// Heap bytes held (rows viewed in a mapped snapshot file are in the page cache instead).
     fn heap_bytes(&self) -> usize {
         match self {
-            Arena::F32(data) => data.capacity() * 4,
-            Arena::Int8 { codes, scales } => codes.capacity() + scales.capacity() * 4,
+            Arena::F32(data) => data.heap_bytes(),
+            Arena::Int8 { codes, scales } => codes.heap_bytes() + scales.heap_bytes(),
         }
     }
 
@@ -476,8 +467,8 @@ impl VectorIndex {
                 ) => {
                     for (slot, &id) in self.ids.iter().enumerate() {
                         if !self.deleted[slot] {
-                            c.extend_from_slice(&codes[slot * dim..(slot + 1) * dim]);
-                            s.push(scales[slot]);
+                            c.extend_bounded(codes.row(slot, dim));
+                            s.push(scales.get(slot));
                             ids.push(id);
                         }
                     }

@@ -2,7 +2,7 @@
 //! snapshot file. Vectors are written as the arena holds them (f32, or int8 codes and scales), so
 //! a loaded index scores exactly as the saved one did.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use rustc_hash::FxHashMap;
 
@@ -10,45 +10,65 @@ use super::hnsw::Graph;
 use super::{Arena, Quantization, VectorIndex, VectorIndexConfig, VectorStaging};
 use crate::entry::EntryId;
 use crate::index::codec::{ensure, Decoded, Decoder, Encoder};
+use crate::index::column::Column;
 
 impl Arena {
     fn encode<W: Write>(&self, enc: &mut Encoder<W>) -> std::io::Result<()> {
         match self {
-            Arena::F32(data) => enc.f32s(data),
+            Arena::F32(data) => enc.column(data),
             Arena::Int8 { codes, scales } => {
-                enc.array(codes.len(), codes.iter().map(|c| c.to_le_bytes()))?;
-                enc.f32s(scales)
+                enc.column(codes)?;
+                enc.column(scales)
             }
         }
     }
 
-    fn decode<R: Read>(
-        dec: &mut Decoder<R>,
-        config: &VectorIndexConfig,
-        slots: usize,
-    ) -> Decoded<Arena> {
+    fn decode(dec: &mut Decoder<'_>, config: &VectorIndexConfig, slots: usize) -> Decoded<Arena> {
         let want = slots.saturating_mul(config.dim);
         let arena = match config.quantization {
-            Quantization::None => Arena::F32(dec.f32s()?),
+            Quantization::None => Arena::F32(dec.column()?),
             Quantization::Int8 => Arena::Int8 {
-                codes: dec.array(i8::from_le_bytes)?,
-                scales: dec.f32s()?,
+                codes: dec.column()?,
+                scales: dec.column()?,
             },
         };
         let ok = match &arena {
-            Arena::F32(d) => d.len() == want && d.iter().all(|x| x.is_finite()),
-            Arena::Int8 { codes, scales } => {
-                codes.len() == want && scales.len() == slots && scales.iter().all(|s| s.is_finite())
-            }
+            Arena::F32(d) => d.len() == want,
+            Arena::Int8 { codes, scales } => codes.len() == want && scales.len() == slots,
         };
+        let dim = config.dim;
         ensure(ok, || {
-            format!(
-                "the vector arena does not hold {slots} finite vectors of {} dimensions",
-                config.dim
-            )
+            format!("the vector arena does not hold {slots} vectors of {dim} dimensions")
         })?;
+        // Every number must be finite (a scan of every vector: a verifier thread does it when
+        // the arena is viewed in a mapped file).
+        let numbers = match &arena {
+            Arena::F32(d) => d,
+            Arena::Int8 { scales, .. } => scales,
+        };
+        let check = |c: &Column<f32>| {
+            ensure(all_finite(c), || {
+                "the vector arena holds a number that is not finite".into()
+            })
+        };
+        if dec.defers_checks() {
+            let numbers = numbers.clone();
+            dec.check_later(Box::new(move || check(&numbers)))?;
+        } else {
+            check(numbers)?;
+        }
         Ok(arena)
     }
+}
+
+/// Whether every number of `c` is finite, in blocks without an early exit per element (so the
+/// loop vectorizes: this scans every vector of a reopened store).
+fn all_finite(c: &Column<f32>) -> bool {
+    let (base, tail) = c.parts();
+    [base, tail].iter().all(|part| {
+        part.chunks(4096)
+            .all(|block| block.iter().fold(true, |ok, x| ok & x.is_finite()))
+    })
 }
 
 impl VectorIndex {
@@ -68,10 +88,7 @@ impl VectorIndex {
         }
     }
 
-    pub(crate) fn decode<R: Read>(
-        dec: &mut Decoder<R>,
-        config: VectorIndexConfig,
-    ) -> Decoded<Self> {
+    pub(crate) fn decode(dec: &mut Decoder<'_>, config: VectorIndexConfig) -> Decoded<Self> {
         config
             .validate()
             .map_err(|e| crate::index::codec::SnapshotDefect(e.to_string()))?;
@@ -130,10 +147,7 @@ impl VectorStaging {
         enc.ids(&self.ids)
     }
 
-    pub(crate) fn decode<R: Read>(
-        dec: &mut Decoder<R>,
-        config: &VectorIndexConfig,
-    ) -> Decoded<Self> {
+    pub(crate) fn decode(dec: &mut Decoder<'_>, config: &VectorIndexConfig) -> Decoded<Self> {
         let n = dec.len(config.dim)?;
         let arena = Arena::decode(dec, config, n)?;
         let ids = dec.ids()?;
@@ -156,10 +170,44 @@ mod tests {
         let mut enc = Encoder::new(Vec::new());
         ix.encode(&mut enc).unwrap();
         let (bytes, _) = enc.finish().unwrap();
-        let mut dec = Decoder::new(&bytes[..], bytes.len() as u64);
+        let mut dec = Decoder::new(&bytes);
         let back = VectorIndex::decode(&mut dec, *ix.config()).unwrap();
         dec.finish().unwrap();
         back
+    }
+
+    #[test]
+    fn a_non_finite_number_behind_a_valid_checksum_is_refused_mapped_or_not() {
+        let mut ix = VectorIndex::new(VectorIndexConfig::new(4)).unwrap();
+        ix.insert(EntryId(1), &[1.0, 0.0, 0.0, 0.0]).unwrap();
+        ix.insert(EntryId(2), &[0.0, 1.0, 0.0, 0.0]).unwrap();
+        let mut enc = Encoder::new(Vec::new());
+        ix.encode(&mut enc).unwrap();
+        let (mut bytes, _) = enc.finish().unwrap();
+        // The slot count, the arena's length, padding to 64 bytes: the first number is at 64.
+        assert_eq!(&bytes[64..68], &1.0f32.to_le_bytes());
+        bytes[64..68].copy_from_slice(&f32::NAN.to_le_bytes());
+        let body = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..body]);
+        bytes[body..].copy_from_slice(&crc.to_le_bytes());
+
+        let err = VectorIndex::decode(&mut Decoder::new(&bytes), *ix.config()).unwrap_err();
+        assert!(err.0.contains("not finite"), "{err}");
+
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, &bytes).unwrap();
+        // SAFETY: a private temporary file nobody else writes.
+        let map = std::sync::Arc::new(unsafe { memmap2::Mmap::map(&f) }.unwrap());
+        let (to, checks) = std::sync::mpsc::channel::<crate::index::codec::Check>();
+        let mut dec = Decoder::mapped(&map);
+        dec.defer_checks_to(to);
+        let back = VectorIndex::decode(&mut dec, *ix.config());
+        assert!(back.is_ok(), "the scan is left to the verifier");
+        drop(dec);
+        let verdicts: Vec<_> = checks.into_iter().map(|check| check()).collect();
+        assert_eq!(verdicts.len(), 1, "the arena's scan");
+        let err = verdicts[0].as_ref().unwrap_err();
+        assert!(err.0.contains("not finite"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the linker's mutex is held so that no link changes meanwhile. Decoding checks every link
 //! against the graph's size and the levels, so a search can never step outside the graph.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
@@ -23,8 +23,8 @@ impl Graph {
     }
 
     /// Reads a graph written with the same `params` and `seed` over `slots` slots.
-    pub(crate) fn decode<R: Read>(
-        dec: &mut Decoder<R>,
+    pub(crate) fn decode(
+        dec: &mut Decoder<'_>,
         params: &HnswParams,
         seed: u64,
         slots: usize,
@@ -118,7 +118,7 @@ mod tests {
     fn a_graph_round_trips_and_a_link_outside_it_is_a_defect() {
         let g = graph(10);
         let mut bytes = encoded(&g);
-        let mut dec = Decoder::new(&bytes[..], bytes.len() as u64);
+        let mut dec = Decoder::new(&bytes);
         let back = Graph::decode(&mut dec, &HnswParams::default(), 7, 10).unwrap();
         dec.finish().unwrap();
         assert_eq!(encoded(&back), bytes);
@@ -126,10 +126,10 @@ mod tests {
         // node 0's count: then node 0's first link.
         let at = 8 + 8 + (8 + 10) + (8 + 40) + 8 + 4;
         bytes[at..at + 4].copy_from_slice(&1_000u32.to_le_bytes());
-        let mut dec = Decoder::new(&bytes[..], bytes.len() as u64);
+        let mut dec = Decoder::new(&bytes);
         let err = Graph::decode(&mut dec, &HnswParams::default(), 7, 10).unwrap_err();
         assert!(err.0.contains("links to 1000"), "{err}");
-        let mut dec = Decoder::new(&bytes[..], bytes.len() as u64);
+        let mut dec = Decoder::new(&bytes);
         let err = Graph::decode(&mut dec, &HnswParams::default(), 7, 11).unwrap_err();
         assert!(err.0.contains("covers 10 slots of 11"), "{err}");
     }
