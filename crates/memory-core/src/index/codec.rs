@@ -312,6 +312,13 @@ impl<'a> Decoder<'a> {
             .collect())
     }
 
+    /// The bytes of an array written by [`Encoder::array`] with items of `width` bytes, for a
+    /// caller that converts them where they go (no intermediate array).
+    pub fn array_bytes(&mut self, width: usize) -> Decoded<&'a [u8]> {
+        let n = self.len(width)?;
+        self.take(n * width)
+    }
+
     /// An array written by [`Encoder::column`]: viewed in place in a mapped file, else copied.
     pub fn column<T: Plain>(&mut self) -> Decoded<Column<T>> {
         let size = std::mem::size_of::<T>();
@@ -378,16 +385,113 @@ pub(crate) type Check = Box<dyn FnOnce() -> Decoded<()> + Send>;
 
 /// Compares the trailer of a whole file's `bytes` with the checksum of everything before it.
 pub(crate) fn verify_checksum(bytes: &[u8]) -> Decoded<u32> {
+    let (body, stored) = split_trailer(bytes)?;
+    compare(stored, crc32fast::hash(body))
+}
+
+fn split_trailer(bytes: &[u8]) -> Decoded<(&[u8], u32)> {
     ensure(bytes.len() >= 4, || {
         "the file ends early (truncated)".into()
     })?;
     let (body, trailer) = bytes.split_at(bytes.len() - 4);
     let stored = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-    let computed = crc32fast::hash(body);
+    Ok((body, stored))
+}
+
+fn compare(stored: u32, computed: u32) -> Decoded<u32> {
     ensure(stored == computed, || {
         format!("checksum mismatch (stored {stored:08x}, computed {computed:08x})")
     })?;
     Ok(stored)
+}
+
+/// Bytes per piece of a [`Verifier`]'s checksum.
+const VERIFY_CHUNK: usize = 32 << 20;
+
+/// The verification of one mapped file, shared between threads: the checksum in pieces (combined
+/// in order at the end) and the checks a [`Decoder`] deferred. A verifier thread starts at once;
+/// the loader joins in when it has decoded the file, so both cores finish the scans.
+pub(crate) struct Verifier<'a> {
+    body: &'a [u8],
+    stored: u32,
+    /// Bytes per piece of the checksum.
+    piece: usize,
+    next_piece: std::sync::atomic::AtomicUsize,
+    pieces: parking_lot::Mutex<Vec<(usize, crc32fast::Hasher)>>,
+    checks: parking_lot::Mutex<std::sync::mpsc::Receiver<Check>>,
+    /// Set when a check failed or decoding did: the others stop early.
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Verifier<'a> {
+    /// A verifier of the whole file `bytes` and of the checks sent to `checks`' sender.
+    pub fn new(bytes: &'a [u8], checks: std::sync::mpsc::Receiver<Check>) -> Decoded<Self> {
+        let (body, stored) = split_trailer(bytes)?;
+        Ok(Verifier {
+            body,
+            stored,
+            piece: VERIFY_CHUNK,
+            next_piece: Default::default(),
+            pieces: Default::default(),
+            checks: parking_lot::Mutex::new(checks),
+            stop: Default::default(),
+        })
+    }
+
+    /// Takes pieces of the checksum, then deferred checks, until none are left (the checks end
+    /// when every sender is dropped: when the decoder is done).
+    pub fn work(&self) -> Decoded<()> {
+        let out = self.run();
+        if out.is_err() {
+            self.abandon();
+        }
+        out
+    }
+
+    fn run(&self) -> Decoded<()> {
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let i = self.next_piece.fetch_add(1, Ordering::Relaxed);
+            let Some(piece) = self.body.chunks(self.piece).nth(i) else {
+                break;
+            };
+            let mut h = crc32fast::Hasher::new();
+            h.update(piece);
+            self.pieces.lock().push((i, h));
+        }
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let check = self.checks.lock().recv();
+            match check {
+                Ok(check) => check()?,
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// Makes the workers stop early (decoding failed: the file will not be used).
+    pub fn abandon(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The checksum of the pieces, compared with the trailer; after every worker returned `Ok`.
+    pub fn finish(self) -> Decoded<u32> {
+        let mut pieces = self.pieces.into_inner();
+        let want = self.body.len().div_ceil(self.piece);
+        ensure(pieces.len() == want, || {
+            "the verification was abandoned".into()
+        })?;
+        pieces.sort_unstable_by_key(|p| p.0);
+        let mut crc = crc32fast::Hasher::new();
+        for (_, piece) in &pieces {
+            crc.combine(piece);
+        }
+        compare(self.stored, crc.finalize())
+    }
 }
 
 /// Role codes in snapshot files: the position in [`Role::ALL`](crate::entry::Role::ALL).
@@ -458,6 +562,47 @@ mod tests {
             assert_eq!(c.row(0, 3), &[-3, 4, 127]);
             dec.finish().unwrap();
         }
+    }
+
+    /// A verification by two threads over many pieces, with deferred checks sent while they work.
+    fn verify(bytes: &[u8], checks: Vec<Check>) -> Decoded<u32> {
+        let (to, queue) = std::sync::mpsc::channel::<Check>();
+        let mut v = Verifier::new(bytes, queue)?;
+        v.piece = 1000;
+        let (mine, theirs) = std::thread::scope(|s| {
+            let helper = s.spawn(|| v.work());
+            for check in checks {
+                to.send(check).unwrap();
+            }
+            drop(to);
+            (v.work(), helper.join().unwrap())
+        });
+        mine?;
+        theirs?;
+        v.finish()
+    }
+
+    #[test]
+    fn a_shared_verification_combines_its_pieces_and_fails_on_a_flipped_bit_or_a_check() {
+        let mut enc = Encoder::new(Vec::new());
+        enc.u32s(&(0..10_000).collect::<Vec<u32>>()).unwrap();
+        let (mut bytes, crc) = enc.finish().unwrap();
+        let ok = || -> Vec<Check> { (0..5).map(|_| Box::new(|| Ok(())) as Check).collect() };
+        assert_eq!(verify(&bytes, ok()).unwrap(), crc);
+        assert_eq!(verify_checksum(&bytes).unwrap(), crc);
+
+        let mut checks = ok();
+        checks.push(Box::new(|| Err(SnapshotDefect("a number is wrong".into()))));
+        let err = verify(&bytes, checks).unwrap_err();
+        assert!(err.0.contains("a number is wrong"), "{err}");
+
+        bytes[25_000] ^= 1;
+        let err = verify(&bytes, ok()).unwrap_err();
+        assert!(err.0.contains("checksum mismatch"), "{err}");
+        assert!(verify(&bytes[..3], ok())
+            .unwrap_err()
+            .0
+            .contains("truncated"));
     }
 
     #[test]

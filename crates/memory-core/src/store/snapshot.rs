@@ -41,9 +41,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::MemoryConfig;
 use crate::error::{Error, Result};
-use crate::index::codec::{
-    ensure, verify_checksum, Check, Decoded, Decoder, Encoder, SnapshotDefect,
-};
+use crate::index::codec::{ensure, Check, Decoded, Decoder, Encoder, SnapshotDefect, Verifier};
 use crate::index::snapshot::ReplayedRow;
 use crate::index::vector::Quantization;
 use crate::index::Indexes;
@@ -424,24 +422,24 @@ impl Snapshots {
         // not change under the indexes that view it. (A process that truncated the file by hand
         // would make reads of the lost pages fault, as with any memory-mapped database.)
         let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }?);
-        // A verifier thread computes the checksum, then runs the long scans the decoder hands
-        // it (vectors viewed in the map), while this one decodes; the decoded index is used only
-        // if both succeed.
+        // A verifier thread computes the checksum and runs the long scans the decoder hands it
+        // (vectors viewed in the map) while this one decodes, then this one joins in; the
+        // decoded index is used only if every part succeeds.
         let (checks, queue) = std::sync::mpsc::channel::<Check>();
-        let (index, verified) = std::thread::scope(|s| {
-            let verifier = s.spawn(|| -> Decoded<u32> {
-                let crc = verify_checksum(&map)?;
-                for check in queue {
-                    check()?;
-                }
-                Ok(crc)
-            });
+        let verifier = Verifier::new(&map, queue)?;
+        let (index, mine, theirs) = std::thread::scope(|s| {
+            let helper = s.spawn(|| verifier.work());
             let index = self.decode_agent_file(indexes, stamp, agent, &map, checks);
-            (index, verifier.join())
+            if index.is_err() {
+                verifier.abandon();
+            }
+            let mine = verifier.work();
+            (index, mine, helper.join())
         });
-        let file_crc =
-            verified.map_err(|_| SnapshotDefect("the verifier thread panicked".into()))??;
         let index = index?;
+        mine?;
+        theirs.map_err(|_| SnapshotDefect("the verifier thread panicked".into()))??;
+        let file_crc = verifier.finish()?;
         ensure(file_crc == crc, || "not the file the manifest names".into())?;
         indexes.insert_loaded(agent, index);
         Ok(())

@@ -133,10 +133,9 @@ impl KeywordIndex {
                 table.len() / TERM_WORDS
             )
         })?;
-        let flat_postings = dec.array(|b: [u8; 8]| Posting {
-            slot: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            tf: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-        })?;
+        // Postings are converted straight into each term's list below.
+        let flat_postings = dec.array_bytes(8)?;
+        let n_postings = flat_postings.len() / 8;
         let flat_blocks = dec.array(|b: [u8; 8]| BlockMax {
             max_tf: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             min_dl: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
@@ -164,15 +163,23 @@ impl KeywordIndex {
         for rec in table.chunks_exact(TERM_WORDS) {
             let (n_post, n_blocks) = (rec[3] as usize, rec[4] as usize);
             ensure(
-                p_at + n_post <= flat_postings.len() && b_at + n_blocks <= flat_blocks.len(),
+                p_at + n_post <= n_postings && b_at + n_blocks <= flat_blocks.len(),
                 || "a posting list runs past the postings".into(),
             )?;
-            let postings = flat_postings[p_at..p_at + n_post].to_vec();
-            ensure(
-                postings.windows(2).all(|w| w[0].slot < w[1].slot)
-                    && postings.iter().all(|p| (p.slot as usize) < slots),
-                || "a posting list is out of order or names no document".into(),
-            )?;
+            let mut postings = Vec::with_capacity(n_post);
+            let mut next_slot = 0u64; // the least slot the next posting may name
+            for b in flat_postings[p_at * 8..(p_at + n_post) * 8].chunks_exact(8) {
+                let slot = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                ensure(
+                    u64::from(slot) >= next_slot && (slot as usize) < slots,
+                    || "a posting list is out of order or names no document".into(),
+                )?;
+                next_slot = u64::from(slot) + 1;
+                postings.push(Posting {
+                    slot,
+                    tf: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+                });
+            }
             let want_blocks = if n_post > BLOCK {
                 n_post.div_ceil(BLOCK)
             } else {
@@ -194,10 +201,9 @@ impl KeywordIndex {
             p_at += n_post;
             b_at += n_blocks;
         }
-        ensure(
-            p_at == flat_postings.len() && b_at == flat_blocks.len(),
-            || "postings left over after the last term".into(),
-        )?;
+        ensure(p_at == n_postings && b_at == flat_blocks.len(), || {
+            "postings left over after the last term".into()
+        })?;
 
         let mut end = 0u64;
         let ends: Vec<u64> = doc_term_lens

@@ -46,29 +46,42 @@ impl Arena {
             Arena::F32(d) => d,
             Arena::Int8 { scales, .. } => scales,
         };
-        let check = |c: &Column<f32>| {
-            ensure(all_finite(c), || {
-                "the vector arena holds a number that is not finite".into()
-            })
-        };
         if dec.defers_checks() {
-            let numbers = numbers.clone();
-            dec.check_later(Box::new(move || check(&numbers)))?;
+            // In blocks, so that both threads of the verification can take some.
+            let (base, tail) = numbers.parts();
+            ensure(all_finite_in(tail), not_finite)?;
+            for start in (0..base.len()).step_by(FINITE_BLOCK) {
+                let numbers = numbers.clone();
+                let end = (start + FINITE_BLOCK).min(base.len());
+                dec.check_later(Box::new(move || {
+                    ensure(all_finite_in(&numbers.parts().0[start..end]), not_finite)
+                }))?;
+            }
         } else {
-            check(numbers)?;
+            ensure(all_finite(numbers), not_finite)?;
         }
         Ok(arena)
     }
 }
 
-/// Whether every number of `c` is finite, in blocks without an early exit per element (so the
-/// loop vectorizes: this scans every vector of a reopened store).
+/// Numbers per deferred finiteness check of a mapped arena (16 MB of f32).
+const FINITE_BLOCK: usize = 4 << 20;
+
+fn not_finite() -> String {
+    "the vector arena holds a number that is not finite".into()
+}
+
+/// Whether every number of `c` is finite.
 fn all_finite(c: &Column<f32>) -> bool {
     let (base, tail) = c.parts();
-    [base, tail].iter().all(|part| {
-        part.chunks(4096)
-            .all(|block| block.iter().fold(true, |ok, x| ok & x.is_finite()))
-    })
+    all_finite_in(base) && all_finite_in(tail)
+}
+
+/// Whether every number of `xs` is finite, in blocks without an early exit per element (so the
+/// loop vectorizes: this scans every vector of a reopened store).
+fn all_finite_in(xs: &[f32]) -> bool {
+    xs.chunks(4096)
+        .all(|block| block.iter().fold(true, |ok, x| ok & x.is_finite()))
 }
 
 impl VectorIndex {
