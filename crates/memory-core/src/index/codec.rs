@@ -80,6 +80,18 @@ impl<W: Write> Encoder<W> {
         self.out.write_all(bytes)
     }
 
+    /// Bytes written so far.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Writes where the part that began at `at` (a [`Encoder::position`]) begins, so that a
+    /// reader can split it off ([`Decoder::split_marked`]); the last thing written before
+    /// [`Encoder::finish`].
+    pub fn mark_split(&mut self, at: u64) -> io::Result<()> {
+        self.u64(at)
+    }
+
     /// Zero bytes up to the next multiple of `to` from the start of the file.
     fn align(&mut self, to: usize) -> io::Result<()> {
         let pad = self.pos.next_multiple_of(to as u64) - self.pos;
@@ -244,6 +256,31 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    /// Splits off the part of the file that [`Encoder::mark_split`] marked: returns a decoder of
+    /// it, and this one ends where it begins, so the two parts can be decoded at once on two
+    /// threads.
+    pub fn split_marked(&mut self) -> Decoded<Decoder<'a>> {
+        ensure(self.end - self.pos >= 8, || {
+            "the file ends early (truncated)".into()
+        })?;
+        let footer = self.end - 8;
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.bytes[footer..self.end]);
+        let at = u64::from_le_bytes(b);
+        ensure(at >= self.pos as u64 && at <= footer as u64, || {
+            format!("a part said to begin at byte {at} lies outside the file")
+        })?;
+        let tail = Decoder {
+            bytes: self.bytes,
+            deferred: self.deferred.clone(),
+            map: self.map,
+            pos: at as usize,
+            end: footer,
+        };
+        self.end = at as usize;
+        Ok(tail)
+    }
+
     fn take(&mut self, n: usize) -> Decoded<&'a [u8]> {
         ensure(n <= self.end - self.pos, || {
             "the file ends early (truncated)".into()
@@ -358,6 +395,11 @@ impl<'a> Decoder<'a> {
 
     pub fn atomics(&mut self) -> Decoded<Vec<AtomicU32>> {
         self.array(|b| AtomicU32::new(u32::from_le_bytes(b)))
+    }
+
+    /// Bytes left to read before the trailer (or the part split off).
+    pub fn remaining(&self) -> usize {
+        self.end - self.pos
     }
 
     /// Checks that everything before the trailer was read.

@@ -48,8 +48,9 @@ use crate::index::Indexes;
 use crate::store::sqlite::SqliteStore;
 
 /// Version of the snapshot format this build writes and reads; any other is rebuilt.
-/// (2: vector arrays aligned for viewing in place in the mapped file.)
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// (2: vector arrays aligned for viewing in place in the mapped file; 3: the offset of an agent
+/// file's vector part at its end, so the two parts are decoded at once.)
+pub(crate) const FORMAT_VERSION: u32 = 3;
 
 const MANIFEST: &str = "MANIFEST";
 const MANIFEST_MAGIC: &[u8; 8] = b"MEMCSNAP";

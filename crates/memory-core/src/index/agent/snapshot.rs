@@ -17,9 +17,15 @@ use rustc_hash::FxHashMap;
 use super::{AgentIndex, DocInfo, TextIndex};
 use crate::clock::Timestamp;
 use crate::entry::EntryId;
-use crate::index::codec::{ensure, role_code, role_from_code, Decoded, Decoder, Encoder};
+use crate::index::codec::{
+    ensure, role_code, role_from_code, Decoded, Decoder, Encoder, SnapshotDefect,
+};
 use crate::index::keyword::{Bm25Params, KeywordIndex};
 use crate::index::vector::{VectorIndex, VectorIndexConfig, VectorStaging};
+
+/// Text-part bytes from which the two parts of an agent file are decoded on two threads (below
+/// it, a thread costs more than it saves).
+const PARALLEL_DECODE_BYTES: usize = 4 << 20;
 
 impl AgentIndex {
     /// Writes this agent's indexes (see the module doc for what the locks guarantee).
@@ -50,15 +56,49 @@ impl AgentIndex {
         // index stays read-locked, which keeps the linker from moving staged vectors in
         // until both are written.
         let staging = self.staging.read().clone();
+        let vector_part = enc.position();
         vectors.encode(enc)?;
-        staging.encode(enc)
+        staging.encode(enc)?;
+        enc.mark_split(vector_part)
     }
 
+    /// Reads what [`AgentIndex::encode`] wrote: the text part on this thread and, when it is big
+    /// enough to be worth a thread, the vector part on another at the same time.
     pub(crate) fn decode(
         dec: &mut Decoder<'_>,
         bm25: Bm25Params,
         config: &VectorIndexConfig,
     ) -> Decoded<AgentIndex> {
+        let mut vector_part = dec.split_marked()?;
+        let mut decode_vectors = move || -> Decoded<(VectorIndex, VectorStaging)> {
+            let vectors = VectorIndex::decode(&mut vector_part, *config)?;
+            let staging = VectorStaging::decode(&mut vector_part, config)?;
+            vector_part.done()?;
+            Ok((vectors, staging))
+        };
+        let (text, vectors) = if dec.remaining() >= PARALLEL_DECODE_BYTES {
+            std::thread::scope(|s| {
+                let vectors = s.spawn(decode_vectors);
+                let text = Self::decode_text(dec, bm25);
+                let vectors = vectors
+                    .join()
+                    .unwrap_or_else(|_| Err(SnapshotDefect("the vector decoder panicked".into())));
+                (text, vectors)
+            })
+        } else {
+            (Self::decode_text(dec, bm25), decode_vectors())
+        };
+        let (vectors, staging) = vectors?;
+        Ok(AgentIndex {
+            text: RwLock::new(text?),
+            vectors: RwLock::new(vectors),
+            staging: RwLock::new(staging),
+            link_queued: AtomicBool::new(false),
+        })
+    }
+
+    /// The keyword index and the attributes.
+    fn decode_text(dec: &mut Decoder<'_>, bm25: Bm25Params) -> Decoded<TextIndex> {
         let keyword = KeywordIndex::decode(dec, bm25)?;
         let docs: Vec<(EntryId, i64, u32, u8)> = dec.array(|b: [u8; 21]| {
             let word = |r: std::ops::Range<usize>| {
@@ -105,18 +145,11 @@ impl AgentIndex {
             doc_map.len() == keyword.len() && doc_map.keys().all(|id| keyword.contains(*id)),
             || "the keyword index and the attributes hold different entries".into(),
         )?;
-        let vectors = VectorIndex::decode(dec, *config)?;
-        let staging = VectorStaging::decode(dec, config)?;
-        Ok(AgentIndex {
-            text: RwLock::new(TextIndex {
-                keyword,
-                docs: doc_map,
-                sessions,
-                session_index,
-            }),
-            vectors: RwLock::new(vectors),
-            staging: RwLock::new(staging),
-            link_queued: AtomicBool::new(false),
+        Ok(TextIndex {
+            keyword,
+            docs: doc_map,
+            sessions,
+            session_index,
         })
     }
 
@@ -141,5 +174,82 @@ impl AgentIndex {
         let mut staging = self.staging.write();
         staging.remove(id);
         vectors.remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Role;
+    use crate::query::DocFilter;
+
+    /// An agent's index with text, attributes and vectors (some still staged).
+    fn agent(n: u64) -> AgentIndex {
+        let config = VectorIndexConfig::new(8);
+        let ix = AgentIndex::new(Bm25Params::default(), &config).unwrap();
+        for i in 0..n {
+            let v: Vec<f32> = (0..8).map(|d| ((i * 17 + d * 5) as f32).sin()).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let v: Vec<f32> = v.iter().map(|x| x / norm).collect();
+            let text = format!("note {} about topic{} and topic{}", i, i % 13, i % 7);
+            let session = format!("s{}", i % 3);
+            ix.add_stored(
+                EntryId(i),
+                (&session, Role::User, Timestamp(i as i64)),
+                &text,
+                Some(&v),
+            )
+            .unwrap();
+        }
+        ix
+    }
+
+    fn answers(ix: &AgentIndex) -> Vec<Vec<(EntryId, f32)>> {
+        let q: Vec<f32> = (0..8).map(|d| (d as f32).cos()).collect();
+        let norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let q: Vec<f32> = q.iter().map(|x| x / norm).collect();
+        let all = DocFilter::default();
+        vec![
+            ix.keyword("topic3 topic5", 10, &all),
+            ix.vector(&q, 10, true, &all).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn an_agent_file_decodes_alike_on_one_thread_or_two() {
+        for (n, parallel) in [(300, false), (40_000, true)] {
+            let ix = agent(n);
+            let mut enc = Encoder::new(Vec::new());
+            ix.encode(&mut enc).unwrap();
+            let (bytes, _) = enc.finish().unwrap();
+            let mut dec = Decoder::new(&bytes);
+            let mut probe = Decoder::new(&bytes);
+            probe.split_marked().unwrap();
+            assert_eq!(
+                probe.remaining() >= PARALLEL_DECODE_BYTES,
+                parallel,
+                "n = {n}"
+            );
+            let back =
+                AgentIndex::decode(&mut dec, Bm25Params::default(), &VectorIndexConfig::new(8))
+                    .unwrap();
+            dec.finish().unwrap();
+            assert_eq!(answers(&back), answers(&ix), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn a_split_mark_outside_the_file_is_a_defect() {
+        let ix = agent(10);
+        let mut enc = Encoder::new(Vec::new());
+        ix.encode(&mut enc).unwrap();
+        let (mut bytes, _) = enc.finish().unwrap();
+        let at = bytes.len() - 12;
+        bytes[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let mut dec = Decoder::new(&bytes);
+        let err = AgentIndex::decode(&mut dec, Bm25Params::default(), &VectorIndexConfig::new(8))
+            .err()
+            .unwrap();
+        assert!(err.0.contains("outside the file"), "{err}");
     }
 }
