@@ -319,7 +319,7 @@ fn search(c: &mut Criterion) {
     }
     g.bench_function(BenchmarkId::new("cross_tier", size), |b| {
         let f = big();
-        ensure_stm(&f.memory);
+        ensure_stm(f.memory_for_writes());
         let mut i = 0usize;
         b.iter(|| {
             i += 1;
@@ -497,7 +497,7 @@ fn context(c: &mut Criterion) {
     let mut g = c.benchmark_group("latency/context");
     g.bench_function(BenchmarkId::new("build", size), |b| {
         let f = big();
-        ensure_stm(&f.memory);
+        ensure_stm(f.memory_for_writes());
         let mut i = 0usize;
         b.iter_batched(
             || {
@@ -701,7 +701,7 @@ fn tails(c: &mut Criterion) {
         || {
             i += 1;
             let f = fx.get_or_init(big);
-            ensure_stm(&f.memory);
+            ensure_stm(f.memory_for_writes());
             context_request(f, i, &tool_defs)
         },
         |req| {
@@ -791,12 +791,18 @@ fn ingest_beside_ann(c: &mut Criterion, op: &'static str, make: impl Fn() -> Arc
             let f = make();
             let limit = 2 * size;
             let messages = fixture::workload().messages(limit, 1, 0x1a9e57);
-            let writer = PacedIngest::start(f.memory.clone(), rate, batch, limit, move |i| {
-                let m = &messages[i % messages.len()];
-                NewEntry::new(AGENT, "s-ingest", m.role, m.text.clone())
-                    .with_embedding(m.embedding.clone())
-                    .with_importance(m.importance)
-            });
+            let writer = PacedIngest::start(
+                f.memory_for_writes().clone(),
+                rate,
+                batch,
+                limit,
+                move |i| {
+                    let m = &messages[i % messages.len()];
+                    NewEntry::new(AGENT, "s-ingest", m.role, m.text.clone())
+                        .with_embedding(m.embedding.clone())
+                        .with_importance(m.importance)
+                },
+            );
             (f, writer)
         })
     };

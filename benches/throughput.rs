@@ -155,7 +155,7 @@ fn bench_load(c: &mut Criterion, load: Load) {
             .expect("tokio runtime");
         g.bench_function(BenchmarkId::from_parameter(workers), |b| {
             let f = fixture::shared(s.fixture_size(), s.query_count());
-            let mem = AsyncMemory::new(f.memory.clone());
+            let mem = AsyncMemory::new(f.memory_for_writes().clone());
             b.to_async(&rt)
                 .iter_custom(|iters| run(f.clone(), mem.clone(), load, workers, iters))
         });

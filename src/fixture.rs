@@ -1,8 +1,15 @@
 //! Shared store fixtures: long-term stores filled with a generated corpus, built once per process
 //! and size (the 100,000-entry store with its indexes is expensive), with progress on stderr.
+//!
+//! Fixtures of [`CACHE_MIN_ENTRIES`] entries or more are also kept on disk between runs (see
+//! [`cache_dir`]): a file store closed with its index snapshot, which the next run of the same
+//! bench executable reopens in about a second instead of building again (minutes at 1,000,000
+//! entries). The key holds a fingerprint of the executable, so another build of the engine (the
+//! other side of a PR comparison) never measures a store its code did not build.
 
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -29,9 +36,20 @@ pub struct Fixture {
     pub vectors: Vec<f32>,
     /// Queries cycled through by the search benchmarks.
     pub queries: Vec<Query>,
+    /// The directory of the kept copy, when the fixture is kept between runs.
+    kept: Option<PathBuf>,
 }
 
 impl Fixture {
+    /// The store, for a benchmark that writes into it: a fixture kept between runs is then no
+    /// longer reused (the next run builds it again), so no run measures another run's writes.
+    pub fn memory_for_writes(&self) -> &Memory {
+        if let Some(dir) = &self.kept {
+            let _ = std::fs::remove_file(dir.join(COMPLETE));
+        }
+        &self.memory
+    }
+
     /// Rows of `vectors` that belong to agent `agent`, with their ids.
     pub fn agent_rows(&self, agent: usize) -> (Vec<f32>, Vec<EntryId>) {
         let dim = self.vectors.len() / self.size.max(1);
@@ -116,10 +134,257 @@ pub fn wait_for_indexing(memory: &Memory, label: &str, loud: bool) {
     memory.wait_for_indexing();
 }
 
-/// Builds a temporary store of `size` entries spread over `agents` agents. `salt` varies the
-/// corpus between fixtures.
+/// Builds a store of `size` entries spread over `agents` agents (default configuration), or
+/// reopens the copy kept by an earlier run of this executable. `salt` varies the corpus between
+/// fixtures.
 pub fn build(size: usize, agents: usize, query_count: usize, salt: u64) -> Result<Fixture> {
+    if size >= CACHE_MIN_ENTRIES {
+        if let Some(root) = cache_dir() {
+            match build_kept(size, agents, query_count, salt, &root) {
+                Ok(f) => return Ok(f),
+                Err(e) => eprintln!(
+                    "note: the {}-entry fixture cannot be kept in {} ({e}): building a \
+                     temporary one",
+                    group_digits(size),
+                    root.display()
+                ),
+            }
+        }
+    }
     build_with(size, agents, query_count, salt, MemoryConfig::default(), "")
+}
+
+/// Fixtures of at least this many entries are kept between runs.
+pub const CACHE_MIN_ENTRIES: usize = 100_000;
+
+/// Written last into a kept fixture's directory: the store in it is whole.
+const COMPLETE: &str = "complete";
+
+/// Where fixtures are kept between runs: `$MEMBENCH_FIXTURE_CACHE`, else
+/// `$CARGO_TARGET_DIR/membench-fixtures`, else `target/membench-fixtures` in the workspace;
+/// `None` (every fixture temporary) with `MEMBENCH_FIXTURE_CACHE=off`.
+pub fn cache_dir() -> Option<PathBuf> {
+    match std::env::var_os("MEMBENCH_FIXTURE_CACHE") {
+        Some(v) if v == "off" => None,
+        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
+        _ => {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+            Some(target.join("membench-fixtures"))
+        }
+    }
+}
+
+/// A fingerprint of the running executable's bytes (FNV-1a over 64-bit words): another build
+/// gets other kept fixtures.
+fn executable_fingerprint() -> std::io::Result<u64> {
+    let bytes = std::fs::read(std::env::current_exe()?)?;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        h = (h ^ u64::from_le_bytes(w.try_into().expect("8 bytes"))).wrapping_mul(0x100_0000_01b3);
+    }
+    for &b in words.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    Ok(h ^ bytes.len() as u64)
+}
+
+/// The kept fixture of these parameters: reopened when an earlier run of this executable left
+/// it whole, else built (in a directory of its own, renamed into place once closed whole).
+fn build_kept(
+    size: usize,
+    agents: usize,
+    query_count: usize,
+    salt: u64,
+    root: &Path,
+) -> std::result::Result<Fixture, String> {
+    let fingerprint = executable_fingerprint().map_err(|e| format!("executable: {e}"))?;
+    let prefix = format!("{size}x{agents}-{salt:x}-");
+    let key = format!("{prefix}{fingerprint:016x}");
+    let dir = root.join(&key);
+    let label = format!("{}-entry fixture", group_digits(size));
+    let w = workload();
+    let messages = w.messages(size, agents, salt);
+    let failed = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
+    if dir.join(COMPLETE).exists() {
+        match reopen_kept(&dir, size, &label) {
+            Ok((memory, ids)) => {
+                return Ok(assemble(
+                    memory,
+                    ids,
+                    &messages,
+                    agents,
+                    query_count,
+                    salt,
+                    Some(dir),
+                ))
+            }
+            Err(e) => {
+                eprintln!("note: the kept {label} is unusable ({e}): building it again");
+                std::fs::remove_dir_all(&dir).map_err(|e| failed("remove", &e))?;
+            }
+        }
+    } else if dir.exists() {
+        // Spoiled by a run that wrote into it (`Fixture::memory_for_writes`).
+        std::fs::remove_dir_all(&dir).map_err(|e| failed("remove", &e))?;
+    }
+    std::fs::create_dir_all(root).map_err(|e| failed("create", &e))?;
+    remove_abandoned(root, &prefix);
+    let partial = root.join(format!("{key}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial).map_err(|e| failed("create", &e))?;
+    let memory = Memory::open(
+        Storage::File(partial.join("store.db")),
+        MemoryConfig::default(),
+    )
+    .map_err(|e| failed("open", &e))?;
+    let ids = fill(&memory, &messages, &label).map_err(|e| failed("fill", &e))?;
+    drop(memory); // a clean close saves the index snapshot
+    let id_bytes: Vec<u8> = ids.iter().flat_map(|id| id.0.to_le_bytes()).collect();
+    std::fs::write(partial.join("ids"), id_bytes).map_err(|e| failed("write ids", &e))?;
+    std::fs::write(partial.join(COMPLETE), b"").map_err(|e| failed("write", &e))?;
+    if std::fs::rename(&partial, &dir).is_err() {
+        if dir.join(COMPLETE).exists() {
+            // Another run kept the same fixture meanwhile: use that one.
+            let _ = std::fs::remove_dir_all(&partial);
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::rename(&partial, &dir).map_err(|e| failed("rename", &e))?;
+        }
+    }
+    evict(root, &prefix, &key);
+    let (memory, ids) = reopen_kept(&dir, size, &label)?;
+    eprintln!("building {label}: kept in {} for later runs", dir.display());
+    Ok(assemble(
+        memory,
+        ids,
+        &messages,
+        agents,
+        query_count,
+        salt,
+        Some(dir),
+    ))
+}
+
+/// Opens a kept fixture and checks it holds `size` entries.
+fn reopen_kept(
+    dir: &Path,
+    size: usize,
+    label: &str,
+) -> std::result::Result<(Memory, Vec<EntryId>), String> {
+    let start = Instant::now();
+    let ids: Vec<EntryId> = std::fs::read(dir.join("ids"))
+        .map_err(|e| format!("ids: {e}"))?
+        .chunks_exact(8)
+        .map(|b| EntryId(u64::from_le_bytes(b.try_into().expect("8 bytes"))))
+        .collect();
+    if ids.len() != size {
+        return Err(format!("{} ids where {size} were kept", ids.len()));
+    }
+    let memory = Memory::open(Storage::File(dir.join("store.db")), MemoryConfig::default())
+        .map_err(|e| format!("open: {e}"))?;
+    let stored = memory
+        .stats()
+        .map_err(|e| format!("stats: {e}"))?
+        .ltm_entries;
+    if stored != size as u64 {
+        return Err(format!("{stored} entries stored where {size} were kept"));
+    }
+    wait_for_indexing(&memory, label, true);
+    // Touched on every use: eviction keeps the most recently used.
+    let _ = std::fs::write(dir.join(COMPLETE), b"");
+    eprintln!(
+        "{label}: reopened the kept store in {:.2} s ({})",
+        start.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    Ok((memory, ids))
+}
+
+/// Kept fixtures of the same parameters and another executable beyond the two most recently
+/// used are removed (a PR comparison alternates two executables), spoiled ones first.
+fn evict(root: &Path, prefix: &str, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let mut others: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(prefix) && name != keep && !name.contains(".partial-")
+        })
+        .map(|e| {
+            let used = std::fs::metadata(e.path().join(COMPLETE))
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (used, e.path())
+        })
+        .collect();
+    others.sort_by_key(|o| std::cmp::Reverse(o.0));
+    for (_, path) in others.into_iter().skip(1) {
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+/// Removes half-built fixtures of these parameters left by runs that are gone (killed while
+/// building); on machines without `/proc` nothing is removed.
+fn remove_abandoned(root: &Path, prefix: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once(".partial-"))
+            .map(|(_, pid)| pid.to_string())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(&pid).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// A fixture of `memory` (holding `messages` under `ids`).
+fn assemble(
+    memory: Memory,
+    ids: Vec<EntryId>,
+    messages: &[Message],
+    agents: usize,
+    query_count: usize,
+    salt: u64,
+    kept: Option<PathBuf>,
+) -> Fixture {
+    let w = workload();
+    let dim = w.space().dim();
+    let mut vectors = Vec::with_capacity(messages.len() * dim);
+    let mut agent_of = Vec::with_capacity(messages.len());
+    for m in messages {
+        vectors.extend_from_slice(&m.embedding);
+        let idx = m
+            .agent
+            .strip_prefix("agent-")
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0);
+        agent_of.push(idx);
+    }
+    Fixture {
+        memory,
+        size: messages.len(),
+        agents: agents.max(1),
+        ids,
+        agent_of,
+        vectors,
+        queries: w.queries(query_count, salt),
+        kept,
+    }
 }
 
 /// [`build`] with a given store configuration; `note` is added to the progress label.
@@ -143,27 +408,15 @@ pub fn build_with(
     }
     let memory = Memory::open(Storage::Temporary, config)?;
     let ids = fill(&memory, &messages, &label)?;
-    let dim = w.space().dim();
-    let mut vectors = Vec::with_capacity(size * dim);
-    let mut agent_of = Vec::with_capacity(size);
-    for m in &messages {
-        vectors.extend_from_slice(&m.embedding);
-        let idx = m
-            .agent
-            .strip_prefix("agent-")
-            .and_then(|n| n.parse::<u32>().ok())
-            .unwrap_or(0);
-        agent_of.push(idx);
-    }
-    Ok(Fixture {
+    Ok(assemble(
         memory,
-        size,
-        agents: agents.max(1),
         ids,
-        agent_of,
-        vectors,
-        queries: w.queries(query_count, salt),
-    })
+        &messages,
+        agents,
+        query_count,
+        salt,
+        None,
+    ))
 }
 
 /// The fixture of `size` entries for one agent, built on first use and kept for the process.
@@ -299,5 +552,65 @@ mod tests {
         assert_eq!(ids.len() as u64, f.memory.count("agent-1").unwrap());
         let got = f.memory.get("agent-0", f.ids[0]).unwrap();
         assert!(got.is_some(), "first inserted entry is readable");
+    }
+
+    fn store_inode(dir: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir.join("store.db")).unwrap().ino()
+    }
+
+    #[test]
+    fn a_kept_fixture_is_reopened_by_the_next_run_and_rebuilt_once_written_into() {
+        let root = tempfile::tempdir().unwrap();
+        let (size, agents, salt) = (500, 2, 77);
+        let prefix = format!("{size}x{agents}-{salt:x}-");
+        // Left behind by a run that is gone, and two fixtures of other executables.
+        std::fs::create_dir_all(root.path().join(format!("{prefix}00.partial-999999999")))
+            .unwrap();
+        for (name, age) in [("01", 100), ("02", 10)] {
+            let d = root.path().join(format!("{prefix}{name}"));
+            std::fs::create_dir_all(&d).unwrap();
+            let f = std::fs::File::create(d.join(COMPLETE)).unwrap();
+            f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(age))
+                .unwrap();
+        }
+
+        let f = build_kept(size, agents, 3, salt, root.path()).unwrap();
+        let dir = f.kept.clone().expect("kept");
+        let ids = f.ids.clone();
+        assert_eq!(f.memory.stats().unwrap().ltm_entries, size as u64);
+        let mut left: Vec<String> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let own = dir.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            left,
+            [format!("{prefix}02"), own],
+            "the abandoned build and the least recently used other fixture are gone"
+        );
+        let inode = store_inode(&dir);
+        drop(f);
+
+        let f = build_kept(size, agents, 3, salt, root.path()).unwrap();
+        assert_eq!(f.kept.as_deref(), Some(dir.as_path()));
+        assert_eq!(store_inode(&dir), inode, "reopened, not built again");
+        assert_eq!(f.ids, ids);
+        let hits = f
+            .memory
+            .search(&memory_core::SearchQuery::new(
+                "agent-0",
+                f.queries[0].text.clone(),
+            ))
+            .unwrap();
+        assert!(!hits.is_empty());
+        f.memory_for_writes();
+        drop(f);
+
+        let f = build_kept(size, agents, 3, salt, root.path()).unwrap();
+        assert_ne!(store_inode(&dir), inode, "a spoiled fixture is built again");
+        assert!(dir.join(COMPLETE).exists());
+        assert_eq!(f.memory.stats().unwrap().ltm_entries, size as u64);
     }
 }
