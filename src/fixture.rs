@@ -565,8 +565,7 @@ mod tests {
         let (size, agents, salt) = (500, 2, 77);
         let prefix = format!("{size}x{agents}-{salt:x}-");
         // Left behind by a run that is gone, and two fixtures of other executables.
-        std::fs::create_dir_all(root.path().join(format!("{prefix}00.partial-999999999")))
-            .unwrap();
+        std::fs::create_dir_all(root.path().join(format!("{prefix}00.partial-999999999"))).unwrap();
         for (name, age) in [("01", 100), ("02", 10)] {
             let d = root.path().join(format!("{prefix}{name}"));
             std::fs::create_dir_all(&d).unwrap();
