@@ -554,11 +554,6 @@ mod tests {
         assert!(got.is_some(), "first inserted entry is readable");
     }
 
-    fn store_inode(dir: &Path) -> u64 {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(dir.join("store.db")).unwrap().ino()
-    }
-
     #[test]
     fn a_kept_fixture_is_reopened_by_the_next_run_and_rebuilt_once_written_into() {
         let root = tempfile::tempdir().unwrap();
@@ -589,12 +584,15 @@ mod tests {
             [format!("{prefix}02"), own],
             "the abandoned build and the least recently used other fixture are gone"
         );
-        let inode = store_inode(&dir);
+        // A file of our own in the kept directory tells a reuse from a rebuild (which replaces
+        // the directory; inode numbers would not: a new file may get the old one's).
+        let probe = dir.join("probe");
+        std::fs::write(&probe, b"").unwrap();
         drop(f);
 
         let f = build_kept(size, agents, 3, salt, root.path()).unwrap();
         assert_eq!(f.kept.as_deref(), Some(dir.as_path()));
-        assert_eq!(store_inode(&dir), inode, "reopened, not built again");
+        assert!(probe.exists(), "reopened, not built again");
         assert_eq!(f.ids, ids);
         let hits = f
             .memory
@@ -608,7 +606,7 @@ mod tests {
         drop(f);
 
         let f = build_kept(size, agents, 3, salt, root.path()).unwrap();
-        assert_ne!(store_inode(&dir), inode, "a spoiled fixture is built again");
+        assert!(!probe.exists(), "a spoiled fixture is built again");
         assert!(dir.join(COMPLETE).exists());
         assert_eq!(f.memory.stats().unwrap().ltm_entries, size as u64);
     }
