@@ -28,6 +28,28 @@ fn msg(text: &str) -> NewEntry {
     NewEntry::new("a", "s", Role::User, text)
 }
 
+/// The store lock belongs to an open file, which a child process forked by any thread shares
+/// until it executes its program: a lock released a moment after the open begins (as when a
+/// handle was closed during such a fork) is waited for, not reported as another handle.
+#[test]
+fn a_lock_released_a_moment_later_is_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Memory::open(store(dir.path()), config()).unwrap());
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.path().join("ltm.db.lock"))
+        .unwrap();
+    held.lock().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(held);
+    });
+    let m = Memory::open(store(dir.path()), config()).expect("opened once the lock was let go");
+    release.join().unwrap();
+    m.insert(msg("written after the wait")).unwrap();
+}
+
 #[test]
 fn a_second_handle_on_one_file_is_refused_until_the_first_is_dropped() {
     let dir = tempfile::tempdir().unwrap();

@@ -259,16 +259,34 @@ impl StoreLock {
                 path: path.clone(),
                 source,
             })?;
-        match file.try_lock() {
-            Ok(()) => Ok(StoreLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::StoreLocked {
-                store: database.display().to_string(),
-                lock_file: path,
-            }),
-            Err(std::fs::TryLockError::Error(source)) => Err(Error::Io { path, source }),
+        // The lock belongs to the open file, which a child process forked by any thread of
+        // this process shares until it executes its program: a handle closed just then leaves
+        // the lock held for that moment. A short grace period tells that from another handle.
+        let began = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(StoreLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if began.elapsed() < LOCK_GRACE => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::StoreLocked {
+                        store: database.display().to_string(),
+                        lock_file: path,
+                    })
+                }
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(Error::Io { path, source })
+                }
+            }
         }
     }
 }
+
+/// How long opening waits for a store lock held elsewhere before reporting `StoreLocked`.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Runs a passive checkpoint and returns the number of frames in the log.
 fn passive_checkpoint(c: &Connection) -> rusqlite::Result<i64> {
