@@ -208,19 +208,13 @@ fn build_kept(
     let w = workload();
     let messages = w.messages(size, agents, salt);
     let failed = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
+    let kept = |(memory, ids)| {
+        let dir = Some(dir.clone());
+        assemble(memory, ids, &messages, agents, query_count, salt, dir)
+    };
     if dir.join(COMPLETE).exists() {
         match reopen_kept(&dir, size, &label) {
-            Ok((memory, ids)) => {
-                return Ok(assemble(
-                    memory,
-                    ids,
-                    &messages,
-                    agents,
-                    query_count,
-                    salt,
-                    Some(dir),
-                ))
-            }
+            Ok(opened) => return Ok(kept(opened)),
             Err(e) => {
                 eprintln!("note: the kept {label} is unusable ({e}): building it again");
                 std::fs::remove_dir_all(&dir).map_err(|e| failed("remove", &e))?;
@@ -255,17 +249,9 @@ fn build_kept(
         }
     }
     evict(root, &prefix, &key);
-    let (memory, ids) = reopen_kept(&dir, size, &label)?;
+    let opened = reopen_kept(&dir, size, &label)?;
     eprintln!("building {label}: kept in {} for later runs", dir.display());
-    Ok(assemble(
-        memory,
-        ids,
-        &messages,
-        agents,
-        query_count,
-        salt,
-        Some(dir),
-    ))
+    Ok(kept(opened))
 }
 
 /// Opens a kept fixture and checks it holds `size` entries.
