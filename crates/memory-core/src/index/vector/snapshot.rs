@@ -10,7 +10,6 @@ use super::hnsw::Graph;
 use super::{Arena, Quantization, VectorIndex, VectorIndexConfig, VectorStaging};
 use crate::entry::EntryId;
 use crate::index::codec::{ensure, Decoded, Decoder, Encoder};
-use crate::index::column::Column;
 
 impl Arena {
     fn encode<W: Write>(&self, enc: &mut Encoder<W>) -> std::io::Result<()> {
@@ -46,10 +45,10 @@ impl Arena {
             Arena::F32(d) => d,
             Arena::Int8 { scales, .. } => scales,
         };
+        let (base, tail) = numbers.parts();
+        ensure(all_finite_in(tail), not_finite)?;
         if dec.defers_checks() {
             // In blocks, so that both threads of the verification can take some.
-            let (base, tail) = numbers.parts();
-            ensure(all_finite_in(tail), not_finite)?;
             for start in (0..base.len()).step_by(FINITE_BLOCK) {
                 let numbers = numbers.clone();
                 let end = (start + FINITE_BLOCK).min(base.len());
@@ -58,7 +57,7 @@ impl Arena {
                 }))?;
             }
         } else {
-            ensure(all_finite(numbers), not_finite)?;
+            ensure(all_finite_in(base), not_finite)?;
         }
         Ok(arena)
     }
@@ -69,12 +68,6 @@ const FINITE_BLOCK: usize = 4 << 20;
 
 fn not_finite() -> String {
     "the vector arena holds a number that is not finite".into()
-}
-
-/// Whether every number of `c` is finite.
-fn all_finite(c: &Column<f32>) -> bool {
-    let (base, tail) = c.parts();
-    all_finite_in(base) && all_finite_in(tail)
 }
 
 /// Whether every number of `xs` is finite, in blocks without an early exit per element (so the
