@@ -10,7 +10,8 @@
 //!
 //! Each turn is embedded once per embedder and handed to the store with `with_embedding`, and
 //! each question's vector with `with_vector`, so that a configuration costs a store and its
-//! searches, not a model run. Prints R@5, R@10 and MRR@10 over all questions with evidence.
+//! searches, not a model run. Prints R@1, R@5, R@10 and MRR@10 over all questions with
+//! evidence. `SWEEP_FUSIONS=minmax` and `SWEEP_DEPTHS=50` narrow the grid.
 
 use std::sync::Arc;
 
@@ -65,9 +66,9 @@ fn prepare(conv: &Conversation, embedder: &dyn Embedder) -> Prepared {
     }
 }
 
-/// Mean (R@5, R@10, MRR@10) of `mode` under `search`.
-fn evaluate(prepared: &[Prepared], search: &SearchConfig, mode: SearchMode) -> [f64; 3] {
-    let mut sums = [0.0; 3];
+/// Mean (R@1, R@5, R@10, MRR@10) of `mode` under `search`.
+fn evaluate(prepared: &[Prepared], search: &SearchConfig, mode: SearchMode) -> [f64; 4] {
+    let mut sums = [0.0; 4];
     let mut n = 0.0_f64;
     for p in prepared {
         let config = MemoryConfig {
@@ -116,9 +117,10 @@ fn evaluate(prepared: &[Prepared], search: &SearchConfig, mode: SearchMode) -> [
                 Ok(hits) => hits.iter().map(|h| h.entry.id).collect(),
                 Err(_) => Vec::new(),
             };
-            sums[0] += recall_at(&evidence, &ranking, 5);
-            sums[1] += recall_at(&evidence, &ranking, 10);
-            sums[2] += reciprocal_rank(&evidence, &ranking, 10);
+            sums[0] += recall_at(&evidence, &ranking, 1);
+            sums[1] += recall_at(&evidence, &ranking, 5);
+            sums[2] += recall_at(&evidence, &ranking, 10);
+            sums[3] += reciprocal_rank(&evidence, &ranking, 10);
             n += 1.0;
         }
     }
@@ -163,10 +165,10 @@ fn main() {
                 started.elapsed().as_secs_f64()
             );
             let base = SearchConfig::default();
-            let show = |label: String, m: [f64; 3]| {
+            let show = |label: String, m: [f64; 4]| {
                 println!(
-                    "{dataset_name:<28} {name:<8} {label:<34} r@5 {:.3}  r@10 {:.3}  mrr {:.3}",
-                    m[0], m[1], m[2]
+                    "{dataset_name:<28} {name:<8} {label:<34} r@1 {:.3}  r@5 {:.3}  r@10 {:.3}  mrr {:.3}",
+                    m[0], m[1], m[2], m[3]
                 );
             };
             show(
@@ -177,11 +179,20 @@ fn main() {
                 "vector (exact)".into(),
                 evaluate(&prepared, &base, SearchMode::ExactVector),
             );
+            let fusions = [("rrf", Fusion::Rrf { k: 60.0 }), ("minmax", Fusion::MinMax)];
+            let wanted = |var: &str, item: &str| {
+                let v = std::env::var(var).unwrap_or_default();
+                v.is_empty() || v.split(',').any(|x| x == item)
+            };
             for depth in [10, 50, 100] {
-                for (fname, fusion) in
-                    [("rrf", Fusion::Rrf { k: 60.0 }), ("minmax", Fusion::MinMax)]
-                {
-                    for w in [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7] {
+                if !wanted("SWEEP_DEPTHS", &depth.to_string()) {
+                    continue;
+                }
+                for (fname, fusion) in fusions {
+                    if !wanted("SWEEP_FUSIONS", fname) {
+                        continue;
+                    }
+                    for w in [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] {
                         let search = SearchConfig {
                             fusion,
                             vector_weight: Some(w),
