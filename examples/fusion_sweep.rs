@@ -147,11 +147,16 @@ fn datasets() -> Vec<(String, Dataset)> {
     out
 }
 
+/// Whether `item` is in the comma-separated list of `var` (any item when it is unset or empty).
+fn wanted(var: &str, item: &str) -> bool {
+    let v = std::env::var(var).unwrap_or_default();
+    v.is_empty() || v.split(',').any(|x| x == item)
+}
+
 fn main() {
-    let only = std::env::var("SWEEP_EMBEDDERS").unwrap_or_default();
     for (dataset_name, dataset) in datasets() {
         for (name, embedder) in embedders() {
-            if !only.is_empty() && !only.split(',').any(|o| o == name) {
+            if !wanted("SWEEP_EMBEDDERS", &name) {
                 continue;
             }
             let started = std::time::Instant::now();
@@ -180,10 +185,6 @@ fn main() {
                 evaluate(&prepared, &base, SearchMode::ExactVector),
             );
             let fusions = [("rrf", Fusion::Rrf { k: 60.0 }), ("minmax", Fusion::MinMax)];
-            let wanted = |var: &str, item: &str| {
-                let v = std::env::var(var).unwrap_or_default();
-                v.is_empty() || v.split(',').any(|x| x == item)
-            };
             for depth in [10, 50, 100] {
                 if !wanted("SWEEP_DEPTHS", &depth.to_string()) {
                     continue;
