@@ -111,6 +111,15 @@ pub fn fill(memory: &Memory, messages: &[Message], label: &str) -> Result<Vec<En
     Ok(ids)
 }
 
+/// Returns once every long-term vector is linked into its HNSW graph (searchable at full ANN
+/// speed), polling every millisecond; unlike [`Memory::wait_for_indexing`] it does not wait for
+/// the linker to refine what a backlog linked quickly. For timings of "searchable".
+pub fn wait_until_searchable(memory: &Memory) {
+    while memory.pending_index_links() > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Waits until the store's background linker has put every vector into its HNSW graph, so that
 /// no benchmark measures a half-built graph or competes with the linker for the CPU.
 pub fn wait_for_indexing(memory: &Memory, label: &str, loud: bool) {

@@ -189,9 +189,12 @@ impl Memory {
         self.state().embed(text)
     }
 
-    /// Blocks until every long-term vector is linked into its agent's HNSW graph. Linking runs in
-    /// the background after writes and after open; searches are complete before it finishes
-    /// (unlinked vectors are scanned exactly) but slower. Benchmarks call this before measuring.
+    /// Blocks until every long-term vector is linked into its agent's HNSW graph, and the
+    /// vectors a backlog had linked quickly are linked again with the full candidate list.
+    /// Linking runs in the background after writes and after open; searches are complete before
+    /// it finishes (unlinked vectors are scanned exactly) but slower. Benchmarks call this
+    /// before measuring. (Searchable at full ANN speed is earlier: when
+    /// [`Memory::pending_index_links`] reaches 0.)
     pub fn wait_for_indexing(&self) {
         self.state().ltm.wait_for_indexing();
     }

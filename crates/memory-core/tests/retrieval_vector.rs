@@ -534,3 +534,88 @@ fn a_graph_linked_in_parallel_beside_searches_is_as_good_as_a_serial_one() {
         rate(got[0])
     );
 }
+
+/// A backlog linked with the short candidate list (`link_parallel_quick`) and then refined with
+/// the full one, beside a searcher: every vector stays findable while its links are rewritten,
+/// every quick link gets refined once, and the refined graph's recall at the shortest list is
+/// within 2 points of a serial full build's.
+#[test]
+fn quickly_linked_vectors_are_refined_to_a_full_graphs_recall() {
+    let dim = 48;
+    let (data, queries) = clustered(11, dim, 60, 12_000, 100, 0.7);
+    let mut config = VectorIndexConfig::new(dim);
+    config.hnsw.min_len = 1_000;
+    // A short full list, so that the quick one (half of it) builds a visibly worse graph.
+    config.hnsw.ef_construction = 40;
+    let fresh = || {
+        let mut ix = VectorIndex::new(config).unwrap();
+        for (i, v) in data.iter().enumerate() {
+            ix.insert_unlinked(EntryId(i as u64), v).unwrap();
+        }
+        assert!(ix.link_next(), "the graph is started serially");
+        ix
+    };
+    let mut serial = fresh();
+    while serial.link_next() {}
+    let mut quick = fresh();
+    while quick.link_parallel_quick(2, 32) > 0 {}
+    assert_eq!(quick.pending_links(), 0);
+    assert_eq!(
+        quick.unrefined(),
+        data.len() - 1,
+        "every quick link is kept for refining"
+    );
+    assert_eq!(serial.unrefined(), 0, "full links need no refining");
+    let rate = |ix: &mut VectorIndex| {
+        ix.set_ef_search(10);
+        let mut acc = (0, 0);
+        for q in &queries {
+            let truth = ix.search_exact(q, 10, &|_| true).unwrap();
+            let r = recall(&ix.search_approx(q, 10, &|_| true).unwrap(), &truth);
+            acc = (acc.0 + r.0, acc.1 + r.1);
+        }
+        acc.0 as f64 / acc.1 as f64
+    };
+    let (full, before) = (rate(&mut serial), rate(&mut quick));
+    quick.set_ef_search(64);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut refined = 0;
+    std::thread::scope(|s| {
+        // A searcher while link lists are rewritten: a stored vector used as the query is
+        // found (it is its own nearest neighbour), once.
+        s.spawn(|| {
+            let mut i = 0;
+            let mut misses = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = (i * 7_919) % data.len();
+                let got = quick.search_approx(&data[id], 10, &|_| true).unwrap();
+                let ids: HashSet<EntryId> = got.iter().map(|h| h.0).collect();
+                assert_eq!(ids.len(), got.len(), "a vector came back twice");
+                misses += usize::from(!ids.contains(&EntryId(id as u64)));
+                i += 1;
+            }
+            assert!(
+                misses * 100 <= i.max(1) * 2,
+                "{misses} of {i} searches missed"
+            );
+        });
+        loop {
+            let n = quick.refine(2, 32);
+            if n == 0 {
+                break;
+            }
+            refined += n;
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert_eq!(refined, data.len() - 1, "each quick link refined once");
+    assert_eq!(quick.unrefined(), 0);
+    let after = rate(&mut quick);
+    println!(
+        "12k x {dim}-d, ef 10: recall@10 full {full:.4}, quick {before:.4}, refined {after:.4}"
+    );
+    assert!(
+        after >= full - 0.02,
+        "refined {after} against a full build's {full}"
+    );
+}

@@ -142,6 +142,13 @@ const STAGING_MOVE_AT: usize = 4_096;
 /// builds the same graph for the same insertion order every time.
 const PARALLEL_LINK_AT: usize = 512;
 
+/// Unlinked vectors from which the linker links with a candidate list half as long (about
+/// twice as fast), so that a sustained ingest's backlog reaches the graph sooner; the vectors
+/// linked that way are linked again with the full list once nothing waits (see
+/// [`VectorIndex::refine`]). Below it the backlog costs each ANN query well under a millisecond
+/// of exact scan (1,024 vectors of 384 dimensions: 1.5 MB).
+const QUICK_LINK_AT: usize = 1_024;
+
 /// Vectors per parallel batch: the batch holds the index's read lock, so a writer waits at most
 /// for this many links split over the cores (a few milliseconds), as a single link holds it now.
 const PARALLEL_LINK_BATCH: usize = 32;
@@ -341,9 +348,10 @@ impl AgentIndex {
         self.link_queued.store(false, Ordering::Release);
     }
 
-    /// Work left for the linker: staged vectors to move in, or unlinked ones to link.
+    /// Work left for the linker: staged vectors to move in, unlinked ones to link, or quickly
+    /// linked ones to refine.
     pub fn has_link_work(&self) -> bool {
-        self.pending_links() > 0
+        self.pending_links() > 0 || self.vectors.read().unrefined() > 0
     }
 
     /// Vectors staged or not yet linked. One lock at a time: a guard kept across both reads
@@ -370,15 +378,25 @@ impl AgentIndex {
         }
         let vectors = self.vectors.read();
         let threads = link_threads();
-        if threads > 1 && vectors.pending_links() >= PARALLEL_LINK_AT {
+        let unlinked = vectors.pending_links();
+        if threads > 1 && unlinked >= PARALLEL_LINK_AT {
             // A backlog (an ingest burst, a reopen without snapshot): every core, a short batch
-            // per read lock so that a waiting writer gets in soon.
-            let linked = vectors.link_parallel(threads, PARALLEL_LINK_BATCH);
+            // per read lock so that a waiting writer gets in soon; past QUICK_LINK_AT with the
+            // short candidate list, refined once the backlog is gone.
+            let linked = if unlinked >= QUICK_LINK_AT {
+                vectors.link_parallel_quick(threads, PARALLEL_LINK_BATCH)
+            } else {
+                vectors.link_parallel(threads, PARALLEL_LINK_BATCH)
+            };
             if linked > 0 {
                 return true;
             }
         }
         // One vector per read lock, so that a waiting writer (a move, a removal) gets in soon.
-        vectors.link_next()
+        if vectors.link_next() {
+            return true;
+        }
+        // Nothing left to link: refine what a backlog linked quickly, a batch per read lock.
+        vectors.refine(threads, PARALLEL_LINK_BATCH) > 0
     }
 }

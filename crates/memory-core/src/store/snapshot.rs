@@ -49,8 +49,9 @@ use crate::store::sqlite::SqliteStore;
 
 /// Version of the snapshot format this build writes and reads; any other is rebuilt.
 /// (2: vector arrays aligned for viewing in place in the mapped file; 3: the offset of an agent
-/// file's vector part at its end, so the two parts are decoded at once.)
-pub(crate) const FORMAT_VERSION: u32 = 3;
+/// file's vector part at its end, so the two parts are decoded at once; 4: the graph's nodes
+/// still to refine, after a backlog linked them quickly.)
+pub(crate) const FORMAT_VERSION: u32 = 4;
 
 const MANIFEST: &str = "MANIFEST";
 const MANIFEST_MAGIC: &[u8; 8] = b"MEMCSNAP";

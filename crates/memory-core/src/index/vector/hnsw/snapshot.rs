@@ -19,7 +19,14 @@ impl Graph {
         enc.array(self.levels.len(), self.levels.iter().map(|&l| [l]))?;
         enc.u32s(&self.upper_offset)?;
         enc.atomics(&self.links0)?;
-        enc.atomics(&self.upper)
+        enc.atomics(&self.upper)?;
+        let rough: Vec<u32> = self
+            .rough
+            .lock()
+            .iter()
+            .flat_map(|r| [r.start, r.end])
+            .collect();
+        enc.u32s(&rough)
     }
 
     /// Reads a graph written with the same `params` and `seed` over `slots` slots.
@@ -36,6 +43,7 @@ impl Graph {
         g.upper_offset = dec.u32s()?;
         g.links0 = dec.atomics()?;
         g.upper = dec.atomics()?;
+        let rough = dec.u32s()?;
         let cap = g.levels.len();
         ensure(cap == slots && g.upper_offset.len() == cap, || {
             format!("the graph covers {cap} slots of {slots}")
@@ -83,6 +91,20 @@ impl Graph {
             )?;
         } else {
             ensure(linked == 0, || "linked nodes but no entry point".into())?;
+        }
+        // Nodes a quick batch linked, still to refine: ascending, disjoint ranges of linked nodes.
+        ensure(rough.len() % 2 == 0, || {
+            "a node range without its end".into()
+        })?;
+        let mut after = 0;
+        for pair in rough.chunks_exact(2) {
+            let (start, end) = (pair[0], pair[1]);
+            ensure(
+                after <= start && start < end && end as usize <= linked,
+                || format!("nodes {start}..{end} to refine are out of order or not linked"),
+            )?;
+            after = end;
+            g.rough.get_mut().push_back(start..end);
         }
         g.linked = AtomicUsize::new(linked);
         g.entry = AtomicU64::new(entry);
@@ -132,5 +154,33 @@ mod tests {
         let mut dec = Decoder::new(&bytes);
         let err = Graph::decode(&mut dec, &HnswParams::default(), 7, 11).unwrap_err();
         assert!(err.0.contains("covers 10 slots of 11"), "{err}");
+    }
+
+    #[test]
+    fn nodes_still_to_refine_round_trip_and_must_be_linked_ones() {
+        let mut g = Graph::new(&HnswParams::default(), 7);
+        g.reserve(300);
+        let angle = |x: u32| x as f32 * 0.3;
+        let pair = |a: u32, b: u32| (angle(a) - angle(b)).cos();
+        assert!(g.link_next(pair, |_| {}));
+        assert_eq!(g.link_parallel(2, 100, true, pair, |_| {}), 100);
+        assert_eq!(g.link_parallel(2, 50, true, pair, |_| {}), 50);
+        assert_eq!(g.link_parallel(2, 50, false, pair, |_| {}), 50);
+        assert_eq!(g.rough(), 150, "quick batches only, one range");
+        assert_eq!(g.refine(2, 20, pair, |_| {}), 20);
+        let mut bytes = encoded(&g);
+        let back =
+            Graph::decode(&mut Decoder::new(&bytes), &HnswParams::default(), 7, 300).unwrap();
+        assert_eq!(back.rough(), 130);
+        assert_eq!(encoded(&back), bytes);
+        // The range is 21..151 now: an end past the linked nodes (201) is a defect.
+        let end = 151u32.to_le_bytes();
+        let at = bytes.windows(4).rposition(|w| w == end).unwrap();
+        bytes[at..at + 4].copy_from_slice(&250u32.to_le_bytes());
+        let Err(err) = Graph::decode(&mut Decoder::new(&bytes), &HnswParams::default(), 7, 300)
+        else {
+            panic!("a range of unlinked nodes to refine was accepted");
+        };
+        assert!(err.0.contains("to refine"), "{err}");
     }
 }
