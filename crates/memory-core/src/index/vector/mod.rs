@@ -447,8 +447,8 @@ impl VectorIndex {
 
     /// Links up to `max` quickly linked vectors again with the full candidate list, `threads`
     /// at once, oldest first; returns how many. Takes `&self` and runs beside searches (which
-    /// find them all along). The list of vectors to refine is not saved in a snapshot: a store
-    /// reopened from one keeps their quick links.
+    /// find them all along). The vectors still to refine are saved in a snapshot, so a store
+    /// reopened from one refines them too.
     pub fn refine(&self, threads: usize, max: usize) -> usize {
         let dim = self.config.dim;
         let arena = &self.arena;
