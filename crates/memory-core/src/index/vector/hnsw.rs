@@ -467,16 +467,9 @@ impl Graph {
         visited: &mut Visited,
     ) {
         let level = usize::from(self.levels[node as usize]);
-        let (entry, max_level) = unpack(self.entry.load(Acquire));
         let sim = |x: u32| pair(node, x);
-        let mut ep = Cand {
-            sim: sim(entry),
-            node: entry,
-        };
         let mut scratch = Vec::with_capacity(self.m0);
-        for layer in (level + 1..=max_level).rev() {
-            ep = self.greedy(&sim, ep, layer, &mut scratch);
-        }
+        let (ep, max_level) = self.descend(&sim, level, &mut scratch);
         let mut eps = vec![ep];
         let others = |x: u32| x != node;
         for layer in (0..=level.min(max_level)).rev() {
@@ -536,16 +529,9 @@ impl Graph {
         visited: &mut Visited,
     ) {
         let level = usize::from(self.levels[node as usize]);
-        let (entry, max_level) = unpack(self.entry.load(Acquire));
         let sim = |x: u32| pair(node, x);
-        let mut ep = Cand {
-            sim: sim(entry),
-            node: entry,
-        };
         let mut scratch = Vec::with_capacity(self.m0);
-        for layer in (level + 1..=max_level).rev() {
-            ep = self.greedy(&sim, ep, layer, &mut scratch);
-        }
+        let (ep, max_level) = self.descend(&sim, level, &mut scratch);
         let mut eps = vec![ep];
         for layer in (0..=level.min(max_level)).rev() {
             let found = self.search_layer(&sim, prefetch, &eps, ef, layer, visited, &|_| true);
@@ -611,6 +597,26 @@ impl Graph {
         cands.sort_unstable_by(|a, b| b.cmp(a));
         let chosen = select_neighbours(&cands, cap, pair);
         self.set_links(e, layer, &chosen);
+    }
+
+    /// The greedy walk (ef = 1) from the entry point down to the layer above `level`: where a
+    /// search of layers `level.min(top)` and below starts, and the graph's top level. The
+    /// graph must have an entry point.
+    fn descend(
+        &self,
+        sim: &impl Fn(u32) -> f32,
+        level: usize,
+        links: &mut Vec<u32>,
+    ) -> (Cand, usize) {
+        let (entry, max_level) = unpack(self.entry.load(Acquire));
+        let mut ep = Cand {
+            sim: sim(entry),
+            node: entry,
+        };
+        for layer in (level + 1..=max_level).rev() {
+            ep = self.greedy(sim, ep, layer, links);
+        }
+        (ep, max_level)
     }
 
     /// Greedy walk to the best node reachable on `layer` (search with ef = 1).
