@@ -558,13 +558,18 @@ fn the_background_linker_builds_the_graph_and_search_is_complete_before_it_does(
             .with_k(5)
             .without_cache()
     };
+    // The texts are near-identical, so the exact top 5 often ends on a tie that an approximate
+    // walk may break either way: a hit counts as found when it is as similar to the query as
+    // the exact fifth one, whichever entry it is.
     let exact = m.search(&near(SearchMode::ExactVector)).unwrap();
     let approx = m.search(&near(SearchMode::Vector)).unwrap();
-    let overlap = approx
-        .iter()
-        .filter(|h| exact.iter().any(|e| e.entry.id == h.entry.id))
-        .count();
-    assert!(overlap >= 4, "{overlap} of 5");
+    let cosine = |h: &memory_core::SearchHit| h.components.vector.expect("vector search ran");
+    let fifth = cosine(&exact[4]);
+    let found = approx.iter().filter(|h| cosine(h) >= fifth - 1e-5).count();
+    assert!(
+        found >= 4,
+        "{found} of 5 approximate hits are as similar as the exact fifth ({fifth})"
+    );
     let hybrid = m.search(&q.with_mode(SearchMode::Hybrid)).unwrap();
     assert_eq!(hybrid[0].entry.id, target);
 }

@@ -689,3 +689,114 @@ fn snapshots_saved_during_writes_reopen_to_the_same_answers_as_a_rebuild() {
         "a rebuild from the rows agrees"
     );
 }
+
+/// A backlog of vectors is linked with a short candidate list first and refined afterwards. A
+/// snapshot saved between the two keeps the nodes still to refine: the reopened store refines
+/// them (and answers meanwhile), and its next snapshot has none left.
+#[test]
+fn a_snapshot_saved_before_a_backlog_was_refined_is_refined_after_reopening() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: one core, so a backlog is linked one vector at a time, never quickly");
+        return;
+    }
+    const DIM: usize = 32;
+    let config = || {
+        let mut c = config();
+        c.embedding_dim = DIM;
+        c
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    let centers: Vec<Vec<f32>> = (0..40)
+        .map(|_| (0..DIM).map(|_| rng.random_range(-1.0f32..1.0)).collect())
+        .collect();
+    let near = |rng: &mut rand::rngs::StdRng| -> Vec<f32> {
+        let c = &centers[rng.random_range(0..centers.len())];
+        c.iter()
+            .map(|x| x + rng.random_range(-0.3f32..0.3))
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut saved = None;
+    // The refinement runs as soon as the quick linking is done, so the save may come too late;
+    // a few tries (each on a new store) catch it in between.
+    for attempt in 0..5 {
+        let db = dir.path().join(format!("m{attempt}.db"));
+        let m = Memory::open(Storage::File(db.clone()), config()).unwrap();
+        let batch: Vec<NewEntry> = (0..8_000)
+            .map(|i| {
+                NewEntry::new("ada", "s", Role::User, format!("note {i}"))
+                    .with_embedding(near(&mut rng))
+            })
+            .collect();
+        m.insert_batch(batch).unwrap();
+        while m.pending_index_links() > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        m.checkpoint().unwrap();
+        let crashed = crash_copy(m, &db);
+        let (m, events) = open(&crashed, config());
+        let unrefined = loaded_field(&events, "unrefined");
+        eprintln!("attempt {attempt}: the snapshot holds {unrefined} nodes to refine");
+        if unrefined > 0 {
+            saved = Some((crashed, m));
+            break;
+        }
+    }
+    let (db, m) = saved.expect("no snapshot in five caught the backlog before its refinement");
+    // Searches run beside the refinement and find what an exact scan finds.
+    let queries: Vec<Vec<f32>> = (0..30).map(|_| near(&mut rng)).collect();
+    let recall = |m: &Memory| {
+        let mut found = 0;
+        for v in &queries {
+            let query = |mode| {
+                SearchQuery::new("ada", "note")
+                    .with_mode(mode)
+                    .with_k(10)
+                    .with_vector(v.clone())
+                    .with_tiers(Tiers::LongTerm)
+                    .without_cache()
+            };
+            let exact = m.search(&query(SearchMode::ExactVector)).unwrap();
+            let tenth = exact[9].components.vector.unwrap();
+            found += m
+                .search(&query(SearchMode::Vector))
+                .unwrap()
+                .iter()
+                .filter(|h| h.components.vector.unwrap() >= tenth - 1e-5)
+                .count();
+        }
+        found as f64 / (10 * queries.len()) as f64
+    };
+    let during = recall(&m);
+    m.wait_for_indexing();
+    let refined = recall(&m);
+    eprintln!("recall@10 while refining {during:.3}, refined {refined:.3}");
+    assert!(
+        refined >= 0.9,
+        "recall@10 after the refinement: {refined:.3}"
+    );
+    drop(m);
+    let (m, events) = open(&db, config());
+    assert_eq!(loaded_field(&events, "unrefined"), 0, "{}", events.dump());
+    assert_eq!(m.pending_index_links(), 0);
+    assert_eq!(recall(&m), refined, "the refined graph came back as it was");
+}
+
+/// A numeric field of the "indexes loaded from the snapshot" event.
+fn loaded_field(events: &Events, field: &str) -> usize {
+    let lines = events.0.lock().unwrap();
+    let line = lines
+        .iter()
+        .find(|l| l.contains("indexes loaded from the snapshot"))
+        .unwrap_or_else(|| panic!("the snapshot was not loaded: {}", lines.join("\n")));
+    let key = format!(" {field}=");
+    let at = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {field} in {line}"))
+        + key.len();
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{field} is not a number in {line}"))
+}

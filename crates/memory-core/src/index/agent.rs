@@ -351,7 +351,7 @@ impl AgentIndex {
     /// Work left for the linker: staged vectors to move in, unlinked ones to link, or quickly
     /// linked ones to refine.
     pub fn has_link_work(&self) -> bool {
-        self.pending_links() > 0 || self.vectors.read().unrefined() > 0
+        self.pending_links() > 0 || self.unrefined() > 0
     }
 
     /// Vectors staged or not yet linked. One lock at a time: a guard kept across both reads
@@ -361,6 +361,11 @@ impl AgentIndex {
         let staged = self.staging.read().len();
         let unlinked = self.vectors.read().pending_links();
         staged + unlinked
+    }
+
+    /// Vectors linked with the short candidate list and not refined yet.
+    pub fn unrefined(&self) -> usize {
+        self.vectors.read().unrefined()
     }
 
     /// One unit of the linker's work: move staged vectors in (when nothing else is left to link

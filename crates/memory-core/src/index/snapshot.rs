@@ -79,6 +79,15 @@ impl Indexes {
         }
     }
 
+    /// Vectors over all agents that a backlog linked with the short candidate list and that
+    /// are not refined yet (after a load: the refinement the closed store had not finished).
+    pub fn unrefined(&self) -> usize {
+        self.agents_for_snapshot()
+            .iter()
+            .map(|(_, a)| a.unrefined())
+            .sum()
+    }
+
     /// Live entries over all agents.
     pub fn total_count(&self) -> u64 {
         self.agents_for_snapshot()

@@ -78,6 +78,11 @@ fn due(changes: u64, entries: u64, pending_links: usize) -> bool {
         || changes >= MIN_CHANGES.max(entries.saturating_mul(2))
 }
 
+/// Vectors the linker has still to link or to refine, over all agents.
+fn link_work(indexes: &Indexes) -> u64 {
+    (indexes.pending_links() + indexes.unrefined()) as u64
+}
+
 /// The stamp of a snapshot: which database, and up to which change-log row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Stamp {
@@ -134,9 +139,10 @@ pub(crate) struct SnapshotState {
     /// not replay, so no snapshot is saved by this handle.
     pub index_gaps: AtomicBool,
     saved_seq: AtomicU64,
-    /// Vectors the last saved snapshot held unlinked: a later save of the same stamp is worth
-    /// it when the linker has linked them since.
-    saved_unlinked: AtomicU64,
+    /// Vectors the last saved snapshot held unlinked or still to refine: a later save of the
+    /// same stamp is worth it when the linker has done some of that work since (else every
+    /// reopen would link or refine them again).
+    saved_link_work: AtomicU64,
     /// One save at a time.
     saving: Mutex<()>,
     shutdown: Mutex<bool>,
@@ -251,8 +257,8 @@ impl Snapshots {
                 indexes.schedule_all();
                 self.state.saved_seq.store(stamp.seq, Ordering::Relaxed);
                 self.state
-                    .saved_unlinked
-                    .store(indexes.pending_links() as u64, Ordering::Relaxed);
+                    .saved_link_work
+                    .store(link_work(indexes), Ordering::Relaxed);
                 self.state
                     .changes
                     .store(loaded.replayed as u64, Ordering::Relaxed);
@@ -261,6 +267,8 @@ impl Snapshots {
                     seq = stamp.seq,
                     entries = indexes.total_count(),
                     replayed = loaded.replayed,
+                    unlinked = indexes.pending_links(),
+                    unrefined = indexes.unrefined(),
                     read_ms = read.as_millis() as u64,
                     total_ms = began.elapsed().as_millis() as u64,
                     "indexes loaded from the snapshot"
@@ -493,9 +501,9 @@ impl Snapshots {
         let Some((seq, token)) = head else {
             return Ok(None);
         };
-        let unlinked = indexes.pending_links() as u64;
+        let link_work = link_work(indexes);
         if seq == self.state.saved_seq.load(Ordering::Relaxed)
-            && unlinked >= self.state.saved_unlinked.load(Ordering::Relaxed)
+            && link_work >= self.state.saved_link_work.load(Ordering::Relaxed)
         {
             return Ok(None);
         }
@@ -566,7 +574,9 @@ impl Snapshots {
         .map_err(io(&manifest))?;
         sync_dir(&self.dir).map_err(io(&self.dir))?;
         self.state.saved_seq.store(seq, Ordering::Relaxed);
-        self.state.saved_unlinked.store(unlinked, Ordering::Relaxed);
+        self.state
+            .saved_link_work
+            .store(link_work, Ordering::Relaxed);
         self.state.changes.fetch_sub(changes, Ordering::AcqRel);
         self.remove_other_files(&written);
         // The log before this snapshot's row is no longer needed by any snapshot.
