@@ -52,6 +52,16 @@ struct Inner {
     consolidating: Mutex<()>,
 }
 
+impl Drop for Inner {
+    /// The last handle's close writes the retrievals not written back yet (a crash loses at
+    /// most those of the last second or so: retrieval counts are advisory, never acknowledged).
+    fn drop(&mut self) {
+        if let Err(e) = self.writes.flush_access_log(&self.state) {
+            tracing::warn!(error = %e, "could not write the retrieval counts on close");
+        }
+    }
+}
+
 /// Sizes of the tiers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {

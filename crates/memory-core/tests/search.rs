@@ -333,6 +333,36 @@ fn cached_answers_expire_after_the_ttl_on_the_injected_clock() {
     });
 }
 
+/// Retrieval counts ride along with a commit at most once a second (each updates a row at a
+/// random place, which slowed a paced ingest beside a query loop several-fold when every commit
+/// carried them): a commit soon after the retrievals leaves them in RAM, one a second later
+/// writes them, and the last handle's close writes what is left.
+#[test]
+fn retrievals_are_written_back_by_a_later_commit_or_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let open = || Memory::open(Storage::File(path.clone()), config()).unwrap();
+    let m = open();
+    let id = m.insert(entry("a", "s", "remember the milk")).unwrap();
+    let search = |m: &Memory| {
+        m.search(&SearchQuery::new("a", "milk").without_cache())
+            .unwrap()
+    };
+    search(&m);
+    // More than the interval later, the next commit carries the count.
+    std::thread::sleep(Duration::from_millis(1_100));
+    m.insert(entry("a", "s", "buy bread")).unwrap();
+    assert_eq!(m.get("a", id).unwrap().unwrap().access_count, 1);
+    // A clone closing writes nothing yet; the last handle's close does.
+    let other = m.clone();
+    search(&m);
+    drop(m);
+    search(&other);
+    drop(other);
+    let m = open();
+    assert_eq!(m.get("a", id).unwrap().unwrap().access_count, 3);
+}
+
 #[test]
 fn retrieval_records_accesses_without_blocking_on_the_writer() {
     common::each_backend_from(START, config(), |m, clock| {

@@ -600,10 +600,13 @@ impl VectorIndex {
             }
         }
         // Vectors not linked yet are scanned exactly, so a search never misses a stored vector
-        // because the background linker is behind.
+        // because the background linker is behind. `fresh` is walked beside the ascending slots
+        // (a tail of 20K vectors times a linear lookup in ef entries cost as much as the scan).
+        fresh.sort_unstable();
+        let mut fresh = fresh.into_iter().peekable();
         let mut accepted = found.len();
         for slot in linked..self.ids.len() {
-            if self.deleted[slot] || fresh.contains(&slot) {
+            if fresh.next_if_eq(&slot).is_some() || self.deleted[slot] {
                 continue;
             }
             let (s, id) = (self.arena.sim_query(dim, q, slot), self.ids[slot]);

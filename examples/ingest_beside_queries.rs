@@ -1,0 +1,110 @@
+//! A paced ingest beside a loop of ANN queries on the 100,000-entry fixture (in a temporary
+//! store): the writer's achieved rate and `insert_batch` latency percentiles, the largest
+//! unlinked backlog, and ANN latency percentiles. The Criterion bench `tail/ann_during_ingest`
+//! measures the queries' side; this shows the writer's side too.
+//!
+//! ```text
+//! cargo run --release --example ingest_beside_queries
+//! PROBE_RATE=10000 cargo run --release --example ingest_beside_queries   # entries/s (default 20,000)
+//! PROBE_NO_QUERIES=1 cargo run --release --example ingest_beside_queries # the writer alone
+//! ```
+use std::time::{Duration, Instant};
+
+use memory_bench::fixture;
+use memory_bench::queries::search_query;
+use memory_core::{MemoryConfig, NewEntry, SearchMode};
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+fn main() {
+    let size = 100_000;
+    let f = fixture::build_with(
+        size,
+        1,
+        200,
+        fixture::salt(size, 1),
+        MemoryConfig::default(),
+        "",
+    )
+    .unwrap();
+    fixture::wait_until_searchable(&f.memory);
+    let agent = "agent-0";
+    let messages = fixture::workload().messages(40_000, 1, 0x1a9e57);
+    let rate: f64 = std::env::var("PROBE_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000.0);
+    let queries_on = std::env::var("PROBE_NO_QUERIES").is_err();
+    let batch = (rate / 100.0) as usize;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (ins, lat, lag) = std::thread::scope(|s| {
+        let w = s.spawn(|| {
+            let mut ins = Vec::new();
+            let start = Instant::now();
+            let mut due = start;
+            let mut lag = 0;
+            for (k, chunk) in messages.chunks(batch).enumerate() {
+                if k * batch >= 30_000 {
+                    break;
+                }
+                let now = Instant::now();
+                if now < due {
+                    std::thread::sleep(due - now);
+                }
+                due += Duration::from_secs_f64(batch as f64 / rate);
+                let t = Instant::now();
+                f.memory
+                    .insert_batch(
+                        chunk
+                            .iter()
+                            .map(|m| {
+                                NewEntry::new(agent, "s", m.role, m.text.clone())
+                                    .with_embedding(m.embedding.clone())
+                            })
+                            .collect(),
+                    )
+                    .unwrap();
+                ins.push(t.elapsed());
+                lag = lag.max(f.memory.pending_index_links());
+            }
+            let secs = start.elapsed().as_secs_f64();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            println!("writer: {:.0} entries/s", (ins.len() * batch) as f64 / secs);
+            (ins, lag)
+        });
+        let mut lat = Vec::new();
+        let mut i = 0;
+        while queries_on && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let q = search_query(agent, &f.queries[i % f.queries.len()], SearchMode::Vector);
+            i += 1;
+            let t = Instant::now();
+            f.memory.search(&q).unwrap();
+            lat.push(t.elapsed());
+        }
+        let (ins, lag) = w.join().unwrap();
+        (ins, lat, lag)
+    });
+    let mut ins = ins;
+    let n = ins.len();
+    println!(
+        "insert_batch x{n}: p50 {:?} p90 {:?} p99 {:?} max {:?}; unlinked up to {lag}",
+        pct(&mut ins, 0.5),
+        pct(&mut ins, 0.9),
+        pct(&mut ins, 0.99),
+        pct(&mut ins, 1.0)
+    );
+    if !lat.is_empty() {
+        let mut lat = lat;
+        println!(
+            "ANN x{}: p50 {:?} p95 {:?} p99 {:?} max {:?}",
+            lat.len(),
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 0.95),
+            pct(&mut lat, 0.99),
+            pct(&mut lat, 1.0)
+        );
+    }
+}
