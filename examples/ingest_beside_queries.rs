@@ -7,6 +7,7 @@
 //! cargo run --release --example ingest_beside_queries
 //! PROBE_RATE=10000 cargo run --release --example ingest_beside_queries   # entries/s (default 20,000)
 //! PROBE_NO_QUERIES=1 cargo run --release --example ingest_beside_queries # the writer alone
+//! PROBE_ENTRIES=100000 cargo run --release --example ingest_beside_queries # entries written (30,000)
 //! ```
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,11 @@ fn main() {
     .unwrap();
     fixture::wait_until_searchable(&f.memory);
     let agent = "agent-0";
-    let messages = fixture::workload().messages(40_000, 1, 0x1a9e57);
+    let total: usize = std::env::var("PROBE_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30_000);
+    let messages = fixture::workload().messages(total, 1, 0x1a9e57);
     let rate: f64 = std::env::var("PROBE_RATE")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -46,10 +51,7 @@ fn main() {
             let start = Instant::now();
             let mut due = start;
             let mut lag = 0;
-            for (k, chunk) in messages.chunks(batch).enumerate() {
-                if k * batch >= 30_000 {
-                    break;
-                }
+            for chunk in messages.chunks(batch) {
                 let now = Instant::now();
                 if now < due {
                     std::thread::sleep(due - now);
