@@ -26,6 +26,9 @@
 #        filter, e.g. "ltm/get" for a fast look) INSTR_FILTER (gungraun's, default the planted
 #        operation's benchmark for OP=get) MEMBENCH_PROFILE=quick HOG_BUSY=15 HOG_IDLE=10
 #        CONFIG=<bench-gate.toml> (default: the repository's) OUT=<dir to keep the reports>
+#        CONFIGS="LABEL=<toml> LABEL=<toml> ..." judges every run under each configuration (the
+#        same measurements, so two verdict rules are compared on identical data; one table row
+#        per configuration)
 # Prints one line per run, then the table: false regressions per A/A run, share of planted
 # slowdowns caught, unrelated rows regressed.
 set -euo pipefail
@@ -45,6 +48,10 @@ filter=${FILTER:-}
 hog_busy=${HOG_BUSY:-15}
 hog_idle=${HOG_IDLE:-10}
 config=${CONFIG:-$root/bench-gate.toml}
+read -r -a configs <<<"${CONFIGS:-default=$config}"
+for c in "${configs[@]}"; do
+  [[ $c == *=* && -f ${c#*=} ]] || { echo "CONFIGS entry '$c' is not LABEL=<existing file>" >&2; exit 1; }
+done
 export MEMBENCH_PROFILE=${MEMBENCH_PROFILE:-quick}
 target=${CARGO_TARGET_DIR:-$root/target}/accuracy-planted
 work=$(mktemp -d "${TMPDIR:-/tmp}/accuracy.XXXXXX")
@@ -171,8 +178,10 @@ calibrate() {
   echo "# calibration: $op counts $op_base instructions; the planted loop costs $per_iter per iteration"
 }
 
-gate_json() { # ARGS... -> report JSON on stdout (the gate's exit code is in the JSON)
-  (cd "$work" && GUNGRAUN_HOME="$work/g" "$gate" compare "$@" --criterion-dir "$work/c" --config "$config" --format json 2>>"$work/log") || true
+gate_json() { # CONFIG ARGS... -> report JSON on stdout (the gate's exit code is in the JSON)
+  local cfg=$1
+  shift
+  (cd "$work" && GUNGRAUN_HOME="$work/g" "$gate" compare "$@" --criterion-dir "$work/c" --config "$cfg" --format json 2>>"$work/log") || true
 }
 
 declare -A runs caught unrelated false_rows false_runs
@@ -215,7 +224,7 @@ for mode in $modes; do
             criterion_run base base 0
             criterion_run head head "$pct"
             stop_noise
-            json=$(gate_json base head)
+            gate_args=(base head)
             ;;
           interleaved)
             for ((k = 1; k <= rounds; k++)); do
@@ -228,19 +237,23 @@ for mode in $modes; do
               fi
             done
             stop_noise
-            json=$(gate_json base head --rounds "$rounds")
+            gate_args=(base head --rounds "$rounds")
             ;;
           instructions)
             work_n=$(jq -n "($op_base * $pct / 100 / $per_iter) | round")
             instructions_run base 0
             instructions_run head "$work_n"
             stop_noise
-            json=$(gate_json base head)
+            gate_args=(base head)
             ;;
           *) echo "unknown mode '$mode'" >&2; exit 1 ;;
         esac
-        printf '%s\n' "$json" >"$out/${mode}-${noise}-${pct}-${rep}.json"
-        summarise "$key" "$json" "$pct"
+        for c in "${configs[@]}"; do
+          label=${c%%=*}
+          json=$(gate_json "${c#*=}" "${gate_args[@]}")
+          printf '%s\n' "$json" >"$out/${mode}-${noise}-${pct}-${rep}-${label}.json"
+          summarise "$key/$label" "$json" "$pct"
+        done
       done
     done
   done
@@ -248,19 +261,22 @@ done
 
 echo
 echo "# $(date -u +%FT%TZ) load=$(cut -d' ' -f1-3 /proc/loadavg); reports in $out"
-printf '| mode | noise | planted | runs | A/A: runs with a false regression | A/A: false rows per run | caught | unrelated rows regressed |\n'
-printf '|---|---|---:|---:|---:|---:|---:|---:|\n'
+printf '| mode | noise | planted | config | runs | A/A: runs with a false regression | A/A: false rows per run | caught | unrelated rows regressed |\n'
+printf '|---|---|---:|---|---:|---:|---:|---:|---:|\n'
 for mode in $modes; do
   for noise in $noises; do
     for pct in $pcts; do
-      key="$mode/$noise/$pct"
-      n=${runs[$key]:-0}
-      if [[ $pct == 0 ]]; then
-        printf '| %s | %s | A/A | %d | %d/%d | %s | - | - |\n' "$mode" "$noise" "$n" "${false_runs[$key]:-0}" "$n" \
-          "$(jq -n "if $n > 0 then (${false_rows[$key]:-0} / $n * 100 | round / 100) else 0 end")"
-      else
-        printf '| %s | %s | +%s%% | %d | - | - | %d/%d | %d |\n' "$mode" "$noise" "$pct" "$n" "${caught[$key]:-0}" "$n" "${unrelated[$key]:-0}"
-      fi
+      for c in "${configs[@]}"; do
+        label=${c%%=*}
+        key="$mode/$noise/$pct/$label"
+        n=${runs[$key]:-0}
+        if [[ $pct == 0 ]]; then
+          printf '| %s | %s | A/A | %s | %d | %d/%d | %s | - | - |\n' "$mode" "$noise" "$label" "$n" "${false_runs[$key]:-0}" "$n" \
+            "$(jq -n "if $n > 0 then (${false_rows[$key]:-0} / $n * 100 | round / 100) else 0 end")"
+        else
+          printf '| %s | %s | +%s%% | %s | %d | - | - | %d/%d | %d |\n' "$mode" "$noise" "$pct" "$label" "$n" "${caught[$key]:-0}" "$n" "${unrelated[$key]:-0}"
+        fi
+      done
     done
   done
 done

@@ -29,6 +29,22 @@ pub struct Gate {
     pub fail_on_missing: bool,
     /// Kind of benchmarks that match no rule.
     pub default_kind: Kind,
+    /// What one interleaved round contributes of a timed benchmark: the mean or the median
+    /// of its samples (see [`RoundStatistic`]).
+    pub round_statistic: RoundStatistic,
+}
+
+/// The per-round value that `compare --rounds` pairs across the two sides (instruction counts
+/// and single-run comparisons are not affected).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoundStatistic {
+    /// The mean of the round's samples.
+    #[default]
+    Mean,
+    /// The median of the round's samples: a burst of load that slows a few samples of a round
+    /// moves it little.
+    Median,
 }
 
 impl Default for Gate {
@@ -40,6 +56,7 @@ impl Default for Gate {
             seed: 0x5EED,
             fail_on_missing: false,
             default_kind: Kind::Latency,
+            round_statistic: RoundStatistic::default(),
         }
     }
 }
@@ -463,6 +480,22 @@ mod tests {
             c.threshold_of("throughput/x", Kind::Throughput).unwrap(),
             -10.0
         );
+    }
+
+    #[test]
+    fn the_round_statistic_is_mean_or_median() {
+        assert_eq!(
+            parse("").unwrap().gate.round_statistic,
+            RoundStatistic::default()
+        );
+        let c = parse("[gate]\nround_statistic = \"median\"\n").unwrap();
+        assert_eq!(c.gate.round_statistic, RoundStatistic::Median);
+        let c = parse("[gate]\nround_statistic = \"mean\"\n").unwrap();
+        assert_eq!(c.gate.round_statistic, RoundStatistic::Mean);
+        let err = parse("[gate]\nround_statistic = \"mode\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `mode`"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! stay comparable) and the unit their mean is shown in. Both the relative gate and the budgets
 //! read benchmarks through here.
 
+use crate::config::RoundStatistic;
 use crate::criterion::Benchmark;
 use crate::error::{Error, Result};
 use crate::kind::{DisplayUnit, Kind};
@@ -56,6 +57,20 @@ impl Costs {
     /// Mean cost per iteration (or per element).
     pub fn mean(&self) -> f64 {
         stats::mean(&self.values)
+    }
+
+    /// Median cost per iteration (or per element): the middle sample, or the mean of the two
+    /// middle ones.
+    pub fn median(&self) -> f64 {
+        stats::median(&self.values)
+    }
+
+    /// The round's value of `statistic`.
+    pub fn location(&self, statistic: RoundStatistic) -> f64 {
+        match statistic {
+            RoundStatistic::Mean => self.mean(),
+            RoundStatistic::Median => self.median(),
+        }
     }
 
     /// The mean as shown: the cost itself, or a rate per second.

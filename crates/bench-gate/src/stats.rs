@@ -19,6 +19,21 @@ pub fn mean(xs: &[f64]) -> f64 {
     }
 }
 
+/// Median; 0 for an empty slice. NaNs sort last (costs are checked finite before they get here).
+pub fn median(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = xs.to_vec();
+    sorted.sort_unstable_by(|a, b| a.total_cmp(b));
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
 /// Unbiased sample variance; 0 when fewer than two values, and exactly 0 for constant values.
 pub fn variance(xs: &[f64]) -> f64 {
     if xs.len() < 2 || is_constant(xs) {
@@ -344,6 +359,18 @@ mod tests {
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn median_is_the_middle_value_or_the_mean_of_the_two_middle_ones() {
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[3.0]), 3.0);
+        assert_eq!(median(&[9.0, 1.0, 5.0]), 5.0);
+        assert_eq!(median(&[4.0, 1.0, 100.0, 2.0]), 3.0);
+        // A burst that slows a few samples moves the mean, hardly the median.
+        let round = [10.0, 10.2, 9.9, 10.1, 10.0, 30.0, 29.0];
+        assert_eq!(median(&round), 10.1);
+        assert!(mean(&round) > 15.0);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::{Config, RoundStatistic};
 use crate::cost::Costs;
 use crate::criterion::{Baseline, Benchmark};
 use crate::error::{Error, Result};
@@ -542,10 +542,17 @@ fn rounds_row(
         unit: costs[0].unit,
     };
     let (all_base, all_new) = (pooled(&base_costs), pooled(&new_costs));
+    // Instruction counts are decided on every round's counts at once (below), so their rounds
+    // show the change of means; timed rounds show what they are paired by.
+    let statistic = if kind.is_deterministic() {
+        RoundStatistic::Mean
+    } else {
+        config.gate.round_statistic
+    };
     let round_changes: Vec<f64> = base_costs
         .iter()
         .zip(&new_costs)
-        .map(|(b, n)| shown_change(kind, b.mean(), n.mean()))
+        .map(|(b, n)| shown_change(kind, b.location(statistic), n.location(statistic)))
         .collect();
     if kind.is_deterministic() {
         let sides: Vec<(&Benchmark, &Costs)> = base
@@ -566,7 +573,7 @@ fn rounds_row(
         let ratios: Vec<f64> = base_costs
             .iter()
             .zip(&new_costs)
-            .map(|(b, n)| n.mean() / b.mean())
+            .map(|(b, n)| n.location(statistic) / b.location(statistic))
             .collect();
         let paired = stats::paired_ratio(&ratios, config.gate.confidence);
         cost_ratio_change(

@@ -998,6 +998,61 @@ fn rounds_are_paired_and_a_planted_slowdown_regresses_with_its_per_round_changes
     assert!(text.contains("change per round"), "{text}");
 }
 
+/// A burst of load that slows a quarter of one round's samples eightfold: the round's mean
+/// moves with it, its median does not. `gate.round_statistic` picks what rounds are paired by.
+#[test]
+fn a_burst_in_a_few_samples_of_a_round_moves_its_mean_not_its_median() {
+    let s = Scratch::new();
+    for (side, k, from) in [
+        ("old", 1, "base"),
+        ("old", 2, "same"),
+        ("old", 3, "base"),
+        ("pr", 1, "same"),
+        ("pr", 2, "base"),
+        ("pr", 3, "same"),
+    ] {
+        s.copy_baseline(from, &format!("{side}-r{k}"));
+    }
+    // Criterion's directory of a group "latency/fixture" is "latency_fixture".
+    let sample = s.path("criterion/latency_fixture/spin_small/pr-r1/sample.json");
+    let mut json: Value = serde_json::from_slice(&std::fs::read(&sample).unwrap()).unwrap();
+    let times = json["times"].as_array_mut().unwrap();
+    let n = times.len();
+    for t in times.iter_mut().skip(n - n / 4) {
+        *t = Value::from(t.as_f64().unwrap() * 8.0);
+    }
+    std::fs::write(&sample, serde_json::to_vec(&json).unwrap()).unwrap();
+    let first_round = |statistic: &str| {
+        let config = s.path(&format!("{statistic}.toml"));
+        std::fs::write(
+            &config,
+            format!("[gate]\nround_statistic = \"{statistic}\"\n"),
+        )
+        .unwrap();
+        let config = config.display().to_string();
+        let (_, report) = s.compare_json("old", "pr", &["--rounds", "3", "--config", &config]);
+        let row = report["benchmarks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == SPIN_SMALL)
+            .unwrap()
+            .clone();
+        (
+            row["verdict"].as_str().unwrap().to_string(),
+            row["round_changes_pct"][0].as_f64().unwrap(),
+        )
+    };
+    let (_, by_mean) = first_round("mean");
+    assert!(by_mean > 100.0, "mean: round 1 changed {by_mean}%");
+    let (verdict, by_median) = first_round("median");
+    assert!(
+        by_median.abs() < 20.0,
+        "median: round 1 changed {by_median}%"
+    );
+    assert_ne!(verdict, "regressed");
+}
+
 #[test]
 fn same_code_in_rounds_passes() {
     let s = Scratch::new();
