@@ -12,13 +12,9 @@
 use std::time::{Duration, Instant};
 
 use memory_bench::fixture;
+use memory_bench::measure::percentile;
 use memory_bench::queries::search_query;
 use memory_core::{MemoryConfig, NewEntry, SearchMode};
-
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    v[((v.len() - 1) as f64 * p) as usize]
-}
 
 fn main() {
     let size = 100_000;
@@ -89,24 +85,25 @@ fn main() {
         let (ins, lag) = w.join().unwrap();
         (ins, lat, lag)
     });
-    let mut ins = ins;
+    let (mut ins, mut lat) = (ins, lat);
+    ins.sort();
+    lat.sort();
     let n = ins.len();
     println!(
         "insert_batch x{n}: p50 {:?} p90 {:?} p99 {:?} max {:?}; unlinked up to {lag}",
-        pct(&mut ins, 0.5),
-        pct(&mut ins, 0.9),
-        pct(&mut ins, 0.99),
-        pct(&mut ins, 1.0)
+        percentile(&ins, 0.5),
+        percentile(&ins, 0.9),
+        percentile(&ins, 0.99),
+        percentile(&ins, 1.0)
     );
     if !lat.is_empty() {
-        let mut lat = lat;
         println!(
             "ANN x{}: p50 {:?} p95 {:?} p99 {:?} max {:?}",
             lat.len(),
-            pct(&mut lat, 0.5),
-            pct(&mut lat, 0.95),
-            pct(&mut lat, 0.99),
-            pct(&mut lat, 1.0)
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.95),
+            percentile(&lat, 0.99),
+            percentile(&lat, 1.0)
         );
     }
 }

@@ -17,6 +17,7 @@
 use std::time::{Duration, Instant};
 
 use memory_bench::fixture::wait_until_searchable;
+use memory_bench::measure::percentile;
 use memory_bench::workload::Workload;
 use memory_core::{Memory, MemoryConfig, SearchMode, SearchQuery, Storage, Tiers};
 
@@ -29,10 +30,6 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn ann_latencies(

@@ -205,3 +205,9 @@ mod tests {
         assert_eq!(m.to_f64(&m.zero()), 0.0);
     }
 }
+
+/// The `p` quantile (0 to 1, nearest rank) of `sorted` latencies, which must be sorted and not
+/// empty.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
