@@ -154,6 +154,12 @@ impl ValueFormatter for BytesFormatter {
     }
 }
 
+/// The `p` quantile (0 to 1, nearest rank) of `sorted` latencies, which must be sorted and not
+/// empty.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,10 +210,14 @@ mod tests {
         assert_eq!(m.add(&1.5, &2.0), 3.5);
         assert_eq!(m.to_f64(&m.zero()), 0.0);
     }
-}
 
-/// The `p` quantile (0 to 1, nearest rank) of `sorted` latencies, which must be sorted and not
-/// empty.
-pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+    #[test]
+    fn percentile_takes_the_nearest_rank() {
+        use std::time::Duration;
+        let sorted: Vec<Duration> = (1..=101).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&sorted, 0.0), Duration::from_millis(1));
+        assert_eq!(percentile(&sorted, 0.5), Duration::from_millis(51));
+        assert_eq!(percentile(&sorted, 0.99), Duration::from_millis(100));
+        assert_eq!(percentile(&sorted, 1.0), Duration::from_millis(101));
+    }
 }
