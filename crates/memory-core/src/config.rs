@@ -90,7 +90,7 @@ impl Default for ConsolidationConfig {
 /// How retrieval works: ranking parameters, the vector index, and the query cache.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchConfig {
-    /// BM25 parameters of keyword search (k1 = 1.2, b = 0.75).
+    /// BM25 parameters of keyword search (k1 = 1.2, b = 0.75) and its analyzer (English stems).
     pub bm25: Bm25Params,
     /// How hybrid search combines the keyword and vector signals (see [`Fusion`]).
     pub fusion: Fusion,

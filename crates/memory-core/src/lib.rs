@@ -59,6 +59,7 @@ pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier, MAX_ID_BYTES};
 pub use error::{BoxError, Error, Result, ServerProblem};
 pub use index::fusion::Fusion;
 pub use index::keyword::Bm25Params;
+pub use index::text::Analyzer;
 pub use index::vector::{HnswParams, Quantization};
 pub use index::ListQuery;
 pub use memory::{Memory, MemoryBuilder, StoreStats};

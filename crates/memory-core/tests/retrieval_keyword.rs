@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use memory_core::index::keyword::tokenize;
+/// The terms the index sees (its default analyzer), which the textbook model below scores.
+fn tokenize(text: &str) -> Vec<String> {
+    memory_core::Bm25Params::default().analyzer.terms(text)
+}
 use memory_core::index::keyword::{Bm25Params, KeywordIndex};
 use memory_core::EntryId;
 use rand::rngs::StdRng;

@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use memory_core::{
-    EntryId, Error, Memory, MemoryConfig, NewEntry, Role, SearchQuery, ServerProblem, Tiers,
+    Analyzer, EntryId, Error, Memory, MemoryConfig, NewEntry, Role, SearchQuery, ServerProblem,
+    Tiers,
 };
 
 const DIM: usize = 16;
@@ -432,20 +433,40 @@ mod bad_servers {
         let texts: Vec<String> = (0..2_100)
             .map(|i| format!("entry {i} about topic {}", i % 37))
             .collect();
-        let m = store.open(config()).unwrap();
+        // Version 1 wrote plain tokens (no stems).
+        let plain = {
+            let mut c = config();
+            c.search.bm25.analyzer = Analyzer::Plain;
+            c
+        };
+        let m = store.open(plain).unwrap();
         for chunk in texts.chunks(700) {
             m.insert_batch(chunk.iter().map(|t| msg("a", t)).collect())
                 .unwrap();
         }
+        m.insert(msg("a", "we painted the fence")).unwrap();
         drop(m);
-        // Back to what version 1 left: no vector_top_k, no record of migration 2.
+        // Back to what version 1 left: no vector_top_k, no analyzer column, no record of
+        // migrations 2 and 3.
         let (rt, client) = admin(&url);
         rt.block_on(client.batch_execute(&format!(
-            "DROP FUNCTION {s}.vector_top_k; DELETE FROM {s}.migrations WHERE version >= 2",
+            "DROP FUNCTION {s}.vector_top_k; ALTER TABLE {s}.store DROP COLUMN analyzer; \
+             DELETE FROM {s}.migrations WHERE version >= 2",
             s = store.name()
         )))
         .unwrap();
+        // Opened with the default (English) analyzer, the store keeps the plain terms it holds.
         let m = store.open(config()).unwrap();
+        let keyword = |q: &str| {
+            m.search(
+                &SearchQuery::new("a", q)
+                    .with_mode(memory_core::SearchMode::Keyword)
+                    .with_k(3),
+            )
+            .unwrap()
+        };
+        assert_eq!(keyword("painted")[0].entry.content, "we painted the fence");
+        assert!(keyword("paint").is_empty(), "plain terms: no stems");
         let versions: Vec<i64> = rt
             .block_on(client.query(
                 &format!(
@@ -462,7 +483,7 @@ mod bad_servers {
             versions,
             (1..=memory_core::POSTGRES_SCHEMA_VERSION).collect::<Vec<_>>()
         );
-        assert_eq!(m.stats().unwrap().ltm_entries, 2_100);
+        assert_eq!(m.stats().unwrap().ltm_entries, 2_101);
         let hits = m
             .search(
                 &SearchQuery::new("a", "entry 1234 about topic 13")
@@ -473,6 +494,38 @@ mod bad_servers {
         // Approximate: five hits of the agent, whichever they are.
         assert_eq!(hits.len(), 5, "{hits:?}");
         assert!(hits.iter().all(|h| &*h.entry.agent_id == "a"));
+    }
+
+    #[test]
+    fn an_empty_store_takes_the_configured_analyzer_and_a_written_one_keeps_its_own() {
+        if postgres_url().is_none() {
+            return;
+        }
+        let store = common::shared_backends()[0].fresh_store();
+        let with = |analyzer| {
+            let mut c = config();
+            c.search.bm25.analyzer = analyzer;
+            c
+        };
+        let found = |m: &Memory, q: &str| {
+            m.search(
+                &SearchQuery::new("a", q)
+                    .with_mode(memory_core::SearchMode::Keyword)
+                    .with_k(3),
+            )
+            .unwrap()
+            .len()
+        };
+        // Created plain but still empty: the next open's configuration decides.
+        drop(store.open(with(Analyzer::Plain)).unwrap());
+        let m = store.open(with(Analyzer::English)).unwrap();
+        m.insert(msg("a", "we painted the fence")).unwrap();
+        assert_eq!(found(&m, "paint"), 1, "English stems");
+        drop(m);
+        // Written with stems, the store keeps them whatever the configuration says.
+        let m = store.open(with(Analyzer::Plain)).unwrap();
+        assert_eq!(found(&m, "paintings"), 1);
+        assert_eq!(found(&m, "fences"), 1);
     }
 
     #[test]

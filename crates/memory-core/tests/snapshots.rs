@@ -1,9 +1,9 @@
 //! Index snapshots of a file store (`<db>.idx/`): a reopened store answers exactly as before and
 //! as a rebuild from the rows would; every kind of unusable snapshot (missing, truncated,
-//! corrupt, another format version, dimension, quantization or database, older than the last
-//! save, newer than the database) is detected, reported in a tracing event and rebuilt from the
-//! rows; changes after the snapshot (inserts and forgets, also after a SIGKILL) are replayed;
-//! a snapshot directory that cannot be written costs nothing but a typed error.
+//! corrupt, another format version, dimension, quantization, keyword analyzer or database, older
+//! than the last save, newer than the database) is detected, reported in a tracing event and
+//! rebuilt from the rows; changes after the snapshot (inserts and forgets, also after a SIGKILL)
+//! are replayed; a snapshot directory that cannot be written costs nothing but a typed error.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -378,6 +378,29 @@ fn another_quantization_is_rebuilt() {
     let mut c = config();
     c.search.quantization = Quantization::Int8;
     rejected(|_| {}, "quantization 0 in the snapshot, 1 configured", c);
+}
+
+#[test]
+fn another_keyword_analyzer_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    closed_store(&db, 2);
+    let mut plain = config();
+    plain.search.bm25.analyzer = memory_core::Analyzer::Plain;
+    let (m, events) = open(&db, plain.clone());
+    assert!(
+        events.any("keyword analyzer 2 in the snapshot, 1 configured"),
+        "{}",
+        events.dump()
+    );
+    m.wait_for_indexing();
+    let got = exact_answers(&m);
+    drop(m);
+    // The truth: the same rows indexed with plain terms from scratch.
+    std::fs::remove_dir_all(idx(&db)).unwrap();
+    let (m, _) = open(&db, plain);
+    m.wait_for_indexing();
+    assert_eq!(exact_answers(&m), got);
 }
 
 #[test]

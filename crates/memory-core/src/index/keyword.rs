@@ -14,13 +14,14 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use crate::entry::EntryId;
 use crate::error::{Error, Result};
 use crate::index::growth::reserve_bounded;
-use crate::index::text::for_each_token;
+use crate::index::text::Analyzer;
 use crate::index::topk::TopK;
 
 mod snapshot;
 
-/// The tokens the index sees in `text`: case-folded words split on anything that is not a letter
-/// or a digit, in order. Queries and documents are tokenized alike.
+/// The tokens of `text`: case-folded words split on anything that is not a letter or a digit, in
+/// order. The index reads the terms its [`Analyzer`] makes of them ([`Bm25Params::analyzer`]);
+/// queries and documents are analyzed alike.
 ///
 /// ```
 /// assert_eq!(memory_core::index::keyword::tokenize("Straße, 東京!"), ["straße", "東京"]);
@@ -29,19 +30,25 @@ pub fn tokenize(text: &str) -> Vec<String> {
     crate::index::text::tokenize(text)
 }
 
-/// The two free parameters of BM25.
+/// How the keyword index reads text (its analyzer) and the two free parameters of BM25.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Bm25Params {
     /// Term-frequency saturation: how fast repeated occurrences stop adding score (>= 0).
     pub k1: f32,
     /// Length normalization in [0, 1]: 0 ignores document length, 1 fully normalizes by it.
     pub b: f32,
+    /// How text becomes terms (default: English stems).
+    pub analyzer: Analyzer,
 }
 
 impl Default for Bm25Params {
-    /// The customary k1 = 1.2, b = 0.75.
+    /// The customary k1 = 1.2, b = 0.75, and English stems.
     fn default() -> Self {
-        Bm25Params { k1: 1.2, b: 0.75 }
+        Bm25Params {
+            k1: 1.2,
+            b: 0.75,
+            analyzer: Analyzer::English,
+        }
     }
 }
 
@@ -350,8 +357,8 @@ impl KeywordIndex {
         }
     }
 
-    /// Number of live documents containing `token` (a token as [`tokenize`] gives
-    /// it, i.e. already case-folded).
+    /// Number of live documents containing `token` (a term as the index's analyzer gives it,
+    /// i.e. case-folded and, with [`Analyzer::English`], stemmed).
     pub fn doc_freq(&self, token: &str) -> usize {
         self.vocab
             .get(token)
@@ -398,7 +405,7 @@ impl KeywordIndex {
                 continue; // a later document in this batch has the same id
             }
             tokens.clear();
-            for_each_token(text, |tok| {
+            self.params.analyzer.for_each_term(text, |tok| {
                 let t = self.vocab.get_or_insert(tok);
                 if t as usize == self.terms.len() {
                     reserve_bounded(&mut self.terms, 1);
@@ -535,7 +542,7 @@ impl KeywordIndex {
     /// The distinct indexed terms of `query` that some live document holds, in term order.
     fn query_terms(&self, query: &str) -> Vec<u32> {
         let mut qterms: Vec<u32> = Vec::new();
-        for_each_token(query, |tok| {
+        self.params.analyzer.for_each_term(query, |tok| {
             if let Some(t) = self.vocab.get(tok) {
                 if self.terms[t as usize].df > 0 {
                     qterms.push(t);
@@ -870,7 +877,7 @@ pub fn rank_documents(
         return Ok(Vec::new());
     }
     let mut qindex: FxHashMap<String, usize> = FxHashMap::default();
-    for_each_token(query, |tok| {
+    params.analyzer.for_each_term(query, |tok| {
         let next = qindex.len();
         qindex.entry(tok.to_owned()).or_insert(next);
     });
@@ -884,7 +891,7 @@ pub fn rank_documents(
     for (d, (_, text)) in docs.iter().enumerate() {
         let row = &mut tf[d * nq..(d + 1) * nq];
         let mut len = 0u32;
-        for_each_token(text, |tok| {
+        params.analyzer.for_each_term(text, |tok| {
             len = len.saturating_add(1);
             if let Some(&q) = qindex.get(tok) {
                 row[q] += 1;
@@ -921,8 +928,17 @@ pub fn rank_documents(
 mod tests {
     use super::*;
 
+    /// The default parameters with terms as plain tokens, for the hand-computed BM25 values
+    /// below (where "cats" and "cat" are different terms).
+    fn plain() -> Bm25Params {
+        Bm25Params {
+            analyzer: Analyzer::Plain,
+            ..Bm25Params::default()
+        }
+    }
+
     fn index(docs: &[(u64, &str)]) -> KeywordIndex {
-        let mut ix = KeywordIndex::new(Bm25Params::default()).unwrap();
+        let mut ix = KeywordIndex::new(plain()).unwrap();
         for &(id, text) in docs {
             ix.insert(EntryId(id), text);
         }
@@ -1112,7 +1128,7 @@ mod tests {
             "everywhere filler seven rare",
         ] {
             for k in [1, 5, 40, 1000] {
-                let want = rank_documents(q, &live, Bm25Params::default(), k).unwrap();
+                let want = rank_documents(q, &live, plain(), k).unwrap();
                 let got = ix.search(q, k, &|_| true);
                 assert_eq!(got.len(), want.len(), "{q} {k}");
                 for (g, w) in got.iter().zip(&want) {
@@ -1124,9 +1140,38 @@ mod tests {
     }
 
     #[test]
+    fn the_english_analyzer_matches_word_forms_in_the_index_and_in_a_scan() {
+        let mut ix = KeywordIndex::new(Bm25Params::default()).unwrap();
+        for &(id, text) in &CORPUS {
+            ix.insert(EntryId(id), text);
+        }
+        // "cats" and "cat" are one term: docs 1, 2 and 3 hold it.
+        let hits = ix.search("Cats", 10, &|_| true);
+        let mut ids: Vec<u64> = hits.iter().map(|h| h.0 .0).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!(ix.doc_freq("cat"), 3);
+        assert_eq!(
+            ix.doc_freq("cats"),
+            0,
+            "the index holds stems, not word forms"
+        );
+        let docs: Vec<(EntryId, &str)> = CORPUS.iter().map(|(i, t)| (EntryId(*i), *t)).collect();
+        let scanned = rank_documents("lived with a dog", &docs, Bm25Params::default(), 10).unwrap();
+        assert_eq!(scanned, ix.search("lived with a dog", 10, &|_| true));
+        assert_eq!(scanned[0].0, EntryId(3), "dogs and living");
+        // The plain analyzer keeps word forms apart.
+        let plain_hits = index(&CORPUS).search("Cats", 10, &|_| true);
+        assert_eq!(
+            plain_hits.iter().map(|h| h.0).collect::<Vec<_>>(),
+            [EntryId(3)]
+        );
+    }
+
+    #[test]
     fn rank_documents_scores_like_the_index() {
         let docs: Vec<(EntryId, &str)> = CORPUS.iter().map(|(i, t)| (EntryId(*i), *t)).collect();
-        let ranked = rank_documents("the cat", &docs, Bm25Params::default(), 10).unwrap();
+        let ranked = rank_documents("the cat", &docs, plain(), 10).unwrap();
         assert_eq!(ranked.len(), 2);
         assert!(close(ranked[0].1, 1.587207));
         assert!(close(ranked[1].1, 1.481355));
@@ -1141,12 +1186,18 @@ mod tests {
     #[test]
     fn invalid_parameters_are_rejected() {
         for p in [
-            Bm25Params { k1: -1.0, b: 0.5 },
+            Bm25Params {
+                k1: -1.0,
+                ..Bm25Params::default()
+            },
             Bm25Params {
                 k1: f32::NAN,
-                b: 0.5,
+                ..Bm25Params::default()
             },
-            Bm25Params { k1: 1.2, b: 1.5 },
+            Bm25Params {
+                b: 1.5,
+                ..Bm25Params::default()
+            },
         ] {
             assert!(matches!(KeywordIndex::new(p), Err(Error::InvalidConfig(_))));
             assert!(rank_documents("x", &[], p, 1).is_err());

@@ -6,17 +6,17 @@
 //! (`<seq>-<n>.agent`, with its size and CRC-32). The stamp says what the set covers: the
 //! database's identity (a random store id in its meta table), the change-log row up to which it
 //! covers (`index_log` in SQLite: one row per transaction that inserted or deleted entries, with
-//! the ids and a random token), the format version, the embedding dimension, the quantization
-//! and the graph parameters. A save writes the agent files, then the manifest, each to a
-//! temporary file that is fsynced and renamed, then fsyncs the directory; files of older sets
-//! are removed only after that. A crash at any point leaves the previous manifest with its files
-//! whole.
+//! the ids and a random token), the format version, the embedding dimension, the quantization,
+//! the graph parameters and the keyword analyzer. A save writes the agent files, then the
+//! manifest, each to a temporary file that is fsynced and renamed, then fsyncs the directory;
+//! files of older sets are removed only after that. A crash at any point leaves the previous
+//! manifest with its files whole.
 //!
 //! **Open.** The manifest is read and every agent file memory-mapped and checked (checksums,
-//! version, dimension, quantization, graph parameters, store id, and every cross-reference
-//! inside; the checksum and the scan of every vector run on a verifier thread while the loader
-//! decodes the rest). The vector arena is not copied: the loaded index views it in the mapped
-//! file ([`crate::index::column`]) and keeps the map for as long as it does (so a replaced
+//! version, dimension, quantization, graph parameters, analyzer, store id, and every
+//! cross-reference inside; the checksum and the scan of every vector run on a verifier thread while
+//! the loader decodes the rest). The vector arena is not copied: the loaded index views it in the
+//! mapped file ([`crate::index::column`]) and keeps the map for as long as it does (so a replaced
 //! snapshot's files, once unlinked, hold their disk space until then). The stamp is also
 //! checked against the database: its log row must still be there with the same token (else
 //! the snapshot is older than the last one saved, or from a copy of the database that went on
@@ -50,8 +50,9 @@ use crate::store::sqlite::SqliteStore;
 /// Version of the snapshot format this build writes and reads; any other is rebuilt.
 /// (2: vector arrays aligned for viewing in place in the mapped file; 3: the offset of an agent
 /// file's vector part at its end, so the two parts are decoded at once; 4: the graph's nodes
-/// still to refine, after a backlog linked them quickly.)
-pub(crate) const FORMAT_VERSION: u32 = 4;
+/// still to refine, after a backlog linked them quickly; 5: the keyword analyzer in the manifest,
+/// the terms of version 4 being unstemmed tokens.)
+pub(crate) const FORMAT_VERSION: u32 = 5;
 
 const MANIFEST: &str = "MANIFEST";
 const MANIFEST_MAGIC: &[u8; 8] = b"MEMCSNAP";
@@ -99,6 +100,8 @@ struct Shape {
     m: u32,
     ef_construction: u32,
     seed: u64,
+    /// [`crate::Analyzer::code`] of the keyword index's terms.
+    analyzer: u8,
 }
 
 impl Shape {
@@ -113,6 +116,7 @@ impl Shape {
             m: v.hnsw.m as u32,
             ef_construction: v.hnsw.ef_construction as u32,
             seed: v.seed,
+            analyzer: config.search.bm25.analyzer.code(),
         }
     }
 }
@@ -361,6 +365,7 @@ impl Snapshots {
             m: dec.u32()?,
             ef_construction: dec.u32()?,
             seed: dec.u64()?,
+            analyzer: dec.u8()?,
         };
         if store_id != self.store_id {
             return Err(Rejection::Unusable(format!(
@@ -386,6 +391,12 @@ impl Snapshots {
             return Err(Rejection::Unusable(
                 "the HNSW parameters differ from the configured ones".into(),
             ));
+        }
+        if shape.analyzer != want.analyzer {
+            return Err(Rejection::Unusable(format!(
+                "keyword analyzer {} in the snapshot, {} configured",
+                shape.analyzer, want.analyzer
+            )));
         }
         let n = dec.len(8)?;
         let mut files = Vec::with_capacity(n);
@@ -562,6 +573,7 @@ impl Snapshots {
             enc.u32(s.m)?;
             enc.u32(s.ef_construction)?;
             enc.u64(s.seed)?;
+            enc.u8(s.analyzer)?;
             enc.len(written.len())?;
             for (agent, name, bytes, crc) in &written {
                 enc.str(agent)?;

@@ -24,7 +24,7 @@ use crate::clock::Timestamp;
 use crate::config::MemoryConfig;
 use crate::entry::{EntryId, MemoryEntry, Role, Tier};
 use crate::error::{Error, Result, ServerProblem};
-use crate::index::text::for_each_token;
+use crate::index::text::Analyzer;
 use crate::index::topk::sort_ranking;
 use crate::index::ListQuery;
 use crate::query::DocFilter;
@@ -408,6 +408,9 @@ pub(crate) struct PostgresStore {
     /// Entry counts per agent, read with the generation, for choosing query plans only.
     sizes: Mutex<FxHashMap<String, (u64, Instant)>>,
     exact_below: u64,
+    /// How the store's terms are made (its `store.analyzer`, which may differ from the
+    /// configuration for a store written before).
+    analyzer: Analyzer,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -580,10 +583,10 @@ fn map_json(v: serde_json::Value, f: &dyn Fn(&str) -> String) -> serde_json::Val
     }
 }
 
-/// The distinct tokens of `text`, as the keyword index sees them.
-fn query_terms(text: &str) -> Vec<String> {
+/// The distinct terms of `text`, as the store's keyword postings hold them.
+fn query_terms(analyzer: Analyzer, text: &str) -> Vec<String> {
     let mut terms = Vec::new();
-    for_each_token(text, |t| terms.push(t.to_owned()));
+    analyzer.for_each_term(text, |t| terms.push(t.to_owned()));
     terms.sort_unstable();
     terms.dedup();
     terms
@@ -612,7 +615,7 @@ struct InsertParams {
 }
 
 impl InsertParams {
-    fn new(entries: &[MemoryEntry], accesses: &[AccessRecord]) -> Self {
+    fn new(entries: &[MemoryEntry], accesses: &[AccessRecord], analyzer: Analyzer) -> Self {
         let mut p = InsertParams {
             ids: Vec::with_capacity(entries.len()),
             agents: Vec::with_capacity(entries.len()),
@@ -635,10 +638,10 @@ impl InsertParams {
         };
         let mut tf: FxHashMap<String, i32> = FxHashMap::default();
         for e in entries {
-            // The same tokens and lengths as the embedded keyword index, so that BM25 agrees.
+            // The same terms and lengths as the embedded keyword index, so that BM25 agrees.
             tf.clear();
             let mut len: i32 = 0;
-            for_each_token(&e.content, |t| {
+            analyzer.for_each_term(&e.content, |t| {
                 len = len.saturating_add(1);
                 match tf.get_mut(t) {
                     Some(n) => *n += 1,
@@ -709,15 +712,26 @@ impl PostgresStore {
             connect_timeout: pg.connect_timeout,
             location,
         });
-        let id_block_size = {
+        let configured = config.search.bm25.analyzer;
+        let (id_block_size, analyzer) = {
             let s = shared.clone();
             let schema = pg.schema.clone();
             let dim = config.embedding_dim;
-            runtime.run(async move { migrate_store(&s, &schema, dim).await })?
+            runtime.run(async move { migrate_store(&s, &schema, dim, configured).await })?
         };
+        if analyzer != configured {
+            tracing::warn!(
+                store = %shared.location,
+                store_analyzer = ?analyzer,
+                configured = ?configured,
+                "the store's keyword terms were made by another analyzer; searching with the \
+                 store's (a new store, or a re-import, takes the configured one)"
+            );
+        }
         Ok(PostgresStore {
             runtime,
             shared,
+            analyzer,
             ids: Mutex::new(IdBlock::default()),
             id_block_size,
             sizes: Mutex::new(FxHashMap::default()),
@@ -794,7 +808,12 @@ impl PostgresStore {
 }
 
 /// Creates or migrates the schema and checks the dimension; returns the id block size.
-async fn migrate_store(s: &Shared, schema: &str, dim: usize) -> Result<u64> {
+async fn migrate_store(
+    s: &Shared,
+    schema: &str,
+    dim: usize,
+    configured: Analyzer,
+) -> Result<(u64, Analyzer)> {
     let mut client = s.pool.get().await.map_err(|e| s.error(Failure::Pool(e)))?;
     let e = |err: tokio_postgres::Error| s.error(Failure::Query(err));
     let installed = client
@@ -876,14 +895,37 @@ async fn migrate_store(s: &Shared, schema: &str, dim: usize) -> Result<u64> {
         .await
         .map_err(e)?
         .get(0);
+    let code = i16::from(configured.code());
+    tx.execute(
+        &format!(
+            "UPDATE {schema}.store SET analyzer = $1 \
+             WHERE analyzer <> $1 AND NOT EXISTS (SELECT 1 FROM {schema}.entries)"
+        ),
+        &[&code],
+    )
+    .await
+    .map_err(e)?;
+    let stored: i16 = tx
+        .query_one(&format!("SELECT analyzer FROM {schema}.store"), &[])
+        .await
+        .map_err(e)?
+        .get(0);
     tx.commit().await.map_err(e)?;
-    u64::try_from(block)
+    let analyzer = u8::try_from(stored)
+        .ok()
+        .and_then(Analyzer::from_code)
+        .ok_or_else(|| Error::Corrupt {
+            store: s.location.clone(),
+            detail: format!("keyword analyzer {stored}, unknown to this build"),
+        })?;
+    let block = u64::try_from(block)
         .ok()
         .filter(|b| *b > 0)
         .ok_or_else(|| Error::Corrupt {
             store: s.location.clone(),
             detail: format!("id block size {block}"),
-        })
+        })?;
+    Ok((block, analyzer))
 }
 
 /// A BM25 request, its parameters ready to move into a future.
@@ -1003,7 +1045,7 @@ impl PostgresStore {
         k: usize,
         filter: &DocFilter,
     ) -> Result<Option<KeywordRequest>> {
-        let terms = query_terms(text);
+        let terms = query_terms(self.analyzer, text);
         if terms.is_empty() || k == 0 {
             return Ok(None);
         }
@@ -1076,7 +1118,7 @@ impl LongTermStore for PostgresStore {
             return Ok(Vec::new());
         }
         let s = self.shared.clone();
-        let params = InsertParams::new(entries, accesses);
+        let params = InsertParams::new(entries, accesses, self.analyzer);
         let asked: Vec<(i64, String, String)> = entries
             .iter()
             .map(|e| (id_i64(e.id), escape(&e.agent_id), escape(&e.content)))

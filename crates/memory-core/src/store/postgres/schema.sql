@@ -70,9 +70,10 @@
 --   client-assigned, an insert is idempotent (ON CONFLICT (id) DO NOTHING): a batch whose
 --   commit outcome was lost with the connection is retried safely.
 --
---   BM25. The client tokenizes (memory_core::text: case folding, split on non-alphanumerics)
---   and sends each entry's token count (doc_len) and its (term, tf) pairs; the server never
---   tokenizes, so the two backends see the same words. Statistics are per agent and exact
+--   BM25. The client analyzes text (memory_core::text: case folding, split on non-alphanumerics,
+--   English stems unless the store's analyzer is plain, see migration 3) and sends each entry's
+--   term count (doc_len) and its (term, tf) pairs; the server never tokenizes, so the two
+--   backends see the same terms. Statistics are per agent and exact
 --   at every commit, maintained by insert_entries / delete_entries in the write's transaction:
 --     agents(doc_count, total_len)   N and the sum of lengths (avgdl = total_len / N)
 --     terms(agent_key, term, df)     document frequency
@@ -413,6 +414,16 @@ $$;
 INSERT INTO memory_core.migrations (version, description)
 VALUES (2, 'vector_top_k: the approximate vector query pinned to the HNSW index');
 
+-- migration 3: the keyword analyzer the store's terms were made with
+-- memory_core::Analyzer::code: 1 = plain tokens (every store before this migration), 2 = English
+-- stems. The client analyzes text the way the store's row says, so postings and queries always
+-- agree; at open, a store without entries takes the analyzer of the configuration (query
+-- store_analyzer below). A store with entries keeps its analyzer.
+ALTER TABLE memory_core.store ADD COLUMN analyzer smallint NOT NULL DEFAULT 1 CHECK (analyzer > 0);
+
+INSERT INTO memory_core.migrations (version, description)
+VALUES (3, 'store.analyzer: the keyword analyzer of the store''s terms');
+
 -- query id_block: reserve the ids [v, v + block_size - 1]. Run in autocommit (not inside a
 -- transaction that may roll back), so that the reservation is durable before any id of the
 -- block is used. pg_current_xact_id() gives the transaction an xid, so its commit flushes the
@@ -428,6 +439,12 @@ VALUES (2, 'vector_top_k: the approximate vector query pinned to the HNSW index'
 -- query store_config: at open, after migrating; a dimension other than the configured one is an
 -- error naming both.
 -- SELECT embedding_dim FROM memory_core.store;
+
+-- query store_analyzer: at open, after migrating, in the migration's transaction; $1 = the
+-- configured analyzer's code. A store without entries takes it; the answer is the store's.
+-- UPDATE memory_core.store SET analyzer = $1
+-- WHERE analyzer <> $1 AND NOT EXISTS (SELECT 1 FROM memory_core.entries);
+-- SELECT analyzer FROM memory_core.store;
 
 -- query generation: $1 = agent ids (text[]); an agent without a row has generation 0 and no
 -- entries. Read it before the query whose answer it tags (see Generation above); doc_count
