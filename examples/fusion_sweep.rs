@@ -50,10 +50,7 @@ fn embedders() -> Vec<(String, Arc<dyn Embedder>)> {
 
 fn prepare(conv: &Conversation, embedder: &dyn Embedder) -> Prepared {
     let (resolved, _) = conv.resolve();
-    let texts: Vec<String> = conv
-        .flat_turns()
-        .map(|(_, t)| format!("{}: {}", t.speaker, t.text))
-        .collect();
+    let texts: Vec<String> = conv.flat_turns().map(|(_, t)| t.content()).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let turns = embedder.embed_batch(&refs);
     let qs: Vec<&str> = conv.questions.iter().map(|q| q.question.as_str()).collect();
@@ -86,7 +83,7 @@ fn evaluate(prepared: &[Prepared], search: &SearchConfig, mode: SearchMode) -> [
                     agent,
                     format!("session_{}", s.number),
                     Role::User,
-                    format!("{}: {}", t.speaker, t.text),
+                    t.content(),
                 );
                 // A text with nothing to embed gets no vector, as the store would do.
                 if v.iter().any(|x| *x != 0.0) {

@@ -1088,6 +1088,7 @@ fn conversation(config: &ConversationConfig, index: usize, rng: &mut StdRng) -> 
                 speaker: speakers[speaker].clone(),
                 dia_id,
                 text,
+                image_caption: None,
             });
         }
         sessions.push(Session {

@@ -12,6 +12,10 @@
 //!                   "session_1": [{"speaker": "Ana", "dia_id": "D1:1", "text": "..."}]},
 //!  "qa": [{"question": "...", "answer": "...", "evidence": ["D1:1"], "category": 4}]}
 //! ```
+//!
+//! A turn that shares a photo carries its generated caption as `blip_caption` (beside `img_url`
+//! and `query`); the caption is part of the turn's memory ([`Turn::content`]), since questions
+//! ask about what was in the photo.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -75,6 +79,28 @@ pub struct Turn {
     /// `D<session>:<turn>` in LoCoMo.
     pub dia_id: String,
     pub text: String,
+    /// What a photo the speaker shared shows (LoCoMo's `blip_caption`, a generated caption of
+    /// `img_url`): "a photo of a painting of a sunset". The turn's text often only says "here it
+    /// is", so the caption is part of what the turn tells.
+    pub image_caption: Option<String>,
+}
+
+impl Turn {
+    /// The turn as a memory holds it: `Speaker: text`, and the shared photo's caption in
+    /// brackets (`[image: a photo of a dog in a boat]`).
+    pub fn content(&self) -> String {
+        let mut out = format!("{}:", self.speaker);
+        if !self.text.is_empty() {
+            out.push(' ');
+            out.push_str(&self.text);
+        }
+        if let Some(caption) = &self.image_caption {
+            out.push_str(" [image: ");
+            out.push_str(caption);
+            out.push(']');
+        }
+        out
+    }
 }
 
 /// One question and the turns that answer it.
@@ -292,14 +318,25 @@ fn session_mut(sessions: &mut BTreeMap<u32, Session>, n: u32) -> &mut Session {
     })
 }
 
+/// A turn item; `None` (skipped) without a `dia_id`, or with neither text nor a photo caption.
 fn parse_turn(item: &Value) -> Option<Turn> {
     let dia_id = item.get("dia_id").and_then(text_of)?;
-    let text = item.get("text").and_then(text_of)?;
+    let image_caption = item
+        .get("blip_caption")
+        .and_then(text_of)
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    let text = match item.get("text").and_then(text_of) {
+        Some(text) => text,
+        None if image_caption.is_some() => String::new(),
+        None => return None,
+    };
     let speaker = item.get("speaker").and_then(text_of).unwrap_or_default();
     Some(Turn {
         speaker,
         dia_id,
         text,
+        image_caption,
     })
 }
 
@@ -430,7 +467,14 @@ impl Conversation {
             let turns: Vec<Value> = s
                 .turns
                 .iter()
-                .map(|t| json!({"speaker": t.speaker, "dia_id": t.dia_id, "text": t.text}))
+                .map(|t| {
+                    let mut turn =
+                        json!({"speaker": t.speaker, "dia_id": t.dia_id, "text": t.text});
+                    if let Some(c) = &t.image_caption {
+                        turn["blip_caption"] = json!(c);
+                    }
+                    turn
+                })
                 .collect();
             conv.insert(format!("session_{}", s.number), Value::Array(turns));
         }
@@ -779,7 +823,8 @@ mod tests {
          "session_1_date_time": "1:56 pm on 8 May, 2023",
          "session_1": [
            {"speaker": "Ana", "dia_id": "D1:1", "text": "I adopted a beagle.", "img_url": ["x"]},
-           {"speaker": "Ben", "dia_id": "D1:2", "text": "Lovely!"},
+           {"speaker": "Ben", "dia_id": "D1:2", "text": "Lovely! Here is mine.",
+            "img_url": ["y"], "blip_caption": "a photo of a cat on a red sofa", "query": "cat sofa"},
            {"speaker": "Ben", "text": "no id"}
          ],
          "session_2_date_time": "10:04 am on 19 June, 2023",
@@ -823,6 +868,29 @@ mod tests {
         assert_eq!(c.questions[3].adversarial_answer.as_deref(), Some("Porto"));
         assert_eq!(c.questions[0].category, "4");
         assert_eq!(category_name(&c.questions[0].category), "single-hop");
+    }
+
+    #[test]
+    fn a_shared_photos_caption_is_part_of_the_turn() {
+        let d = parse(FIXTURE).unwrap();
+        let turns = &d.conversations[0].sessions[0].turns;
+        assert_eq!(turns[0].image_caption, None);
+        assert_eq!(turns[0].content(), "Ana: I adopted a beagle.");
+        assert_eq!(
+            turns[1].content(),
+            "Ben: Lovely! Here is mine. [image: a photo of a cat on a red sofa]"
+        );
+        // A photo without words is still a turn; a blank caption is no caption.
+        let d = parse(
+            r#"[{"sample_id": "c", "conversation": {"session_1": [
+                {"speaker": "A", "dia_id": "D1:1", "blip_caption": "a photo of a lake"},
+                {"speaker": "B", "dia_id": "D1:2", "text": "Nice", "blip_caption": "  "}]}}]"#,
+        )
+        .unwrap();
+        let turns = &d.conversations[0].sessions[0].turns;
+        assert_eq!(turns.len(), 2);
+        assert_eq!(turns[0].content(), "A: [image: a photo of a lake]");
+        assert_eq!(turns[1].image_caption, None);
     }
 
     #[test]

@@ -316,7 +316,7 @@ fn entry_for(
         conv.sample_id.as_str(),
         format!("session_{session}"),
         role_of(conv, &turn.speaker),
-        format!("{}: {}", turn.speaker, turn.text),
+        turn.content(),
     )
     .with_metadata(json!({"dia_id": turn.dia_id, "session": session, "date": date}))
 }
