@@ -4,10 +4,14 @@
 # in CI.
 #
 # Both sides are built once (`cargo bench --no-run`); their bench executables then run
-# alternately in ROUNDS interleaved rounds, ABBA order (round 1: base then head, round 2: head
-# then base, ...), each saved as its own Criterion baseline (base-r1, head-r1, base-r2, ...), so
-# that whatever the machine does for a while hits both sides of a round alike and cancels in the
-# per-round ratios `bench-gate compare base head --rounds N` pairs. Benchmarks that need one run
+# alternately in ROUNDS interleaved rounds, each saved as its own Criterion baseline (base-r1,
+# head-r1, base-r2, ...), so that whatever the machine does for a while hits both sides of a
+# round alike and cancels in the per-round ratios `bench-gate compare base head --rounds N`
+# pairs. Within a round, BENCH_INTERLEAVE=group (the default) runs each benchmark group (the
+# first two parts of an id, e.g. `latency/ltm`, listed with Criterion's `--list`) on both sides
+# back to back, the side that goes first alternating by round and by group, so the two halves
+# of a pair are seconds apart; BENCH_INTERLEAVE=suite runs one side's whole suite, then the
+# other's (ABBA by round), minutes apart. Benchmarks that need one run
 # (ONCE targets: byte counts, quality figures) run once per side, saved as `base` and `head`.
 # Instruction counts (the gungraun bench `instructions`, under valgrind) run once per side too;
 # without valgrind or gungraun-runner the channel is skipped and the report says so.
@@ -20,6 +24,7 @@
 # Usage: scripts/bench-pr.sh BASE_REF [--format text|markdown|json] [--html FILE]
 # Env:   MEMBENCH_PROFILE (default quick)
 #        BENCH_ROUNDS (default 4): interleaved rounds per side
+#        BENCH_INTERLEAVE (default group): group or suite, how a round pairs the sides (above)
 #        BENCH_ROUND_ARGS (default "--warm-up-time 0.2 --measurement-time 0.6"): Criterion
 #          arguments of each round (split on spaces)
 #        BENCH_ONCE (default "footprint quality"): bench targets run once per side, not per round
@@ -89,6 +94,14 @@ if ! [[ $rounds =~ ^[1-9][0-9]*$ ]]; then
   echo "$0: BENCH_ROUNDS='$rounds' is not a number of rounds (1 or more)" >&2
   exit 1
 fi
+interleave=${BENCH_INTERLEAVE:-group}
+case $interleave in
+  group | suite) ;;
+  *)
+    echo "$0: BENCH_INTERLEAVE='$interleave' (group or suite)" >&2
+    exit 1
+    ;;
+esac
 instructions=${BENCH_INSTRUCTIONS:-auto}
 case $instructions in
   auto | off | required) ;;
@@ -137,6 +150,32 @@ base_target=$CARGO_TARGET_DIR/bench-pr-base
 export CRITERION_HOME=${CRITERION_HOME:-$CARGO_TARGET_DIR/criterion}
 export GUNGRAUN_HOME=${GUNGRAUN_HOME:-$CARGO_TARGET_DIR/gungraun}
 read -r -a extra <<<"${BENCH_ARGS:-}"
+# BENCH_ARGS split into Criterion options and the filter (its one positional argument), so that
+# group rounds can narrow the filter to a group: the options that take a value are Criterion
+# 0.8's.
+extra_opts=()
+extra_filter=""
+for ((i = 0; i < ${#extra[@]}; i++)); do
+  a=${extra[i]}
+  case $a in
+    -c | --color | -s | --save-baseline | -b | --baseline | --baseline-lenient | --format | \
+      --load-baseline | --profile-time | --sample-size | --warm-up-time | --measurement-time | \
+      --nresamples | --noise-threshold | --confidence-level | --significance-level | \
+      --plotting-backend | --output-format)
+      extra_opts+=("$a" "${extra[i + 1]:-}")
+      i=$((i + 1))
+      ;;
+    -*) extra_opts+=("$a") ;;
+    *)
+      [[ -z $extra_filter ]] || {
+        echo "$0: BENCH_ARGS holds two filters ('$extra_filter', '$a'); Criterion takes one" >&2
+        exit 1
+      }
+      extra_filter=$a
+      ;;
+  esac
+done
+
 read -r -a round_args <<<"${BENCH_ROUND_ARGS:---warm-up-time 0.2 --measurement-time 0.6}"
 read -r -a once <<<"${BENCH_ONCE:-footprint quality}"
 read -r -a build_cmd <<<"${BENCH_BUILD_CMD:-cargo bench --workspace --no-run --message-format=json}"
@@ -220,11 +259,67 @@ run_benches() {
   done <"$work/$side.benches"
 }
 
-for ((k = 1; k <= rounds; k++)); do
-  if ((k % 2 == 1)); then order=(base head); else order=(head base); fi
-  for side in "${order[@]}"; do
+# exe_of SIDE TARGET: SIDE's executable of bench TARGET (empty when that side has none).
+exe_of() { awk -v t="$2" '$1 == t { print $2 }' "$work/$1.benches"; }
+
+# group_filters TARGET: one Criterion filter per benchmark group of TARGET on either side (the
+# group's ids, exact and anchored), one per line. An id only one side has is in its group too:
+# the other side's run of that filter runs the rest of the group.
+group_filters() {
+  local side exe
+  for side in base head; do
+    exe=$(exe_of "$side" "$1")
+    [[ -n $exe ]] || continue
     if [[ $side == base ]]; then dir=$worktree; else dir=$repo; fi
-    run_benches "$side" "$dir" "$side-r$k" round ${round_args[@]+"${round_args[@]}"}
+    (cd "$dir" && "$exe" --list ${extra_filter:+"$extra_filter"}) 2>/dev/null || {
+      echo "$0: listing the benchmarks of $1 ($side) failed" >&2
+      return 1
+    }
+  done | sed -n 's/: benchmark$//p' | sort -u |
+    awk -F/ '{ g = $1 "/" $2; gsub(/[][().*+?^$|{}\\]/, "\\\\&"); if (g in ids) ids[g] = ids[g] "|" $0; else ids[g] = $0 }
+             END { for (g in ids) print "^(" ids[g] ")$" }' | sort
+}
+
+# run_group SIDE TARGET BASELINE FILTER: SIDE's run of one group of TARGET saving BASELINE.
+run_group() {
+  local side=$1 target=$2 baseline=$3 filter=$4 exe dir
+  exe=$(exe_of "$side" "$target")
+  [[ -n $exe ]] || return 0
+  if [[ $side == base ]]; then dir=$worktree; else dir=$repo; fi
+  (cd "$dir" && "$exe" --bench --save-baseline "$baseline" ${round_args[@]+"${round_args[@]}"} \
+    ${extra_opts[@]+"${extra_opts[@]}"} "$filter") >&2 || {
+    echo "$0: benchmarking $side failed: $target exited with an error in $baseline (group $filter; a crashed round cannot be paired; see the log above)" >&2
+    exit 1
+  }
+}
+
+if [[ $interleave == group ]]; then
+  # The round targets of both sides, in the order they were built.
+  round_targets=$(cut -d' ' -f1 "$work/base.benches" "$work/head.benches" | awk '!seen[$0]++' |
+    while read -r t; do [[ $t == instructions ]] || is_once "$t" || echo "$t"; done)
+  declare -A groups
+  for target in $round_targets; do
+    groups[$target]=$(group_filters "$target") || exit 1
+  done
+fi
+for ((k = 1; k <= rounds; k++)); do
+  if [[ $interleave == suite ]]; then
+    if ((k % 2 == 1)); then order=(base head); else order=(head base); fi
+    for side in "${order[@]}"; do
+      if [[ $side == base ]]; then dir=$worktree; else dir=$repo; fi
+      run_benches "$side" "$dir" "$side-r$k" round ${round_args[@]+"${round_args[@]}"}
+    done
+    continue
+  fi
+  n=0
+  for target in $round_targets; do
+    echo "== round $k: $target, group by group ($(elapsed))" >&2
+    while read -r filter; do
+      [[ -n $filter ]] || continue
+      if (((k + n) % 2 == 1)); then order=(base head); else order=(head base); fi
+      for side in "${order[@]}"; do run_group "$side" "$target" "$side-r$k" "$filter"; done
+      n=$((n + 1))
+    done <<<"${groups[$target]}"
   done
 done
 run_benches base "$worktree" base once

@@ -5,7 +5,11 @@
 # each with and without an injected noisy neighbour, in three modes:
 #
 #   sequential   one full run of BASE, then one of HEAD (the old PR job), `compare base head`
-#   interleaved  ROUNDS short rounds in ABBA order, `compare base head --rounds ROUNDS`
+#   interleaved  ROUNDS short rounds in ABBA order, `compare base head --rounds ROUNDS`; with
+#                INTERLEAVE=run (default) a round runs all of BASE's benchmarks, then all of
+#                HEAD's; with INTERLEAVE=group each benchmark group (the first two parts of the
+#                id, e.g. `latency/ltm`) runs on both sides back to back, so the two halves of a
+#                pair are seconds apart instead of a whole run apart
 #   instructions callgrind counts of benches/instructions.rs (valgrind + gungraun-runner)
 #
 # The slowdown is planted in memory-core by the `membench_planted` cfg (crates/memory-core/src/
@@ -22,6 +26,7 @@
 # Usage: crates/bench-gate/scripts/accuracy.sh
 #   env: MODES="interleaved sequential instructions" NOISES="none cpu" PCTS="0 2 3 5 10 20"
 #        REPS=10 OP=get ROUNDS=4 ROUND_ARGS="--warm-up-time 0.2 --measurement-time 0.6"
+#        INTERLEAVE=run|group (how the interleaved mode pairs, above)
 #        BENCHES="latency" (Criterion targets of the timing modes) FILTER="" (a Criterion
 #        filter, e.g. "ltm/get" for a fast look) INSTR_FILTER (gungraun's, default the planted
 #        operation's benchmark for OP=get) MEMBENCH_PROFILE=quick HOG_BUSY=15 HOG_IDLE=10
@@ -42,6 +47,8 @@ pcts=${PCTS:-0 2 3 5 10 20}
 reps=${REPS:-10}
 op=${OP:-get}
 rounds=${ROUNDS:-4}
+interleave=${INTERLEAVE:-run}
+[[ $interleave == run || $interleave == group ]] || { echo "INTERLEAVE must be run or group" >&2; exit 1; }
 read -r -a round_args <<<"${ROUND_ARGS:---warm-up-time 0.2 --measurement-time 0.6}"
 read -r -a benches <<<"${BENCHES:-latency}"
 filter=${FILTER:-}
@@ -123,7 +130,7 @@ start_noise() { # NAME
   esac
 }
 
-echo "# accuracy $(date -u +%FT%TZ) load=$(cut -d' ' -f1-3 /proc/loadavg) op=$op modes='$modes' noises='$noises' pcts='$pcts' reps=$reps rounds=$rounds round_args='${round_args[*]}' benches='${benches[*]}' filter='$filter' profile=$MEMBENCH_PROFILE"
+echo "# accuracy $(date -u +%FT%TZ) load=$(cut -d' ' -f1-3 /proc/loadavg) op=$op modes='$modes' noises='$noises' pcts='$pcts' reps=$reps rounds=$rounds interleave=$interleave round_args='${round_args[*]}' benches='${benches[*]}' filter='$filter' profile=$MEMBENCH_PROFILE"
 echo "# building with --cfg membench_planted into $target"
 # Only the bench targets this run uses: a release build of every bench is long on 2 cores.
 build_targets=()
@@ -140,16 +147,54 @@ for b in "${benches[@]}"; do
   [[ -n $(exe "$b") ]] || { echo "no bench target '$b'" >&2; exit 1; }
 done
 
+# criterion_one TARGET SIDE BASELINE PCT FILTER [ARGS...]: one bench target's benchmarks that
+# FILTER selects (all when empty), HEAD with the slowdown.
+criterion_one() {
+  local b=$1 side=$2 name=$3 pct=$4 f=$5
+  shift 5
+  if [[ $side == head && $pct != 0 ]]; then
+    (cd "$root" && MEMBENCH_PLANTED="$op=$pct" CRITERION_HOME="$work/c" "$(exe "$b")" --bench --save-baseline "$name" "$@" ${f:+"$f"}) >>"$work/log" 2>&1
+  else
+    (cd "$root" && CRITERION_HOME="$work/c" "$(exe "$b")" --bench --save-baseline "$name" "$@" ${f:+"$f"}) >>"$work/log" 2>&1
+  fi || { tail -20 "$work/log" >&2; exit 1; }
+}
+
 # criterion_run SIDE BASELINE PCT [ARGS...]: the timed benches once, HEAD with the slowdown.
 criterion_run() {
   local side=$1 name=$2 pct=$3 b
   shift 3
   for b in "${benches[@]}"; do
-    if [[ $side == head && $pct != 0 ]]; then
-      (cd "$root" && MEMBENCH_PLANTED="$op=$pct" CRITERION_HOME="$work/c" "$(exe "$b")" --bench --save-baseline "$name" "$@" ${filter:+"$filter"}) >>"$work/log" 2>&1
-    else
-      (cd "$root" && CRITERION_HOME="$work/c" "$(exe "$b")" --bench --save-baseline "$name" "$@" ${filter:+"$filter"}) >>"$work/log" 2>&1
-    fi || { tail -20 "$work/log" >&2; exit 1; }
+    criterion_one "$b" "$side" "$name" "$pct" "$filter" "$@"
+  done
+}
+
+# group_filters TARGET: one Criterion filter per benchmark group of TARGET that FILTER selects
+# (the exact ids of the group, anchored), one per line.
+group_filters() {
+  (cd "$root" && "$(exe "$1")" --list ${filter:+"$filter"} 2>/dev/null) | sed -n 's/: benchmark$//p' |
+    awk -F/ '{ g = $1 "/" $2; gsub(/[][().*+?^$|{}\\]/, "\\\\&"); if (g in ids) ids[g] = ids[g] "|" $0; else ids[g] = $0 }
+             END { for (g in ids) print "^(" ids[g] ")$" }' | sort
+}
+
+# interleaved_round K PCT: round K, both sides; INTERLEAVE=run: one side's whole run, then the
+# other's (ABBA by round); INTERLEAVE=group: group by group, both sides back to back, the side
+# that goes first alternating by round and by group.
+interleaved_round() {
+  local k=$1 pct=$2 b g i=0 first second
+  if [[ $interleave == run ]]; then
+    if ((k % 2 == 1)); then first=base; else first=head; fi
+    [[ $first == base ]] && second=head || second=base
+    criterion_run "$first" "$first-r$k" "$([[ $first == head ]] && echo "$pct" || echo 0)" "${round_args[@]}"
+    criterion_run "$second" "$second-r$k" "$([[ $second == head ]] && echo "$pct" || echo 0)" "${round_args[@]}"
+    return
+  fi
+  for b in "${benches[@]}"; do
+    while read -r g; do
+      if (((k + i) % 2 == 1)); then first=base second=head; else first=head second=base; fi
+      criterion_one "$b" "$first" "$first-r$k" "$([[ $first == head ]] && echo "$pct" || echo 0)" "$g" "${round_args[@]}"
+      criterion_one "$b" "$second" "$second-r$k" "$([[ $second == head ]] && echo "$pct" || echo 0)" "$g" "${round_args[@]}"
+      i=$((i + 1))
+    done < <(group_filters "$b")
   done
 }
 
@@ -228,13 +273,7 @@ for mode in $modes; do
             ;;
           interleaved)
             for ((k = 1; k <= rounds; k++)); do
-              if ((k % 2 == 1)); then
-                criterion_run base "base-r$k" 0 "${round_args[@]}"
-                criterion_run head "head-r$k" "$pct" "${round_args[@]}"
-              else
-                criterion_run head "head-r$k" "$pct" "${round_args[@]}"
-                criterion_run base "base-r$k" 0 "${round_args[@]}"
-              fi
+              interleaved_round "$k" "$pct"
             done
             stop_noise
             gate_args=(base head --rounds "$rounds")

@@ -10,18 +10,38 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The fake harness: `fake-bench --bench --save-baseline NAME ...` copies fixture baseline
-/// `$FAKE_BASE` (for `base-r<k>`) or `$FAKE_HEAD` (for `head-r<k>`); `FAKE_FAIL=NAME` makes that
-/// round fail. Each call is logged to `$FAKE_LOG` with the directory it ran in.
+/// The fake harness: `fake-bench --bench --save-baseline NAME ... [FILTER]` copies fixture
+/// baseline `$FAKE_BASE` (for `base-r<k>`) or `$FAKE_HEAD` (for `head-r<k>`), only the
+/// benchmarks whose id FILTER (an extended regex, the last argument when it starts with `^(`)
+/// matches; `fake-bench --list [FILTER]` lists the fixture's ids as Criterion does; `FAKE_FAIL=NAME`
+/// makes that round fail. Each run is logged to `$FAKE_LOG` with the directory it ran in, the
+/// executable and the filter.
 const FAKE_BENCH: &str = r#"#!/bin/sh
 set -eu
+ids() { # FILTER: the fixture's ids that FILTER matches
+  cd "$FIXTURES"
+  find . -path "*/$FAKE_BASE/benchmark.json" | sort | while read -r f; do
+    id=$(sed -n 's/.*"full_id":"\([^"]*\)".*/\1/p' "$f")
+    if [ -z "$1" ] || printf '%s\n' "$id" | grep -Eq -- "$1"; then echo "$id"; fi
+  done
+}
+if [ "$1" = --list ]; then
+  ids "${2:-}" | sed 's/$/: benchmark/'
+  exit 0
+fi
 [ "$1" = --bench ] && [ "$2" = --save-baseline ] || { echo "fake-bench: unexpected $*" >&2; exit 64; }
 name=$3
-echo "$name $(pwd) $0" >>"$FAKE_LOG"
+filter=""
+for a in "$@"; do last=$a; done
+case $last in '^('*) filter=$last ;; esac
+echo "$name $(pwd) $0 $filter" >>"$FAKE_LOG"
 if [ "${FAKE_FAIL:-}" = "$name" ]; then echo "fake-bench: failing $name" >&2; exit 101; fi
 case $name in base-r*) src=$FAKE_BASE ;; head-r*) src=$FAKE_HEAD ;; *) exit 65 ;; esac
+wanted=$(ids "$filter")
 cd "$FIXTURES"
 find . -type d -name "$src" | while read -r dir; do
+  id=$(sed -n 's/.*"full_id":"\([^"]*\)".*/\1/p' "$dir/benchmark.json")
+  printf '%s\n' "$wanted" | grep -qxF -- "$id" || continue
   target="$CRITERION_HOME/$(dirname "$dir")/$name"
   mkdir -p "$target"
   cp "$dir"/* "$target/"
@@ -118,6 +138,7 @@ impl Project {
             .env("FAKE_HEAD", "same")
             .env("NO_COLOR", "1")
             .env_remove("BENCH_ARGS")
+            .env_remove("BENCH_INTERLEAVE")
             .env_remove("BENCH_ROUND_ARGS")
             .env_remove("BENCH_ONCE")
             .env_remove("GUNGRAUN_RUNNER")
@@ -177,7 +198,9 @@ fn same_code_on_both_sides_exits_0_and_benchmarks_base_in_a_worktree() {
     );
     let log = p.bench_log();
     let lines: Vec<Vec<&str>> = log.lines().map(|l| l.split(' ').collect()).collect();
-    assert_eq!(lines.len(), 4, "{log}");
+    // Two rounds of three groups (footprint/fixture, latency/fixture, throughput/fixture), both
+    // sides each.
+    assert_eq!(lines.len(), 12, "{log}");
     // (baseline, directory it ran in, executable)
     assert_eq!(lines[0][0], "base-r1", "{log}");
     assert!(lines[0][1].contains("bench-pr."), "{log}");
@@ -212,9 +235,89 @@ fn builds_that_name_one_executable_for_both_sides_exit_1_before_benchmarking() {
 }
 
 #[test]
-fn rounds_run_in_abba_order_each_saved_as_its_own_baseline() {
+fn group_rounds_pair_the_sides_group_by_group_alternating_who_goes_first() {
     let p = Project::new();
-    let out = p.run(&["HEAD"], &[("BENCH_ROUNDS", "4")]);
+    let out = p.run(&["HEAD", "--format", "json"], &[("BENCH_ROUNDS", "2")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let runs: Vec<(String, String)> = p
+        .bench_log()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (
+                f[0].to_string(),
+                f.get(3).copied().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let g = |id: &str| format!("^({id})$");
+    let (foot, lat, tput) = (
+        g("footprint/fixture/strings/1000"),
+        g("latency/fixture/spin_large|latency/fixture/spin_small"),
+        g("throughput/fixture/batch/64"),
+    );
+    let want: Vec<(String, String)> = [
+        ("base-r1", &foot),
+        ("head-r1", &foot),
+        ("head-r1", &lat),
+        ("base-r1", &lat),
+        ("base-r1", &tput),
+        ("head-r1", &tput),
+        ("head-r2", &foot),
+        ("base-r2", &foot),
+        ("base-r2", &lat),
+        ("head-r2", &lat),
+        ("head-r2", &tput),
+        ("base-r2", &tput),
+    ]
+    .iter()
+    .map(|(n, f)| (n.to_string(), f.to_string()))
+    .collect();
+    assert_eq!(runs, want);
+    // Every benchmark of both sides in both rounds, paired by the gate.
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let rows = report["benchmarks"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{report}");
+    for row in rows {
+        assert_eq!(
+            row["round_changes_pct"].as_array().map(Vec::len),
+            Some(2),
+            "{row}"
+        );
+    }
+}
+
+#[test]
+fn a_filter_in_bench_args_narrows_the_groups_and_two_filters_are_an_error() {
+    let p = Project::new();
+    let out = p.run(&["HEAD"], &[("BENCH_ARGS", "--sample-size 10 spin_small")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let filters: Vec<String> = p
+        .bench_log()
+        .lines()
+        .map(|l| l.split(' ').nth(3).unwrap_or("").to_string())
+        .collect();
+    assert_eq!(filters.len(), 4, "{filters:?}");
+    assert!(
+        filters
+            .iter()
+            .all(|f| f == "^(latency/fixture/spin_small)$"),
+        "{filters:?}"
+    );
+    let p = Project::new();
+    let out = p.run(&["HEAD"], &[("BENCH_ARGS", "spin_small spin_large")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("two filters"), "{}", stderr(&out));
+    p.assert_worktree_removed();
+}
+
+#[test]
+fn suite_rounds_run_in_abba_order_each_saved_as_its_own_baseline() {
+    let p = Project::new();
+    let out = p.run(
+        &["HEAD"],
+        &[("BENCH_ROUNDS", "4"), ("BENCH_INTERLEAVE", "suite")],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let order: Vec<String> = p
         .bench_log()
@@ -375,6 +478,8 @@ fn bad_arguments_exit_1_before_any_benchmark_runs() {
         ("BENCH_ROUNDS", "0"),
         ("BENCH_ROUNDS", "x"),
         ("BENCH_INSTRUCTIONS", "maybe"),
+        ("BENCH_INTERLEAVE", "bench"),
+        ("BENCH_ARGS", "one two"),
     ] {
         let out = p.run(&["HEAD"], &[env]);
         assert_eq!(out.status.code(), Some(1), "{env:?}: {}", stderr(&out));
