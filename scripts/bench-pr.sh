@@ -9,10 +9,11 @@
 # round alike and cancels in the per-round ratios `bench-gate compare base head --rounds N`
 # pairs. Within a round, BENCH_INTERLEAVE=group (the default) runs each benchmark group (the
 # first two parts of an id, e.g. `latency/ltm`, listed with Criterion's `--list`) on both sides
-# back to back, the side that goes first alternating by round and by group, so the two halves
-# of a pair are seconds apart; BENCH_INTERLEAVE=suite runs one side's whole suite, then the
-# other's (ABBA by round), minutes apart. Benchmarks that need one run
-# (ONCE targets: byte counts, quality figures) run once per side, saved as `base` and `head`.
+# back to back, so the two halves of a pair are seconds apart; the side that goes first is
+# balanced over each two rounds and drawn at random per group (`base_first` below).
+# BENCH_INTERLEAVE=suite runs one side's whole suite, then the other's (ABBA by round), minutes
+# apart. Benchmarks that need one run (ONCE targets: byte counts, quality figures) run once per
+# side, saved as `base` and `head`.
 # Instruction counts (the gungraun bench `instructions`, under valgrind) run once per side too;
 # without valgrind or gungraun-runner the channel is skipped and the report says so.
 # HEAD is saved as `head`, not `new`: Criterion 0.8's `--save-baseline new` copies its scratch
@@ -293,6 +294,19 @@ run_group() {
   }
 }
 
+# base_first K N: whether round K's pair of group N runs the base first. Rounds go in pairs (1
+# and 2, 3 and 4, ...): in each pair, one round runs the base first and the other the head, so
+# first-mover effects and slow drift cancel as in ABBA; which of the two is drawn at random per
+# group and pair. A fixed alternation lines up with a periodic disturbance whose period is
+# near a round's length (measured: an A/A run under a CPU hog busy 15 s / idle 10 s flagged
+# `latency/stm/append` at +7.2%, its four rounds +5.8 to +8.3%); a draw does not.
+declare -A first_draw
+base_first() {
+  local key="$2/$((($1 - 1) / 2))"
+  [[ -n ${first_draw[$key]:-} ]] || first_draw[$key]=$((RANDOM % 2))
+  (((($1 % 2) ^ first_draw[$key]) == 1))
+}
+
 if [[ $interleave == group ]]; then
   # The round targets of both sides, in the order they were built.
   round_targets=$(cut -d' ' -f1 "$work/base.benches" "$work/head.benches" | awk '!seen[$0]++' |
@@ -316,7 +330,7 @@ for ((k = 1; k <= rounds; k++)); do
     echo "== round $k: $target, group by group ($(elapsed))" >&2
     while read -r filter; do
       [[ -n $filter ]] || continue
-      if (((k + n) % 2 == 1)); then order=(base head); else order=(head base); fi
+      if base_first "$k" "$n"; then order=(base head); else order=(head base); fi
       for side in "${order[@]}"; do run_group "$side" "$target" "$side-r$k" "$filter"; done
       n=$((n + 1))
     done <<<"${groups[$target]}"

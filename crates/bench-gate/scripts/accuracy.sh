@@ -176,9 +176,18 @@ group_filters() {
              END { for (g in ids) print "^(" ids[g] ")$" }' | sort
 }
 
+# base_first K N: whether round K's pair of group N runs the base first: one of each two rounds
+# does, which one drawn per group (as scripts/bench-pr.sh does; why there).
+declare -A first_draw
+base_first() {
+  local key="$2/$((($1 - 1) / 2))"
+  [[ -n ${first_draw[$key]:-} ]] || first_draw[$key]=$((RANDOM % 2))
+  (((($1 % 2) ^ first_draw[$key]) == 1))
+}
+
 # interleaved_round K PCT: round K, both sides; INTERLEAVE=run: one side's whole run, then the
 # other's (ABBA by round); INTERLEAVE=group: group by group, both sides back to back, the side
-# that goes first alternating by round and by group.
+# that goes first balanced over each two rounds and drawn per group (base_first).
 interleaved_round() {
   local k=$1 pct=$2 b g i=0 first second
   if [[ $interleave == run ]]; then
@@ -190,7 +199,7 @@ interleaved_round() {
   fi
   for b in "${benches[@]}"; do
     while read -r g; do
-      if (((k + i) % 2 == 1)); then first=base second=head; else first=head second=base; fi
+      if base_first "$k" "$i"; then first=base second=head; else first=head second=base; fi
       criterion_one "$b" "$first" "$first-r$k" "$([[ $first == head ]] && echo "$pct" || echo 0)" "$g" "${round_args[@]}"
       criterion_one "$b" "$second" "$second-r$k" "$([[ $second == head ]] && echo "$pct" || echo 0)" "$g" "${round_args[@]}"
       i=$((i + 1))
@@ -263,6 +272,7 @@ for mode in $modes; do
       key="$mode/$noise/$pct"
       for ((rep = 1; rep <= reps; rep++)); do
         rm -rf "$work/c" "$work/g"
+        first_draw=()
         start_noise "$noise"
         case $mode in
           sequential)

@@ -235,7 +235,7 @@ fn builds_that_name_one_executable_for_both_sides_exit_1_before_benchmarking() {
 }
 
 #[test]
-fn group_rounds_pair_the_sides_group_by_group_alternating_who_goes_first() {
+fn group_rounds_pair_the_sides_group_by_group_each_side_first_once_per_two_rounds() {
     let p = Project::new();
     let out = p.run(&["HEAD", "--format", "json"], &[("BENCH_ROUNDS", "2")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -251,29 +251,32 @@ fn group_rounds_pair_the_sides_group_by_group_alternating_who_goes_first() {
         })
         .collect();
     let g = |id: &str| format!("^({id})$");
-    let (foot, lat, tput) = (
+    let groups = [
         g("footprint/fixture/strings/1000"),
         g("latency/fixture/spin_large|latency/fixture/spin_small"),
         g("throughput/fixture/batch/64"),
-    );
-    let want: Vec<(String, String)> = [
-        ("base-r1", &foot),
-        ("head-r1", &foot),
-        ("head-r1", &lat),
-        ("base-r1", &lat),
-        ("base-r1", &tput),
-        ("head-r1", &tput),
-        ("head-r2", &foot),
-        ("base-r2", &foot),
-        ("base-r2", &lat),
-        ("head-r2", &lat),
-        ("head-r2", &tput),
-        ("base-r2", &tput),
-    ]
-    .iter()
-    .map(|(n, f)| (n.to_string(), f.to_string()))
-    .collect();
-    assert_eq!(runs, want);
+    ];
+    // Round by round, group by group, both sides back to back.
+    assert_eq!(runs.len(), 12, "{runs:?}");
+    for (i, pair) in runs.chunks(2).enumerate() {
+        let (round, group) = (i / 3 + 1, &groups[i % 3]);
+        let mut sides: Vec<&str> = pair.iter().map(|r| r.0.as_str()).collect();
+        assert!(pair.iter().all(|r| &r.1 == group), "{runs:?}");
+        sides.sort_unstable();
+        assert_eq!(
+            sides,
+            [format!("base-r{round}"), format!("head-r{round}")],
+            "{runs:?}"
+        );
+    }
+    // Each group runs the base first in exactly one of the two rounds (which one is drawn).
+    for n in 0..3 {
+        let firsts: Vec<bool> = [n, n + 3]
+            .iter()
+            .map(|&i| runs[2 * i].0.starts_with("base"))
+            .collect();
+        assert_eq!(firsts.iter().filter(|&&b| b).count(), 1, "{runs:?}");
+    }
     // Every benchmark of both sides in both rounds, paired by the gate.
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let rows = report["benchmarks"].as_array().unwrap();
