@@ -32,6 +32,10 @@ pub struct Gate {
     /// What one interleaved round contributes of a timed benchmark: the mean or the median
     /// of its samples (see [`RoundStatistic`]).
     pub round_statistic: RoundStatistic,
+    /// Weight, in rounds' worth of degrees of freedom, of the noise level pooled across the
+    /// timed benchmarks of one `compare --rounds` (0: each benchmark's interval rests on its own
+    /// rounds alone). See [`crate::stats::NoisePrior`].
+    pub pooled_noise_df: f64,
 }
 
 /// The per-round value that `compare --rounds` pairs across the two sides (instruction counts
@@ -57,6 +61,7 @@ impl Default for Gate {
             fail_on_missing: false,
             default_kind: Kind::Latency,
             round_statistic: RoundStatistic::default(),
+            pooled_noise_df: 0.0,
         }
     }
 }
@@ -325,6 +330,12 @@ impl Config {
                 g.confidence
             )));
         }
+        if !(g.pooled_noise_df.is_finite() && (0.0..=1000.0).contains(&g.pooled_noise_df)) {
+            return Err(self.error(format!(
+                "gate.pooled_noise_df = {} must be between 0 and 1000",
+                g.pooled_noise_df
+            )));
+        }
         if !(100..=1_000_000).contains(&g.resamples) {
             return Err(self.error(format!(
                 "gate.resamples = {} must be between 100 and 1000000",
@@ -480,6 +491,19 @@ mod tests {
             c.threshold_of("throughput/x", Kind::Throughput).unwrap(),
             -10.0
         );
+    }
+
+    #[test]
+    fn the_pooled_noise_weight_is_zero_by_default_and_checked() {
+        assert_eq!(parse("").unwrap().gate.pooled_noise_df, 0.0);
+        let c = parse("[gate]\npooled_noise_df = 4\n").unwrap();
+        assert_eq!(c.gate.pooled_noise_df, 4.0);
+        for bad in ["-1", "1e9", "nan"] {
+            let err = parse(&format!("[gate]\npooled_noise_df = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("gate.pooled_noise_df"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -234,11 +234,65 @@ pub struct PairedRatio {
 /// [`PairedRatio`] of `ratios` (positive, finite; at least two) at `confidence`. Ratios that are
 /// all equal are decided exactly: the interval is that ratio, p is 0 unless it is 1.
 pub fn paired_ratio(ratios: &[f64], confidence: f64) -> PairedRatio {
+    paired_ratio_with(ratios, confidence, None)
+}
+
+/// A noise level shared by the benchmarks of one comparison: the variance of a round's log
+/// ratio that is typical of them, worth `df` degrees of freedom.
+///
+/// With four rounds a benchmark's own variance rests on three degrees of freedom, and now and
+/// then four noisy rounds happen to agree: the interval is then narrow around a change that is
+/// not there. Moderating each benchmark's variance toward the pooled level (the empirical Bayes
+/// "moderated t" of limma, Smyth 2004: `s~² = (d0·s0² + d·s²) / (d0 + d)` on `d0 + d` degrees of
+/// freedom) keeps such agreement from passing for certainty and gives every interval more
+/// degrees of freedom.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NoisePrior {
+    /// The pooled variance of a round's log ratio (`s0²`).
+    pub variance: f64,
+    /// Its weight in degrees of freedom (`d0`).
+    pub df: f64,
+}
+
+/// The [`NoisePrior`] of benchmarks whose log ratios have the sample `variances`, each on `df`
+/// degrees of freedom, weighted `weight`: the median variance, scaled to the mean a chi-square
+/// variable's median stands for (Wilson-Hilferty: `median(χ²_d) ≈ d (1 - 2/(9d))³`). `None`
+/// when `weight` is 0, when fewer than three variances are given (too few to pool), or when
+/// the median is 0 or not finite.
+pub fn pooled_noise(variances: &[f64], df: f64, weight: f64) -> Option<NoisePrior> {
+    if weight <= 0.0 || variances.len() < 3 || df < 1.0 {
+        return None;
+    }
+    let m = median(variances);
+    if m <= 0.0 || !m.is_finite() {
+        return None;
+    }
+    let median_over_mean = (1.0 - 2.0 / (9.0 * df)).powi(3);
+    Some(NoisePrior {
+        variance: m / median_over_mean,
+        df: weight,
+    })
+}
+
+/// [`paired_ratio`], with the variance of the log ratios moderated toward `prior` when given.
+pub fn paired_ratio_with(
+    ratios: &[f64],
+    confidence: f64,
+    prior: Option<NoisePrior>,
+) -> PairedRatio {
     let logs: Vec<f64> = ratios.iter().map(|r| r.ln()).collect();
     let m = mean(&logs);
     let point = m.exp();
     let n = logs.len() as f64;
-    let sd = variance(&logs).sqrt();
+    let own = variance(&logs);
+    let (var, df) = match prior {
+        Some(p) if logs.len() >= 2 => (
+            (p.df * p.variance + (n - 1.0) * own) / (p.df + n - 1.0),
+            p.df + n - 1.0,
+        ),
+        _ => (own, n - 1.0),
+    };
+    let sd = var.sqrt();
     if logs.len() < 2 || sd == 0.0 || !sd.is_finite() {
         return PairedRatio {
             point,
@@ -248,7 +302,6 @@ pub fn paired_ratio(ratios: &[f64], confidence: f64) -> PairedRatio {
         };
     }
     let se = sd / n.sqrt();
-    let df = n - 1.0;
     let half = student_t_quantile(confidence, df) * se;
     PairedRatio {
         point,
@@ -356,6 +409,50 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pooled_noise_is_the_scaled_median_variance_or_none() {
+        assert_eq!(pooled_noise(&[0.01, 0.02, 0.04], 3.0, 0.0), None);
+        assert_eq!(pooled_noise(&[0.01, 0.02], 3.0, 4.0), None);
+        assert_eq!(pooled_noise(&[0.0, 0.0, 0.0], 3.0, 4.0), None);
+        let p = pooled_noise(&[0.04, 0.01, 0.02], 3.0, 4.0).unwrap();
+        // median 0.02; Wilson-Hilferty puts the median of chi-square(3)/3 at (1 - 2/27)^3 =
+        // 0.7938 (exactly 0.7887).
+        assert!(close(p.variance, 0.02 / 0.7938, 1e-4), "{p:?}");
+        assert_eq!(p.df, 4.0);
+    }
+
+    #[test]
+    fn a_pooled_noise_level_widens_an_interval_that_a_few_agreeing_rounds_made_narrow() {
+        // Four rounds that happen to agree on +7%: alone, their interval clears a 5% threshold.
+        let ratios = [1.069, 1.083, 1.076, 1.058];
+        let alone = paired_ratio(&ratios, 0.95);
+        assert!(alone.lower > 1.05, "{alone:?}");
+        // The comparison's benchmarks typically spread by sd 0.08 per round.
+        let prior = NoisePrior {
+            variance: 0.08 * 0.08,
+            df: 4.0,
+        };
+        let moderated = paired_ratio_with(&ratios, 0.95, Some(prior));
+        assert_eq!(moderated.point, alone.point);
+        assert!(moderated.lower < 1.05, "{moderated:?}");
+        assert!(moderated.p > alone.p);
+        // A prior at the benchmark's own level only adds degrees of freedom: narrower.
+        let own = variance(&ratios.map(f64::ln));
+        let same = paired_ratio_with(
+            &ratios,
+            0.95,
+            Some(NoisePrior {
+                variance: own,
+                df: 4.0,
+            }),
+        );
+        assert!(
+            same.lower > alone.lower && same.upper < alone.upper,
+            "{same:?}"
+        );
+        assert_eq!(paired_ratio_with(&ratios, 0.95, None), alone);
+    }
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol

@@ -374,6 +374,24 @@ pub fn compare_rounds(base: &RoundSet, new: &RoundSet, config: &Config) -> Resul
              run {MIN_ROUNDS} or more rounds"
         ));
     }
+    // The noise level of this comparison's timed benchmarks, which each one's own rounds are
+    // moderated toward (`gate.pooled_noise_df`; bad rows are reported below, not here).
+    let variances: Vec<f64> = ids
+        .iter()
+        .filter_map(|id| {
+            let (b, n) = (presence(id, base), presence(id, new));
+            if b.len() != base.rounds.len() || n.len() != new.rounds.len() {
+                return None;
+            }
+            let logs = timed_log_ratios(id, config.kind_of(id), &b, &n, config).ok()??;
+            Some(stats::variance(&logs))
+        })
+        .collect();
+    let prior = stats::pooled_noise(
+        &variances,
+        base.rounds.len() as f64 - 1.0,
+        config.gate.pooled_noise_df,
+    );
     for id in ids {
         let kind = config.kind_of(id);
         let threshold_pct = config.threshold_of(id, kind)?;
@@ -381,7 +399,7 @@ pub fn compare_rounds(base: &RoundSet, new: &RoundSet, config: &Config) -> Resul
         let in_new = presence(id, new);
         let row = match (in_base.as_slice(), in_new.as_slice()) {
             (b, n) if b.len() == base.rounds.len() && n.len() == new.rounds.len() => {
-                rounds_row(id, kind, threshold_pct, b, n, config, &mut warnings)?
+                rounds_row(id, kind, threshold_pct, b, n, config, prior, &mut warnings)?
             }
             (b, []) if b.len() == base.rounds.len() => {
                 one_sided(id, kind, threshold_pct, b[0], OneSide::Base)?
@@ -510,6 +528,30 @@ fn partial_presence(id: &str, base: &RoundSet, new: &RoundSet) -> Error {
 }
 
 /// The row of a benchmark present in every round of both sides.
+/// The per-round log ratios NEW/BASE of a timed benchmark with at least [`MIN_ROUNDS`] rounds
+/// (`None` for a deterministic kind or a single round), by the configured round statistic.
+fn timed_log_ratios(
+    id: &str,
+    kind: Kind,
+    base: &[&Benchmark],
+    new: &[&Benchmark],
+    config: &Config,
+) -> Result<Option<Vec<f64>>> {
+    if kind.is_deterministic() || base.len() < MIN_ROUNDS {
+        return Ok(None);
+    }
+    let statistic = config.gate.round_statistic;
+    base.iter()
+        .zip(new)
+        .map(|(b, n)| {
+            let (bc, nc) = comparable_costs(id, kind, b, n)?;
+            Ok((nc.location(statistic) / bc.location(statistic)).ln())
+        })
+        .collect::<Result<Vec<f64>>>()
+        .map(Some)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn rounds_row(
     id: &str,
     kind: Kind,
@@ -517,6 +559,7 @@ fn rounds_row(
     base: &[&Benchmark],
     new: &[&Benchmark],
     config: &Config,
+    prior: Option<stats::NoisePrior>,
     warnings: &mut Vec<String>,
 ) -> Result<Row> {
     let mut base_costs = Vec::with_capacity(base.len());
@@ -575,7 +618,7 @@ fn rounds_row(
             .zip(&new_costs)
             .map(|(b, n)| n.location(statistic) / b.location(statistic))
             .collect();
-        let paired = stats::paired_ratio(&ratios, config.gate.confidence);
+        let paired = stats::paired_ratio_with(&ratios, config.gate.confidence, prior);
         cost_ratio_change(
             kind,
             stats::RatioInterval {
