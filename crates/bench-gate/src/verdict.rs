@@ -330,7 +330,9 @@ pub const MIN_ROUNDS: usize = 2;
 /// Compares two sets of interleaved rounds, round k of NEW against round k of BASE.
 ///
 /// Per benchmark, each round gives the ratio of NEW's mean to BASE's mean; the change is the
-/// geometric mean of those ratios with a t interval on their logarithms ([`stats::paired_ratio`]).
+/// geometric mean of those ratios with a t interval on their logarithms ([`stats::paired_ratio`]),
+/// whose variance is moderated toward the level pooled over the comparison's timed benchmarks
+/// when `gate.pooled_noise_df` is above 0 ([`stats::NoisePrior`]).
 /// Whatever slows the machine down for a while slows both halves of a round alike and cancels in
 /// its ratio; what is left is the spread between rounds, which the interval is made of. A
 /// deterministic kind pools its rounds and is decided exactly.
@@ -527,7 +529,6 @@ fn partial_presence(id: &str, base: &RoundSet, new: &RoundSet) -> Error {
     }
 }
 
-/// The row of a benchmark present in every round of both sides.
 /// The per-round log ratios NEW/BASE of a timed benchmark with at least [`MIN_ROUNDS`] rounds
 /// (`None` for a deterministic kind or a single round), by the configured round statistic.
 fn timed_log_ratios(
@@ -551,6 +552,8 @@ fn timed_log_ratios(
         .map(Some)
 }
 
+/// The row of a benchmark present in every round of both sides; a timed one's interval uses
+/// `prior`, the comparison's pooled noise level, when there is one.
 #[allow(clippy::too_many_arguments)]
 fn rounds_row(
     id: &str,
