@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 use crate::config::CALLER_VECTOR_WEIGHT;
 use crate::entry::{EntryId, MemoryEntry};
 use crate::error::Result;
-use crate::index::fusion::{self, FusedHit, Fusion, Similarities};
+use crate::index::fusion::{self, FusedHit, Fusion, MissingScores, Similarities};
 use crate::index::topk::sort_ranking;
 use crate::index::vector::kernel::dot;
 use crate::query::{
@@ -149,18 +149,22 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
         } else {
             Ranking::new()
         };
-        // Score fusion needs the similarity of keyword candidates the vector ranking left out.
-        let similarities = match (query_vector.as_deref(), state.config.search.fusion) {
-            (Some(qv), Fusion::MinMax) if q.mode == SearchMode::Hybrid => missing_similarities(
-                state,
-                q,
-                qv,
-                &keyword,
-                &vector,
-                &stm_vector,
-                ltm.keyword_similarities.as_deref(),
-            )?,
-            _ => Similarities::default(),
+        // Score fusion needs each signal's score of the candidates the other ranking found and
+        // its own left out.
+        let missing = match (query_vector.as_deref(), state.config.search.fusion) {
+            (Some(qv), Fusion::MinMax) if q.mode == SearchMode::Hybrid => MissingScores {
+                similarities: missing_similarities(
+                    state,
+                    q,
+                    qv,
+                    &keyword,
+                    &vector,
+                    &stm_vector,
+                    ltm.keyword_similarities.as_deref(),
+                )?,
+                bm25: missing_bm25(state, q, &keyword, &vector, &stm_keyword)?,
+            },
+            _ => MissingScores::default(),
         };
 
         let fused = {
@@ -168,7 +172,7 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
             fusion::fuse(
                 &keyword,
                 &vector,
-                &similarities,
+                &missing,
                 state.config.search.fusion,
                 weight,
             )?
@@ -298,6 +302,39 @@ fn missing_similarities(
             out.extend(state.ltm.similarities(&q.agent_id, qv, &long_term)?);
         }
         None => {}
+    }
+    Ok(out)
+}
+
+/// The BM25 score of vector candidates missing from the keyword ranking: short-term ones from
+/// `stm_keyword` (every short-term entry holding a query term, already scored), long-term ones
+/// from the store. An entry holding no query term gets none (it scores 0).
+fn missing_bm25(
+    state: &State,
+    q: &SearchQuery,
+    keyword: &[(EntryId, f32)],
+    vector: &[(EntryId, f32)],
+    stm_keyword: &[(EntryId, f32)],
+) -> Result<Similarities> {
+    if keyword.is_empty() {
+        // No entry holds a query term (or the query has none): there is nothing to score.
+        return Ok(Similarities::default());
+    }
+    let ranked: rustc_hash::FxHashSet<EntryId> = keyword.iter().map(|h| h.0).collect();
+    let short_term: Similarities = stm_keyword.iter().copied().collect();
+    let mut out = Similarities::default();
+    let mut long_term = Vec::new();
+    for &(id, _) in vector.iter().filter(|h| !ranked.contains(&h.0)) {
+        match short_term.get(&id) {
+            Some(&score) => {
+                out.insert(id, score);
+            }
+            None => long_term.push(id),
+        }
+    }
+    if !long_term.is_empty() && q.tiers != Tiers::ShortTerm {
+        let _span = tracing::debug_span!(stages::KEYWORD).entered();
+        out.extend(state.ltm.keyword_scores(&q.agent_id, &q.text, &long_term)?);
     }
     Ok(out)
 }

@@ -138,6 +138,53 @@ fn hits_carry_the_components_of_their_score() {
     }
 }
 
+/// A unit vector of the tests' dimension along axis `i`.
+fn axis(i: usize) -> Vec<f32> {
+    let mut v = vec![0.0; DIM];
+    v[i] = 1.0;
+    v
+}
+
+#[test]
+fn min_max_fusion_scores_a_vector_candidate_by_the_query_words_it_holds() {
+    // Two candidates per signal. The keyword top 2 are the two "apple"-heavy entries, which
+    // point away from the query vector; "apple banana" shares a query word but ranks third by
+    // BM25, and "cherry" shares none: both lie along the query vector. Scoring "apple banana" as
+    // if it held no query word would tie it with "cherry" (and with "apple apple apple", the
+    // best BM25 with the worst cosine) at w = 0.5; its own BM25 puts it first.
+    let mut config = config();
+    config.search.fusion = Fusion::MinMax;
+    config.search.vector_weight = Some(0.5);
+    config.search.candidates = 2;
+    for tiers in [memory_core::Tiers::LongTerm, memory_core::Tiers::ShortTerm] {
+        common::each_backend_from(START, config.clone(), |m, _clock| {
+            let put = |text: &str, v: Vec<f32>| {
+                let e = entry("a", "s", text).with_embedding(v);
+                if tiers == memory_core::Tiers::LongTerm {
+                    m.insert(e).unwrap();
+                } else {
+                    m.append(e).unwrap();
+                }
+            };
+            put("cherry", axis(0));
+            put("apple apple apple", axis(1));
+            put("apple apple", axis(1));
+            put("apple banana", axis(0));
+            let hits = m
+                .search(
+                    &SearchQuery::new("a", "apple")
+                        .with_mode(SearchMode::Hybrid)
+                        .with_vector(axis(0))
+                        .with_tiers(tiers)
+                        .with_k(2),
+                )
+                .unwrap();
+            assert_eq!(contents(&hits)[0], "apple banana", "{tiers:?}: {hits:?}");
+            assert!(hits[0].score > 0.5 + 1e-3, "{tiers:?}: {}", hits[0].score);
+        });
+    }
+}
+
 #[test]
 fn a_vector_weight_outside_the_unit_interval_is_refused() {
     for w in [-0.1, 1.5, f32::NAN] {

@@ -270,6 +270,12 @@ impl AgentIndex {
         }
     }
 
+    /// BM25 score for `query` of each entry of `ids` that holds a query term (see
+    /// [`KeywordIndex::scores`](crate::index::keyword::KeywordIndex::scores)).
+    pub fn keyword_scores(&self, query: &str, ids: &[EntryId]) -> Vec<(EntryId, f32)> {
+        self.text.read().keyword.scores(query, ids)
+    }
+
     /// Vector ranking (exact or approximate) of the entries passing `filter`.
     pub fn vector(
         &self,

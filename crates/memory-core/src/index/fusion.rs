@@ -70,22 +70,33 @@ pub enum Fusion {
     Rrf { k: f32 },
     /// A convex combination of normalized scores: `(1 - w) * bm25 / max bm25 + w * (cos -
     /// min cos) / (max cos - min cos)`, over the candidates of both signals. Every candidate gets
-    /// both parts: its exact cosine (see `LongTermStore::similarities`), and its BM25 score, 0
-    /// when it is not among the keyword candidates.
+    /// both parts, whichever signal found it: its exact cosine (see
+    /// `LongTermStore::similarities`) and its BM25 score (see `LongTermStore::keyword_scores`; 0
+    /// for an entry holding no query term). A vector candidate below the keyword top k is thus
+    /// judged by the words it does share with the query, not as if it shared none.
     MinMax,
 }
 
-/// One candidate's vector similarity, for the fusions that use scores rather than ranks.
+/// Candidates' scores by entry, for the fusions that use scores rather than ranks.
 pub type Similarities = rustc_hash::FxHashMap<EntryId, f32>;
+
+/// The scores of candidates that one ranking left out: the exact cosine of keyword candidates
+/// missing from the vector ranking, and the BM25 score of vector candidates missing from the
+/// keyword ranking (used by [`Fusion::MinMax`]).
+#[derive(Clone, Debug, Default)]
+pub struct MissingScores {
+    pub similarities: Similarities,
+    pub bm25: Similarities,
+}
 
 /// Fuses a keyword ranking and a vector ranking (each best first, as the indexes return them)
 /// with `fusion` and the vector signal's weight `w` in [0, 1], keeping each hit's per-ranking
-/// score and rank. `similarities` holds the exact cosine of candidates missing from `vector`
-/// (used by [`Fusion::MinMax`]). Sorted by fused score descending, ties by id ascending.
+/// score and rank. `missing` holds the scores of candidates that one ranking left out (used by
+/// [`Fusion::MinMax`]). Sorted by fused score descending, ties by id ascending.
 pub fn fuse(
     keyword: &[(EntryId, f32)],
     vector: &[(EntryId, f32)],
-    similarities: &Similarities,
+    missing: &MissingScores,
     fusion: Fusion,
     w: f32,
 ) -> Result<Vec<FusedHit>> {
@@ -122,9 +133,14 @@ pub fn fuse(
             let cos = |h: &FusedHit| {
                 h.vector
                     .map(|v| v.0)
-                    .or_else(|| similarities.get(&h.id).copied())
+                    .or_else(|| missing.similarities.get(&h.id).copied())
             };
-            let max_bm25 = keyword.iter().map(|h| h.1).fold(0.0f32, f32::max);
+            let bm25 = |h: &FusedHit| {
+                h.keyword
+                    .map(|k| k.0)
+                    .or_else(|| missing.bm25.get(&h.id).copied())
+            };
+            let max_bm25 = hits.values().filter_map(bm25).fold(0.0f32, f32::max);
             let (lo, hi) = hits
                 .values()
                 .filter_map(cos)
@@ -135,8 +151,8 @@ pub fn fuse(
             let updates: Vec<(EntryId, f32)> = hits
                 .values()
                 .map(|h| {
-                    let kw = match (h.keyword, max_bm25 > 0.0) {
-                        (Some((s, _)), true) => s / max_bm25,
+                    let kw = match (bm25(h), max_bm25 > 0.0) {
+                        (Some(s), true) => s / max_bm25,
                         _ => 0.0,
                     };
                     let v = match cos(h) {
@@ -169,7 +185,7 @@ pub fn fuse_hybrid(
     let mut out = fuse(
         keyword,
         vector,
-        &Similarities::default(),
+        &MissingScores::default(),
         Fusion::Rrf { k },
         0.5,
     )?;

@@ -539,6 +539,65 @@ impl KeywordIndex {
         MaxScore::new(self, &qterms, scorer).run(TopK::new(k, live), filter)
     }
 
+    /// The BM25 score for `query` of each live document of `ids` that holds a query term, in
+    /// `ids` order (the others are left out): the score [`search`](Self::search) gives that
+    /// document, to the bit, for fusing it with a ranking of another signal that found it
+    /// where this one's top k did not. A document's own term list says which query terms it
+    /// holds; only those are looked up in their postings (a binary search each).
+    pub fn scores(&self, query: &str, ids: &[EntryId]) -> Vec<(EntryId, f32)> {
+        if ids.is_empty() || self.is_empty() {
+            return Vec::new();
+        }
+        let qterms = self.query_terms(query);
+        if qterms.is_empty() {
+            return Vec::new();
+        }
+        let scorer = Scorer::new(self.params, self.stats().avg_doc_len);
+        let n = self.len() as f32;
+        // The terms in the order MaxScore sums them (ascending bound), so that the sums agree.
+        let mut terms: Vec<(u32, f32, f32)> = qterms
+            .iter()
+            .map(|&t| {
+                let term = &self.terms[t as usize];
+                let idf = idf(n, term.df as f32);
+                (
+                    t,
+                    idf,
+                    MaxScore::bound(&scorer, idf, term.max_tf, term.min_dl),
+                )
+            })
+            .collect();
+        terms.sort_by(|a, b| a.2.total_cmp(&b.2));
+        // Term id -> its place in `terms`, sorted by term id for lookups.
+        let mut place: Vec<(u32, usize)> =
+            terms.iter().enumerate().map(|(i, t)| (t.0, i)).collect();
+        place.sort_unstable();
+        let mut contrib = vec![0.0f32; terms.len()];
+        ids.iter()
+            .filter_map(|&id| {
+                let slot = *self.by_id.get(&id)?;
+                if !self.alive[slot as usize] {
+                    return None;
+                }
+                let dl = self.doc_len[slot as usize];
+                contrib.iter_mut().for_each(|c| *c = 0.0);
+                let mut held = false;
+                for t in self.doc_terms.get(slot as usize) {
+                    let Ok(p) = place.binary_search_by_key(t, |&(t, _)| t) else {
+                        continue;
+                    };
+                    let i = place[p].1;
+                    let postings = &self.terms[*t as usize].postings;
+                    if let Ok(at) = postings.binary_search_by_key(&slot, |p| p.slot) {
+                        held = true;
+                        contrib[i] = scorer.weight(terms[i].1, postings[at].tf, dl);
+                    }
+                }
+                held.then(|| (id, contrib.iter().sum()))
+            })
+            .collect()
+    }
+
     /// The distinct indexed terms of `query` that some live document holds, in term order.
     fn query_terms(&self, query: &str) -> Vec<u32> {
         let mut qterms: Vec<u32> = Vec::new();
@@ -1137,6 +1196,61 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn scores_of_given_documents_equal_their_search_scores() {
+        let mut docs = Vec::new();
+        for i in 0..300u64 {
+            let mut t = String::from("common words");
+            if i % 7 == 0 {
+                t.push_str(" seven");
+            }
+            if i % 30 == 0 {
+                t.push_str(" rare rare");
+            }
+            for _ in 0..(i % 4) {
+                t.push_str(" filler");
+            }
+            if i % 13 == 0 {
+                t = String::from("nothing shared here");
+            }
+            docs.push((i, t));
+        }
+        let refs: Vec<(u64, &str)> = docs.iter().map(|(i, t)| (*i, t.as_str())).collect();
+        let mut ix = index(&refs);
+        ix.remove(EntryId(14));
+        // Every id, a removed one (14), one never indexed (999) and a repeat (7).
+        let mut ids: Vec<EntryId> = (0..300).map(EntryId).collect();
+        ids.extend([EntryId(999), EntryId(7)]);
+        for (q, compacted) in [
+            ("common rare", false),
+            ("seven filler", false),
+            ("rare", false),
+            ("absent", false),
+            ("common rare", true),
+            ("seven filler", true),
+        ] {
+            if compacted {
+                // Slots renumbered and term lists remapped.
+                ix.compact();
+            }
+            let all = ix.search(q, 1000, &|_| true);
+            let got = ix.scores(q, &ids);
+            // The documents holding a query term, each with its search score to the bit, in
+            // the order asked; a repeated id is answered twice.
+            let mut want: Vec<(EntryId, f32)> = ids
+                .iter()
+                .filter_map(|id| all.iter().find(|h| h.0 == *id).copied())
+                .collect();
+            assert_eq!(got, want, "{q}");
+            want.retain(|h| h.0 == EntryId(14) || h.0 == EntryId(999) || h.0 == EntryId(13));
+            assert!(
+                want.is_empty(),
+                "removed, unknown and term-less documents get no score"
+            );
+        }
+        assert!(ix.scores("rare", &[]).is_empty());
     }
 
     #[test]

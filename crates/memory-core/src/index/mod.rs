@@ -245,6 +245,12 @@ impl Indexes {
         }
     }
 
+    /// BM25 score for `query` of each of `agent`'s entries in `ids` that holds a query term.
+    pub fn keyword_scores(&self, agent: &str, query: &str, ids: &[EntryId]) -> Vec<(EntryId, f32)> {
+        self.agent(agent)
+            .map_or_else(Vec::new, |idx| idx.keyword_scores(query, ids))
+    }
+
     /// Exact cosine similarity of `q` to each of `agent`'s entries in `ids` that has a vector.
     pub fn similarities(&self, agent: &str, q: &[f32], ids: &[EntryId]) -> Vec<(EntryId, f32)> {
         self.agent(agent)

@@ -306,6 +306,10 @@ impl LongTermStore for EmbeddedStore {
         Ok(self.indexes.similarities(agent, q, ids))
     }
 
+    fn keyword_scores(&self, agent: &str, text: &str, ids: &[EntryId]) -> Result<Ranking> {
+        Ok(self.indexes.keyword_scores(agent, text, ids))
+    }
+
     fn max_similarity(&self, agent: &str, v: &[f32]) -> Result<Option<f32>> {
         self.indexes.max_similarity(agent, v)
     }

@@ -165,6 +165,11 @@ pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
     /// has a vector (others are left out), in no particular order.
     fn similarities(&self, agent: &str, q: &[f32], ids: &[EntryId]) -> Result<Ranking>;
 
+    /// BM25 score for `text` of each of `agent`'s entries in `ids` that holds one of its terms
+    /// (others are left out), in no particular order: the score [`LongTermStore::keyword`] gives
+    /// the entry, for the vector candidates a hybrid search's keyword ranking left out.
+    fn keyword_scores(&self, agent: &str, text: &str, ids: &[EntryId]) -> Result<Ranking>;
+
     /// Highest cosine similarity of `v` to `agent`'s entries (approximate), for novelty and
     /// near-duplicate checks.
     fn max_similarity(&self, agent: &str, v: &[f32]) -> Result<Option<f32>>;

@@ -237,6 +237,8 @@ struct Statements {
     bm25_top_k: String,
     bm25_scores: String,
     bm25_filtered: String,
+    /// BM25 of given entries (an id array), for the vector candidates of a hybrid search.
+    bm25_of_ids: String,
     /// The three keyword statements above with each candidate's exact similarity to a query
     /// vector (the next parameter) added, for hybrid search.
     bm25_top_k_sim: String,
@@ -299,6 +301,12 @@ impl Statements {
             bm25_top_k_sim: with_similarity(s, &bm25_top_k, 6),
             bm25_scores_sim: with_similarity(s, &bm25_scores, 6),
             bm25_filtered_sim: with_similarity(s, &bm25_filtered, 10),
+            // bm25_scores is a SQL function the planner inlines, so the id condition reaches
+            // the postings' primary key (agent, term, entry): a lookup per term and id.
+            bm25_of_ids: format!(
+                "SELECT s.entry_id, s.score FROM {s}.bm25_scores($1, $2, $3, $4) AS s \
+                 WHERE s.entry_id = ANY ($5)"
+            ),
             bm25_top_k,
             bm25_scores,
             bm25_filtered,
@@ -1378,6 +1386,28 @@ impl LongTermStore for PostgresStore {
             vector,
             keyword_similarities: Some(keyword_similarities),
         })
+    }
+
+    fn keyword_scores(&self, agent: &str, text: &str, ids: &[EntryId]) -> Result<Ranking> {
+        let terms = query_terms(self.analyzer, text);
+        if ids.is_empty() || terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = self.shared.clone();
+        let agent = escape(agent);
+        let ids: Vec<i64> = ids.iter().map(|&i| id_i64(i)).collect();
+        let rows: Vec<(i64, f64)> = self.run(async move {
+            let (k1, b) = s.bm25;
+            with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.bm25_of_ids).await?;
+                let rows = c.query(&st, &[&agent, &terms, &k1, &b, &ids]).await?;
+                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            })
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, score)| (EntryId(u64::try_from(id).unwrap_or(0)), score as f32))
+            .collect())
     }
 
     fn similarities(&self, agent: &str, q: &[f32], ids: &[EntryId]) -> Result<Ranking> {
