@@ -24,9 +24,9 @@
 #
 # Usage: scripts/bench-pr.sh BASE_REF [--format text|markdown|json] [--html FILE]
 # Env:   MEMBENCH_PROFILE (default quick)
-#        BENCH_ROUNDS (default 4): interleaved rounds per side
+#        BENCH_ROUNDS (default 8): interleaved rounds per side
 #        BENCH_INTERLEAVE (default group): group or suite, how a round pairs the sides (above)
-#        BENCH_ROUND_ARGS (default "--warm-up-time 0.2 --measurement-time 0.6"): Criterion
+#        BENCH_ROUND_ARGS (default "--warm-up-time 0.2 --measurement-time 0.3"): Criterion
 #          arguments of each round (split on spaces)
 #        BENCH_ONCE (default "footprint quality"): bench targets run once per side, not per round
 #        BENCH_INSTRUCTIONS (default auto): auto = count instructions when valgrind and
@@ -90,7 +90,7 @@ case $format in
     exit 1
     ;;
 esac
-rounds=${BENCH_ROUNDS:-4}
+rounds=${BENCH_ROUNDS:-8}
 if ! [[ $rounds =~ ^[1-9][0-9]*$ ]]; then
   echo "$0: BENCH_ROUNDS='$rounds' is not a number of rounds (1 or more)" >&2
   exit 1
@@ -177,7 +177,7 @@ for ((i = 0; i < ${#extra[@]}; i++)); do
   esac
 done
 
-read -r -a round_args <<<"${BENCH_ROUND_ARGS:---warm-up-time 0.2 --measurement-time 0.6}"
+read -r -a round_args <<<"${BENCH_ROUND_ARGS:---warm-up-time 0.2 --measurement-time 0.3}"
 read -r -a once <<<"${BENCH_ONCE:-footprint quality}"
 read -r -a build_cmd <<<"${BENCH_BUILD_CMD:-cargo bench --workspace --no-run --message-format=json}"
 started=$SECONDS

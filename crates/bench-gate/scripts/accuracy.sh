@@ -6,10 +6,10 @@
 #
 #   sequential   one full run of BASE, then one of HEAD (the old PR job), `compare base head`
 #   interleaved  ROUNDS short rounds in ABBA order, `compare base head --rounds ROUNDS`; with
-#                INTERLEAVE=run (default) a round runs all of BASE's benchmarks, then all of
-#                HEAD's; with INTERLEAVE=group each benchmark group (the first two parts of the
-#                id, e.g. `latency/ltm`) runs on both sides back to back, so the two halves of a
-#                pair are seconds apart instead of a whole run apart
+#                INTERLEAVE=run a round runs all of BASE's benchmarks, then all of HEAD's; with
+#                INTERLEAVE=group (default, as scripts/bench-pr.sh) each benchmark group (the
+#                first two parts of the id, e.g. `latency/ltm`) runs on both sides back to back,
+#                so the two halves of a pair are seconds apart instead of a whole run apart
 #   instructions callgrind counts of benches/instructions.rs (valgrind + gungraun-runner)
 #
 # The slowdown is planted in memory-core by the `membench_planted` cfg (crates/memory-core/src/
@@ -25,8 +25,9 @@
 #
 # Usage: crates/bench-gate/scripts/accuracy.sh
 #   env: MODES="interleaved sequential instructions" NOISES="none cpu" PCTS="0 2 3 5 10 20"
-#        REPS=10 OP=get ROUNDS=4 ROUND_ARGS="--warm-up-time 0.2 --measurement-time 0.6"
-#        INTERLEAVE=run|group (how the interleaved mode pairs, above)
+#        REPS=10 OP=get ROUNDS=8 ROUND_ARGS="--warm-up-time 0.2 --measurement-time 0.3"
+#        (the defaults of scripts/bench-pr.sh)
+#        INTERLEAVE=group|run (how the interleaved mode pairs, above)
 #        BENCHES="latency" (Criterion targets of the timing modes) FILTER="" (a Criterion
 #        filter, e.g. "ltm/get" for a fast look) INSTR_FILTER (gungraun's, default the planted
 #        operation's benchmark for OP=get) MEMBENCH_PROFILE=quick HOG_BUSY=15 HOG_IDLE=10
@@ -46,10 +47,10 @@ noises=${NOISES:-none cpu}
 pcts=${PCTS:-0 2 3 5 10 20}
 reps=${REPS:-10}
 op=${OP:-get}
-rounds=${ROUNDS:-4}
-interleave=${INTERLEAVE:-run}
+rounds=${ROUNDS:-8}
+interleave=${INTERLEAVE:-group}
 [[ $interleave == run || $interleave == group ]] || { echo "INTERLEAVE must be run or group" >&2; exit 1; }
-read -r -a round_args <<<"${ROUND_ARGS:---warm-up-time 0.2 --measurement-time 0.6}"
+read -r -a round_args <<<"${ROUND_ARGS:---warm-up-time 0.2 --measurement-time 0.3}"
 read -r -a benches <<<"${BENCHES:-latency}"
 filter=${FILTER:-}
 hog_busy=${HOG_BUSY:-15}
