@@ -139,6 +139,12 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
             LongTerm::default()
         };
         let ltm_exhausted = ltm.exhausted(want);
+        // What bounds the BM25 of a long-term entry the keyword ranking left out: none when
+        // the ranking holds every entry with a query term (fewer than asked), else its lowest
+        // score.
+        let ltm_keyword_floor = (ltm.keyword.len() >= want)
+            .then(|| ltm.keyword.last().map(|h| h.1))
+            .flatten();
         let keyword = if q.uses_keywords() {
             merge_tiers(ltm.keyword, &stm_keyword[..top(&stm_keyword, want)])
         } else {
@@ -151,7 +157,7 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
         };
         // Score fusion needs each signal's score of the candidates the other ranking found and
         // its own left out.
-        let missing = match (query_vector.as_deref(), state.config.search.fusion) {
+        let mut missing = match (query_vector.as_deref(), state.config.search.fusion) {
             (Some(qv), Fusion::MinMax) if q.mode == SearchMode::Hybrid => MissingScores {
                 similarities: missing_similarities(
                     state,
@@ -162,21 +168,31 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
                     &stm_vector,
                     ltm.keyword_similarities.as_deref(),
                 )?,
-                bm25: missing_bm25(state, q, &keyword, &vector, &stm_keyword)?,
+                bm25: Similarities::default(),
             },
             _ => MissingScores::default(),
         };
-
-        let fused = {
+        let fuse = |missing: &MissingScores| {
             let _span = tracing::debug_span!(stages::FUSE).entered();
             fusion::fuse(
                 &keyword,
                 &vector,
-                &missing,
+                missing,
                 state.config.search.fusion,
                 weight,
-            )?
+            )
         };
+        let mut fused = fuse(&missing)?;
+        let min_max = query_vector.is_some()
+            && state.config.search.fusion == Fusion::MinMax
+            && q.mode == SearchMode::Hybrid;
+        if min_max && !keyword.is_empty() && !vector.is_empty() {
+            let floor = ltm_keyword_floor.filter(|_| q.metadata.is_none());
+            missing.bm25 = missing_bm25(state, q, weight, &fused, &keyword, &stm_keyword, floor)?;
+            if !missing.bm25.is_empty() {
+                fused = fuse(&missing)?;
+            }
+        }
         let hits = {
             let _span = tracing::debug_span!(stages::FETCH).entered();
             fetch(state, q, &stm, &fused)?
@@ -306,30 +322,53 @@ fn missing_similarities(
     Ok(out)
 }
 
-/// The BM25 score of vector candidates missing from the keyword ranking: short-term ones from
-/// `stm_keyword` (every short-term entry holding a query term, already scored), long-term ones
-/// from the store. An entry holding no query term gets none (it scores 0).
+/// The BM25 score of vector candidates missing from the keyword ranking, given `fused`, the
+/// min-max fusion with those scores taken as 0: short-term ones from `stm_keyword` (every
+/// short-term entry holding a query term, already scored), long-term ones from the store. An
+/// entry holding no query term gets none (it scores 0).
+///
+/// With `floor`, the lowest score of a full long-term keyword ranking (no metadata filter), a
+/// left-out long-term entry's BM25 is at most `floor`, so its fused score can rise by at most
+/// `(1 - w) * floor / max BM25`. When only the top k counts (relevance only), an entry that
+/// even so stays below the k-th fused score cannot reach the top k and is not scored: the top
+/// k is exactly what scoring every candidate gives, at a fraction of the lookups.
 fn missing_bm25(
     state: &State,
     q: &SearchQuery,
+    w: f32,
+    fused: &[FusedHit],
     keyword: &[(EntryId, f32)],
-    vector: &[(EntryId, f32)],
     stm_keyword: &[(EntryId, f32)],
+    floor: Option<f32>,
 ) -> Result<Similarities> {
     if keyword.is_empty() {
         // No entry holds a query term (or the query has none): there is nothing to score.
         return Ok(Similarities::default());
     }
-    let ranked: rustc_hash::FxHashSet<EntryId> = keyword.iter().map(|h| h.0).collect();
+    let max_bm25 = keyword.iter().map(|h| h.1).fold(0.0f32, f32::max);
+    let threshold = match (floor, fused.get(q.k.saturating_sub(1))) {
+        (Some(floor), Some(kth)) if q.reweighting == RELEVANCE_ONLY && max_bm25 > 0.0 => {
+            // The most a left-out entry's fused score can gain, with a margin for rounding.
+            let gain = (1.0 - w) * floor / max_bm25 * (1.0 + 1e-4) + 1e-6;
+            Some((kth.fused, gain))
+        }
+        _ => None,
+    };
     let short_term: Similarities = stm_keyword.iter().copied().collect();
     let mut out = Similarities::default();
     let mut long_term = Vec::new();
-    for &(id, _) in vector.iter().filter(|h| !ranked.contains(&h.0)) {
-        match short_term.get(&id) {
+    for h in fused
+        .iter()
+        .filter(|h| h.keyword.is_none() && h.vector.is_some())
+    {
+        match short_term.get(&h.id) {
             Some(&score) => {
-                out.insert(id, score);
+                out.insert(h.id, score);
             }
-            None => long_term.push(id),
+            None => match threshold {
+                Some((kth, gain)) if h.fused + gain < kth => {}
+                _ => long_term.push(h.id),
+            },
         }
     }
     if !long_term.is_empty() && q.tiers != Tiers::ShortTerm {

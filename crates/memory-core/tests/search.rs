@@ -186,6 +186,79 @@ fn min_max_fusion_scores_a_vector_candidate_by_the_query_words_it_holds() {
 }
 
 #[test]
+fn the_top_k_of_min_max_fusion_is_the_same_whatever_k_skips() {
+    // A small k lets the search skip scoring vector candidates that cannot reach its top k; the
+    // top 10 must still be what a search deep enough to score nearly every candidate ranks first.
+    let words = [
+        "garden", "tomato", "hiking", "trail", "piano", "lesson", "paris", "trip", "dog", "walk",
+        "recipe", "soup", "marathon", "training", "novel", "chapter",
+    ];
+    // Vectors unrelated to the words (as a sentence embedder's can be), so that a vector
+    // candidate's own BM25 decides whether it enters the top k.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut unit = move || {
+        let mut v: Vec<f32> = (0..DIM)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= n);
+        v
+    };
+    let entries: Vec<(String, Vec<f32>)> = (0..400usize)
+        .map(|i| {
+            let text = format!(
+                "{} {} {} and {} {}",
+                words[i % 16],
+                words[(i * 7 + 3) % 16],
+                words[(i * 5 + 1) % 16],
+                words[(i / 3) % 16],
+                i % 17
+            );
+            (text, unit())
+        })
+        .collect();
+    let queries: Vec<(&str, Vec<f32>)> = [
+        "garden tomato soup",
+        "piano lesson in paris",
+        "dog walk trail",
+    ]
+    .into_iter()
+    .map(|t| (t, unit()))
+    .collect();
+    let mut config = config();
+    config.search.fusion = Fusion::MinMax;
+    config.search.vector_weight = Some(0.5);
+    common::each_backend_from(START, config, |m, _clock| {
+        m.insert_batch(
+            entries
+                .iter()
+                .map(|(t, v)| entry("a", "s", t).with_embedding(v.clone()))
+                .collect(),
+        )
+        .unwrap();
+        for (text, v) in &queries {
+            let q = SearchQuery::new("a", *text)
+                .with_mode(SearchMode::Hybrid)
+                .with_vector(v.clone())
+                .without_cache();
+            let top = m.search(&q.clone().with_k(10)).unwrap();
+            let deep = m.search(&q.with_k(50)).unwrap();
+            let ids =
+                |h: &[memory_core::SearchHit]| h.iter().map(|h| h.entry.id).collect::<Vec<_>>();
+            assert_eq!(ids(&top), ids(&deep[..10]), "{text}");
+            for (a, b) in top.iter().zip(&deep) {
+                assert!((a.score - b.score).abs() < 1e-6, "{text}");
+            }
+        }
+    });
+}
+
+#[test]
 fn a_vector_weight_outside_the_unit_interval_is_refused() {
     for w in [-0.1, 1.5, f32::NAN] {
         let mut config = config();
