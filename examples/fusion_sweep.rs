@@ -11,7 +11,9 @@
 //! Each turn is embedded once per embedder and handed to the store with `with_embedding`, and
 //! each question's vector with `with_vector`, so that a configuration costs a store and its
 //! searches, not a model run. Prints R@1, R@5, R@10 and MRR@10 over all questions with
-//! evidence. `SWEEP_FUSIONS=minmax` and `SWEEP_DEPTHS=50` narrow the grid.
+//! evidence. `SWEEP_FUSIONS=minmax`, `SWEEP_DEPTHS=50` and `SWEEP_WEIGHTING=standout` (or
+//! `fixed`: the vector weight as configured, or moved per query by
+//! `SearchConfig::weight_by_standout`) narrow the grid.
 
 use std::sync::Arc;
 
@@ -169,7 +171,7 @@ fn main() {
             let base = SearchConfig::default();
             let show = |label: String, m: [f64; 4]| {
                 println!(
-                    "{dataset_name:<28} {name:<8} {label:<34} r@1 {:.3}  r@5 {:.3}  r@10 {:.3}  mrr {:.3}",
+                    "{dataset_name:<28} {name:<8} {label:<38} r@1 {:.3}  r@5 {:.3}  r@10 {:.3}  mrr {:.3}",
                     m[0], m[1], m[2], m[3]
                 );
             };
@@ -190,15 +192,21 @@ fn main() {
                     if !wanted("SWEEP_FUSIONS", fname) {
                         continue;
                     }
-                    for w in [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] {
-                        let search = SearchConfig {
-                            fusion,
-                            vector_weight: Some(w),
-                            candidates: depth,
-                            ..base.clone()
-                        };
-                        let m = evaluate(&prepared, &search, SearchMode::Hybrid);
-                        show(format!("hybrid {fname} w={w} depth={depth}"), m);
+                    for (standout, weighting) in [(false, "fixed"), (true, "standout")] {
+                        if !wanted("SWEEP_WEIGHTING", weighting) {
+                            continue;
+                        }
+                        for w in [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] {
+                            let search = SearchConfig {
+                                fusion,
+                                vector_weight: Some(w),
+                                weight_by_standout: standout,
+                                candidates: depth,
+                                ..base.clone()
+                            };
+                            let m = evaluate(&prepared, &search, SearchMode::Hybrid);
+                            show(format!("hybrid {fname} {weighting} w={w} d={depth}"), m);
+                        }
                     }
                 }
             }

@@ -98,6 +98,10 @@ pub struct SearchConfig {
     /// `None` takes the embedder's [`Embedder::vector_weight`](crate::Embedder::vector_weight),
     /// or [`CALLER_VECTOR_WEIGHT`] for a query whose caller passed its own vector.
     pub vector_weight: Option<f32>,
+    /// Whether hybrid search moves the vector weight, per query, toward the signal whose best
+    /// candidate stands out more from its ranking (see
+    /// [`query_weight`](crate::index::fusion::query_weight)); `false` uses the weight as it is.
+    pub weight_by_standout: bool,
     /// Candidates each signal contributes to a hybrid search, whatever `k` (at least `k`): deep
     /// enough that an entry ranked well by one signal only can still reach the top `k`.
     pub candidates: usize,
@@ -125,6 +129,7 @@ impl Default for SearchConfig {
             bm25: Bm25Params::default(),
             fusion: Fusion::MinMax,
             vector_weight: None,
+            weight_by_standout: true,
             candidates: DEFAULT_CANDIDATES,
             hnsw: HnswParams::default(),
             quantization: Quantization::None,

@@ -172,6 +172,11 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
             },
             _ => MissingScores::default(),
         };
+        let weight = if q.mode == SearchMode::Hybrid && state.config.search.weight_by_standout {
+            fusion::query_weight(weight, &keyword, &vector)
+        } else {
+            weight
+        };
         let fuse = |missing: &MissingScores| {
             let _span = tracing::debug_span!(stages::FUSE).entered();
             fusion::fuse(

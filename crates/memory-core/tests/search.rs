@@ -186,6 +186,58 @@ fn min_max_fusion_scores_a_vector_candidate_by_the_query_words_it_holds() {
 }
 
 #[test]
+fn the_vector_weight_leans_per_query_on_the_signal_whose_leader_stands_out() {
+    // "zanzibar trip" has one entry with the rare word (a clear keyword leader, pointing away
+    // from the query vector) and six with "trip" only, whose cosines to the query spread evenly
+    // from 0.9 down: no vector candidate stands out as far. At a fixed w = 0.5 the best cosine
+    // wins; moved by the standouts, the weight leans on BM25 and the rare word wins.
+    let mut config = config();
+    config.stm_capacity = 16;
+    config.search.fusion = Fusion::MinMax;
+    config.search.vector_weight = Some(0.5);
+    let toward = |cos: f32| {
+        let mut v = axis(0);
+        v[0] = cos;
+        v[1] = (1.0 - cos * cos).sqrt();
+        v
+    };
+    for standout in [true, false] {
+        config.search.weight_by_standout = standout;
+        for tiers in [memory_core::Tiers::LongTerm, memory_core::Tiers::ShortTerm] {
+            common::each_backend_from(START, config.clone(), |m, _clock| {
+                let put = |text: &str, v: Vec<f32>| {
+                    let e = entry("a", "s", text).with_embedding(v);
+                    if tiers == memory_core::Tiers::LongTerm {
+                        m.insert(e).unwrap();
+                    } else {
+                        m.append(e).unwrap();
+                    }
+                };
+                put("zanzibar trip", axis(1));
+                for (i, cos) in [0.9, 0.8, 0.7, 0.6, 0.5, 0.4].into_iter().enumerate() {
+                    put(&format!("trip notes {i}"), toward(cos));
+                }
+                let hits = m
+                    .search(
+                        &SearchQuery::new("a", "zanzibar trip")
+                            .with_mode(SearchMode::Hybrid)
+                            .with_vector(axis(0))
+                            .with_tiers(tiers)
+                            .with_k(3),
+                    )
+                    .unwrap();
+                let want = if standout {
+                    "zanzibar trip"
+                } else {
+                    "trip notes 0"
+                };
+                assert_eq!(contents(&hits)[0], want, "standout {standout}, {tiers:?}");
+            });
+        }
+    }
+}
+
+#[test]
 fn the_top_k_of_min_max_fusion_is_the_same_whatever_k_skips() {
     // A small k lets the search skip scoring vector candidates that cannot reach its top k; the
     // top 10 must still be what a search deep enough to score nearly every candidate ranks first.

@@ -89,6 +89,50 @@ pub struct MissingScores {
     pub bm25: Similarities,
 }
 
+/// How far the best candidate of one signal stands out from the rest of its ranking: the
+/// z-score `(best - mean) / sd` of the ranking's scores. A query whose words are rare in the
+/// store, or whose meaning one entry matches closely, gives that signal a clear leader; a query
+/// the signal cannot tell apart from its neighbours gives a flat ranking. (A query-performance
+/// predictor in the family of Shtok et al.'s NQC, which reads the spread of the top scores.)
+/// `None` for fewer than three candidates or a ranking whose scores are all equal.
+pub fn standout(ranking: &[(EntryId, f32)]) -> Option<f32> {
+    if ranking.len() < MIN_STANDOUT_CANDIDATES {
+        return None;
+    }
+    let n = ranking.len() as f64;
+    let scores = ranking.iter().map(|&(_, s)| f64::from(s));
+    let mean = scores.clone().sum::<f64>() / n;
+    let best = scores.clone().fold(f64::NEG_INFINITY, f64::max);
+    let var = scores.map(|s| (s - mean) * (s - mean)).sum::<f64>() / (n - 1.0);
+    let z = (best - mean) / var.sqrt();
+    (var > 0.0 && z.is_finite()).then_some(z as f32)
+}
+
+/// Candidates a ranking needs before [`standout`] reads it.
+const MIN_STANDOUT_CANDIDATES: usize = 3;
+
+/// The vector weight of one hybrid query: the configured weight `w`, moved toward the signal
+/// whose best candidate stands out more ([`standout`]): `w * zv / (w * zv + (1 - w) * zk)`. Equal
+/// standouts keep `w`; a flat vector ranking beside a clear keyword leader (a query naming a rare
+/// word the embedder cannot place) leans on BM25, and the other way round for a paraphrase that
+/// shares no rare word with its answer. Falls back to `w` when either signal has no standout, and
+/// keeps 0 and 1 as they are.
+///
+/// Measured with `examples/fusion_sweep.rs` (min-max fusion, 50 candidates, the generated
+/// conversations): it raised R@5 at every weight from 0.3 to 0.8 with MiniLM (0.517 -> 0.547 at
+/// 0.7) and, with the hashing embedder at 0.2, kept every metric at or above BM25 alone.
+pub fn query_weight(w: f32, keyword: &[(EntryId, f32)], vector: &[(EntryId, f32)]) -> f32 {
+    let (Some(zk), Some(zv)) = (standout(keyword), standout(vector)) else {
+        return w;
+    };
+    let (wv, wk) = (w * zv, (1.0 - w) * zk);
+    if wv + wk > 0.0 {
+        (wv / (wv + wk)).clamp(0.0, 1.0)
+    } else {
+        w
+    }
+}
+
 /// Fuses a keyword ranking and a vector ranking (each best first, as the indexes return them)
 /// with `fusion` and the vector signal's weight `w` in [0, 1], keeping each hit's per-ranking
 /// score and rank. `missing` holds the scores of candidates that one ranking left out (used by
@@ -250,6 +294,45 @@ mod tests {
 
     fn ids(v: &[u64]) -> Vec<EntryId> {
         v.iter().map(|&i| EntryId(i)).collect()
+    }
+
+    fn scored(scores: &[f32]) -> Vec<(EntryId, f32)> {
+        scores
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (EntryId(i as u64 + 1), s))
+            .collect()
+    }
+
+    #[test]
+    fn standout_is_the_z_score_of_the_best_candidate() {
+        // Scores 4, 1, 1: mean 2, sample sd sqrt(3), z = 2 / sqrt(3).
+        let z = standout(&scored(&[4.0, 1.0, 1.0])).unwrap();
+        assert!((z - 2.0 / 3f32.sqrt()).abs() < 1e-6, "{z}");
+        // Order does not matter: the best is the highest score wherever it is.
+        assert_eq!(standout(&scored(&[1.0, 4.0, 1.0])), Some(z));
+        assert_eq!(standout(&scored(&[2.0, 2.0, 2.0])), None, "flat");
+        assert_eq!(standout(&scored(&[5.0, 1.0])), None, "too few");
+        assert_eq!(standout(&[]), None);
+    }
+
+    #[test]
+    fn the_query_weight_leans_toward_the_signal_with_a_clear_leader() {
+        let leader = scored(&[9.0, 1.0, 1.0, 1.0, 1.0]);
+        let spread = scored(&[5.0, 4.5, 4.0, 3.5, 3.0]);
+        // Equal standouts keep the configured weight.
+        assert!((query_weight(0.3, &leader, &leader) - 0.3).abs() < 1e-6);
+        // A flatter vector ranking beside a clear keyword leader leans on BM25, and back.
+        assert!(query_weight(0.5, &leader, &spread) < 0.5);
+        assert!(query_weight(0.5, &spread, &leader) > 0.5);
+        let (zl, zs) = (standout(&leader).unwrap(), standout(&spread).unwrap());
+        let want = 0.5 * zs / (0.5 * zs + 0.5 * zl);
+        assert!((query_weight(0.5, &leader, &spread) - want).abs() < 1e-6);
+        // Pure signals stay pure; no standout falls back to the weight.
+        assert_eq!(query_weight(0.0, &spread, &leader), 0.0);
+        assert_eq!(query_weight(1.0, &leader, &spread), 1.0);
+        assert_eq!(query_weight(0.4, &leader, &scored(&[1.0])), 0.4);
+        assert_eq!(query_weight(0.4, &[], &leader), 0.4);
     }
 
     #[test]
