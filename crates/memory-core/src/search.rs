@@ -107,6 +107,10 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
         depth
     };
     let weight = vector_weight(state, q);
+    // Whether fusion reads the signals' scores (min-max) rather than their ranks.
+    let min_max = query_vector.is_some()
+        && state.config.search.fusion == Fusion::MinMax
+        && q.mode == SearchMode::Hybrid;
 
     let stm = if search_stm {
         let _span = tracing::debug_span!(stages::STM).entered();
@@ -157,8 +161,8 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
         };
         // Score fusion needs each signal's score of the candidates the other ranking found and
         // its own left out.
-        let mut missing = match (query_vector.as_deref(), state.config.search.fusion) {
-            (Some(qv), Fusion::MinMax) if q.mode == SearchMode::Hybrid => MissingScores {
+        let mut missing = match query_vector.as_deref() {
+            Some(qv) if min_max => MissingScores {
                 similarities: missing_similarities(
                     state,
                     q,
@@ -188,9 +192,6 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
             )
         };
         let mut fused = fuse(&missing)?;
-        let min_max = query_vector.is_some()
-            && state.config.search.fusion == Fusion::MinMax
-            && q.mode == SearchMode::Hybrid;
         if min_max && !keyword.is_empty() && !vector.is_empty() {
             let floor = ltm_keyword_floor.filter(|_| q.metadata.is_none());
             missing.bm25 = missing_bm25(state, q, weight, &fused, &keyword, &stm_keyword, floor)?;
