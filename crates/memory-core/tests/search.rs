@@ -138,6 +138,17 @@ fn hits_carry_the_components_of_their_score() {
     }
 }
 
+/// Stores `text` with vector `v` for agent "a" in `tiers`: inserted into long-term memory, or
+/// appended to the short-term window.
+fn put_in(m: &Memory, tiers: memory_core::Tiers, text: &str, v: Vec<f32>) {
+    let e = entry("a", "s", text).with_embedding(v);
+    if tiers == memory_core::Tiers::LongTerm {
+        m.insert(e).unwrap();
+    } else {
+        m.append(e).unwrap();
+    }
+}
+
 /// A unit vector of the tests' dimension along axis `i`.
 fn axis(i: usize) -> Vec<f32> {
     let mut v = vec![0.0; DIM];
@@ -158,14 +169,7 @@ fn min_max_fusion_scores_a_vector_candidate_by_the_query_words_it_holds() {
     config.search.candidates = 2;
     for tiers in [memory_core::Tiers::LongTerm, memory_core::Tiers::ShortTerm] {
         common::each_backend_from(START, config.clone(), |m, _clock| {
-            let put = |text: &str, v: Vec<f32>| {
-                let e = entry("a", "s", text).with_embedding(v);
-                if tiers == memory_core::Tiers::LongTerm {
-                    m.insert(e).unwrap();
-                } else {
-                    m.append(e).unwrap();
-                }
-            };
+            let put = |text: &str, v: Vec<f32>| put_in(&m, tiers, text, v);
             put("cherry", axis(0));
             put("apple apple apple", axis(1));
             put("apple apple", axis(1));
@@ -205,14 +209,7 @@ fn the_vector_weight_leans_per_query_on_the_signal_whose_leader_stands_out() {
         config.search.weight_by_standout = standout;
         for tiers in [memory_core::Tiers::LongTerm, memory_core::Tiers::ShortTerm] {
             common::each_backend_from(START, config.clone(), |m, _clock| {
-                let put = |text: &str, v: Vec<f32>| {
-                    let e = entry("a", "s", text).with_embedding(v);
-                    if tiers == memory_core::Tiers::LongTerm {
-                        m.insert(e).unwrap();
-                    } else {
-                        m.append(e).unwrap();
-                    }
-                };
+                let put = |text: &str, v: Vec<f32>| put_in(&m, tiers, text, v);
                 put("zanzibar trip", axis(1));
                 for (i, cos) in [0.9, 0.8, 0.7, 0.6, 0.5, 0.4].into_iter().enumerate() {
                     put(&format!("trip notes {i}"), toward(cos));
