@@ -179,20 +179,25 @@ impl EmbeddedStore {
             }
             return Ok(inserted);
         }
-        // A large batch's text is indexed on a second thread while SQLite writes it: two cores
-        // instead of one. Its vectors are staged on this thread once SQLite is done, which
-        // evens out the two threads' shares (the text is the longer). A search may then meet an
+        // A large batch is written to SQLite on a second thread while this one indexes its
+        // text: two cores instead of one. The text stays on this thread because it is the
+        // longer part and this thread's stem cache is warm (a thread started per batch would
+        // stem every word of every batch again); the vectors are staged on the SQLite thread
+        // once the write is done, which evens out the two shares. A search may then meet an
         // entry in the index a moment before its row commits (the fetch skips it), and if the
         // commit fails the entries leave the index again.
         let absent = self.indexes.absent(entries);
         let (written, indexed) = std::thread::scope(|s| {
-            let indexing = s.spawn(|| self.indexes.add_text(&absent));
-            let written = self.sqlite.insert(entries, accesses);
-            let staged = match written {
-                Ok(_) => self.indexes.add_vectors(&absent),
-                Err(_) => Ok(()),
-            };
-            let indexed = indexing
+            let writing = s.spawn(|| {
+                let written = self.sqlite.insert(entries, accesses);
+                let staged = match written {
+                    Ok(_) => self.indexes.add_vectors(&absent),
+                    Err(_) => Ok(()),
+                };
+                (written, staged)
+            });
+            let indexed = self.indexes.add_text(&absent);
+            let (written, staged) = writing
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (written, indexed.and(staged))
