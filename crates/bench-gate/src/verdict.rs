@@ -377,9 +377,12 @@ pub fn compare_rounds(base: &RoundSet, new: &RoundSet, config: &Config) -> Resul
         ));
     }
     // The noise level of this comparison's timed benchmarks, which each one's own rounds are
-    // moderated toward (`gate.pooled_noise_df`; bad rows are reported below, not here).
+    // moderated toward (`gate.pooled_noise_df`; bad rows are reported below, not here). Not
+    // computed when nothing is moderated.
+    let pooling = config.gate.pooled_noise_df > 0.0;
     let variances: Vec<f64> = ids
         .iter()
+        .filter(|_| pooling)
         .filter_map(|id| {
             let (b, n) = (presence(id, base), presence(id, new));
             if b.len() != base.rounds.len() || n.len() != new.rounds.len() {
