@@ -35,7 +35,8 @@
 #        BENCH_ARGS: extra arguments for every Criterion bench (split on spaces)
 #        CARGO_TARGET_DIR (default target/ of this checkout: HEAD builds there, the base in
 #          its subdirectory bench-pr-base/, kept so that the next run rebuilds only what
-#          changed), CRITERION_HOME (default $CARGO_TARGET_DIR/criterion),
+#          changed; HEAD builds first and its third-party units seed the base's directory, so an
+#          empty one compiles only the workspace's crates), CRITERION_HOME (default $CARGO_TARGET_DIR/criterion),
 #          GUNGRAUN_HOME (default $CARGO_TARGET_DIR/gungraun), BENCH_GATE_CONFIG (config file),
 #          BENCH_GATE (a bench-gate binary to use instead of building this one),
 #          BENCH_BUILD_CMD (default "cargo bench --workspace --no-run --message-format=json",
@@ -233,8 +234,41 @@ build() {
   fi
 }
 
-build "$worktree" base "$base_target"
+# seed_base: copies HEAD's compiled third-party units into the base's target directory where
+# it lacks them, so that a first (or emptied) base build compiles only the workspace's crates
+# (on 2 cores about 3.5 of a fresh base build's 6 minutes are dependencies). A unit is found by
+# the hash Cargo puts in its file names (deps/libserde-<hash>.rlib, build/serde-<hash>/,
+# .fingerprint/serde-<hash>/), taken from HEAD's build messages of packages that are not
+# path packages: a workspace crate is never copied, since a copied one could pass as up to
+# date and the base would then run HEAD's code. Whatever the base needs differently (another
+# version, features, profile or toolchain) has another hash and is built as usual.
+seed_base() {
+  local from=$CARGO_TARGET_DIR/release to=$base_target/release sub entry name hash copied=0
+  local -A third_party=()
+  [[ -d $from ]] || return 0
+  for hash in $(grep -v '"package_id":"path+' "$work/head.build.json" |
+    grep -o '/\(deps\|build\)/[^/"]*-[0-9a-f]\{16\}' | grep -o '[0-9a-f]\{16\}$' | sort -u); do
+    third_party[$hash]=1
+  done
+  for sub in deps build .fingerprint; do
+    [[ -d $from/$sub ]] || continue
+    mkdir -p "$to/$sub"
+    for entry in "$from/$sub"/*; do
+      name=${entry##*/}
+      hash=${name%%.*}
+      hash=${hash##*-}
+      [[ -n ${third_party[$hash]:-} && ! -e $to/$sub/$name ]] || continue
+      cp -a "$entry" "$to/$sub/"
+      copied=$((copied + 1))
+    done
+  done
+  echo "== seeded the base's target directory with $copied entries of HEAD's dependency build" >&2
+}
+
+# HEAD first: its target directory is the one most likely kept, and it seeds the base's.
 build "$repo" head "$CARGO_TARGET_DIR"
+seed_base
+build "$worktree" base "$base_target"
 # Never an A/A run in disguise: each side runs executables of its own build.
 shared=$(cut -d' ' -f2- "$work/base.benches" | sort | comm -12 - <(cut -d' ' -f2- "$work/head.benches" | sort))
 if [[ -n $shared ]]; then

@@ -48,6 +48,17 @@ find . -type d -name "$src" | while read -r dir; do
 done
 "#;
 
+/// Part of the fake build: two compiled units in `$CARGO_TARGET_DIR/release`, a third-party
+/// dependency and a workspace crate, each with its fingerprint directory, written only where
+/// absent and holding the target directory that built them; with Cargo's JSON message of each.
+const FAKE_UNITS: &str = r#"r=$CARGO_TARGET_DIR/release
+mkdir -p "$r/deps" "$r/.fingerprint/dep-0123456789abcdef" "$r/.fingerprint/member-fedcba9876543210"
+[ -e "$r/deps/libdep-0123456789abcdef.rlib" ] || echo "$CARGO_TARGET_DIR" >"$r/deps/libdep-0123456789abcdef.rlib"
+[ -e "$r/deps/libmember-fedcba9876543210.rlib" ] || echo "$CARGO_TARGET_DIR" >"$r/deps/libmember-fedcba9876543210.rlib"
+echo "{\"reason\":\"compiler-artifact\",\"package_id\":\"registry+https://github.com/rust-lang/crates.io-index#dep@1.0.0\",\"target\":{\"kind\":[\"lib\"],\"name\":\"dep\"},\"filenames\":[\"$r/deps/libdep-0123456789abcdef.rlib\"],\"fresh\":false}"
+echo "{\"reason\":\"compiler-artifact\",\"package_id\":\"path+file:///repo#member@0.1.0\",\"target\":{\"kind\":[\"lib\"],\"name\":\"member\"},\"filenames\":[\"$r/deps/libmember-fedcba9876543210.rlib\"],\"fresh\":false}"
+"#;
+
 struct Project {
     dir: tempfile::TempDir,
 }
@@ -90,7 +101,7 @@ impl Project {
                 "#!/bin/sh\nset -eu\necho 'Compiling...' >&2\n[ -n \"${{FAKE_BUILD_FAIL:-}}\" ] && exit 101\n\
                  exe=\"$CARGO_TARGET_DIR/fake-bench\"\n[ -n \"${{FAKE_SHARED_EXE:-}}\" ] && exe=\"$FAKE_SHARED_EXE\"\n\
                  mkdir -p \"$CARGO_TARGET_DIR\"\n[ \"$exe\" = \"{fake}\" ] || cp \"{fake}\" \"$exe\"\n\
-                 echo '{{\"reason\":\"build-finished\"}}'\necho \"{artifact}\"\n",
+                 {FAKE_UNITS}echo '{{\"reason\":\"build-finished\"}}'\necho \"{artifact}\"\n",
                 fake = fake.display(),
                 artifact = artifact.replace('"', "\\\""),
             ),
@@ -220,6 +231,41 @@ fn same_code_on_both_sides_exits_0_and_benchmarks_base_in_a_worktree() {
         }
     }
     p.assert_worktree_removed();
+}
+
+#[test]
+fn the_base_build_starts_from_heads_third_party_units_never_from_its_workspace_crates() {
+    let p = Project::new();
+    let out = p.run(&["HEAD"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let head = p.path("target");
+    let base = head.join("bench-pr-base");
+    let built_in = |dir: &Path, file: &str| {
+        std::fs::read_to_string(dir.join("release/deps").join(file))
+            .unwrap_or_else(|e| panic!("{file} in {}: {e}", dir.display()))
+    };
+    // The dependency was copied from HEAD's build (the base's build found it and kept it) ...
+    assert_eq!(
+        built_in(&base, "libdep-0123456789abcdef.rlib").trim(),
+        head.display().to_string()
+    );
+    assert!(base
+        .join("release/.fingerprint/dep-0123456789abcdef")
+        .is_dir());
+    // ... the workspace crate was built by the base's own build, and its fingerprint not copied.
+    assert_eq!(
+        built_in(&base, "libmember-fedcba9876543210.rlib").trim(),
+        base.display().to_string()
+    );
+    assert!(
+        stderr(&out).contains("seeded the base's target directory with 2 entries"),
+        "{}",
+        stderr(&out)
+    );
+    // A second run finds the base's units in place and copies nothing.
+    let out = p.run(&["HEAD"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("with 0 entries"), "{}", stderr(&out));
 }
 
 #[test]
@@ -450,7 +496,8 @@ fn a_failing_benchmark_run_exits_1_and_still_removes_the_worktree() {
     let p = Project::new();
     let out = p.run(&["HEAD"], &[("FAKE_BUILD_FAIL", "1")]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("building the benchmarks of base failed"));
+    // HEAD builds first (it seeds the base's target directory), so its failure is the one seen.
+    assert!(stderr(&out).contains("building the benchmarks of head failed"));
     assert_eq!(p.bench_log(), "");
     p.assert_worktree_removed();
 }
