@@ -408,6 +408,14 @@ impl AgentIndex {
             return true;
         }
         // Nothing left to link: refine what a backlog linked quickly, a batch per read lock.
-        vectors.refine(threads, PARALLEL_LINK_BATCH) > 0
+        if vectors.refine(threads, PARALLEL_LINK_BATCH) > 0 {
+            return true;
+        }
+        // Done: the int8 codes a backlog kept for its scan are not needed any more.
+        if vectors.has_linked_codes() {
+            drop(vectors);
+            self.vectors.write().forget_linked_codes();
+        }
+        false
     }
 }

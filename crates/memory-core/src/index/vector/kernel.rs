@@ -60,6 +60,14 @@ dispatch!(
     dot_i8, dot_i8_avx2, dot_i8_sse2, dot_i8_portable, (a: &[i8], b: &[i8]) -> i32
 );
 
+dispatch!(
+    /// Int8 codes of `v` written to `out` (same length), with one scale (`max |x| / 127`) such
+    /// that `x ≈ code * scale`, rounded half to even; a vector of zeros gets zero codes and scale
+    /// 0. The fast quantizer for codes that are not stored ([`super::quant::quantize_into`]
+    /// rounds half away from zero and makes the stored ones).
+    quantize_i8, quantize_i8_avx2, quantize_i8_sse2, quantize_i8_portable, (v: &[f32], out: &mut [i8]) -> f32
+);
+
 /// Asks the CPU to start loading `data` into its caches, a cache line at a time. A hint: it
 /// changes no result, and does nothing off x86-64.
 #[inline]
@@ -121,6 +129,38 @@ fn dot_f32_i8_portable(q: &[f32], codes: &[i8]) -> f32 {
 }
 
 #[inline(always)]
+fn quantize_i8_portable(v: &[f32], out: &mut [i8]) -> f32 {
+    // The largest magnitude in lanes (a plain fold would carry one dependency through the loop).
+    let mut lanes = [0.0f32; LANES];
+    let chunks = v.chunks_exact(LANES);
+    let mut max = chunks
+        .remainder()
+        .iter()
+        .fold(0.0f32, |m, x| m.max(x.abs()));
+    for c in chunks {
+        for i in 0..LANES {
+            let a = c[i].abs();
+            lanes[i] = if a > lanes[i] { a } else { lanes[i] };
+        }
+    }
+    for l in lanes {
+        max = max.max(l);
+    }
+    if max == 0.0 || !max.is_finite() {
+        out.fill(0);
+        return 0.0;
+    }
+    let inv = 127.0 / max;
+    // 1.5 * 2^23: adding and subtracting it rounds to an integer, half to even, for |y| < 2^22.
+    const ROUND: f32 = 12_582_912.0;
+    for (o, x) in out.iter_mut().zip(v) {
+        let y = (x * inv).clamp(-127.0, 127.0);
+        *o = ((y + ROUND) - ROUND) as i8;
+    }
+    max / 127.0
+}
+
+#[inline(always)]
 fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -145,6 +185,7 @@ fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::quant;
     use super::*;
 
     fn naive(a: &[f32], b: &[f32]) -> f64 {
@@ -193,6 +234,32 @@ mod tests {
             dot_f32_i8_portable(&a, &c).to_bits()
         );
         assert_eq!(dot_i8(&c, &c), dot_i8_portable(&c, &c));
+    }
+
+    #[test]
+    fn the_fast_quantizer_agrees_with_the_stored_one_but_on_exact_halves() {
+        let v: Vec<f32> = (0..389).map(|i| (i as f32 * 0.731).sin() * 0.2).collect();
+        let mut stored = Vec::new();
+        let scale = quant::quantize_into(&v, &mut stored);
+        let mut fast = vec![0i8; v.len()];
+        assert_eq!(quantize_i8(&v, &mut fast).to_bits(), scale.to_bits());
+        let mut portable = vec![0i8; v.len()];
+        quantize_i8_portable(&v, &mut portable);
+        assert_eq!(fast, portable);
+        for ((&x, &s), &f) in v.iter().zip(&stored).zip(&fast) {
+            let y = x / scale;
+            assert!(
+                s == f || (y.abs().fract() - 0.5).abs() < 1e-3,
+                "{x}: {s} vs {f}"
+            );
+            assert!((f32::from(f) - y).abs() <= 0.5 + 1e-4);
+        }
+        // Halves go to the even code; zeros stay zero.
+        let mut out = [0i8; 4];
+        assert_eq!(quantize_i8(&[127.0, 0.5, 1.5, -2.5], &mut out), 1.0);
+        assert_eq!(out, [127, 0, 2, -2]);
+        assert_eq!(quantize_i8(&[0.0; 3], &mut out[..3]), 0.0);
+        assert_eq!(out[..3], [0, 0, 0]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod hnsw;
 pub(crate) mod kernel;
 pub(crate) mod quant;
 mod snapshot;
+mod tail;
 
 use rustc_hash::FxHashMap;
 
@@ -18,6 +19,7 @@ use crate::index::column::Column;
 use crate::index::growth::reserve_bounded;
 use crate::index::topk::TopK;
 use hnsw::Graph;
+use tail::{TailCodes, CODED_SCAN_MIN};
 
 /// How vectors are held in the arena.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -234,6 +236,9 @@ pub struct VectorIndex {
     dead: usize,
     /// Present once the index has reached `hnsw.min_len` live vectors; covers every slot.
     graph: Option<Graph>,
+    /// Int8 codes of the newest slots while many wait to be linked (f32 arenas only): the
+    /// approximate search scans them instead of the f32 rows (`tail.rs`).
+    tail: TailCodes,
 }
 
 impl VectorIndex {
@@ -248,6 +253,7 @@ impl VectorIndex {
             by_id: FxHashMap::default(),
             dead: 0,
             graph: None,
+            tail: TailCodes::default(),
         })
     }
 
@@ -340,6 +346,44 @@ impl VectorIndex {
         self.ids.push(id);
         self.deleted.push(false);
         self.by_id.insert(id, slot);
+        self.code_slot(slot as usize);
+    }
+
+    /// Keeps the int8 code of the new slot `slot` while a backlog lasts: from the append that
+    /// leaves [`CODED_SCAN_MIN`] vectors unlinked on, every new slot gets one, and codes of slots
+    /// linked since are dropped (from the front, amortized).
+    fn code_slot(&mut self, slot: usize) {
+        let (Arena::F32(data), Some(graph)) = (&self.arena, self.graph.as_ref()) else {
+            return;
+        };
+        let dim = self.config.dim;
+        let linked = graph.linked();
+        self.tail.forget_before(dim, linked);
+        if self.tail.is_empty() || self.tail.end() != slot {
+            if (slot + 1).saturating_sub(linked) < CODED_SCAN_MIN {
+                return;
+            }
+            self.tail.restart_at(slot);
+        }
+        self.tail.push(data.row(slot, dim));
+    }
+
+    /// Whether codes are held for slots the graph has linked since (see
+    /// [`VectorIndex::forget_linked_codes`]).
+    pub(crate) fn has_linked_codes(&self) -> bool {
+        let linked = self.graph.as_ref().map_or(0, Graph::linked);
+        !self.tail.is_empty() && self.tail.start() < linked
+    }
+
+    /// Drops the codes of linked slots (all of them once the backlog is gone). The linker calls
+    /// this when it runs out of work, so that the codes of a finished backlog do not stay.
+    pub(crate) fn forget_linked_codes(&mut self) {
+        let linked = self.graph.as_ref().map_or(0, Graph::linked);
+        if linked >= self.tail.end() {
+            self.tail = TailCodes::default();
+        } else {
+            self.tail.forget_before(self.config.dim, linked);
+        }
     }
 
     /// Gives every slot storage in the graph, creating the graph once the index holds
@@ -528,6 +572,7 @@ impl VectorIndex {
             self.dead = 0;
         }
         self.graph = None;
+        self.tail = TailCodes::default();
         self.reserve_graph();
     }
 
@@ -605,7 +650,14 @@ impl VectorIndex {
         fresh.sort_unstable();
         let mut fresh = fresh.into_iter().peekable();
         let mut accepted = found.len();
-        for slot in linked..self.ids.len() {
+        // During a backlog the newest slots have int8 codes: those are scanned through them.
+        let coded = self.tail.start().max(linked);
+        let coded = if !self.tail.is_empty() && self.tail.end() == self.ids.len() {
+            coded
+        } else {
+            self.ids.len()
+        };
+        for slot in linked..coded {
             if fresh.next_if_eq(&slot).is_some() || self.deleted[slot] {
                 continue;
             }
@@ -614,6 +666,19 @@ impl VectorIndex {
                 top.push(s, id);
                 accepted += 1;
             }
+        }
+        if coded < self.ids.len() {
+            accepted += self.tail.scan(
+                dim,
+                q,
+                coded..self.ids.len(),
+                k,
+                |slot| fresh.next_if_eq(&slot).is_some() || self.deleted[slot],
+                |slot| self.ids[slot],
+                filter,
+                |slot| self.arena.sim_query(dim, q, slot),
+                &mut top,
+            );
         }
         if accepted < k {
             return self.search_exact(q, k, filter);
@@ -629,6 +694,7 @@ impl VectorIndex {
             + self.deleted.capacity()
             + self.by_id.capacity() * (size_of::<(EntryId, u32)>() + 1)
             + self.graph.as_ref().map_or(0, Graph::heap_bytes)
+            + self.tail.heap_bytes()
     }
 }
 
@@ -818,6 +884,83 @@ mod tests {
             ix.search_approx(&[1.0, 0.0], 5, &|_| true).unwrap().len(),
             2
         );
+    }
+
+    /// Unit vectors from a seeded xorshift generator, in `clusters` directions with noise, so
+    /// that near ties (what int8 codes can reorder) are common.
+    fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut x = seed;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+        };
+        let centres: Vec<Vec<f32>> = (0..clusters)
+            .map(|_| (0..dim).map(|_| next()).collect())
+            .collect();
+        (0..n)
+            .map(|i| {
+                let c = &centres[i % clusters];
+                unit(&c.iter().map(|&m| m + 0.3 * next()).collect::<Vec<_>>())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_backlog_is_scanned_through_int8_codes_with_f32_scores_and_its_codes_go_once_linked() {
+        let dim = 64;
+        let mut c = VectorIndexConfig::new(dim);
+        c.hnsw.min_len = 16;
+        let mut ix = VectorIndex::new(c).unwrap();
+        let vectors = clustered(4_000 + 300, dim, 40, 7);
+        for (i, v) in vectors.iter().take(300).enumerate() {
+            ix.insert(EntryId(i as u64), v).unwrap();
+        }
+        assert!(ix.tail.is_empty());
+        // 4,000 unlinked: codes from the 2,048th on, the slots before scanned in f32.
+        for (i, v) in vectors.iter().enumerate().skip(300) {
+            ix.insert_unlinked(EntryId(i as u64), v).unwrap();
+        }
+        assert_eq!(ix.pending_links(), 4_000);
+        assert_eq!(ix.tail.start(), 300 + CODED_SCAN_MIN - 1);
+        assert_eq!(ix.tail.end(), 4_300);
+        let queries = clustered(60, dim, 40, 99);
+        let all = |_: EntryId| true;
+        let even = |id: EntryId| id.0.is_multiple_of(2);
+        let filters: [&dyn Fn(EntryId) -> bool; 2] = [&all, &even];
+        let (mut found, mut wanted) = (0, 0);
+        for q in &queries {
+            for filter in filters {
+                let exact = ix.search_exact(q, 10, filter).unwrap();
+                let approx = ix.search_approx(q, 10, filter).unwrap();
+                assert_eq!(approx.len(), 10);
+                for (id, score) in &approx {
+                    // f32 scores, as the exact scan gives them, and only what the filter takes.
+                    assert_eq!(Some(*score), ix.similarity(*id, q));
+                    assert!(filter(*id));
+                }
+                wanted += exact.len();
+                found += exact.iter().filter(|h| approx.contains(h)).count();
+            }
+        }
+        // The graph holds 300 of 4,300 vectors; the rest is scanned, half of it through codes.
+        assert!(found as f64 >= 0.995 * wanted as f64, "{found} of {wanted}");
+        let with_codes = ix.heap_bytes();
+        // Linking drops the codes of linked slots: from the front as new slots come ...
+        // (once they are half of the codes: 1,453 of 1,953 here).
+        ix.link_pending(3_500);
+        ix.insert_unlinked(EntryId(1_000_000), &vectors[0]).unwrap();
+        assert_eq!((ix.tail.start(), ix.tail.end()), (3_800, 4_301));
+        // ... and all of them once nothing waits.
+        ix.link_pending(usize::MAX);
+        assert!(ix.has_linked_codes());
+        ix.forget_linked_codes();
+        assert!(ix.tail.is_empty() && !ix.has_linked_codes());
+        assert!(ix.heap_bytes() < with_codes);
+        for q in &queries[..5] {
+            assert_eq!(ix.search_approx(q, 1, &|_| true).unwrap().len(), 1);
+        }
     }
 
     #[test]

@@ -134,6 +134,7 @@ impl VectorIndex {
             by_id,
             dead,
             graph,
+            tail: Default::default(),
         };
         // Below `min_len` (as configured now) no graph is needed; above it one is made.
         index.reserve_graph();
