@@ -11,11 +11,11 @@
 //! they start once [`CODED_SCAN_MIN`] vectors wait, cover every later slot, and are dropped as
 //! the linker catches up.
 
+use std::collections::VecDeque;
 use std::ops::Range;
 
 use super::kernel;
 use crate::entry::EntryId;
-use crate::index::growth::reserve_bounded;
 use crate::index::topk::TopK;
 
 /// Unlinked vectors from which a backlog keeps codes and the scan uses them: below it the f32
@@ -28,17 +28,30 @@ pub(super) const CODED_SCAN_MIN: usize = 2_048;
 /// many others within that margin to be lost.
 const RESCORE_EXTRA: usize = 32;
 
+/// Slots per block of codes. Blocks are allocated whole and dropped whole, so neither growth nor
+/// forgetting ever copies codes (both happen under the index's write lock, which searches wait
+/// for: a `Vec` that doubled or drained its front moved tens of megabytes there).
+const BLOCK: usize = 1_024;
+
+/// The codes and scales of `BLOCK` consecutive slots (the last block of a tail may be partly
+/// filled).
+#[derive(Clone, Debug)]
+struct Block {
+    codes: Box<[i8]>,
+    scales: Box<[f32]>,
+}
+
 /// Codes of the slots `start..start + len` of one index (empty: no backlog).
 #[derive(Clone, Debug, Default)]
 pub(super) struct TailCodes {
     start: usize,
-    codes: Vec<i8>,
-    scales: Vec<f32>,
+    len: usize,
+    blocks: VecDeque<Block>,
 }
 
 impl TailCodes {
     pub fn is_empty(&self) -> bool {
-        self.scales.is_empty()
+        self.len == 0
     }
 
     /// First slot with a code.
@@ -48,42 +61,60 @@ impl TailCodes {
 
     /// One past the last slot with a code.
     pub fn end(&self) -> usize {
-        self.start + self.scales.len()
+        self.start + self.len
     }
 
     /// Appends the code of slot `self.end()`, vector `v`.
     pub fn push(&mut self, v: &[f32]) {
-        reserve_bounded(&mut self.codes, v.len());
-        reserve_bounded(&mut self.scales, 1);
-        let at = self.codes.len();
-        self.codes.resize(at + v.len(), 0);
-        self.scales
-            .push(kernel::quantize_i8(v, &mut self.codes[at..]));
+        let dim = v.len();
+        let (b, i) = (self.len / BLOCK, self.len % BLOCK);
+        if b == self.blocks.len() {
+            self.blocks.push_back(Block {
+                codes: vec![0; BLOCK * dim].into_boxed_slice(),
+                scales: vec![0.0; BLOCK].into_boxed_slice(),
+            });
+        }
+        let block = &mut self.blocks[b];
+        block.scales[i] = kernel::quantize_i8(v, &mut block.codes[i * dim..(i + 1) * dim]);
+        self.len += 1;
     }
 
     /// Drops every code; the next [`TailCodes::push`] is for slot `slot`.
     pub fn restart_at(&mut self, slot: usize) {
-        self.codes = Vec::new();
-        self.scales = Vec::new();
+        self.blocks = VecDeque::new();
+        self.len = 0;
         self.start = slot;
     }
 
-    /// Drops the codes of the slots before `slot` (linked by now). Only when they are at least
-    /// half of the codes, so that the front of the buffers moves O(1) times per code overall.
-    pub fn forget_before(&mut self, dim: usize, slot: usize) {
-        let n = slot.saturating_sub(self.start).min(self.scales.len());
-        if n == self.scales.len() {
+    /// Drops the codes of the slots before `slot` (linked by now), a whole block at a time.
+    pub fn forget_before(&mut self, slot: usize) {
+        if slot >= self.end() {
             self.restart_at(self.end());
-        } else if n > 0 && n * 2 >= self.scales.len() {
-            self.codes.drain(..n * dim);
-            self.scales.drain(..n);
-            self.start += n;
+            return;
+        }
+        while self.len > BLOCK && self.start + BLOCK <= slot {
+            self.blocks.pop_front();
+            self.start += BLOCK;
+            self.len -= BLOCK;
         }
     }
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.codes.capacity() + self.scales.capacity() * std::mem::size_of::<f32>()
+        self.blocks
+            .iter()
+            .map(|b| b.codes.len() + b.scales.len() * std::mem::size_of::<f32>())
+            .sum::<usize>()
+            + self.blocks.capacity() * std::mem::size_of::<Block>()
+    }
+
+    /// The codes and scale of `slot`.
+    #[inline]
+    fn row(&self, dim: usize, slot: usize) -> (&[i8], f32) {
+        let offset = slot - self.start;
+        let block = &self.blocks[offset / BLOCK];
+        let i = offset % BLOCK;
+        (&block.codes[i * dim..(i + 1) * dim], block.scales[i])
     }
 
     /// Scans `slots` (within the coded ones) for `q`: every slot that `skip` passes is ranked by
@@ -116,9 +147,8 @@ impl TailCodes {
             if skip(slot) {
                 continue;
             }
-            let i = slot - self.start;
-            let dot = kernel::dot_i8(&q_codes, &self.codes[i * dim..(i + 1) * dim]);
-            let s = dot as f32 * (q_scale * self.scales[i]);
+            let (codes, scale) = self.row(dim, slot);
+            let s = kernel::dot_i8(&q_codes, codes) as f32 * (q_scale * scale);
             let key = EntryId(slot as u64);
             if rough.would_accept(s, key) && filter(id_of(slot)) {
                 rough.push(s, key);
