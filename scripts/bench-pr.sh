@@ -36,7 +36,8 @@
 #        CARGO_TARGET_DIR (default target/ of this checkout: HEAD builds there, the base in
 #          its subdirectory bench-pr-base/, kept so that the next run rebuilds only what
 #          changed; HEAD builds first and its third-party units seed the base's directory, so an
-#          empty one compiles only the workspace's crates), CRITERION_HOME (default $CARGO_TARGET_DIR/criterion),
+#          empty one compiles only the workspace's crates),
+#          CRITERION_HOME (default $CARGO_TARGET_DIR/criterion),
 #          GUNGRAUN_HOME (default $CARGO_TARGET_DIR/gungraun), BENCH_GATE_CONFIG (config file),
 #          BENCH_GATE (a bench-gate binary to use instead of building this one),
 #          BENCH_BUILD_CMD (default "cargo bench --workspace --no-run --message-format=json",

@@ -350,8 +350,8 @@ impl VectorIndex {
     }
 
     /// Keeps the int8 code of the new slot `slot` while a backlog lasts: from the append that
-    /// leaves [`CODED_SCAN_MIN`] vectors unlinked on, every new slot gets one, and codes of slots
-    /// linked since are dropped (from the front, amortized).
+    /// leaves [`CODED_SCAN_MIN`] vectors unlinked on, every new slot gets one, and the codes of
+    /// slots linked since are dropped (a block at a time).
     fn code_slot(&mut self, slot: usize) {
         let (Arena::F32(data), Some(graph)) = (&self.arena, self.graph.as_ref()) else {
             return;
@@ -379,11 +379,7 @@ impl VectorIndex {
     /// this when it runs out of work, so that the codes of a finished backlog do not stay.
     pub(crate) fn forget_linked_codes(&mut self) {
         let linked = self.graph.as_ref().map_or(0, Graph::linked);
-        if linked >= self.tail.end() {
-            self.tail = TailCodes::default();
-        } else {
-            self.tail.forget_before(linked);
-        }
+        self.tail.forget_before(linked);
     }
 
     /// Gives every slot storage in the graph, creating the graph once the index holds
