@@ -419,3 +419,40 @@ impl AgentIndex {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_linker_drops_the_codes_of_a_backlog_once_it_has_linked_it() {
+        let mut config = VectorIndexConfig::new(16);
+        config.hnsw.min_len = 16;
+        let index = AgentIndex::new(Bm25Params::default(), &config).unwrap();
+        for i in 0..3_000u64 {
+            let v: Vec<f32> = (0..16)
+                .map(|d| ((i * 31 + d * 7) % 23) as f32 + 1.0)
+                .collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let v: Vec<f32> = v.iter().map(|x| x / norm).collect();
+            index
+                .add_stored(
+                    EntryId(i),
+                    ("s", Role::User, Timestamp(0)),
+                    "text",
+                    Some(&v),
+                )
+                .unwrap();
+        }
+        // 3,000 unlinked: codes from the 2,048th vector on.
+        assert_eq!(index.vectors.read().coded_slots(), 953);
+        let mut steps = 0;
+        while index.link_step() {
+            steps += 1;
+            assert!(steps < 100_000, "the linker never ran out of work");
+        }
+        let vectors = index.vectors.read();
+        assert_eq!(vectors.pending_links(), 0);
+        assert_eq!(vectors.coded_slots(), 0);
+    }
+}

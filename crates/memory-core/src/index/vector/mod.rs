@@ -375,6 +375,12 @@ impl VectorIndex {
         !self.tail.is_empty() && self.tail.start() < linked
     }
 
+    /// Slots whose int8 codes are held (see `tail.rs`).
+    #[cfg(test)]
+    pub(crate) fn coded_slots(&self) -> usize {
+        self.tail.end() - self.tail.start()
+    }
+
     /// Drops the codes of linked slots (all of them once the backlog is gone). The linker calls
     /// this when it runs out of work, so that the codes of a finished backlog do not stay.
     pub(crate) fn forget_linked_codes(&mut self) {
