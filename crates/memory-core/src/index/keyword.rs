@@ -14,7 +14,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use crate::entry::EntryId;
 use crate::error::{Error, Result};
 use crate::index::growth::reserve_bounded;
-use crate::index::text::Analyzer;
+use crate::index::text::{for_each_token, Analyzer};
 use crate::index::topk::TopK;
 
 mod snapshot;
@@ -262,6 +262,23 @@ impl Vocab {
     }
 }
 
+/// Words as written that the analyzer may change, each with its term: a word met before costs
+/// one lookup of its written form on insert, instead of the stem cache and then the term
+/// dictionary. A cache over the term dictionary: emptied when compaction renumbers the terms,
+/// never saved in a snapshot.
+#[derive(Clone, Debug, Default)]
+struct Surfaces {
+    forms: Vocab,
+    /// The term of each form, by the form's id in `forms`.
+    terms: Vec<u32>,
+}
+
+impl Surfaces {
+    fn heap_bytes(&self) -> usize {
+        self.forms.heap_bytes() + self.terms.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
 /// Document counts and average length, exact over the live documents.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct KeywordStats {
@@ -294,6 +311,7 @@ pub struct KeywordStats {
 pub struct KeywordIndex {
     params: Bm25Params,
     vocab: Vocab,
+    surfaces: Surfaces,
     terms: Vec<Term>,
     slot_ids: Vec<EntryId>,
     doc_len: Vec<u32>,
@@ -312,6 +330,7 @@ impl KeywordIndex {
         Ok(KeywordIndex {
             params,
             vocab: Vocab::default(),
+            surfaces: Surfaces::default(),
             terms: Vec::new(),
             slot_ids: Vec::new(),
             doc_len: Vec::new(),
@@ -398,6 +417,7 @@ impl KeywordIndex {
         reserve_bounded(&mut self.doc_terms.ends, docs.len());
         reserve_bounded(&mut self.alive, docs.len());
         let mut tokens: Vec<u32> = Vec::new();
+        let mut stem = String::new();
         // Term frequencies of the batch's documents, in the order of each one's `doc_terms`.
         let mut tfs: Vec<u32> = Vec::new();
         for (i, &(id, text)) in docs.iter().enumerate() {
@@ -405,17 +425,7 @@ impl KeywordIndex {
                 continue; // a later document in this batch has the same id
             }
             tokens.clear();
-            self.params.analyzer.for_each_term(text, |tok| {
-                let t = self.vocab.get_or_insert(tok);
-                if t as usize == self.terms.len() {
-                    reserve_bounded(&mut self.terms, 1);
-                    self.terms.push(Term {
-                        min_dl: u32::MAX,
-                        ..Term::default()
-                    });
-                }
-                tokens.push(t);
-            });
+            for_each_token(text, |tok| tokens.push(self.term_id(tok, &mut stem)));
             let dl = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
             tokens.sort_unstable();
             let slot = self.slot_ids.len() as u32;
@@ -448,6 +458,34 @@ impl KeywordIndex {
             }
             at += n;
         }
+    }
+
+    /// The id of the term of `token` (a token of [`for_each_token`]), added if new: the same term
+    /// as [`Analyzer::for_each_term`] gives, found through [`Surfaces`] when the analyzer may
+    /// change the token.
+    fn term_id(&mut self, token: &str, stem: &mut String) -> u32 {
+        let analyzer = self.params.analyzer;
+        let t = if analyzer.may_change(token) {
+            if let Some(f) = self.surfaces.forms.get(token) {
+                return self.surfaces.terms[f as usize];
+            }
+            let t = self.vocab.get_or_insert(analyzer.term_of(token, stem));
+            let f = self.surfaces.forms.get_or_insert(token);
+            debug_assert_eq!(f as usize, self.surfaces.terms.len());
+            reserve_bounded(&mut self.surfaces.terms, 1);
+            self.surfaces.terms.push(t);
+            t
+        } else {
+            self.vocab.get_or_insert(token)
+        };
+        if t as usize == self.terms.len() {
+            reserve_bounded(&mut self.terms, 1);
+            self.terms.push(Term {
+                min_dl: u32::MAX,
+                ..Term::default()
+            });
+        }
+        t
     }
 
     /// Removes `id`; returns whether it was indexed. Statistics are exact at once; storage is
@@ -508,6 +546,8 @@ impl KeywordIndex {
         }
         self.terms = terms;
         self.vocab = vocab;
+        // The forms point at the old term ids.
+        self.surfaces = Surfaces::default();
         keep_live(&mut self.slot_ids, &remap);
         keep_live(&mut self.doc_len, &remap);
         self.doc_terms.keep_live(&self.alive, &term_remap);
@@ -618,7 +658,7 @@ impl KeywordIndex {
         use std::mem::size_of;
         // A hashbrown table holds one control byte per bucket beside each (key, value).
         let map_bytes = |cap: usize, entry: usize| cap * (entry + 1);
-        let vocab = self.vocab.heap_bytes();
+        let vocab = self.vocab.heap_bytes() + self.surfaces.heap_bytes();
         let terms = self.terms.capacity() * size_of::<Term>()
             + self
                 .terms
@@ -1279,6 +1319,48 @@ mod tests {
         assert_eq!(
             plain_hits.iter().map(|h| h.0).collect::<Vec<_>>(),
             [EntryId(3)]
+        );
+    }
+
+    #[test]
+    fn word_forms_met_before_keep_their_terms_across_compaction() {
+        let english = || KeywordIndex::new(Bm25Params::default()).unwrap();
+        let mut ix = english();
+        ix.insert(EntryId(1), "Zebras painted fences");
+        ix.insert(EntryId(2), "walking and talking");
+        ix.insert(EntryId(3), "She painted walls");
+        // Each removal compacts (a quarter of the slots is dead): `zebra`, `fenc` and then
+        // `paint` go, the other terms get new ids, and the written forms met so far must not
+        // keep the old ones.
+        ix.remove(EntryId(1));
+        ix.remove(EntryId(3));
+        ix.insert(EntryId(4), "walking zebras painted talking");
+        ix.insert(EntryId(5), "Fences WALKING");
+        let mut fresh = english();
+        fresh.insert(EntryId(2), "walking and talking");
+        fresh.insert(EntryId(4), "walking zebras painted talking");
+        fresh.insert(EntryId(5), "Fences WALKING");
+        assert_eq!(ix.stats(), fresh.stats());
+        for term in ["walk", "talk", "zebra", "paint", "fenc", "and", "walking"] {
+            assert_eq!(ix.doc_freq(term), fresh.doc_freq(term), "{term}");
+        }
+        for q in ["walked", "zebra painting", "fence", "talks and walks"] {
+            assert_eq!(
+                ix.search(q, 10, &|_| true),
+                fresh.search(q, 10, &|_| true),
+                "{q}"
+            );
+        }
+        // The batch path reads the forms the same way.
+        let mut batched = english();
+        batched.insert_many([
+            (EntryId(2), "walking and talking"),
+            (EntryId(4), "walking zebras painted talking"),
+            (EntryId(5), "Fences WALKING"),
+        ]);
+        assert_eq!(
+            batched.search("walks", 10, &|_| true),
+            fresh.search("walks", 10, &|_| true)
         );
     }
 

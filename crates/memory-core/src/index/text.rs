@@ -132,6 +132,25 @@ impl Analyzer {
         }
     }
 
+    /// Whether the term of `token` (a token as [`for_each_token`] gives it) may differ from the
+    /// token itself.
+    pub(crate) fn may_change(self, token: &str) -> bool {
+        self == Analyzer::English && stemmable(token)
+    }
+
+    /// The term of one token (as [`for_each_token`] gives it): the token, or its stem written
+    /// into `buf`. Equal to what [`Analyzer::for_each_term`] gives for that token.
+    pub(crate) fn term_of<'a>(self, token: &'a str, buf: &'a mut String) -> &'a str {
+        if !self.may_change(token) {
+            return token;
+        }
+        if STEMS.with(|cache| cache.borrow_mut().stem(token, buf)) {
+            buf
+        } else {
+            token
+        }
+    }
+
     /// The terms of `text`, in order.
     ///
     /// ```

@@ -249,6 +249,7 @@ impl KeywordIndex {
         Ok(KeywordIndex {
             params,
             vocab,
+            surfaces: Default::default(),
             terms,
             slot_ids,
             doc_len,
