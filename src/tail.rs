@@ -139,8 +139,13 @@ pub fn bench_tail_around<I, A, S, F>(
     F: FnMut(I),
 {
     let mut group: BenchmarkGroup<'_, WallTime> = c.benchmark_group(format!("tail/{op}"));
+    let mut warmed = false;
     for (name, q) in PERCENTILES {
         group.bench_function(name, |b| {
+            if !warmed {
+                warm_up(&mut setup, &mut f);
+                warmed = true;
+            }
             b.iter_custom(|iters| {
                 let mut hist = new_histogram();
                 around(true);
@@ -152,6 +157,29 @@ pub fn bench_tail_around<I, A, S, F>(
         });
     }
     group.finish();
+}
+
+/// How long a tail group calls its operation untimed before its first percentile id.
+///
+/// The three ids of a group are measured one after another, each from its own calls. Without
+/// this, the first (`p50`) met the store straight after the process opened it, with its
+/// memory-mapped files not yet faulted in and its caches cold, and the later ids a warm store:
+/// in the eight rounds of one PR job `tail/ltm_get/p50` read 9.5-10.8 us where `p95` read
+/// 4.1-4.9 us, and `tail/cache_hit/p50` jumped between about 0.55 and 1.3 us by round (above
+/// `p95`'s 0.4 us), which raised a false regression in an A/A run. With the warm-up, three
+/// launches each: `ltm_get` p50 / p95 3.7-3.9 / 4.2-4.4 us, `cache_hit` 0.38-0.40 / 0.39-0.44
+/// us, `keyword` 28-30 / 41-52 us (without: 9.7-10.2, 0.56-0.63, 63-65 us for p50).
+const WARM_UP: Duration = Duration::from_millis(500);
+
+/// Calls `f` on `setup`'s inputs, untimed, for [`WARM_UP`] (not in Criterion's `--test` mode).
+fn warm_up<I>(setup: &mut impl FnMut() -> I, f: &mut impl FnMut(I)) {
+    if crate::profile::settings().test_mode {
+        return;
+    }
+    let start = Instant::now();
+    while start.elapsed() < WARM_UP {
+        f(setup());
+    }
 }
 
 /// Formats nanoseconds with a unit that keeps three significant digits readable.
