@@ -118,17 +118,10 @@ impl Analyzer {
     pub fn for_each_term(self, text: &str, mut f: impl FnMut(&str)) {
         match self {
             Analyzer::Plain => for_each_token(text, f),
-            Analyzer::English => STEMS.with(|cache| {
+            Analyzer::English => {
                 let mut stem = String::new();
-                for_each_token(text, |tok| {
-                    if !stemmable(tok) {
-                        return f(tok);
-                    }
-                    // The cache is released before `f` runs, so `f` may analyze text too.
-                    let changed = cache.borrow_mut().stem(tok, &mut stem);
-                    f(if changed { &stem } else { tok });
-                });
-            }),
+                for_each_token(text, |tok| f(self.term_of(tok, &mut stem)));
+            }
         }
     }
 
@@ -139,11 +132,12 @@ impl Analyzer {
     }
 
     /// The term of one token (as [`for_each_token`] gives it): the token, or its stem written
-    /// into `buf`. Equal to what [`Analyzer::for_each_term`] gives for that token.
+    /// into `buf`.
     pub(crate) fn term_of<'a>(self, token: &'a str, buf: &'a mut String) -> &'a str {
         if !self.may_change(token) {
             return token;
         }
+        // The cache is released before the term is used, so its user may analyze text too.
         if STEMS.with(|cache| cache.borrow_mut().stem(token, buf)) {
             buf
         } else {
