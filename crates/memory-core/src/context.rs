@@ -13,8 +13,11 @@
 //!    to the other. Concretely: turns are packed within their share, then memories within all
 //!    that the turns left, then turns again within all that the memories left.
 //! 4. Recent turns are taken newest first (the oldest are dropped first) and rendered oldest
-//!    first; memories are taken and rendered best score first (the lowest-scored are dropped
-//!    first; a NaN score ranks last). In each of the two, the first item that does not fit whole
+//!    first; memories are taken best score first (the lowest-scored are dropped first; a NaN
+//!    score ranks last). With dates shown, memories of one day share one date line (`[2023-05-08]`,
+//!    paid by the first memory of that day to be packed) and are rendered by day, the day of the
+//!    best memory first and best first within a day; without dates they are rendered best first.
+//!    In each of the two, the first item that does not fit whole
 //!    may be truncated to a prefix, cut on a char boundary and marked with [`TRUNCATION_MARKER`],
 //!    if at least `min_truncation_tokens` of its text would remain; every item after it is
 //!    dropped.
@@ -34,8 +37,9 @@
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::clock::Date;
 use crate::entry::{EntryId, MemoryEntry};
 use crate::error::{Error, Result};
 use crate::query::{SearchHit, SearchQuery};
@@ -169,9 +173,10 @@ pub struct ContextMaterial<'a> {
     pub memory_share: f32,
     /// An item is truncated only if at least this many tokens of its text would remain.
     pub min_truncation_tokens: usize,
-    /// Whether each memory shows the day it was written (`- [2023-05-08] ...`, UTC): a
-    /// memory out of an old session says "yesterday" or "last week", and only its date lets a
-    /// model answer when something happened. On by default; about 6 tokens a memory.
+    /// Whether memories show the day they were written (UTC): a memory out of an old session
+    /// says "yesterday" or "last week", and only its date lets a model answer when something
+    /// happened. Memories of one day are listed under one date line (`[2023-05-08]`), so the
+    /// dates cost about 8 tokens a day shown rather than a memory. On by default.
     pub memory_dates: bool,
 }
 
@@ -401,12 +406,23 @@ struct Candidate<'a> {
     prefix: String,
     /// The truncatable text; `None` for items that are all-or-nothing (tools).
     content: Option<&'a str>,
+    /// The group whose header line this item is listed under (a memory's day), an index into
+    /// the pool's groups.
+    group: Option<usize>,
     /// The item rendered whole.
     full: String,
     /// `counter.count(&full)`.
     cost: usize,
     item: OmittedItem,
     id: Option<EntryId>,
+}
+
+/// A header line that items of a section share (a memory's day), paid for once by the first of
+/// them to be placed.
+struct Group {
+    header: String,
+    /// `counter.count(&header)`.
+    cost: usize,
 }
 
 /// One item placed in a section: a candidate index and, when cut, its truncated rendering.
@@ -533,6 +549,8 @@ struct Pools<'a> {
     tools: Vec<Candidate<'a>>,
     /// Best score first.
     memories: Vec<Candidate<'a>>,
+    /// The date lines the memories are listed under (none when dates are hidden).
+    memory_groups: Vec<Group>,
     /// Newest first.
     turns: Vec<Candidate<'a>>,
     tools_frame: usize,
@@ -560,6 +578,7 @@ impl<'a> Pools<'a> {
                 Candidate {
                     prefix: String::new(),
                     content: None,
+                    group: None,
                     cost: counter.count(&full),
                     full,
                     item: OmittedItem::Tool {
@@ -579,15 +598,26 @@ impl<'a> Pools<'a> {
             }
         };
         ranked.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        let mut memory_groups: Vec<Group> = Vec::new();
+        let mut day_groups: FxHashMap<Date, usize> = FxHashMap::default();
         let memories = ranked
             .iter()
             .map(|h| {
-                let prefix = if req.memory_dates {
-                    format!("- [{}] ", h.entry.created_at.date())
-                } else {
-                    "- ".to_string()
-                };
-                entry_candidate(counter, prefix, &h.entry, Some(h.score))
+                let mut c = entry_candidate(counter, "- ".to_string(), &h.entry, Some(h.score));
+                if req.memory_dates {
+                    let day = h.entry.created_at.date();
+                    let next = memory_groups.len();
+                    let g = *day_groups.entry(day).or_insert(next);
+                    if g == next {
+                        let header = format!("[{day}]\n");
+                        memory_groups.push(Group {
+                            cost: counter.count(&header),
+                            header,
+                        });
+                    }
+                    c.group = Some(g);
+                }
+                c
             })
             .collect();
         let turns = req
@@ -600,6 +630,7 @@ impl<'a> Pools<'a> {
         Pools {
             tools,
             memories,
+            memory_groups,
             turns,
             tools_frame: frame(TOOLS_HEADER),
             memories_frame: frame(MEMORIES_HEADER),
@@ -617,6 +648,7 @@ impl<'a> Pools<'a> {
             pack(
                 counter,
                 &self.tools,
+                &[],
                 &all_tools,
                 self.tools_frame,
                 extra,
@@ -633,6 +665,7 @@ impl<'a> Pools<'a> {
             pack(
                 counter,
                 &self.turns,
+                &[],
                 eligible,
                 self.turns_frame,
                 avail,
@@ -650,6 +683,7 @@ impl<'a> Pools<'a> {
             pack(
                 counter,
                 &self.memories,
+                &self.memory_groups,
                 &unique_indices(&self.memories, &shown_turns),
                 self.memories_frame,
                 flexible.saturating_sub(first_turns.used),
@@ -671,8 +705,8 @@ impl<'a> Pools<'a> {
     }
 }
 
-/// Renders the packed sections: system, tools, memories (best first), conversation (oldest
-/// first), each counted as rendered, and the whole prompt counted once more.
+/// Renders the packed sections: system, tools, memories (best first, by day when dated),
+/// conversation (oldest first), each counted as rendered, and the whole prompt counted once more.
 fn render(
     counter: &dyn TokenCounter,
     budget: usize,
@@ -715,11 +749,24 @@ fn render(
         if placed.is_empty() {
             continue;
         }
+        let placed = if kind == SectionKind::Memories {
+            by_group(cands, placed)
+        } else {
+            placed
+        };
         let mut text = String::from(header);
+        let mut group = None;
         for p in &placed {
+            let c = &cands[p.index];
+            if c.group.is_some() && c.group != group {
+                group = c.group;
+                if let Some(g) = group {
+                    text.push_str(&pools.memory_groups[g].header);
+                }
+            }
             match &p.truncated {
                 Some((line, _)) => text.push_str(line),
-                None => text.push_str(&cands[p.index].full),
+                None => text.push_str(&c.full),
             }
         }
         text.push_str(SECTION_END);
@@ -738,6 +785,26 @@ fn render(
     };
     ctx.total_tokens = counter.count(&ctx.render());
     ctx
+}
+
+/// `placed` (in packing order) with each group's items moved up behind the first of that group,
+/// so groups come in the order of their first item and keep their items' order.
+fn by_group<'p>(cands: &[Candidate<'_>], placed: Vec<&'p Placed>) -> Vec<&'p Placed> {
+    let mut rank: FxHashMap<usize, usize> = FxHashMap::default();
+    let mut keyed: Vec<(usize, &Placed)> = placed
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let key = match cands[p.index].group {
+                Some(g) => *rank.entry(g).or_insert(i),
+                None => i,
+            };
+            (key, p)
+        })
+        .collect();
+    // Stable: a group's items keep their packing order.
+    keyed.sort_by_key(|&(key, _)| key);
+    keyed.into_iter().map(|(_, p)| p).collect()
 }
 
 /// A memory or turn as a candidate: `prefix` then its content on one item.
@@ -760,6 +827,7 @@ fn entry_candidate<'a>(
             },
             None => OmittedItem::Turn { id: entry.id },
         },
+        group: None,
         id: Some(entry.id),
     }
 }
@@ -779,11 +847,13 @@ fn unique_indices(cands: &[Candidate<'_>], exclude: &FxHashSet<EntryId>) -> Vec<
 }
 
 /// Takes `eligible` candidates in order while they fit in `avail` (the section frame is paid
-/// with the first item); the first that does not fit is truncated when `min_truncation` allows,
-/// and it and all after it are otherwise left out.
+/// with the first item, a group's header with the first item of its group); the first that does
+/// not fit is truncated when `min_truncation` allows, and it and all after it are otherwise left
+/// out.
 fn pack(
     counter: &dyn TokenCounter,
     cands: &[Candidate<'_>],
+    groups: &[Group],
     eligible: &[usize],
     frame: usize,
     avail: usize,
@@ -793,10 +863,17 @@ fn pack(
     if avail == 0 {
         return out;
     }
+    let mut opened = vec![false; groups.len()];
     for &i in eligible {
         let c = &cands[i];
-        let frame_cost = if out.placed.is_empty() { frame } else { 0 };
+        let mut frame_cost = if out.placed.is_empty() { frame } else { 0 };
+        if let Some(g) = c.group.filter(|&g| !opened[g]) {
+            frame_cost += groups[g].cost;
+        }
         if out.used + frame_cost + c.cost <= avail {
+            if let Some(g) = c.group {
+                opened[g] = true;
+            }
             out.used += frame_cost + c.cost;
             out.placed.push(Placed {
                 index: i,
@@ -808,6 +885,9 @@ fn pack(
         if let (Some(min), Some(content)) = (min_truncation, c.content) {
             if room > 0 {
                 if let Some((line, cost, kept)) = truncate(counter, &c.prefix, content, room, min) {
+                    if let Some(g) = c.group {
+                        opened[g] = true;
+                    }
                     out.used += frame_cost + cost;
                     out.placed.push(Placed {
                         index: i,

@@ -242,7 +242,10 @@ fn memories_show_the_day_they_were_written_unless_told_not_to() {
         .build(&ContextMaterial::new("", 10_000).with_memories(&hits))
         .unwrap();
     let text = &dated.section(SectionKind::Memories).unwrap().text;
-    assert!(text.contains("- [2023-05-08] we adopted a dog\n"), "{text}");
+    assert!(
+        text.contains("[2023-05-08]\n- we adopted a dog\n"),
+        "{text}"
+    );
     let plain = builder
         .build(
             &ContextMaterial::new("", 10_000)
@@ -252,6 +255,91 @@ fn memories_show_the_day_they_were_written_unless_told_not_to() {
         .unwrap();
     let text = &plain.section(SectionKind::Memories).unwrap().text;
     assert!(text.contains("- we adopted a dog\n"), "{text}");
+}
+
+const DAY: i64 = 86_400_000_000;
+
+fn dated_hit(id: u64, score: f32, day: i64, content: &str) -> SearchHit {
+    let mut h = hit(id, score, content);
+    Arc::make_mut(&mut h.entry).created_at = Timestamp(1_683_504_000_000_000 + day * DAY);
+    h
+}
+
+#[test]
+fn memories_of_one_day_share_its_date_line_and_days_follow_their_best_memory() {
+    let hits = [
+        dated_hit(1, 0.9, 0, "best"),
+        dated_hit(2, 0.8, 1, "second"),
+        dated_hit(3, 0.7, 0, "third"),
+        dated_hit(4, 0.6, 1, "fourth"),
+    ];
+    let builder = ContextBuilder::new(Arc::new(ByteCounter));
+    let ctx = builder
+        .build(&ContextMaterial::new("", 10_000).with_memories(&hits))
+        .unwrap();
+    let section = ctx.section(SectionKind::Memories).unwrap();
+    assert_eq!(
+        section.text,
+        "## Relevant memories\n[2023-05-08]\n- best\n- third\n[2023-05-09]\n- second\n- fourth\n\n"
+    );
+    assert_eq!(
+        section.entries,
+        [EntryId(1), EntryId(3), EntryId(2), EntryId(4)]
+    );
+}
+
+#[test]
+fn a_date_line_is_paid_once_by_the_first_memory_of_its_day() {
+    let hits = [
+        dated_hit(1, 0.9, 0, "best"),
+        dated_hit(2, 0.8, 1, "second"),
+        dated_hit(3, 0.7, 0, "third"),
+    ];
+    let builder = ContextBuilder::new(Arc::new(ByteCounter));
+    let frame = "## Relevant memories\n".len() + 1;
+    let day = "[2023-05-08]\n".len();
+    // Room for the first day's line and both of its memories: the second memory does not fit
+    // (its day's line would be one more line to pay), and packing stops there, though the third
+    // would have fit.
+    let budget = frame + day + "- best\n".len() + "- third\n".len();
+    let material = ContextMaterial::new("", budget)
+        .with_memories(&hits)
+        .with_memory_share(1.0)
+        .with_min_truncation_tokens(1000);
+    let ctx = builder.build(&material).unwrap();
+    assert_eq!(
+        ctx.section(SectionKind::Memories).unwrap().entries,
+        [EntryId(1)],
+        "packing stops at the first memory that does not fit"
+    );
+    assert_eq!(ctx.omitted.len(), 2);
+    // With one byte less than what the second day needs, it still does not fit; with exactly
+    // that, it does.
+    let need = frame + day + "- best\n".len() + day + "- second\n".len();
+    let ctx = builder
+        .build(
+            &ContextMaterial::new("", need)
+                .with_memories(&hits)
+                .with_memory_share(1.0),
+        )
+        .unwrap();
+    assert_eq!(
+        ctx.section(SectionKind::Memories).unwrap().entries,
+        [EntryId(1), EntryId(2)]
+    );
+    assert_eq!(ctx.total_tokens, need);
+    let ctx = builder
+        .build(
+            &ContextMaterial::new("", need - 1)
+                .with_memories(&hits)
+                .with_memory_share(1.0)
+                .with_min_truncation_tokens(1000),
+        )
+        .unwrap();
+    assert_eq!(
+        ctx.section(SectionKind::Memories).unwrap().entries,
+        [EntryId(1)]
+    );
 }
 
 #[test]
