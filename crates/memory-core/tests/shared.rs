@@ -9,12 +9,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use memory_core::{
-    Analyzer, EntryId, Error, Memory, MemoryConfig, NewEntry, Role, SearchQuery, ServerProblem,
-    Tiers,
-};
+use memory_core::{EntryId, Memory, MemoryConfig, NewEntry, Role, SearchQuery, Tiers};
 
 const DIM: usize = 16;
 
@@ -259,18 +255,22 @@ fn agents_stay_isolated_across_instances() {
     }
 }
 
-/// A loopback port with nothing listening.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    port
-}
-
 #[cfg(all(feature = "postgres", feature = "redis"))]
 mod bad_servers {
+    use std::time::Duration;
+
     use super::*;
-    use memory_core::{PostgresConfig, RedisConfig, ShortTermStorage, Storage};
+    use memory_core::{
+        Analyzer, Error, PostgresConfig, RedisConfig, ServerProblem, ShortTermStorage, Storage,
+    };
+
+    /// A loopback port with nothing listening.
+    fn closed_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        port
+    }
 
     fn assert_server_error(e: &Error, want: fn(&ServerProblem) -> bool, names: &str) {
         match e {
