@@ -183,6 +183,7 @@ impl AgentIndex {
     /// linker moves them on).
     pub fn add_vectors(&self, entries: &[&MemoryEntry]) -> Result<()> {
         let mut staging = self.staging.write();
+        staging.reserve(entries.iter().filter(|e| e.embedding.is_some()).count());
         entries
             .iter()
             .try_for_each(|e| match e.embedding.as_deref() {

@@ -199,6 +199,17 @@ impl Arena {
         }
     }
 
+    /// Makes room for `n` more vectors of `dim` at once (by the bounded rule).
+    fn reserve(&mut self, dim: usize, n: usize) {
+        match self {
+            Arena::F32(data) => data.reserve_bounded(n * dim),
+            Arena::Int8 { codes, scales } => {
+                codes.reserve_bounded(n * dim);
+                scales.reserve_bounded(n);
+            }
+        }
+    }
+
     fn shrink_to_fit(&mut self) {
         match self {
             Arena::F32(data) => data.shrink_to_fit(),
@@ -728,6 +739,13 @@ impl VectorStaging {
 
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// Makes room for `n` more vectors: a batch grows the buffers once, not a sixteenth at a time
+    /// (each growth of a buffer the allocator cannot remap is a copy of all of it).
+    pub fn reserve(&mut self, n: usize) {
+        self.arena.reserve(self.dim, n);
+        self.ids.reserve(n);
     }
 
     /// Appends `v` under `id` (checked for dimension and finiteness). If `id` is staged already,
