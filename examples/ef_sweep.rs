@@ -17,7 +17,7 @@
 use std::time::Instant;
 
 use memory_bench::fixture;
-use memory_core::index::vector::{Quantization, VectorIndex, VectorIndexConfig};
+use memory_core::index::vector::{HnswParams, Quantization, VectorIndex, VectorIndexConfig};
 use memory_core::EntryId;
 
 const QUERIES: usize = 200;
@@ -80,7 +80,7 @@ fn main() {
         checkpoints.push(max);
     }
     println!(
-        "{:>9} {}",
+        "{:>9} {}  default (the scaled ef of the store's own settings)",
         "n",
         EFS.map(|ef| format!("ef={ef:<5}")).join(" ")
     );
@@ -102,11 +102,14 @@ fn main() {
                 "linked to {n} in {secs:.1} s ({:.0} vectors/s, short list, {threads} threads)",
                 (n - from) as f64 / secs
             );
-            println!("{n:>9} {}  (short list)", recall_row(&mut index, queries));
+            println!(
+                "{n:>9} {}  (short list)",
+                recall_row(&mut index, queries, n)
+            );
             let t = Instant::now();
             while index.refine(threads, 32) > 0 {}
             eprintln!("refined in {:.1} s", t.elapsed().as_secs_f64());
-            println!("{n:>9} {}  (refined)", recall_row(&mut index, queries));
+            println!("{n:>9} {}  (refined)", recall_row(&mut index, queries, n));
             continue;
         }
         while inserted < n {
@@ -120,12 +123,17 @@ fn main() {
             "built to {n} in {secs:.1} s ({:.0} vectors/s linked on one thread)",
             (n - from) as f64 / secs
         );
-        println!("{n:>9} {}", recall_row(&mut index, queries));
+        println!("{n:>9} {}", recall_row(&mut index, queries, n));
     }
 }
 
-/// Recall@10 against the exact top 10 and the mean time per query, for each `ef` of [`EFS`].
-fn recall_row(index: &mut VectorIndex, queries: &[memory_bench::workload::Message]) -> String {
+/// Recall@10 against the exact top 10 and the mean time per query, for each `ef` of [`EFS`] and
+/// for the `ef` the default settings give an index of `n` vectors.
+fn recall_row(
+    index: &mut VectorIndex,
+    queries: &[memory_bench::workload::Message],
+    n: usize,
+) -> String {
     let truth: Vec<Vec<EntryId>> = queries
         .iter()
         .map(|q| {
@@ -137,8 +145,9 @@ fn recall_row(index: &mut VectorIndex, queries: &[memory_bench::workload::Messag
                 .collect()
         })
         .collect();
+    let default_ef = HnswParams::default().ef_for(10, n);
     let mut row = Vec::new();
-    for ef in EFS {
+    for ef in EFS.into_iter().chain([default_ef]) {
         index.set_ef_search(ef);
         let t = Instant::now();
         let mut hits = 0usize;
@@ -151,10 +160,12 @@ fn recall_row(index: &mut VectorIndex, queries: &[memory_bench::workload::Messag
             total += want.len();
         }
         let us = t.elapsed().as_secs_f64() * 1e6 / queries.len() as f64;
-        row.push(format!(
-            "{:.3}/{us:.0}us",
-            hits as f64 / total.max(1) as f64
-        ));
+        let recall = format!("{:.3}/{us:.0}us", hits as f64 / total.max(1) as f64);
+        row.push(if row.len() == EFS.len() {
+            format!(" ef={default_ef}: {recall}")
+        } else {
+            recall
+        });
     }
     row.join(" ")
 }

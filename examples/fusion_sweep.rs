@@ -146,6 +146,24 @@ fn datasets() -> Vec<(String, Dataset)> {
     out
 }
 
+/// The vector weights tried: `SWEEP_WEIGHTS` (comma-separated), else 0.1 to 0.9 in steps of 0.1.
+fn weights() -> Vec<f32> {
+    let default = || (1..=9).map(|i| i as f32 / 10.0).collect();
+    match std::env::var("SWEEP_WEIGHTS") {
+        Ok(v) if !v.trim().is_empty() => {
+            let parsed: Result<Vec<f32>, _> = v.split(',').map(|w| w.trim().parse()).collect();
+            match parsed {
+                Ok(ws) if ws.iter().all(|w| (0.0..=1.0).contains(w)) => ws,
+                _ => {
+                    eprintln!("SWEEP_WEIGHTS={v:?}: expected numbers in 0..=1, comma-separated");
+                    std::process::exit(2);
+                }
+            }
+        }
+        _ => default(),
+    }
+}
+
 /// Whether `item` is in the comma-separated list of `var` (any item when it is unset or empty).
 fn wanted(var: &str, item: &str) -> bool {
     let v = std::env::var(var).unwrap_or_default();
@@ -196,7 +214,7 @@ fn main() {
                         if !wanted("SWEEP_WEIGHTING", weighting) {
                             continue;
                         }
-                        for w in [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] {
+                        for w in weights() {
                             let search = SearchConfig {
                                 fusion,
                                 vector_weight: Some(w),
