@@ -78,6 +78,34 @@ mod cl100k {
         assert!(mean < 1.8, "mean over-count {mean:.2}");
     }
 
+    /// The heuristic's word list says which words cl100k holds as one token, after a space
+    /// (`1`), on their own (`2`) or both (`3`); every entry must be so.
+    #[test]
+    fn every_word_of_the_heuristics_list_is_one_cl100k_token_in_its_listed_forms() {
+        let real = Cl100kCounter::new().unwrap();
+        let list = include_str!("../src/cl100k_words.txt");
+        let mut wrong = Vec::new();
+        let mut words = 0;
+        for line in list.lines() {
+            let (word, forms) = line.split_once('\t').expect("word<TAB>forms");
+            let forms: u8 = forms.parse().expect("forms 1-3");
+            assert!((1..=3).contains(&forms), "{line:?}");
+            if forms & 1 != 0 && real.count(&format!(" {word}")) != 1 {
+                wrong.push(format!(" {word}"));
+            }
+            if forms & 2 != 0 && real.count(word) != 1 {
+                wrong.push(word.to_string());
+            }
+            words += 1;
+        }
+        assert!(words > 50_000, "{words} words");
+        assert!(
+            wrong.is_empty(),
+            "not one token: {:?}",
+            &wrong[..wrong.len().min(10)]
+        );
+    }
+
     #[test]
     fn heuristic_rarely_under_counts_awkward_mixed_text() {
         use rand::rngs::StdRng;
