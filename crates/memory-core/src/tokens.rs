@@ -161,46 +161,80 @@ const BARE: u8 = 2;
 /// which it does (see [`HeuristicCounter`]).
 struct VocabularyWords {
     /// Sorted (byte order), for "does some word begin with these letters".
-    sorted: Vec<&'static str>,
-    forms: FxHashMap<&'static str, u8>,
+    sorted: Vec<&'static [u8]>,
+    /// Words of up to 8 letters by [`packed`]: one multiply to hash, one compare (most words of
+    /// a text are this short, and counting is on the context builder's hot path).
+    short: FxHashMap<u64, u8>,
+    long: FxHashMap<&'static [u8], u8>,
+}
+
+/// The letters of a word of up to 8 as one number (no letter is a zero byte, so the padding
+/// cannot make two words one).
+fn packed(word: &[u8]) -> u64 {
+    word.iter()
+        .rev()
+        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
 }
 
 impl VocabularyWords {
     fn get() -> &'static VocabularyWords {
         static WORDS: OnceLock<VocabularyWords> = OnceLock::new();
         WORDS.get_or_init(|| {
-            let mut sorted = Vec::new();
-            let mut forms = FxHashMap::default();
-            for line in include_str!("cl100k_words.txt").lines() {
-                let Some((word, f)) = line.split_once('\t') else {
+            let mut words = VocabularyWords {
+                sorted: Vec::with_capacity(60_000),
+                short: FxHashMap::default(),
+                long: FxHashMap::default(),
+            };
+            for line in include_bytes!("cl100k_words.txt").split(|&b| b == b'\n') {
+                // `word<TAB>forms`, forms one digit.
+                let [word @ .., b'\t', forms] = line else {
                     continue;
                 };
-                let f = f.parse::<u8>().unwrap_or(0) & (SPACED | BARE);
-                if f != 0 {
-                    sorted.push(word);
-                    forms.insert(word, f);
+                let forms = forms.wrapping_sub(b'0') & (SPACED | BARE);
+                if forms == 0 || word.is_empty() || !word.iter().all(u8::is_ascii_alphabetic) {
+                    continue;
+                }
+                words.sorted.push(word);
+                if word.len() <= 8 {
+                    words.short.insert(packed(word), forms);
+                } else {
+                    words.long.insert(word, forms);
                 }
             }
-            sorted.sort_unstable();
-            VocabularyWords { sorted, forms }
+            words.sorted.sort_unstable();
+            words
         })
     }
 
+    /// The forms in which the run of ASCII letters `word` is one token, if it is.
+    fn forms(&self, word: &[u8]) -> Option<u8> {
+        if word.len() <= 8 {
+            self.short.get(&packed(word)).copied()
+        } else {
+            self.long.get(word).copied()
+        }
+    }
+
     /// Whether some word of the list is `prefix` followed by more letters.
-    fn extends(&self, prefix: &str) -> bool {
+    fn extends(&self, prefix: &[u8]) -> bool {
         let at = self.sorted.partition_point(|w| *w <= prefix);
         self.sorted.get(at).is_some_and(|w| w.starts_with(prefix))
     }
 }
 
-/// The cost of the run of ASCII letters `word`; `spaced`: it follows one space (folded into it);
-/// `last`: it ends the text, so it may be the start of a longer word.
-fn word_cost(word: &str, spaced: bool, last: bool) -> usize {
+/// The cost of the run of ASCII letters `word`; `key`: its [`packed`] form if already known;
+/// `spaced`: it follows one space (folded into it); `last`: it ends the text, so it may be the
+/// start of a longer word.
+fn word_cost(word: &[u8], key: Option<u64>, spaced: bool, last: bool) -> usize {
     if word.len() <= 2 {
         return 1;
     }
     let words = VocabularyWords::get();
-    if let Some(&forms) = words.forms.get(word) {
+    let forms = match key {
+        Some(key) => words.short.get(&key).copied(),
+        None => words.forms(word),
+    };
+    if let Some(forms) = forms {
         if forms & BARE != 0 || (spaced && forms & SPACED != 0) {
             return 1;
         }
@@ -214,15 +248,17 @@ fn word_cost(word: &str, spaced: bool, last: bool) -> usize {
 /// Whether `letters`, right after letters and an apostrophe, ends a contraction that cl100k
 /// counts as one token with the apostrophe (`'s`, `'t`, `'re`, `'ve`, `'m`, `'ll`, `'d`, any
 /// case); at the end of the text, the first letter of the two-letter ones counts too.
-fn ends_contraction(letters: &str, last: bool) -> bool {
-    let lower = |s: &str| s.to_ascii_lowercase();
-    match letters.len() {
-        1 => {
-            let l = lower(letters);
-            matches!(l.as_str(), "s" | "t" | "m" | "d")
-                || (last && matches!(l.as_str(), "r" | "v" | "l"))
-        }
-        2 => matches!(lower(letters).as_str(), "re" | "ve" | "ll"),
+fn ends_contraction(letters: &[u8], last: bool) -> bool {
+    match letters {
+        [c] => match c.to_ascii_lowercase() {
+            b's' | b't' | b'm' | b'd' => true,
+            b'r' | b'v' | b'l' => last,
+            _ => false,
+        },
+        [a, b] => matches!(
+            [a.to_ascii_lowercase(), b.to_ascii_lowercase()],
+            [b'r', b'e'] | [b'v', b'e'] | [b'l', b'l']
+        ),
         _ => false,
     }
 }
@@ -230,7 +266,7 @@ fn ends_contraction(letters: &str, last: bool) -> bool {
 /// Sums the costs of a text's runs, each charged when the next one starts (or the text ends),
 /// with what it needs to know of the run before it.
 struct Tally<'a> {
-    text: &'a str,
+    bytes: &'a [u8],
     total: usize,
     /// The run closed last was one space, folded into the run after it.
     after_space: bool,
@@ -243,7 +279,7 @@ struct Tally<'a> {
 impl<'a> Tally<'a> {
     fn new(text: &'a str) -> Self {
         Tally {
-            text,
+            bytes: text.as_bytes(),
             total: 0,
             after_space: false,
             after_letters: false,
@@ -253,22 +289,42 @@ impl<'a> Tally<'a> {
 
     /// Charges the run `text[start..end]` of `len` characters of `class`, followed by a run of
     /// `next` (`None`: it ends the text).
+    #[inline]
     fn close(&mut self, class: Class, start: usize, end: usize, len: usize, next: Option<Class>) {
-        let run = &self.text[start..end];
-        // cl100k folds one space into the word or symbol after it, not into digits, and a
-        // trailing one stays a token of its own.
-        let folded_space =
-            class == Class::Space && run == " " && next.is_some_and(|n| n != Class::Digit);
         let last = next.is_none();
-        self.total += match class {
-            Class::Space if folded_space => 0,
-            Class::Letter if self.after_apostrophe && ends_contraction(run, last) => 0,
-            Class::Letter => word_cost(run, self.after_space, last),
-            _ => run_cost(class, len),
+        let lone = |b: u8| len == 1 && self.bytes.get(start) == Some(&b);
+        let (cost, folded_space, apostrophe) = match class {
+            Class::Letter => {
+                let word = self.bytes.get(start..end).unwrap_or_default();
+                let cost = if self.after_apostrophe && ends_contraction(word, last) {
+                    0
+                } else if word.len() <= 2 {
+                    1
+                } else {
+                    // Eight bytes read at once where the text has them, masked to the word.
+                    let key = match self.bytes.get(start..start + 8) {
+                        Some(eight) if word.len() <= 8 => {
+                            let all = u64::from_le_bytes(eight.try_into().unwrap_or_default());
+                            Some(all & (u64::MAX >> (8 * (8 - word.len()))))
+                        }
+                        _ => None,
+                    };
+                    word_cost(word, key, self.after_space, last)
+                };
+                (cost, false, false)
+            }
+            // cl100k folds one space into the word or symbol after it, not into digits, and a
+            // trailing one stays a token of its own.
+            Class::Space if lone(b' ') && next.is_some_and(|n| n != Class::Digit) => {
+                (0, true, false)
+            }
+            Class::Punct => (len.div_ceil(2), false, self.after_letters && lone(b'\'')),
+            _ => (run_cost(class, len), false, false),
         };
-        self.after_apostrophe = class == Class::Punct && run == "'" && self.after_letters;
-        self.after_letters = class == Class::Letter;
+        self.total += cost;
         self.after_space = folded_space;
+        self.after_apostrophe = apostrophe;
+        self.after_letters = class == Class::Letter;
     }
 }
 
@@ -551,6 +607,51 @@ mod tests {
                 .map(|_| alphabet[rng.random_range(0..alphabet.len())].as_str())
                 .collect();
             assert_eq!(run_costs(&s), reference_count(&s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn heuristic_is_monotone_over_prefixes_of_random_text() {
+        use rand::{Rng, SeedableRng};
+        // Words of the list, their prefixes, contractions and every character class.
+        let pieces = [
+            "conversation",
+            "conver",
+            "Conversations",
+            "pottery",
+            "the",
+            "Kofi",
+            "xqzvkj",
+            "'",
+            "ll",
+            "re",
+            "s",
+            " ",
+            "  ",
+            "\n",
+            ".",
+            "42",
+            "é",
+            "日本",
+            "😀",
+            "Hello",
+            "world",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..500 {
+            let n = rng.random_range(1..30);
+            let text: String = (0..n)
+                .map(|_| pieces[rng.random_range(0..pieces.len())])
+                .collect();
+            let mut last = 0;
+            for (i, ch) in text.char_indices() {
+                let count = HeuristicCounter.count(&text[..i + ch.len_utf8()]);
+                assert!(
+                    count >= last,
+                    "{text:?}: prefix ending at {i} counted {count} < {last}"
+                );
+                last = count;
+            }
         }
     }
 
