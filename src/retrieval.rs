@@ -33,9 +33,12 @@ use crate::locomo::{category_name, Conversation, ResolvedQuestion, SessionDate};
 pub const K: usize = 10;
 /// Token budgets of the evidence-in-context check.
 pub const CONTEXT_BUDGETS: [usize; 3] = [500, 1_000, 2_000];
-/// Tokens per retrieved hit assumed when sizing a context's search. A rendered turn costs at
-/// least this much (role prefix, `Speaker:`, a few words, the line break), so `budget / 8` hits
-/// overfill the budget and the budget, not k, decides what fits.
+/// Tokens per retrieved hit assumed when sizing a context's search. A rendered turn (`- Speaker:
+/// text` and the line break, plus its day's date line when it is the first of its day) costs
+/// 20-40 tokens with the default counter on conversation data, at least 7 for the shortest
+/// possible turn, so `budget / 8` hits overfill the budget several times over and the budget,
+/// not k, decides what fits (it would take 125 turns of one or two words each to fill 1,000
+/// tokens with fewer).
 pub const MIN_TOKENS_PER_HIT: usize = 8;
 
 /// Hits a context build of `budget` tokens retrieves before packing.
