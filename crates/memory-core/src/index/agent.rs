@@ -4,7 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -128,9 +128,21 @@ pub(crate) struct AgentIndex {
     staging: RwLock<VectorStaging>,
     /// Whether this index waits in the linker's queue or is being worked on by it.
     link_queued: AtomicBool,
+    /// Writers linking their own backlog right now (`SearchConfig::max_unlinked`); the
+    /// background linker stands aside meanwhile (see [`AgentIndex::writers_linking`]).
+    writers_linking: AtomicUsize,
 }
 
 pub(crate) type SharedIndex = Arc<AgentIndex>;
+
+/// A writer linking an index's backlog (see [`AgentIndex::writer_linking`]).
+pub(crate) struct WriterLinking<'a>(&'a AtomicUsize);
+
+impl Drop for WriterLinking<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Staged vectors past which the linker moves them into the index even while it still has
 /// unlinked vectors there: searches scan staged vectors under a lock that writes wait for, so
@@ -166,6 +178,7 @@ impl AgentIndex {
             vectors: RwLock::new(VectorIndex::new(*vectors)?),
             staging: RwLock::new(VectorStaging::new(vectors)),
             link_queued: AtomicBool::new(false),
+            writers_linking: AtomicUsize::new(0),
         })
     }
 
@@ -342,6 +355,20 @@ impl AgentIndex {
     }
 
     // ---- the linker's side ----
+
+    /// Marks a writer as linking this index's backlog until the guard is dropped.
+    pub fn writer_linking(&self) -> WriterLinking<'_> {
+        self.writers_linking.fetch_add(1, Ordering::AcqRel);
+        WriterLinking(&self.writers_linking)
+    }
+
+    /// Whether some writer is linking this index's backlog itself. The background linker then
+    /// stands aside: a link batch holds the graph's link lock, and the linker runs at low
+    /// priority, so a batch of it that the scheduler leaves waiting behind the writer's work
+    /// (and the searches) would make the writer, at normal priority, wait for it in turn.
+    pub fn writers_linking(&self) -> bool {
+        self.writers_linking.load(Ordering::Acquire) > 0
+    }
 
     /// Marks the index as queued for the linker; false if it already was.
     pub fn try_queue(&self) -> bool {

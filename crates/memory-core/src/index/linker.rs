@@ -4,11 +4,15 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::index::agent::SharedIndex;
+
+/// How long the linker waits before looking again while a writer links an index itself.
+const STAND_ASIDE: Duration = Duration::from_millis(1);
 
 #[derive(Default)]
 struct LinkerState {
@@ -90,6 +94,12 @@ impl Shared {
             loop {
                 if self.state.lock().shutdown {
                     return;
+                }
+                if index.writers_linking() {
+                    // A writer links at its own priority; taking the link lock now would make
+                    // it wait for this low-priority thread (see `writers_linking`).
+                    std::thread::sleep(STAND_ASIDE);
+                    continue;
                 }
                 if index.link_step() {
                     continue;

@@ -97,6 +97,7 @@ impl Indexes {
         };
         // A step finds nothing to do when another thread linked the vectors it saw waiting (the
         // staged ones are then moved in by the next step): give up only when that repeats.
+        let _linking = shared.writer_linking();
         let mut idle = 0;
         while shared.pending_links() > max && idle < 3 {
             idle = if shared.link_step() { 0 } else { idle + 1 };

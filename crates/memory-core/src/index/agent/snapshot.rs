@@ -8,7 +8,7 @@
 //! in line with the database ([`AgentIndex::holds_whole`], [`AgentIndex::remove_everywhere`]).
 
 use std::io::Write;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -94,6 +94,7 @@ impl AgentIndex {
             vectors: RwLock::new(vectors),
             staging: RwLock::new(staging),
             link_queued: AtomicBool::new(false),
+            writers_linking: AtomicUsize::new(0),
         })
     }
 
