@@ -264,3 +264,64 @@ impl Indexes {
         agents.iter().map(|a| a.heap_bytes()).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::entry::{EntryId, Role, Tier};
+
+    fn entry(id: u64, dim: usize) -> MemoryEntry {
+        let v: Vec<f32> = (0..dim)
+            .map(|d| ((id as usize * 31 + d * 7) % 23) as f32 + 1.0)
+            .collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        MemoryEntry {
+            id: EntryId(id),
+            agent_id: "a".into(),
+            session_id: "s".into(),
+            role: Role::User,
+            content: format!("entry {id}"),
+            embedding: Some(Arc::from(v.iter().map(|x| x / norm).collect::<Vec<f32>>())),
+            importance: Some(0.5),
+            created_at: crate::clock::Timestamp(0),
+            last_accessed_at: crate::clock::Timestamp(0),
+            access_count: 0,
+            metadata: serde_json::Value::Null,
+            tier: Tier::LongTerm,
+        }
+    }
+
+    #[test]
+    fn the_background_linker_stands_aside_while_a_writer_links_and_resumes_after() {
+        let mut config = VectorIndexConfig::new(16);
+        config.hnsw.min_len = 16;
+        let indexes = Indexes::new(Bm25Params::default(), config).unwrap();
+        let first: Vec<MemoryEntry> = (1..=100).map(|i| entry(i, 16)).collect();
+        indexes.add(&first.iter().collect::<Vec<_>>()).unwrap();
+        indexes.wait_for_linking();
+        assert_eq!(indexes.pending_links(), 0);
+
+        // A writer linking the agent's backlog: the linker must not touch it meanwhile.
+        let agent = indexes.agent("a").unwrap();
+        let linking = agent.writer_linking();
+        assert!(agent.writers_linking());
+        let more: Vec<MemoryEntry> = (101..=2_100).map(|i| entry(i, 16)).collect();
+        indexes.add(&more.iter().collect::<Vec<_>>()).unwrap();
+        let pending = indexes.pending_links();
+        assert_eq!(pending, 2_000);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            indexes.pending_links(),
+            pending,
+            "the linker linked beside the writer"
+        );
+
+        drop(linking);
+        assert!(!agent.writers_linking());
+        indexes.wait_for_linking();
+        assert_eq!(indexes.pending_links(), 0);
+    }
+}
