@@ -383,6 +383,27 @@ pub fn normalize(v: &mut [f32]) -> Result<()> {
 /// How far from 1 the squared norm of a normalized vector may be.
 const UNIT_TOLERANCE: f32 = 1e-3;
 
+/// A long-term entry of agent `a`, session `s`, for the crate's unit tests.
+#[cfg(test)]
+impl MemoryEntry {
+    pub(crate) fn for_test(id: u64, content: &str, embedding: Option<Vec<f32>>) -> MemoryEntry {
+        MemoryEntry {
+            id: EntryId(id),
+            agent_id: "a".into(),
+            session_id: "s".into(),
+            role: Role::User,
+            content: content.into(),
+            embedding: embedding.map(std::sync::Arc::from),
+            importance: Some(0.5),
+            created_at: crate::clock::Timestamp(1),
+            last_accessed_at: crate::clock::Timestamp(1),
+            access_count: 0,
+            metadata: serde_json::Value::Null,
+            tier: Tier::LongTerm,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

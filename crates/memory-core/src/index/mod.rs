@@ -267,31 +267,17 @@ impl Indexes {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;
-    use crate::entry::{EntryId, Role, Tier};
 
     fn entry(id: u64, dim: usize) -> MemoryEntry {
         let v: Vec<f32> = (0..dim)
             .map(|d| ((id as usize * 31 + d * 7) % 23) as f32 + 1.0)
             .collect();
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        MemoryEntry {
-            id: EntryId(id),
-            agent_id: "a".into(),
-            session_id: "s".into(),
-            role: Role::User,
-            content: format!("entry {id}"),
-            embedding: Some(Arc::from(v.iter().map(|x| x / norm).collect::<Vec<f32>>())),
-            importance: Some(0.5),
-            created_at: crate::clock::Timestamp(0),
-            last_accessed_at: crate::clock::Timestamp(0),
-            access_count: 0,
-            metadata: serde_json::Value::Null,
-            tier: Tier::LongTerm,
-        }
+        let unit = v.iter().map(|x| x / norm).collect();
+        MemoryEntry::for_test(id, &format!("entry {id}"), Some(unit))
     }
 
     #[test]

@@ -148,24 +148,11 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::{EntryId, Role, Tier};
+    use crate::entry::EntryId;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn entry(id: u64) -> MemoryEntry {
-        MemoryEntry {
-            id: EntryId(id),
-            agent_id: "a".into(),
-            session_id: "s".into(),
-            role: Role::User,
-            content: format!("entry {id}"),
-            embedding: None,
-            importance: Some(0.5),
-            created_at: crate::clock::Timestamp(0),
-            last_accessed_at: crate::clock::Timestamp(0),
-            access_count: 0,
-            metadata: serde_json::Value::Null,
-            tier: Tier::LongTerm,
-        }
+        MemoryEntry::for_test(id, &format!("entry {id}"), None)
     }
 
     #[test]

@@ -1286,20 +1286,7 @@ mod tests {
     use super::*;
 
     fn entry(id: u64, content: &str) -> MemoryEntry {
-        MemoryEntry {
-            id: EntryId(id),
-            agent_id: "a".into(),
-            session_id: "s".into(),
-            role: Role::User,
-            content: content.into(),
-            embedding: None,
-            importance: Some(0.5),
-            created_at: Timestamp(1),
-            last_accessed_at: Timestamp(1),
-            access_count: 0,
-            metadata: serde_json::Value::Null,
-            tier: Tier::LongTerm,
-        }
+        MemoryEntry::for_test(id, content, None)
     }
 
     #[test]
