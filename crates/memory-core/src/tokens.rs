@@ -224,13 +224,10 @@ impl VocabularyWords {
     }
 }
 
-/// The cost of the run of ASCII letters `word`; `key`: its [`packed`] form if already known;
+/// The cost of the run of three or more ASCII letters `word`; `key`: its [`packed`] form if known;
 /// `spaced`: it follows one space (folded into it); `last`: it ends the text, so it may be the
 /// start of a longer word.
 fn word_cost(word: &[u8], key: Option<u64>, spaced: bool, last: bool) -> usize {
-    if word.len() <= 2 {
-        return 1;
-    }
     let words = VocabularyWords::get();
     let forms = match key {
         Some(key) => words.short.get(&key).copied(),
@@ -329,7 +326,11 @@ impl<'a> Tally<'a> {
             Class::Space if lone(b' ') && next.is_some_and(|n| n != Class::Digit) => {
                 (0, true, false)
             }
-            Class::Punct => (len.div_ceil(2), false, self.after_letters && lone(b'\'')),
+            Class::Punct => (
+                run_cost(class, len),
+                false,
+                self.after_letters && lone(b'\''),
+            ),
             _ => (run_cost(class, len), false, false),
         };
         self.total += cost;

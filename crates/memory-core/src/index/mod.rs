@@ -89,8 +89,8 @@ impl Indexes {
 
     /// Links `agent`'s vectors in the calling thread (with every core on a backlog, as the
     /// linker does) until at most `max` are staged or unlinked: the wait a write makes under
-    /// `SearchConfig::max_unlinked`. Runs beside the background linker; the graph's own lock
-    /// takes their batches in turn.
+    /// `SearchConfig::max_unlinked`. The background linker stands aside meanwhile (see
+    /// `AgentIndex::writers_linking`); several writers take the graph's link lock in turn.
     pub fn keep_up(&self, agent: &str, max: usize) {
         let Some(shared) = self.agent(agent) else {
             return;
