@@ -7,7 +7,7 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 
 use crate::clock::Timestamp;
@@ -117,15 +117,19 @@ impl TextIndex {
 /// - a write takes `text` and `staging` for a moment each (appends);
 /// - a search reads `vectors` and, briefly, `staging` (and `text` for keywords or filters);
 /// - the linker links under a read lock of `vectors` (beside searches), and takes it for writing
-///   only to move staged vectors in, a batch at a time.
+///   only to move staged vectors in, a batch at a time (swapping `staging` for `spare` in a
+///   moment, so that writes do not wait for the copy).
 ///
-/// Lock order, wherever two are held: `text`, then `vectors`, then `staging`. Every lock is taken
-/// in this file only, so the order is checked here.
+/// Lock order, wherever two are held: `text`, then `vectors`, then `spare`, then `staging`. Every
+/// lock is taken in this file only, so the order is checked here.
 #[derive(Debug)]
 pub(crate) struct AgentIndex {
     text: RwLock<TextIndex>,
     vectors: RwLock<VectorIndex>,
     staging: RwLock<VectorStaging>,
+    /// An empty staging buffer that keeps its allocation between moves (see
+    /// [`AgentIndex::move_staged_in`]); only the linker takes it.
+    spare: Mutex<VectorStaging>,
     /// Whether this index waits in the linker's queue or is being worked on by it.
     link_queued: AtomicBool,
     /// Writers linking their own backlog right now (`SearchConfig::max_unlinked`); the
@@ -148,6 +152,11 @@ impl Drop for WriterLinking<'_> {
 /// unlinked vectors there: searches scan staged vectors under a lock that writes wait for, so
 /// the buffer is kept short.
 const STAGING_MOVE_AT: usize = 4_096;
+
+/// An idle staging buffer larger than this gives its memory back (a bulk load's); a move keeps
+/// the buffer it empties up to twice [`STAGING_MOVE_AT`] vectors, what a sustained ingest cycles
+/// through.
+const STAGING_KEEP_BYTES: usize = 1 << 20;
 
 /// Unlinked vectors from which the linker links with every core (in batches of
 /// [`PARALLEL_LINK_BATCH`]); below it, one vector at a time on the linker thread alone, which
@@ -177,6 +186,7 @@ impl AgentIndex {
             text: RwLock::new(TextIndex::new(KeywordIndex::new(bm25)?)),
             vectors: RwLock::new(VectorIndex::new(*vectors)?),
             staging: RwLock::new(VectorStaging::new(vectors)),
+            spare: Mutex::new(VectorStaging::new(vectors)),
             link_queued: AtomicBool::new(false),
             writers_linking: AtomicUsize::new(0),
         })
@@ -350,8 +360,11 @@ impl AgentIndex {
     pub fn heap_bytes(&self) -> usize {
         let text = self.text.read().keyword.heap_bytes();
         let vectors = self.vectors.read().heap_bytes();
+        // One lock at a time (a guard kept to the end of one expression would take `staging`
+        // before `spare`, against the lock order).
+        let spare = self.spare.lock().heap_bytes();
         let staging = self.staging.read().heap_bytes();
-        text + vectors + staging
+        text + vectors + spare + staging
     }
 
     // ---- the linker's side ----
@@ -409,9 +422,7 @@ impl AgentIndex {
         if staged > 0 {
             let unlinked = self.vectors.read().pending_links();
             if unlinked == 0 || staged >= STAGING_MOVE_AT {
-                let mut vectors = self.vectors.write();
-                let mut staging = self.staging.write();
-                vectors.absorb(&mut staging, usize::MAX);
+                self.move_staged_in();
                 return true;
             }
         }
@@ -439,12 +450,31 @@ impl AgentIndex {
         if vectors.refine(threads, PARALLEL_LINK_BATCH) > 0 {
             return true;
         }
-        // Done: the int8 codes a backlog kept for its scan are not needed any more.
-        if vectors.has_linked_codes() {
-            drop(vectors);
+        // Done: the int8 codes a backlog kept for its scan are not needed any more, nor the
+        // memory of the staging buffers past what a small write needs.
+        drop(vectors);
+        if self.vectors.read().has_linked_codes() {
             self.vectors.write().forget_linked_codes();
         }
+        self.spare.lock().shrink_if_over(0);
+        self.staging.write().shrink_if_over(STAGING_KEEP_BYTES);
         false
+    }
+
+    /// Moves every staged vector into the vector index. The full staging buffer is swapped for
+    /// the empty spare under its lock, so a writer appending meanwhile waits for the swap, not
+    /// for the copy; the copy runs under the index's write lock, and searches read the index
+    /// before the staging buffer while holding it, so none sees a vector in neither place (or
+    /// in both). The emptied buffer becomes the spare with its allocation, so the next batch of
+    /// a sustained ingest is written to memory already mapped instead of fresh pages.
+    fn move_staged_in(&self) {
+        let mut vectors = self.vectors.write();
+        let mut moving = self.spare.lock();
+        std::mem::swap(&mut *self.staging.write(), &mut *moving);
+        vectors.absorb(&mut moving, usize::MAX);
+        if moving.capacity() > 2 * STAGING_MOVE_AT {
+            moving.shrink_if_over(0);
+        }
     }
 }
 
@@ -458,11 +488,7 @@ mod tests {
         config.hnsw.min_len = 16;
         let index = AgentIndex::new(Bm25Params::default(), &config).unwrap();
         for i in 0..3_000u64 {
-            let v: Vec<f32> = (0..16)
-                .map(|d| ((i * 31 + d * 7) % 23) as f32 + 1.0)
-                .collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            let v: Vec<f32> = v.iter().map(|x| x / norm).collect();
+            let v = unit_vector(i, 16);
             index
                 .add_stored(
                     EntryId(i),
@@ -482,5 +508,88 @@ mod tests {
         let vectors = index.vectors.read();
         assert_eq!(vectors.pending_links(), 0);
         assert_eq!(vectors.coded_slots(), 0);
+    }
+
+    fn unit_vector(i: u64, dim: u64) -> Vec<f32> {
+        let v: Vec<f32> = (0..dim)
+            .map(|d| ((i * 31 + d * 7) % 23) as f32 + 1.0)
+            .collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / norm).collect()
+    }
+
+    #[test]
+    fn vectors_moved_in_beside_writes_and_searches_are_found_exactly_once() {
+        const TOTAL: u64 = 12_000;
+        const BATCH: u64 = 300;
+        let mut config = VectorIndexConfig::new(16);
+        config.hnsw.min_len = 16;
+        let index = AgentIndex::new(Bm25Params::default(), &config).unwrap();
+        // Ids below `published` were staged before the search that reads it began.
+        let published = std::sync::atomic::AtomicU64::new(0);
+        let writing = AtomicBool::new(true);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for start in (0..TOTAL).step_by(BATCH as usize) {
+                    let entries: Vec<MemoryEntry> = (start..start + BATCH)
+                        .map(|i| MemoryEntry::for_test(i, "text", Some(unit_vector(i, 16))))
+                        .collect();
+                    let refs: Vec<&MemoryEntry> = entries.iter().collect();
+                    index.add_vectors(&refs).unwrap();
+                    published.store(start + BATCH, Ordering::Release);
+                }
+                writing.store(false, Ordering::Release);
+            });
+            s.spawn(|| {
+                while writing.load(Ordering::Acquire) || index.has_link_work() {
+                    if !index.link_step() {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+            let q = unit_vector(7, 16);
+            loop {
+                let done = !writing.load(Ordering::Acquire);
+                let n = published.load(Ordering::Acquire);
+                let hits = index
+                    .vector_search(&q, TOTAL as usize, true, &|_| true)
+                    .unwrap();
+                let mut ids: Vec<u64> = hits.iter().map(|(id, _)| id.0).collect();
+                ids.sort_unstable();
+                let before = ids.len();
+                ids.dedup();
+                assert_eq!(ids.len(), before, "a vector was found twice");
+                let missing = (0..n).find(|i| ids.binary_search(i).is_err());
+                assert_eq!(missing, None, "a staged vector was found nowhere");
+                if done {
+                    break;
+                }
+            }
+        });
+        while index.link_step() {}
+        assert_eq!(index.pending_links(), 0);
+    }
+
+    #[test]
+    fn a_move_keeps_the_emptied_buffer_as_the_spare_until_the_linker_is_idle() {
+        let mut config = VectorIndexConfig::new(16);
+        config.hnsw.min_len = 16;
+        let index = AgentIndex::new(Bm25Params::default(), &config).unwrap();
+        let entries: Vec<MemoryEntry> = (0..1_000)
+            .map(|i| MemoryEntry::for_test(i, "text", Some(unit_vector(i, 16))))
+            .collect();
+        index
+            .add_vectors(&entries.iter().collect::<Vec<_>>())
+            .unwrap();
+        index.move_staged_in();
+        assert!(index.staging.read().is_empty());
+        assert!(index.spare.lock().capacity() >= 1_000);
+        assert_eq!(index.vectors.read().len(), 1_000);
+        while index.link_step() {}
+        assert_eq!(
+            index.spare.lock().capacity(),
+            0,
+            "an idle spare keeps memory"
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 
 use super::{AgentIndex, DocInfo, TextIndex};
@@ -92,6 +92,7 @@ impl AgentIndex {
         Ok(AgentIndex {
             text: RwLock::new(text?),
             vectors: RwLock::new(vectors),
+            spare: Mutex::new(VectorStaging::new(config)),
             staging: RwLock::new(staging),
             link_queued: AtomicBool::new(false),
             writers_linking: AtomicUsize::new(0),

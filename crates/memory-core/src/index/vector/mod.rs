@@ -768,15 +768,25 @@ impl VectorStaging {
         found
     }
 
+    /// Vectors the buffer holds room for without growing.
+    pub fn capacity(&self) -> usize {
+        self.ids.capacity()
+    }
+
+    /// Gives back the memory of an empty buffer once it is over `max_bytes` (a bulk load can
+    /// leave a large one behind).
+    pub fn shrink_if_over(&mut self, max_bytes: usize) {
+        if self.ids.is_empty() && self.heap_bytes() > max_bytes {
+            self.arena.shrink_to_fit();
+            self.ids.shrink_to_fit();
+        }
+    }
+
+    /// Drops the first `n` vectors; emptied whole, the buffer keeps its allocation.
     fn remove_front(&mut self, n: usize) {
         if n >= self.ids.len() {
             self.ids.clear();
             self.arena.clear();
-            // A bulk load can leave a large buffer behind; don't keep it.
-            if self.arena.heap_bytes() > 1 << 20 {
-                self.arena.shrink_to_fit();
-                self.ids.shrink_to_fit();
-            }
         } else {
             self.ids.drain(..n);
             self.arena.remove_slots(self.dim, 0..n);
