@@ -39,11 +39,14 @@ impl Linker {
     pub fn start() -> Result<Linker> {
         let shared = Arc::new(Shared::default());
         let worker = shared.clone();
-        crate::background::spawn("memory-core-linker", move || worker.run()).map_err(|source| {
-            Error::Io {
-                path: "<linker thread>".into(),
-                source,
-            }
+        crate::background::spawn(
+            "memory-core-linker",
+            crate::background::Priority::Idle,
+            move || worker.run(),
+        )
+        .map_err(|source| Error::Io {
+            path: "<linker thread>".into(),
+            source,
         })?;
         Ok(Linker { shared })
     }

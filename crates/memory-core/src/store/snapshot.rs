@@ -629,12 +629,15 @@ impl Snapshots {
             store_id: self.store_id,
             shape: self.shape,
         };
-        let thread =
-            crate::background::spawn("memory-core-snapshot", move || me.run(&sqlite, &indexes))
-                .map_err(|source| Error::Io {
-                    path: self.dir.clone(),
-                    source,
-                })?;
+        let thread = crate::background::spawn(
+            "memory-core-snapshot",
+            crate::background::Priority::Low,
+            move || me.run(&sqlite, &indexes),
+        )
+        .map_err(|source| Error::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
         self.saver = Some(thread);
         Ok(())
     }

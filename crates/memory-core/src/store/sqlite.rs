@@ -146,9 +146,11 @@ impl Checkpointer {
             .map_err(|e| db_error(path, e))?;
         let state: Arc<(Mutex<CheckpointState>, parking_lot::Condvar)> = Arc::default();
         let shared = state.clone();
-        let thread = crate::background::spawn("memory-core-checkpoint", move || {
-            Checkpointer::run(&conn, &writer, &shared)
-        })
+        let thread = crate::background::spawn(
+            "memory-core-checkpoint",
+            crate::background::Priority::Low,
+            move || Checkpointer::run(&conn, &writer, &shared),
+        )
         .map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
