@@ -78,6 +78,7 @@ impl Drop for Linker {
 
 impl Shared {
     fn run(&self) {
+        let mut share = crate::background::StarvationGuard::new();
         loop {
             let index = {
                 let mut state = self.state.lock();
@@ -92,6 +93,7 @@ impl Shared {
                     state.busy = false;
                     self.idle.notify_all();
                     self.work.wait(&mut state);
+                    share.restart();
                 }
             };
             loop {
@@ -102,9 +104,11 @@ impl Shared {
                     // A writer links at its own priority; taking the link lock now would make
                     // it wait for this low-priority thread (see `writers_linking`).
                     std::thread::sleep(STAND_ASIDE);
+                    share.restart();
                     continue;
                 }
                 if index.link_step() {
+                    share.working();
                     continue;
                 }
                 // Nothing left. Leave the queue, then look again: a write between the last step
