@@ -12,7 +12,9 @@
 //! against recall. `EF_SWEEP_BUILD=backlog` builds as the store's linker does on a backlog:
 //! every checkpoint's vectors stored unlinked, linked with the short candidate list by every
 //! core (`link_parallel_quick`), then refined (`refine`); recall is printed for the graph
-//! before and after the refinement.
+//! before and after the refinement. With it, `EF_SWEEP_THREADS` and `EF_SWEEP_BATCH` set the
+//! linking threads (default: every core) and the vectors per parallel batch (default 32, the
+//! store's), to weigh what parallel linking gains.
 
 use std::time::Instant;
 
@@ -67,7 +69,12 @@ fn main() {
             std::process::exit(2)
         }
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = setting(
+        "EF_SWEEP_THREADS",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+    // The store's linker links a backlog in batches of 32 (`PARALLEL_LINK_BATCH`).
+    let batch = setting("EF_SWEEP_BATCH", 32);
     let mut index = VectorIndex::new(config).unwrap_or_else(|e| {
         eprintln!("bad index settings: {e}");
         std::process::exit(2)
@@ -96,7 +103,7 @@ fn main() {
             }
             // An empty graph is started by `link_next`; a batch of fewer than `min_len`
             // vectors keeps no graph at all (both then link nothing in parallel).
-            while index.link_parallel_quick(threads, 32) > 0 || index.link_next() {}
+            while index.link_parallel_quick(threads, batch) > 0 || index.link_next() {}
             let secs = t.elapsed().as_secs_f64();
             eprintln!(
                 "linked to {n} in {secs:.1} s ({:.0} vectors/s, short list, {threads} threads)",
@@ -107,7 +114,7 @@ fn main() {
                 recall_row(&mut index, queries, n)
             );
             let t = Instant::now();
-            while index.refine(threads, 32) > 0 {}
+            while index.refine(threads, batch) > 0 {}
             eprintln!("refined in {:.1} s", t.elapsed().as_secs_f64());
             println!("{n:>9} {}  (refined)", recall_row(&mut index, queries, n));
             continue;
