@@ -450,14 +450,20 @@ impl AgentIndex {
         if vectors.refine(threads, PARALLEL_LINK_BATCH) > 0 {
             return true;
         }
-        // Done: the int8 codes a backlog kept for its scan are not needed any more, nor the
-        // memory of the staging buffers past what a small write needs.
+        // Done: the int8 codes a backlog kept for its scan are not needed any more, nor two
+        // staging buffers: the larger empty one stays where writes append (up to
+        // STAGING_KEEP_BYTES, so that the next small batch needs no allocation), the other goes.
         drop(vectors);
         if self.vectors.read().has_linked_codes() {
             self.vectors.write().forget_linked_codes();
         }
-        self.spare.lock().shrink_if_over(0);
-        self.staging.write().shrink_if_over(STAGING_KEEP_BYTES);
+        let mut spare = self.spare.lock();
+        let mut staging = self.staging.write();
+        if staging.is_empty() && staging.capacity() < spare.capacity() {
+            std::mem::swap(&mut *staging, &mut *spare);
+        }
+        staging.shrink_if_over(STAGING_KEEP_BYTES);
+        spare.shrink_if_over(0);
         false
     }
 
@@ -571,7 +577,7 @@ mod tests {
     }
 
     #[test]
-    fn a_move_keeps_the_emptied_buffer_as_the_spare_until_the_linker_is_idle() {
+    fn a_move_keeps_the_emptied_buffer_as_the_spare_and_idle_keeps_one_buffer() {
         let mut config = VectorIndexConfig::new(16);
         config.hnsw.min_len = 16;
         let index = AgentIndex::new(Bm25Params::default(), &config).unwrap();
@@ -591,5 +597,7 @@ mod tests {
             0,
             "an idle spare keeps memory"
         );
+        // 64 KB, below what an idle buffer may keep: the next small batch needs no allocation.
+        assert!(index.staging.read().capacity() >= 1_000);
     }
 }
