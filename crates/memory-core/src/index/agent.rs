@@ -153,10 +153,12 @@ impl Drop for WriterLinking<'_> {
 /// the buffer is kept short.
 const STAGING_MOVE_AT: usize = 4_096;
 
-/// An idle staging buffer larger than this gives its memory back (a bulk load's); a move keeps
-/// the buffer it empties up to twice [`STAGING_MOVE_AT`] vectors, what a sustained ingest cycles
-/// through.
+/// An idle staging buffer larger than this gives its memory back (a bulk load's).
 const STAGING_KEEP_BYTES: usize = 1 << 20;
+
+/// The spare a move keeps holds room for at most this many vectors: what a sustained ingest
+/// cycles through between moves (a bulk load's larger buffer is given back).
+const SPARE_KEEP_VECTORS: usize = 2 * STAGING_MOVE_AT;
 
 /// Unlinked vectors from which the linker links with every core (in batches of
 /// [`PARALLEL_LINK_BATCH`]); below it, one vector at a time on the linker thread alone, which
@@ -478,7 +480,7 @@ impl AgentIndex {
         let mut moving = self.spare.lock();
         std::mem::swap(&mut *self.staging.write(), &mut *moving);
         vectors.absorb(&mut moving, usize::MAX);
-        if moving.capacity() > 2 * STAGING_MOVE_AT {
+        if moving.capacity() > SPARE_KEEP_VECTORS {
             moving.shrink_if_over(0);
         }
     }
