@@ -3,11 +3,17 @@
 //! unlinked backlog, and ANN latency percentiles. The Criterion bench `tail/ann_during_ingest`
 //! measures the queries' side; this shows the writer's side too.
 //!
+//! By default the queries run back to back (a closed loop that keeps a core busy). With
+//! `PROBE_QPS` they start on a fixed schedule instead and each latency counts from its scheduled
+//! start, so a query that waited for an earlier slow one is charged the wait (no coordinated
+//! omission).
+//!
 //! ```text
 //! cargo run --release --example ingest_beside_queries
 //! PROBE_RATE=10000 cargo run --release --example ingest_beside_queries   # entries/s (default 20,000)
 //! PROBE_NO_QUERIES=1 cargo run --release --example ingest_beside_queries # the writer alone
 //! PROBE_ENTRIES=100000 cargo run --release --example ingest_beside_queries # entries written (30,000)
+//! PROBE_QPS=200 cargo run --release --example ingest_beside_queries     # queries/s, open loop
 //! ```
 use std::time::{Duration, Instant};
 
@@ -17,6 +23,14 @@ use memory_bench::queries::search_query;
 use memory_core::{MemoryConfig, NewEntry, SearchMode};
 
 fn main() {
+    let total = setting("PROBE_ENTRIES", 30_000.0) as usize;
+    let rate = setting("PROBE_RATE", 20_000.0);
+    if rate == 0.0 {
+        eprintln!("PROBE_RATE must be above 0");
+        std::process::exit(2)
+    }
+    let batch = ((rate / 100.0) as usize).max(1);
+    let qps = setting("PROBE_QPS", 0.0);
     let size = 100_000;
     let f = fixture::build_with(
         size,
@@ -29,17 +43,8 @@ fn main() {
     .unwrap();
     fixture::wait_until_searchable(&f.memory);
     let agent = "agent-0";
-    let total: usize = std::env::var("PROBE_ENTRIES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30_000);
     let messages = fixture::workload().messages(total, 1, 0x1a9e57);
-    let rate: f64 = std::env::var("PROBE_RATE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000.0);
     let queries_on = std::env::var("PROBE_NO_QUERIES").is_err();
-    let batch = (rate / 100.0) as usize;
     let stop = std::sync::atomic::AtomicBool::new(false);
     let (ins, lat, lag) = std::thread::scope(|s| {
         let w = s.spawn(|| {
@@ -75,10 +80,20 @@ fn main() {
         });
         let mut lat = Vec::new();
         let mut i = 0;
+        let qstart = Instant::now();
         while queries_on && !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let q = search_query(agent, &f.queries[i % f.queries.len()], SearchMode::Vector);
+            let t = if qps > 0.0 {
+                let due = qstart + Duration::from_secs_f64(i as f64 / qps);
+                let now = Instant::now();
+                if now < due {
+                    std::thread::sleep(due - now);
+                }
+                due
+            } else {
+                Instant::now()
+            };
             i += 1;
-            let t = Instant::now();
             f.memory.search(&q).unwrap();
             lat.push(t.elapsed());
         }
@@ -105,5 +120,19 @@ fn main() {
             percentile(&lat, 0.99),
             percentile(&lat, 1.0)
         );
+    }
+}
+
+/// A non-negative number from the environment, `default` when unset; exits on anything else.
+fn setting(var: &str, default: f64) -> f64 {
+    match std::env::var(var) {
+        Err(_) => default,
+        Ok(s) => match s.parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => v,
+            _ => {
+                eprintln!("{var}={s:?} is not a non-negative number");
+                std::process::exit(2)
+            }
+        },
     }
 }
