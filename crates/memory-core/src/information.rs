@@ -6,38 +6,129 @@
 /// See [`ImportanceScorer::estimate`](crate::ImportanceScorer::estimate).
 pub(crate) fn importance_estimate(text: &str) -> f32 {
     let x = information(text);
-    0.1 + 0.9 * (1.0 - (-(x as f32) / 2.5).exp())
+    0.1 + 0.9 * (1.0 - (-x / 2.5).exp())
 }
 
 /// The information count of [`importance_estimate`].
-fn information(text: &str) -> u32 {
+fn information(text: &str) -> f32 {
     let text = strip_speaker_label(text);
-    let mut content = 0u32;
-    let mut specific = 0u32;
+    // First pass: does the speaker speak of themselves, and which sentences are questions (the
+    // first 64; later ones count as statements).
     let mut first_person = false;
-    let mut sentence_start = true;
+    let mut questions = 0u64;
+    let mut sentence = 0u32;
     let mut lower = String::new();
-    for (word, ends_sentence) in words(text) {
+    for w in words(text) {
         lower.clear();
-        lower.extend(word.chars().flat_map(char::to_lowercase));
-        let common = common_words().contains(lower.as_str());
-        first_person |= matches!(
-            lower.as_str(),
-            "i" | "my" | "we" | "our" | "me" | "us" | "i'm"
-        );
-        let has_digit = word.bytes().any(|b| b.is_ascii_digit());
-        let letters = word.chars().filter(|c| c.is_alphabetic()).count();
-        if has_digit || (!common && letters >= 3) {
-            content += 1;
+        lower.extend(w.text.chars().flat_map(char::to_lowercase));
+        first_person |= is_first_person(&lower);
+        if let Some(end) = w.ends_sentence {
+            if end == '?' && sentence < 64 {
+                questions |= 1 << sentence;
+            }
+            sentence += 1;
         }
-        let capitalized = word.chars().next().is_some_and(char::is_uppercase);
-        let name = capitalized && !sentence_start && lower != "i" && !lower.starts_with("i'");
-        if has_digit || name || date_words().contains(lower.as_str()) {
-            specific += 1;
-        }
-        sentence_start = ends_sentence;
     }
-    content + specific + u32::from(first_person && content > 0)
+    let mut content = 0.0f32;
+    let mut specific = 0.0f32;
+    let mut sentence = 0u32;
+    let mut sentence_start = true;
+    let mut after_greeting = false;
+    for w in words(text) {
+        lower.clear();
+        lower.extend(w.text.chars().flat_map(char::to_lowercase));
+        let has_digit = w.text.bytes().any(|b| b.is_ascii_digit());
+        let letters = w.text.chars().filter(|c| c.is_alphabetic()).count();
+        let capitalized = w.text.chars().next().is_some_and(char::is_uppercase);
+        let pronoun_i = lower == "i" || lower.starts_with("i'");
+        // "Thanks, Caroline!", "Hey Mel", "That's great, Jon.": a name that addresses the
+        // listener says nothing about anyone's life.
+        let vocative = capitalized
+            && !pronoun_i
+            && !has_digit
+            && (after_greeting
+                || (w.after_comma && matches!(w.next, '!' | '?' | '.' | ',' | '\0')));
+        // Without the speaker in it, a turn tells about the listener or the world: its content
+        // words count half, and its questions ask rather than tell.
+        let question = sentence < 64 && questions & (1 << sentence) != 0;
+        let (content_weight, specific_weight) = match (first_person, question) {
+            (true, _) => (1.0, 1.0),
+            (false, false) => (0.5, 1.0),
+            (false, true) => (0.0, 0.0),
+        };
+        if !vocative {
+            if has_digit || (letters >= 3 && !common_words().contains(lower.as_str())) {
+                content += content_weight;
+            }
+            let name = capitalized && !sentence_start && !pronoun_i;
+            if has_digit || name || date_words().contains(lower.as_str()) {
+                specific += specific_weight;
+            }
+        }
+        after_greeting = is_greeting(&lower);
+        sentence_start = w.ends_sentence.is_some();
+        if sentence_start {
+            sentence += 1;
+            after_greeting = false;
+        }
+    }
+    let bonus = if first_person && content > 0.0 {
+        1.0
+    } else {
+        0.0
+    };
+    content + specific + bonus
+}
+
+/// Whether a (lowercase) word is one by which a speaker speaks of themselves.
+fn is_first_person(word: &str) -> bool {
+    matches!(
+        word,
+        "i" | "i'm"
+            | "i've"
+            | "i'll"
+            | "i'd"
+            | "me"
+            | "my"
+            | "mine"
+            | "myself"
+            | "we"
+            | "we're"
+            | "we've"
+            | "we'll"
+            | "we'd"
+            | "us"
+            | "our"
+            | "ours"
+            | "ourselves"
+    )
+}
+
+/// Whether a capitalized word right after this (lowercase) word addresses the listener ("Hey
+/// Mel", "Thanks Jon").
+fn is_greeting(word: &str) -> bool {
+    matches!(
+        word,
+        "hey"
+            | "hi"
+            | "hello"
+            | "thanks"
+            | "thank"
+            | "congrats"
+            | "congratulations"
+            | "bye"
+            | "dear"
+            | "yo"
+            | "wow"
+            | "oh"
+            | "aw"
+            | "aww"
+            | "hiya"
+            | "morning"
+            | "evening"
+            | "night"
+            | "cheers"
+    )
 }
 
 /// `Name: text` -> `text` (a speaker label is who said it, not what was said).
@@ -55,12 +146,23 @@ fn strip_speaker_label(text: &str) -> &str {
     }
 }
 
-/// The words of `text` (letters and digits, with inner apostrophes), each with whether a
-/// sentence ends right after it.
-fn words(text: &str) -> impl Iterator<Item = (&str, bool)> {
+/// One word of a text and what surrounds it.
+struct Word<'a> {
+    text: &'a str,
+    /// The punctuation that ends a sentence right after the word, if one does.
+    ends_sentence: Option<char>,
+    /// Whether a comma stands between the previous word and this one.
+    after_comma: bool,
+    /// The character right after the word (closing quotes skipped); `'\0'` at the end.
+    next: char,
+}
+
+/// The words of `text` (letters and digits, with inner apostrophes).
+fn words(text: &str) -> impl Iterator<Item = Word<'_>> {
     let mut rest = text;
     std::iter::from_fn(move || {
         let start = rest.find(|c: char| c.is_alphanumeric())?;
+        let after_comma = rest[..start].contains(',');
         rest = &rest[start..];
         let mut end = rest.len();
         let mut chars = rest.char_indices().peekable();
@@ -78,8 +180,13 @@ fn words(text: &str) -> impl Iterator<Item = (&str, bool)> {
         let word = &rest[..end];
         rest = &rest[end..];
         let after = rest.trim_start_matches(['"', ')', '\'']);
-        let ends_sentence = after.starts_with(['.', '!', '?', '\n']);
-        Some((word, ends_sentence))
+        let next = after.chars().next().unwrap_or('\0');
+        Some(Word {
+            text: word,
+            ends_sentence: matches!(next, '.' | '!' | '?' | '\n').then_some(next),
+            after_comma,
+            next,
+        })
     })
 }
 

@@ -43,17 +43,24 @@ impl ImportanceScorer {
     ///   frequent English words and conversational fillers (a language-wide prior of rarity:
     ///   "I", "really", "great", "thanks" carry little, "dentist", "Porto", "marathon" a lot);
     /// - specifics, counted again: numbers, dates (month and weekday names, yesterday, tomorrow)
-    ///   and names (capitalized words not at the start of a sentence);
-    /// - one more for a first-person statement (I, my, we, our) with content in it.
+    ///   and names (capitalized words not at the start of a sentence), except a name that
+    ///   addresses the listener ("Thanks, Caroline!", "Hey Mel");
+    /// - one more for a first-person statement (I, my, we, our...) with content in it.
+    ///
+    /// A turn in which the speaker does not speak of themselves tells about the listener or the
+    /// world ("So cool you found such a helpful group", "What made you decide to do that?"): its
+    /// content words count half, and its questions count nothing (they ask rather than tell);
+    /// names, numbers and dates in its statements still count in full.
     ///
     /// The sum `x` maps to `0.1 + 0.9 * (1 - e^(-x / 2.5))`: 0 for pure small talk gives 0.1, one
     /// content word 0.40, two 0.60, four 0.82, six 0.92. Under the default consolidation weights
     /// (importance 0.4, recency 0.2, novelty 0.1, frequency 0.3) and threshold 0.5, an entry
     /// consolidated within hours of its turn is kept from about two content words on, so a
     /// statement with a fact in it is kept and a reaction is not. Measured on the quality
-    /// benchmark's conversations: see the README's transition figures.
+    /// benchmark's conversations: see the README's transition figures
+    /// (`examples/importance_by_length.rs` shows the estimate by turn length).
     ///
-    /// Cost: one pass over the text, one hash lookup per word.
+    /// Cost: two passes over the text, a few hash lookups per word.
     pub fn estimate(text: &str) -> f32 {
         crate::information::importance_estimate(text)
     }
@@ -141,12 +148,51 @@ mod tests {
     }
 
     #[test]
+    fn what_a_turn_says_of_its_speaker_counts_more_than_what_it_asks_or_tells_the_listener() {
+        let est = ImportanceScorer::estimate;
+        // A name that addresses the listener is not a fact: the same reaction with and without.
+        assert_eq!(
+            est("Wow, that's so cool, Caroline!"),
+            est("Wow, that's so cool!")
+        );
+        assert_eq!(
+            est("Hey Mel! Good to see you!"),
+            est("Hey! Good to see you!")
+        );
+        assert!(est("Thanks, Caroline! See you soon.") < 0.45);
+        // Reactions and questions to the listener, long as they are, stay below two content
+        // words' worth; the speaker's own news does not.
+        let to_the_listener = [
+            "Melanie: Wow, that's awesome, Caroline! What happened that was so powerful? Did you hear any inspiring stories?",
+            "So cool you found such a helpful group. What's it done for you?",
+            "That painting looks amazing, you must have worked on it for weeks!",
+        ];
+        for text in to_the_listener {
+            assert!(est(text) < 0.6, "{text:?} estimated {}", est(text));
+        }
+        let about_the_speaker = [
+            "Caroline: I went to a LGBTQ support group yesterday and it was so powerful.",
+            "Guess who got promoted to team lead last week? Me!",
+            "We took the kids camping at the beach last weekend.",
+            "Is it weird that I still miss my old apartment in Lisbon?",
+        ];
+        for text in about_the_speaker {
+            assert!(est(text) > 0.7, "{text:?} estimated {}", est(text));
+        }
+        // Facts about others still count through their names, numbers and dates.
+        assert!(est("Ana moved to Porto in May 2021.") > 0.8);
+    }
+
+    #[test]
     fn the_estimate_follows_the_documented_curve() {
         assert!((ImportanceScorer::estimate("ok") - 0.1).abs() < 1e-6);
-        // One content word ("dentist"): 0.1 + 0.9 * (1 - e^(-1/2.5)) = 0.3967
-        assert!((ImportanceScorer::estimate("the dentist") - 0.3967).abs() < 1e-3);
-        // "I" with it adds the first-person point: x = 2 -> 0.5956
+        // One content word ("dentist") in a turn without the speaker counts half:
+        // 0.1 + 0.9 * (1 - e^(-0.5/2.5)) = 0.2632
+        assert!((ImportanceScorer::estimate("the dentist") - 0.2632).abs() < 1e-3);
+        // With "I" it counts in full, plus the first-person point: x = 2 -> 0.5956
         assert!((ImportanceScorer::estimate("I dentist") - 0.5956).abs() < 1e-3);
+        // A name counts in full either way ("Porto": content 1/2 + name 1): x = 1.5 -> 0.5061
+        assert!((ImportanceScorer::estimate("to Porto") - 0.5061).abs() < 1e-3);
         for text in ["x".repeat(10_000), "Zürich Ålesund 東京 ".repeat(50)] {
             let e = ImportanceScorer::estimate(&text);
             assert!((0.1..=1.0).contains(&e), "{e}");
