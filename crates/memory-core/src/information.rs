@@ -12,31 +12,20 @@ pub(crate) fn importance_estimate(text: &str) -> f32 {
 /// The information count of [`importance_estimate`].
 fn information(text: &str) -> f32 {
     let text = strip_speaker_label(text);
-    // First pass: does the speaker speak of themselves, and which sentences are questions (the
-    // first 64; later ones count as statements).
+    // Content words and specifics, of statements and of questions: a sentence's counts go to
+    // one or the other once its end shows which it is (the last one without an end is a
+    // statement).
+    let mut stated = Counts::default();
+    let mut asked = Counts::default();
+    let mut sentence = Counts::default();
     let mut first_person = false;
-    let mut questions = 0u64;
-    let mut sentence = 0u32;
+    let mut sentence_start = true;
+    let mut after_greeting = false;
     let mut lower = String::new();
     for w in words(text) {
         lower.clear();
         lower.extend(w.text.chars().flat_map(char::to_lowercase));
         first_person |= is_first_person(&lower);
-        if let Some(end) = w.ends_sentence {
-            if end == '?' && sentence < 64 {
-                questions |= 1 << sentence;
-            }
-            sentence += 1;
-        }
-    }
-    let mut content = 0.0f32;
-    let mut specific = 0.0f32;
-    let mut sentence = 0u32;
-    let mut sentence_start = true;
-    let mut after_greeting = false;
-    for w in words(text) {
-        lower.clear();
-        lower.extend(w.text.chars().flat_map(char::to_lowercase));
         let has_digit = w.text.bytes().any(|b| b.is_ascii_digit());
         let letters = w.text.chars().filter(|c| c.is_alphabetic()).count();
         let capitalized = w.text.chars().next().is_some_and(char::is_uppercase);
@@ -48,36 +37,47 @@ fn information(text: &str) -> f32 {
             && !has_digit
             && (after_greeting
                 || (w.after_comma && matches!(w.next, '!' | '?' | '.' | ',' | '\0')));
-        // Without the speaker in it, a turn tells about the listener or the world: its content
-        // words count half, and its questions ask rather than tell.
-        let question = sentence < 64 && questions & (1 << sentence) != 0;
-        let (content_weight, specific_weight) = match (first_person, question) {
-            (true, _) => (1.0, 1.0),
-            (false, false) => (0.5, 1.0),
-            (false, true) => (0.0, 0.0),
-        };
         if !vocative {
             if has_digit || (letters >= 3 && !common_words().contains(lower.as_str())) {
-                content += content_weight;
+                sentence.content += 1;
             }
             let name = capitalized && !sentence_start && !pronoun_i;
             if has_digit || name || date_words().contains(lower.as_str()) {
-                specific += specific_weight;
+                sentence.specific += 1;
             }
         }
         after_greeting = is_greeting(&lower);
         sentence_start = w.ends_sentence.is_some();
-        if sentence_start {
-            sentence += 1;
+        if let Some(end) = w.ends_sentence {
+            let to = if end == '?' { &mut asked } else { &mut stated };
+            to.add(std::mem::take(&mut sentence));
             after_greeting = false;
         }
     }
-    let bonus = if first_person && content > 0.0 {
-        1.0
+    stated.add(sentence);
+    if first_person {
+        let content = (stated.content + asked.content) as f32;
+        let bonus = if content > 0.0 { 1.0 } else { 0.0 };
+        content + (stated.specific + asked.specific) as f32 + bonus
     } else {
-        0.0
-    };
-    content + specific + bonus
+        // Without the speaker in it, a turn tells about the listener or the world: its content
+        // words count half, and its questions ask rather than tell.
+        0.5 * stated.content as f32 + stated.specific as f32
+    }
+}
+
+/// Content words and specifics counted in part of a text.
+#[derive(Default)]
+struct Counts {
+    content: u32,
+    specific: u32,
+}
+
+impl Counts {
+    fn add(&mut self, other: Counts) {
+        self.content += other.content;
+        self.specific += other.specific;
+    }
 }
 
 /// Whether a (lowercase) word is one by which a speaker speaks of themselves.

@@ -60,7 +60,7 @@ impl ImportanceScorer {
     /// benchmark's conversations: see the README's transition figures
     /// (`examples/importance_by_length.rs` shows the estimate by turn length).
     ///
-    /// Cost: two passes over the text, a few hash lookups per word.
+    /// Cost: one pass over the text, a few hash lookups per word.
     pub fn estimate(text: &str) -> f32 {
         crate::information::importance_estimate(text)
     }
