@@ -12,20 +12,18 @@ pub(crate) fn importance_estimate(text: &str) -> f32 {
 /// The information count of [`importance_estimate`].
 fn information(text: &str) -> f32 {
     let text = strip_speaker_label(text);
-    // Content words and specifics, of statements and of questions: a sentence's counts go to
-    // one or the other once its end shows which it is (the last one without an end is a
-    // statement).
-    let mut stated = Counts::default();
-    let mut asked = Counts::default();
-    let mut sentence = Counts::default();
-    let mut first_person = false;
+    // A sentence's counts go, once its end shows whether it is a question (the last one
+    // without an end is a statement), to one of the kinds of [`Sentences`].
+    let mut sentences = Sentences::default();
+    let mut sentence = Sentence::default();
     let mut sentence_start = true;
     let mut after_greeting = false;
     let mut lower = String::new();
     for w in words(text) {
         lower.clear();
         lower.extend(w.text.chars().flat_map(char::to_lowercase));
-        first_person |= is_first_person(&lower);
+        sentence.first_person |= is_first_person(&lower);
+        sentence.second_person |= is_second_person(&lower);
         let has_digit = w.text.bytes().any(|b| b.is_ascii_digit());
         let letters = w.text.chars().filter(|c| c.is_alphabetic()).count();
         let capitalized = w.text.chars().next().is_some_and(char::is_uppercase);
@@ -39,30 +37,77 @@ fn information(text: &str) -> f32 {
                 || (w.after_comma && matches!(w.next, '!' | '?' | '.' | ',' | '\0')));
         if !vocative {
             if has_digit || (letters >= 3 && !common_words().contains(lower.as_str())) {
-                sentence.content += 1;
+                sentence.counts.content += 1;
             }
             let name = capitalized && !sentence_start && !pronoun_i;
             if has_digit || name || date_words().contains(lower.as_str()) {
-                sentence.specific += 1;
+                sentence.counts.specific += 1;
             }
         }
         after_greeting = is_greeting(&lower);
         sentence_start = w.ends_sentence.is_some();
         if let Some(end) = w.ends_sentence {
-            let to = if end == '?' { &mut asked } else { &mut stated };
-            to.add(std::mem::take(&mut sentence));
+            sentences.add(std::mem::take(&mut sentence), end == '?');
             after_greeting = false;
         }
     }
-    stated.add(sentence);
-    if first_person {
-        let content = (stated.content + asked.content) as f32;
-        let bonus = if content > 0.0 { 1.0 } else { 0.0 };
-        content + (stated.specific + asked.specific) as f32 + bonus
-    } else {
-        // Without the speaker in it, a turn tells about the listener or the world: its content
-        // words count half, and its questions ask rather than tell.
-        0.5 * stated.content as f32 + stated.specific as f32
+    sentences.add(sentence, false);
+    sentences.information()
+}
+
+/// What one sentence counts, and of whom it speaks.
+#[derive(Default)]
+struct Sentence {
+    counts: Counts,
+    /// The speaker speaks of themselves (I, my, we, our...).
+    first_person: bool,
+    /// It speaks to or of the listener (you, your...).
+    second_person: bool,
+}
+
+/// A turn's sentences by what they tell: of the speaker, to the listener, or of the world.
+#[derive(Default)]
+struct Sentences {
+    /// Whether any sentence speaks of the speaker.
+    of_speaker: bool,
+    /// Sentences in which the speaker speaks of themselves, statements or questions.
+    speaker: Counts,
+    /// Sentences to the listener, of the listener ("You deserve it", "How was your trip?").
+    listener: Counts,
+    /// Statements of neither (of the world, or elliptical: "Took the car to the Rockies").
+    world: Counts,
+    /// Questions of neither ("Guess who got promoted?").
+    world_asked: Counts,
+}
+
+impl Sentences {
+    fn add(&mut self, s: Sentence, question: bool) {
+        self.of_speaker |= s.first_person;
+        let to = match (s.first_person, s.second_person, question) {
+            (true, _, _) => &mut self.speaker,
+            (false, true, _) => &mut self.listener,
+            (false, false, true) => &mut self.world_asked,
+            (false, false, false) => &mut self.world,
+        };
+        to.add(s.counts);
+    }
+
+    fn information(&self) -> f32 {
+        let speaker = self.speaker.content + self.speaker.specific;
+        // What a turn tells the listener of themselves they know already; only its names,
+        // numbers and dates may be new.
+        let listener = self.listener.specific;
+        let world = 0.5 * self.world.content as f32 + self.world.specific as f32;
+        if self.of_speaker {
+            // A question without anyone in it, in a turn where the speaker speaks of
+            // themselves, is most often rhetorical ("Guess who got promoted? Me!").
+            let asked = 0.5 * self.world_asked.content as f32 + self.world_asked.specific as f32;
+            let content = self.speaker.content + self.world.content + self.world_asked.content;
+            let bonus = if content > 0 { 1.0 } else { 0.0 };
+            (speaker + listener) as f32 + world + asked + bonus
+        } else {
+            listener as f32 + world
+        }
     }
 }
 
@@ -101,6 +146,14 @@ fn is_first_person(word: &str) -> bool {
             | "our"
             | "ours"
             | "ourselves"
+    )
+}
+
+/// Whether a (lowercase) word is one by which a speaker speaks to or of the listener.
+fn is_second_person(word: &str) -> bool {
+    matches!(
+        word,
+        "you" | "you're" | "you've" | "you'll" | "you'd" | "your" | "yours" | "yourself"
     )
 }
 

@@ -45,12 +45,17 @@ impl ImportanceScorer {
     /// - specifics, counted again: numbers, dates (month and weekday names, yesterday, tomorrow)
     ///   and names (capitalized words not at the start of a sentence), except a name that
     ///   addresses the listener ("Thanks, Caroline!", "Hey Mel");
-    /// - one more for a first-person statement (I, my, we, our...) with content in it.
+    /// - one more for a turn in which the speaker speaks of themselves (I, my, we, our...), with
+    ///   content in it.
     ///
-    /// A turn in which the speaker does not speak of themselves tells about the listener or the
-    /// world ("So cool you found such a helpful group", "What made you decide to do that?"): its
-    /// content words count half, and its questions count nothing (they ask rather than tell);
-    /// names, numbers and dates in its statements still count in full.
+    /// Each sentence counts by whom it speaks of. One in which the speaker speaks of themselves
+    /// counts in full. One that speaks to or of the listener (you, your...) and not of the
+    /// speaker ("You deserve it after all that work", "How did you handle it?") tells the
+    /// listener what they know: only its names, numbers and dates count. One of neither tells
+    /// of the world or of others ("Being outdoors does wonders"): its content words count half,
+    /// its names, numbers and dates in full; a question of neither counts so only in a turn where
+    /// the speaker also speaks of themselves (there it is most often rhetorical: "Guess who got
+    /// promoted? Me!"), and nothing in a turn without them (it asks rather than tells).
     ///
     /// The sum `x` maps to `0.1 + 0.9 * (1 - e^(-x / 2.5))`: 0 for pure small talk gives 0.1, one
     /// content word 0.40, two 0.60, four 0.82, six 0.92. Under the default consolidation weights
@@ -181,6 +186,29 @@ mod tests {
         }
         // Facts about others still count through their names, numbers and dates.
         assert!(est("Ana moved to Porto in May 2021.") > 0.8);
+    }
+
+    #[test]
+    fn each_sentence_counts_by_whom_it_speaks_of() {
+        let est = ImportanceScorer::estimate;
+        // What a turn tells the listener of themselves adds nothing to the speaker's news...
+        assert_eq!(
+            est("I went to the dentist. You must be so busy with the new job!"),
+            est("I went to the dentist.")
+        );
+        // ...so a warm reaction with a first-person word in it is still a reaction,
+        assert!(
+            est("I'm so happy for you! You deserve it after all the hard work you've put in. How are you planning to celebrate?") < 0.45
+        );
+        // except for the names, numbers and dates it holds.
+        assert!(est("Good luck with your interview at Google on Friday!") > 0.55);
+        assert!(est("Good luck with your interview!") < 0.2);
+        // A remark about the world in a speaker's turn counts half; of the speaker, in full.
+        assert!(
+            est("I went to the dentist. Teeth are weird.")
+                < est("I went to the dentist. My teeth are weird.")
+        );
+        assert!(est("I went to the dentist. Teeth are weird.") > est("I went to the dentist."));
     }
 
     #[test]
