@@ -55,10 +55,16 @@ fn ann_latencies(
 }
 
 fn main() -> anyhow_free::Result {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(100_000);
+    let n: usize = match std::env::args().nth(1) {
+        None => 100_000,
+        Some(a) => match a.parse() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("reopen: the number of entries {a:?} is not a whole number above 0");
+                std::process::exit(2);
+            }
+        },
+    };
     let keep = std::env::var_os("MEMBENCH_REOPEN_KEEP").map(std::path::PathBuf::from);
     let dir = match &keep {
         Some(d) => {
