@@ -19,11 +19,18 @@ fn information(text: &str) -> f32 {
     let mut sentence_start = true;
     let mut after_greeting = false;
     let mut lower = String::new();
+    let mut previous = String::new();
     for w in words(text) {
+        std::mem::swap(&mut lower, &mut previous);
         lower.clear();
         lower.extend(w.text.chars().flat_map(char::to_lowercase));
         sentence.first_person |= is_first_person(&lower);
-        sentence.second_person |= is_second_person(&lower);
+        // "Thank you", and "you know" / "you see" as fillers, speak to no one in particular.
+        if is_second_person(&lower) && previous != "thank" {
+            sentence.second_person += 1;
+        } else if previous == "you" && matches!(lower.as_str(), "know" | "see") {
+            sentence.second_person = sentence.second_person.saturating_sub(1);
+        }
         let has_digit = w.text.bytes().any(|b| b.is_ascii_digit());
         let letters = w.text.chars().filter(|c| c.is_alphabetic()).count();
         let capitalized = w.text.chars().next().is_some_and(char::is_uppercase);
@@ -61,8 +68,8 @@ struct Sentence {
     counts: Counts,
     /// The speaker speaks of themselves (I, my, we, our...).
     first_person: bool,
-    /// It speaks to or of the listener (you, your...).
-    second_person: bool,
+    /// Words by which it speaks to or of the listener (you, your...).
+    second_person: u32,
 }
 
 /// A turn's sentences by what they tell: of the speaker, to the listener, or of the world.
@@ -83,7 +90,7 @@ struct Sentences {
 impl Sentences {
     fn add(&mut self, s: Sentence, question: bool) {
         self.of_speaker |= s.first_person;
-        let to = match (s.first_person, s.second_person, question) {
+        let to = match (s.first_person, s.second_person > 0, question) {
             (true, _, _) => &mut self.speaker,
             (false, true, _) => &mut self.listener,
             (false, false, true) => &mut self.world_asked,

@@ -51,7 +51,8 @@ impl ImportanceScorer {
     /// Each sentence counts by whom it speaks of. One in which the speaker speaks of themselves
     /// counts in full. One that speaks to or of the listener (you, your...) and not of the
     /// speaker ("You deserve it after all that work", "How did you handle it?") tells the
-    /// listener what they know: only its names, numbers and dates count. One of neither tells
+    /// listener what they know: only its names, numbers and dates count ("thank you" and the
+    /// fillers "you know", "you see" do not make a sentence one to the listener). One of neither tells
     /// of the world or of others ("Being outdoors does wonders"): its content words count half,
     /// its names, numbers and dates in full; a question of neither counts so only in a turn where
     /// the speaker also speaks of themselves (there it is most often rhetorical: "Guess who got
@@ -203,6 +204,13 @@ mod tests {
         // except for the names, numbers and dates it holds.
         assert!(est("Good luck with your interview at Google on Friday!") > 0.55);
         assert!(est("Good luck with your interview!") < 0.2);
+        // "Thank you" and the filler "you know" address no one's life.
+        assert_eq!(
+            est("You know, the new puppy is settling in well."),
+            est("The new puppy is settling in well.")
+        );
+        assert!(est("Thank you for the recipe, the cake turned out great.") > 0.45);
+        assert!(est("Thank you for the recipe, you are the best cook.") < 0.2);
         // A remark about the world in a speaker's turn counts half; of the speaker, in full.
         assert!(
             est("I went to the dentist. Teeth are weird.")
