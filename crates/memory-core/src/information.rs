@@ -56,6 +56,8 @@ fn information(text: &str) -> f32 {
         if let Some(end) = w.ends_sentence {
             sentences.add(std::mem::take(&mut sentence), end == '?');
             after_greeting = false;
+            // "Thank. You..." is no "thank you".
+            lower.clear();
         }
     }
     sentences.add(sentence, false);
