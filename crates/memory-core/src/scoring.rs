@@ -49,14 +49,14 @@ impl ImportanceScorer {
     ///   content in it.
     ///
     /// Each sentence counts by whom it speaks of. One in which the speaker speaks of themselves
-    /// counts in full. One that speaks to or of the listener (you, your...) and not of the
-    /// speaker ("You deserve it after all that work", "How did you handle it?") tells the
-    /// listener what they know: only its names, numbers and dates count ("thank you" and the
-    /// fillers "you know", "you see" do not make a sentence one to the listener). One of neither tells
-    /// of the world or of others ("Being outdoors does wonders"): its content words count half,
-    /// its names, numbers and dates in full; a question of neither counts so only in a turn where
-    /// the speaker also speaks of themselves (there it is most often rhetorical: "Guess who got
-    /// promoted? Me!"), and nothing in a turn without them (it asks rather than tells).
+    /// counts in full. One that speaks to or of the listener (you, your...) and not of the speaker
+    /// ("You deserve it after all that work", "How did you handle it?") tells the listener what
+    /// they know: only its names, numbers and dates count ("thank you" and the fillers "you know",
+    /// "you see" do not make a sentence one to the listener). One of neither tells of the world or
+    /// of others ("Being outdoors does wonders"): its content words count half, its names, numbers
+    /// and dates in full; a question of neither counts so only in a turn where the speaker also
+    /// speaks of themselves (there it is most often rhetorical: "Guess who got promoted? Me!"), and
+    /// nothing in a turn without them (it asks rather than tells).
     ///
     /// The sum `x` maps to `0.1 + 0.9 * (1 - e^(-x / 2.5))`: 0 for pure small talk gives 0.1, one
     /// content word 0.40, two 0.60, four 0.82, six 0.92. Under the default consolidation weights
