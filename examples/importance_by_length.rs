@@ -9,10 +9,10 @@
 //! ```
 //!
 //! The level defaults to 0.60, the estimate of an information count of 2 (say one content word
-//! and the first-person point): about what a turn consolidated within hours of its session needs under the default weights and threshold (the novelty term
-//! moves it a little either way), so the shares approximate what the quality benchmark's
-//! transition stores. Files are in the LoCoMo format (`scripts/fetch-datasets.sh` converts CRI
-//! and chitchat into it).
+//! and the first-person point): about what a turn consolidated within hours of its session
+//! needs under the default weights and threshold (the novelty term moves it a little either
+//! way), so the shares approximate what the quality benchmark's transition stores. Files are in
+//! the LoCoMo format (`scripts/fetch-datasets.sh` converts CRI and chitchat into it).
 
 use std::path::Path;
 
