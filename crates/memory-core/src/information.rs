@@ -24,7 +24,11 @@ fn information(text: &str) -> f32 {
         std::mem::swap(&mut lower, &mut previous);
         lower.clear();
         lower.extend(w.text.chars().flat_map(char::to_lowercase));
-        sentence.first_person |= is_first_person(&lower);
+        if is_first_person(&lower) {
+            sentence.first_person = true;
+            sentence.owns |=
+                !matches!(lower.as_str(), "i" | "i'm" | "i've" | "i'll" | "i'd" | "me");
+        }
         // "Thank you", and "you know" / "you see" as fillers, speak to no one in particular.
         if is_second_person(&lower) && previous != "thank" {
             sentence.second_person += 1;
@@ -70,6 +74,8 @@ struct Sentence {
     counts: Counts,
     /// The speaker speaks of themselves (I, my, we, our...).
     first_person: bool,
+    /// ...with a word other than "I" and "me" (my, mine, we, us, our...): of what is theirs.
+    owns: bool,
     /// Words by which it speaks to or of the listener (you, your...).
     second_person: u32,
 }
@@ -91,8 +97,15 @@ struct Sentences {
 
 impl Sentences {
     fn add(&mut self, s: Sentence, question: bool) {
+        let to_listener = s.second_person > 0;
+        // "I'm so proud of you", "I admire your courage", "Can I ask you something?": the
+        // speaker only as the one who feels or asks, about the listener. Not news of the
+        // speaker's life: it counts as a remark of the world does (content words half), and the
+        // turn is still one in which the speaker speaks.
+        let reaction = s.first_person && !s.owns && to_listener;
         self.of_speaker |= s.first_person;
-        let to = match (s.first_person, s.second_person > 0, question) {
+        let to = match (s.first_person, to_listener, question) {
+            (true, true, _) if reaction => &mut self.world,
             (true, _, _) => &mut self.speaker,
             (false, true, _) => &mut self.listener,
             (false, false, true) => &mut self.world_asked,

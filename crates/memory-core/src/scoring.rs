@@ -52,11 +52,13 @@ impl ImportanceScorer {
     /// counts in full. One that speaks to or of the listener (you, your...) and not of the speaker
     /// ("You deserve it after all that work", "How did you handle it?") tells the listener what
     /// they know: only its names, numbers and dates count ("thank you" and the fillers "you know",
-    /// "you see" do not make a sentence one to the listener). One of neither tells of the world or
-    /// of others ("Being outdoors does wonders"): its content words count half, its names, numbers
-    /// and dates in full; a question of neither counts so only in a turn where the speaker also
-    /// speaks of themselves (there it is most often rhetorical: "Guess who got promoted? Me!"), and
-    /// nothing in a turn without them (it asks rather than tells).
+    /// "you see" do not make a sentence one to the listener). One of both in which the speaker is
+    /// only the one who feels or asks ("I'm so proud of you", "I admire your courage": I or me, no
+    /// my, our, we...) is a reaction: its content words count half. One of neither tells of the
+    /// world or of others ("Being outdoors does wonders"): its content words count half, its names,
+    /// numbers and dates in full; a question of neither counts so only in a turn where the speaker
+    /// also speaks of themselves (there it is most often rhetorical: "Guess who got promoted?
+    /// Me!"), and nothing in a turn without them (it asks rather than tells).
     ///
     /// The sum `x` maps to `0.1 + 0.9 * (1 - e^(-x / 2.5))`: 0 for pure small talk gives 0.1, one
     /// content word 0.40, two 0.60, four 0.82, six 0.92. Under the default consolidation weights
@@ -201,6 +203,11 @@ mod tests {
         assert!(
             est("I'm so happy for you! You deserve it after all the hard work you've put in. How are you planning to celebrate?") < 0.45
         );
+        // The speaker feeling or asking about the listener is not news of the speaker's life:
+        // its content counts half, unless the speaker speaks of what is theirs in it.
+        assert!(est("I'm so proud of you.") < 0.55);
+        assert!(est("I'm so proud of my son.") > 0.65);
+        assert!(est("I told you my sister moved to Porto.") > 0.85);
         // except for the names, numbers and dates it holds.
         assert!(est("Good luck with your interview at Google on Friday!") > 0.55);
         assert!(est("Good luck with your interview!") < 0.2);
