@@ -174,12 +174,12 @@ impl WritePath {
     /// Checks a new entry and gives it an id, timestamps and a tier.
     pub fn materialize(&self, state: &State, entry: NewEntry, tier: Tier) -> Result<MemoryEntry> {
         let mut entry = entry;
-        entry.validate(&state.config.entry_limits())?;
+        let scale = entry.validate(&state.config.entry_limits())?;
         if tier == Tier::LongTerm {
             embed_missing(state, std::slice::from_mut(&mut entry));
         }
         let id = state.ltm.allocate_ids(1)?;
-        Ok(materialize_checked(state, entry, tier, EntryId(id)))
+        Ok(materialize_checked(state, entry, scale, tier, EntryId(id)))
     }
 
     /// [`materialize`](Self::materialize) for a batch: every entry is checked before any id is
@@ -192,17 +192,19 @@ impl WritePath {
     ) -> Result<Vec<MemoryEntry>> {
         let mut entries = entries;
         let limits = state.config.entry_limits();
-        for e in &mut entries {
-            e.validate(&limits)?;
-        }
+        let scales = entries
+            .iter_mut()
+            .map(|e| e.validate(&limits))
+            .collect::<Result<Vec<f32>>>()?;
         if tier == Tier::LongTerm {
             embed_missing(state, &mut entries);
         }
         let first = state.ltm.allocate_ids(entries.len() as u64)?;
         Ok(entries
             .into_iter()
+            .zip(scales)
             .zip(first..)
-            .map(|(e, id)| materialize_checked(state, e, tier, EntryId(id)))
+            .map(|((e, scale), id)| materialize_checked(state, e, scale, tier, EntryId(id)))
             .collect())
     }
 
@@ -310,7 +312,13 @@ fn embed_missing(state: &State, entries: &mut [NewEntry]) {
 }
 
 /// Makes the checked `e` an entry of `tier` with id `id`, created now.
-fn materialize_checked(state: &State, e: NewEntry, tier: Tier, id: EntryId) -> MemoryEntry {
+fn materialize_checked(
+    state: &State,
+    e: NewEntry,
+    scale: f32,
+    tier: Tier,
+    id: EntryId,
+) -> MemoryEntry {
     let created_at = e.created_at.unwrap_or_else(|| state.clock.now());
     // Long-term entries get their estimate now (they are ranked by it at once); short-term ones
     // when consolidation scores them, which keeps appends cheap.
@@ -324,7 +332,7 @@ fn materialize_checked(state: &State, e: NewEntry, tier: Tier, id: EntryId) -> M
         agent_id: e.agent_id,
         session_id: e.session_id,
         role: e.role,
-        embedding: e.embedding.map(Arc::from),
+        embedding: e.embedding.map(|v| entry::unit_embedding(v, scale)),
         importance,
         content: e.content,
         created_at,

@@ -223,6 +223,32 @@ fn no_operation_returns_another_agents_entries() {
 }
 
 #[test]
+fn every_write_path_stores_the_embedding_at_unit_length() {
+    common::each_backend(config(), |m, _clock| {
+        let unit = [0.6, 0.0, 0.8, 0.0];
+        m.open_session("a", "s").unwrap();
+        m.append(msg("a", "s", "short").with_embedding(vec![3.0, 0.0, 4.0, 0.0]))
+            .unwrap();
+        let recent = m.recent("a", "s", 1).unwrap();
+        assert_eq!(recent[0].embedding.as_deref(), Some(&unit[..]));
+        let ids = m
+            .insert_batch(vec![
+                msg("a", "s", "batch").with_embedding(vec![30.0, 0.0, 40.0, 0.0]),
+                // Outside f32's normal range the scale is computed in f64.
+                msg("a", "s", "tiny").with_embedding(vec![3.0e-30, 0.0, 4.0e-30, 0.0]),
+            ])
+            .unwrap();
+        for id in ids {
+            let v = m.get("a", id).unwrap().unwrap().embedding.unwrap();
+            assert!(
+                v.iter().zip(unit).all(|(x, y)| (x - y).abs() < 1e-6),
+                "{v:?}"
+            );
+        }
+    });
+}
+
+#[test]
 fn long_term_entries_round_trip_every_field() {
     common::each_backend(config(), |m, _clock| {
         let meta = serde_json::json!({"topic": "travel", "n": 3});
