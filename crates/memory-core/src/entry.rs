@@ -339,7 +339,7 @@ pub fn check_embedding(v: &[f32], dimension: usize) -> Result<()> {
     checked_squares(v, dimension).map(|_| ())
 }
 
-/// [`check_embedding`], giving the vector's sum of squares (finite) for [`normalize_with`].
+/// [`check_embedding`], giving the vector's sum of squares (finite) for [`unit_scale`].
 fn checked_squares(v: &[f32], dimension: usize) -> Result<f32> {
     if v.len() != dimension {
         return Err(Error::DimensionMismatch {
@@ -367,24 +367,32 @@ fn checked_squares(v: &[f32], dimension: usize) -> Result<f32> {
 /// f64 (where the squares of all f32 values are normal), never as an f32 reciprocal of a
 /// subnormal norm, which is infinite.
 pub fn normalize(v: &mut [f32]) -> Result<()> {
-    normalize_with(v, dot(v, v))
+    let scale = unit_scale(v, dot(v, v))?;
+    if scale != 1.0 {
+        v.iter_mut().for_each(|x| *x *= scale);
+    }
+    Ok(())
 }
 
-/// [`normalize`] given `squares`, the sum of squares of `v` as [`dot`] computes it.
+/// Longest vector whose f32 normalization needs no second look (see [`unit_scale`]).
+const UNCHECKED_MAX_LEN: usize = 4096;
+
+/// The factor that scales `v` to unit length, given `squares`, its sum of squares as [`dot`]
+/// computes it; 1 when `v` has been normalized in place instead.
 ///
 /// When that sum is a normal f32, `1 / sqrt(squares)` is finite and every scaled value is at
 /// most 1 in magnitude. The squared norm of the result is then 1 within the rounding of the
 /// sums, at most about `len * 2^-24` whatever their order (2.4e-4 at 4,096 values), so up to
-/// [`UNCHECKED_MAX_LEN`] values it is not measured again; longer vectors and the f64 path, for
-/// sums outside f32's normal range, are checked.
-fn normalize_with(v: &mut [f32], squares: f32) -> Result<()> {
+/// [`UNCHECKED_MAX_LEN`] values the factor is given unchecked, for the caller to apply where it
+/// copies the vector anyway ([`unit_embedding`]). Longer vectors, and sums outside f32's normal
+/// range (done in f64), are scaled here and checked.
+fn unit_scale(v: &mut [f32], squares: f32) -> Result<f32> {
     if squares.is_normal() {
         let inv = 1.0 / squares.sqrt();
-        v.iter_mut().for_each(|x| *x *= inv);
         if v.len() <= UNCHECKED_MAX_LEN {
-            debug_assert!(((1.0 - UNIT_TOLERANCE)..=(1.0 + UNIT_TOLERANCE)).contains(&dot(v, v)));
-            return Ok(());
+            return Ok(inv);
         }
+        v.iter_mut().for_each(|x| *x *= inv);
     } else {
         let norm = v
             .iter()
@@ -401,20 +409,7 @@ fn normalize_with(v: &mut [f32], squares: f32) -> Result<()> {
     if !((1.0 - UNIT_TOLERANCE)..=(1.0 + UNIT_TOLERANCE)).contains(&unit) {
         return Err(Error::EmbeddingNotNormalizable { squared_norm: unit });
     }
-    Ok(())
-}
-
-/// Longest vector whose f32 normalization needs no second look (see [`normalize_with`]).
-const UNCHECKED_MAX_LEN: usize = 4096;
-
-/// The factor that scales `v` to unit length, to be applied by [`unit_embedding`]: `1 /
-/// sqrt(squares)` where [`normalize_with`] would apply it unchecked; otherwise `v` is normalized
-/// in place (and checked) and the factor is 1.
-fn unit_scale(v: &mut [f32], squares: f32) -> Result<f32> {
-    if squares.is_normal() && v.len() <= UNCHECKED_MAX_LEN {
-        return Ok(1.0 / squares.sqrt());
-    }
-    normalize_with(v, squares).map(|()| 1.0)
+    Ok(1.0)
 }
 
 /// A checked embedding as a stored entry holds it: scaled by the factor
