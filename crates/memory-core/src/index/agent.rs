@@ -149,9 +149,13 @@ impl Drop for WriterLinking<'_> {
 }
 
 /// Staged vectors past which the linker moves them into the index even while it still has
-/// unlinked vectors there: searches scan staged vectors under a lock that writes wait for, so
-/// the buffer is kept short.
-const STAGING_MOVE_AT: usize = 4_096;
+/// unlinked vectors there. Searches scan staged vectors as stored (f32), under a lock that
+/// writes wait for, while the index scans a backlog through int8 codes (see `vector/tail.rs`),
+/// so the buffer is kept short: at 4,096 a search during a 20,000 entries/s ingest at 100K spent
+/// about a third of its CPU on the staged vectors (`examples/ingest_beside_queries.rs`: 855 ->
+/// 613 us of CPU per query at 512). A move copies the buffer under the index's write lock, so
+/// smaller moves also shorten the searches' waits.
+const STAGING_MOVE_AT: usize = 512;
 
 /// An idle staging buffer larger than this gives its memory back (a bulk load's).
 const STAGING_KEEP_BYTES: usize = 1 << 20;
@@ -506,8 +510,8 @@ mod tests {
                 )
                 .unwrap();
         }
-        // 3,000 unlinked: codes from the 2,048th vector on.
-        assert_eq!(index.vectors.read().coded_slots(), 953);
+        // 3,000 unlinked: codes from the 512th vector on.
+        assert_eq!(index.vectors.read().coded_slots(), 2_489);
         let mut steps = 0;
         while index.link_step() {
             steps += 1;
