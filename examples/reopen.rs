@@ -9,7 +9,9 @@
 //!
 //! With `MEMBENCH_REOPEN_KEEP=<dir>` the store is kept in `<dir>`: a first run builds it (and
 //! stops after the close), later runs only reopen it with its snapshot, three times (to measure
-//! a change to the loader without ingesting again).
+//! a change to the loader without ingesting again). With `MEMBENCH_REOPEN_COLD=1` as well, the
+//! store's files are evicted from the page cache before each of those reopens
+//! (`posix_fadvise(DONTNEED)`), as after a reboot.
 //!
 //! Prints one line per phase. Timings depend on what else runs on the machine: say so beside
 //! any figure taken from here.
@@ -20,6 +22,29 @@ use memory_bench::fixture::wait_until_searchable;
 use memory_bench::measure::percentile;
 use memory_bench::workload::Workload;
 use memory_core::{Memory, MemoryConfig, SearchMode, SearchQuery, Storage, Tiers};
+
+/// Asks the kernel to drop the cached pages of every file under `dir` (clean pages only, so the
+/// files are synced first). Returns the bytes of the files.
+fn evict_from_page_cache(dir: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            bytes += evict_from_page_cache(&path)?;
+            continue;
+        }
+        let file = std::fs::File::open(&path)?;
+        file.sync_all()?;
+        // SAFETY: fadvise only advises the kernel about the open descriptor's cached pages.
+        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+        bytes += file.metadata()?.len();
+    }
+    Ok(bytes)
+}
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
@@ -79,7 +104,15 @@ fn main() -> anyhow_free::Result {
     let config = MemoryConfig::default();
     if keep.is_some() && db.exists() {
         let agent = workload.messages(1, 1, 13)[0].agent.to_string();
+        let cold = std::env::var_os("MEMBENCH_REOPEN_COLD").is_some();
         for _ in 0..3 {
+            if cold {
+                let evicted = evict_from_page_cache(&dir)?;
+                println!(
+                    "evicted {:.1} MB of the store's files from the page cache",
+                    evicted as f64 / 1e6
+                );
+            }
             let t = Instant::now();
             let m = Memory::open(Storage::File(db.clone()), config.clone())?;
             let opened = t.elapsed();
