@@ -25,6 +25,7 @@ use memory_core::{Memory, MemoryConfig, SearchMode, SearchQuery, Storage, Tiers}
 
 /// Asks the kernel to drop the cached pages of every file under `dir` (clean pages only, so the
 /// files are synced first). Returns the bytes of the files.
+#[cfg(target_os = "linux")]
 fn evict_from_page_cache(dir: &std::path::Path) -> std::io::Result<u64> {
     use std::os::fd::AsRawFd;
     let mut bytes = 0;
@@ -44,6 +45,14 @@ fn evict_from_page_cache(dir: &std::path::Path) -> std::io::Result<u64> {
         bytes += file.metadata()?.len();
     }
     Ok(bytes)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn evict_from_page_cache(_dir: &std::path::Path) -> std::io::Result<u64> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "MEMBENCH_REOPEN_COLD needs Linux (posix_fadvise)",
+    ))
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {

@@ -19,9 +19,9 @@ use crate::entry::EntryId;
 use crate::index::topk::TopK;
 
 /// Unlinked vectors from which an index keeps codes of its newest slots: below it the f32 scan
-/// costs little (512 384-d vectors: tens of microseconds), is exact, and needs no codes. Every search
-/// scans the unlinked part, so this bounds what a search scans in f32 during a backlog; the
-/// codes cost 388 bytes per waiting vector while the backlog lasts.
+/// costs little (512 384-d vectors: tens of microseconds), is exact, and needs no codes. Every
+/// search scans the unlinked part, so this bounds what a search scans in f32 during a backlog;
+/// the codes cost 388 bytes per waiting vector while the backlog lasts.
 pub(super) const CODED_SCAN_MIN: usize = 512;
 
 /// Candidates beyond `k` that a coded scan scores again in f32. Codes of the query and of a
