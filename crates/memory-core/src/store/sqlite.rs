@@ -5,6 +5,7 @@
 //! so they run while the writer writes: WAL readers see the last committed state and never block.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -94,7 +95,10 @@ pub(crate) struct SqliteStore {
     /// Shared with the checkpointer, which pauses writes briefly to let the log restart.
     writer: Arc<Mutex<Connection>>,
     /// Idle read connections; empty and unused for `Storage::InMemory`.
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Vec<Reader>>,
+    /// Transactions this handle's writer has committed (what a reader compares with
+    /// [`Reader::seen`] to tell whether the database changed since its last read).
+    commits: AtomicU64,
     in_memory: bool,
     /// Checkpoints the WAL beside the writer (absent in memory).
     checkpointer: Option<Checkpointer>,
@@ -356,6 +360,7 @@ impl SqliteStore {
             path,
             writer,
             readers: Mutex::new(Vec::new()),
+            commits: AtomicU64::new(0),
             in_memory,
             checkpointer,
             change_log: false,
@@ -379,19 +384,25 @@ impl SqliteStore {
             return f(&self.writer.lock()).map_err(|e| self.err(e));
         }
         let pooled = self.readers.lock().pop();
-        let conn = match pooled {
-            Some(c) => c,
+        let mut reader = match pooled {
+            Some(r) => r,
             None => {
                 let c = Connection::open_with_flags(&self.path, file_flags(true))
                     .map_err(|e| self.err(e))?;
                 configure(&c, &self.path, Durability::ProcessCrash, false)?;
-                c
+                Reader {
+                    conn: c,
+                    seen: self.commits.load(Ordering::Acquire),
+                    streak: 0,
+                    mapped: true,
+                }
             }
         };
-        let out = f(&conn).map_err(|e| self.err(e));
+        reader.follow_writes(self.commits.load(Ordering::Acquire));
+        let out = f(&reader.conn).map_err(|e| self.err(e));
         let mut idle = self.readers.lock();
         if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
+            idle.push(reader);
         }
         out
     }
@@ -418,6 +429,7 @@ impl SqliteStore {
             .and_then(|mut s| s.execute([]))
             .map_err(|e| self.err(e))?;
         std::mem::forget(tx);
+        self.commits.fetch_add(1, Ordering::Release);
         if let Some(c) = &self.checkpointer {
             c.wrote(conn.total_changes() as i64 - rows_before);
         }
@@ -970,6 +982,65 @@ const PAGE_SIZE: u32 = 16_384;
 /// page cache's, shared by every connection, and not this process's heap.
 const READER_MMAP_BYTES: u64 = 1 << 32;
 
+/// Reads in a row that found (or did not find) a commit since the reader's previous one, after
+/// which the reader stops (or starts again) mapping the file.
+const MAP_SWITCH_AFTER: i32 = 4;
+
+/// A pooled read connection, and whether it maps the database file.
+///
+/// A read transaction that begins after another connection committed makes SQLite drop the
+/// reader's page cache and unmap the file (`pagerBeginReadTransaction` calls
+/// `sqlite3OsUnfetch` when the WAL changed), so under a steady stream of commits every read maps
+/// the file again and faults its pages back in: `munmap` was a quarter of a vector search's CPU
+/// in a profile beside 100 commits a second. Read with `pread` instead, the same search used 313
+/// instead of 380 us of CPU there, but 150-160 instead of 120 us with no writes, where the
+/// mapping is kept. So a reader that meets a new commit at [`MAP_SWITCH_AFTER`] reads in a row
+/// stops mapping, and maps again after as many reads that met none. Only commits of this
+/// handle's writer are counted: another process's writes still cost the remapping.
+#[derive(Debug)]
+struct Reader {
+    conn: Connection,
+    /// The writer's commit count at this reader's previous read.
+    seen: u64,
+    /// Reads in a row that met a new commit (positive) or none (negative).
+    streak: i32,
+    /// Whether `mmap_size` is [`READER_MMAP_BYTES`] (else 0).
+    mapped: bool,
+}
+
+impl Reader {
+    /// Counts whether the database changed since this reader's previous read (`commits` is the
+    /// writer's count now) and switches the mapping when the streak says so. Only a hint: if
+    /// the switch fails, the reader reads as it did and tries again at its next read.
+    fn follow_writes(&mut self, commits: u64) {
+        let changed = commits != self.seen;
+        self.seen = commits;
+        self.streak = match (changed, self.streak) {
+            (true, s) if s > 0 => s.saturating_add(1),
+            (true, _) => 1,
+            (false, s) if s < 0 => s.saturating_sub(1),
+            (false, _) => -1,
+        };
+        let want = if self.streak >= MAP_SWITCH_AFTER {
+            false
+        } else if self.streak <= -MAP_SWITCH_AFTER {
+            true
+        } else {
+            self.mapped
+        };
+        if want != self.mapped {
+            let bytes = if want { READER_MMAP_BYTES } else { 0 };
+            if self
+                .conn
+                .execute_batch(&format!("PRAGMA mmap_size={bytes};"))
+                .is_ok()
+            {
+                self.mapped = want;
+            }
+        }
+    }
+}
+
 /// Connection settings. These pragmas are the durability contract of the store:
 /// - `journal_mode=WAL`: a commit appends to the write-ahead log; readers keep reading the last
 ///   committed state while a writer works.
@@ -987,8 +1058,9 @@ const READER_MMAP_BYTES: u64 = 1 << 32;
 ///   B-tree and rereads little), 1 MiB per reader (readers map the file; the cache holds pages
 ///   read from the WAL); the OS page cache holds the rest of a hot file, and the engine's own
 ///   indexes live in RAM anyway.
-/// - `mmap_size` (readers only): see [`READER_MMAP_BYTES`]. The writer writes with `pwrite` as
-///   always, so durability does not depend on the mapping.
+/// - `mmap_size` (readers only): see [`READER_MMAP_BYTES`]; a reader that keeps meeting new
+///   commits reads without the mapping for as long as they go on (see [`Reader`]). The writer
+///   writes with `pwrite` as always, so durability does not depend on the mapping.
 /// - `busy_timeout`: another process holding the write lock makes us wait, not fail at once.
 /// - `page_size` (new files only): see [`PAGE_SIZE`].
 fn configure(c: &Connection, path: &Path, durability: Durability, writer: bool) -> Result<()> {
@@ -1289,6 +1361,53 @@ mod tests {
 
     fn entry(id: u64, content: &str) -> MemoryEntry {
         MemoryEntry::for_test(id, content, None)
+    }
+
+    /// The reader the pool hands out next: its mapping flag and SQLite's own `mmap_size`.
+    fn pooled_mapping(store: &SqliteStore) -> (bool, i64) {
+        let idle = store.readers.lock();
+        let r = idle.last().expect("a pooled reader");
+        let size: i64 = r
+            .conn
+            .query_row("PRAGMA mmap_size", [], |row| row.get(0))
+            .unwrap();
+        (r.mapped, size)
+    }
+
+    #[test]
+    fn a_reader_that_keeps_meeting_commits_stops_mapping_the_file_and_maps_it_again_when_they_stop()
+    {
+        let store = SqliteStore::open(&Storage::Temporary, Durability::ProcessCrash).unwrap();
+        let get = |id: u64| store.get("a", EntryId(id)).unwrap().map(|e| e.content);
+        assert_eq!(get(1), None);
+        assert!(pooled_mapping(&store).0 && pooled_mapping(&store).1 > 0);
+        // A commit before every read: mapped for the first reads, then read with pread.
+        for i in 1..=MAP_SWITCH_AFTER as u64 {
+            store.insert(&[entry(i, &format!("e{i}"))], &[]).unwrap();
+            assert_eq!(get(i), Some(format!("e{i}")));
+            let mapped = i < MAP_SWITCH_AFTER as u64;
+            assert_eq!(
+                pooled_mapping(&store).0,
+                mapped,
+                "after {i} reads that met a commit"
+            );
+        }
+        assert_eq!(pooled_mapping(&store), (false, 0));
+        // Reads with no commit between them: mapped again after as many.
+        for i in 1..=MAP_SWITCH_AFTER {
+            assert_eq!(get(2), Some("e2".to_string()));
+            assert_eq!(
+                pooled_mapping(&store).0,
+                i == MAP_SWITCH_AFTER,
+                "after {i} quiet reads"
+            );
+        }
+        let (mapped, size) = pooled_mapping(&store);
+        assert!(mapped && size > 0, "{size}");
+        // A single commit does not switch it.
+        store.insert(&[entry(99, "late")], &[]).unwrap();
+        assert_eq!(get(99), Some("late".to_string()));
+        assert!(pooled_mapping(&store).0);
     }
 
     #[test]
