@@ -407,13 +407,14 @@ impl AgentIndex {
         self.pending_links() > 0 || self.unrefined() > 0
     }
 
-    /// Vectors staged or not yet linked. One lock at a time: a guard kept across both reads
-    /// would take `staging` before `vectors`, against the lock order, and could deadlock with the
-    /// linker moving vectors in.
+    /// Vectors staged or not yet linked. Both are read under the index's read lock, in the lock
+    /// order (`vectors` before `staging`, as searches take them), so a move of staged vectors
+    /// into the index, which needs the write lock, cannot happen between the two reads and
+    /// count the moved vectors twice.
     pub fn pending_links(&self) -> usize {
+        let vectors = self.vectors.read();
         let staged = self.staging.read().len();
-        let unlinked = self.vectors.read().pending_links();
-        staged + unlinked
+        staged + vectors.pending_links()
     }
 
     /// Vectors linked with the short candidate list and not refined yet.
@@ -452,6 +453,15 @@ impl AgentIndex {
         if vectors.link_next() {
             return true;
         }
+        // Another thread (a writer keeping up with its backlog) may have linked the vectors
+        // counted above while this one waited for the link lock: the staged vectors are then
+        // next, and a step that left them would report nothing to do with a backlog waiting.
+        drop(vectors);
+        if !self.staging.read().is_empty() {
+            self.move_staged_in();
+            return true;
+        }
+        let vectors = self.vectors.read();
         // Nothing left to link: refine what a backlog linked quickly, a batch per read lock.
         if vectors.refine(threads, PARALLEL_LINK_BATCH) > 0 {
             return true;
