@@ -5,7 +5,6 @@
 //! so they run while the writer writes: WAL readers see the last committed state and never block.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -96,9 +95,6 @@ pub(crate) struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     /// Idle read connections; empty and unused for `Storage::InMemory`.
     readers: Mutex<Vec<Reader>>,
-    /// Transactions this handle's writer has committed (what a reader compares with
-    /// [`Reader::seen`] to tell whether the database changed since its last read).
-    commits: AtomicU64,
     in_memory: bool,
     /// Checkpoints the WAL beside the writer (absent in memory).
     checkpointer: Option<Checkpointer>,
@@ -360,7 +356,6 @@ impl SqliteStore {
             path,
             writer,
             readers: Mutex::new(Vec::new()),
-            commits: AtomicU64::new(0),
             in_memory,
             checkpointer,
             change_log: false,
@@ -392,14 +387,14 @@ impl SqliteStore {
                 configure(&c, &self.path, Durability::ProcessCrash, false)?;
                 Reader {
                     conn: c,
-                    seen: self.commits.load(Ordering::Acquire),
+                    seen: None,
                     streak: 0,
                     mapped: true,
                 }
             }
         };
-        reader.follow_writes(self.commits.load(Ordering::Acquire));
         let out = f(&reader.conn).map_err(|e| self.err(e));
+        reader.follow_writes();
         let mut idle = self.readers.lock();
         if idle.len() < MAX_IDLE_READERS {
             idle.push(reader);
@@ -429,7 +424,6 @@ impl SqliteStore {
             .and_then(|mut s| s.execute([]))
             .map_err(|e| self.err(e))?;
         std::mem::forget(tx);
-        self.commits.fetch_add(1, Ordering::Release);
         if let Some(c) = &self.checkpointer {
             c.wrote(conn.total_changes() as i64 - rows_before);
         }
@@ -995,13 +989,15 @@ const MAP_SWITCH_AFTER: i32 = 4;
 /// in a profile beside 100 commits a second. Read with `pread` instead, the same search used 313
 /// instead of 380 us of CPU there, but 150-160 instead of 120 us with no writes, where the
 /// mapping is kept. So a reader that meets a new commit at [`MAP_SWITCH_AFTER`] reads in a row
-/// stops mapping, and maps again after as many reads that met none. Only commits of this
-/// handle's writer are counted: another process's writes still cost the remapping.
+/// stops mapping, and maps again after as many reads that met none. What a read met is SQLite's
+/// own account (`SQLITE_FCNTL_DATA_VERSION`, see [`data_version`]), so the commits of another
+/// program writing to the file (the store's lock keeps out a second handle, not a `sqlite3`
+/// shell) count as this handle's writer's do.
 #[derive(Debug)]
 struct Reader {
     conn: Connection,
-    /// The writer's commit count at this reader's previous read.
-    seen: u64,
+    /// The data version of the database as this reader's previous read saw it.
+    seen: Option<u32>,
     /// Reads in a row that met a new commit (positive) or none (negative).
     streak: i32,
     /// Whether `mmap_size` is [`READER_MMAP_BYTES`] (else 0).
@@ -1009,12 +1005,15 @@ struct Reader {
 }
 
 impl Reader {
-    /// Counts whether the database changed since this reader's previous read (`commits` is the
-    /// writer's count now) and switches the mapping when the streak says so. Only a hint: if
-    /// the switch fails, the reader reads as it did and tries again at its next read.
-    fn follow_writes(&mut self, commits: u64) {
-        let changed = commits != self.seen;
-        self.seen = commits;
+    /// Counts whether the read just done met a commit made since this reader's previous read
+    /// and switches the mapping for the next reads when the streak says so. Only a hint: if the
+    /// data version cannot be read or the switch fails, the reader reads as it did.
+    fn follow_writes(&mut self) {
+        let Some(version) = data_version(&self.conn) else {
+            return;
+        };
+        let changed = self.seen.is_some_and(|seen| seen != version);
+        self.seen = Some(version);
         self.streak = match (changed, self.streak) {
             (true, s) if s > 0 => s.saturating_add(1),
             (true, _) => 1,
@@ -1039,6 +1038,26 @@ impl Reader {
             }
         }
     }
+}
+
+/// The data version of `conn`'s main database: SQLite's pager counts one more each time a
+/// transaction of this connection finds that the database changed since its previous one (a
+/// commit by any connection or process; also when it drops its page cache and unmaps the file),
+/// without starting a transaction itself. `None` if SQLite refuses the file control.
+fn data_version(conn: &Connection) -> Option<u32> {
+    let mut version: std::ffi::c_uint = 0;
+    // SAFETY: the handle is `conn`'s open connection, used on this thread only while `conn` is
+    // borrowed; "main" is a NUL-terminated database name; SQLITE_FCNTL_DATA_VERSION writes one
+    // unsigned int through the pointer, which points to one.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_DATA_VERSION,
+            (&raw mut version).cast(),
+        )
+    };
+    (rc == rusqlite::ffi::SQLITE_OK).then_some(version)
 }
 
 /// Connection settings. These pragmas are the durability contract of the store:
@@ -1408,6 +1427,43 @@ mod tests {
         store.insert(&[entry(99, "late")], &[]).unwrap();
         assert_eq!(get(99), Some("late".to_string()));
         assert!(pooled_mapping(&store).0);
+    }
+
+    #[test]
+    fn commits_by_another_connection_to_the_file_switch_the_mapping_as_this_handles_do() {
+        // The store's lock keeps a second handle out, not a connection of another program (a
+        // `sqlite3` shell, a backup tool): its commits unmap the readers' file as well.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.db");
+        let store =
+            SqliteStore::open(&Storage::File(path.clone()), Durability::ProcessCrash).unwrap();
+        store.insert(&[entry(1, "kept")], &[]).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch("CREATE TABLE elsewhere(x INTEGER);")
+            .unwrap();
+        let get = || store.get("a", EntryId(1)).unwrap().map(|e| e.content);
+        assert_eq!(get().as_deref(), Some("kept"));
+        for i in 1..=MAP_SWITCH_AFTER {
+            other
+                .execute("INSERT INTO elsewhere VALUES (?1)", [i])
+                .unwrap();
+            assert_eq!(get().as_deref(), Some("kept"));
+            assert_eq!(
+                pooled_mapping(&store).0,
+                i < MAP_SWITCH_AFTER,
+                "after {i} commits"
+            );
+        }
+        assert_eq!(pooled_mapping(&store), (false, 0));
+        for i in 1..=MAP_SWITCH_AFTER {
+            assert_eq!(get().as_deref(), Some("kept"));
+            assert_eq!(
+                pooled_mapping(&store).0,
+                i == MAP_SWITCH_AFTER,
+                "after {i} quiet reads"
+            );
+        }
     }
 
     #[test]
