@@ -993,6 +993,76 @@ mod tests {
         }
     }
 
+    /// Of the exact top 10 (with and without a filter), how many a search over a backlog of
+    /// `vectors` (after 300 linked ones) finds, and how many it should.
+    fn backlog_recall(vectors: &[Vec<f32>], queries: &[Vec<f32>]) -> (usize, usize) {
+        let dim = vectors[0].len();
+        let mut c = VectorIndexConfig::new(dim);
+        c.hnsw.min_len = 16;
+        let mut ix = VectorIndex::new(c).unwrap();
+        for (i, v) in vectors.iter().enumerate() {
+            if i < 300 {
+                ix.insert(EntryId(i as u64), v).unwrap();
+            } else {
+                ix.insert_unlinked(EntryId(i as u64), v).unwrap();
+            }
+        }
+        assert!(
+            ix.coded_slots() >= tail::FIRST_PASS_MIN,
+            "the 4-bit pass runs"
+        );
+        let all = |_: EntryId| true;
+        let third = |id: EntryId| id.0.is_multiple_of(3);
+        let filters: [&dyn Fn(EntryId) -> bool; 2] = [&all, &third];
+        let (mut found, mut wanted) = (0, 0);
+        for q in queries {
+            for filter in filters {
+                let exact = ix.search_exact(q, 10, filter).unwrap();
+                let approx = ix.search_approx(q, 10, filter).unwrap();
+                assert_eq!(approx.len(), 10);
+                for (id, score) in &approx {
+                    assert_eq!(Some(*score), ix.similarity(*id, q));
+                    assert!(filter(*id));
+                }
+                wanted += exact.len();
+                found += exact.iter().filter(|h| approx.contains(h)).count();
+            }
+        }
+        (found, wanted)
+    }
+
+    #[test]
+    fn a_large_backlog_ranked_by_4_bit_codes_first_keeps_the_exact_top_10() {
+        // Dense, clustered (many near ties within a cluster) ...
+        let vectors = clustered(17_300, 384, 40, 7);
+        let queries = clustered(40, 384, 40, 99);
+        let (found, wanted) = backlog_recall(&vectors, &queries);
+        assert!(
+            found as f64 >= 0.995 * wanted as f64,
+            "dense: {found} of {wanted}"
+        );
+        // ... and sparse: the default embedder's vectors of short texts, most dimensions zero.
+        use crate::embed::Embedder;
+        let e = crate::embed::HashingEmbedder::new(384).unwrap();
+        let words = [
+            "hiking", "trail", "mountain", "coffee", "morning", "sister", "wedding", "guitar",
+            "lessons", "paris", "trip", "garden", "tomatoes", "dog", "walk", "river", "book",
+            "club", "novel", "kitchen", "recipe", "bread", "marathon", "training", "office",
+            "project", "deadline", "piano", "concert", "beach", "sunset", "camera", "photos",
+        ];
+        let text = |i: usize| {
+            let pick = |j: usize| words[(i * 7 + j * (i % 5 + 3)) % words.len()];
+            (0..3 + i % 5).map(pick).collect::<Vec<_>>().join(" ")
+        };
+        let vectors: Vec<Vec<f32>> = (0..17_300).map(|i| e.embed(&text(i))).collect();
+        let queries: Vec<Vec<f32>> = (0..40).map(|i| e.embed(&text(i * 311 + 5))).collect();
+        let (found, wanted) = backlog_recall(&vectors, &queries);
+        assert!(
+            found as f64 >= 0.995 * wanted as f64,
+            "sparse: {found} of {wanted}"
+        );
+    }
+
     #[test]
     fn reinserting_an_id_replaces_its_vector() {
         let mut ix = VectorIndex::new(VectorIndexConfig::new(2)).unwrap();
