@@ -12,7 +12,7 @@
 //! are dropped as the linker catches up.
 //!
 //! Past the cache the int8 scan is bound by memory (about 25-35 ns per 384-d vector over 80,000
-//! of them, 13 in cache), so each slot also keeps 4-bit codes (194 bytes at 384 dimensions), and
+//! of them, 13 in cache), so each slot also keeps 4-bit codes (192 bytes at 384 dimensions), and
 //! a scan of [`FIRST_PASS_MIN`] slots or more ranks them by those first (7-13 ns a vector in the
 //! kernel), then only the best [`FIRST_PASS_FACTOR`] times as many as it keeps by the int8
 //! codes: a query over an 80,000-vector backlog 2.75 -> 1.78 ms.
