@@ -956,24 +956,8 @@ mod tests {
         assert_eq!(ix.tail.start(), 300 + CODED_SCAN_MIN - 1);
         assert_eq!(ix.tail.end(), 4_300);
         let queries = clustered(60, dim, 40, 99);
-        let all = |_: EntryId| true;
         let even = |id: EntryId| id.0.is_multiple_of(2);
-        let filters: [&dyn Fn(EntryId) -> bool; 2] = [&all, &even];
-        let (mut found, mut wanted) = (0, 0);
-        for q in &queries {
-            for filter in filters {
-                let exact = ix.search_exact(q, 10, filter).unwrap();
-                let approx = ix.search_approx(q, 10, filter).unwrap();
-                assert_eq!(approx.len(), 10);
-                for (id, score) in &approx {
-                    // f32 scores, as the exact scan gives them, and only what the filter takes.
-                    assert_eq!(Some(*score), ix.similarity(*id, q));
-                    assert!(filter(*id));
-                }
-                wanted += exact.len();
-                found += exact.iter().filter(|h| approx.contains(h)).count();
-            }
-        }
+        let (found, wanted) = exact_top_10_found(&ix, &queries, &even);
         // The graph holds 300 of 4,300 vectors; the rest is scanned, most of it through codes.
         assert!(found as f64 >= 0.995 * wanted as f64, "{found} of {wanted}");
         let with_codes = ix.heap_bytes();
@@ -1011,9 +995,19 @@ mod tests {
             ix.coded_slots() >= tail::FIRST_PASS_MIN,
             "the 4-bit pass runs"
         );
+        exact_top_10_found(&ix, queries, &|id: EntryId| id.0.is_multiple_of(3))
+    }
+
+    /// Of the exact top 10 of each query, without a filter and with `filter`, how many an
+    /// approximate search finds, and how many it should; every hit it returns must carry its
+    /// f32 score, as the exact scan gives it, and pass the filter.
+    fn exact_top_10_found(
+        ix: &VectorIndex,
+        queries: &[Vec<f32>],
+        filter: &dyn Fn(EntryId) -> bool,
+    ) -> (usize, usize) {
         let all = |_: EntryId| true;
-        let third = |id: EntryId| id.0.is_multiple_of(3);
-        let filters: [&dyn Fn(EntryId) -> bool; 2] = [&all, &third];
+        let filters: [&dyn Fn(EntryId) -> bool; 2] = [&all, filter];
         let (mut found, mut wanted) = (0, 0);
         for q in queries {
             for filter in filters {

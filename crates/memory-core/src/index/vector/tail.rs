@@ -190,51 +190,57 @@ impl TailCodes {
         let want = k.saturating_add(RESCORE_EXTRA);
         let mut q_codes = vec![0i8; dim];
         let q_scale = kernel::quantize_i8(q, &mut q_codes);
-        // Ranked by slot on ties (not by id): the order among near-equal candidates only decides
-        // which are scored again, never the result's order.
         let int8 = |slot: usize| {
             let (codes, scale) = self.row(dim, slot);
             kernel::dot_i8(&q_codes, codes) as f32 * (q_scale * scale)
         };
+        // Ranked by slot on ties (not by id): the order among near-equal candidates only decides
+        // which are scored again, never the result's order.
         let mut rough = TopK::new(want, slots.len());
-        let mut accepted = 0;
-        if slots.len() >= FIRST_PASS_MIN {
+        let accepted = if slots.len() >= FIRST_PASS_MIN {
             // The query's int8 codes against the 4-bit ones: sum q * (code - 8).
             let offset = 8 * q_codes.iter().map(|&c| i32::from(c)).sum::<i32>();
-            let mut coarse = TopK::new(want.saturating_mul(FIRST_PASS_FACTOR), slots.len());
-            for slot in slots {
-                if skip(slot) {
-                    continue;
-                }
+            let u4 = |slot: usize| {
                 let (nibbles, scale) = self.nibble_row(dim, slot);
-                let s = (kernel::dot_i8_u4(&q_codes, nibbles) - offset) as f32 * (q_scale * scale);
-                let key = EntryId(slot as u64);
-                if coarse.would_accept(s, key) && filter(id_of(slot)) {
-                    coarse.push(s, key);
-                    accepted += 1;
-                }
-            }
+                (kernel::dot_i8_u4(&q_codes, nibbles) - offset) as f32 * (q_scale * scale)
+            };
+            let mut coarse = TopK::new(want.saturating_mul(FIRST_PASS_FACTOR), slots.len());
+            let accepted = rank(slots, &mut skip, u4, &id_of, filter, &mut coarse);
             for (key, _) in coarse.into_sorted() {
-                let slot = key.0 as usize;
-                rough.push(int8(slot), key);
+                rough.push(int8(key.0 as usize), key);
             }
+            accepted
         } else {
-            for slot in slots {
-                if skip(slot) {
-                    continue;
-                }
-                let s = int8(slot);
-                let key = EntryId(slot as u64);
-                if rough.would_accept(s, key) && filter(id_of(slot)) {
-                    rough.push(s, key);
-                    accepted += 1;
-                }
-            }
-        }
+            rank(slots, &mut skip, int8, &id_of, filter, &mut rough)
+        };
         for (key, _) in rough.into_sorted() {
             let slot = key.0 as usize;
             top.push(exact(slot), id_of(slot));
         }
         accepted
     }
+}
+
+/// Offers every slot of `slots` that `skip` passes to `list` by `score`, asking `filter` only
+/// for those the list would take (ranked by slot on ties); returns how many it took.
+fn rank(
+    slots: Range<usize>,
+    skip: &mut impl FnMut(usize) -> bool,
+    score: impl Fn(usize) -> f32,
+    id_of: &impl Fn(usize) -> EntryId,
+    filter: &dyn Fn(EntryId) -> bool,
+    list: &mut TopK,
+) -> usize {
+    let mut taken = 0;
+    for slot in slots {
+        if skip(slot) {
+            continue;
+        }
+        let (s, key) = (score(slot), EntryId(slot as u64));
+        if list.would_accept(s, key) && filter(id_of(slot)) {
+            list.push(s, key);
+            taken += 1;
+        }
+    }
+    taken
 }
