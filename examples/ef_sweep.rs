@@ -8,7 +8,7 @@
 //! ```
 //!
 //! `EF_SWEEP_CONSTRUCTION` sets the graph's `ef_construction` and `EF_SWEEP_QUANTIZATION`
-//! (`f32` or `int8`) the arena, to weigh build speed (printed per checkpoint, one thread)
+//! (`f32`, `f16` or `int8`) the arena, to weigh build speed (printed per checkpoint, one thread)
 //! against recall. `EF_SWEEP_BUILD=backlog` builds as the store's linker does on a backlog:
 //! every checkpoint's vectors stored unlinked, linked with the short candidate list by every
 //! core (`link_parallel_quick`), then refined (`refine`); recall is printed for the graph
@@ -52,8 +52,9 @@ fn main() {
     config.quantization = match std::env::var("EF_SWEEP_QUANTIZATION").as_deref() {
         Err(_) | Ok("f32") => Quantization::None,
         Ok("int8") => Quantization::Int8,
+        Ok("f16") => Quantization::F16,
         Ok(other) => {
-            eprintln!("EF_SWEEP_QUANTIZATION={other:?}: expected f32 or int8");
+            eprintln!("EF_SWEEP_QUANTIZATION={other:?}: expected f32, f16 or int8");
             std::process::exit(2)
         }
     };

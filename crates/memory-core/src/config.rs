@@ -107,7 +107,8 @@ pub struct SearchConfig {
     pub candidates: usize,
     /// The HNSW graph of approximate vector search.
     pub hnsw: HnswParams,
-    /// How long-term vectors are held in RAM: f32, or int8 codes (4x smaller, some recall lost).
+    /// How long-term vectors are held in RAM: f32, halves (2x smaller, similarities within
+    /// about 1e-4), or int8 codes (4x smaller, some recall lost).
     pub quantization: Quantization,
     /// Most vectors of one agent a long-term write may leave outside the HNSW graph. Past it,
     /// the write links (with every core, at the writer's priority) until the agent is back at

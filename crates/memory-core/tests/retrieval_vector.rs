@@ -200,7 +200,8 @@ fn approximate_search_is_deterministic_for_a_seed() {
 }
 
 /// Recall@10 of HNSW against exact search on 20,000 clustered 64-d vectors, unfiltered, filtered
-/// and with tombstones; and recall of int8 exact search against f32 exact search. (Int8 HNSW
+/// and with tombstones; and recall of int8 and half-precision exact search against f32 exact
+/// search. (Int8 HNSW
 /// recall is measured by the release-mode timing test, to keep this one affordable in debug.)
 #[test]
 fn ann_and_int8_recall_at_10_on_clustered_data() {
@@ -219,9 +220,12 @@ fn ann_and_int8_recall_at_10_on_clustered_data() {
     config.quantization = Quantization::Int8;
     config.hnsw.min_len = usize::MAX;
     let mut i8_ix = VectorIndex::new(config).unwrap();
+    config.quantization = Quantization::F16;
+    let mut f16_ix = VectorIndex::new(config).unwrap();
     for (i, v) in data.iter().enumerate() {
         f32_ix.insert(EntryId(i as u64), v).unwrap();
         i8_ix.insert(EntryId(i as u64), v).unwrap();
+        f16_ix.insert(EntryId(i as u64), v).unwrap();
     }
     assert!(f32_ix.has_graph());
     let built = start.elapsed();
@@ -234,6 +238,7 @@ fn ann_and_int8_recall_at_10_on_clustered_data() {
     let mut ann_ef10 = (0, 0);
     let mut ann_filtered = (0, 0);
     let mut int8 = (0, 0);
+    let mut half = (0, 0);
     let even = |id: EntryId| id.0.is_multiple_of(2);
     let truths: Vec<_> = queries
         .iter()
@@ -248,6 +253,16 @@ fn ann_and_int8_recall_at_10_on_clustered_data() {
             &mut int8,
             recall(&i8_ix.search_exact(q, 10, &|_| true).unwrap(), truth),
         );
+        let got = f16_ix.search_exact(q, 10, &|_| true).unwrap();
+        for (h, t) in got.iter().zip(truth) {
+            assert!(
+                (h.1 - t.1).abs() < 1e-3,
+                "half similarity {} vs f32 {}",
+                h.1,
+                t.1
+            );
+        }
+        add(&mut half, recall(&got, truth));
         let truth_even = f32_ix.search_exact(q, 10, &even).unwrap();
         let got = f32_ix.search_approx(q, 10, &even).unwrap();
         assert!(got.iter().all(|h| even(h.0)));
@@ -283,12 +298,13 @@ fn ann_and_int8_recall_at_10_on_clustered_data() {
     println!(
         "20k x {dim}-d, 100 clusters, 200 queries, build {built:?}: recall@10 ANN f32 \
          (ef 64) {:.4}, (ef 10) {:.4}, filtered to 50% {:.4}, after 20% removed {:.4}; \
-         int8 exact vs f32 exact {:.4}",
+         int8 exact vs f32 exact {:.4}, half exact vs f32 exact {:.4}",
         rate(ann),
         rate(ann_ef10),
         rate(ann_filtered),
         rate(ann_removed),
         rate(int8),
+        rate(half),
     );
     assert!(rate(ann) >= 0.95, "ANN recall {}", rate(ann));
     assert!(
@@ -302,6 +318,7 @@ fn ann_and_int8_recall_at_10_on_clustered_data() {
         rate(ann_removed)
     );
     assert!(rate(int8) >= 0.90, "int8 recall {}", rate(int8));
+    assert!(rate(half) >= 0.99, "half-precision recall {}", rate(half));
 }
 
 #[test]
@@ -309,6 +326,7 @@ fn footprint_of_1000_vectors_of_384_dims_fits_the_store_budget() {
     let (data, _) = clustered(5, 384, 10, 1_000, 0, 0.7);
     for (quantization, budget) in [
         (Quantization::None, 1_800_000),
+        (Quantization::F16, 1_050_000),
         (Quantization::Int8, 650_000),
     ] {
         let mut config = VectorIndexConfig::new(384);
@@ -334,7 +352,7 @@ fn time_build_and_search_of_100k_384d() {
     let dim = 384;
     let (data, queries) = clustered(7, dim, 1_000, 100_000, 500, 0.7);
     let mut truths: Vec<Vec<(EntryId, f32)>> = Vec::new();
-    for quantization in [Quantization::None, Quantization::Int8] {
+    for quantization in [Quantization::None, Quantization::F16, Quantization::Int8] {
         let mut config = VectorIndexConfig::new(dim);
         config.quantization = quantization;
         let mut ix = VectorIndex::new(config).unwrap();

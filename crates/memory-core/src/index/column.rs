@@ -40,6 +40,20 @@ unsafe impl Plain for f32 {
     }
 }
 
+// SAFETY: two bytes, no padding, every bit pattern a value (half-precision numbers are kept
+// as their bit patterns).
+unsafe impl Plain for u16 {
+    #[inline]
+    fn from_le(b: &[u8]) -> Self {
+        u16::from_le_bytes([b[0], b[1]])
+    }
+
+    #[inline]
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
 // SAFETY: one byte, every bit pattern a value.
 unsafe impl Plain for i8 {
     #[inline]

@@ -112,6 +112,7 @@ impl Shape {
             quantization: match v.quantization {
                 Quantization::None => 0,
                 Quantization::Int8 => 1,
+                Quantization::F16 => 2,
             },
             m: v.hnsw.m as u32,
             ef_construction: v.hnsw.ef_construction as u32,

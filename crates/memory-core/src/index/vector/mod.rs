@@ -1,6 +1,6 @@
 //! Vector similarity search over one agent's embeddings: an exact scan and an HNSW graph, both
-//! reading a single contiguous arena (f32, or int8 codes with per-vector scales) so that no vector
-//! is stored twice. Removal tombstones a slot; the arena and graph are rebuilt without tombstones
+//! reading a single contiguous arena (f32, halves, or int8 codes with per-vector scales) so that
+//! no vector is stored twice. Removal tombstones a slot; the arena and graph are rebuilt without tombstones
 //! once they pass a fraction of the slots.
 
 mod hnsw;
@@ -30,6 +30,10 @@ pub enum Quantization {
     /// Int8 codes with one f32 scale per vector: 1 byte per dimension plus 4. Queries stay f32
     /// (asymmetric scoring); graph construction compares codes with an integer kernel.
     Int8,
+    /// IEEE half precision: 2 bytes per dimension, each number rounded to within 1/2048 of
+    /// itself (relative; a similarity moves by about 1e-4). Queries stay f32. Half the memory
+    /// traffic of f32 for every graph step, so graph construction and search are faster too.
+    F16,
 }
 
 /// Configuration of a [`VectorIndex`].
@@ -81,6 +85,8 @@ const MAX_TOMBSTONE_FRACTION: f64 = 0.3;
 #[derive(Clone, Debug)]
 enum Arena {
     F32(Column<f32>),
+    /// Half-precision bit patterns ([`quant::half_from_f32`]).
+    F16(Column<u16>),
     Int8 {
         codes: Column<i8>,
         scales: Column<f32>,
@@ -91,6 +97,7 @@ impl Arena {
     fn new(q: Quantization) -> Self {
         match q {
             Quantization::None => Arena::F32(Column::default()),
+            Quantization::F16 => Arena::F16(Column::default()),
             Quantization::Int8 => Arena::Int8 {
                 codes: Column::default(),
                 scales: Column::default(),
@@ -101,6 +108,11 @@ impl Arena {
     fn push(&mut self, v: &[f32]) {
         match self {
             Arena::F32(data) => data.extend_bounded(v),
+            Arena::F16(data) => {
+                data.reserve_bounded(v.len());
+                data.tail_mut()
+                    .extend(v.iter().map(|&x| quant::half_from_f32(x)));
+            }
             Arena::Int8 { codes, scales } => {
                 codes.reserve_bounded(v.len());
                 scales.push(quant::quantize_into(v, codes.tail_mut()));
@@ -113,6 +125,7 @@ impl Arena {
     fn sim_query(&self, dim: usize, q: &[f32], i: usize) -> f32 {
         match self {
             Arena::F32(data) => kernel::dot(q, data.row(i, dim)),
+            Arena::F16(data) => kernel::dot_f32_f16(q, data.row(i, dim)),
             Arena::Int8 { codes, scales } => {
                 kernel::dot_f32_i8(q, codes.row(i, dim)) * scales.get(i)
             }
@@ -124,6 +137,7 @@ impl Arena {
     fn prefetch(&self, dim: usize, i: usize) {
         match self {
             Arena::F32(data) => kernel::prefetch(data.row(i, dim)),
+            Arena::F16(data) => kernel::prefetch(data.row(i, dim)),
             Arena::Int8 { codes, .. } => kernel::prefetch(codes.row(i, dim)),
         }
     }
@@ -133,6 +147,7 @@ impl Arena {
     fn sim_pair(&self, dim: usize, a: usize, b: usize) -> f32 {
         match self {
             Arena::F32(data) => kernel::dot(data.row(a, dim), data.row(b, dim)),
+            Arena::F16(data) => kernel::dot_f16(data.row(a, dim), data.row(b, dim)),
             Arena::Int8 { codes, scales } => {
                 kernel::dot_i8(codes.row(a, dim), codes.row(b, dim)) as f32
                     * (scales.get(a) * scales.get(b))
@@ -140,11 +155,12 @@ impl Arena {
         }
     }
 
-    /// Appends slot `i` of `other` (an arena of the same kind) as it is stored: int8 codes are
-    /// copied, not quantized again.
+    /// Appends slot `i` of `other` (an arena of the same kind) as it is stored: int8 codes and
+    /// halves are copied, not quantized again.
     fn push_slot(&mut self, dim: usize, other: &Arena, i: usize) {
         match (self, other) {
             (Arena::F32(data), Arena::F32(src)) => data.extend_bounded(src.row(i, dim)),
+            (Arena::F16(data), Arena::F16(src)) => data.extend_bounded(src.row(i, dim)),
             (
                 Arena::Int8 { codes, scales },
                 Arena::Int8 {
@@ -166,6 +182,7 @@ impl Arena {
     fn remove_slots(&mut self, dim: usize, slots: std::ops::Range<usize>) {
         match self {
             Arena::F32(data) => data.drain(slots.start * dim..slots.end * dim),
+            Arena::F16(data) => data.drain(slots.start * dim..slots.end * dim),
             Arena::Int8 { codes, scales } => {
                 codes.drain(slots.start * dim..slots.end * dim);
                 scales.drain(slots);
@@ -176,6 +193,7 @@ impl Arena {
     fn clear(&mut self) {
         match self {
             Arena::F32(data) => data.clear(),
+            Arena::F16(data) => data.clear(),
             Arena::Int8 { codes, scales } => {
                 codes.clear();
                 scales.clear();
@@ -187,6 +205,11 @@ impl Arena {
     fn vector(&self, dim: usize, i: usize) -> Vec<f32> {
         match self {
             Arena::F32(data) => data.row(i, dim).to_vec(),
+            Arena::F16(data) => data
+                .row(i, dim)
+                .iter()
+                .map(|&h| quant::half_to_f32(h))
+                .collect(),
             Arena::Int8 { codes, scales } => quant::dequantize(codes.row(i, dim), scales.get(i)),
         }
     }
@@ -195,6 +218,7 @@ impl Arena {
     fn heap_bytes(&self) -> usize {
         match self {
             Arena::F32(data) => data.heap_bytes(),
+            Arena::F16(data) => data.heap_bytes(),
             Arena::Int8 { codes, scales } => codes.heap_bytes() + scales.heap_bytes(),
         }
     }
@@ -203,6 +227,7 @@ impl Arena {
     fn reserve(&mut self, dim: usize, n: usize) {
         match self {
             Arena::F32(data) => data.reserve_bounded(n * dim),
+            Arena::F16(data) => data.reserve_bounded(n * dim),
             Arena::Int8 { codes, scales } => {
                 codes.reserve_bounded(n * dim);
                 scales.reserve_bounded(n);
@@ -213,6 +238,7 @@ impl Arena {
     fn shrink_to_fit(&mut self) {
         match self {
             Arena::F32(data) => data.shrink_to_fit(),
+            Arena::F16(data) => data.shrink_to_fit(),
             Arena::Int8 { codes, scales } => {
                 codes.shrink_to_fit();
                 scales.shrink_to_fit();
@@ -247,7 +273,7 @@ pub struct VectorIndex {
     dead: usize,
     /// Present once the index has reached `hnsw.min_len` live vectors; covers every slot.
     graph: Option<Graph>,
-    /// Int8 codes of the newest slots while many wait to be linked (f32 arenas only): the
+    /// Int8 codes of the newest slots while many wait to be linked (f32 and half arenas): the
     /// approximate search scans them instead of the f32 rows (`tail.rs`).
     tail: TailCodes,
 }
@@ -307,10 +333,12 @@ impl VectorIndex {
         self.graph.as_ref().is_some_and(|g| g.linked() > 0)
     }
 
-    /// Bytes the arena spends per vector: `4 * dim` for f32, `dim + 4` for int8.
+    /// Bytes the arena spends per vector: `4 * dim` for f32, `2 * dim` for halves, `dim + 4` for
+    /// int8.
     pub fn bytes_per_vector(&self) -> usize {
         match self.config.quantization {
             Quantization::None => 4 * self.config.dim,
+            Quantization::F16 => 2 * self.config.dim,
             Quantization::Int8 => self.config.dim + 4,
         }
     }
@@ -364,7 +392,8 @@ impl VectorIndex {
     /// leaves [`CODED_SCAN_MIN`] vectors unlinked on, every new slot gets one, and the codes of
     /// slots linked since are dropped (a block at a time).
     fn code_slot(&mut self, slot: usize) {
-        let (Arena::F32(data), Some(graph)) = (&self.arena, self.graph.as_ref()) else {
+        let (Arena::F32(_) | Arena::F16(_), Some(graph)) = (&self.arena, self.graph.as_ref())
+        else {
             return;
         };
         let dim = self.config.dim;
@@ -376,7 +405,10 @@ impl VectorIndex {
             }
             self.tail.restart_at(slot);
         }
-        self.tail.push(data.row(slot, dim));
+        match &self.arena {
+            Arena::F32(data) => self.tail.push(data.row(slot, dim)),
+            arena => self.tail.push(&arena.vector(dim, slot)),
+        }
     }
 
     /// Whether codes are held for slots the graph has linked since (see
@@ -560,6 +592,14 @@ impl VectorIndex {
                         if !self.deleted[slot] {
                             c.extend_bounded(codes.row(slot, dim));
                             s.push(scales.get(slot));
+                            ids.push(id);
+                        }
+                    }
+                }
+                (Arena::F16(data), Arena::F16(new)) => {
+                    for (slot, &id) in self.ids.iter().enumerate() {
+                        if !self.deleted[slot] {
+                            new.extend_bounded(data.row(slot, dim));
                             ids.push(id);
                         }
                     }

@@ -1,6 +1,6 @@
 //! A [`VectorIndex`] (arena, slot ids, tombstones, graph) and a [`VectorStaging`] buffer in a
-//! snapshot file. Vectors are written as the arena holds them (f32, or int8 codes and scales), so
-//! a loaded index scores exactly as the saved one did.
+//! snapshot file. Vectors are written as the arena holds them (f32, halves, or int8 codes and
+//! scales), so a loaded index scores exactly as the saved one did.
 
 use std::io::Write;
 
@@ -10,11 +10,13 @@ use super::hnsw::Graph;
 use super::{Arena, Quantization, VectorIndex, VectorIndexConfig, VectorStaging};
 use crate::entry::EntryId;
 use crate::index::codec::{ensure, Decoded, Decoder, Encoder};
+use crate::index::column::{Column, Plain};
 
 impl Arena {
     fn encode<W: Write>(&self, enc: &mut Encoder<W>) -> std::io::Result<()> {
         match self {
             Arena::F32(data) => enc.column(data),
+            Arena::F16(data) => enc.column(data),
             Arena::Int8 { codes, scales } => {
                 enc.column(codes)?;
                 enc.column(scales)
@@ -26,6 +28,7 @@ impl Arena {
         let want = slots.saturating_mul(config.dim);
         let arena = match config.quantization {
             Quantization::None => Arena::F32(dec.column()?),
+            Quantization::F16 => Arena::F16(dec.column()?),
             Quantization::Int8 => Arena::Int8 {
                 codes: dec.column()?,
                 scales: dec.column()?,
@@ -33,6 +36,7 @@ impl Arena {
         };
         let ok = match &arena {
             Arena::F32(d) => d.len() == want,
+            Arena::F16(d) => d.len() == want,
             Arena::Int8 { codes, scales } => codes.len() == want && scales.len() == slots,
         };
         let dim = config.dim;
@@ -41,26 +45,37 @@ impl Arena {
         })?;
         // Every number must be finite (a scan of every vector: a verifier thread does it when
         // the arena is viewed in a mapped file).
-        let numbers = match &arena {
-            Arena::F32(d) => d,
-            Arena::Int8 { scales, .. } => scales,
-        };
-        let (base, tail) = numbers.parts();
-        ensure(all_finite_in(tail), not_finite)?;
-        if dec.defers_checks() {
-            // In blocks, so that both threads of the verification can take some.
-            for start in (0..base.len()).step_by(FINITE_BLOCK) {
-                let numbers = numbers.clone();
-                let end = (start + FINITE_BLOCK).min(base.len());
-                dec.check_later(Box::new(move || {
-                    ensure(all_finite_in(&numbers.parts().0[start..end]), not_finite)
-                }))?;
-            }
-        } else {
-            ensure(all_finite_in(base), not_finite)?;
+        match &arena {
+            Arena::F32(d) => check_finite(dec, d, all_finite_in)?,
+            Arena::F16(d) => check_finite(dec, d, all_finite_halves)?,
+            Arena::Int8 { scales, .. } => check_finite(dec, scales, all_finite_in)?,
         }
         Ok(arena)
     }
+}
+
+/// Checks that `all_finite` holds for every number of `numbers`: now for its owned part, on the
+/// verifier thread for a part viewed in a mapped file.
+fn check_finite<T: Plain>(
+    dec: &mut Decoder<'_>,
+    numbers: &Column<T>,
+    all_finite: fn(&[T]) -> bool,
+) -> Decoded<()> {
+    let (base, tail) = numbers.parts();
+    ensure(all_finite(tail), not_finite)?;
+    if dec.defers_checks() {
+        // In blocks, so that both threads of the verification can take some.
+        for start in (0..base.len()).step_by(FINITE_BLOCK) {
+            let numbers = numbers.clone();
+            let end = (start + FINITE_BLOCK).min(base.len());
+            dec.check_later(Box::new(move || {
+                ensure(all_finite(&numbers.parts().0[start..end]), not_finite)
+            }))?;
+        }
+    } else {
+        ensure(all_finite(base), not_finite)?;
+    }
+    Ok(())
 }
 
 /// Numbers per deferred finiteness check of a mapped arena (16 MB of f32).
@@ -75,6 +90,15 @@ fn not_finite() -> String {
 fn all_finite_in(xs: &[f32]) -> bool {
     xs.chunks(4096)
         .all(|block| block.iter().fold(true, |ok, x| ok & x.is_finite()))
+}
+
+/// [`all_finite_in`] for half-precision bit patterns.
+fn all_finite_halves(xs: &[u16]) -> bool {
+    xs.chunks(4096).all(|block| {
+        block
+            .iter()
+            .fold(true, |ok, &h| ok & super::quant::half_is_finite(h))
+    })
 }
 
 impl VectorIndex {
@@ -185,41 +209,55 @@ mod tests {
 
     #[test]
     fn a_non_finite_number_behind_a_valid_checksum_is_refused_mapped_or_not() {
-        let mut ix = VectorIndex::new(VectorIndexConfig::new(4)).unwrap();
-        ix.insert(EntryId(1), &[1.0, 0.0, 0.0, 0.0]).unwrap();
-        ix.insert(EntryId(2), &[0.0, 1.0, 0.0, 0.0]).unwrap();
-        let mut enc = Encoder::new(Vec::new());
-        ix.encode(&mut enc).unwrap();
-        let (mut bytes, _) = enc.finish().unwrap();
-        // The slot count, the arena's length, padding to 64 bytes: the first number is at 64.
-        assert_eq!(&bytes[64..68], &1.0f32.to_le_bytes());
-        bytes[64..68].copy_from_slice(&f32::NAN.to_le_bytes());
-        let body = bytes.len() - 4;
-        let crc = crc32fast::hash(&bytes[..body]);
-        bytes[body..].copy_from_slice(&crc.to_le_bytes());
+        let f32_nan = f32::NAN.to_le_bytes().to_vec();
+        let f16_infinity = 0x7c00u16.to_le_bytes().to_vec();
+        for (quantization, one, bad) in [
+            (Quantization::None, 1.0f32.to_le_bytes().to_vec(), f32_nan),
+            (
+                Quantization::F16,
+                0x3c00u16.to_le_bytes().to_vec(),
+                f16_infinity,
+            ),
+        ] {
+            let mut c = VectorIndexConfig::new(4);
+            c.quantization = quantization;
+            let mut ix = VectorIndex::new(c).unwrap();
+            ix.insert(EntryId(1), &[1.0, 0.0, 0.0, 0.0]).unwrap();
+            ix.insert(EntryId(2), &[0.0, 1.0, 0.0, 0.0]).unwrap();
+            let mut enc = Encoder::new(Vec::new());
+            ix.encode(&mut enc).unwrap();
+            let (mut bytes, _) = enc.finish().unwrap();
+            // The slot count, the arena's length, padding to 64 bytes: the first number is at 64.
+            let first = 64..64 + one.len();
+            assert_eq!(&bytes[first.clone()], &one[..], "{quantization:?}");
+            bytes[first].copy_from_slice(&bad);
+            let body = bytes.len() - 4;
+            let crc = crc32fast::hash(&bytes[..body]);
+            bytes[body..].copy_from_slice(&crc.to_le_bytes());
 
-        let err = VectorIndex::decode(&mut Decoder::new(&bytes), *ix.config()).unwrap_err();
-        assert!(err.0.contains("not finite"), "{err}");
+            let err = VectorIndex::decode(&mut Decoder::new(&bytes), *ix.config()).unwrap_err();
+            assert!(err.0.contains("not finite"), "{err}");
 
-        let mut f = tempfile::tempfile().unwrap();
-        std::io::Write::write_all(&mut f, &bytes).unwrap();
-        // SAFETY: a private temporary file nobody else writes.
-        let map = std::sync::Arc::new(unsafe { memmap2::Mmap::map(&f) }.unwrap());
-        let (to, checks) = std::sync::mpsc::channel::<crate::index::codec::Check>();
-        let mut dec = Decoder::mapped(&map);
-        dec.defer_checks_to(to);
-        let back = VectorIndex::decode(&mut dec, *ix.config());
-        assert!(back.is_ok(), "the scan is left to the verifier");
-        drop(dec);
-        let verdicts: Vec<_> = checks.into_iter().map(|check| check()).collect();
-        assert_eq!(verdicts.len(), 1, "the arena's scan");
-        let err = verdicts[0].as_ref().unwrap_err();
-        assert!(err.0.contains("not finite"), "{err}");
+            let mut f = tempfile::tempfile().unwrap();
+            std::io::Write::write_all(&mut f, &bytes).unwrap();
+            // SAFETY: a private temporary file nobody else writes.
+            let map = std::sync::Arc::new(unsafe { memmap2::Mmap::map(&f) }.unwrap());
+            let (to, checks) = std::sync::mpsc::channel::<crate::index::codec::Check>();
+            let mut dec = Decoder::mapped(&map);
+            dec.defer_checks_to(to);
+            let back = VectorIndex::decode(&mut dec, *ix.config());
+            assert!(back.is_ok(), "the scan is left to the verifier");
+            drop(dec);
+            let verdicts: Vec<_> = checks.into_iter().map(|check| check()).collect();
+            assert_eq!(verdicts.len(), 1, "the arena's scan");
+            let err = verdicts[0].as_ref().unwrap_err();
+            assert!(err.0.contains("not finite"), "{err}");
+        }
     }
 
     #[test]
-    fn a_decoded_index_answers_exactly_like_the_original_in_both_modes() {
-        for quantization in [Quantization::None, Quantization::Int8] {
+    fn a_decoded_index_answers_exactly_like_the_original_in_every_mode() {
+        for quantization in [Quantization::None, Quantization::F16, Quantization::Int8] {
             let mut c = VectorIndexConfig::new(8);
             c.quantization = quantization;
             c.hnsw.min_len = 16;
