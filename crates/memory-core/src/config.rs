@@ -133,7 +133,7 @@ impl Default for SearchConfig {
             weight_by_standout: true,
             candidates: DEFAULT_CANDIDATES,
             hnsw: HnswParams::default(),
-            quantization: Quantization::None,
+            quantization: Quantization::F16,
             max_unlinked: None,
             cache_ttl: Duration::from_secs(300),
             cache_capacity: 10_000,

@@ -92,10 +92,18 @@ fn recall(got: &[(EntryId, f32)], want: &[(EntryId, f32)]) -> (usize, usize) {
     )
 }
 
+/// In f32 and in half precision, against a brute force over the vectors as the index holds them.
 #[test]
 fn exact_search_matches_brute_force_with_filters_and_after_removals() {
+    for quantization in [Quantization::None, Quantization::F16] {
+        exact_search_matches_brute_force(quantization);
+    }
+}
+
+fn exact_search_matches_brute_force(quantization: Quantization) {
     let (data, queries) = clustered(1, 48, 20, 3_000, 30, 0.8);
     let mut config = VectorIndexConfig::new(48);
+    config.quantization = quantization;
     config.hnsw.min_len = usize::MAX; // this test is about the scan only
     let mut ix = VectorIndex::new(config).unwrap();
     let mut items: Vec<(EntryId, Vec<f32>)> = Vec::new();
@@ -103,7 +111,15 @@ fn exact_search_matches_brute_force_with_filters_and_after_removals() {
         // Ids deliberately not in insertion order.
         let id = EntryId((i as u64 * 7919) % 100_003);
         ix.insert(id, v).unwrap();
-        items.push((id, v.clone()));
+        let held = ix.get(id).unwrap();
+        if quantization == Quantization::None {
+            assert_eq!(&held, v);
+        } else {
+            // Half a step: 2^-11 relative, or 2^-25 below 2^-14, where halves are subnormal.
+            let near = |h: &f32, x: &f32| (h - x).abs() <= (x.abs() / 2048.0).max(2f32.powi(-25));
+            assert!(held.iter().zip(v).all(|(h, x)| near(h, x)));
+        }
+        items.push((id, held));
     }
     let check = |ix: &VectorIndex, items: &[(EntryId, Vec<f32>)]| {
         for q in &queries {

@@ -377,7 +377,7 @@ fn another_dimension_is_rebuilt() {
 fn another_quantization_is_rebuilt() {
     let mut c = config();
     c.search.quantization = Quantization::Int8;
-    rejected(|_| {}, "quantization 0 in the snapshot, 1 configured", c);
+    rejected(|_| {}, "quantization 2 in the snapshot, 1 configured", c);
 }
 
 #[test]

@@ -25,7 +25,6 @@ use tail::{TailCodes, CODED_SCAN_MIN};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Quantization {
     /// Full f32 precision: 4 bytes per dimension.
-    #[default]
     None,
     /// Int8 codes with one f32 scale per vector: 1 byte per dimension plus 4. Queries stay f32
     /// (asymmetric scoring); graph construction compares codes with an integer kernel.
@@ -33,6 +32,8 @@ pub enum Quantization {
     /// IEEE half precision: 2 bytes per dimension, each number rounded to within 1/2048 of
     /// itself (relative; a similarity moves by about 1e-4). Queries stay f32. Half the memory
     /// traffic of f32 for every graph step, so graph construction and search are faster too.
+    /// The default.
+    #[default]
     F16,
 }
 
@@ -49,11 +50,11 @@ pub struct VectorIndexConfig {
 }
 
 impl VectorIndexConfig {
-    /// Defaults for `dim`-dimensional f32 vectors.
+    /// Defaults for `dim`-dimensional vectors (held as halves).
     pub fn new(dim: usize) -> Self {
         VectorIndexConfig {
             dim,
-            quantization: Quantization::None,
+            quantization: Quantization::F16,
             hnsw: HnswParams::default(),
             seed: 0x5EED_1DE5,
         }
@@ -1109,13 +1110,16 @@ mod tests {
     }
 
     #[test]
-    fn int8_mode_reports_its_compression_and_scores_close_to_f32() {
+    fn quantized_modes_report_their_compression_and_int8_scores_close_to_f32() {
         let mut c = VectorIndexConfig::new(384);
         c.quantization = Quantization::Int8;
         let mut ix = VectorIndex::new(c).unwrap();
         assert_eq!(ix.bytes_per_vector(), 388);
-        let f = VectorIndex::new(VectorIndexConfig::new(384)).unwrap();
-        assert_eq!(f.bytes_per_vector(), 1536);
+        let mut c = VectorIndexConfig::new(384);
+        c.quantization = Quantization::None;
+        assert_eq!(VectorIndex::new(c).unwrap().bytes_per_vector(), 1536);
+        c.quantization = Quantization::F16;
+        assert_eq!(VectorIndex::new(c).unwrap().bytes_per_vector(), 768);
         let v = unit(
             &(0..384)
                 .map(|i| (i * 31 % 17) as f32 - 8.0)
