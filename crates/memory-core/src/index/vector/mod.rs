@@ -251,8 +251,9 @@ impl Arena {
 /// The vector index of one agent: exact and HNSW search over one arena of unit vectors.
 ///
 /// Similarity is the dot product, which is cosine similarity for the unit-length vectors the
-/// store inserts. In [`Quantization::Int8`] mode both searches score the int8 codes, so recall
-/// against exact f32 search can be measured by building an f32 index over the same vectors.
+/// store inserts. Both searches score the vectors as the arena holds them (halves by default,
+/// f32 or int8 codes: [`Quantization`]), so recall against exact f32 search can be measured by
+/// building an f32 index over the same vectors.
 ///
 /// ```
 /// use memory_core::EntryId;
@@ -275,7 +276,7 @@ pub struct VectorIndex {
     /// Present once the index has reached `hnsw.min_len` live vectors; covers every slot.
     graph: Option<Graph>,
     /// Int8 codes of the newest slots while many wait to be linked (f32 and half arenas): the
-    /// approximate search scans them instead of the f32 rows (`tail.rs`).
+    /// approximate search scans them instead of the arena's rows (`tail.rs`).
     tail: TailCodes,
 }
 
@@ -756,7 +757,7 @@ impl VectorIndex {
 ///
 /// A write appends here under a lock of its own, so it never waits for a search of the index or
 /// for the linker; searches scan these vectors exactly; the linker moves them into the index in
-/// batches. Vectors are held as the index would hold them (f32, or int8 codes), so a vector
+/// batches. Vectors are held as the index would hold them (f32, halves or int8 codes), so a vector
 /// scores the same before and after it moves.
 #[derive(Clone, Debug)]
 pub(crate) struct VectorStaging {

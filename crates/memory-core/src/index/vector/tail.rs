@@ -1,13 +1,14 @@
-//! Int8 codes of the vectors an f32 index has not linked into its graph yet, while there are
-//! many of them (an ingest faster than the linker, a reopen without snapshot).
+//! Int8 codes of the vectors an f32 or half-precision index has not linked into its graph yet,
+//! while there are many of them (an ingest faster than the linker, a reopen without snapshot).
 //!
 //! An approximate search scans those vectors exactly, so during a backlog every query reads the
-//! whole unlinked tail: at 384 dimensions 1.5 KB per vector in f32, which makes the scan bound
-//! by memory bandwidth. Over the codes (388 bytes per vector) the scan ranks by the int8
-//! similarity of the codes and the query's own codes (an integer kernel: at 60,000 vectors
-//! 1.35 ms against 4.9 ms in f32, 2.1 ms with an f32 query against codes, measured on this
-//! project's 2-core machine), keeps the best `k + RESCORE_EXTRA` and scores only those again in
-//! f32, so what it returns carries f32 scores and is ordered by them. The codes exist only while
+//! whole unlinked tail: at 384 dimensions 1.5 KB per vector in f32 (768 bytes as halves), which
+//! makes the scan bound by memory bandwidth. Over the codes (388 bytes per vector) the scan ranks
+//! by the int8 similarity of the codes and the query's own codes (an integer kernel: at 60,000
+//! vectors 1.35 ms against 4.9 ms in f32, 2.1 ms with an f32 query against codes, measured on
+//! this project's 2-core machine), keeps the best `k + RESCORE_EXTRA` and scores only those again
+//! from the arena's own rows, so what it returns carries the scores an exact search gives and
+//! is ordered by them. The codes exist only while
 //! a backlog does: they start once [`CODED_SCAN_MIN`] vectors wait, cover every later slot, and
 //! are dropped as the linker catches up.
 //!
@@ -24,16 +25,17 @@ use super::kernel;
 use crate::entry::EntryId;
 use crate::index::topk::TopK;
 
-/// Unlinked vectors from which an index keeps codes of its newest slots: below it the f32 scan
-/// costs little (512 384-d vectors: tens of microseconds), is exact, and needs no codes. Every
-/// search scans the unlinked part, so this bounds what a search scans in f32 during a backlog;
-/// the codes cost 584 bytes per waiting vector (388 int8, 196 4-bit) while the backlog lasts.
+/// Unlinked vectors from which an index keeps codes of its newest slots: below it the scan of
+/// the arena's rows costs little (512 384-d vectors: tens of microseconds), is exact, and needs
+/// no codes. Every search scans the unlinked part, so this bounds what a search scans in the
+/// arena's precision during a backlog; the codes cost 584 bytes per waiting vector (388 int8,
+/// 196 4-bit) while the backlog lasts.
 pub(super) const CODED_SCAN_MIN: usize = 512;
 
-/// Candidates beyond `k` that a coded scan scores again in f32. Codes of the query and of a
-/// 384-d unit vector move their similarity by a few thousandths (half a step of `max |x| / 127`
-/// per dimension on each side), so a vector of the true top `k` would have to be passed by this
-/// many others within that margin to be lost.
+/// Candidates beyond `k` that a coded scan scores again from the arena's rows. Codes of the
+/// query and of a 384-d unit vector move their similarity by a few thousandths (half a step of
+/// `max |x| / 127` per dimension on each side), so a vector of the true top `k` would have to be
+/// passed by this many others within that margin to be lost.
 const RESCORE_EXTRA: usize = 32;
 
 /// Scanned slots from which a scan ranks by the 4-bit codes first: below it the int8 codes of
