@@ -9,7 +9,8 @@
 //!
 //! `EF_SWEEP_CONSTRUCTION` sets the graph's `ef_construction` and `EF_SWEEP_QUANTIZATION`
 //! (`f32`, `f16` or `int8`) the arena, to weigh build speed (printed per checkpoint, one thread)
-//! against recall. `EF_SWEEP_BUILD=backlog` builds as the store's linker does on a backlog:
+//! against recall; `EF_SWEEP_LINK_WITH_CODES=0` builds the graph from the arena's rows instead of
+//! int8 codes beside them. `EF_SWEEP_BUILD=backlog` builds as the store's linker does on a backlog:
 //! every checkpoint's vectors stored unlinked, linked with the short candidate list by every
 //! core (`link_parallel_quick`), then refined (`refine`); recall is printed for the graph
 //! before and after the refinement. With it, `EF_SWEEP_THREADS` and `EF_SWEEP_BATCH` set the
@@ -58,9 +59,10 @@ fn main() {
             std::process::exit(2)
         }
     };
+    config.link_with_codes = setting("EF_SWEEP_LINK_WITH_CODES", 1) != 0;
     eprintln!(
-        "ef_construction {}, {:?} arena",
-        config.hnsw.ef_construction, config.quantization
+        "ef_construction {}, {:?} arena, linking with codes {}",
+        config.hnsw.ef_construction, config.quantization, config.link_with_codes
     );
     let backlog = match std::env::var("EF_SWEEP_BUILD").as_deref() {
         Err(_) | Ok("serial") => false,

@@ -51,8 +51,9 @@ use crate::store::sqlite::SqliteStore;
 /// (2: vector arrays aligned for viewing in place in the mapped file; 3: the offset of an agent
 /// file's vector part at its end, so the two parts are decoded at once; 4: the graph's nodes
 /// still to refine, after a backlog linked them quickly; 5: the keyword analyzer in the manifest,
-/// the terms of version 4 being unstemmed tokens.)
-pub(crate) const FORMAT_VERSION: u32 = 5;
+/// the terms of version 4 being unstemmed tokens; 6: the int8 codes graph construction compares,
+/// after a half or f32 arena.)
+pub(crate) const FORMAT_VERSION: u32 = 6;
 
 const MANIFEST: &str = "MANIFEST";
 const MANIFEST_MAGIC: &[u8; 8] = b"MEMCSNAP";

@@ -1,7 +1,9 @@
 //! Vector similarity search over one agent's embeddings: an exact scan and an HNSW graph, both
-//! reading a single contiguous arena (f32, halves, or int8 codes with per-vector scales) so that
-//! no vector is stored twice. Removal tombstones a slot; the arena and graph are rebuilt without tombstones
-//! once they pass a fraction of the slots.
+//! reading a single contiguous arena (f32, halves, or int8 codes with per-vector scales). Beside
+//! an f32 or half arena, graph construction compares int8 codes of every vector by default
+//! ([`VectorIndexConfig::link_with_codes`]): a quarter or half the bytes to load per step of the
+//! walk, which is what linking waits on. Removal tombstones a slot; the arena and graph are
+//! rebuilt without tombstones once they pass a fraction of the slots.
 
 mod hnsw;
 pub(crate) mod kernel;
@@ -44,6 +46,12 @@ pub struct VectorIndexConfig {
     pub dim: usize,
     pub quantization: Quantization,
     pub hnsw: HnswParams,
+    /// Whether graph construction compares int8 codes of the vectors (kept beside an f32 or
+    /// half arena, `dim + 4` bytes per vector) instead of the arena's rows. Linking is bound by
+    /// loading the rows of the nodes it visits, so rows a half or a quarter the size link
+    /// faster; searches still score the arena's numbers. Ignored by an int8 arena, which is
+    /// its own codes.
+    pub link_with_codes: bool,
     /// Seed of the graph's level assignment: the same seed and insertion order build the same
     /// graph.
     pub seed: u64,
@@ -56,6 +64,7 @@ impl VectorIndexConfig {
             dim,
             quantization: Quantization::F16,
             hnsw: HnswParams::default(),
+            link_with_codes: true,
             seed: 0x5EED_1DE5,
         }
     }
@@ -278,6 +287,9 @@ pub struct VectorIndex {
     /// Int8 codes of the newest slots while many wait to be linked (f32 and half arenas): the
     /// approximate search scans them instead of the arena's rows (`tail.rs`).
     tail: TailCodes,
+    /// Int8 codes of every slot (an [`Arena::Int8`]) that graph construction compares instead
+    /// of the arena's rows, when [`VectorIndexConfig::link_with_codes`] asks for them.
+    walk: Option<Arena>,
 }
 
 impl VectorIndex {
@@ -293,7 +305,20 @@ impl VectorIndex {
             dead: 0,
             graph: None,
             tail: TailCodes::default(),
+            walk: Self::new_walk(&config),
         })
+    }
+
+    /// The empty walk codes `config` asks for (none for an int8 arena).
+    fn new_walk(config: &VectorIndexConfig) -> Option<Arena> {
+        (config.link_with_codes && config.quantization != Quantization::Int8)
+            .then(|| Arena::new(Quantization::Int8))
+    }
+
+    /// What graph construction compares: the walk codes if kept, else the arena.
+    #[inline]
+    fn build_arena(&self) -> &Arena {
+        self.walk.as_ref().unwrap_or(&self.arena)
     }
 
     /// The configuration in use.
@@ -336,7 +361,8 @@ impl VectorIndex {
     }
 
     /// Bytes the arena spends per vector: `4 * dim` for f32, `2 * dim` for halves, `dim + 4` for
-    /// int8.
+    /// int8 (what an exact scan reads; the codes graph construction compares, when kept, take
+    /// `dim + 4` more).
     pub fn bytes_per_vector(&self) -> usize {
         match self.config.quantization {
             Quantization::None => 4 * self.config.dim,
@@ -382,6 +408,9 @@ impl VectorIndex {
         self.remove(id);
         let slot = self.ids.len() as u32;
         write(&mut self.arena);
+        if let Some(walk) = self.walk.as_mut() {
+            walk.push_slot(self.config.dim, &self.arena, slot as usize);
+        }
         reserve_bounded(&mut self.ids, 1);
         reserve_bounded(&mut self.deleted, 1);
         self.ids.push(id);
@@ -492,7 +521,7 @@ impl VectorIndex {
     /// from several threads are serialized inside.
     pub fn link_next(&self) -> bool {
         let dim = self.config.dim;
-        let arena = &self.arena;
+        let arena = self.build_arena();
         self.graph.as_ref().is_some_and(|g| {
             g.link_next(
                 |a, b| arena.sim_pair(dim, a as usize, b as usize),
@@ -519,7 +548,7 @@ impl VectorIndex {
 
     fn link_batch(&self, threads: usize, max: usize, quick: bool) -> usize {
         let dim = self.config.dim;
-        let arena = &self.arena;
+        let arena = self.build_arena();
         self.graph.as_ref().map_or(0, |g| {
             g.link_parallel(
                 threads,
@@ -542,7 +571,7 @@ impl VectorIndex {
     /// reopened from one refines them too.
     pub fn refine(&self, threads: usize, max: usize) -> usize {
         let dim = self.config.dim;
-        let arena = &self.arena;
+        let arena = self.build_arena();
         self.graph.as_ref().map_or(0, |g| {
             g.refine(
                 threads,
@@ -617,6 +646,13 @@ impl VectorIndex {
             }
             arena.shrink_to_fit();
             self.arena = arena;
+            self.walk = Self::new_walk(&self.config).map(|mut walk| {
+                walk.reserve(dim, ids.len());
+                for slot in 0..ids.len() {
+                    walk.push_slot(dim, &self.arena, slot);
+                }
+                walk
+            });
             self.by_id = ids
                 .iter()
                 .enumerate()
@@ -750,6 +786,7 @@ impl VectorIndex {
             + self.by_id.capacity() * (size_of::<(EntryId, u32)>() + 1)
             + self.graph.as_ref().map_or(0, Graph::heap_bytes)
             + self.tail.heap_bytes()
+            + self.walk.as_ref().map_or(0, Arena::heap_bytes)
     }
 }
 
@@ -956,6 +993,72 @@ mod tests {
             ix.search_approx(&[1.0, 0.0], 5, &|_| true).unwrap().len(),
             2
         );
+    }
+
+    /// Asserts that `ix` keeps link codes exactly when `wanted`, and then one per slot: the int8
+    /// codes of the vector the arena holds there.
+    fn assert_link_codes(ix: &VectorIndex, wanted: bool) {
+        let dim = ix.config.dim;
+        let Some(Arena::Int8 { codes, scales }) = ix.walk.as_ref() else {
+            assert!(!wanted && ix.walk.is_none(), "link codes wanted: {wanted}");
+            return;
+        };
+        assert!(wanted, "link codes kept though not wanted");
+        assert_eq!(scales.len(), ix.ids.len());
+        assert_eq!(codes.len(), ix.ids.len() * dim);
+        for slot in 0..ix.ids.len() {
+            let mut want = Vec::new();
+            let scale = quant::quantize_into(&ix.arena.vector(dim, slot), &mut want);
+            assert_eq!(codes.row(slot, dim), &want[..], "slot {slot}");
+            assert_eq!(scales.get(slot), scale, "slot {slot}");
+        }
+    }
+
+    #[test]
+    fn link_codes_follow_every_slot_through_replacement_staging_and_compaction() {
+        let vectors = clustered(400, 16, 8, 0x11c0);
+        for (quantization, link_with_codes, wanted) in [
+            (Quantization::None, true, true),
+            (Quantization::F16, true, true),
+            (Quantization::F16, false, false),
+            (Quantization::Int8, true, false),
+        ] {
+            let mut c = VectorIndexConfig::new(16);
+            c.quantization = quantization;
+            c.link_with_codes = link_with_codes;
+            c.hnsw.min_len = 32;
+            let mut ix = VectorIndex::new(c).unwrap();
+            for (i, v) in vectors[..200].iter().enumerate() {
+                ix.insert_unlinked(EntryId(i as u64), v).unwrap();
+            }
+            ix.link_pending(150);
+            // Replaced vectors take new slots.
+            for i in 0..20u64 {
+                ix.insert(EntryId(i), &vectors[399 - i as usize]).unwrap();
+            }
+            let mut staging = VectorStaging::new(&c);
+            for (i, v) in vectors[200..300].iter().enumerate() {
+                staging.push(EntryId(200 + i as u64), v).unwrap();
+            }
+            assert_eq!(ix.absorb(&mut staging, usize::MAX), 100);
+            assert_link_codes(&ix, wanted);
+            // Past 30% tombstones the arena is compacted (and again by `rebuild`): the codes
+            // follow the slots' new numbers.
+            for i in 0..110u64 {
+                ix.remove(EntryId(i));
+            }
+            assert!(
+                ix.tombstones() < 110,
+                "{quantization:?}: compacted on the way"
+            );
+            assert_link_codes(&ix, wanted);
+            ix.rebuild();
+            assert_eq!(ix.tombstones(), 0);
+            assert_link_codes(&ix, wanted);
+            let q = &vectors[250];
+            let exact = ix.search_exact(q, 10, &|_| true).unwrap();
+            assert_eq!(ix.search_approx(q, 10, &|_| true).unwrap()[0], exact[0]);
+        }
     }
 
     /// Unit vectors from a seeded xorshift generator, in `clusters` directions with noise, so

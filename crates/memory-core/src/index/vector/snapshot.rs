@@ -1,6 +1,7 @@
 //! A [`VectorIndex`] (arena, slot ids, tombstones, graph) and a [`VectorStaging`] buffer in a
 //! snapshot file. Vectors are written as the arena holds them (f32, halves, or int8 codes and
-//! scales), so a loaded index scores exactly as the saved one did.
+//! scales), so a loaded index scores exactly as the saved one did; the int8 codes graph
+//! construction compares follow them, when kept.
 
 use std::io::Write;
 
@@ -107,6 +108,13 @@ impl VectorIndex {
     pub(crate) fn encode<W: Write>(&self, enc: &mut Encoder<W>) -> std::io::Result<()> {
         enc.len(self.ids.len())?;
         self.arena.encode(enc)?;
+        match &self.walk {
+            Some(walk) => {
+                enc.u8(1)?;
+                walk.encode(enc)?;
+            }
+            None => enc.u8(0)?,
+        }
         enc.ids(&self.ids)?;
         enc.bools(&self.deleted)?;
         match &self.graph {
@@ -124,6 +132,33 @@ impl VectorIndex {
             .map_err(|e| crate::index::codec::SnapshotDefect(e.to_string()))?;
         let slots = dec.len(config.dim)?;
         let arena = Arena::decode(dec, &config, slots)?;
+        let saved_walk = match dec.u8()? {
+            0 => None,
+            1 => {
+                let codes = VectorIndexConfig {
+                    quantization: Quantization::Int8,
+                    ..config
+                };
+                Some(Arena::decode(dec, &codes, slots)?)
+            }
+            other => {
+                return Err(crate::index::codec::SnapshotDefect(format!(
+                    "walk code marker {other}"
+                )))
+            }
+        };
+        // Codes saved but not wanted now are dropped; wanted but not saved (a snapshot written
+        // with `link_with_codes` off), they are made from the arena.
+        let walk = VectorIndex::new_walk(&config).map(|mut walk| match saved_walk {
+            Some(saved) => saved,
+            None => {
+                walk.reserve(config.dim, slots);
+                for slot in 0..slots {
+                    walk.push_slot(config.dim, &arena, slot);
+                }
+                walk
+            }
+        });
         let ids = dec.ids()?;
         let deleted = dec.bools()?;
         ensure(ids.len() == slots && deleted.len() == slots, || {
@@ -159,6 +194,7 @@ impl VectorIndex {
             dead,
             graph,
             tail: Default::default(),
+            walk,
         };
         // Below `min_len` (as configured now) no graph is needed; above it one is made.
         index.reserve_graph();
@@ -249,10 +285,70 @@ mod tests {
             assert!(back.is_ok(), "the scan is left to the verifier");
             drop(dec);
             let verdicts: Vec<_> = checks.into_iter().map(|check| check()).collect();
-            assert_eq!(verdicts.len(), 1, "the arena's scan");
-            let err = verdicts[0].as_ref().unwrap_err();
-            assert!(err.0.contains("not finite"), "{err}");
+            assert_eq!(
+                verdicts.len(),
+                2,
+                "the arena's scan and that of the link codes' scales"
+            );
+            let errors: Vec<_> = verdicts.iter().filter_map(|v| v.as_ref().err()).collect();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].0.contains("not finite"), "{}", errors[0]);
         }
+    }
+
+    /// The link codes of `ix` (an empty list when it keeps none).
+    fn link_codes(ix: &VectorIndex) -> (Vec<i8>, Vec<f32>) {
+        match &ix.walk {
+            Some(Arena::Int8 { codes, scales }) => {
+                let dim = ix.config.dim;
+                let slots = ix.ids.len();
+                (
+                    (0..slots)
+                        .flat_map(|i| codes.row(i, dim).to_vec())
+                        .collect(),
+                    (0..slots).map(|i| scales.get(i)).collect(),
+                )
+            }
+            _ => (Vec::new(), Vec::new()),
+        }
+    }
+
+    #[test]
+    fn link_codes_are_saved_dropped_when_unwanted_and_made_when_missing() {
+        let make = |link_with_codes: bool| {
+            let mut c = VectorIndexConfig::new(8);
+            c.link_with_codes = link_with_codes;
+            c.hnsw.min_len = 16;
+            let mut ix = VectorIndex::new(c).unwrap();
+            for i in 0..300u64 {
+                let v: Vec<f32> = (0..8).map(|d| ((i * 17 + d * 5) as f32).sin()).collect();
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                ix.insert(EntryId(i), &v.iter().map(|x| x / n).collect::<Vec<_>>())
+                    .unwrap();
+            }
+            ix
+        };
+        let decode_as = |ix: &VectorIndex, link_with_codes: bool| {
+            let mut enc = Encoder::new(Vec::new());
+            ix.encode(&mut enc).unwrap();
+            let (bytes, _) = enc.finish().unwrap();
+            let config = VectorIndexConfig {
+                link_with_codes,
+                ..*ix.config()
+            };
+            let mut dec = Decoder::new(&bytes);
+            let back = VectorIndex::decode(&mut dec, config).unwrap();
+            dec.finish().unwrap();
+            back
+        };
+        let with = make(true);
+        let without = make(false);
+        assert!(!link_codes(&with).0.is_empty());
+        assert!(link_codes(&without).0.is_empty());
+        assert_eq!(link_codes(&decode_as(&with, true)), link_codes(&with));
+        assert!(decode_as(&with, false).walk.is_none());
+        // Made from the arena of a snapshot saved without them: as if kept all along.
+        assert_eq!(link_codes(&decode_as(&without, true)), link_codes(&with));
     }
 
     #[test]
