@@ -188,6 +188,34 @@ impl Arena {
         }
     }
 
+    /// Appends to this int8 arena the codes of slot `i` of `source`, an f32 or half arena (the
+    /// link codes: [`VectorIndexConfig::link_with_codes`]). The vectorized
+    /// [`kernel::quantize_i8`] makes them, without an allocation: this runs under the index's
+    /// write lock for every vector the linker moves in.
+    fn push_codes_of(&mut self, dim: usize, source: &Arena, i: usize) {
+        thread_local! {
+            static ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let Arena::Int8 { codes, scales } = self else {
+            unreachable!("link codes are an int8 arena")
+        };
+        codes.reserve_bounded(dim);
+        let tail = codes.tail_mut();
+        let at = tail.len();
+        tail.resize(at + dim, 0);
+        let out = &mut tail[at..];
+        let scale = match source {
+            Arena::F32(data) => kernel::quantize_i8(data.row(i, dim), out),
+            Arena::F16(data) => ROW.with_borrow_mut(|row| {
+                row.clear();
+                row.extend(data.row(i, dim).iter().map(|&h| quant::half_to_f32(h)));
+                kernel::quantize_i8(row, out)
+            }),
+            Arena::Int8 { .. } => unreachable!("an int8 arena keeps no link codes"),
+        };
+        scales.push(scale);
+    }
+
     /// Removes the slots in `slots`, moving the later ones down.
     fn remove_slots(&mut self, dim: usize, slots: std::ops::Range<usize>) {
         match self {
@@ -409,7 +437,7 @@ impl VectorIndex {
         let slot = self.ids.len() as u32;
         write(&mut self.arena);
         if let Some(walk) = self.walk.as_mut() {
-            walk.push_slot(self.config.dim, &self.arena, slot as usize);
+            walk.push_codes_of(self.config.dim, &self.arena, slot as usize);
         }
         reserve_bounded(&mut self.ids, 1);
         reserve_bounded(&mut self.deleted, 1);
@@ -436,9 +464,14 @@ impl VectorIndex {
             }
             self.tail.restart_at(slot);
         }
-        match &self.arena {
-            Arena::F32(data) => self.tail.push(data.row(slot, dim)),
-            arena => self.tail.push(&arena.vector(dim, slot)),
+        // The link codes of the slot are the same int8 codes (`kernel::quantize_i8` of the
+        // same numbers): copied, not made again.
+        match (&self.walk, &self.arena) {
+            (Some(Arena::Int8 { codes, scales }), _) => {
+                self.tail.push_coded(codes.row(slot, dim), scales.get(slot))
+            }
+            (_, Arena::F32(data)) => self.tail.push(data.row(slot, dim)),
+            (_, arena) => self.tail.push(&arena.vector(dim, slot)),
         }
     }
 
@@ -649,7 +682,7 @@ impl VectorIndex {
             self.walk = Self::new_walk(&self.config).map(|mut walk| {
                 walk.reserve(dim, ids.len());
                 for slot in 0..ids.len() {
-                    walk.push_slot(dim, &self.arena, slot);
+                    walk.push_codes_of(dim, &self.arena, slot);
                 }
                 walk
             });
@@ -1007,8 +1040,8 @@ mod tests {
         assert_eq!(scales.len(), ix.ids.len());
         assert_eq!(codes.len(), ix.ids.len() * dim);
         for slot in 0..ix.ids.len() {
-            let mut want = Vec::new();
-            let scale = quant::quantize_into(&ix.arena.vector(dim, slot), &mut want);
+            let mut want = vec![0i8; dim];
+            let scale = kernel::quantize_i8(&ix.arena.vector(dim, slot), &mut want);
             assert_eq!(codes.row(slot, dim), &want[..], "slot {slot}");
             assert_eq!(scales.get(slot), scale, "slot {slot}");
         }
@@ -1084,41 +1117,45 @@ mod tests {
 
     #[test]
     fn a_backlog_is_scanned_through_int8_codes_with_f32_scores_and_its_codes_go_once_linked() {
-        let dim = 64;
-        let mut c = VectorIndexConfig::new(dim);
-        c.hnsw.min_len = 16;
-        let mut ix = VectorIndex::new(c).unwrap();
-        let vectors = clustered(4_000 + 300, dim, 40, 7);
-        for (i, v) in vectors.iter().take(300).enumerate() {
-            ix.insert(EntryId(i as u64), v).unwrap();
-        }
-        assert!(ix.tail.is_empty());
-        // 4,000 unlinked: codes from the 512th on, the slots before scanned in f32.
-        for (i, v) in vectors.iter().enumerate().skip(300) {
-            ix.insert_unlinked(EntryId(i as u64), v).unwrap();
-        }
-        assert_eq!(ix.pending_links(), 4_000);
-        assert_eq!(ix.tail.start(), 300 + CODED_SCAN_MIN - 1);
-        assert_eq!(ix.tail.end(), 4_300);
-        let queries = clustered(60, dim, 40, 99);
-        let even = |id: EntryId| id.0.is_multiple_of(2);
-        let (found, wanted) = exact_top_10_found(&ix, &queries, &even);
-        // The graph holds 300 of 4,300 vectors; the rest is scanned, most of it through codes.
-        assert!(found as f64 >= 0.995 * wanted as f64, "{found} of {wanted}");
-        let with_codes = ix.heap_bytes();
-        // Linking drops the codes of linked slots: from the front as new slots come, a block
-        // of 1,024 at a time (the codes began at slot 811) ...
-        ix.link_pending(3_500);
-        ix.insert_unlinked(EntryId(1_000_000), &vectors[0]).unwrap();
-        assert_eq!((ix.tail.start(), ix.tail.end()), (2_859, 4_301));
-        // ... and all of them once nothing waits.
-        ix.link_pending(usize::MAX);
-        assert!(ix.has_linked_codes());
-        ix.forget_linked_codes();
-        assert!(ix.tail.is_empty() && !ix.has_linked_codes());
-        assert!(ix.heap_bytes() < with_codes);
-        for q in &queries[..5] {
-            assert_eq!(ix.search_approx(q, 1, &|_| true).unwrap().len(), 1);
+        // With link codes the backlog's codes are copied from them; without, made here.
+        for link_with_codes in [true, false] {
+            let dim = 64;
+            let mut c = VectorIndexConfig::new(dim);
+            c.hnsw.min_len = 16;
+            c.link_with_codes = link_with_codes;
+            let mut ix = VectorIndex::new(c).unwrap();
+            let vectors = clustered(4_000 + 300, dim, 40, 7);
+            for (i, v) in vectors.iter().take(300).enumerate() {
+                ix.insert(EntryId(i as u64), v).unwrap();
+            }
+            assert!(ix.tail.is_empty());
+            // 4,000 unlinked: codes from the 512th on, the slots before scanned in f32.
+            for (i, v) in vectors.iter().enumerate().skip(300) {
+                ix.insert_unlinked(EntryId(i as u64), v).unwrap();
+            }
+            assert_eq!(ix.pending_links(), 4_000);
+            assert_eq!(ix.tail.start(), 300 + CODED_SCAN_MIN - 1);
+            assert_eq!(ix.tail.end(), 4_300);
+            let queries = clustered(60, dim, 40, 99);
+            let even = |id: EntryId| id.0.is_multiple_of(2);
+            let (found, wanted) = exact_top_10_found(&ix, &queries, &even);
+            // The graph holds 300 of 4,300 vectors; the rest is scanned, most of it through codes.
+            assert!(found as f64 >= 0.995 * wanted as f64, "{found} of {wanted}");
+            let with_codes = ix.heap_bytes();
+            // Linking drops the codes of linked slots: from the front as new slots come, a block
+            // of 1,024 at a time (the codes began at slot 811) ...
+            ix.link_pending(3_500);
+            ix.insert_unlinked(EntryId(1_000_000), &vectors[0]).unwrap();
+            assert_eq!((ix.tail.start(), ix.tail.end()), (2_859, 4_301));
+            // ... and all of them once nothing waits.
+            ix.link_pending(usize::MAX);
+            assert!(ix.has_linked_codes());
+            ix.forget_linked_codes();
+            assert!(ix.tail.is_empty() && !ix.has_linked_codes());
+            assert!(ix.heap_bytes() < with_codes);
+            for q in &queries[..5] {
+                assert_eq!(ix.search_approx(q, 1, &|_| true).unwrap().len(), 1);
+            }
         }
     }
 

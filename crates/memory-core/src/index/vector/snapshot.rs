@@ -154,7 +154,7 @@ impl VectorIndex {
             None => {
                 walk.reserve(config.dim, slots);
                 for slot in 0..slots {
-                    walk.push_slot(config.dim, &arena, slot);
+                    walk.push_codes_of(config.dim, &arena, slot);
                 }
                 walk
             }

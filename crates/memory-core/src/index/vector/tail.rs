@@ -94,10 +94,28 @@ impl TailCodes {
 
     /// Appends the code of slot `self.end()`, vector `v`.
     pub fn push(&mut self, v: &[f32]) {
+        let (block, i) = self.next_slot(v.len());
         let dim = v.len();
+        let scale = kernel::quantize_i8(v, &mut block.codes[i * dim..(i + 1) * dim]);
+        Self::finish_slot(block, i, dim, scale);
+        self.len += 1;
+    }
+
+    /// Appends the code of slot `self.end()` as [`TailCodes::push`] would make it: `codes` and
+    /// `scale` from [`kernel::quantize_i8`] of the slot's vector (the index's link codes).
+    pub fn push_coded(&mut self, codes: &[i8], scale: f32) {
+        let dim = codes.len();
+        let (block, i) = self.next_slot(dim);
+        block.codes[i * dim..(i + 1) * dim].copy_from_slice(codes);
+        Self::finish_slot(block, i, dim, scale);
+        self.len += 1;
+    }
+
+    /// The block and index within it of slot `self.end()`, the block allocated if new.
+    fn next_slot(&mut self, dim: usize) -> (&mut Block, usize) {
         let (b, i) = (self.len / BLOCK, self.len % BLOCK);
-        let half = dim.div_ceil(2);
         if b == self.blocks.len() {
+            let half = dim.div_ceil(2);
             self.blocks.push_back(Block {
                 codes: vec![0; BLOCK * dim].into_boxed_slice(),
                 scales: vec![0.0; BLOCK].into_boxed_slice(),
@@ -105,12 +123,19 @@ impl TailCodes {
                 nibble_scales: vec![0.0; BLOCK].into_boxed_slice(),
             });
         }
-        let block = &mut self.blocks[b];
-        let codes = &mut block.codes[i * dim..(i + 1) * dim];
-        block.scales[i] = kernel::quantize_i8(v, codes);
-        kernel::pack_u4(codes, &mut block.nibbles[i * half..(i + 1) * half]);
-        block.nibble_scales[i] = block.scales[i] * (127.0 / 7.0);
-        self.len += 1;
+        (&mut self.blocks[b], i)
+    }
+
+    /// Stores the scale of slot `i` of `block`, whose int8 codes are in place, and its 4-bit
+    /// codes.
+    fn finish_slot(block: &mut Block, i: usize, dim: usize, scale: f32) {
+        let half = dim.div_ceil(2);
+        block.scales[i] = scale;
+        kernel::pack_u4(
+            &block.codes[i * dim..(i + 1) * dim],
+            &mut block.nibbles[i * half..(i + 1) * half],
+        );
+        block.nibble_scales[i] = scale * (127.0 / 7.0);
     }
 
     /// Drops every code; the next [`TailCodes::push`] is for slot `slot`.
@@ -245,4 +270,34 @@ fn rank(
         }
     }
     taken
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_handed_in_equal_the_codes_made_from_the_vector() {
+        let dim = 37; // odd: the last 4-bit code holds one number
+        let (mut made, mut handed) = (TailCodes::default(), TailCodes::default());
+        made.restart_at(5);
+        handed.restart_at(5);
+        for slot in 0..BLOCK + 3 {
+            let v: Vec<f32> = (0..dim)
+                .map(|d| ((slot * 31 + d * 7) as f32 * 0.13).sin())
+                .collect();
+            made.push(&v);
+            let mut codes = vec![0i8; dim];
+            let scale = kernel::quantize_i8(&v, &mut codes);
+            handed.push_coded(&codes, scale);
+        }
+        assert_eq!((made.start(), made.end()), (handed.start(), handed.end()));
+        assert_eq!(made.blocks.len(), 2);
+        for (a, b) in made.blocks.iter().zip(&handed.blocks) {
+            assert_eq!(a.codes, b.codes);
+            assert_eq!(a.scales, b.scales);
+            assert_eq!(a.nibbles, b.nibbles);
+            assert_eq!(a.nibble_scales, b.nibble_scales);
+        }
+    }
 }
