@@ -679,13 +679,15 @@ impl VectorIndex {
             }
             arena.shrink_to_fit();
             self.arena = arena;
-            self.walk = Self::new_walk(&self.config).map(|mut walk| {
+            // The link codes of the live slots are copied as they are, like int8 codes above.
+            if let Some(old) = self.walk.as_ref() {
+                let mut walk = Arena::new(Quantization::Int8);
                 walk.reserve(dim, ids.len());
-                for slot in 0..ids.len() {
-                    walk.push_codes_of(dim, &self.arena, slot);
+                for slot in (0..self.ids.len()).filter(|&slot| !self.deleted[slot]) {
+                    walk.push_slot(dim, old, slot);
                 }
-                walk
-            });
+                self.walk = Some(walk);
+            }
             self.by_id = ids
                 .iter()
                 .enumerate()
