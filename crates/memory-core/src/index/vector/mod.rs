@@ -317,7 +317,7 @@ pub struct VectorIndex {
     tail: TailCodes,
     /// Int8 codes of every slot (an [`Arena::Int8`]) that graph construction compares instead
     /// of the arena's rows, when [`VectorIndexConfig::link_with_codes`] asks for them.
-    walk: Option<Arena>,
+    link_codes: Option<Arena>,
 }
 
 impl VectorIndex {
@@ -333,20 +333,20 @@ impl VectorIndex {
             dead: 0,
             graph: None,
             tail: TailCodes::default(),
-            walk: Self::new_walk(&config),
+            link_codes: Self::new_link_codes(&config),
         })
     }
 
-    /// The empty walk codes `config` asks for (none for an int8 arena).
-    fn new_walk(config: &VectorIndexConfig) -> Option<Arena> {
+    /// The empty link codes `config` asks for (none for an int8 arena).
+    fn new_link_codes(config: &VectorIndexConfig) -> Option<Arena> {
         (config.link_with_codes && config.quantization != Quantization::Int8)
             .then(|| Arena::new(Quantization::Int8))
     }
 
-    /// What graph construction compares: the walk codes if kept, else the arena.
+    /// What graph construction compares: the link codes if kept, else the arena.
     #[inline]
-    fn build_arena(&self) -> &Arena {
-        self.walk.as_ref().unwrap_or(&self.arena)
+    fn link_arena(&self) -> &Arena {
+        self.link_codes.as_ref().unwrap_or(&self.arena)
     }
 
     /// The configuration in use.
@@ -436,8 +436,8 @@ impl VectorIndex {
         self.remove(id);
         let slot = self.ids.len() as u32;
         write(&mut self.arena);
-        if let Some(walk) = self.walk.as_mut() {
-            walk.push_codes_of(self.config.dim, &self.arena, slot as usize);
+        if let Some(link_codes) = self.link_codes.as_mut() {
+            link_codes.push_codes_of(self.config.dim, &self.arena, slot as usize);
         }
         reserve_bounded(&mut self.ids, 1);
         reserve_bounded(&mut self.deleted, 1);
@@ -466,7 +466,7 @@ impl VectorIndex {
         }
         // The link codes of the slot are the same int8 codes (`kernel::quantize_i8` of the
         // same numbers): copied, not made again.
-        match (&self.walk, &self.arena) {
+        match (&self.link_codes, &self.arena) {
             (Some(Arena::Int8 { codes, scales }), _) => {
                 self.tail.push_coded(codes.row(slot, dim), scales.get(slot))
             }
@@ -554,7 +554,7 @@ impl VectorIndex {
     /// from several threads are serialized inside.
     pub fn link_next(&self) -> bool {
         let dim = self.config.dim;
-        let arena = self.build_arena();
+        let arena = self.link_arena();
         self.graph.as_ref().is_some_and(|g| {
             g.link_next(
                 |a, b| arena.sim_pair(dim, a as usize, b as usize),
@@ -581,7 +581,7 @@ impl VectorIndex {
 
     fn link_batch(&self, threads: usize, max: usize, quick: bool) -> usize {
         let dim = self.config.dim;
-        let arena = self.build_arena();
+        let arena = self.link_arena();
         self.graph.as_ref().map_or(0, |g| {
             g.link_parallel(
                 threads,
@@ -604,7 +604,7 @@ impl VectorIndex {
     /// reopened from one refines them too.
     pub fn refine(&self, threads: usize, max: usize) -> usize {
         let dim = self.config.dim;
-        let arena = self.build_arena();
+        let arena = self.link_arena();
         self.graph.as_ref().map_or(0, |g| {
             g.refine(
                 threads,
@@ -680,13 +680,13 @@ impl VectorIndex {
             arena.shrink_to_fit();
             self.arena = arena;
             // The link codes of the live slots are copied as they are, like int8 codes above.
-            if let Some(old) = self.walk.as_ref() {
-                let mut walk = Arena::new(Quantization::Int8);
-                walk.reserve(dim, ids.len());
+            if let Some(old) = self.link_codes.as_ref() {
+                let mut link_codes = Arena::new(Quantization::Int8);
+                link_codes.reserve(dim, ids.len());
                 for slot in (0..self.ids.len()).filter(|&slot| !self.deleted[slot]) {
-                    walk.push_slot(dim, old, slot);
+                    link_codes.push_slot(dim, old, slot);
                 }
-                self.walk = Some(walk);
+                self.link_codes = Some(link_codes);
             }
             self.by_id = ids
                 .iter()
@@ -821,7 +821,7 @@ impl VectorIndex {
             + self.by_id.capacity() * (size_of::<(EntryId, u32)>() + 1)
             + self.graph.as_ref().map_or(0, Graph::heap_bytes)
             + self.tail.heap_bytes()
-            + self.walk.as_ref().map_or(0, Arena::heap_bytes)
+            + self.link_codes.as_ref().map_or(0, Arena::heap_bytes)
     }
 }
 
@@ -1034,8 +1034,11 @@ mod tests {
     /// codes of the vector the arena holds there.
     fn assert_link_codes(ix: &VectorIndex, wanted: bool) {
         let dim = ix.config.dim;
-        let Some(Arena::Int8 { codes, scales }) = ix.walk.as_ref() else {
-            assert!(!wanted && ix.walk.is_none(), "link codes wanted: {wanted}");
+        let Some(Arena::Int8 { codes, scales }) = ix.link_codes.as_ref() else {
+            assert!(
+                !wanted && ix.link_codes.is_none(),
+                "link codes wanted: {wanted}"
+            );
             return;
         };
         assert!(wanted, "link codes kept though not wanted");

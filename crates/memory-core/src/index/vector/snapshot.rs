@@ -108,10 +108,10 @@ impl VectorIndex {
     pub(crate) fn encode<W: Write>(&self, enc: &mut Encoder<W>) -> std::io::Result<()> {
         enc.len(self.ids.len())?;
         self.arena.encode(enc)?;
-        match &self.walk {
-            Some(walk) => {
+        match &self.link_codes {
+            Some(link_codes) => {
                 enc.u8(1)?;
-                walk.encode(enc)?;
+                link_codes.encode(enc)?;
             }
             None => enc.u8(0)?,
         }
@@ -132,7 +132,7 @@ impl VectorIndex {
             .map_err(|e| crate::index::codec::SnapshotDefect(e.to_string()))?;
         let slots = dec.len(config.dim)?;
         let arena = Arena::decode(dec, &config, slots)?;
-        let saved_walk = match dec.u8()? {
+        let saved_codes = match dec.u8()? {
             0 => None,
             1 => {
                 let codes = VectorIndexConfig {
@@ -143,22 +143,23 @@ impl VectorIndex {
             }
             other => {
                 return Err(crate::index::codec::SnapshotDefect(format!(
-                    "walk code marker {other}"
+                    "link code marker {other}"
                 )))
             }
         };
         // Codes saved but not wanted now are dropped; wanted but not saved (a snapshot written
         // with `link_with_codes` off), they are made from the arena.
-        let walk = VectorIndex::new_walk(&config).map(|mut walk| match saved_walk {
-            Some(saved) => saved,
-            None => {
-                walk.reserve(config.dim, slots);
-                for slot in 0..slots {
-                    walk.push_codes_of(config.dim, &arena, slot);
+        let link_codes =
+            VectorIndex::new_link_codes(&config).map(|mut link_codes| match saved_codes {
+                Some(saved) => saved,
+                None => {
+                    link_codes.reserve(config.dim, slots);
+                    for slot in 0..slots {
+                        link_codes.push_codes_of(config.dim, &arena, slot);
+                    }
+                    link_codes
                 }
-                walk
-            }
-        });
+            });
         let ids = dec.ids()?;
         let deleted = dec.bools()?;
         ensure(ids.len() == slots && deleted.len() == slots, || {
@@ -194,7 +195,7 @@ impl VectorIndex {
             dead,
             graph,
             tail: Default::default(),
-            walk,
+            link_codes,
         };
         // Below `min_len` (as configured now) no graph is needed; above it one is made.
         index.reserve_graph();
@@ -297,8 +298,8 @@ mod tests {
     }
 
     /// The link codes of `ix` (an empty list when it keeps none).
-    fn link_codes(ix: &VectorIndex) -> (Vec<i8>, Vec<f32>) {
-        match &ix.walk {
+    fn codes_of(ix: &VectorIndex) -> (Vec<i8>, Vec<f32>) {
+        match &ix.link_codes {
             Some(Arena::Int8 { codes, scales }) => {
                 let dim = ix.config.dim;
                 let slots = ix.ids.len();
@@ -343,12 +344,12 @@ mod tests {
         };
         let with = make(true);
         let without = make(false);
-        assert!(!link_codes(&with).0.is_empty());
-        assert!(link_codes(&without).0.is_empty());
-        assert_eq!(link_codes(&decode_as(&with, true)), link_codes(&with));
-        assert!(decode_as(&with, false).walk.is_none());
+        assert!(!codes_of(&with).0.is_empty());
+        assert!(codes_of(&without).0.is_empty());
+        assert_eq!(codes_of(&decode_as(&with, true)), codes_of(&with));
+        assert!(decode_as(&with, false).link_codes.is_none());
         // Made from the arena of a snapshot saved without them: as if kept all along.
-        assert_eq!(link_codes(&decode_as(&without, true)), link_codes(&with));
+        assert_eq!(codes_of(&decode_as(&without, true)), codes_of(&with));
     }
 
     #[test]
