@@ -113,9 +113,10 @@ pub struct SearchConfig {
     /// Whether the HNSW graph is built by comparing int8 codes kept beside an f32 or half
     /// arena (`dim + 4` more bytes per vector: 388 at 384 dimensions) instead of the arena's
     /// rows. Linking is bound by loading the rows of the nodes it visits, so it keeps up with
-    /// a faster ingest (a 20,000 entries/s ingest beside queries left a backlog of 4,200-4,700
-    /// unlinked vectors instead of 19,300-19,800); searches still score the arena's numbers.
-    /// Ignored with int8 quantization.
+    /// a faster ingest (at 20,000 entries/s beside 100 queries/s on 2 cores, a median largest
+    /// backlog of 5,500-11,400 unlinked vectors against 19,500-24,900 without the codes:
+    /// docs/measurements.md); searches still score the arena's numbers. Ignored with int8
+    /// quantization.
     pub link_with_codes: bool,
     /// Most vectors of one agent a long-term write may leave outside the HNSW graph. Past it,
     /// the write links (with every core, at the writer's priority) until the agent is back at
