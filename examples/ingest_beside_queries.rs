@@ -7,7 +7,9 @@
 //! By default the queries run back to back (a closed loop that keeps a core busy). With
 //! `PROBE_QPS` they start on a fixed schedule instead and each latency counts from its scheduled
 //! start, so a query that waited for an earlier slow one is charged the wait (no coordinated
-//! omission).
+//! omission). They arrive every `1 / PROBE_QPS` seconds, or with `PROBE_ARRIVALS=poisson` at
+//! exponentially distributed gaps of that mean (a seeded Poisson process): at 100 queries/s the
+//! fixed schedule falls on the writer's own 10 ms grid, so every query starts as a batch does.
 //!
 //! ```text
 //! cargo run --release --example ingest_beside_queries
@@ -15,6 +17,7 @@
 //! PROBE_NO_QUERIES=1 cargo run --release --example ingest_beside_queries # the writer alone
 //! PROBE_ENTRIES=100000 cargo run --release --example ingest_beside_queries # entries written (30,000)
 //! PROBE_QPS=200 cargo run --release --example ingest_beside_queries     # queries/s, open loop
+//! PROBE_QPS=100 PROBE_ARRIVALS=poisson cargo run --release --example ingest_beside_queries
 //! ```
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,7 @@ use memory_bench::fixture;
 use memory_bench::measure::percentile;
 use memory_bench::queries::search_query;
 use memory_core::{MemoryConfig, NewEntry, SearchMode};
+use rand::{Rng, SeedableRng};
 
 fn main() {
     let total = setting("PROBE_ENTRIES", 30_000.0) as usize;
@@ -32,6 +36,14 @@ fn main() {
     }
     let batch = ((rate / 100.0) as usize).max(1);
     let qps = setting("PROBE_QPS", 0.0);
+    let poisson = match std::env::var("PROBE_ARRIVALS").as_deref() {
+        Err(_) | Ok("fixed") => false,
+        Ok("poisson") => true,
+        Ok(other) => {
+            eprintln!("PROBE_ARRIVALS={other:?} is neither \"fixed\" nor \"poisson\"");
+            std::process::exit(2)
+        }
+    };
     let size = 100_000;
     let f = fixture::build_with(
         size,
@@ -82,11 +94,18 @@ fn main() {
         let mut lat = Vec::new();
         let mut cpu = Vec::new();
         let mut i = 0;
-        let qstart = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x9e3779b9);
+        let mut due = Instant::now();
         while queries_on && !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let q = search_query(agent, &f.queries[i % f.queries.len()], SearchMode::Vector);
             let t = if qps > 0.0 {
-                let due = qstart + Duration::from_secs_f64(i as f64 / qps);
+                // The gap to the next arrival: fixed, or drawn from the exponential distribution
+                // (arrivals of a Poisson process, as of independent users).
+                due += Duration::from_secs_f64(if poisson {
+                    -(1.0 - rng.random::<f64>()).ln() / qps
+                } else {
+                    1.0 / qps
+                });
                 let now = Instant::now();
                 if now < due {
                     std::thread::sleep(due - now);
