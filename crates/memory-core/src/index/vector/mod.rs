@@ -120,8 +120,10 @@ impl Arena {
             Arena::F32(data) => data.extend_bounded(v),
             Arena::F16(data) => {
                 data.reserve_bounded(v.len());
-                data.tail_mut()
-                    .extend(v.iter().map(|&x| quant::half_from_f32(x)));
+                let tail = data.tail_mut();
+                let start = tail.len();
+                tail.resize(start + v.len(), 0);
+                kernel::halves_from_f32(v, &mut tail[start..]);
             }
             Arena::Int8 { codes, scales } => {
                 codes.reserve_bounded(v.len());

@@ -29,6 +29,9 @@ pub fn dequantize(codes: &[i8], scale: f32) -> Vec<f32> {
     codes.iter().map(|&c| f32::from(c) * scale).collect()
 }
 
+/// The largest finite half, where [`half_from_f32`] saturates.
+pub const HALF_MAX: f32 = 65_504.0;
+
 /// `x` as an IEEE binary16 bit pattern, rounded to nearest, ties to even, as the F16C
 /// instructions round; beyond the half range it saturates to +-65,504, the largest finite half (so a stored vector
 /// stays finite; unit vectors never come near). `x` must be finite (the index checks inputs).
@@ -80,8 +83,6 @@ pub fn half_is_finite(h: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const HALF_MAX: f32 = 65_504.0;
 
     #[test]
     fn every_finite_half_converts_to_f32_and_back_unchanged() {
