@@ -5,8 +5,11 @@
 //! On x86-64 each kernel is compiled twice, for the baseline (SSE2) and for AVX2, and the AVX2
 //! copy is chosen at run time when the CPU has it, guarded by the feature check. Both copies run
 //! the same lane structure without FMA contraction, so they return bit-identical results and
-//! stored rankings do not depend on the machine. One kernel, [`dot_i8_u4`], is written with AVX2
-//! intrinsics instead (see there); it is integer arithmetic, exact on either path.
+//! stored rankings do not depend on the machine. A few are written with intrinsics instead, each
+//! beside a portable twin that returns the same bits: [`dot_f32_f16`] and [`dot_f16`] (F16C
+//! conversions in the portable lane structure), [`halves_from_f32`] (F16C rounding, clamped as
+//! the portable conversion saturates), and [`dot_i8_u4`] (integer arithmetic, exact on either
+//! path).
 
 /// Lanes per step: four SSE registers or two AVX registers of f32, enough independent chains to
 /// hide the add latency.
