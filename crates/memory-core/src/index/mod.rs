@@ -19,6 +19,7 @@ pub(crate) mod codec;
 pub(crate) mod column;
 pub mod fusion;
 pub(crate) mod growth;
+pub(crate) mod idmap;
 pub mod keyword;
 mod linker;
 pub(crate) mod snapshot;

@@ -20,6 +20,7 @@ use crate::entry::EntryId;
 use crate::index::codec::{
     ensure, role_code, role_from_code, Decoded, Decoder, Encoder, SnapshotDefect,
 };
+use crate::index::idmap::map_by_id;
 use crate::index::keyword::{Bm25Params, KeywordIndex};
 use crate::index::vector::{VectorIndex, VectorIndexConfig, VectorStaging};
 
@@ -125,8 +126,7 @@ impl AgentIndex {
             })?;
             sessions.push(s);
         }
-        let mut doc_map = FxHashMap::default();
-        doc_map.reserve(docs.len());
+        let mut infos = Vec::with_capacity(docs.len());
         for (id, created_at, session, role) in docs {
             ensure((session as usize) < sessions.len(), || {
                 format!(
@@ -139,10 +139,10 @@ impl AgentIndex {
                 session,
                 role: role_from_code(role)?,
             };
-            ensure(doc_map.insert(id, info).is_none(), || {
-                format!("entry {} has two sets of attributes", id.0)
-            })?;
+            infos.push((id, info));
         }
+        let doc_map = map_by_id(infos)
+            .map_err(|id| SnapshotDefect(format!("entry {} has two sets of attributes", id.0)))?;
         ensure(
             doc_map.len() == keyword.len() && doc_map.keys().all(|id| keyword.contains(*id)),
             || "the keyword index and the attributes hold different entries".into(),

@@ -4,10 +4,9 @@
 
 use std::io::Write;
 
-use rustc_hash::FxHashMap;
-
 use super::{BlockMax, Bm25Params, DocTerms, KeywordIndex, Posting, Term, Vocab, BLOCK};
 use crate::index::codec::{ensure, Decoded, Decoder, Encoder, SnapshotDefect};
+use crate::index::idmap::map_by_id;
 
 /// Words per term in the term table: df, max_tf, min_dl, postings, blocks (0 for none).
 const TERM_WORDS: usize = 5;
@@ -216,8 +215,6 @@ impl KeywordIndex {
         let doc_terms = DocTerms::from_parts(doc_term_words, ends)
             .ok_or_else(|| SnapshotDefect("the documents' term lists do not add up".into()))?;
         let mut df = vec![0u32; n_terms];
-        let mut by_id = FxHashMap::default();
-        by_id.reserve(slots);
         let (mut live_tokens, mut dead) = (0u64, 0usize);
         for slot in 0..slots {
             let d = doc_terms.get(slot);
@@ -229,10 +226,6 @@ impl KeywordIndex {
                     df[t as usize] += 1;
                 }
                 live_tokens += u64::from(doc_len[slot]);
-                let fresh = by_id.insert(slot_ids[slot], slot as u32).is_none();
-                ensure(fresh, || {
-                    format!("entry {} is indexed twice", slot_ids[slot].0)
-                })?;
             } else {
                 dead += 1;
             }
@@ -243,6 +236,13 @@ impl KeywordIndex {
         ensure(live_tokens == live_len && dead == dead_slots, || {
             "the collection statistics disagree with the documents".into()
         })?;
+        let live_slots = (0..slots).filter(|&slot| alive[slot]);
+        let by_id = map_by_id(
+            live_slots
+                .map(|slot| (slot_ids[slot], slot as u32))
+                .collect(),
+        )
+        .map_err(|id| SnapshotDefect(format!("entry {} is indexed twice", id.0)))?;
         params
             .validate()
             .map_err(|e| SnapshotDefect(format!("BM25 parameters: {e}")))?;

@@ -5,13 +5,12 @@
 
 use std::io::Write;
 
-use rustc_hash::FxHashMap;
-
 use super::hnsw::Graph;
 use super::{Arena, Quantization, VectorIndex, VectorIndexConfig, VectorStaging};
 use crate::entry::EntryId;
-use crate::index::codec::{ensure, Decoded, Decoder, Encoder};
+use crate::index::codec::{ensure, Decoded, Decoder, Encoder, SnapshotDefect};
 use crate::index::column::{Column, Plain};
+use crate::index::idmap::map_by_id;
 
 impl Arena {
     fn encode<W: Write>(&self, enc: &mut Encoder<W>) -> std::io::Result<()> {
@@ -129,7 +128,7 @@ impl VectorIndex {
     pub(crate) fn decode(dec: &mut Decoder<'_>, config: VectorIndexConfig) -> Decoded<Self> {
         config
             .validate()
-            .map_err(|e| crate::index::codec::SnapshotDefect(e.to_string()))?;
+            .map_err(|e| SnapshotDefect(e.to_string()))?;
         let slots = dec.len(config.dim)?;
         let arena = Arena::decode(dec, &config, slots)?;
         let saved_codes = match dec.u8()? {
@@ -141,11 +140,7 @@ impl VectorIndex {
                 };
                 Some(Arena::decode(dec, &codes, slots)?)
             }
-            other => {
-                return Err(crate::index::codec::SnapshotDefect(format!(
-                    "link code marker {other}"
-                )))
-            }
+            other => return Err(SnapshotDefect(format!("link code marker {other}"))),
         };
         // Codes saved but not wanted now are dropped; wanted but not saved (a snapshot written
         // with `link_with_codes` off), they are made from the arena.
@@ -165,26 +160,14 @@ impl VectorIndex {
         ensure(ids.len() == slots && deleted.len() == slots, || {
             "the slot arrays differ in length".into()
         })?;
-        let mut by_id: FxHashMap<EntryId, u32> = FxHashMap::default();
-        by_id.reserve(slots);
-        let mut dead = 0;
-        for (slot, (&id, &gone)) in ids.iter().zip(&deleted).enumerate() {
-            if gone {
-                dead += 1;
-            } else {
-                ensure(by_id.insert(id, slot as u32).is_none(), || {
-                    format!("entry {} has two vectors", id.0)
-                })?;
-            }
-        }
+        let dead = deleted.iter().filter(|&&gone| gone).count();
+        let live_slots = (0..slots).filter(|&slot| !deleted[slot]);
+        let by_id = map_by_id(live_slots.map(|slot| (ids[slot], slot as u32)).collect())
+            .map_err(|id| SnapshotDefect(format!("entry {} has two vectors", id.0)))?;
         let graph = match dec.u8()? {
             0 => None,
             1 => Some(Graph::decode(dec, &config.hnsw, config.seed, slots)?),
-            other => {
-                return Err(crate::index::codec::SnapshotDefect(format!(
-                    "graph marker {other}"
-                )))
-            }
+            other => return Err(SnapshotDefect(format!("graph marker {other}"))),
         };
         let mut index = VectorIndex {
             config,
