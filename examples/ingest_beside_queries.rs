@@ -11,6 +11,12 @@
 //! exponentially distributed gaps of that mean (a seeded Poisson process): at 100 queries/s the
 //! fixed schedule falls on the writer's own 10 ms grid, so every query starts as a batch does.
 //!
+//! `PROBE_SLICE_US` asks the kernel for a shorter time slice for the query thread (Linux 6.12 and
+//! later: `sched_setattr` with `sched_runtime`, no privilege needed, 100 us at the least): under
+//! EEVDF a thread with a shorter slice gets earlier deadlines, so a writer that wakes does not
+//! preempt it as readily. It is what an application can do for its own query threads; the
+//! engine leaves the caller's threads as they are.
+//!
 //! ```text
 //! cargo run --release --example ingest_beside_queries
 //! PROBE_RATE=10000 cargo run --release --example ingest_beside_queries   # entries/s (default 20,000)
@@ -18,6 +24,7 @@
 //! PROBE_ENTRIES=100000 cargo run --release --example ingest_beside_queries # entries written (30,000)
 //! PROBE_QPS=200 cargo run --release --example ingest_beside_queries     # queries/s, open loop
 //! PROBE_QPS=100 PROBE_ARRIVALS=poisson cargo run --release --example ingest_beside_queries
+//! PROBE_SLICE_US=100 cargo run --release --example ingest_beside_queries  # query thread's slice
 //! ```
 use std::time::{Duration, Instant};
 
@@ -44,6 +51,7 @@ fn main() {
             std::process::exit(2)
         }
     };
+    let slice = setting("PROBE_SLICE_US", 0.0);
     let size = 100_000;
     let f = fixture::build_with(
         size,
@@ -96,6 +104,12 @@ fn main() {
         let mut i = 0;
         let mut rng = rand::rngs::StdRng::seed_from_u64(0x9e3779b9);
         let mut due = Instant::now();
+        if slice > 0.0 {
+            if let Err(e) = request_slice(Duration::from_secs_f64(slice / 1e6)) {
+                eprintln!("PROBE_SLICE_US={slice}: the kernel refused the slice: {e}");
+                std::process::exit(2)
+            }
+        }
         while queries_on && !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let q = search_query(agent, &f.queries[i % f.queries.len()], SearchMode::Vector);
             let t = if qps > 0.0 {
@@ -187,4 +201,51 @@ fn thread_cpu_time() -> Duration {
 #[cfg(not(target_os = "linux"))]
 fn thread_cpu_time() -> Duration {
     Duration::ZERO
+}
+
+/// `struct sched_attr` of `sched_setattr(2)` (the first version, 48 bytes, which every kernel
+/// since 3.14 accepts; the utilization fields of the second are not needed here).
+#[cfg(target_os = "linux")]
+#[repr(C)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+}
+
+/// Asks for `slice` as this thread's time slice under the normal policy at nice 0 (which the
+/// probe's threads have). Kernels before 6.12 accept the call and ignore the runtime.
+#[cfg(target_os = "linux")]
+fn request_slice(slice: Duration) -> std::io::Result<()> {
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: libc::SCHED_OTHER as u32,
+        flags: 0,
+        nice: 0,
+        priority: 0,
+        runtime: u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX),
+        deadline: 0,
+        period: 0,
+    };
+    // SAFETY: `attr` is a valid sched_attr of the size it states, read by the kernel only; pid
+    // 0 is this thread.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn request_slice(_: Duration) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "time slices are a Linux scheduler setting",
+    ))
 }
