@@ -401,10 +401,10 @@ impl AgentIndex {
         self.link_queued.store(false, Ordering::Release);
     }
 
-    /// Work left for the linker: staged vectors to move in, unlinked ones to link, or quickly
-    /// linked ones to refine.
+    /// Work left for the linker: staged vectors to move in, unlinked ones to link, quickly
+    /// linked ones to refine, or link codes to make (after a load).
     pub fn has_link_work(&self) -> bool {
-        self.pending_links() > 0 || self.unrefined() > 0
+        self.pending_links() > 0 || self.unrefined() > 0 || self.vectors.read().link_codes_missing()
     }
 
     /// Vectors staged or not yet linked. Both are read under the index's read lock, in the lock
@@ -422,9 +422,22 @@ impl AgentIndex {
         self.vectors.read().unrefined()
     }
 
-    /// One unit of the linker's work: move staged vectors in (when nothing else is left to link
-    /// or the buffer is long), else link one vector. Returns false when there was nothing to do.
+    /// One unit of the linker's work: make link codes (after a load), move staged vectors in
+    /// (when nothing else is left to link or the buffer is long), else link one vector. Returns
+    /// false when there was nothing to do.
     pub fn link_step(&self) -> bool {
+        // After a load, the link codes come first (a fraction of a second at a million vectors,
+        // a chunk per read lock), so that the links after them compare codes.
+        {
+            let vectors = self.vectors.read();
+            if vectors.link_codes_missing() {
+                if !vectors.make_link_codes() {
+                    drop(vectors);
+                    self.vectors.write().install_link_codes();
+                }
+                return true;
+            }
+        }
         let staged = self.staging.read().len();
         if staged > 0 {
             let unlinked = self.vectors.read().pending_links();

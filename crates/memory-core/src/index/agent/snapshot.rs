@@ -237,6 +237,13 @@ mod tests {
                     .unwrap();
             dec.finish().unwrap();
             assert_eq!(answers(&back), answers(&ix), "n = {n}");
+            // The link codes left out of the file are the linker's first work, and then the
+            // answers are the same again.
+            assert!(back.vectors.read().link_codes_missing(), "n = {n}");
+            assert!(back.has_link_work(), "n = {n}");
+            while back.link_step() {}
+            assert!(!back.vectors.read().link_codes_missing(), "n = {n}");
+            assert_eq!(answers(&back), answers(&ix), "n = {n}");
         }
     }
 

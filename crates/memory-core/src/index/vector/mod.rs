@@ -263,6 +263,15 @@ impl Arena {
         }
     }
 
+    /// Vectors of `dim` held.
+    fn rows(&self, dim: usize) -> usize {
+        match self {
+            Arena::F32(data) => data.len() / dim,
+            Arena::F16(data) => data.len() / dim,
+            Arena::Int8 { scales, .. } => scales.len(),
+        }
+    }
+
     /// Makes room for `n` more vectors of `dim` at once (by the bounded rule).
     fn reserve(&mut self, dim: usize, n: usize) {
         match self {
@@ -317,10 +326,42 @@ pub struct VectorIndex {
     /// Int8 codes of the newest slots while many wait to be linked (f32 and half arenas): the
     /// approximate search scans them instead of the arena's rows (`tail.rs`).
     tail: TailCodes,
-    /// Int8 codes of every slot (an [`Arena::Int8`]) that graph construction compares instead
-    /// of the arena's rows, when [`VectorIndexConfig::link_with_codes`] asks for them.
-    link_codes: Option<Arena>,
+    /// Int8 codes of every slot that graph construction compares instead of the arena's rows,
+    /// when [`VectorIndexConfig::link_with_codes`] asks for them.
+    link_codes: LinkCodes,
 }
+
+/// The link codes of a [`VectorIndex`]: an [`Arena::Int8`] with one row per slot of the index.
+#[derive(Debug)]
+enum LinkCodes {
+    /// None kept: graph construction compares the arena's rows (an int8 arena, which is its own
+    /// codes, or `link_with_codes` off).
+    Off,
+    /// Wanted, and being made from the arena: the codes of the first slots, a chunk at a time
+    /// beside searches ([`VectorIndex::make_link_codes`]). A loaded snapshot starts here (its
+    /// file leaves them out: made again in a fraction of a second of background work, they are
+    /// not worth reading from disk at every open). Until they cover every slot, construction
+    /// compares the arena's rows.
+    Making(parking_lot::Mutex<Arena>),
+    /// The codes of every slot.
+    Ready(Arena),
+}
+
+impl Clone for LinkCodes {
+    fn clone(&self) -> Self {
+        match self {
+            LinkCodes::Off => LinkCodes::Off,
+            LinkCodes::Making(made) => {
+                LinkCodes::Making(parking_lot::Mutex::new(made.lock().clone()))
+            }
+            LinkCodes::Ready(codes) => LinkCodes::Ready(codes.clone()),
+        }
+    }
+}
+
+/// Slots whose link codes one step of [`VectorIndex::make_link_codes`] makes: about a
+/// millisecond of work, so that a read lock is let go of often.
+const LINK_CODES_PER_STEP: usize = 8_192;
 
 impl VectorIndex {
     /// An empty index; fails if `config` is out of range.
@@ -335,20 +376,64 @@ impl VectorIndex {
             dead: 0,
             graph: None,
             tail: TailCodes::default(),
-            link_codes: Self::new_link_codes(&config),
+            link_codes: if Self::wants_link_codes(&config) {
+                LinkCodes::Ready(Arena::new(Quantization::Int8))
+            } else {
+                LinkCodes::Off
+            },
         })
     }
 
-    /// The empty link codes `config` asks for (none for an int8 arena).
-    fn new_link_codes(config: &VectorIndexConfig) -> Option<Arena> {
-        (config.link_with_codes && config.quantization != Quantization::Int8)
-            .then(|| Arena::new(Quantization::Int8))
+    /// Whether `config` asks for link codes (an int8 arena is its own).
+    fn wants_link_codes(config: &VectorIndexConfig) -> bool {
+        config.link_with_codes && config.quantization != Quantization::Int8
     }
 
-    /// What graph construction compares: the link codes if kept, else the arena.
+    /// What graph construction compares: the link codes if they cover every slot, else the
+    /// arena.
     #[inline]
     fn link_arena(&self) -> &Arena {
-        self.link_codes.as_ref().unwrap_or(&self.arena)
+        match &self.link_codes {
+            LinkCodes::Ready(codes) => codes,
+            LinkCodes::Off | LinkCodes::Making(_) => &self.arena,
+        }
+    }
+
+    /// Whether link codes are wanted and not yet made for every slot (after a load).
+    pub(crate) fn link_codes_missing(&self) -> bool {
+        matches!(self.link_codes, LinkCodes::Making(_))
+    }
+
+    /// Makes the link codes of up to [`LINK_CODES_PER_STEP`] more slots, beside searches (it
+    /// takes `&self`; calls are serialized inside). Returns false when every slot has its
+    /// codes: [`VectorIndex::install_link_codes`] then puts them to use.
+    pub(crate) fn make_link_codes(&self) -> bool {
+        let LinkCodes::Making(made) = &self.link_codes else {
+            return false;
+        };
+        let mut made = made.lock();
+        let from = made.rows(self.config.dim);
+        let to = self.ids.len().min(from + LINK_CODES_PER_STEP);
+        made.reserve(self.config.dim, to - from);
+        for slot in from..to {
+            made.push_codes_of(self.config.dim, &self.arena, slot);
+        }
+        to < self.ids.len()
+    }
+
+    /// Makes the link codes of the slots still without them and puts them all to use (a no-op
+    /// unless they are being made).
+    pub(crate) fn install_link_codes(&mut self) {
+        if let LinkCodes::Making(made) = &mut self.link_codes {
+            let mut codes = std::mem::replace(made.get_mut(), Arena::new(Quantization::Int8));
+            let dim = self.config.dim;
+            let from = codes.rows(dim);
+            codes.reserve(dim, self.ids.len() - from);
+            for slot in from..self.ids.len() {
+                codes.push_codes_of(dim, &self.arena, slot);
+            }
+            self.link_codes = LinkCodes::Ready(codes);
+        }
     }
 
     /// The configuration in use.
@@ -438,7 +523,8 @@ impl VectorIndex {
         self.remove(id);
         let slot = self.ids.len() as u32;
         write(&mut self.arena);
-        if let Some(link_codes) = self.link_codes.as_mut() {
+        // Codes being made get this slot's in a later step.
+        if let LinkCodes::Ready(link_codes) = &mut self.link_codes {
             link_codes.push_codes_of(self.config.dim, &self.arena, slot as usize);
         }
         reserve_bounded(&mut self.ids, 1);
@@ -469,7 +555,7 @@ impl VectorIndex {
         // The link codes of the slot are the same int8 codes (`kernel::quantize_i8` of the
         // same numbers): copied, not made again.
         match (&self.link_codes, &self.arena) {
-            (Some(Arena::Int8 { codes, scales }), _) => {
+            (LinkCodes::Ready(Arena::Int8 { codes, scales }), _) => {
                 self.tail.push_coded(codes.row(slot, dim), scales.get(slot))
             }
             (_, Arena::F32(data)) => self.tail.push(data.row(slot, dim)),
@@ -681,14 +767,19 @@ impl VectorIndex {
             }
             arena.shrink_to_fit();
             self.arena = arena;
-            // The link codes of the live slots are copied as they are, like int8 codes above.
-            if let Some(old) = self.link_codes.as_ref() {
-                let mut link_codes = Arena::new(Quantization::Int8);
-                link_codes.reserve(dim, ids.len());
-                for slot in (0..self.ids.len()).filter(|&slot| !self.deleted[slot]) {
-                    link_codes.push_slot(dim, old, slot);
+            // The link codes of the live slots are copied as they are, like int8 codes above;
+            // codes being made start again under the new slot numbers.
+            match &mut self.link_codes {
+                LinkCodes::Off => {}
+                LinkCodes::Making(made) => *made.get_mut() = Arena::new(Quantization::Int8),
+                LinkCodes::Ready(old) => {
+                    let mut link_codes = Arena::new(Quantization::Int8);
+                    link_codes.reserve(dim, ids.len());
+                    for slot in (0..self.ids.len()).filter(|&slot| !self.deleted[slot]) {
+                        link_codes.push_slot(dim, old, slot);
+                    }
+                    *old = link_codes;
                 }
-                self.link_codes = Some(link_codes);
             }
             self.by_id = ids
                 .iter()
@@ -823,7 +914,11 @@ impl VectorIndex {
             + self.by_id.capacity() * (size_of::<(EntryId, u32)>() + 1)
             + self.graph.as_ref().map_or(0, Graph::heap_bytes)
             + self.tail.heap_bytes()
-            + self.link_codes.as_ref().map_or(0, Arena::heap_bytes)
+            + match &self.link_codes {
+                LinkCodes::Off => 0,
+                LinkCodes::Making(made) => made.lock().heap_bytes(),
+                LinkCodes::Ready(codes) => codes.heap_bytes(),
+            }
     }
 }
 
@@ -1036,9 +1131,9 @@ mod tests {
     /// codes of the vector the arena holds there.
     fn assert_link_codes(ix: &VectorIndex, wanted: bool) {
         let dim = ix.config.dim;
-        let Some(Arena::Int8 { codes, scales }) = ix.link_codes.as_ref() else {
+        let LinkCodes::Ready(Arena::Int8 { codes, scales }) = &ix.link_codes else {
             assert!(
-                !wanted && ix.link_codes.is_none(),
+                !wanted && matches!(ix.link_codes, LinkCodes::Off),
                 "link codes wanted: {wanted}"
             );
             return;

@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use super::hnsw::Graph;
-use super::{Arena, Quantization, VectorIndex, VectorIndexConfig, VectorStaging};
+use super::{Arena, LinkCodes, Quantization, VectorIndex, VectorIndexConfig, VectorStaging};
 use crate::entry::EntryId;
 use crate::index::codec::{ensure, Decoded, Decoder, Encoder, SnapshotDefect};
 use crate::index::column::{Column, Plain};
@@ -107,13 +107,10 @@ impl VectorIndex {
     pub(crate) fn encode<W: Write>(&self, enc: &mut Encoder<W>) -> std::io::Result<()> {
         enc.len(self.ids.len())?;
         self.arena.encode(enc)?;
-        match &self.link_codes {
-            Some(link_codes) => {
-                enc.u8(1)?;
-                link_codes.encode(enc)?;
-            }
-            None => enc.u8(0)?,
-        }
+        // Link codes are left out (marker 0): made again from the arena after a load, in the
+        // background, they cost less than reading them (a quarter of the file beside halves).
+        // A file written with them (marker 1) is still read.
+        enc.u8(0)?;
         enc.ids(&self.ids)?;
         enc.bools(&self.deleted)?;
         match &self.graph {
@@ -142,19 +139,14 @@ impl VectorIndex {
             }
             other => return Err(SnapshotDefect(format!("link code marker {other}"))),
         };
-        // Codes saved but not wanted now are dropped; wanted but not saved (a snapshot written
-        // with `link_with_codes` off), they are made from the arena.
-        let link_codes =
-            VectorIndex::new_link_codes(&config).map(|mut link_codes| match saved_codes {
-                Some(saved) => saved,
-                None => {
-                    link_codes.reserve(config.dim, slots);
-                    for slot in 0..slots {
-                        link_codes.push_codes_of(config.dim, &arena, slot);
-                    }
-                    link_codes
-                }
-            });
+        // Codes saved but not wanted now are dropped; wanted but not saved, they are made from
+        // the arena after the load (`VectorIndex::make_link_codes`).
+        let link_codes = match saved_codes {
+            _ if !VectorIndex::wants_link_codes(&config) => LinkCodes::Off,
+            Some(saved) => LinkCodes::Ready(saved),
+            None if slots == 0 => LinkCodes::Ready(Arena::new(Quantization::Int8)),
+            None => LinkCodes::Making(parking_lot::Mutex::new(Arena::new(Quantization::Int8))),
+        };
         let ids = dec.ids()?;
         let deleted = dec.bools()?;
         ensure(ids.len() == slots && deleted.len() == slots, || {
@@ -269,21 +261,18 @@ mod tests {
             assert!(back.is_ok(), "the scan is left to the verifier");
             drop(dec);
             let verdicts: Vec<_> = checks.into_iter().map(|check| check()).collect();
-            assert_eq!(
-                verdicts.len(),
-                2,
-                "the arena's scan and that of the link codes' scales"
-            );
+            // The arena's scan (link codes are not saved: nothing of theirs to scan).
+            assert_eq!(verdicts.len(), 1);
             let errors: Vec<_> = verdicts.iter().filter_map(|v| v.as_ref().err()).collect();
             assert_eq!(errors.len(), 1, "{errors:?}");
             assert!(errors[0].0.contains("not finite"), "{}", errors[0]);
         }
     }
 
-    /// The link codes of `ix` (an empty list when it keeps none).
+    /// The link codes of `ix` when they cover every slot (an empty list otherwise).
     fn codes_of(ix: &VectorIndex) -> (Vec<i8>, Vec<f32>) {
         match &ix.link_codes {
-            Some(Arena::Int8 { codes, scales }) => {
+            LinkCodes::Ready(Arena::Int8 { codes, scales }) => {
                 let dim = ix.config.dim;
                 let slots = ix.ids.len();
                 (
@@ -297,42 +286,121 @@ mod tests {
         }
     }
 
+    /// A unit vector of 8 numbers, different for every `i`.
+    fn unit(i: u64) -> Vec<f32> {
+        let v: Vec<f32> = (0..8).map(|d| ((i * 17 + d * 5) as f32).sin()).collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    /// `v` as a half arena holds it.
+    fn half_rounded(v: &[f32]) -> Vec<f32> {
+        v.iter()
+            .map(|&x| super::super::quant::half_to_f32(super::super::quant::half_from_f32(x)))
+            .collect()
+    }
+
+    /// `ix` saved and loaded with `link_with_codes` as given.
+    fn decode_as(ix: &VectorIndex, link_with_codes: bool) -> VectorIndex {
+        let mut enc = Encoder::new(Vec::new());
+        ix.encode(&mut enc).unwrap();
+        let (bytes, _) = enc.finish().unwrap();
+        let config = VectorIndexConfig {
+            link_with_codes,
+            ..*ix.config()
+        };
+        let mut dec = Decoder::new(&bytes);
+        let back = VectorIndex::decode(&mut dec, config).unwrap();
+        dec.finish().unwrap();
+        back
+    }
+
     #[test]
-    fn link_codes_are_saved_dropped_when_unwanted_and_made_when_missing() {
-        let make = |link_with_codes: bool| {
+    fn link_codes_are_left_out_of_snapshots_and_made_again_after_a_load() {
+        let make = |link_with_codes: bool, n: u64| {
             let mut c = VectorIndexConfig::new(8);
             c.link_with_codes = link_with_codes;
             c.hnsw.min_len = 16;
             let mut ix = VectorIndex::new(c).unwrap();
-            for i in 0..300u64 {
-                let v: Vec<f32> = (0..8).map(|d| ((i * 17 + d * 5) as f32).sin()).collect();
-                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                ix.insert(EntryId(i), &v.iter().map(|x| x / n).collect::<Vec<_>>())
-                    .unwrap();
+            for i in 0..n {
+                ix.insert_unlinked(EntryId(i), &unit(i)).unwrap();
             }
+            ix.link_pending(300);
             ix
         };
-        let decode_as = |ix: &VectorIndex, link_with_codes: bool| {
-            let mut enc = Encoder::new(Vec::new());
-            ix.encode(&mut enc).unwrap();
-            let (bytes, _) = enc.finish().unwrap();
-            let config = VectorIndexConfig {
-                link_with_codes,
-                ..*ix.config()
-            };
-            let mut dec = Decoder::new(&bytes);
-            let back = VectorIndex::decode(&mut dec, config).unwrap();
-            dec.finish().unwrap();
-            back
-        };
-        let with = make(true);
-        let without = make(false);
-        assert!(!codes_of(&with).0.is_empty());
+        let with = make(true, 20_000);
+        let without = make(false, 20_000);
+        assert_eq!(codes_of(&with).1.len(), 20_000);
         assert!(codes_of(&without).0.is_empty());
-        assert_eq!(codes_of(&decode_as(&with, true)), codes_of(&with));
-        assert!(decode_as(&with, false).link_codes.is_none());
-        // Made from the arena of a snapshot saved without them: as if kept all along.
-        assert_eq!(codes_of(&decode_as(&without, true)), codes_of(&with));
+        // Saved without them, wanted or not.
+        assert!(decode_as(&with, false).link_codes_missing() == false);
+        assert!(matches!(decode_as(&with, false).link_codes, LinkCodes::Off));
+        for ix in [&with, &without] {
+            let mut back = decode_as(ix, true);
+            assert!(back.link_codes_missing());
+            // A chunk per step; what a step cannot see yet (slots added since) is made when
+            // they are put to use.
+            assert!(back.make_link_codes());
+            back.insert_unlinked(EntryId(20_000), &unit(20_000))
+                .unwrap();
+            while back.make_link_codes() {}
+            back.insert_unlinked(EntryId(20_001), &unit(20_001))
+                .unwrap();
+            back.install_link_codes();
+            assert!(!back.link_codes_missing());
+            let mut fresh = make(true, 20_002);
+            fresh.link_pending(usize::MAX);
+            assert_eq!(codes_of(&back), codes_of(&fresh));
+        }
+        // A compaction while they are made starts them again under the new slot numbers.
+        let mut back = decode_as(&with, true);
+        assert!(back.make_link_codes());
+        for i in 0..8_000u64 {
+            back.remove(EntryId(i));
+        }
+        assert!(back.tombstones() < 8_000, "compacted on the way");
+        while back.make_link_codes() {}
+        back.install_link_codes();
+        let (codes, scales) = codes_of(&back);
+        assert_eq!(scales.len(), back.ids.len());
+        for slot in 0..back.ids.len() {
+            let mut want = vec![0i8; 8];
+            let v = back.arena.vector(8, slot);
+            let scale = super::super::kernel::quantize_i8(&v, &mut want);
+            assert_eq!(&codes[slot * 8..slot * 8 + 8], &want[..], "slot {slot}");
+            assert_eq!(scales[slot], scale, "slot {slot}");
+        }
+        let moved = back.by_id[&EntryId(19_999)] as usize;
+        assert_eq!(back.arena.vector(8, moved), half_rounded(&unit(19_999)));
+    }
+
+    #[test]
+    fn link_codes_saved_by_an_earlier_build_are_read() {
+        let mut c = VectorIndexConfig::new(8);
+        c.hnsw.min_len = 16;
+        let mut ix = VectorIndex::new(c).unwrap();
+        for i in 0..500u64 {
+            ix.insert(EntryId(i), &unit(i)).unwrap();
+        }
+        // The layout of `VectorIndex::encode` with the codes written after the arena (marker 1).
+        let LinkCodes::Ready(codes) = &ix.link_codes else {
+            panic!("codes wanted by default")
+        };
+        let mut enc = Encoder::new(Vec::new());
+        enc.len(ix.ids.len()).unwrap();
+        ix.arena.encode(&mut enc).unwrap();
+        enc.u8(1).unwrap();
+        codes.encode(&mut enc).unwrap();
+        enc.ids(&ix.ids).unwrap();
+        enc.bools(&ix.deleted).unwrap();
+        enc.u8(1).unwrap();
+        ix.graph.as_ref().unwrap().encode(&mut enc).unwrap();
+        let (bytes, _) = enc.finish().unwrap();
+        let mut dec = Decoder::new(&bytes);
+        let back = VectorIndex::decode(&mut dec, *ix.config()).unwrap();
+        dec.finish().unwrap();
+        assert!(!back.link_codes_missing());
+        assert_eq!(codes_of(&back), codes_of(&ix));
     }
 
     #[test]
