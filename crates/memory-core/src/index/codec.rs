@@ -101,16 +101,33 @@ impl<W: Write> Encoder<W> {
     /// A column's elements after their count, aligned so that a loader can view them in place in
     /// the mapped file ([`Decoder::column`]).
     pub fn column<T: Plain>(&mut self, c: &Column<T>) -> io::Result<()> {
-        self.len(c.len())?;
-        self.align(COLUMN_ALIGN)?;
         let (base, tail) = c.parts();
-        for &x in base.iter().chain(tail) {
+        self.column_of(c.len(), base.iter().chain(tail).copied())
+    }
+
+    /// `n` elements written as [`Encoder::column`] writes a column's.
+    pub fn column_of<T: Plain>(
+        &mut self,
+        n: usize,
+        xs: impl IntoIterator<Item = T>,
+    ) -> io::Result<()> {
+        self.len(n)?;
+        self.align(COLUMN_ALIGN)?;
+        let mut written = 0;
+        for x in xs {
+            written += 1;
             x.put_le(&mut self.buf);
             if self.buf.len() >= CHUNK {
                 self.flush_buf()?;
             }
         }
-        self.flush_buf()
+        self.flush_buf()?;
+        if written != n {
+            return Err(io::Error::other(format!(
+                "snapshot encoder: {written} elements written where {n} were announced"
+            )));
+        }
+        Ok(())
     }
 
     pub fn u8(&mut self, v: u8) -> io::Result<()> {
@@ -347,13 +364,6 @@ impl<'a> Decoder<'a> {
                 item(a)
             })
             .collect())
-    }
-
-    /// The bytes of an array written by [`Encoder::array`] with items of `width` bytes, for a
-    /// caller that converts them where they go (no intermediate array).
-    pub fn array_bytes(&mut self, width: usize) -> Decoded<&'a [u8]> {
-        let n = self.len(width)?;
-        self.take(n * width)
     }
 
     /// An array written by [`Encoder::column`]: viewed in place in a mapped file, else copied.

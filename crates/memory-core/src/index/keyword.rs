@@ -13,6 +13,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use crate::entry::EntryId;
 use crate::error::{Error, Result};
+use crate::index::column::Column;
 use crate::index::growth::reserve_bounded;
 use crate::index::text::{for_each_token, Analyzer};
 use crate::index::topk::TopK;
@@ -106,7 +107,10 @@ impl Scorer {
     }
 }
 
+/// One document's entry in a term's list. `repr(C)`: a loaded snapshot's lists are viewed in
+/// place in the mapped file ([`MappedPostings`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 struct Posting {
     slot: u32,
     tf: u32,
@@ -115,6 +119,8 @@ struct Posting {
 #[derive(Clone, Debug, Default)]
 struct Term {
     /// Sorted by slot; may include postings of removed documents until the next compaction.
+    /// Without capacity while the term's list is still the one in the loaded snapshot (read
+    /// through [`KeywordIndex::postings`]); copied here when the term is first written to.
     postings: Vec<Posting>,
     /// Live documents containing the term: exact at all times.
     df: u32,
@@ -187,6 +193,29 @@ impl Term {
         self.postings.push(Posting { slot, tf });
         self.max_tf = self.max_tf.max(tf);
         self.min_dl = self.min_dl.min(dl);
+    }
+}
+
+/// The posting lists of a loaded snapshot, end to end in term order, viewed in the mapped file
+/// (copied when the snapshot was not mapped). A term reads its list here until it is first
+/// written to, so that a load copies none of them; a compaction rewrites every list and empties
+/// this.
+#[derive(Clone, Debug, Default)]
+struct MappedPostings {
+    /// Never pushed to: either all mapped or all owned, read as one slice.
+    all: Column<Posting>,
+    /// `all[starts[t]..starts[t + 1]]` is term `t`'s list (terms added since have none here).
+    starts: Vec<usize>,
+}
+
+impl MappedPostings {
+    fn list(&self, t: usize) -> &[Posting] {
+        let (mapped, owned) = self.all.parts();
+        let all = if mapped.is_empty() { owned } else { mapped };
+        match (self.starts.get(t), self.starts.get(t + 1)) {
+            (Some(&a), Some(&b)) => &all[a..b],
+            _ => &[],
+        }
     }
 }
 
@@ -313,6 +342,7 @@ pub struct KeywordIndex {
     vocab: Vocab,
     surfaces: Surfaces,
     terms: Vec<Term>,
+    mapped: MappedPostings,
     slot_ids: Vec<EntryId>,
     doc_len: Vec<u32>,
     /// Distinct term ids of each live document, to update document frequencies on removal.
@@ -332,6 +362,7 @@ impl KeywordIndex {
             vocab: Vocab::default(),
             surfaces: Surfaces::default(),
             terms: Vec::new(),
+            mapped: MappedPostings::default(),
             slot_ids: Vec::new(),
             doc_len: Vec::new(),
             doc_terms: DocTerms::default(),
@@ -450,6 +481,14 @@ impl KeywordIndex {
             for (&t, &tf) in self.doc_terms.get(slot).iter().zip(&tfs[at..at + n]) {
                 let term = &mut self.terms[t as usize];
                 if term.pending > 0 {
+                    if term.postings.capacity() == 0 {
+                        let loaded = self.mapped.list(t as usize);
+                        if !loaded.is_empty() {
+                            term.postings =
+                                Vec::with_capacity(loaded.len() + term.pending as usize);
+                            term.postings.extend_from_slice(loaded);
+                        }
+                    }
                     term.reserve(term.pending as usize);
                     term.pending = 0;
                 }
@@ -535,7 +574,12 @@ impl KeywordIndex {
                 blocks: None,
                 pending: 0,
             };
-            for p in &term.postings {
+            let postings = if term.postings.capacity() == 0 {
+                self.mapped.list(t)
+            } else {
+                &term.postings
+            };
+            for p in postings {
                 let new_slot = remap[p.slot as usize];
                 if new_slot != u32::MAX {
                     fresh.push(new_slot, p.tf, self.doc_len[p.slot as usize]);
@@ -545,6 +589,7 @@ impl KeywordIndex {
             terms.push(fresh);
         }
         self.terms = terms;
+        self.mapped = MappedPostings::default();
         self.vocab = vocab;
         // The forms point at the old term ids.
         self.surfaces = Surfaces::default();
@@ -627,7 +672,7 @@ impl KeywordIndex {
                         continue;
                     };
                     let i = place[p].1;
-                    let postings = &self.terms[*t as usize].postings;
+                    let postings = self.postings(*t);
                     if let Ok(at) = postings.binary_search_by_key(&slot, |p| p.slot) {
                         held = true;
                         contrib[i] = scorer.weight(terms[i].1, postings[at].tf, dl);
@@ -636,6 +681,16 @@ impl KeywordIndex {
                 held.then(|| (id, contrib.iter().sum()))
             })
             .collect()
+    }
+
+    /// Term `t`'s posting list, wherever it is held.
+    fn postings(&self, t: u32) -> &[Posting] {
+        let term = &self.terms[t as usize];
+        if term.postings.capacity() == 0 {
+            self.mapped.list(t as usize)
+        } else {
+            &term.postings
+        }
     }
 
     /// The distinct indexed terms of `query` that some live document holds, in term order.
@@ -660,6 +715,7 @@ impl KeywordIndex {
         let map_bytes = |cap: usize, entry: usize| cap * (entry + 1);
         let vocab = self.vocab.heap_bytes() + self.surfaces.heap_bytes();
         let terms = self.terms.capacity() * size_of::<Term>()
+            + self.mapped.starts.capacity() * size_of::<usize>()
             + self
                 .terms
                 .iter()
@@ -788,7 +844,7 @@ impl<'a> MaxScore<'a> {
                 let term = &index.terms[t as usize];
                 let idf = idf(n, term.df as f32);
                 Cursor {
-                    postings: &term.postings,
+                    postings: index.postings(t),
                     blocks: term.blocks.as_deref().map_or(&[], Vec::as_slice),
                     pos: 0,
                     idf,

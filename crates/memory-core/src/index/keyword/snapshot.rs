@@ -4,12 +4,33 @@
 
 use std::io::Write;
 
-use super::{BlockMax, Bm25Params, DocTerms, KeywordIndex, Posting, Term, Vocab, BLOCK};
+use super::{
+    BlockMax, Bm25Params, DocTerms, KeywordIndex, MappedPostings, Posting, Term, Vocab, BLOCK,
+};
 use crate::index::codec::{ensure, Decoded, Decoder, Encoder, SnapshotDefect};
+use crate::index::column::{Column, Plain};
 use crate::index::idmap::map_by_id;
 
 /// Words per term in the term table: df, max_tf, min_dl, postings, blocks (0 for none).
 const TERM_WORDS: usize = 5;
+
+// SAFETY: two `u32`s in a `repr(C)` struct: eight bytes, no padding, every bit pattern a
+// value; little-endian, its bytes are the slot's and then the frequency's, as written.
+unsafe impl Plain for Posting {
+    #[inline]
+    fn from_le(b: &[u8]) -> Self {
+        Posting {
+            slot: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            tf: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+
+    #[inline]
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.slot.to_le_bytes());
+        out.extend_from_slice(&self.tf.to_le_bytes());
+    }
+}
 
 impl KeywordIndex {
     pub(crate) fn encode<W: Write>(&self, enc: &mut Encoder<W>) -> std::io::Result<()> {
@@ -25,29 +46,25 @@ impl KeywordIndex {
         let table: Vec<u32> = self
             .terms
             .iter()
-            .flat_map(|t| {
+            .enumerate()
+            .flat_map(|(i, t)| {
                 let blocks = t.blocks.as_ref().map_or(0, |b| b.len());
                 [
                     t.df,
                     t.max_tf,
                     t.min_dl,
-                    t.postings.len() as u32,
+                    self.postings(i as u32).len() as u32,
                     blocks as u32,
                 ]
             })
             .collect();
         enc.u32s(&table)?;
-        let postings: usize = self.terms.iter().map(|t| t.postings.len()).sum();
-        enc.array(
+        // A column, so that a loader views the lists in place.
+        let terms = 0..self.terms.len() as u32;
+        let postings: usize = terms.clone().map(|t| self.postings(t).len()).sum();
+        enc.column_of(
             postings,
-            self.terms.iter().flat_map(|t| {
-                t.postings.iter().map(|p| {
-                    let mut b = [0u8; 8];
-                    b[..4].copy_from_slice(&p.slot.to_le_bytes());
-                    b[4..].copy_from_slice(&p.tf.to_le_bytes());
-                    b
-                })
-            }),
+            terms.flat_map(|t| self.postings(t).iter().copied()),
         )?;
         let blocks: usize = self
             .terms
@@ -132,9 +149,9 @@ impl KeywordIndex {
                 table.len() / TERM_WORDS
             )
         })?;
-        // Postings are converted straight into each term's list below.
-        let flat_postings = dec.array_bytes(8)?;
-        let n_postings = flat_postings.len() / 8;
+        // Viewed in place: each term reads its list there until it is written to.
+        let all: Column<Posting> = dec.column()?;
+        let n_postings = all.len();
         let flat_blocks = dec.array(|b: [u8; 8]| BlockMax {
             max_tf: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             min_dl: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
@@ -158,6 +175,16 @@ impl KeywordIndex {
         )?;
 
         let mut terms = Vec::with_capacity(n_terms);
+        let mut starts = Vec::with_capacity(n_terms + 1);
+        starts.push(0);
+        let flat_postings = {
+            let (mapped, owned) = all.parts();
+            if mapped.is_empty() {
+                owned
+            } else {
+                mapped
+            }
+        };
         let (mut p_at, mut b_at) = (0usize, 0usize);
         for rec in table.chunks_exact(TERM_WORDS) {
             let (n_post, n_blocks) = (rec[3] as usize, rec[4] as usize);
@@ -165,19 +192,13 @@ impl KeywordIndex {
                 p_at + n_post <= n_postings && b_at + n_blocks <= flat_blocks.len(),
                 || "a posting list runs past the postings".into(),
             )?;
-            let mut postings = Vec::with_capacity(n_post);
             let mut next_slot = 0u64; // the least slot the next posting may name
-            for b in flat_postings[p_at * 8..(p_at + n_post) * 8].chunks_exact(8) {
-                let slot = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            for p in &flat_postings[p_at..p_at + n_post] {
                 ensure(
-                    u64::from(slot) >= next_slot && (slot as usize) < slots,
+                    u64::from(p.slot) >= next_slot && (p.slot as usize) < slots,
                     || "a posting list is out of order or names no document".into(),
                 )?;
-                next_slot = u64::from(slot) + 1;
-                postings.push(Posting {
-                    slot,
-                    tf: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-                });
+                next_slot = u64::from(p.slot) + 1;
             }
             let want_blocks = if n_post > BLOCK {
                 n_post.div_ceil(BLOCK)
@@ -190,7 +211,7 @@ impl KeywordIndex {
             let blocks =
                 (n_blocks > 0).then(|| Box::new(flat_blocks[b_at..b_at + n_blocks].to_vec()));
             terms.push(Term {
-                postings,
+                postings: Vec::new(),
                 df: rec[0],
                 max_tf: rec[1],
                 min_dl: rec[2],
@@ -199,6 +220,7 @@ impl KeywordIndex {
             });
             p_at += n_post;
             b_at += n_blocks;
+            starts.push(p_at);
         }
         ensure(p_at == n_postings && b_at == flat_blocks.len(), || {
             "postings left over after the last term".into()
@@ -251,6 +273,7 @@ impl KeywordIndex {
             vocab,
             surfaces: Default::default(),
             terms,
+            mapped: MappedPostings { all, starts },
             slot_ids,
             doc_len,
             doc_terms,
@@ -267,32 +290,114 @@ mod tests {
     use super::*;
     use crate::entry::EntryId;
 
-    #[test]
-    fn a_decoded_index_ranks_exactly_like_the_original() {
+    const WORDS: [&str; 6] = ["alpha", "beta", "gamma", "delta", "straße", "東京"];
+
+    /// 2,000 documents of the six words, every seventh removed.
+    fn sample() -> KeywordIndex {
         let mut ix = KeywordIndex::new(Bm25Params::default()).unwrap();
-        let words = ["alpha", "beta", "gamma", "delta", "straße", "東京"];
         for i in 0..2_000u64 {
             let text: Vec<&str> = (0..(i % 9 + 1))
-                .map(|k| words[((i * 7 + k * 3) % words.len() as u64) as usize])
+                .map(|k| WORDS[((i * 7 + k * 3) % WORDS.len() as u64) as usize])
                 .collect();
             ix.insert(EntryId(i), &text.join(" "));
         }
         for i in (0..2_000u64).step_by(7) {
             ix.remove(EntryId(i));
         }
+        ix
+    }
+
+    fn same_rankings(a: &KeywordIndex, b: &KeywordIndex) {
+        assert_eq!(a.stats(), b.stats());
+        for q in [
+            "alpha",
+            "beta gamma",
+            "straße 東京 delta",
+            "epsilon alpha",
+            "nothing",
+        ] {
+            assert_eq!(
+                a.search(q, 10, &|_| true),
+                b.search(q, 10, &|_| true),
+                "{q}"
+            );
+            let ids: Vec<EntryId> = (0..3_000u64).step_by(13).map(EntryId).collect();
+            assert_eq!(a.scores(q, &ids), b.scores(q, &ids), "{q}");
+        }
+    }
+
+    #[test]
+    fn a_mapped_index_copies_a_list_only_when_written_and_ranks_like_the_original() {
+        let mut ix = sample();
+        let mut enc = Encoder::new(Vec::new());
+        ix.encode(&mut enc).unwrap();
+        let (bytes, _) = enc.finish().unwrap();
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, &bytes).unwrap();
+        // SAFETY: a private temporary file nobody else writes.
+        let map = std::sync::Arc::new(unsafe { memmap2::Mmap::map(&f) }.unwrap());
+        let mut dec = Decoder::mapped(&map);
+        let mut back = KeywordIndex::decode(&mut dec, Bm25Params::default()).unwrap();
+        dec.finish().unwrap();
+        assert!(back.mapped.all.mapped_len() > 0, "viewed in the file");
+        assert!(back.terms.iter().all(|t| t.postings.capacity() == 0));
+        same_rankings(&back, &ix);
+
+        // Written terms get their own lists; the others stay in the file.
+        for i in 2_000..2_300u64 {
+            let text = if i % 2 == 0 {
+                "alpha epsilon"
+            } else {
+                "beta alpha"
+            };
+            ix.insert(EntryId(i), text);
+            back.insert(EntryId(i), text);
+        }
+        let owned = |ix: &KeywordIndex, w: &str| {
+            ix.terms[ix.vocab.get(w).unwrap() as usize]
+                .postings
+                .capacity()
+                > 0
+        };
+        assert!(owned(&back, "alpha") && owned(&back, "beta") && owned(&back, "epsilon"));
+        assert!(!owned(&back, "gamma") && !owned(&back, "東京"));
+        same_rankings(&back, &ix);
+
+        // Saved again from lists in both places, and read back unmapped.
+        let mut enc = Encoder::new(Vec::new());
+        back.encode(&mut enc).unwrap();
+        let (again, _) = enc.finish().unwrap();
+        let mut dec = Decoder::new(&again);
+        let copy = KeywordIndex::decode(&mut dec, Bm25Params::default()).unwrap();
+        dec.finish().unwrap();
+        assert_eq!(
+            copy.mapped.all.mapped_len(),
+            0,
+            "copied: the bytes are not mapped"
+        );
+        same_rankings(&copy, &ix);
+
+        // A compaction rewrites every list, from the file or not.
+        for i in (0..2_300u64).filter(|i| i % 3 == 0) {
+            ix.remove(EntryId(i));
+            back.remove(EntryId(i));
+        }
+        ix.compact();
+        back.compact();
+        assert!(back.mapped.starts.is_empty());
+        assert!(back.terms.iter().all(|t| t.postings.capacity() > 0));
+        same_rankings(&back, &ix);
+    }
+
+    #[test]
+    fn a_decoded_index_ranks_exactly_like_the_original() {
+        let ix = sample();
         let mut enc = Encoder::new(Vec::new());
         ix.encode(&mut enc).unwrap();
         let (bytes, _) = enc.finish().unwrap();
         let mut dec = Decoder::new(&bytes);
         let back = KeywordIndex::decode(&mut dec, Bm25Params::default()).unwrap();
         dec.finish().unwrap();
-        assert_eq!(back.stats(), ix.stats());
-        for q in ["alpha", "beta gamma", "straße 東京 delta", "nothing"] {
-            assert_eq!(
-                back.search(q, 10, &|_| true),
-                ix.search(q, 10, &|_| true),
-                "{q}"
-            );
-        }
+        same_rankings(&back, &ix);
     }
 }
