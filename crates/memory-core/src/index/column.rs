@@ -54,6 +54,19 @@ unsafe impl Plain for u16 {
     }
 }
 
+// SAFETY: four bytes, no padding, every bit pattern a value.
+unsafe impl Plain for u32 {
+    #[inline]
+    fn from_le(b: &[u8]) -> Self {
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    #[inline]
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
 // SAFETY: one byte, every bit pattern a value.
 unsafe impl Plain for i8 {
     #[inline]

@@ -461,7 +461,7 @@ impl KeywordIndex {
             tokens.sort_unstable();
             let slot = self.slot_ids.len() as u32;
             let words = &mut self.doc_terms.words;
-            reserve_bounded(words, tokens.len());
+            words.reserve_bounded(tokens.len());
             for run in tokens.chunk_by(|a, b| a == b) {
                 tfs.push(run.len() as u32);
                 self.terms[run[0] as usize].pending += 1;
@@ -740,7 +740,9 @@ impl KeywordIndex {
 /// until the next compaction (they are not read: its slot is dead).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DocTerms {
-    words: Vec<u32>,
+    /// The lists of a loaded snapshot's documents are viewed in the mapped file; those of
+    /// documents added since follow on the heap (no list straddles the two).
+    words: Column<u32>,
     ends: Vec<u64>,
 }
 
@@ -748,8 +750,14 @@ impl DocTerms {
     /// The term ids of slot `slot`.
     #[inline]
     pub fn get(&self, slot: usize) -> &[u32] {
-        let start = if slot == 0 { 0 } else { self.ends[slot - 1] };
-        &self.words[start as usize..self.ends[slot] as usize]
+        let start = if slot == 0 { 0 } else { self.ends[slot - 1] } as usize;
+        let end = self.ends[slot] as usize;
+        let (loaded, added) = self.words.parts();
+        if end <= loaded.len() {
+            &loaded[start..end]
+        } else {
+            &added[start - loaded.len()..end - loaded.len()]
+        }
     }
 
     /// Slots held.
@@ -758,30 +766,31 @@ impl DocTerms {
     }
 
     /// The lists as they are stored: every id end to end, and where each slot's list ends.
-    pub fn from_parts(words: Vec<u32>, ends: Vec<u64>) -> Option<DocTerms> {
+    pub fn from_parts(words: Column<u32>, ends: Vec<u64>) -> Option<DocTerms> {
         let ok = ends.windows(2).all(|w| w[0] <= w[1])
             && ends
                 .last()
-                .map_or(words.is_empty(), |&e| e == words.len() as u64);
+                .map_or(words.len() == 0, |&e| e == words.len() as u64);
         ok.then_some(DocTerms { words, ends })
     }
 
     /// Keeps the lists of the slots `alive` marks, renumbering their terms by `term_remap`.
     fn keep_live(&mut self, alive: &[bool], term_remap: &[u32]) {
-        let mut kept = DocTerms::default();
-        kept.ends
-            .reserve_exact(alive.iter().filter(|&&a| a).count());
+        let mut words = Vec::new();
+        let mut ends = Vec::with_capacity(alive.iter().filter(|&&a| a).count());
         for (slot, _) in alive.iter().enumerate().filter(|(_, &a)| a) {
-            kept.words
-                .extend(self.get(slot).iter().map(|&t| term_remap[t as usize]));
-            kept.ends.push(kept.words.len() as u64);
+            words.extend(self.get(slot).iter().map(|&t| term_remap[t as usize]));
+            ends.push(words.len() as u64);
         }
-        kept.words.shrink_to_fit();
-        *self = kept;
+        words.shrink_to_fit();
+        *self = DocTerms {
+            words: Column::from(words),
+            ends,
+        };
     }
 
     fn heap_bytes(&self) -> usize {
-        self.words.capacity() * 4 + self.ends.capacity() * 8
+        self.words.heap_bytes() + self.ends.capacity() * 8
     }
 }
 

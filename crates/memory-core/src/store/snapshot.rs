@@ -53,7 +53,8 @@ use crate::store::sqlite::SqliteStore;
 /// still to refine, after a backlog linked them quickly; 5: the keyword analyzer in the manifest,
 /// the terms of version 4 being unstemmed tokens; 6: the int8 codes graph construction compares,
 /// after a half or f32 arena (written as absent since the twenty-eighth session: made after a
-/// load); 7: the keyword postings as one aligned column, viewed in place by the loader.)
+/// load); 7: the keyword postings and the documents' term lists as aligned columns, viewed in
+/// place by the loader.)
 pub(crate) const FORMAT_VERSION: u32 = 7;
 
 const MANIFEST: &str = "MANIFEST";

@@ -104,11 +104,11 @@ impl KeywordIndex {
             .filter(live)
             .map(|s| self.doc_terms.get(s).len())
             .sum();
-        enc.array(
+        enc.column_of(
             words,
             slots
                 .filter(live)
-                .flat_map(|s| self.doc_terms.get(s).iter().map(|t| t.to_le_bytes())),
+                .flat_map(|s| self.doc_terms.get(s).iter().copied()),
         )?;
         enc.bools(&self.alive)?;
         enc.u64(self.live_len)?;
@@ -159,7 +159,7 @@ impl KeywordIndex {
         let slot_ids = dec.ids()?;
         let doc_len = dec.u32s()?;
         let doc_term_lens = dec.u32s()?;
-        let doc_term_words = dec.u32s()?;
+        let doc_term_words: Column<u32> = dec.column()?;
         let alive = dec.bools()?;
         let live_len = dec.u64()?;
         let dead_slots = dec.u64()? as usize;
@@ -327,7 +327,7 @@ mod tests {
     }
 
     #[test]
-    fn a_mapped_index_copies_a_list_only_when_written_and_ranks_like_the_original() {
+    fn a_mapped_index_copies_a_posting_list_only_when_written_and_ranks_like_the_original() {
         let mut ix = sample();
         let mut enc = Encoder::new(Vec::new());
         ix.encode(&mut enc).unwrap();
@@ -340,6 +340,7 @@ mod tests {
         let mut back = KeywordIndex::decode(&mut dec, Bm25Params::default()).unwrap();
         dec.finish().unwrap();
         assert!(back.mapped.all.mapped_len() > 0, "viewed in the file");
+        assert!(back.doc_terms.words.mapped_len() > 0, "term lists too");
         assert!(back.terms.iter().all(|t| t.postings.capacity() == 0));
         same_rankings(&back, &ix);
 
