@@ -211,6 +211,17 @@ impl<T: Plain> Column<T> {
         }
     }
 
+    /// The whole array as one slice, for a column the loader made and nothing was pushed to
+    /// since (all of it mapped, or all of it copied).
+    pub fn as_loaded(&self) -> &[T] {
+        debug_assert!(self.base.len == 0 || self.tail.is_empty());
+        if self.base.len == 0 {
+            &self.tail
+        } else {
+            self.base.slice()
+        }
+    }
+
     /// The two parts, base first.
     pub fn parts(&self) -> (&[T], &[T]) {
         (self.base.slice(), &self.tail)

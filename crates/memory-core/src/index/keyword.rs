@@ -202,18 +202,26 @@ impl Term {
 /// this.
 #[derive(Clone, Debug, Default)]
 struct MappedPostings {
-    /// Never pushed to: either all mapped or all owned, read as one slice.
+    /// Never pushed to (read with [`Column::as_loaded`]).
     all: Column<Posting>,
     /// `all[starts[t]..starts[t + 1]]` is term `t`'s list (terms added since have none here).
     starts: Vec<usize>,
 }
 
 impl MappedPostings {
+    /// The list of `term`, term `t`: its own once it has one (capacity), else the loaded one.
+    fn of<'a>(&'a self, t: usize, term: &'a Term) -> &'a [Posting] {
+        if term.postings.capacity() == 0 {
+            self.list(t)
+        } else {
+            &term.postings
+        }
+    }
+
+    /// Term `t`'s list as loaded.
     fn list(&self, t: usize) -> &[Posting] {
-        let (mapped, owned) = self.all.parts();
-        let all = if mapped.is_empty() { owned } else { mapped };
         match (self.starts.get(t), self.starts.get(t + 1)) {
-            (Some(&a), Some(&b)) => &all[a..b],
+            (Some(&a), Some(&b)) => &self.all.as_loaded()[a..b],
             _ => &[],
         }
     }
@@ -574,12 +582,7 @@ impl KeywordIndex {
                 blocks: None,
                 pending: 0,
             };
-            let postings = if term.postings.capacity() == 0 {
-                self.mapped.list(t)
-            } else {
-                &term.postings
-            };
-            for p in postings {
+            for p in self.mapped.of(t, &term) {
                 let new_slot = remap[p.slot as usize];
                 if new_slot != u32::MAX {
                     fresh.push(new_slot, p.tf, self.doc_len[p.slot as usize]);
@@ -685,12 +688,7 @@ impl KeywordIndex {
 
     /// Term `t`'s posting list, wherever it is held.
     fn postings(&self, t: u32) -> &[Posting] {
-        let term = &self.terms[t as usize];
-        if term.postings.capacity() == 0 {
-            self.mapped.list(t as usize)
-        } else {
-            &term.postings
-        }
+        self.mapped.of(t as usize, &self.terms[t as usize])
     }
 
     /// The distinct indexed terms of `query` that some live document holds, in term order.

@@ -177,14 +177,7 @@ impl KeywordIndex {
         let mut terms = Vec::with_capacity(n_terms);
         let mut starts = Vec::with_capacity(n_terms + 1);
         starts.push(0);
-        let flat_postings = {
-            let (mapped, owned) = all.parts();
-            if mapped.is_empty() {
-                owned
-            } else {
-                mapped
-            }
-        };
+        let flat_postings = all.as_loaded();
         let (mut p_at, mut b_at) = (0usize, 0usize);
         for rec in table.chunks_exact(TERM_WORDS) {
             let (n_post, n_blocks) = (rec[3] as usize, rec[4] as usize);
