@@ -115,8 +115,10 @@ pub struct SearchConfig {
     /// rows. Linking is bound by loading the rows of the nodes it visits, so it keeps up with
     /// a faster ingest (at 20,000 entries/s beside 100 queries/s on 2 cores, a median largest
     /// backlog of 5,500-11,400 unlinked vectors against 19,500-24,900 without the codes:
-    /// docs/measurements.md); searches still score the arena's numbers. Ignored with int8
-    /// quantization.
+    /// docs/measurements.md); searches still score the arena's numbers. Index snapshots leave
+    /// the codes out: after a reopen the linker makes them again in the background (from the
+    /// halves, a chunk at a time) and links with the rows until then.
+    /// Ignored with int8 quantization.
     pub link_with_codes: bool,
     /// Most vectors of one agent a long-term write may leave outside the HNSW graph. Past it,
     /// the write links (with every core, at the writer's priority) until the agent is back at
