@@ -1130,7 +1130,7 @@ mod tests {
 
     /// Asserts that `ix` keeps link codes exactly when `wanted`, and then one per slot: the int8
     /// codes of the vector the arena holds there.
-    fn assert_link_codes(ix: &VectorIndex, wanted: bool) {
+    pub(super) fn assert_link_codes(ix: &VectorIndex, wanted: bool) {
         let dim = ix.config.dim;
         let LinkCodes::Ready(Arena::Int8 { codes, scales }) = &ix.link_codes else {
             assert!(

@@ -360,15 +360,7 @@ mod tests {
         assert!(back.tombstones() < 8_000, "compacted on the way");
         while back.make_link_codes() {}
         back.install_link_codes();
-        let (codes, scales) = codes_of(&back);
-        assert_eq!(scales.len(), back.ids.len());
-        for slot in 0..back.ids.len() {
-            let mut want = vec![0i8; 8];
-            let v = back.arena.vector(8, slot);
-            let scale = super::super::kernel::quantize_i8(&v, &mut want);
-            assert_eq!(&codes[slot * 8..slot * 8 + 8], &want[..], "slot {slot}");
-            assert_eq!(scales[slot], scale, "slot {slot}");
-        }
+        super::super::tests::assert_link_codes(&back, true);
         let moved = back.by_id[&EntryId(19_999)] as usize;
         assert_eq!(back.arena.vector(8, moved), half_rounded(&unit(19_999)));
     }
