@@ -112,6 +112,19 @@ pub enum Error {
         configured: usize,
     },
 
+    /// The store's vectors were made by another embedder than the one it is opened with
+    /// ([`Embedder::id`](crate::Embedder::id)): new queries would be compared with them in
+    /// another space. Open it with the embedder that wrote it, or, when the two make the same
+    /// vectors, with `MemoryBuilder::accept_embedder_change`.
+    #[error(
+        "long-term store {store} holds vectors of embedder {stored}, but it is opened with embedder {configured}; open it with the embedder that wrote it (or MemoryBuilder::accept_embedder_change if the two make the same vectors)"
+    )]
+    StoreEmbedderMismatch {
+        store: String,
+        stored: String,
+        configured: String,
+    },
+
     /// The store's file is open in another handle, in this process or another: one store file
     /// has one writer. Share one [`Memory`](crate::Memory) (it is `Clone`) instead of opening the
     /// file twice.

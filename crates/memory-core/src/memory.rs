@@ -110,6 +110,7 @@ impl Memory {
             clock: None,
             embedder: None,
             token_counter: None,
+            accept_embedder_change: false,
         }
     }
 
@@ -347,6 +348,7 @@ pub struct MemoryBuilder {
     clock: Option<Arc<dyn Clock>>,
     embedder: Option<Arc<dyn Embedder>>,
     token_counter: Option<Arc<dyn TokenCounter>>,
+    accept_embedder_change: bool,
 }
 
 impl MemoryBuilder {
@@ -372,6 +374,17 @@ impl MemoryBuilder {
     /// dimension must be the configured `embedding_dim`.
     pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
         self.embedder = Some(embedder);
+        self
+    }
+
+    /// Opens a store whose vectors another embedder made ([`Embedder::id`]) with this one
+    /// anyway, and records this one: for an embedder that makes the same vectors under another
+    /// id (a type renamed, a model copied with another vocabulary file that splits words the
+    /// same way). Without it such an open fails with [`Error::StoreEmbedderMismatch`]. The
+    /// stored vectors are kept as they are: if the two embedders do differ, old entries rank as
+    /// noise in vector search until they are written again.
+    pub fn accept_embedder_change(mut self) -> Self {
+        self.accept_embedder_change = true;
         self
     }
 
@@ -401,6 +414,7 @@ impl MemoryBuilder {
             .token_counter
             .unwrap_or_else(|| Arc::new(HeuristicCounter));
         let state = State::open(&self.storage, &self.short_term, config, clock, embedder)?;
+        state.check_embedder(self.accept_embedder_change)?;
         Ok(Memory {
             inner: Arc::new(Inner {
                 state,

@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::config::MemoryConfig;
 use crate::embed::Embedder;
 use crate::entry;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::query::Tiers;
 use crate::scoring::ImportanceScorer;
 use crate::stm::ram::RamShortTerm;
@@ -68,6 +68,32 @@ impl State {
             stm,
             ltm,
         })
+    }
+
+    /// Checks that the long-term store's vectors were made by this embedder (see
+    /// [`Embedder::id`]), recording it in a store that names none yet; with `accept_change`, a
+    /// store that names another is told this one instead (with a warning).
+    pub fn check_embedder(&self, accept_change: bool) -> Result<()> {
+        let id = self.embedder.id();
+        match self.ltm.recorded_embedder()? {
+            Some(stored) if stored == id => Ok(()),
+            Some(stored) if !accept_change => Err(Error::StoreEmbedderMismatch {
+                store: self.ltm.location().to_string(),
+                stored,
+                configured: id,
+            }),
+            Some(stored) => {
+                tracing::warn!(
+                    store = %self.ltm.location(),
+                    %stored,
+                    configured = %id,
+                    "opening the store with another embedder than the one that wrote its vectors, \
+                     as asked (accept_embedder_change)"
+                );
+                self.ltm.record_embedder(&id)
+            }
+            None => self.ltm.record_embedder(&id),
+        }
     }
 
     /// What other handles may have changed since: the generations of the shared tiers a query

@@ -408,6 +408,35 @@ fn tiny_bert_loads_and_embeds_unit_vectors_of_its_width() {
 }
 
 #[test]
+fn a_model_is_identified_by_what_it_computes_not_by_where_it_lies() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    for d in &dirs {
+        write_tiny_model(d.path());
+    }
+    // The third cuts texts shorter: other vectors for long texts.
+    std::fs::write(
+        dirs[2].path().join("sentence_bert_config.json"),
+        r#"{"max_seq_length": 8}"#,
+    )
+    .unwrap();
+    let ids: Vec<String> = dirs
+        .iter()
+        .map(|d| MiniLmEmbedder::load(d.path()).unwrap().id())
+        .collect();
+    assert!(
+        ids[0].starts_with(&format!("bert-mean/{TINY_HIDDEN}/")),
+        "{}",
+        ids[0]
+    );
+    assert_eq!(ids[0], ids[1], "a copy is the same embedder");
+    assert_ne!(ids[0], ids[2]);
+    assert_ne!(
+        ids[0],
+        memory_core::HashingEmbedder::new(TINY_HIDDEN).unwrap().id()
+    );
+}
+
+#[test]
 fn tiny_bert_batch_equals_one_by_one_across_passes() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_model(dir.path());

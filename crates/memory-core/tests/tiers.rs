@@ -5,6 +5,7 @@ use std::time::Duration;
 
 mod common;
 
+use memory_core::Embedder as _;
 use memory_core::{
     ConsolidationConfig, Error, ListQuery, ManualClock, Memory, MemoryConfig, NewEntry, Role,
     ScoreWeights, Storage, Tier, Timestamp,
@@ -472,6 +473,78 @@ fn a_reopened_store_has_everything_that_was_acknowledged() {
         .unwrap();
         assert_eq!(m.consolidate().unwrap().duplicates, 1);
     });
+}
+
+/// An embedder of `DIM`-dimensional vectors whose id is `id`: what a store recorded is what is
+/// compared, so the vectors themselves do not matter here.
+#[derive(Debug)]
+struct Named(&'static str);
+
+impl memory_core::Embedder for Named {
+    fn dimension(&self) -> usize {
+        DIM
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        axis(text.len() % DIM)
+    }
+
+    fn id(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+#[test]
+fn a_store_is_not_reopened_with_another_embedder_unless_told_and_loses_nothing() {
+    for backend in common::backends() {
+        let store = backend.fresh_store();
+        let open = |id: &'static str, accept: bool| {
+            let b = store
+                .builder()
+                .with_config(config())
+                .with_embedder(std::sync::Arc::new(Named(id)));
+            if accept {
+                b.accept_embedder_change().open()
+            } else {
+                b.open()
+            }
+        };
+        let id = {
+            let m = store.open(config()).unwrap();
+            m.insert(msg("a", "s", "written with the default embedder"))
+                .unwrap()
+        };
+        let default_id = memory_core::HashingEmbedder::new(DIM).unwrap().id();
+        let Err(err) = open("another-model", false) else {
+            panic!("{}: opened with another embedder", backend.name());
+        };
+        match &err {
+            Error::StoreEmbedderMismatch {
+                stored, configured, ..
+            } => {
+                assert_eq!(stored, &default_id);
+                assert_eq!(configured, "another-model");
+            }
+            other => panic!("{}: {other}", backend.name()),
+        }
+        assert!(err.to_string().contains("accept_embedder_change"), "{err}");
+        // Nothing was lost or changed: the default embedder still opens it.
+        let m = store.open(config()).unwrap();
+        assert_eq!(
+            m.get("a", id).unwrap().unwrap().content,
+            "written with the default embedder"
+        );
+        drop(m);
+        // Told so, the open goes ahead and the new embedder is the store's from then on.
+        let m = open("another-model", true).unwrap();
+        assert!(m.get("a", id).unwrap().is_some());
+        drop(m);
+        drop(open("another-model", false).unwrap());
+        assert!(matches!(
+            store.open(config()).unwrap_err(),
+            Error::StoreEmbedderMismatch { .. }
+        ));
+    }
 }
 
 #[test]

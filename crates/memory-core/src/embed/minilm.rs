@@ -78,6 +78,8 @@ pub struct MiniLmEmbedder {
     tokenizer: WordPiece,
     max_seq_length: usize,
     dir: PathBuf,
+    /// [`Embedder::id`].
+    id: String,
 }
 
 impl fmt::Debug for MiniLmEmbedder {
@@ -128,7 +130,8 @@ impl MiniLmEmbedder {
             .map_err(|detail| model_error(&config_path, detail))?;
 
         let tokenizer_path = dir.join("tokenizer.json");
-        let tokenizer = WordPiece::from_json(&read_text(&tokenizer_path)?)
+        let tokenizer_text = read_text(&tokenizer_path)?;
+        let tokenizer = WordPiece::from_json(&tokenizer_text)
             .map_err(|detail| model_error(&tokenizer_path, detail))?;
         if tokenizer.max_id() as usize >= config.vocab_size {
             return Err(model_error(
@@ -162,11 +165,18 @@ impl MiniLmEmbedder {
             .map_err(|detail| model_error(&weights_path, detail))?;
         debug_assert!(model.vocab_size() > tokenizer.max_id() as usize);
         debug_assert!(model.max_positions() >= max_seq_length);
+        // What the vectors depend on: the weights, the vocabulary and the truncation.
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&bytes);
+        hasher.update(tokenizer_text.as_bytes());
+        hasher.update(&(max_seq_length as u64).to_le_bytes());
+        let id = format!("bert-mean/{}/{:08x}", config.hidden_size, hasher.finalize());
         Ok(MiniLmEmbedder {
             model,
             tokenizer,
             max_seq_length,
             dir: dir.to_path_buf(),
+            id,
         })
     }
 
@@ -189,6 +199,13 @@ pub const MINILM_VECTOR_WEIGHT: f32 = 0.7;
 impl Embedder for MiniLmEmbedder {
     fn dimension(&self) -> usize {
         self.model.hidden_size()
+    }
+
+    /// `bert-mean/<dimension>/<checksum>`: a CRC-32 of the weights, the vocabulary and
+    /// `max_seq_length`, so that another model is another embedder wherever its directory is,
+    /// and a copy of this one is this one.
+    fn id(&self) -> String {
+        self.id.clone()
     }
 
     /// Chosen with `examples/fusion_sweep.rs`: on both datasets measured (the generated

@@ -1,5 +1,5 @@
-//! Text embedders. [`HashingEmbedder`] needs no model: it hashes word unigrams and bigrams into a
-//! fixed number of dimensions, so any store can do vector search out of the box. Its hash is
+//! Text embedders. [`HashingEmbedder`] needs no model: it hashes words and their character
+//! trigrams into a fixed number of dimensions, so any store can do vector search out of the box. Its hash is
 //! written out here (not taken from a crate) because embeddings are stored on disk and must not
 //! change when a dependency is upgraded. [`MiniLmEmbedder`] (feature `minilm`) runs a real
 //! sentence-embedding model, all-MiniLM-L6-v2, from a local model directory.
@@ -36,6 +36,16 @@ pub trait Embedder: Send + Sync + Debug {
     fn vector_weight(&self) -> f32 {
         DEFAULT_VECTOR_WEIGHT
     }
+
+    /// What the vectors of this embedder are comparable with: two embedders with the same id
+    /// put the same text at the same place. A store records the id of the embedder it was
+    /// written with and refuses to open with another (`Error::StoreEmbedderMismatch`): the old
+    /// vectors would be compared with new queries in another space and rank as noise, silently.
+    /// The default is the type's name and the dimension; an embedder whose vectors depend on
+    /// more (model weights, a version of its algorithm) says so here.
+    fn id(&self) -> String {
+        format!("{}/{}", std::any::type_name::<Self>(), self.dimension())
+    }
 }
 
 /// [`Embedder::vector_weight`] of an embedder that does not say otherwise.
@@ -49,6 +59,10 @@ pub const DEFAULT_VECTOR_WEIGHT: f32 = 0.5;
 /// The margin is a question or two of 330: words hashed into a vector add little that BM25
 /// does not already know, so they get a small say.
 pub const HASHING_VECTOR_WEIGHT: f32 = 0.2;
+
+/// The version of [`HashingEmbedder`]'s features and hash, in its [`Embedder::id`]: raise it
+/// with any change that moves a text's vector.
+const HASHING_VERSION: u32 = 1;
 
 /// Distinguishes trigram features from word features in the hash space.
 const TRIGRAM_SEED: u64 = 0x5bd1_e995_9e37_79b9;
@@ -119,6 +133,12 @@ impl HashingEmbedder {
 impl Embedder for HashingEmbedder {
     fn dimension(&self) -> usize {
         self.dim
+    }
+
+    /// `hashing-v1/<dimension>`: the version changes with any change to the features or the
+    /// hash (stored vectors would no longer match new ones).
+    fn id(&self) -> String {
+        format!("hashing-v{HASHING_VERSION}/{}", self.dim)
     }
 
     fn vector_weight(&self) -> f32 {

@@ -292,6 +292,14 @@ impl LongTermStore for EmbeddedStore {
         self.sqlite.count_all()
     }
 
+    fn recorded_embedder(&self) -> Result<Option<String>> {
+        self.sqlite.recorded_embedder()
+    }
+
+    fn record_embedder(&self, id: &str) -> Result<()> {
+        self.sqlite.record_embedder(id)
+    }
+
     fn keyword(&self, agent: &str, text: &str, k: usize, filter: &DocFilter) -> Result<Ranking> {
         Ok(self.indexes.keyword(agent, text, k, filter))
     }

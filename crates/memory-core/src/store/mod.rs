@@ -118,6 +118,13 @@ pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
     /// Number of entries of all agents.
     fn count_all(&self) -> Result<u64>;
 
+    /// The [`Embedder::id`](crate::Embedder::id) of the embedder the store's vectors were made
+    /// with, as recorded by [`LongTermStore::record_embedder`] (`None` before the first record).
+    fn recorded_embedder(&self) -> Result<Option<String>>;
+
+    /// Records the embedder the store's vectors are made with from now on.
+    fn record_embedder(&self, id: &str) -> Result<()>;
+
     /// BM25 ranking of `agent`'s entries passing `filter`, the best `k`.
     fn keyword(&self, agent: &str, text: &str, k: usize, filter: &DocFilter) -> Result<Ranking>;
 

@@ -655,6 +655,28 @@ impl SqliteStore {
         })
     }
 
+    /// The embedder the store's vectors were made with, as recorded (`None` before the first
+    /// record: a new store, or one written before embedders were recorded).
+    pub fn recorded_embedder(&self) -> Result<Option<String>> {
+        self.read(|c| {
+            c.query_row("SELECT value FROM meta WHERE key = 'embedder'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+    }
+
+    /// Records the embedder the store's vectors are made with.
+    pub fn record_embedder(&self, id: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('embedder', ?1)",
+                params![id],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Runs SQLite's `quick_check` and reports the first problem, if any.
     pub fn check_integrity(&self) -> Result<()> {
         let report: String = self.read(|c| c.query_row("PRAGMA quick_check", [], |r| r.get(0)))?;

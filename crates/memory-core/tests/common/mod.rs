@@ -165,18 +165,18 @@ impl TestStore {
     /// Opens a handle on this store. On the embedded backend drop the previous handle first: a
     /// store file has one handle.
     pub fn open_with_clock(&self, config: MemoryConfig, clock: Arc<dyn Clock>) -> Result<Memory> {
+        self.builder().with_config(config).with_clock(clock).open()
+    }
+
+    /// A builder of a handle on this store, for what [`TestStore::open`] leaves at its default.
+    pub fn builder(&self) -> memory_core::MemoryBuilder {
         match &self.backend {
-            Backend::Embedded => {
-                Memory::open_with_clock(Storage::File(self.path.clone()), config, clock)
-            }
+            Backend::Embedded => Memory::builder(Storage::File(self.path.clone())),
             #[cfg(all(feature = "postgres", feature = "redis"))]
             Backend::Servers { .. } => {
                 let (pg, redis) = self.server_configs();
                 Memory::builder(Storage::Postgres(pg))
                     .with_short_term(memory_core::ShortTermStorage::Redis(redis))
-                    .with_config(config)
-                    .with_clock(clock)
-                    .open()
             }
         }
     }

@@ -233,6 +233,8 @@ struct Statements {
     list: String,
     count: String,
     count_all: String,
+    recorded_embedder: String,
+    record_embedder: String,
     generation: String,
     bm25_top_k: String,
     bm25_scores: String,
@@ -332,6 +334,8 @@ impl Statements {
             ),
             count: format!("SELECT doc_count FROM {s}.agents WHERE agent_id = $1"),
             count_all: format!("SELECT coalesce(sum(doc_count), 0)::bigint FROM {s}.agents"),
+            recorded_embedder: format!("SELECT embedder FROM {s}.store"),
+            record_embedder: format!("UPDATE {s}.store SET embedder = $1"),
             generation: format!(
                 "SELECT generation, doc_count FROM {s}.agents WHERE agent_id = $1"
             ),
@@ -1318,6 +1322,28 @@ impl LongTermStore for PostgresStore {
             })
         })?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn recorded_embedder(&self) -> Result<Option<String>> {
+        let s = self.shared.clone();
+        self.run(async move {
+            with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.recorded_embedder).await?;
+                Ok(c.query_one(&st, &[]).await?.get(0))
+            })
+        })
+    }
+
+    fn record_embedder(&self, id: &str) -> Result<()> {
+        let s = self.shared.clone();
+        let id = id.to_string();
+        self.run(async move {
+            with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.record_embedder).await?;
+                c.execute(&st, &[&id]).await?;
+                Ok(())
+            })
+        })
     }
 
     fn keyword(&self, agent: &str, text: &str, k: usize, filter: &DocFilter) -> Result<Ranking> {

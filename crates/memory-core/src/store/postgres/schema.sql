@@ -424,6 +424,14 @@ ALTER TABLE memory_core.store ADD COLUMN analyzer smallint NOT NULL DEFAULT 1 CH
 INSERT INTO memory_core.migrations (version, description)
 VALUES (3, 'store.analyzer: the keyword analyzer of the store''s terms');
 
+-- migration 4: the embedder the store's vectors were made with (memory_core::Embedder::id),
+-- recorded at the first open that knows of it (query store_embedder). The client refuses to open
+-- the store with another embedder unless told the two make the same vectors.
+ALTER TABLE memory_core.store ADD COLUMN embedder text;
+
+INSERT INTO memory_core.migrations (version, description)
+VALUES (4, 'store.embedder: the embedder of the store''s vectors');
+
 -- query id_block: reserve the ids [v, v + block_size - 1]. Run in autocommit (not inside a
 -- transaction that may roll back), so that the reservation is durable before any id of the
 -- block is used. pg_current_xact_id() gives the transaction an xid, so its commit flushes the
@@ -445,6 +453,10 @@ VALUES (3, 'store.analyzer: the keyword analyzer of the store''s terms');
 -- UPDATE memory_core.store SET analyzer = $1
 -- WHERE analyzer <> $1 AND NOT EXISTS (SELECT 1 FROM memory_core.entries);
 -- SELECT analyzer FROM memory_core.store;
+
+-- query store_embedder: at open, after migrating; the second records the embedder ($1).
+-- SELECT embedder FROM memory_core.store;
+-- UPDATE memory_core.store SET embedder = $1;
 
 -- query generation: $1 = agent ids (text[]); an agent without a row has generation 0 and no
 -- entries. Read it before the query whose answer it tags (see Generation above); doc_count
