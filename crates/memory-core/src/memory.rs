@@ -413,8 +413,14 @@ impl MemoryBuilder {
         let counter = self
             .token_counter
             .unwrap_or_else(|| Arc::new(HeuristicCounter));
-        let state = State::open(&self.storage, &self.short_term, config, clock, embedder)?;
-        state.check_embedder(self.accept_embedder_change)?;
+        let state = State::open(
+            &self.storage,
+            &self.short_term,
+            config,
+            clock,
+            embedder,
+            self.accept_embedder_change,
+        )?;
         Ok(Memory {
             inner: Arc::new(Inner {
                 state,

@@ -9,13 +9,13 @@ use crate::clock::Clock;
 use crate::config::MemoryConfig;
 use crate::embed::Embedder;
 use crate::entry;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::query::Tiers;
 use crate::scoring::ImportanceScorer;
 use crate::stm::ram::RamShortTerm;
 use crate::stm::{ShortTermStorage, ShortTermStore};
 use crate::store::embedded::EmbeddedStore;
-use crate::store::{LongTermStore, Storage};
+use crate::store::{EmbedderCheck, LongTermStore, Storage};
 
 /// Everything one store holds, shared by the clones of its [`Memory`](crate::Memory) handle.
 #[derive(Debug)]
@@ -31,20 +31,26 @@ pub(crate) struct State {
 
 impl State {
     /// Opens the tiers `storage` and `short_term` name. The configuration and the embedder are
-    /// checked by the caller.
+    /// checked by the caller; the long-term store checks that its vectors are the embedder's
+    /// (with `accept_embedder_change`, it takes them as such).
     pub fn open(
         storage: &Storage,
         short_term: &ShortTermStorage,
         config: MemoryConfig,
         clock: Arc<dyn Clock>,
         embedder: Arc<dyn Embedder>,
+        accept_embedder_change: bool,
     ) -> Result<State> {
+        let check = EmbedderCheck {
+            id: embedder.id(),
+            accept_change: accept_embedder_change,
+        };
         let ltm: Box<dyn LongTermStore> = match storage {
             #[cfg(feature = "postgres")]
-            Storage::Postgres(pg) => {
-                Box::new(crate::store::postgres::PostgresStore::open(pg, &config)?)
-            }
-            _ => Box::new(EmbeddedStore::open(storage, &config)?),
+            Storage::Postgres(pg) => Box::new(crate::store::postgres::PostgresStore::open(
+                pg, &config, &check,
+            )?),
+            _ => Box::new(EmbeddedStore::open(storage, &config, &check)?),
         };
         let stm: Box<dyn ShortTermStore> = match short_term {
             ShortTermStorage::Ram => Box::new(RamShortTerm::new(
@@ -68,32 +74,6 @@ impl State {
             stm,
             ltm,
         })
-    }
-
-    /// Checks that the long-term store's vectors were made by this embedder (see
-    /// [`Embedder::id`]), recording it in a store that names none yet; with `accept_change`, a
-    /// store that names another is told this one instead (with a warning).
-    pub fn check_embedder(&self, accept_change: bool) -> Result<()> {
-        let id = self.embedder.id();
-        match self.ltm.recorded_embedder()? {
-            Some(stored) if stored == id => Ok(()),
-            Some(stored) if !accept_change => Err(Error::StoreEmbedderMismatch {
-                store: self.ltm.location().to_string(),
-                stored,
-                configured: id,
-            }),
-            Some(stored) => {
-                tracing::warn!(
-                    store = %self.ltm.location(),
-                    %stored,
-                    configured = %id,
-                    "opening the store with another embedder than the one that wrote its vectors, \
-                     as asked (accept_embedder_change)"
-                );
-                self.ltm.record_embedder(&id)
-            }
-            None => self.ltm.record_embedder(&id),
-        }
     }
 
     /// What other handles may have changed since: the generations of the shared tiers a query

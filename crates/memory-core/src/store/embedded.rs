@@ -15,7 +15,7 @@ use crate::query::DocFilter;
 use crate::store::snapshot::Snapshots;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    AccessRecord, IntegrityReport, LongTermStore, QuarantinedEntry, Ranking, Storage,
+    AccessRecord, EmbedderCheck, IntegrityReport, LongTermStore, QuarantinedEntry, Ranking, Storage,
 };
 
 /// Batches of long-term entries at least this large are indexed on a second thread while SQLite
@@ -47,7 +47,12 @@ impl EmbeddedStore {
     /// Rows that cannot be read back or indexed are moved to the file's quarantine, reported
     /// by a tracing warning and by [`LongTermStore::check_integrity`]; the store opens with
     /// everything else.
-    pub fn open(storage: &Storage, config: &MemoryConfig) -> Result<EmbeddedStore> {
+    /// The embedder is checked before anything is loaded (see [`EmbedderCheck`]).
+    pub fn open(
+        storage: &Storage,
+        config: &MemoryConfig,
+        embedder: &EmbedderCheck,
+    ) -> Result<EmbeddedStore> {
         let mut sqlite = SqliteStore::open(storage, config.durability)?;
         if matches!(storage, Storage::File(_)) {
             sqlite = sqlite.with_change_log();
@@ -63,6 +68,11 @@ impl EmbeddedStore {
             Some(_) => {}
             None => sqlite.record_dimension(config.embedding_dim)?,
         }
+        embedder.apply(
+            &sqlite.path().display().to_string(),
+            sqlite.recorded_embedder()?,
+            |id| sqlite.record_embedder(id),
+        )?;
         let mut snapshots = match storage {
             Storage::File(path) => Some(Snapshots::new(path, &sqlite, config)?),
             _ => None,
@@ -290,14 +300,6 @@ impl LongTermStore for EmbeddedStore {
 
     fn count_all(&self) -> Result<u64> {
         self.sqlite.count_all()
-    }
-
-    fn recorded_embedder(&self) -> Result<Option<String>> {
-        self.sqlite.recorded_embedder()
-    }
-
-    fn record_embedder(&self, id: &str) -> Result<()> {
-        self.sqlite.record_embedder(id)
     }
 
     fn keyword(&self, agent: &str, text: &str, k: usize, filter: &DocFilter) -> Result<Ranking> {

@@ -118,13 +118,6 @@ pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
     /// Number of entries of all agents.
     fn count_all(&self) -> Result<u64>;
 
-    /// The [`Embedder::id`](crate::Embedder::id) of the embedder the store's vectors were made
-    /// with, as recorded by [`LongTermStore::record_embedder`] (`None` before the first record).
-    fn recorded_embedder(&self) -> Result<Option<String>>;
-
-    /// Records the embedder the store's vectors are made with from now on.
-    fn record_embedder(&self, id: &str) -> Result<()>;
-
     /// BM25 ranking of `agent`'s entries passing `filter`, the best `k`.
     fn keyword(&self, agent: &str, text: &str, k: usize, filter: &DocFilter) -> Result<Ranking>;
 
@@ -206,4 +199,47 @@ pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
 
     /// Heap bytes held by in-process indexes (0 where the server indexes).
     fn index_heap_bytes(&self) -> usize;
+}
+
+/// The embedder a long-term store is opened with ([`Embedder::id`](crate::Embedder::id)),
+/// checked by the backend's open against the one the store recorded, before it loads anything.
+#[derive(Clone, Debug)]
+pub(crate) struct EmbedderCheck {
+    pub id: String,
+    /// `MemoryBuilder::accept_embedder_change`.
+    pub accept_change: bool,
+}
+
+impl EmbedderCheck {
+    /// Checks `recorded` (what the store at `location` names, `None` before its first record)
+    /// and records this embedder through `record` where the store names none yet or the
+    /// caller accepts a change; another recorded embedder is [`Error::StoreEmbedderMismatch`].
+    pub fn apply(
+        &self,
+        location: &str,
+        recorded: Option<String>,
+        record: impl FnOnce(&str) -> Result<()>,
+    ) -> Result<()> {
+        match recorded {
+            Some(stored) if stored == self.id => Ok(()),
+            Some(stored) if !self.accept_change => {
+                Err(crate::error::Error::StoreEmbedderMismatch {
+                    store: location.to_string(),
+                    stored,
+                    configured: self.id.clone(),
+                })
+            }
+            Some(stored) => {
+                tracing::warn!(
+                    store = %location,
+                    %stored,
+                    configured = %self.id,
+                    "opening the store with another embedder than the one that wrote its vectors, \
+                     as asked (accept_embedder_change)"
+                );
+                record(&self.id)
+            }
+            None => record(&self.id),
+        }
+    }
 }

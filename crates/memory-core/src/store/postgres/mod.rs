@@ -29,7 +29,9 @@ use crate::index::topk::sort_ranking;
 use crate::index::ListQuery;
 use crate::query::DocFilter;
 use crate::server::{backoff, connect_problem, server_error, ServerRuntime, RETRIES};
-use crate::store::{AccessRecord, HybridCandidates, IntegrityReport, LongTermStore, Ranking};
+use crate::store::{
+    AccessRecord, EmbedderCheck, HybridCandidates, IntegrityReport, LongTermStore, Ranking,
+};
 
 use config::describe_url;
 pub use config::PostgresConfig;
@@ -700,7 +702,12 @@ fn filter_params(f: &DocFilter) -> FilterParams {
 
 impl PostgresStore {
     /// Connects, creates or migrates the store's schema, and checks its embedding dimension.
-    pub fn open(pg: &PostgresConfig, config: &MemoryConfig) -> Result<PostgresStore> {
+    /// The embedder is checked once the schema is migrated (see [`EmbedderCheck`]).
+    pub fn open(
+        pg: &PostgresConfig,
+        config: &MemoryConfig,
+        embedder: &EmbedderCheck,
+    ) -> Result<PostgresStore> {
         migrate::check_schema_name(&pg.schema)?;
         let runtime = ServerRuntime::new("postgres")?;
         let hnsw = &config.search.hnsw;
@@ -740,7 +747,7 @@ impl PostgresStore {
                  store's (a new store, or a re-import, takes the configured one)"
             );
         }
-        Ok(PostgresStore {
+        let store = PostgresStore {
             runtime,
             shared,
             analyzer,
@@ -748,6 +755,35 @@ impl PostgresStore {
             id_block_size,
             sizes: Mutex::new(FxHashMap::default()),
             exact_below: EXACT_BELOW.max(hnsw.min_len as u64),
+        };
+        embedder.apply(&store.shared.location, store.recorded_embedder()?, |id| {
+            store.record_embedder(id)
+        })?;
+        Ok(store)
+    }
+
+    /// The embedder the store's vectors were made with, as recorded (`None` before the first
+    /// record).
+    fn recorded_embedder(&self) -> Result<Option<String>> {
+        let s = self.shared.clone();
+        self.run(async move {
+            with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.recorded_embedder).await?;
+                Ok(c.query_one(&st, &[]).await?.get(0))
+            })
+        })
+    }
+
+    /// Records the embedder the store's vectors are made with.
+    fn record_embedder(&self, id: &str) -> Result<()> {
+        let s = self.shared.clone();
+        let id = id.to_string();
+        self.run(async move {
+            with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.record_embedder).await?;
+                c.execute(&st, &[&id]).await?;
+                Ok(())
+            })
         })
     }
 
@@ -1322,28 +1358,6 @@ impl LongTermStore for PostgresStore {
             })
         })?;
         Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    fn recorded_embedder(&self) -> Result<Option<String>> {
-        let s = self.shared.clone();
-        self.run(async move {
-            with_client!(s, |c| async {
-                let st = c.prepare_cached(&s.sql.recorded_embedder).await?;
-                Ok(c.query_one(&st, &[]).await?.get(0))
-            })
-        })
-    }
-
-    fn record_embedder(&self, id: &str) -> Result<()> {
-        let s = self.shared.clone();
-        let id = id.to_string();
-        self.run(async move {
-            with_client!(s, |c| async {
-                let st = c.prepare_cached(&s.sql.record_embedder).await?;
-                c.execute(&st, &[&id]).await?;
-                Ok(())
-            })
-        })
     }
 
     fn keyword(&self, agent: &str, text: &str, k: usize, filter: &DocFilter) -> Result<Ranking> {
