@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use self::postgres::config::PostgresConfig;
 use crate::clock::Timestamp;
 use crate::entry::{EntryId, MemoryEntry};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::ListQuery;
 use crate::query::DocFilter;
 
@@ -222,13 +222,11 @@ impl EmbedderCheck {
     ) -> Result<()> {
         match recorded {
             Some(stored) if stored == self.id => Ok(()),
-            Some(stored) if !self.accept_change => {
-                Err(crate::error::Error::StoreEmbedderMismatch {
-                    store: location.to_string(),
-                    stored,
-                    configured: self.id.clone(),
-                })
-            }
+            Some(stored) if !self.accept_change => Err(Error::StoreEmbedderMismatch {
+                store: location.to_string(),
+                stored,
+                configured: self.id.clone(),
+            }),
             Some(stored) => {
                 tracing::warn!(
                     store = %location,
