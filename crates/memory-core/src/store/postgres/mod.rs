@@ -235,8 +235,6 @@ struct Statements {
     list: String,
     count: String,
     count_all: String,
-    recorded_embedder: String,
-    record_embedder: String,
     generation: String,
     bm25_top_k: String,
     bm25_scores: String,
@@ -336,8 +334,6 @@ impl Statements {
             ),
             count: format!("SELECT doc_count FROM {s}.agents WHERE agent_id = $1"),
             count_all: format!("SELECT coalesce(sum(doc_count), 0)::bigint FROM {s}.agents"),
-            recorded_embedder: format!("SELECT embedder FROM {s}.store"),
-            record_embedder: format!("UPDATE {s}.store SET embedder = $1"),
             generation: format!(
                 "SELECT generation, doc_count FROM {s}.agents WHERE agent_id = $1"
             ),
@@ -702,7 +698,8 @@ fn filter_params(f: &DocFilter) -> FilterParams {
 
 impl PostgresStore {
     /// Connects, creates or migrates the store's schema, and checks its embedding dimension.
-    /// The embedder is checked once the schema is migrated (see [`EmbedderCheck`]).
+    /// The embedder is checked in the migration's transaction (see [`EmbedderCheck`]), so two
+    /// instances opening a new store at once cannot both record theirs.
     pub fn open(
         pg: &PostgresConfig,
         config: &MemoryConfig,
@@ -736,7 +733,9 @@ impl PostgresStore {
             let s = shared.clone();
             let schema = pg.schema.clone();
             let dim = config.embedding_dim;
-            runtime.run(async move { migrate_store(&s, &schema, dim, configured).await })?
+            let embedder = embedder.clone();
+            runtime
+                .run(async move { migrate_store(&s, &schema, dim, configured, &embedder).await })?
         };
         if analyzer != configured {
             tracing::warn!(
@@ -747,7 +746,7 @@ impl PostgresStore {
                  store's (a new store, or a re-import, takes the configured one)"
             );
         }
-        let store = PostgresStore {
+        Ok(PostgresStore {
             runtime,
             shared,
             analyzer,
@@ -755,35 +754,6 @@ impl PostgresStore {
             id_block_size,
             sizes: Mutex::new(FxHashMap::default()),
             exact_below: EXACT_BELOW.max(hnsw.min_len as u64),
-        };
-        embedder.apply(&store.shared.location, store.recorded_embedder()?, |id| {
-            store.record_embedder(id)
-        })?;
-        Ok(store)
-    }
-
-    /// The embedder the store's vectors were made with, as recorded (`None` before the first
-    /// record).
-    fn recorded_embedder(&self) -> Result<Option<String>> {
-        let s = self.shared.clone();
-        self.run(async move {
-            with_client!(s, |c| async {
-                let st = c.prepare_cached(&s.sql.recorded_embedder).await?;
-                Ok(c.query_one(&st, &[]).await?.get(0))
-            })
-        })
-    }
-
-    /// Records the embedder the store's vectors are made with.
-    fn record_embedder(&self, id: &str) -> Result<()> {
-        let s = self.shared.clone();
-        let id = id.to_string();
-        self.run(async move {
-            with_client!(s, |c| async {
-                let st = c.prepare_cached(&s.sql.record_embedder).await?;
-                c.execute(&st, &[&id]).await?;
-                Ok(())
-            })
         })
     }
 
@@ -861,6 +831,7 @@ async fn migrate_store(
     schema: &str,
     dim: usize,
     configured: Analyzer,
+    embedder: &EmbedderCheck,
 ) -> Result<(u64, Analyzer)> {
     let mut client = s.pool.get().await.map_err(|e| s.error(Failure::Pool(e)))?;
     let e = |err: tokio_postgres::Error| s.error(Failure::Query(err));
@@ -934,6 +905,21 @@ async fn migrate_store(
             stored: usize::try_from(stored).unwrap_or(0),
             configured: dim,
         });
+    }
+    let recorded: Option<String> = tx
+        .query_one(&format!("SELECT embedder FROM {schema}.store"), &[])
+        .await
+        .map_err(e)?
+        .get(0);
+    let mut record = None;
+    embedder.apply(&s.location, recorded, |id| {
+        record = Some(id.to_string());
+        Ok(())
+    })?;
+    if let Some(id) = record {
+        tx.execute(&format!("UPDATE {schema}.store SET embedder = $1"), &[&id])
+            .await
+            .map_err(e)?;
     }
     let block: i64 = tx
         .query_one(

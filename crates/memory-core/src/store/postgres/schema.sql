@@ -454,7 +454,8 @@ VALUES (4, 'store.embedder: the embedder of the store''s vectors');
 -- WHERE analyzer <> $1 AND NOT EXISTS (SELECT 1 FROM memory_core.entries);
 -- SELECT analyzer FROM memory_core.store;
 
--- query store_embedder: at open, after migrating; the second records the embedder ($1).
+-- query store_embedder: at open, after migrating, in the migration's transaction; the second
+-- records the embedder ($1) where the store names none yet (or the caller accepts a change).
 -- SELECT embedder FROM memory_core.store;
 -- UPDATE memory_core.store SET embedder = $1;
 
