@@ -114,10 +114,11 @@ pub enum Error {
 
     /// The store's vectors were made by another embedder than the one it is opened with
     /// ([`Embedder::id`](crate::Embedder::id)): new queries would be compared with them in
-    /// another space. Open it with the embedder that wrote it, or, when the two make the same
-    /// vectors, with `MemoryBuilder::accept_embedder_change`.
+    /// another space. Open it with the embedder that wrote it, with
+    /// `MemoryBuilder::reembed_on_embedder_change` to recompute its vectors with the new one,
+    /// or, when the two make the same vectors, with `MemoryBuilder::accept_embedder_change`.
     #[error(
-        "long-term store {store} holds vectors of embedder {stored}, but it is opened with embedder {configured}; open it with the embedder that wrote it (or MemoryBuilder::accept_embedder_change if the two make the same vectors)"
+        "long-term store {store} holds vectors of embedder {stored}, but it is opened with embedder {configured}; open it with the embedder that wrote it, with MemoryBuilder::reembed_on_embedder_change to recompute its vectors with this one, or with MemoryBuilder::accept_embedder_change if the two make the same vectors"
     )]
     StoreEmbedderMismatch {
         store: String,

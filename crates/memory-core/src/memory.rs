@@ -21,6 +21,7 @@ use crate::search;
 use crate::stages;
 use crate::state::State;
 use crate::stm::ShortTermStorage;
+use crate::store::embedder::OnEmbedderChange;
 use crate::store::{IntegrityReport, Storage};
 use crate::tokens::{HeuristicCounter, TokenCounter};
 use crate::write::WritePath;
@@ -110,7 +111,7 @@ impl Memory {
             clock: None,
             embedder: None,
             token_counter: None,
-            accept_embedder_change: false,
+            on_embedder_change: OnEmbedderChange::Refuse,
         }
     }
 
@@ -348,7 +349,7 @@ pub struct MemoryBuilder {
     clock: Option<Arc<dyn Clock>>,
     embedder: Option<Arc<dyn Embedder>>,
     token_counter: Option<Arc<dyn TokenCounter>>,
-    accept_embedder_change: bool,
+    on_embedder_change: OnEmbedderChange,
 }
 
 impl MemoryBuilder {
@@ -380,11 +381,30 @@ impl MemoryBuilder {
     /// Opens a store whose vectors another embedder made ([`Embedder::id`]) with this one
     /// anyway, and records this one: for an embedder that makes the same vectors under another
     /// id (a type renamed, a model copied with another vocabulary file that splits words the
-    /// same way). Without it such an open fails with [`Error::StoreEmbedderMismatch`]. The
-    /// stored vectors are kept as they are: if the two embedders do differ, old entries rank as
-    /// noise in vector search until they are written again.
+    /// same way). Without it (or [`reembed_on_embedder_change`](Self::reembed_on_embedder_change))
+    /// such an open fails with [`Error::StoreEmbedderMismatch`]. The stored vectors are kept as
+    /// they are: if the two embedders do differ, old entries rank as noise in vector search
+    /// until they are written again.
     pub fn accept_embedder_change(mut self) -> Self {
-        self.accept_embedder_change = true;
+        self.on_embedder_change = OnEmbedderChange::Accept;
+        self
+    }
+
+    /// Opens a store whose vectors another embedder made ([`Embedder::id`]) by recomputing
+    /// every long-term entry's vector from its content with this embedder first, then records
+    /// this one: how a store moves to another model of the same dimension (from the built-in
+    /// hashing embedder to a sentence model, say). Vectors a caller passed with
+    /// [`NewEntry::with_embedding`](crate::NewEntry::with_embedding) are recomputed too.
+    ///
+    /// The open takes as long as embedding every entry (tracing events report the progress)
+    /// and then rebuilds the indexes; each batch is committed as it goes, so an interrupted
+    /// re-embedding is taken up where it stopped by the next open with this embedder (with or
+    /// without this call), and an open with any other embedder is refused until it is done.
+    /// Handles already open on the store with the old embedder keep writing its vectors:
+    /// close them first. Entries in a shared short-term tier (Redis) keep the vectors they
+    /// were appended with until they expire or are consolidated.
+    pub fn reembed_on_embedder_change(mut self) -> Self {
+        self.on_embedder_change = OnEmbedderChange::Reembed;
         self
     }
 
@@ -419,7 +439,7 @@ impl MemoryBuilder {
             config,
             clock,
             embedder,
-            self.accept_embedder_change,
+            self.on_embedder_change,
         )?;
         Ok(Memory {
             inner: Arc::new(Inner {

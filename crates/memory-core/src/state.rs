@@ -7,15 +7,15 @@ use std::sync::Arc;
 use crate::cache::QueryCache;
 use crate::clock::Clock;
 use crate::config::MemoryConfig;
-use crate::embed::Embedder;
-use crate::entry;
+use crate::embed::{checked, checked_vectors, Embedder};
 use crate::error::Result;
 use crate::query::Tiers;
 use crate::scoring::ImportanceScorer;
 use crate::stm::ram::RamShortTerm;
 use crate::stm::{ShortTermStorage, ShortTermStore};
 use crate::store::embedded::EmbeddedStore;
-use crate::store::{EmbedderCheck, LongTermStore, Storage};
+use crate::store::embedder::{EmbedderCheck, OnEmbedderChange};
+use crate::store::{LongTermStore, Storage};
 
 /// Everything one store holds, shared by the clones of its [`Memory`](crate::Memory) handle.
 #[derive(Debug)]
@@ -32,18 +32,20 @@ pub(crate) struct State {
 impl State {
     /// Opens the tiers `storage` and `short_term` name. The configuration and the embedder are
     /// checked by the caller; the long-term store checks that its vectors are the embedder's
-    /// (with `accept_embedder_change`, it takes them as such).
+    /// and, where they are not, does what `on_embedder_change` says.
     pub fn open(
         storage: &Storage,
         short_term: &ShortTermStorage,
         config: MemoryConfig,
         clock: Arc<dyn Clock>,
         embedder: Arc<dyn Embedder>,
-        accept_embedder_change: bool,
+        on_embedder_change: OnEmbedderChange,
     ) -> Result<State> {
         let check = EmbedderCheck {
+            embedder: embedder.clone(),
+            dim: config.embedding_dim,
             id: embedder.id(),
-            accept_change: accept_embedder_change,
+            on_change: on_embedder_change,
         };
         let ltm: Box<dyn LongTermStore> = match storage {
             #[cfg(feature = "postgres")]
@@ -96,28 +98,12 @@ impl State {
 
     /// The store's embedding of `text`, or `None` when it has no words to embed.
     pub fn embed(&self, text: &str) -> Option<Vec<f32>> {
-        self.checked(self.embedder.embed(text))
+        checked(self.embedder.embed(text), self.config.embedding_dim)
     }
 
     /// [`embed`](Self::embed) of several texts at once (one batch for a model that computes
     /// batches faster than texts one by one).
     pub fn embed_batch(&self, texts: &[&str]) -> Vec<Option<Vec<f32>>> {
-        if texts.is_empty() {
-            return Vec::new();
-        }
-        let vectors = self.embedder.embed_batch(texts);
-        if vectors.len() != texts.len() {
-            // A custom embedder that broke the contract: embed one by one instead.
-            return texts.iter().map(|t| self.embed(t)).collect();
-        }
-        vectors.into_iter().map(|v| self.checked(v)).collect()
-    }
-
-    /// A custom embedder's vector gets the same checks as a caller's; a text with nothing to
-    /// embed (all zeros) gets no vector.
-    fn checked(&self, mut v: Vec<f32>) -> Option<Vec<f32>> {
-        entry::check_embedding(&v, self.config.embedding_dim).ok()?;
-        entry::normalize(&mut v).ok()?;
-        Some(v)
+        checked_vectors(self.embedder.as_ref(), self.config.embedding_dim, texts)
     }
 }

@@ -446,12 +446,14 @@ mod bad_servers {
         }
         m.insert(msg("a", "we painted the fence")).unwrap();
         drop(m);
-        // Back to what version 1 left: no vector_top_k, no analyzer or embedder column, no
-        // record of migrations 2 to 4.
+        // Back to what version 1 left: no vector_top_k or set_embeddings, no analyzer,
+        // embedder or re-embedding column, no record of migrations 2 to 5.
         let (rt, client) = admin(&url);
         rt.block_on(client.batch_execute(&format!(
-            "DROP FUNCTION {s}.vector_top_k; ALTER TABLE {s}.store DROP COLUMN analyzer; \
+            "DROP FUNCTION {s}.vector_top_k; DROP FUNCTION {s}.set_embeddings; \
+             ALTER TABLE {s}.store DROP COLUMN analyzer; \
              ALTER TABLE {s}.store DROP COLUMN embedder; \
+             ALTER TABLE {s}.store DROP COLUMN reembedded_through; \
              DELETE FROM {s}.migrations WHERE version >= 2",
             s = store.name()
         )))

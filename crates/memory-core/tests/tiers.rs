@@ -547,6 +547,214 @@ fn a_store_is_not_reopened_with_another_embedder_unless_told_and_loses_nothing()
     }
 }
 
+/// Puts a text on the axis of the first of [`WORDS`] it holds, turned by `turn` (all zeros,
+/// no vector, for a text without one): two embedders with other turns put every text at
+/// another place. Counts the texts it embeds, and panics on `fail_on` (an interruption).
+#[derive(Debug)]
+struct Turned {
+    turn: usize,
+    embedded: std::sync::atomic::AtomicUsize,
+    fail_on: Option<&'static str>,
+}
+
+const WORDS: [&str; DIM] = ["apple", "pear", "plum", "fig"];
+
+impl Turned {
+    fn new(turn: usize) -> std::sync::Arc<Turned> {
+        std::sync::Arc::new(Turned {
+            turn,
+            embedded: Default::default(),
+            fail_on: None,
+        })
+    }
+
+    fn embedded(&self) -> usize {
+        self.embedded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl memory_core::Embedder for Turned {
+    fn dimension(&self) -> usize {
+        DIM
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        assert_ne!(
+            Some(text),
+            self.fail_on,
+            "the embedder fails here (a test's fault)"
+        );
+        self.embedded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        WORDS
+            .iter()
+            .position(|w| text.split(' ').any(|t| t == *w))
+            .map_or(vec![0.0; DIM], |i| axis((i + self.turn) % DIM))
+    }
+
+    fn id(&self) -> String {
+        format!("turned-by-{}", self.turn)
+    }
+}
+
+/// The contents of a vector search's hits for `word` (what the store's vectors rank first).
+fn nearest(m: &Memory, agent: &str, word: &str, k: usize) -> Vec<String> {
+    let query = memory_core::SearchQuery::new(agent, word)
+        .with_mode(memory_core::SearchMode::Vector)
+        .with_tiers(memory_core::Tiers::LongTerm)
+        .with_k(k);
+    m.search(&query)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.entry.content.clone())
+        .collect()
+}
+
+#[test]
+fn a_store_reembedded_with_another_embedder_searches_in_its_space_and_keeps_every_entry() {
+    for backend in common::backends() {
+        let store = backend.fresh_store();
+        let open = |embedder: std::sync::Arc<Turned>| {
+            store
+                .builder()
+                .with_config(config())
+                .with_embedder(embedder)
+        };
+        let texts = ["an apple", "a pear", "a plum", "a fig", "nothing to embed"];
+        let ids = {
+            let m = open(Turned::new(0)).open().unwrap();
+            let ids = m
+                .insert_batch(texts.iter().map(|t| msg("a", "s", t)).collect())
+                .unwrap();
+            assert_eq!(
+                nearest(&m, "a", "apple", 1),
+                ["an apple"],
+                "{}",
+                backend.name()
+            );
+            ids
+        };
+        // Taken as the new embedder's, the old vectors answer in the wrong space: its "fig" is
+        // where the old one put "apple" (what re-embedding is for).
+        {
+            let m = open(Turned::new(1))
+                .accept_embedder_change()
+                .open()
+                .unwrap();
+            assert_eq!(
+                nearest(&m, "a", "fig", 1),
+                ["an apple"],
+                "{}",
+                backend.name()
+            );
+        }
+        let turned = Turned::new(2);
+        let m = open(turned.clone())
+            .reembed_on_embedder_change()
+            .open()
+            .unwrap();
+        assert_eq!(turned.embedded(), texts.len(), "{}", backend.name());
+        for word in WORDS {
+            let hits = nearest(&m, "a", word, 5);
+            assert_eq!(hits.len(), DIM, "{}: {hits:?}", backend.name());
+            assert!(
+                hits[0].ends_with(word),
+                "{}: {word}: {hits:?}",
+                backend.name()
+            );
+        }
+        for (id, text) in ids.iter().zip(texts) {
+            let entry = m.get("a", *id).unwrap().unwrap();
+            assert_eq!(entry.content, text, "{}", backend.name());
+            assert_eq!(entry.embedding.is_some(), text != "nothing to embed");
+        }
+        assert_eq!(m.count("a").unwrap(), texts.len() as u64);
+        drop(m);
+        // The store is the new embedder's now: it opens without being told, and the old one is
+        // refused.
+        let again = Turned::new(2);
+        let m = open(again.clone()).open().unwrap();
+        assert_eq!(again.embedded(), 0, "{}: re-embedded twice", backend.name());
+        assert_eq!(
+            nearest(&m, "a", "plum", 1),
+            ["a plum"],
+            "{}",
+            backend.name()
+        );
+        drop(m);
+        assert!(
+            matches!(
+                open(Turned::new(1)).open().unwrap_err(),
+                Error::StoreEmbedderMismatch { .. }
+            ),
+            "{}",
+            backend.name()
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_reembedding_is_taken_up_where_it_stopped_and_no_other_embedder_takes_the_store() {
+    for backend in common::backends() {
+        let store = backend.fresh_store();
+        let open = |embedder: std::sync::Arc<Turned>| {
+            store
+                .builder()
+                .with_config(config())
+                .with_embedder(embedder)
+        };
+        let n = 700;
+        let text = |i: usize| format!("{} {i}", WORDS[i % DIM]);
+        {
+            let m = open(Turned::new(0)).open().unwrap();
+            m.insert_batch((0..n).map(|i| msg("a", "s", &text(i))).collect())
+                .unwrap();
+        }
+        // The new embedder fails part of the way through (a crash, as far as the store knows).
+        let failing = std::sync::Arc::new(Turned {
+            turn: 1,
+            embedded: Default::default(),
+            fail_on: Some(Box::leak(text(n - 50).into_boxed_str())),
+        });
+        let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            open(failing.clone()).reembed_on_embedder_change().open()
+        }));
+        assert!(interrupted.is_err(), "{}", backend.name());
+        let done_before = failing.embedded();
+        assert!(done_before > 0 && done_before < n, "{}", backend.name());
+        // Half re-embedded: neither the old embedder nor a third one takes it as theirs.
+        for other in [0, 2] {
+            let err = open(Turned::new(other)).open().unwrap_err();
+            assert!(
+                matches!(err, Error::StoreEmbedderMismatch { .. }),
+                "{}: {err}",
+                backend.name()
+            );
+            assert!(err.to_string().contains("interrupted"), "{err}");
+        }
+        // The next open with the new embedder finishes it, without being told again and without
+        // recomputing the batches already committed.
+        let resumed = Turned::new(1);
+        let m = open(resumed.clone()).open().unwrap();
+        assert!(
+            resumed.embedded() < n,
+            "{}: began again ({} texts)",
+            backend.name(),
+            resumed.embedded()
+        );
+        assert_eq!(m.count("a").unwrap(), n as u64, "{}", backend.name());
+        for word in WORDS {
+            let hits = nearest(&m, "a", word, 10);
+            assert_eq!(hits.len(), 10, "{}", backend.name());
+            assert!(
+                hits.iter().all(|h| h.starts_with(word)),
+                "{}: {word}: {hits:?}",
+                backend.name()
+            );
+        }
+    }
+}
+
 #[test]
 fn a_file_that_is_not_a_database_is_reported_as_corrupt() {
     let dir = tempfile::tempdir().unwrap();

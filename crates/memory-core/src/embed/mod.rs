@@ -39,13 +39,42 @@ pub trait Embedder: Send + Sync + Debug {
 
     /// What the vectors of this embedder are comparable with: two embedders with the same id
     /// put the same text at the same place. A store records the id of the embedder it was
-    /// written with and refuses to open with another (`Error::StoreEmbedderMismatch`): the old
+    /// written with and refuses to open with another (`Error::StoreEmbedderMismatch`; unless
+    /// told to recompute its vectors, `MemoryBuilder::reembed_on_embedder_change`): the old
     /// vectors would be compared with new queries in another space and rank as noise, silently.
     /// The default is the type's name and the dimension; an embedder whose vectors depend on
     /// more (model weights, a version of its algorithm) says so here.
     fn id(&self) -> String {
         format!("{}/{}", std::any::type_name::<Self>(), self.dimension())
     }
+}
+
+/// `embedder`'s vectors of `texts`, checked as a caller's are (dimension `dim`, finite) and
+/// scaled to unit length; `None` for a text with nothing to embed (all zeros) or a vector that
+/// fails the checks. A custom embedder whose batch breaks the contract is asked text by text.
+pub(crate) fn checked_vectors(
+    embedder: &dyn Embedder,
+    dim: usize,
+    texts: &[&str],
+) -> Vec<Option<Vec<f32>>> {
+    if texts.is_empty() {
+        return Vec::new();
+    }
+    let vectors = embedder.embed_batch(texts);
+    if vectors.len() != texts.len() {
+        return texts
+            .iter()
+            .map(|t| checked(embedder.embed(t), dim))
+            .collect();
+    }
+    vectors.into_iter().map(|v| checked(v, dim)).collect()
+}
+
+/// One vector of [`checked_vectors`].
+pub(crate) fn checked(mut v: Vec<f32>, dim: usize) -> Option<Vec<f32>> {
+    crate::entry::check_embedding(&v, dim).ok()?;
+    crate::entry::normalize(&mut v).ok()?;
+    Some(v)
 }
 
 /// [`Embedder::vector_weight`] of an embedder that does not say otherwise.

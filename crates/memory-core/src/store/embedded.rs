@@ -12,10 +12,11 @@ use crate::entry::{EntryId, MemoryEntry};
 use crate::error::{Error, Result};
 use crate::index::{Indexes, ListQuery};
 use crate::query::DocFilter;
+use crate::store::embedder::EmbedderCheck;
 use crate::store::snapshot::Snapshots;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    AccessRecord, EmbedderCheck, IntegrityReport, LongTermStore, QuarantinedEntry, Ranking, Storage,
+    AccessRecord, IntegrityReport, LongTermStore, QuarantinedEntry, Ranking, Storage,
 };
 
 /// Batches of long-term entries at least this large are indexed on a second thread while SQLite
@@ -68,18 +69,24 @@ impl EmbeddedStore {
             Some(_) => {}
             None => sqlite.record_dimension(config.embedding_dim)?,
         }
-        embedder.apply(
-            &sqlite.path().display().to_string(),
-            sqlite.recorded_embedder()?,
-            |id| sqlite.record_embedder(id),
-        )?;
+        let location = sqlite.path().display().to_string();
+        let step = embedder.apply(&location, sqlite.recorded_embedder()?.as_deref())?;
+        if let Some(record) = step.record() {
+            sqlite.record_embedder(record)?;
+        }
+        if step.reembeds() {
+            embedder.reembed(&location, &mut &sqlite)?;
+        }
         let mut snapshots = match storage {
             Storage::File(path) => Some(Snapshots::new(path, &sqlite, config)?),
             _ => None,
         };
         let mut indexes = Indexes::new(config.search.bm25, config.vector_index_config())?;
+        // A snapshot holds the vectors of before a re-embedding (whose changes the log names
+        // too): building the indexes anew is faster than replaying every row.
         let loaded = snapshots
             .as_ref()
+            .filter(|_| !step.reembeds())
             .and_then(|s| s.load(&sqlite, &indexes, config.embedding_dim));
         let bad = match loaded {
             Some(loaded) => loaded.bad,

@@ -8,6 +8,7 @@
 
 pub(crate) mod commit;
 pub(crate) mod embedded;
+pub(crate) mod embedder;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod snapshot;
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 use self::postgres::config::PostgresConfig;
 use crate::clock::Timestamp;
 use crate::entry::{EntryId, MemoryEntry};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index::ListQuery;
 use crate::query::DocFilter;
 
@@ -199,45 +200,4 @@ pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
 
     /// Heap bytes held by in-process indexes (0 where the server indexes).
     fn index_heap_bytes(&self) -> usize;
-}
-
-/// The embedder a long-term store is opened with ([`Embedder::id`](crate::Embedder::id)),
-/// checked by the backend's open against the one the store recorded, before it loads anything.
-#[derive(Clone, Debug)]
-pub(crate) struct EmbedderCheck {
-    pub id: String,
-    /// `MemoryBuilder::accept_embedder_change`.
-    pub accept_change: bool,
-}
-
-impl EmbedderCheck {
-    /// Checks `recorded` (what the store at `location` names, `None` before its first record)
-    /// and records this embedder through `record` where the store names none yet or the
-    /// caller accepts a change; another recorded embedder is [`Error::StoreEmbedderMismatch`].
-    pub fn apply(
-        &self,
-        location: &str,
-        recorded: Option<String>,
-        record: impl FnOnce(&str) -> Result<()>,
-    ) -> Result<()> {
-        match recorded {
-            Some(stored) if stored == self.id => Ok(()),
-            Some(stored) if !self.accept_change => Err(Error::StoreEmbedderMismatch {
-                store: location.to_string(),
-                stored,
-                configured: self.id.clone(),
-            }),
-            Some(stored) => {
-                tracing::warn!(
-                    store = %location,
-                    %stored,
-                    configured = %self.id,
-                    "opening the store with another embedder than the one that wrote its vectors, \
-                     as asked (accept_embedder_change)"
-                );
-                record(&self.id)
-            }
-            None => record(&self.id),
-        }
-    }
 }

@@ -14,6 +14,7 @@ use crate::clock::Timestamp;
 use crate::config::Durability;
 use crate::entry::{EntryId, MemoryEntry, Role, Tier};
 use crate::error::{Error, Result};
+use crate::store::embedder::StoredVectors;
 use crate::store::{AccessRecord, QuarantinedEntry, Storage};
 
 /// `PRAGMA application_id` of memory-core files ("MEMC"), so we never adopt someone else's database.
@@ -666,15 +667,10 @@ impl SqliteStore {
         })
     }
 
-    /// Records the embedder the store's vectors are made with.
+    /// Records the embedder the store's vectors are made with (or the mark of a re-embedding
+    /// begun), and forgets any re-embedding's progress.
     pub fn record_embedder(&self, id: &str) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('embedder', ?1)",
-                params![id],
-            )?;
-            Ok(())
-        })
+        self.write(|tx| Ok(record_embedder(tx, id)?))
     }
 
     /// Runs SQLite's `quick_check` and reports the first problem, if any.
@@ -845,6 +841,86 @@ impl SqliteStore {
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .map_err(|e| self.err(e))
     }
+}
+
+/// Re-embedding over the file's rows (see [`crate::store::embedder`]).
+impl StoredVectors for &SqliteStore {
+    fn progress(&mut self) -> Result<Option<EntryId>> {
+        let through: Option<String> = self.read(|c| {
+            c.query_row(
+                "SELECT value FROM meta WHERE key = 'reembedded_through'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        Ok(through.and_then(|t| t.parse().ok()).map(EntryId))
+    }
+
+    fn count(&mut self) -> Result<u64> {
+        self.count_all()
+    }
+
+    fn contents_after(
+        &mut self,
+        after: Option<EntryId>,
+        limit: usize,
+    ) -> Result<Vec<(EntryId, String)>> {
+        // Ids are below 2^63 (`MAX_ID`); -1 is below every one.
+        let after = after.map_or(-1, |id| id.0 as i64);
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, content FROM entries WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(params![after, limit as i64])?;
+            let mut out = Vec::with_capacity(limit);
+            while let Some(r) = rows.next()? {
+                let id = EntryId(r.get::<_, i64>(0)? as u64);
+                // Damaged content is left to the open's scan, which sets the row aside.
+                if let rusqlite::types::ValueRef::Text(text) = r.get_ref(1)? {
+                    if let Ok(text) = std::str::from_utf8(text) {
+                        out.push((id, text.to_owned()));
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn write_vectors(&mut self, rows: &[(EntryId, Option<Vec<f32>>)]) -> Result<()> {
+        let Some(&(last, _)) = rows.last() else {
+            return Ok(());
+        };
+        self.write(|tx| {
+            let mut update =
+                tx.prepare_cached("UPDATE entries SET embedding = ?2 WHERE id = ?1")?;
+            for (id, vector) in rows {
+                update.execute(params![id.0 as i64, vector.as_deref().map(embedding_bytes)])?;
+            }
+            if self.change_log {
+                log_change(tx, rows.iter().map(|r| r.0))?;
+            }
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('reembedded_through', ?1)",
+            )?
+            .execute(params![last.0.to_string()])?;
+            Ok(())
+        })
+    }
+
+    fn finish(&mut self, id: &str) -> Result<()> {
+        self.record_embedder(id)
+    }
+}
+
+/// Records the store's embedder (or a re-embedding's mark) and forgets re-embedding progress.
+fn record_embedder(c: &Connection, id: &str) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('embedder', ?1)",
+        params![id],
+    )?;
+    c.execute("DELETE FROM meta WHERE key = 'reembedded_through'", [])?;
+    Ok(())
 }
 
 /// Appends a row to the change log naming `ids` (nothing when there are none), inside the

@@ -29,9 +29,8 @@ use crate::index::topk::sort_ranking;
 use crate::index::ListQuery;
 use crate::query::DocFilter;
 use crate::server::{backoff, connect_problem, server_error, ServerRuntime, RETRIES};
-use crate::store::{
-    AccessRecord, EmbedderCheck, HybridCandidates, IntegrityReport, LongTermStore, Ranking,
-};
+use crate::store::embedder::{EmbedderCheck, EmbedderStep, StoredVectors};
+use crate::store::{AccessRecord, HybridCandidates, IntegrityReport, LongTermStore, Ranking};
 
 use config::describe_url;
 pub use config::PostgresConfig;
@@ -729,7 +728,7 @@ impl PostgresStore {
             location,
         });
         let configured = config.search.bm25.analyzer;
-        let (id_block_size, analyzer) = {
+        let (id_block_size, analyzer, step) = {
             let s = shared.clone();
             let schema = pg.schema.clone();
             let dim = config.embedding_dim;
@@ -745,6 +744,14 @@ impl PostgresStore {
                 "the store's keyword terms were made by another analyzer; searching with the \
                  store's (a new store, or a re-import, takes the configured one)"
             );
+        }
+        if step.reembeds() {
+            let mut rows = ServerVectors {
+                runtime: &runtime,
+                shared: &shared,
+                schema: &pg.schema,
+            };
+            embedder.reembed(&shared.location, &mut rows)?;
         }
         Ok(PostgresStore {
             runtime,
@@ -825,6 +832,90 @@ impl PostgresStore {
     }
 }
 
+/// Re-embedding over the server's rows (see [`crate::store::embedder`] and `schema.sql`,
+/// migration 5). Another instance re-embedding the same store at once writes the same vectors.
+struct ServerVectors<'a> {
+    runtime: &'a ServerRuntime,
+    shared: &'a Arc<Shared>,
+    schema: &'a str,
+}
+
+impl StoredVectors for ServerVectors<'_> {
+    fn progress(&mut self) -> Result<Option<EntryId>> {
+        let (s, sql) = (
+            self.shared.clone(),
+            format!("SELECT reembedded_through FROM {}.store", self.schema),
+        );
+        let through: Option<i64> = self.runtime.run(async move {
+            with_client!(s, |c| async { Ok(c.query_one(&sql, &[]).await?.get(0)) })
+        })?;
+        Ok(through.and_then(|t| u64::try_from(t).ok()).map(EntryId))
+    }
+
+    fn count(&mut self) -> Result<u64> {
+        let s = self.shared.clone();
+        let n: i64 = self.runtime.run(async move {
+            with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.count_all).await?;
+                Ok(c.query_one(&st, &[]).await?.get(0))
+            })
+        })?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn contents_after(
+        &mut self,
+        after: Option<EntryId>,
+        limit: usize,
+    ) -> Result<Vec<(EntryId, String)>> {
+        let s = self.shared.clone();
+        let sql = format!(
+            "SELECT id, content FROM {}.entries WHERE id > $1 ORDER BY id LIMIT $2",
+            self.schema
+        );
+        let after = after.map_or(-1, |id| id.0 as i64);
+        let limit = limit as i64;
+        let rows = self.runtime.run(async move {
+            with_client!(s, |c| async { Ok(c.query(&sql, &[&after, &limit]).await?) })
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| (EntryId(r.get::<_, i64>(0) as u64), r.get::<_, String>(1)))
+            .collect())
+    }
+
+    fn write_vectors(&mut self, rows: &[(EntryId, Option<Vec<f32>>)]) -> Result<()> {
+        let s = self.shared.clone();
+        let sql = format!("SELECT {}.set_embeddings($1, $2)", self.schema);
+        let ids: Vec<i64> = rows.iter().map(|(id, _)| id.0 as i64).collect();
+        let vectors: Vec<Option<Vector>> = rows
+            .iter()
+            .map(|(_, v)| v.clone().map(Vector::from))
+            .collect();
+        self.runtime.run(async move {
+            with_client!(s, |c| async {
+                c.execute(&sql, &[&ids, &vectors]).await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn finish(&mut self, id: &str) -> Result<()> {
+        let s = self.shared.clone();
+        let sql = format!(
+            "UPDATE {}.store SET embedder = $1, reembedded_through = NULL",
+            self.schema
+        );
+        let id = id.to_owned();
+        self.runtime.run(async move {
+            with_client!(s, |c| async {
+                c.execute(&sql, &[&id]).await?;
+                Ok(())
+            })
+        })
+    }
+}
+
 /// Creates or migrates the schema and checks the dimension; returns the id block size.
 async fn migrate_store(
     s: &Shared,
@@ -832,7 +923,7 @@ async fn migrate_store(
     dim: usize,
     configured: Analyzer,
     embedder: &EmbedderCheck,
-) -> Result<(u64, Analyzer)> {
+) -> Result<(u64, Analyzer, EmbedderStep)> {
     let mut client = s.pool.get().await.map_err(|e| s.error(Failure::Pool(e)))?;
     let e = |err: tokio_postgres::Error| s.error(Failure::Query(err));
     let installed = client
@@ -911,15 +1002,14 @@ async fn migrate_store(
         .await
         .map_err(e)?
         .get(0);
-    let mut record = None;
-    embedder.apply(&s.location, recorded, |id| {
-        record = Some(id.to_string());
-        Ok(())
-    })?;
-    if let Some(id) = record {
-        tx.execute(&format!("UPDATE {schema}.store SET embedder = $1"), &[&id])
-            .await
-            .map_err(e)?;
+    let step = embedder.apply(&s.location, recorded.as_deref())?;
+    if let Some(record) = step.record() {
+        tx.execute(
+            &format!("UPDATE {schema}.store SET embedder = $1, reembedded_through = NULL"),
+            &[&record],
+        )
+        .await
+        .map_err(e)?;
     }
     let block: i64 = tx
         .query_one(
@@ -959,7 +1049,7 @@ async fn migrate_store(
             store: s.location.clone(),
             detail: format!("id block size {block}"),
         })?;
-    Ok((block, analyzer))
+    Ok((block, analyzer, step))
 }
 
 /// A BM25 request, its parameters ready to move into a future.

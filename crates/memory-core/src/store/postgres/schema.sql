@@ -432,6 +432,38 @@ ALTER TABLE memory_core.store ADD COLUMN embedder text;
 INSERT INTO memory_core.migrations (version, description)
 VALUES (4, 'store.embedder: the embedder of the store''s vectors');
 
+-- migration 5: re-embedding a store with another embedder (MemoryBuilder::reembed_on_embedder_change)
+-- While it runs, store.embedder is 'reembedding:' followed by the new embedder's id, and
+-- reembedded_through the last entry id whose vector is recomputed: an interrupted re-embedding
+-- is taken up there. set_embeddings writes one batch: it takes the agents' write locks in
+-- ascending key order (see Write concurrency), replaces the vectors (NULL for a text with
+-- nothing to embed), bumps the agents' generations so that cached answers of other instances
+-- are dropped, and records the progress, in one transaction.
+ALTER TABLE memory_core.store ADD COLUMN reembedded_through bigint;
+
+CREATE FUNCTION memory_core.set_embeddings(p_ids bigint[], p_embeddings vector[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(1296387395, k)
+    FROM (SELECT DISTINCT hashtext(e.agent_id) AS k FROM memory_core.entries e
+          WHERE e.id = ANY (p_ids) ORDER BY 1) AS locks;
+    WITH upd AS (
+        UPDATE memory_core.entries e SET embedding = v.embedding
+        FROM unnest(p_ids, p_embeddings) AS v (id, embedding)
+        WHERE e.id = v.id
+        RETURNING e.agent_id
+    )
+    UPDATE memory_core.agents g SET generation = g.generation + 1
+    WHERE g.agent_id IN (SELECT agent_id FROM upd);
+    UPDATE memory_core.store
+    SET reembedded_through = greatest(reembedded_through, (SELECT max(i) FROM unnest(p_ids) AS i));
+END
+$$;
+
+INSERT INTO memory_core.migrations (version, description)
+VALUES (5, 'store.reembedded_through, set_embeddings: re-embedding with another embedder');
+
 -- query id_block: reserve the ids [v, v + block_size - 1]. Run in autocommit (not inside a
 -- transaction that may roll back), so that the reservation is durable before any id of the
 -- block is used. pg_current_xact_id() gives the transaction an xid, so its commit flushes the
@@ -455,9 +487,16 @@ VALUES (4, 'store.embedder: the embedder of the store''s vectors');
 -- SELECT analyzer FROM memory_core.store;
 
 -- query store_embedder: at open, after migrating, in the migration's transaction; the second
--- records the embedder ($1) where the store names none yet (or the caller accepts a change).
+-- records the embedder ($1) where the store names none yet (or the caller accepts a change), or
+-- the mark of a re-embedding begun, and forgets an earlier re-embedding's progress.
 -- SELECT embedder FROM memory_core.store;
--- UPDATE memory_core.store SET embedder = $1;
+-- UPDATE memory_core.store SET embedder = $1, reembedded_through = NULL;
+
+-- query reembed: the batches of a re-embedding, after the last id done (reembedded_through,
+-- or -1 for none), then the new vectors; finally the embedder is recorded (the update above).
+-- SELECT reembedded_through FROM memory_core.store;
+-- SELECT id, content FROM memory_core.entries WHERE id > $1 ORDER BY id LIMIT $2;
+-- SELECT memory_core.set_embeddings($1, $2);
 
 -- query generation: $1 = agent ids (text[]); an agent without a row has generation 0 and no
 -- entries. Read it before the query whose answer it tags (see Generation above); doc_count
