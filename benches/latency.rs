@@ -231,6 +231,28 @@ fn ltm(c: &mut Criterion) {
             )
         });
     }
+    // The same without the callers' vectors: the store's embedder (the default, hashing) makes
+    // them, as for a caller who passes none.
+    let batch = 1_000;
+    g.throughput(Throughput::Elements(batch as u64));
+    let mut i = 0usize;
+    g.bench_function(BenchmarkId::new("insert_batch_embedding", batch), |b| {
+        b.iter_batched(
+            || {
+                memory.make_room(batch);
+                (0..batch)
+                    .map(|_| {
+                        i += 1;
+                        let m = &pool()[i % pool().len()];
+                        NewEntry::new(AGENT, "s-batch", m.role, m.text.clone())
+                            .with_importance(m.importance)
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |entries| memory.get().insert_batch(entries).expect("insert_batch"),
+            BatchSize::PerIteration,
+        )
+    });
     g.throughput(Throughput::Elements(1));
     let size = settings().fixture_size();
     g.bench_function(BenchmarkId::new("get", size), |b| {

@@ -61,7 +61,8 @@ const TOKENS_PER_PASS: usize = 2048;
 /// one included (the model still sees `[CLS] [SEP]`). Weights take about 90 MB of RAM. A short
 /// sentence costs 15-25 ms of one core on a shared 2-core machine, a sentence in a batch about
 /// half that ([`embed_batch`](Embedder::embed_batch) shares each weight matrix across the
-/// batch). Calls run on the calling thread; the embedder is `Sync`, so threads can share one.
+/// batch). Calls run on the calling thread; the embedder is `Sync`, so threads can share one
+/// (the store cuts a batch of 64 texts or more into parts embedded on every core).
 ///
 /// ```no_run
 /// use memory_core::{Embedder, MiniLmEmbedder};
