@@ -13,6 +13,10 @@
 //!   (so the kill often lands inside a snapshot write); the next open loads the last whole
 //!   snapshot and replays the rest, and must still find every acknowledged entry.
 //!
+//! A second test kills a child while its open re-embeds the store with another embedder
+//! (`reembed_on_embedder_change`): the next open must finish the re-embedding, with every entry
+//! intact and every vector the new embedder's.
+//!
 //! The child is this test binary run again with `CRASH_CHILD_STORE` set, executing only
 //! `crash_child`. Every backend of the suite runs it (see `common`); on the server backend the
 //! store is a PostgreSQL schema and a Redis prefix, and a round's kill also cuts the child's
@@ -21,6 +25,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -70,6 +75,26 @@ fn crash_child() {
     if mode == "open" {
         println!("opening");
         let m = common::open_spec(&spec, config()).unwrap();
+        println!("opened");
+        m.wait_for_indexing();
+        println!("indexed");
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    if mode == "reembed" {
+        println!("opening");
+        let pause_at = std::env::var("CRASH_CHILD_PAUSE_AT")
+            .ok()
+            .map(|n| n.parse().unwrap());
+        let m = common::builder_spec(&spec)
+            .with_config(config())
+            .with_embedder(std::sync::Arc::new(Keyed {
+                pause_at,
+                ..Arc::into_inner(Keyed::new(round)).unwrap()
+            }))
+            .reembed_on_embedder_change()
+            .open()
+            .unwrap();
         println!("opened");
         m.wait_for_indexing();
         println!("indexed");
@@ -261,5 +286,183 @@ fn sigkill_rounds(store: &common::TestStore) {
             acked_by_mode.get(mode).copied().unwrap_or(0) > 5,
             "the {mode} rounds acknowledged too few writes to test anything: {acked_by_mode:?}"
         );
+    }
+}
+
+/// An embedder of its own per `key`: a text's vector is drawn from a generator seeded by the text
+/// and the key, so two keys put every text at unrelated places. Takes 100 us a text, so that a
+/// re-embedding of a few thousand entries lasts long enough to be killed in; with `pause_at`,
+/// the call that embeds that many texts prints "paused" and never returns (a kill then lands
+/// exactly there).
+#[derive(Debug)]
+struct Keyed {
+    key: u64,
+    embedded: std::sync::atomic::AtomicUsize,
+    pause_at: Option<usize>,
+}
+
+impl Keyed {
+    fn new(key: u64) -> std::sync::Arc<Keyed> {
+        std::sync::Arc::new(Keyed {
+            key,
+            embedded: Default::default(),
+            pause_at: None,
+        })
+    }
+
+    /// Texts embedded so far.
+    fn embedded(&self) -> usize {
+        self.embedded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The unit vector a store holds for `text`.
+    fn unit(&self, text: &str) -> Vec<f32> {
+        let v = self.draw(text);
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / norm).collect()
+    }
+
+    fn draw(&self, text: &str) -> Vec<f32> {
+        let seed = text
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64 ^ self.key, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..DIM).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+}
+
+impl memory_core::Embedder for Keyed {
+    fn dimension(&self) -> usize {
+        DIM
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        std::thread::sleep(Duration::from_micros(100));
+        let n = 1 + self
+            .embedded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if Some(n) == self.pause_at {
+            println!("paused");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        self.draw(text)
+    }
+
+    fn id(&self) -> String {
+        format!("keyed-{}", self.key)
+    }
+}
+
+#[test]
+fn a_reembedding_killed_at_any_point_is_finished_by_the_next_open() {
+    for backend in common::backends() {
+        eprintln!("-- on the {} store", backend.name());
+        let store = backend.fresh_store();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x4e3b);
+        // id -> content; the store's embedder (the default) makes the vectors.
+        let mut stored = BTreeMap::new();
+        {
+            let m = store.open(config()).unwrap();
+            for chunk in 0..4u64 {
+                let contents: Vec<String> = (chunk * 1_000..(chunk + 1) * 1_000)
+                    .map(|k| content(2_000, k))
+                    .collect();
+                let ids = m
+                    .insert_batch(
+                        contents
+                            .iter()
+                            .map(|c| NewEntry::new("agent", "s", Role::User, c.clone()))
+                            .collect(),
+                    )
+                    .unwrap();
+                stored.extend(ids.into_iter().map(|id| id.0).zip(contents));
+            }
+        }
+        let rounds: u64 = std::env::var("CRASH_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(6);
+        let n = stored.len();
+        for round in 0..rounds {
+            // Each round moves the store to an embedder of its own. Odd rounds kill the child
+            // at a random time (before, during or after its re-embedding, in a write or not);
+            // even ones where its embedder pauses, part of the way through.
+            let pause_at = (round % 2 == 0).then(|| rng.random_range(300..n - 300));
+            let mut child = Command::new(std::env::current_exe().unwrap());
+            child
+                .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+                .env("CRASH_CHILD_STORE", store.spec())
+                .env("CRASH_CHILD_ROUND", round.to_string())
+                .env("CRASH_CHILD_MODE", "reembed")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null());
+            if let Some(at) = pause_at {
+                child.env("CRASH_CHILD_PAUSE_AT", at.to_string());
+            }
+            let mut child = child.spawn().unwrap();
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let awaited = if pause_at.is_some() {
+                "paused"
+            } else {
+                "opening"
+            };
+            let seen = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .any(|l| l.ends_with(awaited));
+            assert!(seen, "round {round}: the child never printed {awaited}");
+            if pause_at.is_none() {
+                std::thread::sleep(Duration::from_millis(rng.random_range(0..600)));
+            }
+            child.kill().unwrap(); // SIGKILL on Unix
+            assert!(!child.wait().unwrap().success(), "round {round}");
+
+            // Killed before the child recorded the change, the store is the last round's; after,
+            // it is part re-embedded. Either way this open with the round's embedder finishes it.
+            let target = Keyed::new(round);
+            let m = store
+                .builder()
+                .with_config(config())
+                .with_embedder(target.clone())
+                .reembed_on_embedder_change()
+                .open()
+                .unwrap();
+            if pause_at.is_some() {
+                // Taken up after the batches the child committed, not begun again.
+                assert!(
+                    (1..n).contains(&target.embedded()),
+                    "round {round}: the open embedded {} of {n}",
+                    target.embedded()
+                );
+            }
+            let report = m.check_integrity().unwrap();
+            assert!(report.quarantined.is_empty(), "round {round}: {report:?}");
+            assert_eq!(m.count("agent").unwrap(), stored.len() as u64);
+            for (&id, text) in &stored {
+                let e = m.get("agent", EntryId(id)).unwrap().unwrap();
+                assert_eq!(&e.content, text, "round {round}: entry {id}");
+                let v = e.embedding.as_deref().unwrap();
+                let want = target.unit(text);
+                let off = v
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
+                assert!(
+                    off < 1e-5,
+                    "round {round}: entry {id} holds another embedder's vector (off by {off})"
+                );
+            }
+            // Another embedder does not take the store for its own.
+            drop(m);
+            assert!(store
+                .builder()
+                .with_config(config())
+                .with_embedder(Keyed::new(round + 100))
+                .open()
+                .is_err());
+        }
     }
 }

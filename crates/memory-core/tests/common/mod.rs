@@ -277,9 +277,14 @@ pub fn each_store(config: MemoryConfig, body: impl Fn(&TestStore, Memory, Arc<Ma
 
 /// Opens the store a [`TestStore::spec`] names (in a child process).
 pub fn open_spec(spec: &str, config: MemoryConfig) -> Result<Memory> {
+    builder_spec(spec).with_config(config).open()
+}
+
+/// A builder of a handle on the store a [`TestStore::spec`] names (in a child process).
+pub fn builder_spec(spec: &str) -> memory_core::MemoryBuilder {
     let parts: Vec<&str> = spec.split('\t').collect();
     match parts.as_slice() {
-        ["embedded", path] => Memory::open(Storage::File(PathBuf::from(path)), config),
+        ["embedded", path] => Memory::builder(Storage::File(PathBuf::from(path))),
         #[cfg(all(feature = "postgres", feature = "redis"))]
         ["servers", postgres_url, redis_url, name] => {
             let store = TestStore {
@@ -291,10 +296,10 @@ pub fn open_spec(spec: &str, config: MemoryConfig) -> Result<Memory> {
                 name: (*name).to_owned(),
                 _dir: tempfile::tempdir().expect("temporary directory"),
             };
-            let opened = store.open(config);
+            let builder = store.builder();
             // This process only borrows the store: it must outlive us.
             std::mem::forget(store);
-            opened
+            builder
         }
         _ => panic!("not a store spec: {spec:?}"),
     }
