@@ -401,8 +401,9 @@ impl MemoryBuilder {
     /// re-embedding is taken up where it stopped by the next open with this embedder (with or
     /// without this call), and an open with any other embedder is refused until it is done.
     /// Handles already open on the store with the old embedder keep writing its vectors:
-    /// close them first. Entries in a shared short-term tier (Redis) keep the vectors they
-    /// were appended with until they expire or are consolidated.
+    /// close them first. Short-term entries hold only the vectors their callers passed (the
+    /// others are embedded when searched or consolidated, by the handle's embedder): those stay
+    /// as they are.
     pub fn reembed_on_embedder_change(mut self) -> Self {
         self.on_embedder_change = OnEmbedderChange::Reembed;
         self
