@@ -212,17 +212,27 @@ fn ltm(c: &mut Criterion) {
         });
     }
     let memory = RotatingStore::new(Durability::ProcessCrash);
-    for batch in INSERT_BATCHES {
+    // `insert_batch_embedding`: the same without the callers' vectors, which the store's
+    // embedder (the default, hashing) then makes, as for a caller who passes none.
+    let batches = INSERT_BATCHES
+        .map(|batch| ("insert_batch", batch, true))
+        .into_iter()
+        .chain([("insert_batch_embedding", 1_000, false)]);
+    for (name, batch, with_vectors) in batches {
         g.throughput(Throughput::Elements(batch as u64));
         let mut i = 0usize;
-        g.bench_function(BenchmarkId::new("insert_batch", batch), |b| {
+        g.bench_function(BenchmarkId::new(name, batch), |b| {
             b.iter_batched(
                 || {
                     memory.make_room(batch);
                     (0..batch)
                         .map(|_| {
                             i += 1;
-                            entry(i, AGENT, "s-batch")
+                            let mut e = entry(i, AGENT, "s-batch");
+                            if !with_vectors {
+                                e.embedding = None;
+                            }
+                            e
                         })
                         .collect::<Vec<_>>()
                 },
@@ -231,28 +241,6 @@ fn ltm(c: &mut Criterion) {
             )
         });
     }
-    // The same without the callers' vectors: the store's embedder (the default, hashing) makes
-    // them, as for a caller who passes none.
-    let batch = 1_000;
-    g.throughput(Throughput::Elements(batch as u64));
-    let mut i = 0usize;
-    g.bench_function(BenchmarkId::new("insert_batch_embedding", batch), |b| {
-        b.iter_batched(
-            || {
-                memory.make_room(batch);
-                (0..batch)
-                    .map(|_| {
-                        i += 1;
-                        let m = &pool()[i % pool().len()];
-                        NewEntry::new(AGENT, "s-batch", m.role, m.text.clone())
-                            .with_importance(m.importance)
-                    })
-                    .collect::<Vec<_>>()
-            },
-            |entries| memory.get().insert_batch(entries).expect("insert_batch"),
-            BatchSize::PerIteration,
-        )
-    });
     g.throughput(Throughput::Elements(1));
     let size = settings().fixture_size();
     g.bench_function(BenchmarkId::new("get", size), |b| {

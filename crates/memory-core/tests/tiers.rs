@@ -597,6 +597,17 @@ impl memory_core::Embedder for Turned {
     }
 }
 
+/// A builder of a handle on `store` with `embedder`.
+fn builder_with(
+    store: &common::TestStore,
+    embedder: std::sync::Arc<Turned>,
+) -> memory_core::MemoryBuilder {
+    store
+        .builder()
+        .with_config(config())
+        .with_embedder(embedder)
+}
+
 /// The contents of a vector search's hits for `word` (what the store's vectors rank first).
 fn nearest(m: &Memory, agent: &str, word: &str, k: usize) -> Vec<String> {
     let query = memory_core::SearchQuery::new(agent, word)
@@ -614,12 +625,7 @@ fn nearest(m: &Memory, agent: &str, word: &str, k: usize) -> Vec<String> {
 fn a_store_reembedded_with_another_embedder_searches_in_its_space_and_keeps_every_entry() {
     for backend in common::backends() {
         let store = backend.fresh_store();
-        let open = |embedder: std::sync::Arc<Turned>| {
-            store
-                .builder()
-                .with_config(config())
-                .with_embedder(embedder)
-        };
+        let open = |embedder| builder_with(&store, embedder);
         let texts = ["an apple", "a pear", "a plum", "a fig", "nothing to embed"];
         let ids = {
             let m = open(Turned::new(0)).open().unwrap();
@@ -697,12 +703,7 @@ fn a_store_reembedded_with_another_embedder_searches_in_its_space_and_keeps_ever
 fn an_interrupted_reembedding_is_taken_up_where_it_stopped_and_no_other_embedder_takes_the_store() {
     for backend in common::backends() {
         let store = backend.fresh_store();
-        let open = |embedder: std::sync::Arc<Turned>| {
-            store
-                .builder()
-                .with_config(config())
-                .with_embedder(embedder)
-        };
+        let open = |embedder| builder_with(&store, embedder);
         let n = 700;
         let text = |i: usize| format!("{} {i}", WORDS[i % DIM]);
         {
