@@ -455,6 +455,22 @@ fn a_reembedding_killed_at_any_point_is_finished_by_the_next_open() {
                     "round {round}: entry {id} holds another embedder's vector (off by {off})"
                 );
             }
+            // The indexes hold the new vectors too (not a snapshot of the old ones): an entry's
+            // own text finds it.
+            for (&id, text) in stored.iter().step_by(97) {
+                let hits = m
+                    .search(
+                        &memory_core::SearchQuery::new("agent", text.as_str())
+                            .with_mode(memory_core::SearchMode::Vector)
+                            .with_tiers(memory_core::Tiers::LongTerm)
+                            .with_k(5),
+                    )
+                    .unwrap();
+                assert!(
+                    hits.iter().any(|h| h.entry.id.0 == id),
+                    "round {round}: vector search for entry {id}'s own text misses it"
+                );
+            }
             // Another embedder does not take the store for its own.
             drop(m);
             assert!(store
