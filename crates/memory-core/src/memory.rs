@@ -400,6 +400,8 @@ impl MemoryBuilder {
     /// and then rebuilds the indexes; each batch is committed as it goes, so an interrupted
     /// re-embedding is taken up where it stopped by the next open with this embedder (with or
     /// without this call), and an open with any other embedder is refused until it is done.
+    /// PostgreSQL instances that open with this call at once re-embed the store once: the others
+    /// wait for it (a tracing event says so) and open when it is done.
     /// Handles already open on the store with the old embedder keep writing its vectors:
     /// close them first. Short-term entries hold only the vectors their callers passed (the
     /// others are embedded when searched or consolidated, by the handle's embedder): those stay

@@ -71,6 +71,79 @@ fn two_handles_see_each_others_writes_on_their_next_query() {
     }
 }
 
+/// The hashing embedder's vectors under an id of their own, counting the texts it embeds (at
+/// 100 us a text, so that a re-embedding lasts a while).
+#[derive(Debug)]
+struct Counting {
+    inner: memory_core::HashingEmbedder,
+    embedded: std::sync::atomic::AtomicUsize,
+}
+
+impl memory_core::Embedder for Counting {
+    fn dimension(&self) -> usize {
+        DIM
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        std::thread::sleep(std::time::Duration::from_micros(100));
+        self.embedded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.embed(text)
+    }
+
+    fn id(&self) -> String {
+        "counting-hashing".into()
+    }
+}
+
+#[test]
+fn instances_opening_with_reembedding_at_once_reembed_the_store_once() {
+    for backend in common::shared_backends() {
+        let store = backend.fresh_store();
+        let n = 600;
+        {
+            let m = store.open(config()).unwrap();
+            m.insert_batch((0..n).map(|i| msg("agent", &format!("fact {i}"))).collect())
+                .unwrap();
+        }
+        let counting = std::sync::Arc::new(Counting {
+            inner: memory_core::HashingEmbedder::new(DIM).unwrap(),
+            embedded: Default::default(),
+        });
+        // Three instances restarted together with the new embedder: one re-embeds, the others
+        // wait for it and find the store done.
+        let instances: Vec<Memory> = std::thread::scope(|s| {
+            let opening: Vec<_> = (0..3)
+                .map(|_| {
+                    s.spawn(|| {
+                        store
+                            .builder()
+                            .with_config(config())
+                            .with_embedder(counting.clone())
+                            .reembed_on_embedder_change()
+                            .open()
+                            .unwrap()
+                    })
+                })
+                .collect();
+            opening.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let embedded = counting.embedded.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(embedded, n, "re-embedded more than once");
+        for m in &instances {
+            assert_eq!(m.count("agent").unwrap(), n as u64);
+            let hits = m
+                .search(
+                    &SearchQuery::new("agent", "fact 417")
+                        .with_mode(memory_core::SearchMode::Vector)
+                        .with_k(1),
+                )
+                .unwrap();
+            assert_eq!(hits[0].entry.content, "fact 417");
+        }
+    }
+}
+
 /// The child of the two-process tests: runs the action in `SHARED_CHILD_ACTION` on the store in
 /// `SHARED_CHILD_STORE`, printing "id <n>" per write. Does nothing as an ordinary test.
 #[test]

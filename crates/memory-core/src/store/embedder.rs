@@ -112,6 +112,12 @@ pub(crate) trait StoredVectors {
     /// last id as the progress, in one transaction.
     fn write_vectors(&mut self, rows: &[(EntryId, Option<Vec<f32>>)]) -> Result<()>;
 
+    /// Tidies what replacing every vector left behind, before the re-embedding is recorded as
+    /// done (a server's vector index full of old versions); nothing by default.
+    fn tidy(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Records `id` as the store's embedder and forgets the progress, in one transaction.
     fn finish(&mut self, id: &str) -> Result<()>;
 }
@@ -214,6 +220,7 @@ impl EmbedderCheck {
                 );
             }
         }
+        rows.tidy()?;
         rows.finish(&self.id)?;
         tracing::info!(
             store = %location,

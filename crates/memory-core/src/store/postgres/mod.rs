@@ -746,12 +746,7 @@ impl PostgresStore {
             );
         }
         if step.reembeds() {
-            let mut rows = ServerVectors {
-                runtime: &runtime,
-                shared: &shared,
-                schema: &pg.schema,
-            };
-            embedder.reembed(&shared.location, &mut rows)?;
+            reembed(&runtime, &shared, &pg.schema, embedder)?;
         }
         Ok(PostgresStore {
             runtime,
@@ -832,6 +827,85 @@ impl PostgresStore {
     }
 }
 
+/// How often an instance waiting for another's re-embedding asks for its lock.
+const REEMBED_POLL: Duration = Duration::from_millis(200);
+
+/// Re-embeds the store (see [`crate::store::embedder`]), one instance at a time: the others that
+/// open with re-embedding meanwhile wait for it (a tracing event says so), then find it done.
+/// The lock is a session advisory lock on a connection taken out of the pool, so it goes with
+/// the connection, also when this process dies.
+fn reembed(
+    runtime: &ServerRuntime,
+    shared: &Arc<Shared>,
+    schema: &str,
+    embedder: &EmbedderCheck,
+) -> Result<()> {
+    let (s, store, key) = (
+        shared.clone(),
+        format!("{schema}.store"),
+        format!("{schema}.reembed"),
+    );
+    let (lock, recorded) = runtime.run(async move {
+        let e = |err: tokio_postgres::Error| s.error(Failure::Query(err));
+        let pooled = s
+            .pool
+            .get()
+            .await
+            .map_err(|err| s.error(Failure::Pool(err)))?;
+        let client = deadpool_postgres::Object::take(pooled);
+        // Polled, not waited for in a statement: the holder's REINDEX CONCURRENTLY waits for
+        // every transaction under way to end, a waiting statement included (a deadlock that
+        // no server sees, as the holder releases its lock only after the REINDEX).
+        let take = "SELECT pg_try_advisory_lock($1, hashtext($2))";
+        let mut waiting = false;
+        loop {
+            let free: bool = client
+                .query_one(take, &[&migrate::LOCK_KEY, &key])
+                .await
+                .map_err(e)?
+                .get(0);
+            if free {
+                break;
+            }
+            if !waiting {
+                waiting = true;
+                tracing::info!(
+                    store = %s.location,
+                    "waiting for another instance's re-embedding of the store to end"
+                );
+            }
+            tokio::time::sleep(REEMBED_POLL).await;
+        }
+        let read = format!("SELECT embedder FROM {store}");
+        let recorded: Option<String> = client.query_one(&read, &[]).await.map_err(e)?.get(0);
+        Ok((client, recorded))
+    })?;
+    // What the store records now: another instance may have finished (or begun another) while
+    // this one waited.
+    let step = embedder.apply(&shared.location, recorded.as_deref())?;
+    if let Some(record) = step.record() {
+        let (s, record) = (shared.clone(), record.to_owned());
+        let sql = format!("UPDATE {schema}.store SET embedder = $1, reembedded_through = NULL");
+        runtime.run(async move {
+            with_client!(s, |c| async {
+                c.execute(&sql, &[&record]).await?;
+                Ok(())
+            })
+        })?;
+    }
+    if step.reembeds() {
+        let mut rows = ServerVectors {
+            runtime,
+            shared,
+            schema,
+        };
+        embedder.reembed(&shared.location, &mut rows)?;
+    }
+    // Closing the connection releases the lock.
+    drop(lock);
+    Ok(())
+}
+
 /// Re-embedding over the server's rows (see [`crate::store::embedder`] and `schema.sql`,
 /// migration 5). Another instance re-embedding the same store at once writes the same vectors.
 struct ServerVectors<'a> {
@@ -895,6 +969,29 @@ impl StoredVectors for ServerVectors<'_> {
         self.runtime.run(async move {
             with_client!(s, |c| async {
                 c.execute(&sql, &[&ids, &vectors]).await?;
+                Ok(())
+            })
+        })
+    }
+
+    /// Every row was updated, so the HNSW index holds a dead version of each beside the live
+    /// one, which searches walk through until a vacuum: rebuilt from the live rows, then the
+    /// table vacuumed, as pgvector advises for HNSW (a vacuum alone repairs the graph slowly).
+    fn tidy(&mut self) -> Result<()> {
+        tracing::info!(
+            store = %self.shared.location,
+            "rebuilding the store's vector index after the re-embedding"
+        );
+        let s = self.shared.clone();
+        let schema = self.schema.to_owned();
+        self.runtime.run(async move {
+            with_client!(s, |c| async {
+                c.batch_execute(&format!(
+                    "REINDEX INDEX CONCURRENTLY {schema}.entries_embedding_hnsw"
+                ))
+                .await?;
+                c.batch_execute(&format!("VACUUM (ANALYZE) {schema}.entries"))
+                    .await?;
                 Ok(())
             })
         })
