@@ -139,7 +139,8 @@ impl EmbedderCheck {
             tracing::info!(
                 store = %location,
                 embedder = %self.id,
-                "taking up the interrupted re-embedding of the store's vectors with this embedder"
+                "the store's vectors are being re-embedded with this embedder (the record says \
+                 so): going on from its last committed batch"
             );
             return Ok(EmbedderStep::ResumeReembedding);
         }

@@ -907,7 +907,7 @@ fn reembed(
 }
 
 /// Re-embedding over the server's rows (see [`crate::store::embedder`] and `schema.sql`,
-/// migration 5). Another instance re-embedding the same store at once writes the same vectors.
+/// migration 5), under the lock [`reembed`] holds.
 struct ServerVectors<'a> {
     runtime: &'a ServerRuntime,
     shared: &'a Arc<Shared>,
