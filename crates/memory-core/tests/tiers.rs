@@ -608,10 +608,11 @@ fn builder_with(
         .with_embedder(embedder)
 }
 
-/// The contents of a vector search's hits for `word` (what the store's vectors rank first).
+/// The contents of an exact vector search's hits for `word` (what the store's vectors rank
+/// first; exact, since many entries share a vector here).
 fn nearest(m: &Memory, agent: &str, word: &str, k: usize) -> Vec<String> {
     let query = memory_core::SearchQuery::new(agent, word)
-        .with_mode(memory_core::SearchMode::Vector)
+        .with_mode(memory_core::SearchMode::ExactVector)
         .with_tiers(memory_core::Tiers::LongTerm)
         .with_k(k);
     m.search(&query)
