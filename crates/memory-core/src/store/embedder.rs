@@ -118,8 +118,9 @@ pub(crate) trait StoredVectors {
         Ok(())
     }
 
-    /// Records `id` as the store's embedder and forgets the progress, in one transaction.
-    fn finish(&mut self, id: &str) -> Result<()>;
+    /// Records `value` (the store's embedder, or the mark of a re-embedding begun) and forgets
+    /// the progress, in one transaction.
+    fn record(&mut self, value: &str) -> Result<()>;
 }
 
 impl EmbedderCheck {
@@ -222,7 +223,7 @@ impl EmbedderCheck {
             }
         }
         rows.tidy()?;
-        rows.finish(&self.id)?;
+        rows.record(&self.id)?;
         tracing::info!(
             store = %location,
             embedder = %self.id,

@@ -908,8 +908,8 @@ impl StoredVectors for &SqliteStore {
         })
     }
 
-    fn finish(&mut self, id: &str) -> Result<()> {
-        self.record_embedder(id)
+    fn record(&mut self, value: &str) -> Result<()> {
+        self.record_embedder(value)
     }
 }
 

@@ -883,22 +883,15 @@ fn reembed(
     // What the store records now: another instance may have finished (or begun another) while
     // this one waited.
     let step = embedder.apply(&shared.location, recorded.as_deref())?;
+    let mut rows = ServerVectors {
+        runtime,
+        shared,
+        schema,
+    };
     if let Some(record) = step.record() {
-        let (s, record) = (shared.clone(), record.to_owned());
-        let sql = format!("UPDATE {schema}.store SET embedder = $1, reembedded_through = NULL");
-        runtime.run(async move {
-            with_client!(s, |c| async {
-                c.execute(&sql, &[&record]).await?;
-                Ok(())
-            })
-        })?;
+        rows.record(record)?;
     }
     if step.reembeds() {
-        let mut rows = ServerVectors {
-            runtime,
-            shared,
-            schema,
-        };
         embedder.reembed(&shared.location, &mut rows)?;
     }
     // Closing the connection releases the lock.
@@ -997,16 +990,16 @@ impl StoredVectors for ServerVectors<'_> {
         })
     }
 
-    fn finish(&mut self, id: &str) -> Result<()> {
+    fn record(&mut self, value: &str) -> Result<()> {
         let s = self.shared.clone();
         let sql = format!(
             "UPDATE {}.store SET embedder = $1, reembedded_through = NULL",
             self.schema
         );
-        let id = id.to_owned();
+        let value = value.to_owned();
         self.runtime.run(async move {
             with_client!(s, |c| async {
-                c.execute(&sql, &[&id]).await?;
+                c.execute(&sql, &[&value]).await?;
                 Ok(())
             })
         })
