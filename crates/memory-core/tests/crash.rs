@@ -62,6 +62,30 @@ fn ack(out: &std::io::Stdout, id: EntryId, round: u64, n: u64) {
     lock.flush().unwrap();
 }
 
+/// Pauses the thread that reports a re-embedding done (the new embedder recorded, the open's
+/// indexes not built yet), after printing "recorded": a kill then lands exactly there.
+struct PauseAfterRecord;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PauseAfterRecord {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        if message.0.contains("vectors are re-embedded") {
+            println!("recorded");
+            std::io::stdout().flush().unwrap();
+            std::thread::sleep(Duration::from_secs(600));
+        }
+    }
+}
+
 /// The child: does the work of `CRASH_CHILD_MODE` forever, printing "ack <id> <round> <n>" for
 /// each committed entry. Does nothing when run as an ordinary test.
 #[test]
@@ -82,6 +106,13 @@ fn crash_child() {
         return;
     }
     if mode == "reembed" {
+        if std::env::var_os("CRASH_CHILD_PAUSE_AFTER_RECORD").is_some() {
+            use tracing_subscriber::layer::SubscriberExt;
+            tracing::subscriber::set_global_default(
+                tracing_subscriber::registry().with(PauseAfterRecord),
+            )
+            .unwrap();
+        }
         println!("opening");
         let pause_at = std::env::var("CRASH_CHILD_PAUSE_AT")
             .ok()
@@ -386,10 +417,13 @@ fn a_reembedding_killed_at_any_point_is_finished_by_the_next_open() {
             .unwrap_or(6);
         let n = stored.len();
         for round in 0..rounds {
-            // Each round moves the store to an embedder of its own. Odd rounds kill the child
-            // at a random time (before, during or after its re-embedding, in a write or not);
-            // even ones where its embedder pauses, part of the way through.
-            let pause_at = (round % 2 == 0).then(|| rng.random_range(300..n - 300));
+            // Each round moves the store to an embedder of its own. The child is killed where
+            // its embedder pauses, part of the way through (rounds 0, 3, ...); at a random time
+            // (before, during or after its re-embedding, in a write or not: 1, 4, ...); or where
+            // it pauses once the re-embedding is recorded done, before its open has built the
+            // indexes anew (2, 5, ...: the snapshot on disk then holds the old vectors).
+            let pause_at = (round % 3 == 0).then(|| rng.random_range(300..n - 300));
+            let after_record = round % 3 == 2;
             let mut child = Command::new(std::env::current_exe().unwrap());
             child
                 .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
@@ -401,10 +435,15 @@ fn a_reembedding_killed_at_any_point_is_finished_by_the_next_open() {
             if let Some(at) = pause_at {
                 child.env("CRASH_CHILD_PAUSE_AT", at.to_string());
             }
+            if after_record {
+                child.env("CRASH_CHILD_PAUSE_AFTER_RECORD", "1");
+            }
             let mut child = child.spawn().unwrap();
             let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
             let awaited = if pause_at.is_some() {
                 "paused"
+            } else if after_record {
+                "recorded"
             } else {
                 "opening"
             };
@@ -413,7 +452,7 @@ fn a_reembedding_killed_at_any_point_is_finished_by_the_next_open() {
                 .map_while(Result::ok)
                 .any(|l| l.ends_with(awaited));
             assert!(seen, "round {round}: the child never printed {awaited}");
-            if pause_at.is_none() {
+            if pause_at.is_none() && !after_record {
                 std::thread::sleep(Duration::from_millis(rng.random_range(0..600)));
             }
             child.kill().unwrap(); // SIGKILL on Unix

@@ -82,8 +82,10 @@ impl EmbeddedStore {
             _ => None,
         };
         let mut indexes = Indexes::new(config.search.bm25, config.vector_index_config())?;
-        // A snapshot holds the vectors of before a re-embedding (whose changes the log names
-        // too): building the indexes anew is faster than replaying every row.
+        // A snapshot holds the vectors of before a re-embedding, and a replay never replaces a
+        // vector it holds: the indexes are built anew (each batch of the re-embedding also
+        // dropped the log rows that older snapshots' stamps name, so that an open after a crash
+        // past the re-embedding's end refuses them too).
         let loaded = snapshots
             .as_ref()
             .filter(|_| !step.reembeds())

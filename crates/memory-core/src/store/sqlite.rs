@@ -899,6 +899,15 @@ impl StoredVectors for &SqliteStore {
             }
             if self.change_log {
                 log_change(tx, rows.iter().map(|r| r.0))?;
+                // A snapshot's replay brings in rows added or removed after it, never a new
+                // vector of a row it holds: every snapshot saved before this batch is made
+                // unusable (the log row its stamp names is gone), so the next open builds the
+                // indexes anew, also one after a crash between the end of the re-embedding and
+                // the end of the open that ran it.
+                tx.prepare_cached(
+                    "DELETE FROM index_log WHERE seq < (SELECT max(seq) FROM index_log)",
+                )?
+                .execute([])?;
             }
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('reembedded_through', ?1)",
