@@ -402,8 +402,11 @@ impl MemoryBuilder {
     /// without this call), and an open with any other embedder is refused until it is done.
     /// PostgreSQL instances that open with this call at once re-embed the store once: the others
     /// wait for it (a tracing event says so) and open when it is done.
-    /// Handles already open on the store with the old embedder keep writing its vectors:
-    /// close them first. Short-term entries hold only the vectors their callers passed (the
+    /// PostgreSQL instances already running with the old embedder are refused from then on
+    /// ([`Error::StoreEmbedderMismatch`](crate::Error::StoreEmbedderMismatch) on their writes
+    /// and searches; their writes under way end before the re-embedding begins, so it covers
+    /// them): restart them with the new embedder. (A file store has one handle at a time.)
+    /// Short-term entries hold only the vectors their callers passed (the
     /// others are embedded when searched or consolidated, by the handle's embedder): those stay
     /// as they are.
     pub fn reembed_on_embedder_change(mut self) -> Self {

@@ -144,6 +144,165 @@ fn instances_opening_with_reembedding_at_once_reembed_the_store_once() {
     }
 }
 
+/// The hashing embedder's vectors with their components in reverse order, under an id of their
+/// own: another space than the default embedder's, with the same texts.
+#[derive(Debug)]
+struct Reversed(memory_core::HashingEmbedder);
+
+impl Reversed {
+    fn new() -> std::sync::Arc<Reversed> {
+        std::sync::Arc::new(Reversed(memory_core::HashingEmbedder::new(DIM).unwrap()))
+    }
+}
+
+impl memory_core::Embedder for Reversed {
+    fn dimension(&self) -> usize {
+        DIM
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        let mut v = self.0.embed(text);
+        v.reverse();
+        v
+    }
+
+    fn id(&self) -> String {
+        "reversed-hashing".into()
+    }
+}
+
+fn is_mismatch(e: &memory_core::Error) -> bool {
+    matches!(e, memory_core::Error::StoreEmbedderMismatch { .. })
+}
+
+#[test]
+fn an_instance_whose_embedder_the_store_no_longer_records_can_neither_write_nor_search() {
+    for backend in common::shared_backends() {
+        let store = backend.fresh_store();
+        let old = store.open(config()).unwrap();
+        old.insert(msg("agent", "the heron nests by the weir"))
+            .unwrap();
+        let q = SearchQuery::new("agent", "heron");
+        assert_eq!(old.search(&q).unwrap().len(), 1);
+        // Another instance moves the store to its embedder while `old` runs.
+        let new = store
+            .builder()
+            .with_config(config())
+            .with_embedder(Reversed::new())
+            .reembed_on_embedder_change()
+            .open()
+            .unwrap();
+        // `old` would write vectors of the old space into the new one, and compare its query
+        // vectors with the new ones: both are refused, with the error that says what to do.
+        let write = old.insert(msg("agent", "an old-space vector")).unwrap_err();
+        assert!(is_mismatch(&write), "{write}");
+        assert!(write.to_string().contains("reversed-hashing"), "{write}");
+        let batch = old
+            .insert_batch(vec![msg("agent", "a"), msg("agent", "b")])
+            .unwrap_err();
+        assert!(is_mismatch(&batch), "{batch}");
+        let search = old.search(&q).unwrap_err();
+        assert!(is_mismatch(&search), "{search}");
+        // Consolidation writes long-term too: refused, and the short-term entry is kept.
+        old.append(msg("agent", "an important turn about herons").with_importance(1.0))
+            .unwrap();
+        let consolidated = old.consolidate().unwrap_err();
+        assert!(is_mismatch(&consolidated), "{consolidated}");
+        assert_eq!(new.count("agent").unwrap(), 1, "a refused write was stored");
+        assert_eq!(
+            new.recent("agent", "s", 10).unwrap().len(),
+            1,
+            "the short-term entry was lost"
+        );
+        // The instance with the recorded embedder writes and searches; an accepted change by a
+        // third one then refuses it in turn.
+        new.insert(msg("agent", "a heron again")).unwrap();
+        let long_term = q.clone().with_tiers(Tiers::LongTerm);
+        assert_eq!(new.search(&long_term).unwrap().len(), 2);
+        let _third = store
+            .builder()
+            .with_config(config())
+            .accept_embedder_change()
+            .open()
+            .unwrap();
+        let after = new.insert(msg("agent", "refused now")).unwrap_err();
+        assert!(is_mismatch(&after), "{after}");
+        // A restart with the recorded embedder is the way back.
+        let restarted = store.open(config()).unwrap();
+        restarted.insert(msg("agent", "written again")).unwrap();
+        assert_eq!(restarted.count("agent").unwrap(), 3);
+    }
+}
+
+#[test]
+fn writes_under_way_during_a_reembedding_end_with_the_new_embedders_vectors_or_are_refused() {
+    for backend in common::shared_backends() {
+        let store = backend.fresh_store();
+        let old = store.open(config()).unwrap();
+        old.insert_batch(
+            (0..500)
+                .map(|i| msg("agent", &format!("seed {i}")))
+                .collect(),
+        )
+        .unwrap();
+        // `old` writes as fast as it can while another instance re-embeds the store; it stops at
+        // its first refusal, which must come once the re-embedding has begun.
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (acknowledged, refusal, new) = std::thread::scope(|s| {
+            let writer = s.spawn(|| {
+                let mut acknowledged = Vec::new();
+                for i in 0.. {
+                    let text = format!("written during the move {i}");
+                    match old.insert(msg("agent", &text)) {
+                        Ok(id) => acknowledged.push((id, text)),
+                        Err(e) => return (acknowledged, Some(e)),
+                    }
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        // One more write after the other instance opened: refused.
+                        let e = old.insert(msg("agent", "after the move")).unwrap_err();
+                        return (acknowledged, Some(e));
+                    }
+                }
+                unreachable!()
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let new = store
+                .builder()
+                .with_config(config())
+                .with_embedder(Reversed::new())
+                .reembed_on_embedder_change()
+                .open()
+                .unwrap();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let (acknowledged, refusal) = writer.join().unwrap();
+            (acknowledged, refusal, new)
+        });
+        let refusal = refusal.expect("the writer was never refused");
+        assert!(is_mismatch(&refusal), "{refusal}");
+        assert!(
+            !acknowledged.is_empty(),
+            "no write went through before the move"
+        );
+        // Every acknowledged write is stored, with the new embedder's vector of its text.
+        let reversed = Reversed::new();
+        for (id, text) in &acknowledged {
+            let entry = new
+                .get("agent", *id)
+                .unwrap()
+                .unwrap_or_else(|| panic!("acknowledged write {id:?} lost"));
+            assert_eq!(&entry.content, text);
+            let stored = entry.embedding.expect("a vector");
+            let want = memory_core::Embedder::embed(reversed.as_ref(), text);
+            let cos: f32 = stored.iter().zip(&want).map(|(a, b)| a * b).sum();
+            assert!(
+                cos > 0.999,
+                "{text:?} kept a vector of the old embedder (cos {cos})"
+            );
+        }
+        assert_eq!(new.count("agent").unwrap(), 500 + acknowledged.len() as u64);
+    }
+}
+
 /// The child of the two-process tests: runs the action in `SHARED_CHILD_ACTION` on the store in
 /// `SHARED_CHILD_STORE`, printing "id <n>" per write. Does nothing as an ordinary test.
 #[test]
@@ -519,11 +678,12 @@ mod bad_servers {
         }
         m.insert(msg("a", "we painted the fence")).unwrap();
         drop(m);
-        // Back to what version 1 left: no vector_top_k or set_embeddings, no analyzer,
-        // embedder or re-embedding column, no record of migrations 2 to 5.
+        // Back to what version 1 left: no vector_top_k, set_embeddings or embedder_for_write,
+        // no analyzer, embedder or re-embedding column, no record of migrations 2 to 6.
         let (rt, client) = admin(&url);
         rt.block_on(client.batch_execute(&format!(
             "DROP FUNCTION {s}.vector_top_k; DROP FUNCTION {s}.set_embeddings; \
+             DROP FUNCTION {s}.embedder_for_write; \
              ALTER TABLE {s}.store DROP COLUMN analyzer; \
              ALTER TABLE {s}.store DROP COLUMN embedder; \
              ALTER TABLE {s}.store DROP COLUMN reembedded_through; \

@@ -8,10 +8,15 @@ use crate::error::{Error, Result};
 const SCHEMA_SQL: &str = include_str!("schema.sql");
 
 /// The schema version this build writes and reads.
-pub const LATEST_VERSION: i64 = 5;
+pub const LATEST_VERSION: i64 = 6;
 
 /// Key of the advisory lock held while migrating ("MEMC"), with the schema's hash beside it.
 pub const LOCK_KEY: i32 = 1_296_387_395;
+
+/// Key of the embedder lock ("MEMD"), with the schema's hash beside it: taken shared by every
+/// write that inserts vectors, exclusively by every change of the store's embedder (`schema.sql`,
+/// migration 6).
+pub const EMBEDDER_LOCK_KEY: i32 = 1_296_387_396;
 
 /// One migration's SQL, ready to run against `schema` for `embedding_dim`.
 #[derive(Debug)]

@@ -228,6 +228,9 @@ macro_rules! with_client {
 #[derive(Debug)]
 struct Statements {
     insert: String,
+    /// First in every write transaction that inserts vectors: the store's embedder, read under
+    /// the embedder lock taken shared (`schema.sql`, migration 6).
+    embedder_for_write: String,
     delete: String,
     record_access: String,
     select_by_ids: String,
@@ -333,9 +336,12 @@ impl Statements {
             ),
             count: format!("SELECT doc_count FROM {s}.agents WHERE agent_id = $1"),
             count_all: format!("SELECT coalesce(sum(doc_count), 0)::bigint FROM {s}.agents"),
+            // One row: the store's, with the agent's where it has one.
             generation: format!(
-                "SELECT generation, doc_count FROM {s}.agents WHERE agent_id = $1"
+                "SELECT g.generation, g.doc_count, s.embedder \
+                 FROM {s}.store s LEFT JOIN {s}.agents g ON g.agent_id = $1"
             ),
+            embedder_for_write: format!("SELECT {s}.embedder_for_write()"),
             // pinned to the HNSW index inside the function (see `schema.sql`, migration 2)
             vector_hnsw: format!(
                 "SELECT id, similarity FROM {s}.vector_top_k($1, $2, $3, $4, $5, $6, $7)"
@@ -381,6 +387,9 @@ struct Shared {
     sql: Statements,
     bm25: (f64, f64),
     connect_timeout: Duration,
+    /// [`Embedder::id`](crate::Embedder::id) of this instance's embedder: the one the store
+    /// recorded when it opened.
+    embedder: String,
 }
 
 impl Shared {
@@ -390,6 +399,27 @@ impl Shared {
             Failure::Query(e) => pg_error(&self.location, e),
             Failure::Engine(e) => e,
         }
+    }
+
+    /// Fails when the store records another embedder than this instance's: another instance
+    /// changed it after this one opened (a re-embedding, or an accepted change), so this one's
+    /// vectors, stored or searched, are of another space (`schema.sql`, migration 6).
+    fn check_embedder(&self, recorded: Option<&str>) -> std::result::Result<(), Failure> {
+        if recorded == Some(self.embedder.as_str()) {
+            return Ok(());
+        }
+        let stored = match recorded {
+            Some(r) => match r.strip_prefix(crate::store::embedder::REEMBEDDING) {
+                Some(target) => format!("{target} (being re-embedded by another instance)"),
+                None => format!("{r} (recorded by another instance since this one opened)"),
+            },
+            None => "none (the record was removed since this instance opened)".to_owned(),
+        };
+        Err(Failure::Engine(Error::StoreEmbedderMismatch {
+            store: self.location.clone(),
+            stored,
+            configured: self.embedder.clone(),
+        }))
     }
 }
 
@@ -726,6 +756,7 @@ impl PostgresStore {
             ),
             connect_timeout: pg.connect_timeout,
             location,
+            embedder: embedder.id.clone(),
         });
         let configured = config.search.bm25.analyzer;
         let (id_block_size, analyzer, step) = {
@@ -782,8 +813,11 @@ impl PostgresStore {
         let (generation, size) = self.run(async move {
             with_client!(s, |c| async {
                 let st = c.prepare_cached(&s.sql.generation).await?;
-                let row = c.query_opt(&st, &[&a]).await?;
-                Ok(row.map_or((0, 0), |r| (r.get::<_, i64>(0), r.get::<_, i64>(1))))
+                let row = c.query_one(&st, &[&a]).await?;
+                s.check_embedder(row.get::<_, Option<&str>>(2))?;
+                let generation: Option<i64> = row.get(0);
+                let size: Option<i64> = row.get(1);
+                Ok((generation.unwrap_or(0), size.unwrap_or(0)))
             })
         })?;
         let size = u64::try_from(size).unwrap_or(0);
@@ -992,18 +1026,38 @@ impl StoredVectors for ServerVectors<'_> {
 
     fn record(&mut self, value: &str) -> Result<()> {
         let s = self.shared.clone();
-        let sql = format!(
-            "UPDATE {}.store SET embedder = $1, reembedded_through = NULL",
-            self.schema
-        );
-        let value = value.to_owned();
+        let (schema, value) = (self.schema.to_owned(), value.to_owned());
         self.runtime.run(async move {
             with_client!(s, |c| async {
-                c.execute(&sql, &[&value]).await?;
+                let tx = c.transaction().await?;
+                record_embedder(&tx, &schema, &value).await?;
+                tx.commit().await?;
                 Ok(())
             })
         })
     }
+}
+
+/// Records `value` (the store's embedder, or a re-embedding's mark) and forgets any
+/// re-embedding's progress, in `tx` (committed by the caller), under the embedder lock taken
+/// exclusively: the writes under way end first, and those after see the new record
+/// (`schema.sql`, migration 6).
+async fn record_embedder(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &str,
+    value: &str,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&migrate::EMBEDDER_LOCK_KEY, &schema],
+    )
+    .await?;
+    tx.execute(
+        &format!("UPDATE {schema}.store SET embedder = $1, reembedded_through = NULL"),
+        &[&value],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Creates or migrates the schema and checks the dimension; returns the id block size.
@@ -1094,12 +1148,7 @@ async fn migrate_store(
         .get(0);
     let step = embedder.apply(&s.location, recorded.as_deref())?;
     if let Some(record) = step.record() {
-        tx.execute(
-            &format!("UPDATE {schema}.store SET embedder = $1, reembedded_through = NULL"),
-            &[&record],
-        )
-        .await
-        .map_err(e)?;
+        record_embedder(&tx, schema, record).await.map_err(e)?;
     }
     let block: i64 = tx
         .query_one(
@@ -1342,29 +1391,30 @@ impl LongTermStore for PostgresStore {
             let inserted: Vec<i64> = with_client!(s, |c| async {
                 let p = &params;
                 let tx = c.transaction().await?;
+                let check = tx.prepare_cached(&s.sql.embedder_for_write).await?;
                 let st = tx.prepare_cached(&s.sql.insert).await?;
-                let row = tx
-                    .query_one(
-                        &st,
-                        &[
-                            &p.ids,
-                            &p.agents,
-                            &p.sessions,
-                            &p.roles,
-                            &p.contents,
-                            &p.embeddings,
-                            &p.importances,
-                            &p.created,
-                            &p.accessed,
-                            &p.access_counts,
-                            &p.metadata,
-                            &p.doc_lens,
-                            &p.post_ids,
-                            &p.post_terms,
-                            &p.post_tfs,
-                        ],
-                    )
-                    .await?;
+                let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[
+                    &p.ids,
+                    &p.agents,
+                    &p.sessions,
+                    &p.roles,
+                    &p.contents,
+                    &p.embeddings,
+                    &p.importances,
+                    &p.created,
+                    &p.accessed,
+                    &p.access_counts,
+                    &p.metadata,
+                    &p.doc_lens,
+                    &p.post_ids,
+                    &p.post_terms,
+                    &p.post_tfs,
+                ];
+                // Sent together: the check costs no round trip of its own. The insert runs
+                // after the check's lock is granted; a refused one is rolled back with `tx`.
+                let (recorded, row) =
+                    tokio::try_join!(tx.query_one(&check, &[]), tx.query_one(&st, params),)?;
+                s.check_embedder(recorded.get::<_, Option<&str>>(0))?;
                 if !p.access_ids.is_empty() {
                     let st = tx.prepare_cached(&s.sql.record_access).await?;
                     tx.execute(&st, &[&p.access_ids, &p.access_counts_add, &p.access_at])

@@ -467,6 +467,34 @@ $$;
 INSERT INTO memory_core.migrations (version, description)
 VALUES (5, 'store.reembedded_through, set_embeddings: re-embedding with another embedder');
 
+-- migration 6: writes made with the embedder the store records, and no other. An app instance
+-- checks the store's embedder when it opens, but instances already running may meet a change of
+-- it made by another (a re-embedding, or an accepted change): an instance with the old embedder
+-- would then write vectors of the old space into the new one, which no later open detects.
+-- embedder_for_write is the first statement of every write transaction that inserts vectors: it
+-- takes the embedder lock (1296387396 ("MEMD"), hashtext('<schema>')) shared and returns the
+-- embedder recorded now; the client refuses to commit when it is not its own
+-- (Error::StoreEmbedderMismatch). Every change of store.embedder takes that lock exclusively in
+-- its transaction, before the UPDATE. So a change waits for the writes under way, and a write
+-- begun after it sees it: no row of the old embedder is committed after the re-embedding's mark,
+-- and every row committed before the mark is visible to the re-embedding, which begins after it.
+-- PL/pgSQL, so that the SELECT takes its snapshot after the lock is granted (one statement
+-- would read the record as it was before waiting). An advisory lock, not FOR SHARE on the store
+-- row: a row lock is written into the row by every writer. Its key is apart from the agents'
+-- write locks (1296387395, hashtext(agent_id)), taken after it in the same transaction, so no
+-- agent's hash can meet it.
+CREATE FUNCTION memory_core.embedder_for_write()
+RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(1296387396, hashtext('memory_core'));
+    RETURN (SELECT embedder FROM memory_core.store);
+END
+$$;
+
+INSERT INTO memory_core.migrations (version, description)
+VALUES (6, 'embedder_for_write: writes check the store''s embedder under a shared lock');
+
 -- query id_block: reserve the ids [v, v + block_size - 1]. Run in autocommit (not inside a
 -- transaction that may roll back), so that the reservation is durable before any id of the
 -- block is used. pg_current_xact_id() gives the transaction an xid, so its commit flushes the
@@ -489,10 +517,12 @@ VALUES (5, 'store.reembedded_through, set_embeddings: re-embedding with another 
 -- WHERE analyzer <> $1 AND NOT EXISTS (SELECT 1 FROM memory_core.entries);
 -- SELECT analyzer FROM memory_core.store;
 
--- query store_embedder: at open, after migrating, in the migration's transaction; the second
+-- query store_embedder: at open, after migrating, in the migration's transaction; the last
 -- records the embedder ($1) where the store names none yet (or the caller accepts a change), or
--- the mark of a re-embedding begun, and forgets an earlier re-embedding's progress.
+-- the mark of a re-embedding begun, and forgets an earlier re-embedding's progress, under the
+-- embedder lock (migration 6), as every change of the record does ($2 = the schema's name).
 -- SELECT embedder FROM memory_core.store;
+-- SELECT pg_advisory_xact_lock(1296387396, hashtext($2));
 -- UPDATE memory_core.store SET embedder = $1, reembedded_through = NULL;
 
 -- query reembed: the batches of a re-embedding, after the last id done (reembedded_through,
@@ -501,10 +531,18 @@ VALUES (5, 'store.reembedded_through, set_embeddings: re-embedding with another 
 -- SELECT id, content FROM memory_core.entries WHERE id > $1 ORDER BY id LIMIT $2;
 -- SELECT memory_core.set_embeddings($1, $2);
 
--- query generation: $1 = agent ids (text[]); an agent without a row has generation 0 and no
+-- query generation: $1 = the agent id; an agent without a row has generation 0 and no
 -- entries. Read it before the query whose answer it tags (see Generation above); doc_count
--- picks the BM25 and vector query variants below.
--- SELECT agent_id, generation, doc_count FROM memory_core.agents WHERE agent_id = ANY ($1);
+-- picks the BM25 and vector query variants below; the store's embedder comes with it, so that an
+-- instance whose embedder the store no longer records refuses to search (its query vectors are
+-- of another space) at no extra request.
+-- SELECT g.generation, g.doc_count, s.embedder
+-- FROM memory_core.store s LEFT JOIN memory_core.agents g ON g.agent_id = $1;
+
+-- query insert: a write transaction: the embedder check (migration 6) and the insert, sent
+-- together (pipelined); the client commits only when the first returns its own embedder.
+-- SELECT memory_core.embedder_for_write();
+-- SELECT memory_core.insert_entries($1, ..., $15);
 
 -- query bm25_top_k: $1 agent, $2 query tokens (text[]), $3 k. For an agent with fewer than 4096
 -- entries (agents.doc_count, read with the generation) the plain bm25_scores ranking is cheaper:
