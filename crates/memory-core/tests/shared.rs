@@ -203,6 +203,17 @@ fn an_instance_whose_embedder_the_store_no_longer_records_can_neither_write_nor_
         assert!(is_mismatch(&batch), "{batch}");
         let search = old.search(&q).unwrap_err();
         assert!(is_mismatch(&search), "{search}");
+        // A search that skips the cache reads the record with the agent's entry count, which
+        // it trusts for a second.
+        std::thread::sleep(std::time::Duration::from_millis(1_100));
+        for mode in [
+            memory_core::SearchMode::Vector,
+            memory_core::SearchMode::ExactVector,
+        ] {
+            let uncached = q.clone().with_mode(mode).without_cache();
+            let e = old.search(&uncached).unwrap_err();
+            assert!(is_mismatch(&e), "{mode:?}: {e}");
+        }
         // Consolidation writes long-term too: refused, and the short-term entry is kept.
         old.append(msg("agent", "an important turn about herons").with_importance(1.0))
             .unwrap();

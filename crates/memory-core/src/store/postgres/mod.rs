@@ -1339,8 +1339,11 @@ impl PostgresStore {
         if k == 0 {
             return Ok(None);
         }
+        // Read also for an exact request: the read checks the store's embedder (at most a
+        // second old), which a search that skips the query cache reads nowhere else.
+        let small = self.agent_size(agent)? < self.exact_below;
         Ok(Some(VectorRequest {
-            exact: exact || self.agent_size(agent)? < self.exact_below,
+            exact: exact || small,
             agent: escape(agent),
             qv: Vector::from(q.to_vec()),
             k: i64::try_from(k).unwrap_or(i64::MAX),
