@@ -1,6 +1,8 @@
 //! The shared backend beside the embedded default: the same corpus and queries against a
 //! PostgreSQL + pgvector long-term store and an embedded one, as Criterion ids
-//! `latency/search/<mode>/postgres/<size>` and `latency/cache/hit/postgres/<size>`, a printed
+//! `latency/search/<mode>/postgres/<size>` and `latency/cache/hit/postgres/<size>`, the write
+//! path as `latency/ltm/{insert,insert_batch_100}/postgres/<size>` (a committed insert of one
+//! entry, of 100 in one transaction, into another agent of the same store), a printed
 //! side-by-side table of per-query percentiles, and search throughput with 1/2/4/8 app
 //! instances as separate processes on one server.
 //!
@@ -14,7 +16,7 @@ mod run {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use criterion::BenchmarkId;
+    use criterion::{BatchSize, BenchmarkId, Throughput};
     use memory_bench::fixture::{fill, workload};
     use memory_bench::queries::search_query;
     use memory_bench::settings;
@@ -22,6 +24,8 @@ mod run {
     use memory_core::{Memory, MemoryConfig, PostgresConfig, SearchMode, Storage};
 
     const AGENT: &str = "agent-0";
+    /// The agent the write benchmarks write to.
+    const WRITER: &str = "writer";
     const CHILD_VAR: &str = "MEMBENCH_SERVERS_CHILD";
     const MODES: [(&str, SearchMode); 4] = [
         ("keyword", SearchMode::Keyword),
@@ -198,6 +202,39 @@ mod run {
                     scaling.push((size, k, ops, ops / one.max(1e-9)));
                 }
             }
+            // Writes last, into an agent of their own: the store the searches met stays as
+            // filled (the vector index is shared by all agents).
+            let writes = workload().messages(4_096, 1, size as u64 ^ 0x5752);
+            let entry = |i: usize| {
+                let mut e = writes[i % writes.len()].to_entry();
+                e.agent_id = WRITER.into();
+                e
+            };
+            let mut g = c.benchmark_group("latency/ltm");
+            g.bench_function(BenchmarkId::new("insert/postgres", size), |b| {
+                let mut i = 0usize;
+                b.iter_batched(
+                    || {
+                        i += 1;
+                        entry(i)
+                    },
+                    |e| black_box(postgres.insert(e).expect("insert")),
+                    BatchSize::SmallInput,
+                )
+            });
+            g.throughput(Throughput::Elements(100));
+            g.bench_function(BenchmarkId::new("insert_batch_100/postgres", size), |b| {
+                let mut i = 0usize;
+                b.iter_batched(
+                    || {
+                        i += 100;
+                        (i..i + 100).map(entry).collect::<Vec<_>>()
+                    },
+                    |batch| black_box(postgres.insert_batch(batch).expect("insert_batch")),
+                    BatchSize::SmallInput,
+                )
+            });
+            g.finish();
             drop(postgres);
             if let Err(e) = pg(&url, &schema).destroy_store() {
                 eprintln!("warning: could not drop schema {schema}: {e}");

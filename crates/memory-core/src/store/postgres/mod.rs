@@ -1416,7 +1416,7 @@ impl LongTermStore for PostgresStore {
                 // Sent together: the check costs no round trip of its own. The insert runs
                 // after the check's lock is granted; a refused one is rolled back with `tx`.
                 let (recorded, row) =
-                    tokio::try_join!(tx.query_one(&check, &[]), tx.query_one(&st, params),)?;
+                    tokio::try_join!(tx.query_one(&check, &[]), tx.query_one(&st, params))?;
                 s.check_embedder(recorded.get::<_, Option<&str>>(0))?;
                 if !p.access_ids.is_empty() {
                     let st = tx.prepare_cached(&s.sql.record_access).await?;
