@@ -436,6 +436,7 @@ impl MemoryBuilder {
                 config.embedding_dim
             )));
         }
+        crate::store::embedder::check_id(&embedder.id())?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let counter = self
             .token_counter

@@ -597,6 +597,33 @@ impl memory_core::Embedder for Turned {
     }
 }
 
+#[test]
+fn an_embedder_id_a_store_could_misread_is_refused_and_changes_nothing() {
+    for backend in common::backends() {
+        let store = backend.fresh_store();
+        {
+            let m = builder_with(&store, Turned::new(1)).open().unwrap();
+            m.insert(msg("a", "s", "apple")).unwrap();
+        }
+        // The mark of an interrupted re-embedding to "turned-by-1" would read as this id's.
+        for id in ["reembedding:turned-by-1", "", "bad\nid"] {
+            let e = store
+                .builder()
+                .with_config(config())
+                .with_embedder(std::sync::Arc::new(Named(id)))
+                .reembed_on_embedder_change()
+                .open()
+                .unwrap_err();
+            assert!(
+                matches!(e, memory_core::Error::InvalidConfig(_)),
+                "{id:?}: {e}"
+            );
+        }
+        let m = builder_with(&store, Turned::new(1)).open().unwrap();
+        assert_eq!(nearest(&m, "a", "apple", 1), ["apple"]);
+    }
+}
+
 /// A builder of a handle on `store` with `embedder`.
 fn builder_with(
     store: &common::TestStore,

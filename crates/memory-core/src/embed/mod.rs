@@ -43,7 +43,9 @@ pub trait Embedder: Send + Sync + Debug {
     /// told to recompute its vectors, `MemoryBuilder::reembed_on_embedder_change`): the old
     /// vectors would be compared with new queries in another space and rank as noise, silently.
     /// The default is the type's name and the dimension; an embedder whose vectors depend on
-    /// more (model weights, a version of its algorithm) says so here.
+    /// more (model weights, a version of its algorithm) says so here. It is printable text of
+    /// 1 to 1,024 bytes that does not begin with `reembedding:` (what a store records while it
+    /// is re-embedded); an open refuses another with `Error::InvalidConfig`.
     fn id(&self) -> String {
         format!("{}/{}", std::any::type_name::<Self>(), self.dimension())
     }

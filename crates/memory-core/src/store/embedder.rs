@@ -25,6 +25,32 @@ const BATCH: usize = 256;
 /// How often a long re-embedding reports its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
+/// The longest [`Embedder::id`](crate::Embedder::id) a store records, in bytes.
+pub(crate) const MAX_ID_BYTES: usize = 1024;
+
+/// Checks an embedder's id before a store records it or compares it with its record: not
+/// empty, at most [`MAX_ID_BYTES`], no control characters (it is shown in errors and logs), and
+/// not beginning with [`REEMBEDDING`], which would read as the mark of a re-embedding and take a
+/// half re-embedded store for this embedder's.
+pub(crate) fn check_id(id: &str) -> Result<()> {
+    let problem = if id.is_empty() {
+        "is empty"
+    } else if id.len() > MAX_ID_BYTES {
+        "is longer than 1024 bytes"
+    } else if id.chars().any(char::is_control) {
+        "holds a control character"
+    } else if id.starts_with(REEMBEDDING) {
+        "begins with \"reembedding:\", which a store records while it is re-embedded"
+    } else {
+        return Ok(());
+    };
+    let shown: String = id.chars().take(80).collect();
+    Err(Error::InvalidConfig(format!(
+        "the embedder's id {shown:?} {problem}; Embedder::id must name what its vectors are \
+         comparable with in printable text"
+    )))
+}
+
 /// What an open does when the store's vectors are another embedder's
 /// (`MemoryBuilder::accept_embedder_change`, `MemoryBuilder::reembed_on_embedder_change`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -232,5 +258,28 @@ impl EmbedderCheck {
             "the store's vectors are re-embedded"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_a_store_could_misread_are_refused() {
+        for good in ["hashing-v1/384", "bert-mean/384/1a2b3c4d", "x"] {
+            assert!(check_id(good).is_ok(), "{good}");
+        }
+        let long = "a".repeat(MAX_ID_BYTES + 1);
+        for bad in [
+            "",
+            "reembedding:hashing-v1/384",
+            "two\nlines",
+            long.as_str(),
+        ] {
+            let e = check_id(bad).unwrap_err();
+            assert!(matches!(e, Error::InvalidConfig(_)), "{bad:?}: {e}");
+        }
+        assert!(check_id(&"a".repeat(MAX_ID_BYTES)).is_ok());
     }
 }
