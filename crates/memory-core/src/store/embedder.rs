@@ -176,8 +176,9 @@ impl EmbedderCheck {
                 store: location.to_string(),
                 stored: match target {
                     Some(target) => format!(
-                        "{target} in part (its re-embedding with that embedder was interrupted; \
-                         opening it with that embedder finishes it)"
+                        "{target} in part (a re-embedding with that embedder is under way in another \
+                         instance, or was interrupted; opening the store with that embedder \
+                         finishes it)"
                     ),
                     None => stored.to_string(),
                 },
