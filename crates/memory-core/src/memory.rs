@@ -384,7 +384,9 @@ impl MemoryBuilder {
     /// same way). Without it (or [`reembed_on_embedder_change`](Self::reembed_on_embedder_change))
     /// such an open fails with [`Error::StoreEmbedderMismatch`]. The stored vectors are kept as
     /// they are: if the two embedders do differ, old entries rank as noise in vector search
-    /// until they are written again.
+    /// until they are written again. A store part way through a re-embedding holds two
+    /// embedders' vectors and is still refused (finish the re-embedding, or re-embed it with
+    /// this one).
     pub fn accept_embedder_change(mut self) -> Self {
         self.on_embedder_change = OnEmbedderChange::Accept;
         self

@@ -761,6 +761,16 @@ fn an_interrupted_reembedding_is_taken_up_where_it_stopped_and_no_other_embedder
             );
             assert!(err.to_string().contains("interrupted"), "{err}");
         }
+        // Nor one told to accept a change: the vectors are two embedders' (part each).
+        let err = open(Turned::new(2))
+            .accept_embedder_change()
+            .open()
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::StoreEmbedderMismatch { .. }),
+            "{}: {err}",
+            backend.name()
+        );
         // The next open with the new embedder finishes it, without being told again and without
         // recomputing the batches already committed.
         let resumed = Turned::new(1);

@@ -184,6 +184,19 @@ impl EmbedderCheck {
                 },
                 configured: self.id.clone(),
             }),
+            // Its vectors are two embedders' (part each): no embedder's, whatever the caller
+            // says of two that make the same vectors.
+            OnEmbedderChange::Accept if target.is_some() => Err(Error::StoreEmbedderMismatch {
+                store: location.to_string(),
+                stored: format!(
+                    "{} in part and the earlier one's in the rest (a re-embedding with that \
+                     embedder is under way in another instance, or was interrupted; opening the \
+                     store with that embedder finishes it, and reembed_on_embedder_change moves \
+                     it to this one; accept_embedder_change cannot take it as one embedder's)",
+                    target.unwrap_or_default()
+                ),
+                configured: self.id.clone(),
+            }),
             OnEmbedderChange::Accept => {
                 tracing::warn!(
                     store = %location,
