@@ -228,9 +228,6 @@ macro_rules! with_client {
 #[derive(Debug)]
 struct Statements {
     insert: String,
-    /// First in every write transaction that inserts vectors: the store's embedder, read under
-    /// the embedder lock taken shared (`schema.sql`, migration 6).
-    embedder_for_write: String,
     delete: String,
     record_access: String,
     select_by_ids: String,
@@ -314,8 +311,10 @@ impl Statements {
             bm25_top_k,
             bm25_scores,
             bm25_filtered,
+            // With the store's embedder, read under the embedder lock (`schema.sql`, migration 6).
             insert: format!(
-                "SELECT {s}.insert_entries($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                "SELECT {s}.embedder_for_write(), \
+                 {s}.insert_entries($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
             ),
             delete: format!("SELECT {s}.delete_entries($1, $2)"),
             record_access: format!(
@@ -341,7 +340,6 @@ impl Statements {
                 "SELECT g.generation, g.doc_count, s.embedder \
                  FROM {s}.store s LEFT JOIN {s}.agents g ON g.agent_id = $1"
             ),
-            embedder_for_write: format!("SELECT {s}.embedder_for_write()"),
             // pinned to the HNSW index inside the function (see `schema.sql`, migration 2)
             vector_hnsw: format!(
                 "SELECT id, similarity FROM {s}.vector_top_k($1, $2, $3, $4, $5, $6, $7)"
@@ -1394,37 +1392,39 @@ impl LongTermStore for PostgresStore {
             let inserted: Vec<i64> = with_client!(s, |c| async {
                 let p = &params;
                 let tx = c.transaction().await?;
-                let check = tx.prepare_cached(&s.sql.embedder_for_write).await?;
                 let st = tx.prepare_cached(&s.sql.insert).await?;
-                let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[
-                    &p.ids,
-                    &p.agents,
-                    &p.sessions,
-                    &p.roles,
-                    &p.contents,
-                    &p.embeddings,
-                    &p.importances,
-                    &p.created,
-                    &p.accessed,
-                    &p.access_counts,
-                    &p.metadata,
-                    &p.doc_lens,
-                    &p.post_ids,
-                    &p.post_terms,
-                    &p.post_tfs,
-                ];
-                // Sent together: the check costs no round trip of its own. The insert runs
-                // after the check's lock is granted; a refused one is rolled back with `tx`.
-                let (recorded, row) =
-                    tokio::try_join!(tx.query_one(&check, &[]), tx.query_one(&st, params))?;
-                s.check_embedder(recorded.get::<_, Option<&str>>(0))?;
+                // The store's embedder, read under the embedder lock, which is held until the
+                // commit: a refused write is rolled back with `tx`.
+                let row = tx
+                    .query_one(
+                        &st,
+                        &[
+                            &p.ids,
+                            &p.agents,
+                            &p.sessions,
+                            &p.roles,
+                            &p.contents,
+                            &p.embeddings,
+                            &p.importances,
+                            &p.created,
+                            &p.accessed,
+                            &p.access_counts,
+                            &p.metadata,
+                            &p.doc_lens,
+                            &p.post_ids,
+                            &p.post_terms,
+                            &p.post_tfs,
+                        ],
+                    )
+                    .await?;
+                s.check_embedder(row.get::<_, Option<&str>>(0))?;
                 if !p.access_ids.is_empty() {
                     let st = tx.prepare_cached(&s.sql.record_access).await?;
                     tx.execute(&st, &[&p.access_ids, &p.access_counts_add, &p.access_at])
                         .await?;
                 }
                 tx.commit().await?;
-                Ok(row.get::<_, Vec<i64>>(0))
+                Ok(row.get::<_, Vec<i64>>(1))
             })?;
             let inserted: rustc_hash::FxHashSet<i64> = inserted.into_iter().collect();
             let flags: Vec<bool> = asked

@@ -471,8 +471,8 @@ VALUES (5, 'store.reembedded_through, set_embeddings: re-embedding with another 
 -- checks the store's embedder when it opens, but instances already running may meet a change of
 -- it made by another (a re-embedding, or an accepted change): an instance with the old embedder
 -- would then write vectors of the old space into the new one, which no later open detects.
--- embedder_for_write is the first statement of every write transaction that inserts vectors: it
--- takes the embedder lock (1296387396 ("MEMD"), hashtext('<schema>')) shared and returns the
+-- embedder_for_write runs in every write transaction that inserts vectors: it takes the
+-- embedder lock (1296387396 ("MEMD"), hashtext('<schema>')) shared and returns the
 -- embedder recorded now; the client refuses to commit when it is not its own
 -- (Error::StoreEmbedderMismatch). Every change of store.embedder takes that lock exclusively in
 -- its transaction, before the UPDATE. So a change waits for the writes under way, and a write
@@ -481,8 +481,8 @@ VALUES (5, 'store.reembedded_through, set_embeddings: re-embedding with another 
 -- PL/pgSQL, so that the SELECT takes its snapshot after the lock is granted (one statement
 -- would read the record as it was before waiting). An advisory lock, not FOR SHARE on the store
 -- row: a row lock is written into the row by every writer. Its key is apart from the agents'
--- write locks (1296387395, hashtext(agent_id)), taken after it in the same transaction, so no
--- agent's hash can meet it.
+-- write locks (1296387395, hashtext(agent_id)), taken in the same transaction, so no agent's
+-- hash can meet it.
 CREATE FUNCTION memory_core.embedder_for_write()
 RETURNS text
 LANGUAGE plpgsql AS $$
@@ -539,10 +539,11 @@ VALUES (6, 'embedder_for_write: writes check the store''s embedder under a share
 -- SELECT g.generation, g.doc_count, s.embedder
 -- FROM memory_core.store s LEFT JOIN memory_core.agents g ON g.agent_id = $1;
 
--- query insert: a write transaction: the embedder check (migration 6) and the insert, sent
--- together (pipelined); the client commits only when the first returns its own embedder.
--- SELECT memory_core.embedder_for_write();
--- SELECT memory_core.insert_entries($1, ..., $15);
+-- query insert: a write transaction's statement: the store's embedder read under the embedder
+-- lock (migration 6), which the transaction then holds to its end, and the insert; the client
+-- commits only when the embedder is its own (else rolls back). Which of the two runs first does
+-- not matter: the record is read under the lock and the commit comes before its release.
+-- SELECT memory_core.embedder_for_write(), memory_core.insert_entries($1, ..., $15);
 
 -- query bm25_top_k: $1 agent, $2 query tokens (text[]), $3 k. For an agent with fewer than 4096
 -- entries (agents.doc_count, read with the generation) the plain bm25_scores ranking is cheaper:
