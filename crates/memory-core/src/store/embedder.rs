@@ -171,33 +171,25 @@ impl EmbedderCheck {
             );
             return Ok(EmbedderStep::ResumeReembedding);
         }
-        match self.on_change {
-            OnEmbedderChange::Refuse => Err(Error::StoreEmbedderMismatch {
-                store: location.to_string(),
-                stored: match target {
-                    Some(target) => format!(
-                        "{target} in part (a re-embedding with that embedder is under way in another \
-                         instance, or was interrupted; opening the store with that embedder \
-                         finishes it)"
-                    ),
-                    None => stored.to_string(),
-                },
-                configured: self.id.clone(),
-            }),
-            // Its vectors are two embedders' (part each): no embedder's, whatever the caller
-            // says of two that make the same vectors.
-            OnEmbedderChange::Accept if target.is_some() => Err(Error::StoreEmbedderMismatch {
-                store: location.to_string(),
-                stored: format!(
-                    "{} in part and the earlier one's in the rest (a re-embedding with that \
-                     embedder is under way in another instance, or was interrupted; opening the \
-                     store with that embedder finishes it, and reembed_on_embedder_change moves \
-                     it to this one; accept_embedder_change cannot take it as one embedder's)",
-                    target.unwrap_or_default()
-                ),
-                configured: self.id.clone(),
-            }),
-            OnEmbedderChange::Accept => {
+        match (self.on_change, target) {
+            // A store part way through a re-embedding holds two embedders' vectors: no
+            // embedder's, whatever the caller says of two that make the same vectors.
+            (OnEmbedderChange::Refuse, _) | (OnEmbedderChange::Accept, Some(_)) => {
+                Err(Error::StoreEmbedderMismatch {
+                    store: location.to_string(),
+                    stored: match target {
+                        Some(target) => format!(
+                            "{target} in part and the earlier embedder's in the rest (a \
+                             re-embedding with that embedder is under way in another instance, \
+                             or was interrupted; opening the store with that embedder finishes \
+                             it, and reembed_on_embedder_change moves it to this one)"
+                        ),
+                        None => stored.to_string(),
+                    },
+                    configured: self.id.clone(),
+                })
+            }
+            (OnEmbedderChange::Accept, None) => {
                 tracing::warn!(
                     store = %location,
                     %stored,
@@ -207,7 +199,7 @@ impl EmbedderCheck {
                 );
                 Ok(EmbedderStep::Record(self.id.clone()))
             }
-            OnEmbedderChange::Reembed => {
+            (OnEmbedderChange::Reembed, _) => {
                 tracing::info!(
                     store = %location,
                     %stored,
