@@ -407,9 +407,9 @@ impl MemoryBuilder {
     /// PostgreSQL instances already running with the old embedder are refused from then on
     /// ([`Error::StoreEmbedderMismatch`](crate::Error::StoreEmbedderMismatch) on their writes
     /// and searches, a search that skips the query cache from its next read of the agent's
-    /// entry count, at most a second later; their writes under way end before the re-embedding begins, so it covers
-    /// them): restart them with the new embedder. (A file store has one handle at a time.)
-    /// Short-term entries hold only the vectors their callers passed (the
+    /// entry count, at most a second later; their writes under way end before the re-embedding
+    /// begins, so it covers them): restart them with the new embedder. (A file store has one
+    /// handle at a time.) Short-term entries hold only the vectors their callers passed (the
     /// others are embedded when searched or consolidated, by the handle's embedder): those stay
     /// as they are.
     pub fn reembed_on_embedder_change(mut self) -> Self {

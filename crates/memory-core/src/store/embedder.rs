@@ -34,13 +34,13 @@ pub(crate) const MAX_ID_BYTES: usize = 1024;
 /// half re-embedded store for this embedder's.
 pub(crate) fn check_id(id: &str) -> Result<()> {
     let problem = if id.is_empty() {
-        "is empty"
+        "is empty".to_owned()
     } else if id.len() > MAX_ID_BYTES {
-        "is longer than 1024 bytes"
+        format!("is longer than {MAX_ID_BYTES} bytes")
     } else if id.chars().any(char::is_control) {
-        "holds a control character"
+        "holds a control character".to_owned()
     } else if id.starts_with(REEMBEDDING) {
-        "begins with \"reembedding:\", which a store records while it is re-embedded"
+        format!("begins with {REEMBEDDING:?}, which a store records while it is re-embedded")
     } else {
         return Ok(());
     };
