@@ -605,6 +605,160 @@ mod bad_servers {
         (rt, client)
     }
 
+    fn redis_url() -> Option<String> {
+        common::shared_backends().into_iter().find_map(|b| match b {
+            common::Backend::Servers { redis_url, .. } => Some(redis_url),
+            _ => None,
+        })
+    }
+
+    /// A TCP relay to a server that, once armed, passes on the first request holding every one
+    /// of its marks and then closes that connection instead of passing on the reply: the
+    /// command ran, and the client never hears so (a reply lost on the way back).
+    struct LosingRelay {
+        port: u16,
+        armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        lost: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl LosingRelay {
+        fn start(target: String, marks: &'static [&'static [u8]]) -> LosingRelay {
+            use std::io::{Read, Write};
+            use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+            use std::sync::Arc;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let armed = Arc::new(AtomicBool::new(false));
+            let lost = Arc::new(AtomicUsize::new(0));
+            let (armed2, lost2) = (armed.clone(), lost.clone());
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    let Ok(mut client) = client else { return };
+                    let Ok(mut server) = std::net::TcpStream::connect(&target) else {
+                        continue;
+                    };
+                    let swallow = Arc::new(AtomicBool::new(false));
+                    let (mut client_w, mut server_r) =
+                        (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    let (swallow2, lost3) = (swallow.clone(), lost2.clone());
+                    // Server to client: the reply of the marked request is dropped with the
+                    // connection.
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 1 << 16];
+                        loop {
+                            let n = match server_r.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if swallow2.load(Ordering::SeqCst) {
+                                lost3.fetch_add(1, Ordering::SeqCst);
+                                break;
+                            }
+                            if client_w.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = client_w.shutdown(std::net::Shutdown::Both);
+                        let _ = server_r.shutdown(std::net::Shutdown::Both);
+                    });
+                    let armed3 = armed2.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 1 << 16];
+                        loop {
+                            let n = match client.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            let chunk = &buf[..n];
+                            let marked = marks
+                                .iter()
+                                .all(|m| chunk.windows(m.len()).any(|w| w == *m));
+                            if marked && armed3.swap(false, Ordering::SeqCst) {
+                                swallow.store(true, Ordering::SeqCst);
+                            }
+                            if server.write_all(chunk).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = server.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            });
+            LosingRelay { port, armed, lost }
+        }
+
+        /// `url` with its host and port replaced by the relay's.
+        fn url(&self, url: &str) -> String {
+            let (scheme, rest) = url.split_once("://").unwrap();
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let user = authority.rfind('@').map_or("", |at| &authority[..=at]);
+            format!("{scheme}://{user}127.0.0.1:{}{path}", self.port)
+        }
+
+        fn arm(&self) {
+            self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+
+        fn replies_lost(&self) -> usize {
+            self.lost.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// The host and port of a server URL.
+    fn address(url: &str) -> String {
+        let rest = url.split_once("://").unwrap().1;
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        authority[authority.rfind('@').map_or(0, |at| at + 1)..].to_owned()
+    }
+
+    #[test]
+    fn a_consolidation_whose_sweep_reply_is_lost_still_keeps_what_the_sweep_moved() {
+        let Some(url) = redis_url() else { return };
+        // The script that moves an agent's hand-off list into the consolidation's batch: the
+        // only request that names both a hand-off list (`:h:`) and a batch (`:f:`).
+        let relay = LosingRelay::start(address(&url), &[b"EVALSHA", b":h:", b":f:"]);
+        let store = common::shared_backends()[0].fresh_store();
+        let redis = RedisConfig::new(relay.url(&url))
+            .with_prefix(format!("test:{}", store.name()))
+            .with_timeout(Duration::from_secs(2));
+        let m = Memory::builder(Storage::InMemory)
+            .with_short_term(ShortTermStorage::Redis(redis.clone()))
+            .with_config(config())
+            .open()
+            .unwrap();
+        // Runs every script of a consolidation once, so that the server holds them and the
+        // marked request is one that runs (not one refused for an unknown script).
+        for i in 0..5 {
+            m.append(msg("agent", &format!("warm-up turn {i}"))).unwrap();
+        }
+        m.consolidate().unwrap();
+        let ids: Vec<EntryId> = (0..8)
+            .map(|i| {
+                m.append(
+                    msg(
+                        "agent",
+                        &format!("planted fact {i}: the vault code is {i}{i}"),
+                    )
+                    .with_importance(1.0),
+                )
+                .unwrap()
+            })
+            .collect();
+        relay.arm();
+        m.consolidate().unwrap();
+        assert_eq!(relay.replies_lost(), 1, "the relay lost no reply");
+        // The first four left the window of four: they were in the hand-off list the lost
+        // sweep moved, and important enough to keep.
+        for id in &ids[..4] {
+            assert!(
+                m.get("agent", *id).unwrap().is_some(),
+                "{id:?} is in neither tier after the sweep's reply was lost"
+            );
+        }
+        drop(m);
+        redis.destroy().unwrap();
+    }
+
     fn postgres_url() -> Option<String> {
         common::shared_backends().into_iter().find_map(|b| match b {
             common::Backend::Servers { postgres_url, .. } => Some(postgres_url),

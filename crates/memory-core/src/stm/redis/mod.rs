@@ -298,19 +298,19 @@ end
 return 1";
 
 /// KEYS: in-flight set, this batch's list. ARGV: batch key prefix, wall ms now, lease ms.
-/// Takes over the batches of consolidations that did not finish within the lease.
+/// Takes over the batches of consolidations that did not finish within the lease. Returns how
+/// many batches it took over.
 const RECLAIM: &str = "
 local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
-local out = {}
 for _, batch in ipairs(stale) do
-  for _, it in ipairs(move_all(ARGV[1] .. batch, KEYS[2])) do out[#out + 1] = it end
+  move_all(ARGV[1] .. batch, KEYS[2])
   redis.call('ZREM', KEYS[1], batch)
 end
-return out";
+return #stale";
 
 /// KEYS: sessions, hand-off, this batch's list, agents, generation.
 /// ARGV: window prefix, now, ttl, agent.
-/// Returns {expired sessions, unpersisted items of live windows, items moved into the batch}.
+/// Returns {expired sessions, unpersisted items of live windows}; what leaves goes into the batch.
 const SWEEP_AGENT: &str = "
 local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local moved = move_all(KEYS[2], KEYS[3])
@@ -331,7 +331,7 @@ for i = 1, #s, 2 do
 end
 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[4]) end
 if #moved > 0 then redis.call('INCR', KEYS[5]) end
-return {expired_n, staying, moved}";
+return {expired_n, staying}";
 
 /// KEYS: agents. ARGV: key prefix. Returns {sessions, entries}.
 const STATS: &str = "
@@ -615,8 +615,8 @@ impl ShortTermStore for RedisShortTerm {
         let s = self.shared.clone();
         let batch = format!("{:x}-{:x}-{:x}", std::process::id(), wall_ms(), rand_u64());
         *self.batch.lock() = Some(batch.clone());
-        type Swept = (i64, Vec<String>, Vec<String>);
-        let (reclaimed, swept): (Vec<String>, Vec<Swept>) = self.run(async move {
+        type Swept = (i64, Vec<String>);
+        let (swept, leaving): (Vec<Swept>, Vec<String>) = self.run(async move {
             let k = &s.keys;
             let batch_key = format!("{}{batch}", k.batch_prefix());
             let lease_ms = i64::try_from(s.lease.as_millis()).unwrap_or(i64::MAX);
@@ -628,7 +628,10 @@ impl ShortTermStore for RedisShortTerm {
                 .query_async::<()>(&mut con)
                 .await
                 .map_err(|e| redis_error(&s.server, e))?;
-            let reclaimed: Vec<String> = retrying!(s, |con| s
+            // The scripts move what leaves into this sweep's own batch list, which is read
+            // whole at the end: a script repeated after a lost reply finds its entries moved
+            // already, and they are in the list all the same (its reply is not what counts).
+            retrying!(s, |con| s
                 .scripts
                 .reclaim
                 .key(k.inflight())
@@ -636,14 +639,12 @@ impl ShortTermStore for RedisShortTerm {
                 .arg(k.batch_prefix())
                 .arg(wall_ms())
                 .arg(lease_ms)
-                .invoke_async::<Vec<String>>(&mut con))?;
+                .invoke_async::<i64>(&mut con))?;
             let agents: Vec<String> = retrying!(s, |con| redis::cmd("SMEMBERS")
                 .arg(k.agents())
                 .query_async::<Vec<String>>(&mut con))?;
             let mut swept = Vec::with_capacity(agents.len());
             for agent in agents {
-                // A repeat after a lost reply finds the entries moved already in this batch,
-                // which the next sweep takes over when the lease has passed: delayed, not lost.
                 swept.push(retrying!(s, |con| s
                     .scripts
                     .sweep_agent
@@ -658,15 +659,19 @@ impl ShortTermStore for RedisShortTerm {
                     .arg(&agent)
                     .invoke_async::<Swept>(&mut con))?);
             }
-            Ok((reclaimed, swept))
+            let leaving: Vec<String> = retrying!(s, |con| redis::cmd("LRANGE")
+                .arg(&batch_key)
+                .arg(0)
+                .arg(-1)
+                .query_async::<Vec<String>>(&mut con))?;
+            Ok((swept, leaving))
         })?;
         let mut out = StmHandOff {
-            leaving: self.decode_all(&reclaimed)?,
+            leaving: self.decode_all(&leaving)?,
             ..StmHandOff::default()
         };
-        for (expired, staying, moved) in swept {
+        for (expired, staying) in swept {
             out.expired_sessions += usize::try_from(expired).unwrap_or(0);
-            out.leaving.extend(self.decode_all(&moved)?);
             out.staying
                 .extend(self.decode_all(&staying)?.into_iter().map(|i| i.entry));
         }
