@@ -580,8 +580,9 @@ fn a_graph_linked_in_parallel_beside_searches_is_as_good_as_a_serial_one() {
 }
 
 /// A backlog linked with the short candidate list (`link_parallel_quick`) and then refined with
-/// the full one, beside a searcher: every vector stays findable while its links are rewritten,
-/// every quick link gets refined once, and the refined graph's recall at the shortest list is
+/// the full one, beside a searcher: vectors stay findable while their links are rewritten (a
+/// vector searched for itself is missed no more often than in the quick graph before, and never
+/// comes back twice), every quick link gets refined once, and the refined graph's recall at the shortest list is
 /// within 2 points of a serial full build's.
 #[test]
 fn quickly_linked_vectors_are_refined_to_a_full_graphs_recall() {
@@ -622,26 +623,33 @@ fn quickly_linked_vectors_are_refined_to_a_full_graphs_recall() {
     };
     let (full, before) = (rate(&mut serial), rate(&mut quick));
     quick.set_ef_search(64);
+    // Whether a stored vector, used as the query, is found (it is its own nearest neighbour).
+    let finds_itself = |ix: &VectorIndex, id: usize| {
+        let got = ix.search_approx(&data[id], 10, &|_| true).unwrap();
+        let ids: HashSet<EntryId> = got.iter().map(|h| h.0).collect();
+        assert_eq!(ids.len(), got.len(), "a vector came back twice");
+        ids.contains(&EntryId(id as u64))
+    };
+    // The quick graph itself misses a few percent of its own vectors at this list length
+    // (clustered data), and refining only makes it better: searches during the rewrite may
+    // miss no more often than searches of the quick graph before it.
+    let missed_before = (0..data.len())
+        .filter(|&id| !finds_itself(&quick, id))
+        .count();
     let done = std::sync::atomic::AtomicBool::new(false);
     let mut refined = 0;
-    std::thread::scope(|s| {
-        // A searcher while link lists are rewritten: a stored vector used as the query is
-        // found (it is its own nearest neighbour), once.
-        s.spawn(|| {
-            let mut i = 0;
-            let mut misses = 0;
+    let (searches, missed): (usize, Vec<usize>) = std::thread::scope(|s| {
+        // A searcher while link lists are rewritten.
+        let searcher = s.spawn(|| {
+            let (mut i, mut missed) = (0, Vec::new());
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 let id = (i * 7_919) % data.len();
-                let got = quick.search_approx(&data[id], 10, &|_| true).unwrap();
-                let ids: HashSet<EntryId> = got.iter().map(|h| h.0).collect();
-                assert_eq!(ids.len(), got.len(), "a vector came back twice");
-                misses += usize::from(!ids.contains(&EntryId(id as u64)));
+                if !finds_itself(&quick, id) {
+                    missed.push(id);
+                }
                 i += 1;
             }
-            assert!(
-                misses * 100 <= i.max(1) * 2,
-                "{misses} of {i} searches missed"
-            );
+            (i, missed)
         });
         loop {
             let n = quick.refine(2, 32);
@@ -651,12 +659,25 @@ fn quickly_linked_vectors_are_refined_to_a_full_graphs_recall() {
             refined += n;
         }
         done.store(true, std::sync::atomic::Ordering::Relaxed);
+        searcher.join().unwrap()
     });
     assert_eq!(refined, data.len() - 1, "each quick link refined once");
     assert_eq!(quick.unrefined(), 0);
+    let (rate_before, rate_during) = (
+        missed_before as f64 / data.len() as f64,
+        missed.len() as f64 / searches.max(1) as f64,
+    );
+    assert!(
+        rate_during <= rate_before + 0.01,
+        "{} of {searches} searches during the rewrite missed their vector, against {missed_before} of {} before it",
+        missed.len(),
+        data.len()
+    );
     let after = rate(&mut quick);
     println!(
-        "12k x {dim}-d, ef 10: recall@10 full {full:.4}, quick {before:.4}, refined {after:.4}"
+        "12k x {dim}-d, ef 10: recall@10 full {full:.4}, quick {before:.4}, refined {after:.4}; \
+         ef 64, a vector searched for itself missed: quick {rate_before:.4}, during the rewrite \
+         {rate_during:.4}"
     );
     assert!(
         after >= full - 0.02,
