@@ -360,8 +360,12 @@ impl Statements {
             conflicts: format!(
                 "SELECT id, agent_id, content FROM {s}.entries WHERE id = ANY ($1)"
             ),
+            // The shared lock first (its subquery is a fence: evaluated before the nextval),
+            // so that a reservation of several consecutive blocks, which takes it exclusively,
+            // is never split by a single one.
             id_block: format!(
-                "SELECT nextval('{s}.entry_id_blocks'), pg_current_xact_id()::text"
+                "SELECT nextval('{s}.entry_id_blocks'), pg_current_xact_id()::text \
+                 FROM (SELECT pg_advisory_xact_lock_shared($1, 0) OFFSET 0) AS ordered"
             ),
             id_blocks: format!(
                 "SELECT min(v), max(v) FROM (SELECT nextval('{s}.entry_id_blocks') AS v \
@@ -829,17 +833,27 @@ impl PostgresStore {
 
     /// Reserves `blocks` consecutive id blocks; the first id. Runs in its own committed
     /// transaction with a transaction id, so the reservation is durable before any id is used
-    /// (see `schema.sql`, query id_block); several blocks are taken under a lock so that they
-    /// are consecutive.
+    /// (see `schema.sql`, query id_block). Several blocks are taken under an advisory lock that
+    /// single reservations take shared, so that they are consecutive; and checked so, since an
+    /// instance of an older release takes its single blocks without the lock: blocks that are
+    /// not consecutive are left unused (a gap) and the reservation is made again.
     fn reserve_blocks(&self, blocks: u64) -> Result<u64> {
+        const ATTEMPTS: usize = 16;
         let s = self.shared.clone();
-        let first: i64 = self.run(async move {
+        let span = blocks.saturating_sub(1).saturating_mul(self.id_block_size);
+        let first: Option<i64> = self.run(async move {
             with_client!(s, |c| async {
-                let tx = c.transaction().await?;
-                let first = if blocks == 1 {
-                    let st = tx.prepare_cached(&s.sql.id_block).await?;
-                    tx.query_one(&st, &[]).await?.get::<_, i64>(0)
-                } else {
+                for _ in 0..ATTEMPTS {
+                    let tx = c.transaction().await?;
+                    if blocks == 1 {
+                        let st = tx.prepare_cached(&s.sql.id_block).await?;
+                        let first = tx
+                            .query_one(&st, &[&migrate::LOCK_KEY])
+                            .await?
+                            .get::<_, i64>(0);
+                        tx.commit().await?;
+                        return Ok(Some(first));
+                    }
                     tx.execute(
                         "SELECT pg_advisory_xact_lock($1, 0), pg_current_xact_id()",
                         &[&migrate::LOCK_KEY],
@@ -847,12 +861,31 @@ impl PostgresStore {
                     .await?;
                     let st = tx.prepare_cached(&s.sql.id_blocks).await?;
                     let n = i64::try_from(blocks).unwrap_or(i64::MAX);
-                    tx.query_one(&st, &[&n]).await?.get::<_, i64>(0)
-                };
-                tx.commit().await?;
-                Ok(first)
+                    let row = tx.query_one(&st, &[&n]).await?;
+                    let (first, last) = (row.get::<_, i64>(0), row.get::<_, i64>(1));
+                    tx.commit().await?;
+                    if u64::try_from(last - first).ok() == Some(span) {
+                        return Ok(Some(first));
+                    }
+                    tracing::debug!(
+                        blocks,
+                        first,
+                        last,
+                        "id blocks not consecutive (taken by an instance without the lock): reserving again"
+                    );
+                }
+                Ok(None)
             })
         })?;
+        let Some(first) = first else {
+            return Err(Error::Database {
+                store: self.shared.location.clone(),
+                source: Box::new(std::io::Error::other(format!(
+                    "could not reserve {blocks} consecutive id blocks in {ATTEMPTS} attempts: \
+                     instances of an older release take single blocks without the lock"
+                ))),
+            });
+        };
         u64::try_from(first).map_err(|_| Error::IdsExhausted {
             store: self.shared.location.clone(),
         })
@@ -1784,6 +1817,113 @@ mod tests {
         assert_eq!(map_json(escaped, &unescape), v);
         let deep = (0..64).fold(serde_json::json!("\0"), |acc, _| serde_json::json!([acc]));
         assert_eq!(map_json(map_json(deep.clone(), &escape), &unescape), deep);
+    }
+
+    /// The server of the tests below, from `MEMORY_CORE_POSTGRES_URL`; `None` (said on stderr)
+    /// when it is unset, unless `MEMORY_CORE_REQUIRE_SERVERS=1` makes that a failure.
+    fn server_url(test: &str) -> Option<String> {
+        let url = std::env::var("MEMORY_CORE_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty());
+        if url.is_none() {
+            assert!(
+                std::env::var("MEMORY_CORE_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "MEMORY_CORE_REQUIRE_SERVERS=1 but MEMORY_CORE_POSTGRES_URL is unset"
+            );
+            eprintln!("note: {test} skipped: MEMORY_CORE_POSTGRES_URL unset");
+        }
+        url
+    }
+
+    #[test]
+    fn single_and_multi_block_id_reservations_at_once_never_overlap() {
+        let Some(url) = server_url("single_and_multi_block_id_reservations_at_once_never_overlap")
+        else {
+            return;
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let pg =
+            PostgresConfig::new(url).with_schema(format!("t_ids_{}_{nanos:x}", std::process::id()));
+        let config = MemoryConfig {
+            embedding_dim: 8,
+            ..MemoryConfig::default()
+        };
+        use crate::embed::Embedder;
+        use crate::store::embedder::OnEmbedderChange;
+        let embedder = Arc::new(crate::HashingEmbedder::new(8).unwrap());
+        let check = EmbedderCheck {
+            id: embedder.id(),
+            embedder,
+            dim: 8,
+            on_change: OnEmbedderChange::Refuse,
+        };
+        let (a, b, old) = (
+            PostgresStore::open(&pg, &config, &check).unwrap(),
+            PostgresStore::open(&pg, &config, &check).unwrap(),
+            PostgresStore::open(&pg, &config, &check).unwrap(),
+        );
+        let size = a.id_block_size;
+        // Three instances: one takes eight blocks at a time, one a block at a time, and one
+        // of an older release a block at a time without the lock, as fast as they can; every
+        // range must be its taker's alone.
+        let unlocked = format!("SELECT nextval('{}.entry_id_blocks')", pg.schema);
+        let take_unlocked = || -> u64 {
+            let (s, sql) = (old.shared.clone(), unlocked.clone());
+            let first: i64 = old
+                .run(async move {
+                    with_client!(s, |c| async {
+                        Ok(c.query_one(&sql, &[]).await?.get::<_, i64>(0))
+                    })
+                })
+                .unwrap();
+            u64::try_from(first).unwrap()
+        };
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let mut ranges: Vec<(u64, u64)> = std::thread::scope(|s| {
+            let many = s.spawn(|| {
+                let out: Vec<_> = (0..2000)
+                    .map(|_| {
+                        let first = a.reserve_blocks(8).unwrap();
+                        (first, first + 8 * size)
+                    })
+                    .collect();
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                out
+            });
+            let one = s.spawn(|| {
+                let mut out = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let first = b.reserve_blocks(1).unwrap();
+                    out.push((first, first + size));
+                }
+                out
+            });
+            let unlocked = s.spawn(|| {
+                let mut out = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let first = take_unlocked();
+                    out.push((first, first + size));
+                }
+                out
+            });
+            let mut all = one.join().unwrap();
+            all.extend(unlocked.join().unwrap());
+            all.extend(many.join().unwrap());
+            all
+        });
+        drop((a, b, old));
+        pg.destroy_store().unwrap();
+        ranges.sort_unstable();
+        for pair in ranges.windows(2) {
+            assert!(
+                pair[0].1 <= pair[1].0,
+                "id ranges {:?} and {:?} overlap",
+                pair[0],
+                pair[1]
+            );
+        }
     }
 
     #[test]

@@ -500,8 +500,11 @@ VALUES (6, 'embedder_for_write: writes check the store''s embedder under a share
 -- block is used. pg_current_xact_id() gives the transaction an xid, so its commit flushes the
 -- WAL even when this nextval was served from values an earlier nextval logged ahead (sequences
 -- log 32 steps at a time) in a transaction that never committed; without it a server crash
--- could hand the same block out again.
--- SELECT nextval('memory_core.entry_id_blocks') AS block_start, pg_current_xact_id();
+-- could hand the same block out again. The shared advisory lock, taken first (the subquery is
+-- a fence), keeps it out of a reservation of several consecutive blocks, which a client makes
+-- under the same lock taken exclusively, with one nextval per block in one statement.
+-- SELECT nextval('memory_core.entry_id_blocks') AS block_start, pg_current_xact_id()
+-- FROM (SELECT pg_advisory_xact_lock_shared(1296387395, 0) OFFSET 0) AS ordered;
 
 -- query id_block_size: read once at open.
 -- SELECT increment_by FROM pg_sequences
