@@ -314,6 +314,126 @@ fn writes_under_way_during_a_reembedding_end_with_the_new_embedders_vectors_or_a
     }
 }
 
+#[test]
+fn an_agent_named_like_the_reembedding_lock_does_not_hold_the_reembedding_up() {
+    for backend in common::shared_backends() {
+        let store = backend.fresh_store();
+        // The name the re-embedding's lock is hashed from.
+        let agent = format!("{}.reembed", store.name());
+        store
+            .open(config())
+            .unwrap()
+            .insert(msg(&agent, "a turn of an oddly named agent"))
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let builder = store
+            .builder()
+            .with_config(config())
+            .with_embedder(Reversed::new())
+            .reembed_on_embedder_change();
+        // On a thread of its own: the failure this guards against is a wait with no end.
+        std::thread::spawn(move || {
+            let _ = tx.send(builder.open().map(|m| m.count(&agent)));
+        });
+        let opened = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the re-embedding waited for its own lock");
+        assert_eq!(opened.unwrap().unwrap(), 1);
+    }
+}
+
+/// An embedder whose re-embedding of a store dies part way: it tells when its first batch is
+/// written, waits to be let go, embeds one more batch and then panics (the instance's death).
+#[derive(Debug)]
+struct DiesMidway {
+    inner: memory_core::HashingEmbedder,
+    embedded: std::sync::atomic::AtomicUsize,
+    first_batch_written: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    go: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl memory_core::Embedder for DiesMidway {
+    fn dimension(&self) -> usize {
+        DIM
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        // A re-embedding embeds and writes batches of 256 in turn.
+        let n = self
+            .embedded
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n == 256 {
+            if let Some(tx) = self.first_batch_written.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            if let Some(rx) = self.go.lock().unwrap().take() {
+                let _ = rx.recv();
+            }
+        }
+        assert!(n < 512, "the instance dies");
+        let mut v = self.inner.embed(text);
+        v.iter_mut().for_each(|x| *x = -*x);
+        v
+    }
+
+    fn id(&self) -> String {
+        "negated-hashing".into()
+    }
+}
+
+#[test]
+fn a_reembedding_begun_while_another_runs_redoes_what_the_other_wrote() {
+    for backend in common::shared_backends() {
+        let store = backend.fresh_store();
+        let texts: Vec<String> = (0..1_000).map(|i| format!("fact number {i}")).collect();
+        store
+            .open(config())
+            .unwrap()
+            .insert_batch(texts.iter().map(|t| msg("agent", t)).collect())
+            .unwrap();
+        let (written_tx, written_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
+        let dies = std::sync::Arc::new(DiesMidway {
+            inner: memory_core::HashingEmbedder::new(DIM).unwrap(),
+            embedded: Default::default(),
+            first_batch_written: std::sync::Mutex::new(Some(written_tx)),
+            go: std::sync::Mutex::new(Some(go_rx)),
+        });
+        let opening = |embedder: std::sync::Arc<dyn memory_core::Embedder>| {
+            let builder = store
+                .builder()
+                .with_config(config())
+                .with_embedder(embedder)
+                .reembed_on_embedder_change();
+            move || builder.open()
+        };
+        std::thread::scope(|s| {
+            // The first instance re-embeds to its embedder and dies after two batches.
+            let first = s.spawn(opening(dies.clone()));
+            written_rx.recv().unwrap();
+            // A second instance, with a third embedder, opens meanwhile: it must not take the
+            // first one's batches for its own.
+            let second = s.spawn(opening(Reversed::new()));
+            std::thread::sleep(std::time::Duration::from_millis(1_500));
+            go_tx.send(()).unwrap();
+            assert!(first.join().is_err(), "the first instance did not die");
+            let m = second.join().unwrap().unwrap();
+            let reversed = Reversed::new();
+            let entries = m.list("agent", &memory_core::ListQuery::default()).unwrap();
+            assert_eq!(entries.len(), texts.len());
+            let stale = entries
+                .iter()
+                .filter(|e| {
+                    let want = memory_core::Embedder::embed(reversed.as_ref(), &e.content);
+                    let got = e.embedding.as_ref().expect("a vector");
+                    got.iter().zip(&want).map(|(a, b)| a * b).sum::<f32>() < 0.999
+                })
+                .count();
+            assert_eq!(stale, 0, "entries kept another embedder's vectors");
+        });
+    }
+}
+
 /// The child of the two-process tests: runs the action in `SHARED_CHILD_ACTION` on the store in
 /// `SHARED_CHILD_STORE`, printing "id <n>" per write. Does nothing as an ordinary test.
 #[test]
@@ -729,7 +849,8 @@ mod bad_servers {
         // Runs every script of a consolidation once, so that the server holds them and the
         // marked request is one that runs (not one refused for an unknown script).
         for i in 0..5 {
-            m.append(msg("agent", &format!("warm-up turn {i}"))).unwrap();
+            m.append(msg("agent", &format!("warm-up turn {i}")))
+                .unwrap();
         }
         m.consolidate().unwrap();
         let ids: Vec<EntryId> = (0..8)

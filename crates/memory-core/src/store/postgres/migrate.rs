@@ -18,6 +18,13 @@ pub const LOCK_KEY: i32 = 1_296_387_395;
 /// migration 6).
 pub const EMBEDDER_LOCK_KEY: i32 = 1_296_387_396;
 
+/// Key of the re-embedding lock ("MEME"), with the hash of `<schema>.reembed` beside it: a
+/// session lock held by the one instance re-embedding the store. A key of its own: under
+/// [`LOCK_KEY`] it shared its space with the agents' write locks (`LOCK_KEY`, hashtext(agent)),
+/// which the re-embedding takes on its other connections, so an agent whose name hashed alike
+/// (`<schema>.reembed` itself, or a collision) made the re-embedding wait for itself forever.
+pub const REEMBED_LOCK_KEY: i32 = 1_296_387_397;
+
 /// One migration's SQL, ready to run against `schema` for `embedding_dim`.
 #[derive(Debug)]
 pub struct Migration {

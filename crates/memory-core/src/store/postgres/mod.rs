@@ -925,7 +925,7 @@ fn reembed(
         let mut waiting = false;
         loop {
             let free: bool = client
-                .query_one(take, &[&migrate::LOCK_KEY, &key])
+                .query_one(take, &[&migrate::REEMBED_LOCK_KEY, &key])
                 .await
                 .map_err(e)?
                 .get(0);
@@ -1178,7 +1178,10 @@ async fn migrate_store(
         .map_err(e)?
         .get(0);
     let step = embedder.apply(&s.location, recorded.as_deref())?;
-    if let Some(record) = step.record() {
+    // A re-embedding's mark is recorded by `reembed`, under the re-embedding lock: recorded
+    // here, it would replace the mark of a re-embedding under way in another instance, whose
+    // next batch would then count as this one's progress.
+    if let EmbedderStep::Record(record) = &step {
         record_embedder(&tx, schema, record).await.map_err(e)?;
     }
     let block: i64 = tx

@@ -435,8 +435,9 @@ VALUES (4, 'store.embedder: the embedder of the store''s vectors');
 -- migration 5: re-embedding a store with another embedder (MemoryBuilder::reembed_on_embedder_change)
 -- While it runs, store.embedder is 'reembedding:' followed by the new embedder's id, and
 -- reembedded_through the last entry id whose vector is recomputed: an interrupted re-embedding is
--- taken up there. One instance re-embeds at a time, under the session advisory lock (1296387395,
--- hashtext('<schema>.reembed')) on a connection of its own, which the others poll for (a statement
+-- taken up there. One instance re-embeds at a time, under the session advisory lock (1296387397,
+-- hashtext('<schema>.reembed'); 1296387395 before, which agents' write locks shared) on a
+-- connection of its own, which the others poll for (a statement
 -- waiting for it would hold up the REINDEX CONCURRENTLY that ends a re-embedding: the index then
 -- holds a dead version of every row, which searches would walk through). set_embeddings writes one
 -- batch: it takes the agents' write locks in ascending key order (see Write concurrency), replaces
