@@ -134,6 +134,23 @@ fn check_one(slo: &Slo, id: &str, bench: &Benchmark, config: &Config) -> Result<
         )));
     }
     let costs = Costs::of(bench, kind)?;
+    // A throughput setting in bytes or bits makes the rate B/s or bit/s: an ops/s floor read
+    // against it would compare operations with bytes (and pass by orders of magnitude), so the
+    // rate must be in the budget's own unit, as `compare` requires of its two sides.
+    if costs.unit != slo.budget.unit() {
+        return Err(config.error(format!(
+            "[[slo]] {} sets a {} budget in {} but benchmark '{id}' has a throughput of {}, so \
+             its rate is in {}",
+            slo.selector,
+            kind.name(),
+            slo.budget.unit(),
+            bench
+                .info
+                .throughput
+                .map_or_else(|| "none".to_string(), |t| format!("{t:?}")),
+            costs.unit
+        )));
+    }
     let value = costs.shown_mean();
     Ok(SloRow {
         selector: slo.selector.to_string(),

@@ -680,6 +680,24 @@ fn slo_reads_a_throughput_budget_in_ops_per_second_whatever_the_gate_kind() {
     assert_error(&out, &["mixed.toml", "spin_small", "measured in ns"]);
 }
 
+#[test]
+fn slo_refuses_an_ops_per_second_floor_on_a_throughput_in_bytes() {
+    let s = Scratch::new();
+    // Like the suite's `latency/reference/seq_read/*` (`Throughput::Bytes`): its rate is in B/s,
+    // tens of millions of times its ops/s, so a floor in ops/s read against it always held.
+    let info = s.path("criterion/throughput_fixture/batch/64/base/benchmark.json");
+    let text = std::fs::read_to_string(&info).unwrap();
+    assert!(text.contains("{\"Elements\":64}"), "{text}");
+    std::fs::write(&info, text.replace("{\"Elements\":64}", "{\"Bytes\":64}")).unwrap();
+    let out = s.slo_with(
+        "rate.toml",
+        "[[slo]]\nprefix = \"throughput/\"\nmin_ops_per_sec = 1000\n",
+        &["--format", "json"],
+    );
+    assert_error(&out, &["rate.toml", BATCH, "ops/s", "Bytes(64)", "B/s"]);
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+}
+
 // ---- bad input: every case exits 1 with a message naming the file and the problem ----
 
 fn assert_error(out: &Output, needles: &[&str]) {
