@@ -636,3 +636,88 @@ fn history_of_exports_of_another_format_or_version_exits_1_naming_the_file() {
     let out = s.run(&["history", "--html", path(&page)]);
     assert_eq!(out.status.code(), Some(1), "no files is a usage error");
 }
+
+/// The text of each `<text>` element of a card's change chart (`<figure class="change">`).
+fn change_chart_texts(card: &str) -> Vec<String> {
+    let start = card.find("<figure class=\"change\">").unwrap();
+    let end = start + card[start..].find("</figure>").unwrap();
+    card[start..end]
+        .split("<text")
+        .skip(1)
+        .filter_map(|t| Some(t[t.find('>')? + 1..t.find("</text>")?].trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn quality_changes_and_thresholds_are_in_points_on_the_comparison_page() {
+    let s = Scratch::new();
+    s.quality("q_base", 0.85, 10);
+    s.quality("q_drop", 0.82, 10);
+    s.quality("q_gain", 0.95, 10);
+    // A drop of 3 points fails the gate: named in the banner with its change in points.
+    let (code, html) = s.report("q_base", "q_drop", &s.path("drop.html"));
+    assert_eq!(code, 2);
+    let banner = &html[html.find("id=\"verdict\"").unwrap()..];
+    let banner = &banner[..banner.find("</div>").unwrap()];
+    assert!(
+        banner.contains(&format!(">{QUALITY}</a> -3.0 pts")),
+        "{banner}"
+    );
+    // A gain is flagged in the table, in points against a threshold in points.
+    let (code, gain) = s.report("q_base", "q_gain", &s.path("gain.html"));
+    assert_eq!(code, 0);
+    let table = &gain[gain.find("id=\"flagged-table\"").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    assert!(
+        table.contains("+10.0 pts (exact)") && table.contains("-2 pts"),
+        "{table}"
+    );
+    assert!(!table.contains('%'), "{table}");
+    // The change chart labels its threshold lines in points, like its axis.
+    for page in [&html, &gain] {
+        let (_, card) = cards(page)
+            .into_iter()
+            .find(|(tag, _)| attr(tag, "data-id").as_deref() == Some(QUALITY))
+            .unwrap();
+        let texts = change_chart_texts(&card);
+        assert!(
+            texts.iter().any(|t| t == "-2pt") && texts.iter().any(|t| t == "+2pt"),
+            "{texts:?}"
+        );
+        assert!(!texts.iter().any(|t| t.ends_with('%')), "{texts:?}");
+    }
+}
+
+#[test]
+fn a_history_of_quality_figures_is_in_points_with_a_band_of_points() {
+    let s = Scratch::new();
+    s.quality("q_base", 0.85, 10);
+    s.quality("q_drop", 0.82, 10);
+    let mut files = Vec::new();
+    for (i, name) in ["q_base", "q_drop"].into_iter().enumerate() {
+        // Outside a git repository the exports are placed by their dates: q_drop is the later.
+        let mut export = s.export(name);
+        export["machine"]["date"] = serde_json::json!(format!("2026-12-0{}T08:00:00Z", i + 1));
+        let file = s.path(&format!("{name}.json"));
+        std::fs::write(&file, export.to_string()).unwrap();
+        files.push(file);
+    }
+    let html = history(&s, s.dir.path(), &files, "quality.html");
+    assert!(
+        html.contains(&format!(">{QUALITY}</a> -3.0 pts at #2")),
+        "{html}"
+    );
+    let (tag, card) = cards(&html)
+        .into_iter()
+        .find(|(tag, _)| attr(tag, "data-id").as_deref() == Some(QUALITY))
+        .unwrap();
+    assert!(card.contains("threshold -2 pts"), "{card}");
+    assert!(card.contains(">-3.0 pts</span> #1 → #2"), "{card}");
+    assert!(!card.contains("%</span>"), "{card}");
+    // The band is the latest value, 0.82, plus or minus 2 points: not 0.82 * (1 ± 2%).
+    let (low, high) = (num(&tag, "data-band-low"), num(&tag, "data-band-high"));
+    assert!(
+        (low - 0.80).abs() < 1e-9 && (high - 0.84).abs() < 1e-9,
+        "{low} {high}"
+    );
+}

@@ -97,16 +97,19 @@ pub fn points(fraction: f64) -> String {
     format!("{pts:+.1} pts")
 }
 
+/// One change in its kind's scale: a percentage (`+25.3%`), or points for quality (`-2.1 pts`).
+pub fn change_point_of(kind: Kind, fraction: f64) -> String {
+    if kind.change_in_points() {
+        points(fraction)
+    } else {
+        pct(fraction)
+    }
+}
+
 /// The change of a row in its kind's scale: a percentage, or points for quality; an exact
 /// change (deterministic kinds) has no interval to show.
 pub fn change_of(kind: Kind, c: &Change) -> String {
-    let one = |x: f64| {
-        if kind.change_in_points() {
-            points(x)
-        } else {
-            pct(x)
-        }
-    };
+    let one = |x: f64| change_point_of(kind, x);
     if kind.is_deterministic() && c.lower == c.upper {
         format!("{} (exact)", one(c.point))
     } else {
@@ -136,13 +139,7 @@ pub fn verdict_of(row: &Row) -> String {
 pub fn round_changes(row: &Row) -> String {
     row.round_changes
         .iter()
-        .map(|&c| {
-            if row.kind.change_in_points() {
-                points(c)
-            } else {
-                pct(c)
-            }
-        })
+        .map(|&c| change_point_of(row.kind, c))
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -13,6 +13,8 @@ pub const SPIN_SMALL: &str = "latency/fixture/spin_small";
 pub const SPIN_LARGE: &str = "latency/fixture/spin_large";
 pub const BATCH: &str = "throughput/fixture/batch/64";
 pub const STRINGS: &str = "footprint/fixture/strings/1000";
+/// The quality benchmark [`Scratch::quality`] writes (kind `quality` by its prefix).
+pub const QUALITY: &str = "quality/fixture/r@10";
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/criterion")
@@ -69,6 +71,29 @@ impl Scratch {
 
     pub fn crit(&self) -> String {
         self.path("criterion").display().to_string()
+    }
+
+    /// Writes baseline `name` of the quality benchmark [`QUALITY`]: a constant share `value` in
+    /// every sample, as the suite's ratio measurement records it (per-iteration values off by
+    /// an ulp, as Criterion's own division of large iteration counts leaves them).
+    pub fn quality(&self, name: &str, value: f64, samples: usize) {
+        let dir = self.path("criterion/quality_fixture/r10").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let info = json!({"group_id": "quality/fixture", "function_id": "r@10",
+            "value_str": null, "throughput": null, "full_id": QUALITY,
+            "directory_name": "quality_fixture/r10", "title": QUALITY});
+        let est = |v: f64| {
+            json!({"confidence_interval": {"confidence_level": 0.95,
+            "lower_bound": v, "upper_bound": v}, "point_estimate": v, "standard_error": 0.0})
+        };
+        let estimates = json!({"mean": est(value), "median": est(value),
+            "median_abs_dev": est(0.0), "slope": est(value), "std_dev": est(0.0)});
+        let iters: Vec<f64> = (1..=samples).map(|i| (i as f64) * 9_000_001.0).collect();
+        let times: Vec<f64> = iters.iter().map(|n| value * n).collect();
+        let sample = json!({"sampling_mode": "Linear", "iters": iters, "times": times});
+        std::fs::write(dir.join("benchmark.json"), info.to_string()).unwrap();
+        std::fs::write(dir.join("estimates.json"), estimates.to_string()).unwrap();
+        std::fs::write(dir.join("sample.json"), sample.to_string()).unwrap();
     }
 
     /// Runs the binary with `args` in `cwd` (the scratch directory when `None`).

@@ -492,7 +492,7 @@ pub(crate) fn change(id: &str, mark: &ChangeMark<'_>, width: u32, height: u32) -
                     .color(color)
                     .pos(Pos::new(anchor, VPos::Top));
                 let offset = if rightwards { 3 } else { -3 };
-                EmptyElement::at((x, y1)) + Text::new(format!("{x:+}%"), (offset, 2), style)
+                EmptyElement::at((x, y1)) + Text::new(format!("{x:+}{suffix}"), (offset, 2), style)
             };
             drawn!(
                 id,

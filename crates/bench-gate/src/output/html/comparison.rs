@@ -511,13 +511,7 @@ impl<'a> ComparisonPage<'a> {
         }
         let shown: Vec<String> = changes
             .iter()
-            .map(|&c| {
-                if row.kind.change_in_points() {
-                    output::points(c)
-                } else {
-                    output::pct(c)
-                }
-            })
+            .map(|&c| output::change_point_of(row.kind, c))
             .collect();
         let data: Vec<String> = changes.iter().map(|c| (c * 100.0).to_string()).collect();
         format!(
@@ -643,10 +637,10 @@ fn deciding_list(deciding: &[&Row], anchor: &dyn Fn(&Row) -> String) -> String {
         .iter()
         .take(SHOWN)
         .map(|row| {
-            let change = row
-                .change
-                .as_ref()
-                .map_or_else(|| row.verdict.name().to_string(), |c| output::pct(c.point));
+            let change = row.change.as_ref().map_or_else(
+                || row.verdict.name().to_string(),
+                |c| output::change_point_of(row.kind, c.point),
+            );
             format!(
                 "<a class=\"id\" href=\"#{}\">{}</a> {}",
                 anchor(row),
@@ -678,8 +672,10 @@ fn flagged_table(flagged: &[&Row], anchor: &dyn Fn(&Row) -> String) -> String {
             row.verdict.name(),
             anchor(row),
             escape(&row.id),
-            row.change.as_ref().map_or("-".into(), output::change),
-            output::threshold(row.threshold_pct),
+            row.change
+                .as_ref()
+                .map_or("-".into(), |c| output::change_of(row.kind, c)),
+            output::threshold_of(row.kind, row.threshold_pct),
             value(row.base),
             value(row.new)
         );

@@ -9,14 +9,30 @@ use super::comparison::short;
 use super::{escape, page};
 use crate::error::Result;
 use crate::history::{History, OrderedBy, Series, Step};
+use crate::kind::Kind;
 use crate::output;
 use crate::verdict::Verdict;
 
 const TREND_SIZE: (u32, u32) = (560, 160);
 
-/// Bands wider than this (a fraction of the latest value) are left off the chart: a threshold
-/// of 1e12% marks a benchmark that never decides, and its band would flatten the line.
+/// Bands wider than this (a fraction of the latest value, or of a whole share for quality) are
+/// left off the chart: a threshold of 1e12% marks a benchmark that never decides, and its band
+/// would flatten the line.
 const MAX_BAND: f64 = 1.0;
+
+/// The threshold band around `mean`, in the series' unit: `mean` ± the threshold, relative to
+/// `mean` (a threshold in percent), or absolute for a kind whose threshold is in points (2
+/// points around a recall of 0.85 is 0.83 to 0.87). `None` when the band is off scale.
+fn band_around(kind: Kind, mean: f64, threshold_pct: f64) -> Option<(f64, f64)> {
+    let t = threshold_pct.abs() / 100.0;
+    if t > MAX_BAND {
+        None
+    } else if kind.change_in_points() {
+        Some((mean - t, mean + t))
+    } else {
+        Some((mean * (1.0 - t), mean * (1.0 + t)))
+    }
+}
 
 /// The whole history page.
 pub fn render(history: &History) -> Result<String> {
@@ -145,7 +161,7 @@ fn worst_list(history: &History) -> String {
             format!(
                 "<a class=\"id\" href=\"#h-{i}\">{}</a> {} at #{}",
                 escape(&s.id),
-                output::pct(st.change.point),
+                output::change_point_of(s.kind, st.change.point),
                 st.to + 1
             )
         })
@@ -260,16 +276,20 @@ fn card(s: &Series, index: usize) -> Result<String> {
         (None, true) => "",
     };
     let latest = s.latest();
+    let band = latest.and_then(|(_, p)| band_around(s.kind, p.mean, s.threshold_pct));
+    let band_data = band.map_or_else(String::new, |(low, high)| {
+        format!(" data-band-low=\"{low}\" data-band-high=\"{high}\"")
+    });
     let mut out = format!(
         "<article class=\"card{class}\" id=\"h-{index}\" data-id=\"{}\" data-steps=\"{}\" \
-         data-present=\"{}\">\n<header><span class=\"id\">{}</span><span class=\"meta\">{}, \
+         data-present=\"{}\"{band_data}>\n<header><span class=\"id\">{}</span><span class=\"meta\">{}, \
          threshold {}</span></header>\n",
         escape(&s.id),
         s.steps.len(),
         s.present(),
         escape(&s.id),
         s.kind.name(),
-        output::threshold(s.threshold_pct)
+        output::threshold_of(s.kind, s.threshold_pct)
     );
     let mut facts = Vec::new();
     if let Some((i, p)) = latest {
@@ -294,8 +314,8 @@ fn card(s: &Series, index: usize) -> Result<String> {
         };
         facts.push(format!(
             "<span class=\"badge {word}\" title=\"{}\">{}</span> #{} → #{}",
-            output::change(&st.change),
-            output::pct(st.change.point),
+            output::change_of(s.kind, &st.change),
+            output::change_point_of(s.kind, st.change.point),
             st.from + 1,
             st.to + 1
         ));
@@ -310,15 +330,9 @@ fn card(s: &Series, index: usize) -> Result<String> {
     if !absent.is_empty() {
         facts.push(format!("absent from {}", absent.join(", ")));
     }
-    let t = s.threshold_pct.abs() / 100.0;
-    let band = match latest {
-        Some((_, p)) if t <= MAX_BAND => Some((p.mean * (1.0 - t), p.mean * (1.0 + t))),
-        Some(_) => {
-            facts.push("threshold band off scale".into());
-            None
-        }
-        None => None,
-    };
+    if latest.is_some() && band.is_none() {
+        facts.push("threshold band off scale".into());
+    }
     let _ = writeln!(out, "<p class=\"figures\">{}</p>", facts.join(" · "));
     let points: Vec<Option<TrendPoint>> = s
         .points
@@ -349,4 +363,18 @@ fn card(s: &Series, index: usize) -> Result<String> {
     );
     out.push_str("</article>\n");
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_band_in_points_is_absolute_and_a_band_in_percent_relative() {
+        let (low, high) = band_around(Kind::Quality, 0.85, -2.0).unwrap();
+        assert!((low - 0.83).abs() < 1e-12 && (high - 0.87).abs() < 1e-12);
+        let (low, high) = band_around(Kind::Latency, 200.0, 5.0).unwrap();
+        assert!((low - 190.0).abs() < 1e-9 && (high - 210.0).abs() < 1e-9);
+        assert_eq!(band_around(Kind::Quality, 0.85, -1e12), None);
+    }
 }
