@@ -1331,6 +1331,65 @@ fn informational_benchmarks_are_shown_but_never_fail() {
 }
 
 #[test]
+fn markdown_lists_only_deciding_rows_as_failing() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    let markdown = |base: &str, new: &str, config: &str| {
+        let out = s.run(&[
+            "compare",
+            base,
+            new,
+            "--criterion-dir",
+            &crit,
+            "--config",
+            config,
+            "--format",
+            "markdown",
+        ]);
+        (out.status.code().unwrap(), stdout(&out))
+    };
+    // An informational regression passes: it is counted apart and shown in the folded table
+    // only, not under "Regressions".
+    std::fs::write(
+        s.path("info.toml"),
+        format!("[[informational]]\nid = \"{SPIN_SMALL}\"\nreason = \"too noisy here\"\n"),
+    )
+    .unwrap();
+    let (code, md) = markdown("base", "slow25", "info.toml");
+    assert_eq!(code, 0, "{md}");
+    let headline = md.lines().nth(1).unwrap();
+    assert!(
+        headline.contains("pass") && headline.contains("1 informational regressed, not failing"),
+        "{md}"
+    );
+    assert!(!md.contains("#### Regressions"), "{md}");
+    let details = md.find("<details>").unwrap();
+    assert!(md[details..].contains("regressed (info)"), "{md}");
+
+    // With fail_on_missing, an informational benchmark missing from NEW is not listed as failing;
+    // a deciding regression still fails, alone.
+    std::fs::remove_dir_all(s.path("criterion/latency_fixture/spin_large/slow25")).unwrap();
+    std::fs::write(
+        s.path("strict.toml"),
+        format!(
+            "[gate]\nfail_on_missing = true\n\
+             [[informational]]\nid = \"{SPIN_LARGE}\"\nreason = \"not every run has it\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, md) = markdown("base", "slow25", "strict.toml");
+    assert_eq!(code, 2, "{md}");
+    assert!(md.lines().nth(1).unwrap().contains("1 regression"), "{md}");
+    assert!(!md.contains("#### Missing benchmarks"), "{md}");
+    let regressions = md.find("#### Regressions").unwrap();
+    let section = &md[regressions..md.find("<details>").unwrap()];
+    assert!(
+        section.contains(SPIN_SMALL) && !section.contains(SPIN_LARGE),
+        "{md}"
+    );
+}
+
+#[test]
 fn bmf_export_names_a_bencher_measure_per_benchmark() {
     let s = Scratch::new();
     let crit = s.crit();

@@ -182,6 +182,29 @@ fn a_regression_is_named_in_the_banner_and_explained_on_its_card() {
     }
 }
 
+#[test]
+fn the_banner_names_only_missing_benchmarks_that_fail_the_gate() {
+    let s = Scratch::new();
+    // spin_large is missing from slow25 but informational: with fail_on_missing it still does
+    // not fail, so the banner names the regression alone.
+    std::fs::remove_dir_all(s.path("criterion/latency_fixture/spin_large/slow25")).unwrap();
+    std::fs::write(
+        s.path("bench-gate.toml"),
+        format!(
+            "[gate]\nfail_on_missing = true\n\
+             [[informational]]\nid = \"{SPIN_LARGE}\"\nreason = \"not every run has it\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, html) = s.report("base", "slow25", &s.path("page.html"));
+    assert_eq!(code, 2);
+    let banner = &html[html.find("id=\"verdict\"").unwrap()..];
+    let banner = &banner[..banner.find("</div>").unwrap()];
+    assert!(banner.contains("FAIL: 1 benchmark regressed<"), "{banner}");
+    assert!(!banner.contains("missing"), "{banner}");
+    assert!(!banner.contains(&format!(">{SPIN_LARGE}</a>")), "{banner}");
+}
+
 /// Three interleaved rounds per side from the fixtures: `old` (the same code each round:
 /// `base`, `same`, `base`) against `pr` (`head` in every round).
 fn rounds(s: &Scratch, head: &str) {

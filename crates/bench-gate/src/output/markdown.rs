@@ -1,6 +1,7 @@
-//! Markdown for `$GITHUB_STEP_SUMMARY` and the PR comment: a summary line first, then the
-//! regressions (and missing benchmarks when they fail the gate), then the full table folded in
-//! a `<details>` block. The first line is an HTML marker the workflow uses to find and update
+//! Markdown for `$GITHUB_STEP_SUMMARY` and the PR comment: a summary line first, then the rows
+//! that fail the gate (regressions, and missing benchmarks when they fail; never an
+//! `[[informational]]` row, which only the folded table shows, marked `(info)`), then the full
+//! table folded in a `<details>` block. The first line is an HTML marker the workflow uses to find and update
 //! its own comment.
 
 use crate::budget::Bound;
@@ -56,6 +57,15 @@ pub fn render(report: &Report) -> String {
     let mut out = String::new();
     out.push_str(MARKER);
     out.push('\n');
+    // Only rows that decide can fail the gate; `[[informational]]` rows are shown, never listed
+    // as failing (they stay in the folded table, marked `(info)`).
+    let failing = |verdict: Verdict| -> Vec<&Row> {
+        report
+            .rows
+            .iter()
+            .filter(|r| r.verdict == verdict && r.decides())
+            .collect()
+    };
     let headline = if report.passed() {
         "✅ **bench-gate: pass**".to_string()
     } else if c.regressed > 0 {
@@ -65,17 +75,28 @@ pub fn render(report: &Report) -> String {
             if c.regressed == 1 { "" } else { "s" }
         )
     } else {
-        format!("❌ **bench-gate: {} missing benchmark(s)**", c.missing)
+        format!(
+            "❌ **bench-gate: {} missing benchmark(s)**",
+            failing(Verdict::Missing).len()
+        )
     };
     out.push_str(&format!(
-        "{headline} — {} regressed, {} inconclusive, {} improved, {} unchanged, {} new, {} missing \
-         (`{}` → `{}`{})\n\n",
+        "{headline} — {} regressed, {} inconclusive, {} improved, {} unchanged, {} new, {} \
+         missing{} (`{}` → `{}`{})\n\n",
         c.regressed,
         c.inconclusive,
         c.improved,
         c.unchanged,
         c.new,
         c.missing,
+        if c.informational_regressed > 0 {
+            format!(
+                " ({} informational regressed, not failing)",
+                c.informational_regressed
+            )
+        } else {
+            String::new()
+        },
         escape(&report.base_name),
         escape(&report.new_name),
         if report.rounds.is_empty() {
@@ -92,16 +113,12 @@ pub fn render(report: &Report) -> String {
          |---|---:|---:|---:|---:|---:|---|\n"
     );
     // Everything that fails the gate comes before the folded table.
-    let mut failing = vec![(Verdict::Regressed, "Regressions")];
+    let mut sections = vec![(Verdict::Regressed, "Regressions")];
     if report.fail_on_missing {
-        failing.push((Verdict::Missing, "Missing benchmarks (`fail_on_missing`)"));
+        sections.push((Verdict::Missing, "Missing benchmarks (`fail_on_missing`)"));
     }
-    for (verdict, title) in failing {
-        let rows: Vec<&Row> = report
-            .rows
-            .iter()
-            .filter(|r| r.verdict == verdict)
-            .collect();
+    for (verdict, title) in sections {
+        let rows = failing(verdict);
         if rows.is_empty() {
             continue;
         }

@@ -247,16 +247,20 @@ impl<'a> ComparisonPage<'a> {
         let r = self.report;
         let c = r.counts();
         let total = r.rows.len();
-        let missing_fails = r.fail_on_missing && c.missing > 0;
+        // Only deciding rows fail: an `[[informational]]` benchmark missing from NEW does not.
+        let missing = deciding
+            .iter()
+            .filter(|row| row.verdict == Verdict::Missing)
+            .count();
         let (class, headline) = if !r.passed() {
             let mut parts = Vec::new();
             if c.regressed > 0 {
                 parts.push(format!("{} regressed", plural(c.regressed, "benchmark")));
             }
-            if missing_fails {
+            if missing > 0 {
                 parts.push(format!(
                     "{} missing from {}",
-                    plural(c.missing, "benchmark"),
+                    plural(missing, "benchmark"),
                     r.new_name
                 ));
             }
