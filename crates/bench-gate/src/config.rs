@@ -108,7 +108,9 @@ impl Thresholds {
     }
 }
 
-/// `[[rule]]`: benchmarks whose id starts with `prefix` are of `kind` (longest prefix wins).
+/// `[[rule]]`: benchmarks whose id starts with `prefix` are of `kind`. The file's rules come
+/// first (the longest matching prefix among them wins); an id none of them matches falls to the
+/// built-in rules ([`default_rules`]), then to `gate.default_kind` (see [`Config::kind_of`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
@@ -160,14 +162,16 @@ impl Informational {
     }
 }
 
-/// The whole configuration.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// The whole configuration; its default is the built-in one (no rules of its own, so the
+/// built-in rules decide every kind).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Config {
     /// Test settings.
     pub gate: Gate,
     /// Per-kind thresholds.
     pub thresholds: Thresholds,
-    /// Kind rules; the built-in rules apply when none is given.
+    /// The file's own kind rules (empty for the built-in defaults); the built-in rules apply to
+    /// the ids none of them matches.
     #[serde(rename = "rule")]
     pub rules: Vec<Rule>,
     /// Per-benchmark thresholds.
@@ -202,21 +206,10 @@ struct ConfigFile {
     slos: Vec<SloEntry>,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            gate: Gate::default(),
-            thresholds: Thresholds::default(),
-            rules: default_rules(),
-            overrides: Vec::new(),
-            informational: Vec::new(),
-            slos: Vec::new(),
-            source: None,
-        }
-    }
-}
-
-/// The benchmark-id conventions of the memory-bench suite.
+/// The benchmark-id conventions of the memory-bench suite: the kind of every id that no rule of
+/// the configuration file matches. A file's `[[rule]]`s add to them rather than replace them,
+/// so a rule for one prefix cannot make `quality/` ids (higher is better, in points) or
+/// `footprint/` ids (bytes) fall to `gate.default_kind` and be judged as times.
 pub fn default_rules() -> Vec<Rule> {
     [
         ("latency/", Kind::Latency),
@@ -257,11 +250,7 @@ impl Config {
         let mut config = Config {
             gate: file.gate,
             thresholds: file.thresholds,
-            rules: if file.rules.is_empty() {
-                default_rules()
-            } else {
-                file.rules
-            },
+            rules: file.rules,
             overrides: file.overrides,
             informational: file.informational,
             slos: Vec::new(),
@@ -424,13 +413,19 @@ impl Config {
             .collect()
     }
 
-    /// Kind of benchmark `id`: the longest matching rule prefix, else `gate.default_kind`.
+    /// Kind of benchmark `id`: the longest matching prefix of the file's rules, else of the
+    /// built-in rules, else `gate.default_kind`. A file's rule wins wherever it matches (even
+    /// over a longer built-in prefix); the built-in rules only fill in where none does.
     pub fn kind_of(&self, id: &str) -> Kind {
-        self.rules
-            .iter()
-            .filter(|r| id.starts_with(&r.prefix))
-            .max_by_key(|r| r.prefix.len())
-            .map(|r| r.kind)
+        let longest = |rules: &[Rule]| {
+            rules
+                .iter()
+                .filter(|r| id.starts_with(&r.prefix))
+                .max_by_key(|r| r.prefix.len())
+                .map(|r| r.kind)
+        };
+        longest(&self.rules)
+            .or_else(|| longest(&default_rules()))
             .unwrap_or(self.gate.default_kind)
     }
 
@@ -491,6 +486,24 @@ mod tests {
             c.threshold_of("throughput/x", Kind::Throughput).unwrap(),
             -10.0
         );
+    }
+
+    #[test]
+    fn a_files_rules_come_first_and_the_built_in_rules_fill_in() {
+        let c = parse(
+            "[gate]\ndefault_kind = \"footprint\"\n\
+             [[rule]]\nprefix = \"scaling/\"\nkind = \"throughput\"\n\
+             [[rule]]\nprefix = \"qual\"\nkind = \"latency\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.kind_of("scaling/ltm/1000"), Kind::Throughput);
+        // The file's shorter prefix wins over the built-in `quality/`.
+        assert_eq!(c.kind_of("quality/x/r@10"), Kind::Latency);
+        // Ids no rule of the file matches keep their built-in kinds, not the default kind.
+        assert_eq!(c.kind_of("footprint/heap/1000"), Kind::Footprint);
+        assert_eq!(c.kind_of("instructions/ltm/get"), Kind::Instructions);
+        assert_eq!(c.kind_of("latency/ltm/get"), Kind::Latency);
+        assert_eq!(c.kind_of("something/else"), Kind::Footprint);
     }
 
     #[test]

@@ -13,6 +13,7 @@ const SPIN_SMALL: &str = "latency/fixture/spin_small";
 const SPIN_LARGE: &str = "latency/fixture/spin_large";
 const BATCH: &str = "throughput/fixture/batch/64";
 const STRINGS: &str = "footprint/fixture/strings/1000";
+const QUALITY: &str = "quality/fixture/r@10";
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/criterion")
@@ -155,6 +156,30 @@ impl Scratch {
         for k in 1..=3 {
             self.copy_baseline(head, &format!("pr-r{k}"));
         }
+    }
+
+    /// Writes baseline `name` of the quality benchmark [`QUALITY`]: a constant share `value` in
+    /// every sample, as the suite's ratio measurement records it.
+    fn quality(&self, name: &str, value: f64, samples: usize) {
+        let dir = self.path("criterion/quality_fixture/r10").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let info = serde_json::json!({"group_id": "quality/fixture", "function_id": "r@10",
+            "value_str": null, "throughput": null, "full_id": QUALITY,
+            "directory_name": "quality_fixture/r10", "title": QUALITY});
+        let est = |v: f64| {
+            serde_json::json!({"confidence_interval": {"confidence_level": 0.95,
+            "lower_bound": v, "upper_bound": v}, "point_estimate": v, "standard_error": 0.0})
+        };
+        let estimates = serde_json::json!({"mean": est(value), "median": est(value),
+            "median_abs_dev": est(0.0), "slope": est(value), "std_dev": est(0.0)});
+        // Iteration counts above 2^23: the per-iteration values are off by an ulp, as
+        // Criterion's own division leaves them.
+        let iters: Vec<f64> = (1..=samples).map(|i| (i as f64) * 9_000_001.0).collect();
+        let times: Vec<f64> = iters.iter().map(|n| value * n).collect();
+        let sample = serde_json::json!({"sampling_mode": "Linear", "iters": iters, "times": times});
+        std::fs::write(dir.join("benchmark.json"), info.to_string()).unwrap();
+        std::fs::write(dir.join("estimates.json"), estimates.to_string()).unwrap();
+        std::fs::write(dir.join("sample.json"), sample.to_string()).unwrap();
     }
 
     /// Writes a callgrind output file of baseline `name` for gungraun benchmark `bench` (path
@@ -1252,39 +1277,17 @@ fn instruction_counts_are_decided_exactly_against_a_tight_threshold() {
 #[test]
 fn quality_is_higher_is_better_in_points_and_identical_constants_are_unchanged() {
     let s = Scratch::new();
-    // The footprint fixture's constant byte counts stand in for a constant quality figure:
-    // ratios of 0.85 and 0.82 (scaled per iteration), and an identical copy.
-    let write = |name: &str, value: f64, samples: usize| {
-        let dir = s.path("criterion/quality_fixture/r10").join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let info = serde_json::json!({"group_id": "quality/fixture", "function_id": "r@10",
-            "value_str": null, "throughput": null, "full_id": "quality/fixture/r@10",
-            "directory_name": "quality_fixture/r10", "title": "quality/fixture/r@10"});
-        let est = |v: f64| {
-            serde_json::json!({"confidence_interval": {"confidence_level": 0.95,
-            "lower_bound": v, "upper_bound": v}, "point_estimate": v, "standard_error": 0.0})
-        };
-        let estimates = serde_json::json!({"mean": est(value), "median": est(value),
-            "median_abs_dev": est(0.0), "slope": est(value), "std_dev": est(0.0)});
-        // Iteration counts above 2^23: the per-iteration values are off by an ulp, as
-        // Criterion's own division leaves them.
-        let iters: Vec<f64> = (1..=samples).map(|i| (i as f64) * 9_000_001.0).collect();
-        let times: Vec<f64> = iters.iter().map(|n| value * n).collect();
-        let sample = serde_json::json!({"sampling_mode": "Linear", "iters": iters, "times": times});
-        std::fs::write(dir.join("benchmark.json"), info.to_string()).unwrap();
-        std::fs::write(dir.join("estimates.json"), estimates.to_string()).unwrap();
-        std::fs::write(dir.join("sample.json"), sample.to_string()).unwrap();
-    };
-    write("q_base", 0.85, 10);
-    write("q_same", 0.85, 12);
-    write("q_drop", 0.82, 10);
-    write("q_gain", 0.95, 10);
+    // Ratios of 0.85 and 0.82, and an identical copy.
+    s.quality("q_base", 0.85, 10);
+    s.quality("q_same", 0.85, 12);
+    s.quality("q_drop", 0.82, 10);
+    s.quality("q_gain", 0.95, 10);
     let row_of = |report: &Value| {
         report["benchmarks"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|r| r["id"] == "quality/fixture/r@10")
+            .find(|r| r["id"] == QUALITY)
             .unwrap()
             .clone()
     };
@@ -1306,6 +1309,37 @@ fn quality_is_higher_is_better_in_points_and_identical_constants_are_unchanged()
     let (code, gain) = s.compare_json("q_base", "q_gain", &[]);
     assert_eq!(code, 0);
     assert_eq!(row_of(&gain)["verdict"], "improved");
+}
+
+#[test]
+fn a_configs_own_rule_adds_to_the_built_in_rules_instead_of_replacing_them() {
+    let s = Scratch::new();
+    s.quality("q_base", 0.85, 10);
+    s.quality("q_gain", 0.95, 10);
+    // A rule for one prefix only: quality/ ids keep their built-in kind. (They used to fall to
+    // the default kind, latency, and a recall gain of 10 points failed as a +11.8% slowdown.)
+    std::fs::write(
+        s.path("rules.toml"),
+        "[[rule]]\nprefix = \"scaling/\"\nkind = \"latency\"\n",
+    )
+    .unwrap();
+    let (code, report) = s.compare_json("q_base", "q_gain", &["--config", "rules.toml"]);
+    assert_eq!(code, 0, "{report}");
+    let row = find_row(&report, QUALITY);
+    assert_eq!(row["kind"], "quality", "{row}");
+    assert_eq!(row["verdict"], "improved", "{row}");
+    // The footprint fixture stays in bytes, the throughput one in ops/s.
+    let (_, report) = s.compare_json("base", "fat", &["--config", "rules.toml"]);
+    assert_eq!(find_row(&report, STRINGS)["unit"], "bytes");
+    assert_eq!(find_row(&report, BATCH)["unit"], "ops/s");
+    // A rule of the file still wins where it matches.
+    std::fs::write(
+        s.path("mine.toml"),
+        "[[rule]]\nprefix = \"footprint/\"\nkind = \"latency\"\n",
+    )
+    .unwrap();
+    let (_, report) = s.compare_json("base", "fat", &["--config", "mine.toml"]);
+    assert_eq!(find_row(&report, STRINGS)["kind"], "latency");
 }
 
 #[test]
