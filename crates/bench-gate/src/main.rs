@@ -4,7 +4,7 @@
 //! PR from a broken pipeline.
 
 use std::ffi::OsStr;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -166,6 +166,18 @@ fn colour_wanted(stdout_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
     stdout_is_terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
+/// Writes `text` and a newline to standard output. A reader that has gone away (`| head -c 100`)
+/// ends the output quietly and the command still exits with its own code: `println!` would
+/// panic (exit 101), since Rust ignores SIGPIPE and the write fails with a broken pipe. Any
+/// other failure to write is an error (exit 1).
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.context("writing to standard output"),
+    }
+}
+
 fn dir(explicit: Option<PathBuf>) -> PathBuf {
     explicit.unwrap_or_else(locate::criterion_dir)
 }
@@ -251,7 +263,7 @@ fn compare_command(
         Format::Markdown => output::markdown::render(&report),
         Format::Json => output::json::render(&report),
     };
-    println!("{}", text.trim_end());
+    print(text.trim_end())?;
     // The text table prints its warnings itself; the other formats hold them inside.
     if format != Format::Text {
         for w in &report.warnings {
@@ -387,7 +399,7 @@ fn export_command(
                 path.display()
             );
         }
-        None => println!("{json}"),
+        None => print(&json)?,
     }
     Ok(0)
 }
@@ -430,10 +442,11 @@ fn list_command(root: PathBuf) -> anyhow::Result<u8> {
         .max()
         .unwrap_or(0)
         .max("baseline".len());
-    println!("{:width$}  benchmarks", "baseline");
+    let mut text = format!("{:width$}  benchmarks", "baseline");
     for (name, count) in baselines {
-        println!("{name:width$}  {count}");
+        text.push_str(&format!("\n{name:width$}  {count}"));
     }
+    print(&text)?;
     Ok(0)
 }
 
@@ -451,7 +464,7 @@ fn slo_command(
         Format::Markdown => output::markdown::render_slo(&report),
         Format::Json => output::json::render_slo(&report),
     };
-    println!("{}", text.trim_end());
+    print(text.trim_end())?;
     Ok(report.exit_code() as u8)
 }
 

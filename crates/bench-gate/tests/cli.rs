@@ -53,16 +53,20 @@ impl Scratch {
         self.path("criterion").display().to_string()
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_bench-gate"))
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bench-gate"));
+        command
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("CRITERION_HOME")
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("GUNGRAUN_HOME")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     /// Exports the fixture baseline `name` to `<name>.json` in the scratch directory.
@@ -721,6 +725,43 @@ fn slo_refuses_an_ops_per_second_floor_on_a_throughput_in_bytes() {
     );
     assert_error(&out, &["rate.toml", BATCH, "ops/s", "Bytes(64)", "B/s"]);
     assert!(out.stdout.is_empty(), "{}", stdout(&out));
+}
+
+#[test]
+fn a_reader_that_closed_the_pipe_ends_the_output_quietly_with_the_commands_exit_code() {
+    let s = Scratch::new();
+    let crit = s.crit();
+    std::fs::write(
+        s.path("budget.toml"),
+        "[[slo]]\nprefix = \"footprint/\"\nmax_bytes = 1000\n",
+    )
+    .unwrap();
+    let cases: [(&[&str], i32); 7] = [
+        (&["compare", "base", "slow25", "--format", "json"], 2),
+        (&["compare", "base", "slow25", "--format", "markdown"], 2),
+        (&["compare", "base", "same"], 0),
+        (&["export", "base"], 0),
+        (&["export", "base", "--format", "bmf"], 0),
+        (&["list"], 0),
+        (&["slo", "base", "--config", "budget.toml"], 2),
+    ];
+    for (args, code) in cases {
+        let mut args = args.to_vec();
+        args.extend(["--criterion-dir", &crit]);
+        // `bench-gate ... | head -c 100` once head has its bytes: the reading end is closed
+        // (here before the binary starts, so every write meets it closed).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = s
+            .command(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
 }
 
 // ---- bad input: every case exits 1 with a message naming the file and the problem ----
