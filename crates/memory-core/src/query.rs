@@ -249,6 +249,10 @@ impl SearchQuery {
 }
 
 /// Weights of the final score `relevance * w_rel + recency * w_rec + importance * w_imp`.
+///
+/// The search re-ranks the best [`SearchConfig::candidates`](crate::SearchConfig) of the
+/// relevance ranking (or `k`, if more) by it, in every mode: a hit is the top k by this score
+/// among them, whatever `k`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FusionWeights {
     pub relevance: f32,

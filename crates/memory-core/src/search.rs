@@ -95,11 +95,14 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
     let search_ltm = q.tiers != Tiers::ShortTerm;
     let search_stm = q.tiers != Tiers::LongTerm;
     // Hybrid search takes `candidates` of each signal whatever `k`, so that an entry ranked well
-    // by one signal only can still reach the top k. With a metadata filter, candidates are
-    // checked after the fetch; ask for more of them.
-    let depth = match q.mode {
-        SearchMode::Hybrid => q.k.max(state.config.search.candidates),
-        _ => q.k,
+    // by one signal only can still reach the top k; so does a re-weighted search in every mode,
+    // so that an entry just below the relevance top k that recency or importance lifts can take
+    // its place (the top k by the final score among that many). With a metadata filter,
+    // candidates are checked after the fetch; ask for more of them.
+    let depth = if q.mode == SearchMode::Hybrid || q.reweighting != RELEVANCE_ONLY {
+        q.k.max(state.config.search.candidates)
+    } else {
+        q.k
     };
     let mut want = if q.metadata.is_some() {
         depth.saturating_mul(4).max(64)

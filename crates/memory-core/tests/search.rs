@@ -562,7 +562,7 @@ fn reweighting_by_importance_can_reorder_hits() {
         let plain = m.search(&q).unwrap();
         assert_eq!(plain[0].entry.content, "budget budget budget report");
         let weighted = m
-            .search(&q.with_reweighting(FusionWeights {
+            .search(&q.clone().with_reweighting(FusionWeights {
                 relevance: 1.0,
                 recency: 0.0,
                 importance: 1.0,
@@ -570,6 +570,23 @@ fn reweighting_by_importance_can_reorder_hits() {
             .unwrap();
         assert_eq!(weighted[0].entry.content, "quarterly budget");
         assert!(weighted[0].score > weighted[1].score);
+        // The top 1 by the final score, not the relevance top 1 re-scored.
+        for mode in [SearchMode::Keyword, SearchMode::Hybrid] {
+            let top1 = m
+                .search(
+                    &q.clone()
+                        .with_mode(mode)
+                        .with_k(1)
+                        .with_reweighting(FusionWeights {
+                            relevance: 1.0,
+                            recency: 0.0,
+                            importance: 1.0,
+                        }),
+                )
+                .unwrap();
+            assert_eq!(top1.len(), 1);
+            assert_eq!(top1[0].entry.content, "quarterly budget", "{mode:?}");
+        }
     });
 }
 
