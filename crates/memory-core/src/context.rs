@@ -60,6 +60,9 @@ const MEMORIES_HEADER: &str = "## Relevant memories\n";
 const TURNS_HEADER: &str = "## Recent conversation\n";
 const SECTION_END: &str = "\n";
 
+/// How deeply a tool's parameter schema may nest (as entry metadata may, by default).
+pub const MAX_TOOL_SCHEMA_DEPTH: usize = crate::config::MAX_METADATA_DEPTH;
+
 /// A tool the model may call: its name, what it does, and a JSON schema of its parameters.
 ///
 /// Construction validates it, so a `ToolDefinition` is always usable.
@@ -72,7 +75,8 @@ pub struct ToolDefinition {
 
 impl ToolDefinition {
     /// A tool whose parameter schema is already parsed. The name must be non-empty with no white
-    /// space or control characters; the schema must be a JSON object.
+    /// space or control characters; the schema must be a JSON object nested at most
+    /// [`MAX_TOOL_SCHEMA_DEPTH`] levels deep.
     pub fn new(
         name: impl Into<String>,
         description: impl Into<String>,
@@ -93,6 +97,15 @@ impl ToolDefinition {
         }
         if !parameters.is_object() {
             return Err(invalid("the parameter schema is not a JSON object"));
+        }
+        // Rendering serializes the schema recursively: a value built in code can be nested
+        // deeper than the stack holds (JSON text cannot: its parser stops at 128 levels).
+        if crate::entry::json_depth(&parameters, MAX_TOOL_SCHEMA_DEPTH) > MAX_TOOL_SCHEMA_DEPTH {
+            // Taken apart here, without recursion: dropped by the caller, it would overflow too.
+            crate::entry::dismantle(parameters);
+            return Err(invalid(&format!(
+                "the parameter schema is nested deeper than {MAX_TOOL_SCHEMA_DEPTH} levels"
+            )));
         }
         Ok(ToolDefinition {
             name,

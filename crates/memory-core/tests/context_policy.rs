@@ -138,6 +138,28 @@ fn bad_tool_definitions_are_rejected_with_invalid_tool() {
         ToolDefinition::from_json_schema("arr", "d", "[1, 2]"),
         Err(Error::InvalidTool { .. })
     ));
+    // A schema built in code, nested deeper than any stack: refused (and taken apart) at
+    // construction, where rendering it would have overflowed the stack.
+    // (`json!` would copy the inner value recursively at each step.)
+    let nest = |inner: serde_json::Value| {
+        serde_json::Value::Object(serde_json::Map::from_iter([("p".to_owned(), inner)]))
+    };
+    let mut deep = serde_json::json!({});
+    for _ in 0..200_000 {
+        deep = nest(deep);
+    }
+    assert!(matches!(
+        ToolDefinition::new("deep", "d", deep),
+        Err(Error::InvalidTool { reason, .. }) if reason.contains("nested deeper")
+    ));
+    let mut at_limit = serde_json::json!({});
+    for _ in 0..memory_core::context::MAX_TOOL_SCHEMA_DEPTH - 1 {
+        at_limit = nest(at_limit);
+    }
+    let tools = [ToolDefinition::new("at_limit", "d", at_limit).unwrap()];
+    ContextBuilder::default()
+        .build(&ContextMaterial::new("s", 1_000_000).with_tools(&tools))
+        .unwrap();
     let tools = [tool("same"), tool("same")];
     let req = ContextMaterial::new("s", 1000).with_tools(&tools);
     assert!(matches!(
