@@ -67,6 +67,60 @@ fn a_second_handle_on_one_file_is_refused_until_the_first_is_dropped() {
     assert!(again.get("a", id).unwrap().is_some());
 }
 
+#[test]
+fn two_names_of_one_file_share_its_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Memory::open(store(dir.path()), config()).unwrap();
+    first.insert(msg("kept by the first handle")).unwrap();
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(dir.path().join("ltm.db"), &link).unwrap();
+    let dotted = dir.path().join(".").join("sub").join("..").join("ltm.db");
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    for other in [link, dotted] {
+        let err = Memory::open(Storage::File(other.clone()), config()).unwrap_err();
+        assert!(
+            matches!(err, Error::StoreLocked { .. }),
+            "{}: {err}",
+            other.display()
+        );
+    }
+}
+
+/// A relative path beginning with `file:` names a file of that name, as any other path does
+/// (SQLite, built to read URIs, took it for a URI naming another file than the store lock's).
+#[test]
+fn a_path_beginning_with_file_colon_is_a_file_of_that_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "lock_child_holder",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .current_dir(dir.path())
+        .env("LOCK_CHILD_DB", "file:ltm.db")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let holding = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("holding"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(holding, "the child never opened the store");
+    assert!(dir.path().join("file:ltm.db").is_file());
+    assert!(
+        !dir.path().join("ltm.db").exists(),
+        "the store went to another file than its name"
+    );
+    let m = Memory::open(Storage::File(dir.path().join("file:ltm.db")), config()).unwrap();
+    assert_eq!(m.count("a").unwrap(), 1);
+}
+
 /// The child: opens the store named by `LOCK_CHILD_DB`, says so, and waits to be killed.
 #[test]
 fn lock_child_holder() {

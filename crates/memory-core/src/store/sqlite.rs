@@ -238,6 +238,33 @@ fn check_file_path(path: &Path) -> Result<()> {
     })
 }
 
+/// The file `path` names, as an absolute path without symbolic links (its directory exists):
+/// what the store lock, the snapshot directory and SQLite all go by, so that two names of one
+/// file (a link, a relative and an absolute path) share one lock. Absolute, it never begins with
+/// `file:`, which SQLite (built to read URIs) would take for a URI naming another file than the
+/// lock's. (Hard links stay two names: nothing in a path tells them apart.)
+fn real_file_path(path: &Path) -> Result<PathBuf> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::canonicalize(path) {
+        Ok(real) => Ok(real),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let Some(name) = path.file_name() else {
+                return Err(Error::InvalidPath {
+                    path: path.to_path_buf(),
+                    reason: "the path does not end in a file name".into(),
+                });
+            };
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            let dir = std::fs::canonicalize(dir.unwrap_or(Path::new("."))).map_err(io)?;
+            Ok(dir.join(name))
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
 /// An exclusive OS lock on `<database>.lock`, so that one store file has one writer. The OS
 /// releases it when the file is closed, also when the process dies, so a crash never leaves a
 /// stale lock behind. (SQLite's own locks are per transaction; two handles that each believe
@@ -311,7 +338,7 @@ impl SqliteStore {
                         source,
                     })?;
                 }
-                (p.clone(), None)
+                (real_file_path(p)?, None)
             }
             Storage::Temporary => {
                 let dir = tempfile::Builder::new()
