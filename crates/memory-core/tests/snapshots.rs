@@ -358,17 +358,18 @@ fn patch_manifest(db: &Path, at: usize, with: &[u8]) {
 fn another_format_version_is_rebuilt() {
     rejected(
         // The version before this build's (an upgrade).
-        |db| patch_manifest(db, 8, &6u32.to_le_bytes()),
-        "format version 6",
+        |db| patch_manifest(db, 8, &7u32.to_le_bytes()),
+        "format version 7",
         config(),
     );
 }
 
 #[test]
 fn another_dimension_is_rebuilt() {
-    // magic 8, version 4, store id 16, seq 8, token 8: the dimension is at 44.
+    // magic 8, version 4, store id 16, seq 8, token 8, the copy's last change and its token
+    // 16: the dimension is at 60.
     rejected(
-        |db| patch_manifest(db, 44, &(DIM as u32 * 2).to_le_bytes()),
+        |db| patch_manifest(db, 60, &(DIM as u32 * 2).to_le_bytes()),
         "embedding dimension 32",
         config(),
     );
@@ -506,6 +507,130 @@ fn changes_after_the_snapshot_are_replayed_and_forgotten_entries_stay_gone() {
     m.wait_for_indexing();
     let now = answers(&m);
     assert_eq!(exact_only(&now), exact_only(&expected));
+}
+
+/// Holds the thread that emits an event with `message` in it until the test lets it go (once).
+struct HoldAt {
+    message: &'static str,
+    reached: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    go: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl<S: tracing::Subscriber> Layer<S> for HoldAt {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let mut line = Line(String::new());
+        event.record(&mut line);
+        if !line.0.contains(self.message) {
+            return;
+        }
+        if let Some(reached) = self.reached.lock().unwrap().take() {
+            reached.send(()).unwrap();
+            if let Some(go) = self.go.lock().unwrap().take() {
+                go.recv().unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_snapshot_holding_changes_a_restored_database_lacks_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    closed_store(&db, 8);
+    let m = Memory::open(Storage::File(db.clone()), config()).unwrap();
+    fill(&m, 80, 20); // something for the next save to save
+    let victim = m.list("ada", &Default::default()).unwrap()[0].clone();
+    let backup = dir.path().join("backup.db");
+    let (reached_tx, reached_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel();
+    let hold = HoldAt {
+        message: "copying the indexes",
+        reached: Mutex::new(Some(reached_tx)),
+        go: Mutex::new(Some(go_rx)),
+    };
+    let added = std::thread::scope(|s| {
+        let saver = s.spawn(|| {
+            let subscriber = tracing_subscriber::registry().with(hold);
+            tracing::subscriber::with_default(subscriber, || m.checkpoint())
+        });
+        // The save has read its stamp and is about to copy the indexes: a backup taken now
+        // holds everything up to the stamp, and nothing written during the copy.
+        reached_rx.recv().unwrap();
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute("VACUUM INTO ?1", [backup.to_str().unwrap()])
+            .unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(81);
+        let added = m.insert(entry("ada", &mut rng)).unwrap();
+        assert!(m.forget("ada", victim.id).unwrap());
+        go_tx.send(()).unwrap();
+        saver.join().unwrap().unwrap();
+        added
+    });
+    // The database restored from the backup beside the snapshot saved after it (at a path of
+    // its own: `m` is leaked, as a crash would leave it, and keeps its lock): the snapshot's
+    // stamp is in the backup, the two writes of the copy are not.
+    let db = dir.path().join("restored.db");
+    std::fs::copy(&backup, &db).unwrap();
+    copy_dir(&idx(&dir.path().join("m.db")), &idx(&db));
+    std::mem::forget(m);
+    let (m, events) = open(&db, config());
+    assert!(
+        events.any("the snapshot holds changes up to") || events.any("has not got it"),
+        "{}",
+        events.dump()
+    );
+    assert!(m.get("ada", added).unwrap().is_none());
+    let hits = m
+        .search(
+            &SearchQuery::new("ada", victim.content.as_str())
+                .with_mode(SearchMode::Keyword)
+                .with_k(1_000)
+                .without_cache(),
+        )
+        .unwrap();
+    assert!(
+        hits.iter().any(|h| h.entry.id == victim.id),
+        "an entry of the restored database is missing from its index"
+    );
+    m.wait_for_indexing();
+    let got = exact_answers(&m);
+    drop(m);
+    std::fs::remove_dir_all(idx(&db)).unwrap();
+    let (m, _) = open(&db, config());
+    m.wait_for_indexing();
+    assert_eq!(exact_answers(&m), got);
+}
+
+#[test]
+fn a_failed_save_at_the_same_stamp_leaves_the_snapshot_before_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let m = Memory::open(Storage::File(db.clone()), config()).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    m.insert_batch((0..20_000).map(|_| entry("ada", &mut rng)).collect())
+        .unwrap();
+    // Saved while the linker is still at work, then again at the same stamp once it is done.
+    m.checkpoint().unwrap();
+    m.wait_for_indexing();
+    // The second save's manifest cannot be written.
+    let blocker = idx(&db).join("MANIFEST.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    let (failed, events) = traced(|| m.checkpoint());
+    assert!(
+        events.any("copying the indexes"),
+        "no second save at the same stamp (the linker was done at the first): {}",
+        events.dump()
+    );
+    assert!(matches!(failed, Err(Error::Io { .. })), "{failed:?}");
+    std::fs::remove_dir(&blocker).unwrap();
+    let crashed = crash_copy(m, &db);
+    let (_m, events) = open(&crashed, config());
+    assert!(
+        events.any("indexes loaded from the snapshot"),
+        "{}",
+        events.dump()
+    );
 }
 
 fn exact_only(v: &[String]) -> Vec<String> {

@@ -3,7 +3,8 @@
 //! index (the HNSW graph above all) from every row.
 //!
 //! **Files.** `MANIFEST` stamps one set of snapshot files and names one file per agent
-//! (`<seq>-<n>.agent`, with its size and CRC-32). The stamp says what the set covers: the
+//! (`<seq>-<save>-<n>.agent`, with its size and CRC-32; `<save>` is random per save, so that no
+//! save overwrites a file the current manifest names). The stamp says what the set covers: the
 //! database's identity (a random store id in its meta table), the change-log row up to which it
 //! covers (`index_log` in SQLite: one row per transaction that inserted or deleted entries, with
 //! the ids and a random token), the format version, the embedding dimension, the quantization,
@@ -20,7 +21,11 @@
 //! snapshot's files, once unlinked, hold their disk space until then). The stamp is also
 //! checked against the database: its log row must still be there with the same token (else
 //! the snapshot is older than the last one saved, or from a copy of the database that went on
-//! differently, or the database was restored from a backup), and not newer than the database.
+//! differently, or the database was restored from a backup), and not newer than the database;
+//! so must the newest row when the save's copy ended (the manifest's `reach`), since writes go
+//! on during the copy and the files may hold them: a database without that row (restored from
+//! a backup taken during a save, or commits lost in a system crash) would leave them in the
+//! indexes with nothing in the log to undo them.
 //! Then every id the log names after the stamp is brought in line with its row (added, or
 //! removed when the row is gone), so entries forgotten after the snapshot do not come back. Any
 //! failure is reported in a tracing event and the indexes are rebuilt from the rows.
@@ -54,8 +59,8 @@ use crate::store::sqlite::SqliteStore;
 /// the terms of version 4 being unstemmed tokens; 6: the int8 codes graph construction compares,
 /// after a half or f32 arena (written as absent since the twenty-eighth session: made after a
 /// load); 7: the keyword postings and the documents' term lists as aligned columns, viewed in
-/// place by the loader.)
-pub(crate) const FORMAT_VERSION: u32 = 7;
+/// place by the loader; 8: the change-log row the copy may reach past its stamp, in the manifest.)
+pub(crate) const FORMAT_VERSION: u32 = 8;
 
 const MANIFEST: &str = "MANIFEST";
 const MANIFEST_MAGIC: &[u8; 8] = b"MEMCSNAP";
@@ -93,6 +98,10 @@ pub(crate) struct Stamp {
     pub store_id: u128,
     pub seq: u64,
     pub token: u64,
+    /// The newest change-log row when the copy of the indexes ended (and its token): the files
+    /// hold everything up to `seq`, and may hold changes up to this one too (writes go on
+    /// during the copy), which the database must therefore still have.
+    pub reach: (u64, u64),
 }
 
 /// What must match between a snapshot and the store opening it.
@@ -331,11 +340,11 @@ impl Snapshots {
         dec.finish()?;
         let db = |e: Error| Rejection::Unusable(format!("cannot read the change log: {e}"));
         let head = sqlite.log_head().map_err(db)?;
-        if head.is_none_or(|(seq, _)| seq < stamp.seq) {
+        if head.is_none_or(|(seq, _)| seq < stamp.reach.0) {
             return Err(Rejection::Unusable(format!(
-                "the snapshot covers change {} but the database ends at {}: it is newer than the \
-                 database (restored from a backup?)",
-                stamp.seq,
+                "the snapshot holds changes up to {} but the database ends at {}: it is newer \
+                 than the database (restored from a backup, or commits lost in a system crash)",
+                stamp.reach.0,
                 head.map_or(0, |h| h.0)
             )));
         }
@@ -349,6 +358,18 @@ impl Snapshots {
                     stamp.seq
                 )))
             }
+        }
+        // Changes the copy may hold past the stamp: replayed from the log if the database has
+        // them; if it does not (its row is gone or another), they would stay in the indexes.
+        if stamp.reach.0 != stamp.seq
+            && sqlite.log_token(stamp.reach.0).map_err(db)? != Some(stamp.reach.1)
+        {
+            return Err(Rejection::Unusable(format!(
+                "the snapshot may hold change {} and the database has not got it: it went on \
+                 differently (restored from a backup taken during a save, or commits lost in a \
+                 system crash)",
+                stamp.reach.0
+            )));
         }
         for (agent, name, bytes, crc) in files {
             self.read_agent(indexes, &stamp, &agent, &name, bytes, crc)
@@ -378,6 +399,13 @@ impl Snapshots {
         let store_id = u128::from(dec.u64()?) << 64 | u128::from(dec.u64()?);
         let seq = dec.u64()?;
         let token = dec.u64()?;
+        let reach = (dec.u64()?, dec.u64()?);
+        if reach.0 < seq {
+            return Err(Rejection::Unusable(format!(
+                "the manifest's copy ends at change {} before its stamp {seq}",
+                reach.0
+            )));
+        }
         let shape = Shape {
             dim: dec.u32()?,
             quantization: dec.u8()?,
@@ -436,6 +464,7 @@ impl Snapshots {
                 store_id,
                 seq,
                 token,
+                reach,
             },
             files,
         ))
@@ -537,11 +566,17 @@ impl Snapshots {
         {
             return Ok(None);
         }
-        let stamp = Stamp {
+        let mut stamp = Stamp {
             store_id: self.store_id,
             seq,
             token,
+            reach: (seq, token),
         };
+        tracing::debug!(seq, "index snapshot: copying the indexes");
+        // A name of this save's own: a save at the same stamp (the linker did more since) must
+        // not overwrite the files the current manifest names before its own manifest replaces
+        // that one (a crash in between would leave no usable snapshot).
+        let save = crate::store::sqlite::change_token() as u32;
         let began = Instant::now();
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -551,7 +586,7 @@ impl Snapshots {
         let mut written = Vec::new();
         let mut bytes_total = 0u64;
         for (i, (agent, index)) in indexes.agents_for_snapshot().into_iter().enumerate() {
-            let name = format!("{seq:016x}-{i}.agent");
+            let name = format!("{seq:016x}-{save:08x}-{i}.agent");
             let path = self.dir.join(&name);
             let (bytes, crc) = write_atomically(&path, |enc| {
                 enc.raw(AGENT_MAGIC)?;
@@ -577,6 +612,10 @@ impl Snapshots {
                 }
                 return Ok(None);
             }
+            // Every change the files may hold is committed by now, up to this row.
+            if let Some(reach) = sqlite.log_head()? {
+                stamp.reach = reach;
+            }
         }
         let manifest = self.dir.join(MANIFEST);
         write_atomically(&manifest, |enc| {
@@ -586,6 +625,8 @@ impl Snapshots {
             enc.u64(stamp.store_id as u64)?;
             enc.u64(seq)?;
             enc.u64(token)?;
+            enc.u64(stamp.reach.0)?;
+            enc.u64(stamp.reach.1)?;
             let s = self.shape;
             enc.u32(s.dim)?;
             enc.u8(s.quantization)?;

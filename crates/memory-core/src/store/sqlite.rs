@@ -973,7 +973,7 @@ fn log_change(c: &Connection, ids: impl Iterator<Item = EntryId>) -> rusqlite::R
 
 /// A random token for a change-log row: two copies of a file that each went on writing give
 /// their rows of the same sequence number different tokens.
-fn change_token() -> u64 {
+pub(crate) fn change_token() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
