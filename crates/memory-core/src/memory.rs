@@ -273,7 +273,12 @@ impl Memory {
         self.state().ltm.get(agent, id)
     }
 
-    /// Deletes a long-term entry of `agent`. Returns whether it existed.
+    /// Deletes an entry of `agent` from memory: from long-term memory, and from short-term
+    /// memory too (its session's window, where a consolidated entry stays as a recent turn, or
+    /// the hand-off to consolidation), so that no search, context or later consolidation brings
+    /// it back. Returns whether it was in either tier. An entry that a consolidation running at
+    /// that moment has already taken (between its sweep and its commit) can still reach
+    /// long-term memory: forget it again once that consolidation returns.
     pub fn forget(&self, agent: &str, id: EntryId) -> Result<bool> {
         self.inner.writes.forget(self.state(), agent, id)
     }

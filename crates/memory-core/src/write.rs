@@ -158,15 +158,16 @@ impl WritePath {
         }
     }
 
-    /// Deletes a long-term entry of `agent`; whether it existed.
+    /// Deletes an entry of `agent` from both tiers; whether it was in either.
     pub fn forget(&self, state: &State, agent: &str, id: EntryId) -> Result<bool> {
         entry::validate_id("agent_id", agent)?;
         self.flush_access_log(state)?;
-        let existed = state.ltm.delete(agent, id)?;
-        if existed {
+        let long_term = state.ltm.delete(agent, id)?;
+        let short_term = state.stm.forget(agent, id)?;
+        if long_term || short_term {
             self.changed(state, [agent]);
         }
-        Ok(existed)
+        Ok(long_term || short_term)
     }
 
     // ---- the pieces every write shares ----

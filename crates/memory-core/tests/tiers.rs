@@ -7,8 +7,8 @@ mod common;
 
 use memory_core::Embedder as _;
 use memory_core::{
-    ConsolidationConfig, Error, ListQuery, ManualClock, Memory, MemoryConfig, NewEntry, Role,
-    ScoreWeights, Storage, Tier, Timestamp,
+    ConsolidationConfig, EntryId, Error, ListQuery, ManualClock, Memory, MemoryConfig, NewEntry,
+    Role, ScoreWeights, SearchQuery, Storage, Tier, Timestamp,
 };
 
 const DIM: usize = 4;
@@ -290,6 +290,48 @@ fn forget_removes_an_entry() {
         assert!(m.get("a", id).unwrap().is_none());
         assert!(!m.forget("a", id).unwrap());
         assert_eq!(m.count("a").unwrap(), 0);
+    });
+}
+
+#[test]
+fn a_forgotten_entry_is_gone_from_both_tiers() {
+    common::each_backend(config(), |m, _clock| {
+        let ids: Vec<EntryId> = (0..5)
+            .map(|i| {
+                let v = if i < DIM { axis(i) } else { vec![0.5; DIM] };
+                m.append(
+                    msg("a", "s", &format!("the vault code is {i}"))
+                        .with_importance(1.0)
+                        .with_embedding(v),
+                )
+                .unwrap()
+            })
+            .collect();
+        // One promoted and still a recent turn, one waiting for consolidation (evicted), one
+        // only in its window.
+        m.consolidate().unwrap();
+        let extra = m
+            .append(msg("a", "s", "the vault code is 5").with_importance(1.0))
+            .unwrap();
+        let (promoted, in_window, waiting) = (ids[4], extra, ids[2]);
+        assert!(m.get("a", promoted).unwrap().is_some());
+        for id in [promoted, in_window, waiting] {
+            assert!(m.forget("a", id).unwrap(), "{id:?}");
+            assert!(!m.forget("a", id).unwrap(), "{id:?} forgotten twice");
+            assert!(m.get("a", id).unwrap().is_none());
+            let q = SearchQuery::new("a", "vault code").with_k(100);
+            for q in [q.clone(), q.without_cache()] {
+                let hits = m.search(&q).unwrap();
+                assert!(hits.iter().all(|h| h.entry.id != id), "{id:?} still found");
+            }
+            let recent = m.recent("a", "s", 10).unwrap();
+            assert!(recent.iter().all(|e| e.id != id), "{id:?} still recent");
+        }
+        // Nothing brings them back.
+        m.consolidate().unwrap();
+        for id in [promoted, in_window, waiting] {
+            assert!(m.get("a", id).unwrap().is_none(), "{id:?} came back");
+        }
     });
 }
 

@@ -90,6 +90,10 @@ pub(crate) trait ShortTermStore: Send + Sync + std::fmt::Debug {
         visit: &mut dyn FnMut(&MemoryEntry),
     ) -> Result<()>;
 
+    /// Removes the entry `id` of `agent` from its window, or from the hand-off to
+    /// consolidation; whether it was there.
+    fn forget(&self, agent: &str, id: EntryId) -> Result<bool>;
+
     /// Records retrievals of entries of live windows (access count and time).
     fn record_access(&self, agent: &str, ids: &[(Arc<str>, EntryId)], now: Timestamp)
         -> Result<()>;

@@ -283,6 +283,20 @@ for p = 2, #ARGV, 2 do
 end
 return 1";
 
+/// KEYS: sessions, hand-off, generation. ARGV: window prefix, id. Removes the entry from the
+/// agent's windows and hand-off list; how many copies it removed.
+const FORGET: &str = "
+local removed = 0
+local function drop(list)
+  for _, it in ipairs(redis.call('LRANGE', list, 0, -1)) do
+    if match(it) == ARGV[2] then removed = removed + redis.call('LREM', list, 0, it) end
+  end
+end
+for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do drop(ARGV[1] .. string.len(name) .. ':' .. name) end
+drop(KEYS[2])
+if removed > 0 then redis.call('INCR', KEYS[3]) end
+return removed";
+
 /// ARGV: pairs of (window key, id). Marks each as written to long-term memory.
 const MARK_PERSISTED: &str = "
 for p = 1, #ARGV, 2 do
@@ -354,6 +368,7 @@ struct Scripts {
     recent: Script,
     of_agent: Script,
     record_access: Script,
+    forget: Script,
     mark_persisted: Script,
     reclaim: Script,
     sweep_agent: Script,
@@ -369,6 +384,7 @@ impl Scripts {
             recent: s(RECENT),
             of_agent: s(OF_AGENT),
             record_access: s(RECORD_ACCESS),
+            forget: s(FORGET),
             mark_persisted: s(MARK_PERSISTED),
             reclaim: s(RECLAIM),
             sweep_agent: s(SWEEP_AGENT),
@@ -581,6 +597,25 @@ impl ShortTermStore for RedisShortTerm {
             visit(&item.entry);
         }
         Ok(())
+    }
+
+    fn forget(&self, agent: &str, id: EntryId) -> Result<bool> {
+        let s = self.shared.clone();
+        let agent = agent.to_owned();
+        // Safe to repeat: a repeat after a lost reply finds nothing left to remove.
+        let removed: i64 = self.run(async move {
+            let k = &s.keys;
+            retrying!(s, |con| s
+                .scripts
+                .forget
+                .key(k.sessions(&agent))
+                .key(k.handoff(&agent))
+                .key(k.generation(&agent))
+                .arg(k.window_prefix(&agent))
+                .arg(id.0.to_string())
+                .invoke_async::<i64>(&mut con))
+        })?;
+        Ok(removed > 0)
     }
 
     fn record_access(
