@@ -103,6 +103,104 @@ fn sessions_expire_after_the_ttl_with_the_injected_clock() {
 }
 
 #[test]
+fn an_expired_sessions_entries_are_found_until_consolidation_takes_them() {
+    common::each_backend(config(), |m, clock| {
+        let id = m
+            .append(msg("a", "s", "my sister moved to Lisbon"))
+            .unwrap();
+        let q = SearchQuery::new("a", "lisbon")
+            .with_mode(memory_core::SearchMode::Keyword)
+            .with_k(10);
+        let found = |q: &SearchQuery| -> Vec<EntryId> {
+            m.search(q).unwrap().iter().map(|h| h.entry.id).collect()
+        };
+        assert_eq!(found(&q), vec![id]); // cached now
+        clock.advance(Duration::from_secs(61));
+        // Expired: gone from the conversation, waiting for consolidation, found by search
+        // (cached or not, the same answer).
+        assert!(m.recent("a", "s", 10).unwrap().is_empty());
+        assert_eq!(found(&q), vec![id]);
+        assert_eq!(found(&q.clone().without_cache()), vec![id]);
+        // A new turn in the session hands the old ones off: still found, once.
+        m.append(msg("a", "s", "hello again")).unwrap();
+        assert_eq!(found(&q.clone().without_cache()), vec![id]);
+        assert_eq!(found(&q), vec![id]);
+        // Consolidation decides: kept in long-term memory (a fact of the speaker's) and found
+        // there, cached or not.
+        clock.advance(Duration::from_secs(61));
+        m.consolidate().unwrap();
+        assert!(m.get("a", id).unwrap().is_some());
+        assert_eq!(found(&q), vec![id]);
+        assert_eq!(found(&q.without_cache()), vec![id]);
+    });
+}
+
+/// An embedder that holds the thread embedding a text with "PAUSE" in it until let go.
+#[derive(Debug)]
+struct Pausing {
+    inner: memory_core::HashingEmbedder,
+    reached: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    go: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl memory_core::Embedder for Pausing {
+    fn dimension(&self) -> usize {
+        DIM
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        if text.contains("PAUSE") {
+            if let Some(reached) = self.reached.lock().unwrap().take() {
+                reached.send(()).unwrap();
+                self.go.lock().unwrap().take().unwrap().recv().unwrap();
+            }
+        }
+        self.inner.embed(text)
+    }
+}
+
+#[test]
+fn entries_a_consolidation_is_moving_stay_found_until_it_commits() {
+    // The embedded store's short-term tier (in RAM).
+    let (reached_tx, reached_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel();
+    let m = Memory::builder(Storage::InMemory)
+        .with_config(config())
+        .with_embedder(std::sync::Arc::new(Pausing {
+            inner: memory_core::HashingEmbedder::new(DIM).unwrap(),
+            reached: std::sync::Mutex::new(Some(reached_tx)),
+            go: std::sync::Mutex::new(Some(go_rx)),
+        }))
+        .open()
+        .unwrap();
+    let id = m
+        .append(msg("a", "s", "the zebra is called PAUSE").with_importance(1.0))
+        .unwrap();
+    for i in 0..3 {
+        m.append(msg("a", "s", &format!("turn {i}"))).unwrap();
+    }
+    let q = SearchQuery::new("a", "zebra")
+        .with_mode(memory_core::SearchMode::Keyword)
+        .without_cache();
+    std::thread::scope(|s| {
+        // The consolidation has taken the evicted entry and is embedding it to score it.
+        let consolidation = s.spawn(|| m.consolidate());
+        reached_rx.recv().unwrap();
+        let hits = m.search(&q).unwrap();
+        go_tx.send(()).unwrap();
+        assert_eq!(
+            hits.iter().map(|h| h.entry.id).collect::<Vec<_>>(),
+            vec![id],
+            "an entry under consolidation is in neither tier"
+        );
+        assert!(consolidation.join().unwrap().unwrap().promoted >= 1);
+    });
+    let hits = m.search(&q).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!(m.get("a", id).unwrap().is_some());
+}
+
+#[test]
 fn appending_keeps_a_session_alive() {
     common::each_backend(config(), |m, clock| {
         for _ in 0..5 {

@@ -82,7 +82,9 @@ pub(crate) trait ShortTermStore: Send + Sync + std::fmt::Debug {
         now: Timestamp,
     ) -> Result<Vec<MemoryEntry>>;
 
-    /// Every entry of `agent` in a live window or waiting for consolidation, passed to `visit`.
+    /// Every entry of `agent` in short-term memory, passed to `visit`: in a window (a live one,
+    /// or an expired one, whose entries wait for consolidation as the hand-off's do), waiting in
+    /// the hand-off, or (in RAM) taken by the consolidation under way and not yet committed.
     fn for_each_of_agent(
         &self,
         agent: &str,

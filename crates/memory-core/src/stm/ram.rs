@@ -9,7 +9,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::clock::Timestamp;
@@ -35,6 +35,14 @@ struct Shard {
 #[derive(Debug)]
 pub(crate) struct RamShortTerm {
     shards: Box<[Mutex<Shard>]>,
+    /// Copies of the entries the consolidation under way took out of their windows (one at a
+    /// time: the caller serializes), which searches still see until it settles or hands them
+    /// back: between the sweep and the long-term commit they are in neither tier otherwise.
+    in_flight: Mutex<Vec<MemoryEntry>>,
+    /// Held shared by a visit of an agent's entries, exclusively while entries move between
+    /// the shards and `in_flight` (sweep, hand-back), so that a visit sees each entry in one
+    /// place or the other, never in neither (nor in both).
+    moving: RwLock<()>,
     mask: usize,
     capacity: usize,
     ttl: Duration,
@@ -45,6 +53,8 @@ impl RamShortTerm {
         let n = shards.next_power_of_two();
         RamShortTerm {
             shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+            in_flight: Mutex::new(Vec::new()),
+            moving: RwLock::new(()),
             mask: n - 1,
             capacity,
             ttl,
@@ -145,13 +155,14 @@ impl ShortTermStore for RamShortTerm {
     fn for_each_of_agent(
         &self,
         agent: &str,
-        now: Timestamp,
+        _now: Timestamp,
         visit: &mut dyn FnMut(&MemoryEntry),
     ) -> Result<()> {
+        let _no_move = self.moving.read();
         for shard in self.shards.iter() {
             let shard = shard.lock();
             if let Some(sessions) = shard.agents.get(agent) {
-                for w in sessions.values().filter(|w| !self.expired(w, now)) {
+                for w in sessions.values() {
                     w.items.iter().for_each(|i| visit(&i.entry));
                 }
             }
@@ -161,6 +172,11 @@ impl ShortTermStore for RamShortTerm {
                 .filter(|i| &*i.entry.agent_id == agent)
                 .for_each(|i| visit(&i.entry));
         }
+        self.in_flight
+            .lock()
+            .iter()
+            .filter(|e| &*e.agent_id == agent)
+            .for_each(visit);
         Ok(())
     }
 
@@ -207,6 +223,7 @@ impl ShortTermStore for RamShortTerm {
     }
 
     fn sweep(&self, now: Timestamp) -> Result<StmHandOff> {
+        let _moving = self.moving.write();
         let mut out = StmHandOff::default();
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
@@ -231,11 +248,15 @@ impl ShortTermStore for RamShortTerm {
                 !sessions.is_empty()
             });
         }
+        *self.in_flight.lock() = out.leaving.iter().map(|i| i.entry.clone()).collect();
         Ok(out)
     }
 
     /// The leaving entries were taken out of RAM by the sweep: only `settled` is left to mark.
     fn settle(&self, settled: &[WindowKey]) -> Result<()> {
+        // Committed: what was promoted is found in long-term memory now (a search reads it after
+        // its short-term part), the rest is gone.
+        self.in_flight.lock().clear();
         for (agent, session, id) in settled {
             let mut shard = self.shard(agent, session).lock();
             if let Some(w) = shard
@@ -252,12 +273,14 @@ impl ShortTermStore for RamShortTerm {
     }
 
     fn hand_back(&self, leaving: Vec<WindowItem>) -> Result<()> {
+        let _moving = self.moving.write();
         for item in leaving {
             self.shard(&item.entry.agent_id, &item.entry.session_id)
                 .lock()
                 .handed_off
                 .push(item);
         }
+        self.in_flight.lock().clear();
         Ok(())
     }
 

@@ -255,15 +255,12 @@ local n = tonumber(ARGV[4])
 if not last or expired(last, tonumber(ARGV[2]), tonumber(ARGV[3])) or n == 0 then return {} end
 return redis.call('LRANGE', KEYS[2], -n, -1)";
 
-/// KEYS: sessions, hand-off. ARGV: window prefix, now, ttl.
+/// KEYS: sessions, hand-off. ARGV: window prefix. Every window's items (an expired one's wait
+/// for consolidation, as the hand-off's do), then the hand-off's.
 const OF_AGENT: &str = "
-local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local out = {}
-local s = redis.call('HGETALL', KEYS[1])
-for i = 1, #s, 2 do
-  if not expired(s[i + 1], now, ttl) then
-    for _, it in ipairs(redis.call('LRANGE', ARGV[1] .. string.len(s[i]) .. ':' .. s[i], 0, -1)) do out[#out + 1] = it end
-  end
+for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
+  for _, it in ipairs(redis.call('LRANGE', ARGV[1] .. string.len(name) .. ':' .. name, 0, -1)) do out[#out + 1] = it end
 end
 for _, it in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do out[#out + 1] = it end
 return out";
@@ -576,7 +573,7 @@ impl ShortTermStore for RedisShortTerm {
     fn for_each_of_agent(
         &self,
         agent: &str,
-        now: Timestamp,
+        _now: Timestamp,
         visit: &mut dyn FnMut(&MemoryEntry),
     ) -> Result<()> {
         let s = self.shared.clone();
@@ -589,8 +586,6 @@ impl ShortTermStore for RedisShortTerm {
                 .key(k.sessions(&agent))
                 .key(k.handoff(&agent))
                 .arg(k.window_prefix(&agent))
-                .arg(now.0)
-                .arg(s.ttl_micros)
                 .invoke_async::<Vec<String>>(&mut con))
         })?;
         for item in self.decode_all(&raw)? {
