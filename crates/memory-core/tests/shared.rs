@@ -908,6 +908,44 @@ mod bad_servers {
     }
 
     #[test]
+    fn new_stores_created_at_once_in_a_database_without_pgvector_both_open() {
+        let Some(url) = postgres_url() else { return };
+        let (rt, admin_client) = admin(&url);
+        let (base, _) = url.rsplit_once('/').unwrap();
+        for round in 0..5 {
+            let db = format!("t_ext_{}_{round}", std::process::id());
+            rt.block_on(admin_client.batch_execute(&format!("CREATE DATABASE {db}")))
+                .unwrap();
+            let db_url = format!("{base}/{db}");
+            let barrier = std::sync::Barrier::new(2);
+            let opened: Vec<Result<Memory, Error>> = std::thread::scope(|s| {
+                let opening: Vec<_> = ["tenant_a", "tenant_b"]
+                    .into_iter()
+                    .map(|schema| {
+                        let (barrier, pg) = (
+                            &barrier,
+                            PostgresConfig::new(db_url.clone()).with_schema(schema),
+                        );
+                        s.spawn(move || {
+                            barrier.wait();
+                            Memory::open(Storage::Postgres(pg), config())
+                        })
+                    })
+                    .collect();
+                opening.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            let failures: Vec<String> = opened
+                .iter()
+                .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+                .collect();
+            drop(opened);
+            rt.block_on(admin_client.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")))
+                .unwrap();
+            assert!(failures.is_empty(), "round {round}: {failures:?}");
+        }
+    }
+
+    #[test]
     fn a_store_with_a_newer_schema_is_refused() {
         let Some(url) = postgres_url() else { return };
         let store = common::shared_backends()[0].fresh_store();

@@ -25,6 +25,12 @@ pub const EMBEDDER_LOCK_KEY: i32 = 1_296_387_396;
 /// (`<schema>.reembed` itself, or a collision) made the re-embedding wait for itself forever.
 pub const REEMBED_LOCK_KEY: i32 = 1_296_387_397;
 
+/// Key of the lock a store's first migration takes ("MEMF", with 0 beside it): it creates the
+/// `vector` extension, which is one per database, so that two new stores (two schemas) created
+/// at once in a database without it do not both create it (the second failed with a unique
+/// violation on `pg_extension`).
+pub const EXTENSION_LOCK_KEY: i32 = 1_296_387_398;
+
 /// One migration's SQL, ready to run against `schema` for `embedding_dim`.
 #[derive(Debug)]
 pub struct Migration {

@@ -1156,6 +1156,14 @@ async fn migrate_store(
             supported: migrate::LATEST_VERSION,
         });
     }
+    if version == 0 {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, 0)",
+            &[&migrate::EXTENSION_LOCK_KEY],
+        )
+        .await
+        .map_err(e)?;
+    }
     for m in migrate::pending(version, schema, dim) {
         tracing::info!(store = %s.location, version = m.version, "migrating");
         tx.batch_execute(&m.sql).await.map_err(e)?;
