@@ -946,6 +946,27 @@ mod bad_servers {
     }
 
     #[test]
+    fn a_server_error_shows_what_the_server_said() {
+        let Some(url) = postgres_url() else { return };
+        let store = common::shared_backends()[0].fresh_store();
+        let m = store.open(config()).unwrap();
+        // A store damaged behind the engine's back: its write function is gone.
+        let (rt, client) = admin(&url);
+        rt.block_on(client.batch_execute(&format!(
+            "DROP FUNCTION {}.insert_entries CASCADE",
+            store.name()
+        )))
+        .unwrap();
+        let e = m.insert(msg("agent", "anything")).unwrap_err();
+        assert!(matches!(e, Error::Database { .. }), "{e}");
+        let shown = e.to_string();
+        assert!(
+            shown.contains("42883") && shown.contains("insert_entries"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn a_store_with_a_newer_schema_is_refused() {
         let Some(url) = postgres_url() else { return };
         let store = common::shared_backends()[0].fresh_store();

@@ -157,9 +157,45 @@ fn pg_error(server: &str, e: tokio_postgres::Error) -> Error {
         Some(problem) => server_error(server, problem, Some(Box::new(e))),
         None => Error::Database {
             store: server.to_owned(),
-            source: Box::new(e),
+            source: match e.as_db_error() {
+                Some(db) => Box::new(ServerMessage {
+                    text: server_message(db),
+                    source: e,
+                }),
+                None => Box::new(e),
+            },
         },
     }
+}
+
+/// What the server said, shown in full: `tokio_postgres::Error` shows only "db error" and
+/// keeps the server's message in its source, which one-line error reports leave out.
+#[derive(Debug)]
+struct ServerMessage {
+    text: String,
+    source: tokio_postgres::Error,
+}
+
+impl std::fmt::Display for ServerMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for ServerMessage {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// `ERROR 42P01: relation "x" does not exist (detail; hint)`.
+fn server_message(db: &tokio_postgres::error::DbError) -> String {
+    let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    let notes: Vec<&str> = [db.detail(), db.hint()].into_iter().flatten().collect();
+    if !notes.is_empty() {
+        text.push_str(&format!(" ({})", notes.join("; ")));
+    }
+    text
 }
 
 fn pool_error(server: &str, e: PoolError, timeout: Duration) -> Error {
