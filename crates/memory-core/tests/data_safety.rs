@@ -91,6 +91,21 @@ fn two_names_of_one_file_share_its_lock() {
 #[test]
 fn a_path_beginning_with_file_colon_is_a_file_of_that_name() {
     let dir = tempfile::tempdir().unwrap();
+    let mut child = lock_holder("file:ltm.db".as_ref(), dir.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(dir.path().join("file:ltm.db").is_file());
+    assert!(
+        !dir.path().join("ltm.db").exists(),
+        "the store went to another file than its name"
+    );
+    let m = Memory::open(Storage::File(dir.path().join("file:ltm.db")), config()).unwrap();
+    assert_eq!(m.count("a").unwrap(), 1);
+}
+
+/// A child process (`lock_child_holder`) that opened the store at `db` (relative to `cwd`),
+/// wrote an entry and holds the store until it is killed.
+fn lock_holder(db: &Path, cwd: &Path) -> std::process::Child {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "lock_child_holder",
@@ -98,8 +113,8 @@ fn a_path_beginning_with_file_colon_is_a_file_of_that_name() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .current_dir(dir.path())
-        .env("LOCK_CHILD_DB", "file:ltm.db")
+        .current_dir(cwd)
+        .env("LOCK_CHILD_DB", db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -109,16 +124,8 @@ fn a_path_beginning_with_file_colon_is_a_file_of_that_name() {
         .lines()
         .map_while(Result::ok)
         .any(|l| l.contains("holding"));
-    child.kill().unwrap();
-    child.wait().unwrap();
     assert!(holding, "the child never opened the store");
-    assert!(dir.path().join("file:ltm.db").is_file());
-    assert!(
-        !dir.path().join("ltm.db").exists(),
-        "the store went to another file than its name"
-    );
-    let m = Memory::open(Storage::File(dir.path().join("file:ltm.db")), config()).unwrap();
-    assert_eq!(m.count("a").unwrap(), 1);
+    child
 }
 
 /// The child: opens the store named by `LOCK_CHILD_DB`, says so, and waits to be killed.
@@ -137,24 +144,7 @@ fn lock_child_holder() {
 fn another_process_cannot_open_a_store_until_it_dies() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ltm.db");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "lock_child_holder",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("LOCK_CHILD_DB", &db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let holding = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l.contains("holding"));
-    assert!(holding, "the child never opened the store");
+    let mut child = lock_holder(&db, dir.path());
     let err = Memory::open(Storage::File(db.clone()), config()).unwrap_err();
     assert!(matches!(err, Error::StoreLocked { .. }), "{err}");
     // SIGKILL: the OS drops the child's lock with its process.
