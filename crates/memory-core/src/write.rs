@@ -153,6 +153,10 @@ impl WritePath {
             }
             Err(e) => {
                 self.restore_access_log(accesses);
+                // A large batch is indexed while it commits (and taken out again when the
+                // commit fails): an answer computed meanwhile may hold its rows, or have lost
+                // places in its top k to them, and must not outlive the failure in the cache.
+                self.changed(state, entries.iter().map(|e| &*e.agent_id));
                 Err(e)
             }
         }
@@ -163,8 +167,13 @@ impl WritePath {
         entry::validate_id("agent_id", agent)?;
         self.flush_access_log(state)?;
         let long_term = state.ltm.delete(agent, id)?;
+        if long_term {
+            // Before the short-term tier is asked, which may fail (a server): a cached answer
+            // holding the deleted entry must go whatever happens next.
+            self.changed(state, [agent]);
+        }
         let short_term = state.stm.forget(agent, id)?;
-        if long_term || short_term {
+        if short_term {
             self.changed(state, [agent]);
         }
         Ok(long_term || short_term)

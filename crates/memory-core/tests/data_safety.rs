@@ -103,6 +103,51 @@ fn a_path_beginning_with_file_colon_is_a_file_of_that_name() {
     assert_eq!(m.count("a").unwrap(), 1);
 }
 
+/// A large batch is indexed while it commits; when its commit fails, no answer computed
+/// meanwhile (holding its rows, or short of hits they took places from) outlives the failure
+/// in the query cache.
+#[test]
+fn a_large_batch_whose_commit_fails_leaves_no_answer_of_its_rows_in_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Memory::open(store(dir.path()), config()).unwrap();
+    for i in 0..10 {
+        m.insert(msg(&format!(
+            "entry {i}: my sister moved to lisbon after years of planning and saving"
+        )))
+        .unwrap();
+    }
+    let q = SearchQuery::new("a", "lisbon")
+        .with_mode(SearchMode::Keyword)
+        .with_k(5);
+    let ids = |q: &SearchQuery| -> Vec<EntryId> {
+        m.search(q).unwrap().iter().map(|h| h.entry.id).collect()
+    };
+    let committed = ids(&q.clone().without_cache());
+    assert_eq!(committed.len(), 5);
+    // Another program holds SQLite's write lock: the batch waits for it, then fails.
+    let blocker = rusqlite::Connection::open(dir.path().join("ltm.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::scope(|s| {
+        let batch = s.spawn(|| m.insert_batch((0..300).map(|_| msg("lisbon lisbon")).collect()));
+        // While it waits, its rows are in the index: cache an answer of that moment.
+        let waited = std::time::Instant::now();
+        while ids(&q.clone().without_cache()) == committed
+            && waited.elapsed() < std::time::Duration::from_secs(4)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        ids(&q);
+        assert!(batch.join().unwrap().is_err(), "the batch got the lock");
+    });
+    drop(blocker);
+    assert_eq!(m.count("a").unwrap(), 10);
+    assert_eq!(
+        ids(&q),
+        committed,
+        "a cached answer of the failed batch's moment"
+    );
+}
+
 /// A child process (`lock_child_holder`) that opened the store at `db` (relative to `cwd`),
 /// wrote an entry and holds the store until it is killed.
 fn lock_holder(db: &Path, cwd: &Path) -> std::process::Child {

@@ -684,3 +684,26 @@ fn quickly_linked_vectors_are_refined_to_a_full_graphs_recall() {
         "refined {after} against a full build's {full}"
     );
 }
+
+/// An `ef` of any size ("search everything": `usize::MAX`) searches the whole graph, for a
+/// query as for graph construction, where it sized its result heap by `ef + 1` (an overflow).
+#[test]
+fn an_ef_of_any_size_searches_the_whole_graph() {
+    let dim = 8;
+    let (data, queries) = clustered(12, dim, 5, 600, 10, 0.5);
+    let mut config = VectorIndexConfig::new(dim);
+    config.hnsw.min_len = 100;
+    config.hnsw.ef_construction = usize::MAX / 2;
+    let mut ix = VectorIndex::new(config).unwrap();
+    for (i, v) in data.iter().enumerate() {
+        ix.insert_unlinked(EntryId(i as u64), v).unwrap();
+    }
+    while ix.link_next() {}
+    assert_eq!(ix.pending_links(), 0);
+    ix.set_ef_search(usize::MAX);
+    for q in &queries {
+        let truth = ix.search_exact(q, 10, &|_| true).unwrap();
+        let got = ix.search_approx(q, 10, &|_| true).unwrap();
+        assert_eq!(recall(&got, &truth), (10, 10));
+    }
+}

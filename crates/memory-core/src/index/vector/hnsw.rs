@@ -667,7 +667,9 @@ impl Graph {
     ) -> Vec<Cand> {
         visited.reset(self.capacity());
         let mut candidates: BinaryHeap<Cand> = BinaryHeap::new();
-        let mut results: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef + 1);
+        // Never more results than nodes: an `ef` of any size (usize::MAX for "all") is fine.
+        let mut results: BinaryHeap<Reverse<Cand>> =
+            BinaryHeap::with_capacity(ef.min(self.capacity()).saturating_add(1));
         for &ep in eps {
             if visited.insert(ep.node) {
                 candidates.push(ep);
