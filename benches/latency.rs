@@ -129,6 +129,24 @@ fn tools(n: usize) -> Vec<ToolDefinition> {
 /// list of millions would measure page faults of a multi-gigabyte heap, not the append).
 const STM_ROTATE: usize = 5_000;
 
+/// `iters` appends' stores and entries, made before any is timed: a fresh store (`make`) for
+/// every `STM_ROTATE` entries, so that no store holds more than an application that
+/// consolidates every few thousand appends would.
+fn in_fresh_stores(
+    iters: u64,
+    make: impl Fn() -> Memory,
+    entry_of: impl Fn(usize) -> NewEntry,
+) -> Vec<(Memory, Vec<NewEntry>)> {
+    let iters = usize::try_from(iters).unwrap_or(usize::MAX);
+    (0..iters)
+        .step_by(STM_ROTATE)
+        .map(|first| {
+            let n = (iters - first).min(STM_ROTATE);
+            (make(), (first..first + n).map(&entry_of).collect())
+        })
+        .collect()
+}
+
 /// A short-term store with 64 open sessions of one agent.
 fn stm_store() -> Memory {
     let memory = Memory::open(Storage::InMemory, MemoryConfig::default()).expect("open store");
@@ -164,22 +182,28 @@ fn stm(c: &mut Criterion) {
         })
     });
 
-    let memory = RefCell::new(stm_store());
-    let mut i = 0usize;
     g.bench_function("append", |b| {
-        b.iter_batched(
-            || {
-                i += 1;
-                if i.is_multiple_of(STM_ROTATE) {
-                    *memory.borrow_mut() = stm_store();
-                }
+        b.iter_custom(|iters| {
+            in_fresh_stores(iters, stm_store, |i| {
                 entry(i, AGENT, &format!("s-{}", i % 64))
-            },
-            |e| memory.borrow().append(e).expect("append"),
-            BatchSize::SmallInput,
-        )
+            })
+            .into_iter()
+            .map(|(memory, entries)| {
+                let start = Instant::now();
+                for e in entries {
+                    memory.append(e).expect("append");
+                }
+                start.elapsed()
+            })
+            .sum()
+        })
     });
-    let memory = memory.into_inner();
+    let memory = stm_store();
+    for i in 0..STM_ROTATE {
+        memory
+            .append(entry(i, AGENT, &format!("s-{}", i % 64)))
+            .expect("append");
+    }
     g.bench_function(BenchmarkId::new("recent", 20), |b| {
         let mut s = Scatter::new(3);
         let sessions: Vec<String> = (0..64).map(|i| format!("s-{i}")).collect();
@@ -547,32 +571,41 @@ fn api_overhead(c: &mut Criterion) {
             async move { black_box(a.get(AGENT, id).await) }
         })
     });
-    let memory = Memory::open(Storage::InMemory, MemoryConfig::default()).expect("open store");
-    memory.open_session(AGENT, "s-api").expect("open_session");
-    let mut i = 0usize;
+    // Both into fresh stores of the same size (see `in_fresh_stores`): one growing store for
+    // both would have the async calls pay for the sync ones' hand-off list.
+    let api_store = || {
+        let memory = Memory::open(Storage::InMemory, MemoryConfig::default()).expect("open store");
+        memory.open_session(AGENT, "s-api").expect("open_session");
+        memory
+    };
     g.bench_function("append_sync", |b| {
-        b.iter_batched(
-            || {
-                i += 1;
-                entry(i, AGENT, "s-api")
-            },
-            |e| memory.append(e).expect("append"),
-            BatchSize::SmallInput,
-        )
+        b.iter_custom(|iters| {
+            in_fresh_stores(iters, api_store, |i| entry(i, AGENT, "s-api"))
+                .into_iter()
+                .map(|(memory, entries)| {
+                    let start = Instant::now();
+                    for e in entries {
+                        memory.append(e).expect("append");
+                    }
+                    start.elapsed()
+                })
+                .sum()
+        })
     });
-    let a = AsyncMemory::new(memory.clone());
     g.bench_function("append_async", |b| {
-        b.to_async(&rt).iter_batched(
-            || {
-                i += 1;
-                entry(i, AGENT, "s-api")
-            },
-            |e| {
-                let a = a.clone();
-                async move { a.append(e).await.expect("append") }
-            },
-            BatchSize::SmallInput,
-        )
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let mut total = Duration::ZERO;
+            for (memory, entries) in in_fresh_stores(iters, api_store, |i| entry(i, AGENT, "s-api"))
+            {
+                let a = AsyncMemory::new(memory);
+                let start = Instant::now();
+                for e in entries {
+                    a.append(e).await.expect("append");
+                }
+                total += start.elapsed();
+            }
+            total
+        })
     });
     g.finish();
 }
