@@ -23,8 +23,11 @@ Two outputs (both deterministic):
    with chit-chat conversations interleaved as extra sessions: after each of BASE's sessions,
    `--ratio` (default 1) chit-chat conversations, spoken by BASE's own two speakers and dated one
    minute apart after that session. Sessions and dia_ids are renumbered in the new order and every
-   question's evidence is rewritten to the new ids (an evidence id BASE cannot resolve is kept as
-   written, so it stays counted as bad). The questions are BASE's: the extra sessions are
+   question's evidence is rewritten to the new ids, read as the loader (src/locomo.rs) reads it:
+   lists ("D2:5; D2:6") part by part, ids with leading zeros ("D02:05") by their numbers. What
+   BASE cannot resolve stays bad: a malformed part is kept as written, an unknown id becomes
+   "D0:0", which no conversation has (never an id of the new numbering, which would point at
+   another turn, perhaps a chit-chat one). The questions are BASE's: the extra sessions are
    realistic distractors that share everyday words with everything.
 
 Usage: convert-chitchat.py WHEEL_OR_DIR -o OUT.json [--per-sample N] [--limit N]
@@ -159,7 +162,8 @@ def distract(data, base, ratio):
         numbers = sorted(int(k[len("session_"):]) for k in conv
                          if re.fullmatch(r"session_\d+", k) and isinstance(conv[k], list))
         new = {"speaker_a": a, "speaker_b": b}
-        renamed = {}
+        renamed = {}  # dia_id as written -> new id
+        by_number = {}  # (session, turn) of a well-formed dia_id -> new id
         n = 0
         for old in numbers:
             n += 1
@@ -171,6 +175,9 @@ def distract(data, base, ratio):
                 turn = dict(turn)
                 if "dia_id" in turn:
                     renamed.setdefault(str(turn["dia_id"]), f"D{n}:{t}")
+                    key = dia_numbers(str(turn["dia_id"]))
+                    if key is not None:
+                        by_number.setdefault(key, f"D{n}:{t}")
                     turn["dia_id"] = f"D{n}:{t}"
                 turns.append(turn)
             new[f"session_{n}"] = turns
@@ -189,11 +196,44 @@ def distract(data, base, ratio):
             q = dict(q)
             ev = q.get("evidence")
             if isinstance(ev, list):
-                q["evidence"] = [renamed.get(e, e) if isinstance(e, str) else e for e in ev]
+                q["evidence"] = [rename_evidence(e, renamed, by_number) for e in ev]
             qa.append(q)
         out.append({**sample, "sample_id": f"{sample.get('sample_id', 'sample')}+chitchat",
                     "conversation": new, "qa": qa})
     return out, next_conv
+
+
+def dia_numbers(part):
+    """(session, turn) of a dia_id such as "D2:5" or "D02:05", as the loader parses it; else None."""
+    m = re.fullmatch(r"D(\d+):(\d+)", part.strip())
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def rename_evidence(e, renamed, by_number):
+    """One evidence entry of BASE in the new numbering (see the module's doc).
+
+    >>> renamed = {"D1:1": "D1:1", "D2:1": "D3:1", "D2:2": "D3:2"}
+    >>> by_number = {(1, 1): "D1:1", (2, 1): "D3:1", (2, 2): "D3:2"}
+    >>> [rename_evidence(e, renamed, by_number) for e in ["D2:1", "D2:1; D2:2", "D02:02"]]
+    ['D3:1', 'D3:1; D3:2', 'D3:2']
+    >>> [rename_evidence(e, renamed, by_number) for e in ["D2:50", "D2:1, D9:9", "garbage", 7]]
+    ['D0:0', 'D3:1; D0:0', 'garbage', 7]
+    """
+    if not isinstance(e, str):
+        return e
+    if e in renamed:
+        return renamed[e]
+    out = []
+    for part in re.split(r"[;,]", e):
+        part = part.strip()
+        key = dia_numbers(part)
+        if part in renamed:
+            out.append(renamed[part])
+        elif key is None:
+            out.append(part)
+        else:
+            out.append(by_number.get(key, "D0:0"))
+    return "; ".join(out)
 
 
 def main():
