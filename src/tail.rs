@@ -22,6 +22,25 @@ const MAX_TRACKED_NS: u64 = 60_000_000_000;
 /// The percentiles kept, by benchmark name.
 pub const PERCENTILES: [(&str, f64); 3] = [("p50", 0.50), ("p95", 0.95), ("p99", 0.99)];
 
+/// Calls above a sample's percentile, at the least: a sample of `iters` calls makes as many
+/// calls more as it takes (see [`calls_for`]).
+const CALLS_ABOVE: u64 = 5;
+
+/// How many calls a sample of `iters` iterations makes for percentile `q`: `iters`, or enough
+/// that at least [`CALLS_ABOVE`] calls lie above the percentile (500 for p99, 100 for p95, 10
+/// for p50). Criterion sizes samples by time, and a slow operation gets a few dozen calls a
+/// sample in a short run, whose p99 would be its slowest call, not a percentile. The sample
+/// still reports `iters` iterations of the percentile's latency.
+pub fn calls_for(q: f64, iters: u64) -> u64 {
+    let above = 1.0 - q;
+    let floor = if above > 0.0 {
+        (CALLS_ABOVE as f64 / above).round() as u64
+    } else {
+        u64::MAX
+    };
+    iters.max(floor)
+}
+
 /// An empty histogram of nanoseconds with 3 significant figures.
 pub fn new_histogram() -> Histogram<u64> {
     // Constant, valid bounds: creation cannot fail.
@@ -149,7 +168,13 @@ pub fn bench_tail_around<I, A, S, F>(
             b.iter_custom(|iters| {
                 let mut hist = new_histogram();
                 around(true);
-                record_with_setup(&mut hist, iters, &mut setup, &mut f);
+                // `--test` runs each benchmark once, to see that it runs: one call.
+                let calls = if crate::profile::settings().test_mode {
+                    iters
+                } else {
+                    calls_for(q, iters)
+                };
+                record_with_setup(&mut hist, calls, &mut setup, &mut f);
                 around(false);
                 registry().merge(op, &hist);
                 scaled(hist.value_at_quantile(q), iters)
@@ -250,6 +275,23 @@ pub fn write_json(rows: &[TailRow], path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_sample_has_calls_above_its_percentile() {
+        for (name, q) in PERCENTILES {
+            for iters in [1, 2, 10, 37, 99, 100, 499, 500, 10_000] {
+                let n = calls_for(q, iters);
+                assert!(n >= iters, "{name}: fewer calls than iterations");
+                // The rank HDR reads the percentile at (ceil(q * n)) and the calls above it.
+                let rank = (q * n as f64).ceil() as u64;
+                assert!(n - rank >= CALLS_ABOVE, "{name} of {n} calls is a maximum");
+            }
+        }
+        assert_eq!(calls_for(0.99, 1), 500);
+        assert_eq!(calls_for(0.95, 1), 100);
+        assert_eq!(calls_for(0.50, 1), 10);
+        assert_eq!(calls_for(0.99, 2_000), 2_000);
+    }
 
     #[test]
     fn percentiles_of_recorded_latencies_follow_the_slow_calls() {
