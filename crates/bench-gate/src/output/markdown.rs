@@ -89,14 +89,7 @@ pub fn render(report: &Report) -> String {
         c.unchanged,
         c.new,
         c.missing,
-        if c.informational_regressed > 0 {
-            format!(
-                " ({} informational regressed, not failing)",
-                c.informational_regressed
-            )
-        } else {
-            String::new()
-        },
+        super::informational_note(&c),
         escape(&report.base_name),
         escape(&report.new_name),
         if report.rounds.is_empty() {

@@ -8,7 +8,7 @@ pub mod markdown;
 pub mod text;
 
 use crate::kind::{DisplayUnit, Kind};
-use crate::verdict::{Change, Row};
+use crate::verdict::{Change, Counts, Row};
 
 /// Formats `value` of `unit` with a readable prefix and three significant digits.
 pub fn value(value: f64, unit: DisplayUnit) -> String {
@@ -123,6 +123,19 @@ pub fn threshold_of(kind: Kind, pct: f64) -> String {
         format!("{pct:+} pts")
     } else {
         threshold(pct)
+    }
+}
+
+/// What a summary line adds for informational regressions (" (2 informational regressed, not
+/// failing)"); empty when there are none.
+pub fn informational_note(c: &Counts) -> String {
+    if c.informational_regressed > 0 {
+        format!(
+            " ({} informational regressed, not failing)",
+            c.informational_regressed
+        )
+    } else {
+        String::new()
     }
 }
 

@@ -154,14 +154,7 @@ pub fn render(report: &Report, colour: bool) -> String {
         c.unchanged,
         c.new,
         c.missing,
-        if c.informational_regressed > 0 {
-            format!(
-                " ({} informational regressed, not failing)",
-                c.informational_regressed
-            )
-        } else {
-            String::new()
-        }
+        super::informational_note(&c)
     ));
     out
 }
