@@ -147,6 +147,20 @@ fn in_fresh_stores(
         .collect()
 }
 
+/// The time the synchronous appends of `stores` (from [`in_fresh_stores`]) take.
+fn timed_appends(stores: Vec<(Memory, Vec<NewEntry>)>) -> Duration {
+    stores
+        .into_iter()
+        .map(|(memory, entries)| {
+            let start = Instant::now();
+            for e in entries {
+                memory.append(e).expect("append");
+            }
+            start.elapsed()
+        })
+        .sum()
+}
+
 /// A short-term store with 64 open sessions of one agent.
 fn stm_store() -> Memory {
     let memory = Memory::open(Storage::InMemory, MemoryConfig::default()).expect("open store");
@@ -184,18 +198,9 @@ fn stm(c: &mut Criterion) {
 
     g.bench_function("append", |b| {
         b.iter_custom(|iters| {
-            in_fresh_stores(iters, stm_store, |i| {
+            timed_appends(in_fresh_stores(iters, stm_store, |i| {
                 entry(i, AGENT, &format!("s-{}", i % 64))
-            })
-            .into_iter()
-            .map(|(memory, entries)| {
-                let start = Instant::now();
-                for e in entries {
-                    memory.append(e).expect("append");
-                }
-                start.elapsed()
-            })
-            .sum()
+            }))
         })
     });
     let memory = stm_store();
@@ -580,16 +585,9 @@ fn api_overhead(c: &mut Criterion) {
     };
     g.bench_function("append_sync", |b| {
         b.iter_custom(|iters| {
-            in_fresh_stores(iters, api_store, |i| entry(i, AGENT, "s-api"))
-                .into_iter()
-                .map(|(memory, entries)| {
-                    let start = Instant::now();
-                    for e in entries {
-                        memory.append(e).expect("append");
-                    }
-                    start.elapsed()
-                })
-                .sum()
+            timed_appends(in_fresh_stores(iters, api_store, |i| {
+                entry(i, AGENT, "s-api")
+            }))
         })
     });
     g.bench_function("append_async", |b| {
