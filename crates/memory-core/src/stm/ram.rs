@@ -185,17 +185,18 @@ impl ShortTermStore for RamShortTerm {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
             let Shard { agents, handed_off } = &mut *shard;
-            let mut drop_it = |items: usize, kept: usize| found |= kept < items;
-            if let Some(sessions) = agents.get_mut(agent) {
-                for w in sessions.values_mut() {
-                    let before = w.items.len();
-                    w.items.retain(|i| i.entry.id != id);
-                    drop_it(before, w.items.len());
-                }
+            for w in agents
+                .get_mut(agent)
+                .into_iter()
+                .flat_map(|s| s.values_mut())
+            {
+                let before = w.items.len();
+                w.items.retain(|i| i.entry.id != id);
+                found |= w.items.len() < before;
             }
             let before = handed_off.len();
             handed_off.retain(|i| i.entry.id != id || &*i.entry.agent_id != agent);
-            drop_it(before, handed_off.len());
+            found |= handed_off.len() < before;
         }
         Ok(found)
     }
