@@ -179,6 +179,15 @@ fn closed_store(db: &Path, seed: u64) -> Vec<String> {
     before
 }
 
+/// The exact answers of the store at `db` with its indexes built anew from its rows (its
+/// snapshot deleted): what a loaded snapshot must answer.
+fn rebuilt_answers(db: &Path, config: MemoryConfig) -> Vec<String> {
+    std::fs::remove_dir_all(idx(db)).unwrap();
+    let (m, _) = open(db, config);
+    m.wait_for_indexing();
+    exact_answers(&m)
+}
+
 fn agent_files(db: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(idx(db))
         .unwrap()
@@ -399,10 +408,7 @@ fn another_keyword_analyzer_is_rebuilt() {
     let got = exact_answers(&m);
     drop(m);
     // The truth: the same rows indexed with plain terms from scratch.
-    std::fs::remove_dir_all(idx(&db)).unwrap();
-    let (m, _) = open(&db, plain);
-    m.wait_for_indexing();
-    assert_eq!(exact_answers(&m), got);
+    assert_eq!(rebuilt_answers(&db, plain), got);
 }
 
 #[test]
@@ -466,10 +472,7 @@ fn a_snapshot_newer_than_a_restored_database_is_rebuilt() {
     m.wait_for_indexing();
     let got = exact_answers(&m);
     drop(m);
-    std::fs::remove_dir_all(idx(&db)).unwrap();
-    let (m, _) = open(&db, config());
-    m.wait_for_indexing();
-    assert_eq!(got, exact_answers(&m));
+    assert_eq!(got, rebuilt_answers(&db, config()));
 }
 
 #[test]
@@ -596,10 +599,7 @@ fn a_snapshot_holding_changes_a_restored_database_lacks_is_rebuilt() {
     m.wait_for_indexing();
     let got = exact_answers(&m);
     drop(m);
-    std::fs::remove_dir_all(idx(&db)).unwrap();
-    let (m, _) = open(&db, config());
-    m.wait_for_indexing();
-    assert_eq!(exact_answers(&m), got);
+    assert_eq!(rebuilt_answers(&db, config()), got);
 }
 
 #[test]
