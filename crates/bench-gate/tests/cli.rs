@@ -4,6 +4,8 @@
 //! `fast30` speeds `latency/fixture/spin_large` up by 30%; `tput_drop` slows the throughput
 //! benchmark by 25% (-20% ops/s); `fat` grows the footprint benchmark's strings by 50%.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -162,28 +164,10 @@ impl Scratch {
         }
     }
 
-    /// Writes baseline `name` of the quality benchmark [`QUALITY`]: a constant share `value` in
-    /// every sample, as the suite's ratio measurement records it.
+    /// Writes baseline `name` of the quality benchmark [`QUALITY`] (see
+    /// [`common::write_quality`]).
     fn quality(&self, name: &str, value: f64, samples: usize) {
-        let dir = self.path("criterion/quality_fixture/r10").join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let info = serde_json::json!({"group_id": "quality/fixture", "function_id": "r@10",
-            "value_str": null, "throughput": null, "full_id": QUALITY,
-            "directory_name": "quality_fixture/r10", "title": QUALITY});
-        let est = |v: f64| {
-            serde_json::json!({"confidence_interval": {"confidence_level": 0.95,
-            "lower_bound": v, "upper_bound": v}, "point_estimate": v, "standard_error": 0.0})
-        };
-        let estimates = serde_json::json!({"mean": est(value), "median": est(value),
-            "median_abs_dev": est(0.0), "slope": est(value), "std_dev": est(0.0)});
-        // Iteration counts above 2^23: the per-iteration values are off by an ulp, as
-        // Criterion's own division leaves them.
-        let iters: Vec<f64> = (1..=samples).map(|i| (i as f64) * 9_000_001.0).collect();
-        let times: Vec<f64> = iters.iter().map(|n| value * n).collect();
-        let sample = serde_json::json!({"sampling_mode": "Linear", "iters": iters, "times": times});
-        std::fs::write(dir.join("benchmark.json"), info.to_string()).unwrap();
-        std::fs::write(dir.join("estimates.json"), estimates.to_string()).unwrap();
-        std::fs::write(dir.join("sample.json"), sample.to_string()).unwrap();
+        common::write_quality(&self.path("criterion"), name, value, samples);
     }
 
     /// Writes a callgrind output file of baseline `name` for gungraun benchmark `bench` (path

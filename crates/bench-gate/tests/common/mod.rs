@@ -1,4 +1,4 @@
-//! Shared by the HTML page tests: a scratch copy of the fixture Criterion directory (real output
+//! Shared by the HTML page tests (and, for the quality baseline writer, the CLI tests): a scratch copy of the fixture Criterion directory (real output
 //! of `examples/fixture_bench.rs`), the binary run inside it, and a history of ten exports built
 //! from the fixture baselines, with real commits of a scratch git repository.
 
@@ -73,27 +73,9 @@ impl Scratch {
         self.path("criterion").display().to_string()
     }
 
-    /// Writes baseline `name` of the quality benchmark [`QUALITY`]: a constant share `value` in
-    /// every sample, as the suite's ratio measurement records it (per-iteration values off by
-    /// an ulp, as Criterion's own division of large iteration counts leaves them).
+    /// Writes baseline `name` of the quality benchmark [`QUALITY`] (see [`write_quality`]).
     pub fn quality(&self, name: &str, value: f64, samples: usize) {
-        let dir = self.path("criterion/quality_fixture/r10").join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let info = json!({"group_id": "quality/fixture", "function_id": "r@10",
-            "value_str": null, "throughput": null, "full_id": QUALITY,
-            "directory_name": "quality_fixture/r10", "title": QUALITY});
-        let est = |v: f64| {
-            json!({"confidence_interval": {"confidence_level": 0.95,
-            "lower_bound": v, "upper_bound": v}, "point_estimate": v, "standard_error": 0.0})
-        };
-        let estimates = json!({"mean": est(value), "median": est(value),
-            "median_abs_dev": est(0.0), "slope": est(value), "std_dev": est(0.0)});
-        let iters: Vec<f64> = (1..=samples).map(|i| (i as f64) * 9_000_001.0).collect();
-        let times: Vec<f64> = iters.iter().map(|n| value * n).collect();
-        let sample = json!({"sampling_mode": "Linear", "iters": iters, "times": times});
-        std::fs::write(dir.join("benchmark.json"), info.to_string()).unwrap();
-        std::fs::write(dir.join("estimates.json"), estimates.to_string()).unwrap();
-        std::fs::write(dir.join("sample.json"), sample.to_string()).unwrap();
+        write_quality(&self.path("criterion"), name, value, samples);
     }
 
     /// Runs the binary with `args` in `cwd` (the scratch directory when `None`).
@@ -322,4 +304,28 @@ pub fn cards(html: &str) -> Vec<(String, String)> {
         rest = &after[end..];
     }
     out
+}
+
+/// Writes baseline `name` of the quality benchmark [`QUALITY`] under the Criterion directory
+/// `criterion`: a constant share `value` in every sample, as the suite's ratio measurement
+/// records it (per-iteration values off by an ulp, as Criterion's own division of large
+/// iteration counts leaves them).
+pub fn write_quality(criterion: &Path, name: &str, value: f64, samples: usize) {
+    let dir = criterion.join("quality_fixture/r10").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let info = json!({"group_id": "quality/fixture", "function_id": "r@10",
+        "value_str": null, "throughput": null, "full_id": QUALITY,
+        "directory_name": "quality_fixture/r10", "title": QUALITY});
+    let est = |v: f64| {
+        json!({"confidence_interval": {"confidence_level": 0.95,
+        "lower_bound": v, "upper_bound": v}, "point_estimate": v, "standard_error": 0.0})
+    };
+    let estimates = json!({"mean": est(value), "median": est(value),
+        "median_abs_dev": est(0.0), "slope": est(value), "std_dev": est(0.0)});
+    let iters: Vec<f64> = (1..=samples).map(|i| (i as f64) * 9_000_001.0).collect();
+    let times: Vec<f64> = iters.iter().map(|n| value * n).collect();
+    let sample = json!({"sampling_mode": "Linear", "iters": iters, "times": times});
+    std::fs::write(dir.join("benchmark.json"), info.to_string()).unwrap();
+    std::fs::write(dir.join("estimates.json"), estimates.to_string()).unwrap();
+    std::fs::write(dir.join("sample.json"), sample.to_string()).unwrap();
 }
