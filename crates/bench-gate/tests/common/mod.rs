@@ -1,6 +1,7 @@
-//! Shared by the HTML page tests (and, for the quality baseline writer, the CLI tests): a scratch copy of the fixture Criterion directory (real output
-//! of `examples/fixture_bench.rs`), the binary run inside it, and a history of ten exports built
-//! from the fixture baselines, with real commits of a scratch git repository.
+//! Shared by the HTML page tests (and, for the quality baseline writer, the CLI tests): a
+//! scratch copy of the fixture Criterion directory (real output of `examples/fixture_bench.rs`),
+//! the binary run inside it, and a history of ten exports built from the fixture baselines, with
+//! real commits of a scratch git repository.
 
 #![allow(dead_code)]
 
