@@ -880,6 +880,37 @@ mod bad_servers {
         redis.destroy().unwrap();
     }
 
+    #[test]
+    fn destroying_a_tier_leaves_the_tier_whose_prefix_extends_its_prefix() {
+        let Some(url) = redis_url() else { return };
+        let store = common::shared_backends()[0].fresh_store();
+        let outer = RedisConfig::new(url.clone()).with_prefix(format!("test:{}", store.name()));
+        let inner = RedisConfig::new(url).with_prefix(format!("test:{}:x", store.name()));
+        let open = |redis: &RedisConfig| {
+            Memory::builder(Storage::InMemory)
+                .with_short_term(ShortTermStorage::Redis(redis.clone()))
+                .with_config(config())
+                .open()
+                .unwrap()
+        };
+        let (a, b) = (open(&outer), open(&inner));
+        b.append(msg("agent", "the inner tier's turn")).unwrap();
+        a.append(msg("agent", "the outer tier's turn")).unwrap();
+        drop((a, b));
+        outer.destroy().unwrap();
+        let (a, b) = (open(&outer), open(&inner));
+        assert_eq!(a.stats().unwrap().stm_entries, 0);
+        assert_eq!(
+            b.stats().unwrap().stm_entries,
+            1,
+            "destroying the tier of {:?} deleted the turn of the tier of {:?}",
+            outer.prefix,
+            inner.prefix
+        );
+        drop((a, b));
+        inner.destroy().unwrap();
+    }
+
     fn postgres_url() -> Option<String> {
         common::shared_backends().into_iter().find_map(|b| match b {
             common::Backend::Servers { postgres_url, .. } => Some(postgres_url),

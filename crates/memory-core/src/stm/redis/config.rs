@@ -17,7 +17,10 @@ use std::time::Duration;
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port[/db]`.
     pub url: String,
-    /// Prefix of every key; tiers with different prefixes on one server are independent.
+    /// Prefix of every key; tiers with different prefixes on one server are independent, also
+    /// when one prefix extends another (`app` and `app:eu`). Not empty, and without a part that
+    /// reads as one of the tier's key kinds and an id length (`app:s:12`): such a prefix is
+    /// refused at open, as its key names could be the shorter prefix's.
     /// Default `memory_core`.
     pub prefix: String,
     /// How long to wait for a connection or an answer. Default 5 s.

@@ -48,6 +48,9 @@ impl RedisConfig {
         runtime.run(async move {
             let (mut con, server) = connect(&config).await?;
             let pattern = format!("{}:*", escape_glob(&config.prefix));
+            let own = Keys {
+                prefix: config.prefix.clone(),
+            };
             let mut cursor: u64 = 0;
             loop {
                 let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -59,6 +62,9 @@ impl RedisConfig {
                     .query_async(&mut con)
                     .await
                     .map_err(|e| redis_error(&server, e))?;
+                // The pattern also matches the keys of a tier whose prefix extends this one
+                // (`P:x`): only the keys this tier names are deleted.
+                let keys: Vec<String> = keys.into_iter().filter(|key| own.owns(key)).collect();
                 if !keys.is_empty() {
                     redis::cmd("DEL")
                         .arg(&keys)
@@ -170,6 +176,55 @@ impl Keys {
     fn batch_prefix(&self) -> String {
         format!("{}:f:", self.prefix)
     }
+
+    /// Whether `key` is one of the names above, under this prefix exactly: a tier whose prefix
+    /// extends this one (`P:x`) has keys that begin with `P:` too.
+    fn owns(&self, key: &str) -> bool {
+        let Some(rest) = key
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|r| r.strip_prefix(':'))
+        else {
+            return false;
+        };
+        /// The id after a `<len>:` at the start of `s`, and what follows it.
+        fn id(s: &str) -> Option<&str> {
+            let (len, rest) = s.split_once(':')?;
+            if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            rest.get(len.parse::<usize>().ok()?..)
+        }
+        match rest.split_once(':') {
+            None => rest == "agents" || rest == "inflight",
+            Some(("s" | "h" | "g", ids)) => id(ids) == Some(""),
+            Some(("w", ids)) => id(ids).and_then(id) == Some(""),
+            Some(("f", batch)) => {
+                !batch.is_empty() && batch.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit())
+            }
+            Some(_) => false,
+        }
+    }
+}
+
+/// Why `prefix` cannot name a tier: empty, or its keys could be another tier's. A prefix with
+/// a part that reads as a key kind and an id length (`app:s:12`) makes names that the tier with
+/// the shorter prefix (`app`) uses for an agent's keys.
+fn prefix_problem(prefix: &str) -> Option<String> {
+    if prefix.is_empty() {
+        return Some("the Redis key prefix is empty".into());
+    }
+    let parts: Vec<&str> = prefix.split(':').collect();
+    parts.windows(2).skip(1).find_map(|pair| {
+        let kind = matches!(pair[0], "s" | "h" | "g" | "w");
+        let length = !pair[1].is_empty() && pair[1].bytes().all(|b| b.is_ascii_digit());
+        (kind && length).then(|| {
+            format!(
+                "the Redis key prefix {prefix:?} has the part `:{}:{}`, which the tier of the \
+                 prefix before it uses in its own key names; choose another",
+                pair[0], pair[1]
+            )
+        })
+    })
 }
 
 /// An item as stored: `<id>|<persisted 0/1>|<access count>|<last access>|<entry as JSON>`. The
@@ -447,8 +502,8 @@ fn wall_ms() -> i64 {
 impl RedisShortTerm {
     /// Connects (checking the server answers).
     pub fn open(config: &RedisConfig, capacity: usize, ttl: Duration) -> Result<Self> {
-        if config.prefix.is_empty() {
-            return Err(Error::InvalidConfig("the Redis key prefix is empty".into()));
+        if let Some(problem) = prefix_problem(&config.prefix) {
+            return Err(Error::InvalidConfig(problem));
         }
         let runtime = ServerRuntime::new("redis")?;
         let cfg = config.clone();
@@ -848,6 +903,75 @@ mod tests {
         let k = Keys { prefix: "p".into() };
         assert_ne!(k.window("a", "1:bc"), k.window("a1:b", "c"));
         assert_ne!(k.window("ab", "c"), k.window("a", "bc"));
+    }
+
+    #[test]
+    fn a_tier_owns_its_own_key_names_and_no_longer_prefix_s() {
+        let k = Keys { prefix: "p".into() };
+        let batch = format!("{:x}-{:x}-{:x}", 42, wall_ms(), rand_u64());
+        for key in [
+            k.agents(),
+            k.sessions("a:b"),
+            k.window("a", "s|1"),
+            k.handoff(""),
+            k.generation("é"),
+            k.inflight(),
+            format!("{}{batch}", k.batch_prefix()),
+        ] {
+            assert!(k.owns(&key), "{key}");
+        }
+        let nested = Keys {
+            prefix: "p:x".into(),
+        };
+        for key in [
+            nested.agents(),
+            nested.sessions("a"),
+            nested.window("a", "s"),
+            nested.inflight(),
+            format!("{}{batch}", nested.batch_prefix()),
+        ] {
+            assert!(nested.owns(&key) && !k.owns(&key), "{key}");
+        }
+        for key in [
+            "p",
+            "p:",
+            "p:agentsx",
+            "p:s:3:ab",
+            "p:w:1:a",
+            "p:f:",
+            "p:f:x",
+            "q:agents",
+        ] {
+            assert!(!k.owns(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn prefixes_whose_keys_could_be_another_tiers_are_refused() {
+        for ok in [
+            "memory_core",
+            "test:case",
+            "tenant:42",
+            "a:s",
+            "s:1",
+            "app:w:x",
+        ] {
+            assert_eq!(prefix_problem(ok), None, "{ok}");
+        }
+        for bad in ["", "app:s:12", "a:b:w:3", "x:h:0:y", "x:g:7"] {
+            assert!(prefix_problem(bad).is_some(), "{bad:?}");
+        }
+        // What the refusal prevents: `app`'s sessions key of the agent `agents` is the agents
+        // key of `app:s:6`.
+        let (outer, inner) = (
+            Keys {
+                prefix: "app".into(),
+            },
+            Keys {
+                prefix: "app:s:6".into(),
+            },
+        );
+        assert_eq!(outer.sessions("agents"), inner.agents());
     }
 
     #[test]
