@@ -86,6 +86,35 @@ fn two_names_of_one_file_share_its_lock() {
     }
 }
 
+/// Hard links are two names of one file that no path tells apart: each would take a lock of
+/// its own and SQLite would keep a log per name. A file with several names is refused, and the
+/// refusal writes nothing.
+#[test]
+fn a_store_file_with_a_hard_link_is_refused_until_the_link_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Memory::open(store(dir.path()), config()).unwrap();
+    let id = first.insert(msg("written before the link")).unwrap();
+    drop(first);
+    let link = dir.path().join("hard.db");
+    std::fs::hard_link(dir.path().join("ltm.db"), &link).unwrap();
+    let before = std::fs::read(&link).unwrap();
+    for name in [store(dir.path()), Storage::File(link.clone())] {
+        let err = Memory::open(name, config()).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidPath { reason, .. } if reason.contains("hard links")),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&link).unwrap(),
+        before,
+        "a refused open wrote"
+    );
+    std::fs::remove_file(&link).unwrap();
+    let m = Memory::open(store(dir.path()), config()).unwrap();
+    assert!(m.get("a", id).unwrap().is_some());
+}
+
 /// A relative path beginning with `file:` names a file of that name, as any other path does
 /// (SQLite, built to read URIs, took it for a URI naming another file than the store lock's).
 #[test]

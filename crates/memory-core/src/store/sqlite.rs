@@ -242,7 +242,8 @@ fn check_file_path(path: &Path) -> Result<()> {
 /// what the store lock, the snapshot directory and SQLite all go by, so that two names of one
 /// file (a link, a relative and an absolute path) share one lock. Absolute, it never begins with
 /// `file:`, which SQLite (built to read URIs) would take for a URI naming another file than the
-/// lock's. (Hard links stay two names: nothing in a path tells them apart.)
+/// lock's. (Hard links stay two names, which nothing in a path tells apart: a file with
+/// several is refused at open, `refuse_other_names`.)
 fn real_file_path(path: &Path) -> Result<PathBuf> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
@@ -262,6 +263,39 @@ fn real_file_path(path: &Path) -> Result<PathBuf> {
             Ok(dir.join(name))
         }
         Err(e) => Err(io(e)),
+    }
+}
+
+/// Refuses a store file with hard links: each name would take a lock of its own, and SQLite,
+/// which keeps the write-ahead log beside the name (`<name>-wal`), would give each a log of its
+/// own, so writers through two names would overwrite each other's pages. Checked under the
+/// lock, before SQLite opens the file; nothing is written.
+fn refuse_other_names(database: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(database) {
+            Ok(meta) if meta.nlink() > 1 => Err(Error::InvalidPath {
+                path: database.to_path_buf(),
+                reason: format!(
+                    "the file has {} names (hard links); SQLite keeps a write-ahead log per \
+                     name, so writers through two names would corrupt it: remove the other \
+                     names, or copy the file",
+                    meta.nlink()
+                ),
+            }),
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(Error::Io {
+                path: database.to_path_buf(),
+                source,
+            }),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = database;
+        Ok(())
     }
 }
 
@@ -364,7 +398,9 @@ impl SqliteStore {
         let lock = if in_memory {
             None
         } else {
-            Some(StoreLock::acquire(&path)?)
+            let lock = StoreLock::acquire(&path)?;
+            refuse_other_names(&path)?;
+            Some(lock)
         };
         let writer = if in_memory {
             Connection::open_in_memory()
