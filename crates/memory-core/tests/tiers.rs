@@ -159,45 +159,111 @@ impl memory_core::Embedder for Pausing {
     }
 }
 
+impl Pausing {
+    /// An embedder that pauses once, when `reached` has a sender, and one that never does.
+    fn new(
+        reached: Option<std::sync::mpsc::Sender<()>>,
+        go: Option<std::sync::mpsc::Receiver<()>>,
+    ) -> std::sync::Arc<Pausing> {
+        std::sync::Arc::new(Pausing {
+            inner: memory_core::HashingEmbedder::new(DIM).unwrap(),
+            reached: std::sync::Mutex::new(reached),
+            go: std::sync::Mutex::new(go),
+        })
+    }
+}
+
+/// Between the sweep that takes entries out of their windows and the long-term commit, the
+/// entries are in neither tier's usual place: searches (of this handle, and of another one on
+/// a shared store) still find them, and `forget` still removes them from what searches see.
 #[test]
 fn entries_a_consolidation_is_moving_stay_found_until_it_commits() {
-    // The embedded store's short-term tier (in RAM).
-    let (reached_tx, reached_rx) = std::sync::mpsc::channel();
-    let (go_tx, go_rx) = std::sync::mpsc::channel();
-    let m = Memory::builder(Storage::InMemory)
-        .with_config(config())
-        .with_embedder(std::sync::Arc::new(Pausing {
-            inner: memory_core::HashingEmbedder::new(DIM).unwrap(),
-            reached: std::sync::Mutex::new(Some(reached_tx)),
-            go: std::sync::Mutex::new(Some(go_rx)),
-        }))
-        .open()
-        .unwrap();
-    let id = m
-        .append(msg("a", "s", "the zebra is called PAUSE").with_importance(1.0))
-        .unwrap();
-    for i in 0..3 {
-        m.append(msg("a", "s", &format!("turn {i}"))).unwrap();
+    for backend in common::backends() {
+        let store = backend.fresh_store();
+        let (reached_tx, reached_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
+        let open = |embedder| {
+            store
+                .builder()
+                .with_config(config())
+                .with_embedder(embedder)
+                .open()
+                .unwrap()
+        };
+        let m = open(Pausing::new(Some(reached_tx), Some(go_rx)));
+        let other = backend.is_shared().then(|| open(Pausing::new(None, None)));
+        let id = m
+            .append(msg("a", "s", "the zebra is called PAUSE").with_importance(1.0))
+            .unwrap();
+        let gone = m
+            .append(msg("a", "s", "the zebra's keeper is Tom").with_importance(1.0))
+            .unwrap();
+        // Agent b's evicted entry is not worth keeping: consolidation drops it.
+        let dropped = m
+            .append(msg("b", "s", "a zebra, how nice").with_importance(0.0))
+            .unwrap();
+        for i in 0..3 {
+            m.append(msg("a", "s", &format!("turn {i}"))).unwrap();
+            m.append(msg("b", "s", &format!("turn {i}"))).unwrap();
+        }
+        let q = SearchQuery::new("a", "zebra")
+            .with_mode(memory_core::SearchMode::Keyword)
+            .without_cache();
+        let found = |m: &Memory| -> Vec<EntryId> {
+            let mut ids: Vec<EntryId> = m.search(&q).unwrap().iter().map(|h| h.entry.id).collect();
+            ids.sort();
+            ids
+        };
+        // Cached: an answer given while the consolidation runs must not outlive what it drops.
+        let of_b = SearchQuery::new("b", "zebra").with_mode(memory_core::SearchMode::Keyword);
+        let found_of_b = |m: &Memory| -> Vec<EntryId> {
+            m.search(&of_b)
+                .unwrap()
+                .iter()
+                .map(|h| h.entry.id)
+                .collect()
+        };
+        std::thread::scope(|s| {
+            // The consolidation has taken the evicted entries and is embedding them to score
+            // them.
+            let consolidation = s.spawn(|| m.consolidate());
+            reached_rx.recv().unwrap();
+            let mut seen = vec![found(&m)];
+            seen.extend(other.iter().map(found));
+            let mut seen_of_b = vec![found_of_b(&m)];
+            seen_of_b.extend(other.iter().map(found_of_b));
+            let forgot = m.forget("a", gone);
+            let after_forget = found(&m);
+            go_tx.send(()).unwrap();
+            for (handle, ids) in seen.iter().enumerate() {
+                assert_eq!(
+                    ids,
+                    &vec![id, gone],
+                    "handle {handle} of the {}: entries under consolidation are in neither tier",
+                    store.label()
+                );
+            }
+            for ids in &seen_of_b {
+                assert_eq!(ids, &vec![dropped], "{}", store.label());
+            }
+            assert!(forgot.unwrap(), "{}", store.label());
+            assert_eq!(after_forget, vec![id], "{}", store.label());
+            assert!(consolidation.join().unwrap().unwrap().promoted >= 1);
+        });
+        assert!(found(&m).contains(&id), "{}", store.label());
+        assert!(m.get("a", id).unwrap().is_some());
+        assert!(m.get("b", dropped).unwrap().is_none());
+        assert_eq!(found_of_b(&m), vec![], "{}", store.label());
+        if let Some(other) = &other {
+            assert!(found(other).contains(&id), "{}", store.label());
+            assert_eq!(
+                found_of_b(other),
+                vec![],
+                "{}: another handle's cached answer outlived the consolidation",
+                store.label()
+            );
+        }
     }
-    let q = SearchQuery::new("a", "zebra")
-        .with_mode(memory_core::SearchMode::Keyword)
-        .without_cache();
-    std::thread::scope(|s| {
-        // The consolidation has taken the evicted entry and is embedding it to score it.
-        let consolidation = s.spawn(|| m.consolidate());
-        reached_rx.recv().unwrap();
-        let hits = m.search(&q).unwrap();
-        go_tx.send(()).unwrap();
-        assert_eq!(
-            hits.iter().map(|h| h.entry.id).collect::<Vec<_>>(),
-            vec![id],
-            "an entry under consolidation is in neither tier"
-        );
-        assert!(consolidation.join().unwrap().unwrap().promoted >= 1);
-    });
-    let hits = m.search(&q).unwrap();
-    assert_eq!(hits.len(), 1);
-    assert!(m.get("a", id).unwrap().is_some());
 }
 
 #[test]

@@ -198,6 +198,12 @@ impl ShortTermStore for RamShortTerm {
             handed_off.retain(|i| i.entry.id != id || &*i.entry.agent_id != agent);
             found |= handed_off.len() < before;
         }
+        // The copy a running consolidation's search view holds (its own copy, which it may
+        // still commit, is out of reach).
+        let mut in_flight = self.in_flight.lock();
+        let before = in_flight.len();
+        in_flight.retain(|e| e.id != id || &*e.agent_id != agent);
+        found |= in_flight.len() < before;
         Ok(found)
     }
 

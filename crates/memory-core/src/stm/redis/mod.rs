@@ -13,13 +13,14 @@
 //! | `P:h:<agent>` | list | entries that left a window, waiting for consolidation |
 //! | `P:g:<agent>` | counter | generation, bumped by every change search can see |
 //! | `P:inflight` | sorted set | consolidation batches taken by a sweep -> wall-clock ms |
-//! | `P:f:<batch>` | list | the entries of one batch until consolidation settles them |
+//! | `P:f:<batch>` | list | the entries of one batch until consolidation settles them, each after its agent (`<len>:<agent>`) |
 //!
 //! Each change is one server-side script, so it is atomic. Expiry follows the engine's clock
 //! (the TTL is checked against a session's last activity, as in the RAM tier), never Redis key
 //! expiry: nothing is dropped by the tier itself. A sweep moves what leaves into a batch of its
 //! own instead of deleting it; a batch whose consolidator crashed is taken over by the next sweep
-//! (of any instance) once its lease has passed, so the hand-off survives an app crash. Redis
+//! (of any instance) once its lease has passed, so the hand-off survives an app crash. Until a
+//! batch is settled, searches (of any instance) find its entries, and `forget` removes them. Redis
 //! Cluster is not supported (scripts touch keys they compute).
 
 use std::sync::Arc;
@@ -168,13 +169,17 @@ impl Keys {
         format!("{}:h:{}", self.prefix, enc(agent))
     }
     fn generation(&self, agent: &str) -> String {
-        format!("{}:g:{}", self.prefix, enc(agent))
+        format!("{}{}", self.generation_prefix(), enc(agent))
     }
     fn inflight(&self) -> String {
         format!("{}:inflight", self.prefix)
     }
     fn batch_prefix(&self) -> String {
         format!("{}:f:", self.prefix)
+    }
+    /// What the generation keys start with; the agent's `<len>:<id>` follows.
+    fn generation_prefix(&self) -> String {
+        format!("{}:g:", self.prefix)
     }
 
     /// Whether `key` is one of the names above, under this prefix exactly: a tier whose prefix
@@ -244,7 +249,24 @@ fn encode(item: &WindowItem) -> Result<String> {
     ))
 }
 
+/// An item of a consolidation batch without the agent tag in front of it (`<len>:<agent>`, as
+/// in key names, so that scripts find an agent's items without reading JSON). Other items, and
+/// those a batch of an older release holds, begin with their id and `|`: they are left whole.
+fn untag(raw: &str) -> &str {
+    let digits = raw.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || raw.as_bytes().get(digits) != Some(&b':') {
+        return raw;
+    }
+    raw[..digits]
+        .parse::<usize>()
+        .ok()
+        .and_then(|len| len.checked_add(digits + 1))
+        .and_then(|start| raw.get(start..))
+        .unwrap_or(raw)
+}
+
 fn decode(raw: &str, server: &str) -> Result<WindowItem> {
+    let raw = untag(raw);
     let corrupt = |what: &str| Error::Corrupt {
         store: server.to_owned(),
         detail: format!(
@@ -274,6 +296,17 @@ local function expired(last, now, ttl) return last and (now - tonumber(last) > t
 local function move_all(from, to) local items = redis.call('LRANGE', from, 0, -1)
   for _, it in ipairs(items) do redis.call('RPUSH', to, it) end
   redis.call('DEL', from) return items end
+local function move_tagged(from, to, tag) local items = redis.call('LRANGE', from, 0, -1)
+  for _, it in ipairs(items) do redis.call('RPUSH', to, tag .. it) end
+  redis.call('DEL', from) return items end
+local function in_flight(set, prefix, tag, each)
+  for _, batch in ipairs(redis.call('ZRANGE', set, 0, -1)) do
+    local list = prefix .. batch
+    for _, raw in ipairs(redis.call('LRANGE', list, 0, -1)) do
+      if string.sub(raw, 1, #tag) == tag then each(list, raw, string.sub(raw, #tag + 1)) end
+    end
+  end
+end
 ";
 
 /// KEYS: sessions, window, hand-off, agents, generation.
@@ -310,14 +343,16 @@ local n = tonumber(ARGV[4])
 if not last or expired(last, tonumber(ARGV[2]), tonumber(ARGV[3])) or n == 0 then return {} end
 return redis.call('LRANGE', KEYS[2], -n, -1)";
 
-/// KEYS: sessions, hand-off. ARGV: window prefix. Every window's items (an expired one's wait
-/// for consolidation, as the hand-off's do), then the hand-off's.
+/// KEYS: sessions, hand-off, in-flight set. ARGV: window prefix, batch key prefix, agent tag.
+/// Every window's items (an expired one's wait for consolidation, as the hand-off's do), the
+/// hand-off's, then those of the batches consolidations have taken and not settled.
 const OF_AGENT: &str = "
 local out = {}
 for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
   for _, it in ipairs(redis.call('LRANGE', ARGV[1] .. string.len(name) .. ':' .. name, 0, -1)) do out[#out + 1] = it end
 end
 for _, it in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do out[#out + 1] = it end
+in_flight(KEYS[3], ARGV[2], ARGV[3], function(_, _, it) out[#out + 1] = it end)
 return out";
 
 /// ARGV: now, then pairs of (window key, id). Counts a retrieval of each.
@@ -335,8 +370,9 @@ for p = 2, #ARGV, 2 do
 end
 return 1";
 
-/// KEYS: sessions, hand-off, generation. ARGV: window prefix, id. Removes the entry from the
-/// agent's windows and hand-off list; how many copies it removed.
+/// KEYS: sessions, hand-off, generation, in-flight set. ARGV: window prefix, id, batch key
+/// prefix, agent tag. Removes the entry from the agent's windows, hand-off list and unsettled
+/// batches; how many copies it removed.
 const FORGET: &str = "
 local removed = 0
 local function drop(list)
@@ -346,6 +382,9 @@ local function drop(list)
 end
 for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do drop(ARGV[1] .. string.len(name) .. ':' .. name) end
 drop(KEYS[2])
+in_flight(KEYS[4], ARGV[3], ARGV[4], function(list, raw, it)
+  if match(it) == ARGV[2] then removed = removed + redis.call('LREM', list, 0, raw) end
+end)
 if removed > 0 then redis.call('INCR', KEYS[3]) end
 return removed";
 
@@ -375,18 +414,19 @@ end
 return #stale";
 
 /// KEYS: sessions, hand-off, this batch's list, agents, generation.
-/// ARGV: window prefix, now, ttl, agent.
-/// Returns {expired sessions, unpersisted items of live windows}; what leaves goes into the batch.
+/// ARGV: window prefix, now, ttl, agent, agent tag.
+/// Returns {expired sessions, unpersisted items of live windows}; what leaves goes into the batch,
+/// each item after the agent tag.
 const SWEEP_AGENT: &str = "
 local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
-local moved = move_all(KEYS[2], KEYS[3])
+local moved = move_tagged(KEYS[2], KEYS[3], ARGV[5])
 local staying, expired_n = {}, 0
 local s = redis.call('HGETALL', KEYS[1])
 for i = 1, #s, 2 do
   local w = ARGV[1] .. string.len(s[i]) .. ':' .. s[i]
   if expired(s[i + 1], now, ttl) then
     expired_n = expired_n + 1
-    for _, it in ipairs(move_all(w, KEYS[3])) do moved[#moved + 1] = it end
+    for _, it in ipairs(move_tagged(w, KEYS[3], ARGV[5])) do moved[#moved + 1] = it end
     redis.call('HDEL', KEYS[1], s[i])
   else
     for _, it in ipairs(redis.call('LRANGE', w, 0, -1)) do
@@ -398,6 +438,24 @@ end
 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[4]) end
 if #moved > 0 then redis.call('INCR', KEYS[5]) end
 return {expired_n, staying}";
+
+/// KEYS: in-flight set, this batch's list. ARGV: batch, generation key prefix. Deletes a settled
+/// batch; searches of its agents found its entries, so their generations change.
+const SETTLE: &str = "
+local bumped = {}
+for _, raw in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  local len = string.match(raw, '^(%d+):')
+  if len then
+    local tag = string.sub(raw, 1, #len + 1 + tonumber(len))
+    if not bumped[tag] then
+      bumped[tag] = true
+      redis.call('INCR', ARGV[2] .. tag)
+    end
+  end
+end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1";
 
 /// KEYS: agents. ARGV: key prefix. Returns {sessions, entries}.
 const STATS: &str = "
@@ -424,6 +482,7 @@ struct Scripts {
     mark_persisted: Script,
     reclaim: Script,
     sweep_agent: Script,
+    settle: Script,
     stats: Script,
 }
 
@@ -440,6 +499,7 @@ impl Scripts {
             mark_persisted: s(MARK_PERSISTED),
             reclaim: s(RECLAIM),
             sweep_agent: s(SWEEP_AGENT),
+            settle: s(SETTLE),
             stats: s(STATS),
         }
     }
@@ -640,7 +700,10 @@ impl ShortTermStore for RedisShortTerm {
                 .of_agent
                 .key(k.sessions(&agent))
                 .key(k.handoff(&agent))
+                .key(k.inflight())
                 .arg(k.window_prefix(&agent))
+                .arg(k.batch_prefix())
+                .arg(enc(&agent))
                 .invoke_async::<Vec<String>>(&mut con))
         })?;
         for item in self.decode_all(&raw)? {
@@ -661,8 +724,11 @@ impl ShortTermStore for RedisShortTerm {
                 .key(k.sessions(&agent))
                 .key(k.handoff(&agent))
                 .key(k.generation(&agent))
+                .key(k.inflight())
                 .arg(k.window_prefix(&agent))
                 .arg(id.0.to_string())
+                .arg(k.batch_prefix())
+                .arg(enc(&agent))
                 .invoke_async::<i64>(&mut con))
         })?;
         Ok(removed > 0)
@@ -742,6 +808,7 @@ impl ShortTermStore for RedisShortTerm {
                     .arg(now.0)
                     .arg(s.ttl_micros)
                     .arg(&agent)
+                    .arg(enc(&agent))
                     .invoke_async::<Swept>(&mut con))?);
             }
             let leaving: Vec<String> = retrying!(s, |con| redis::cmd("LRANGE")
@@ -780,11 +847,14 @@ impl ShortTermStore for RedisShortTerm {
                     .invoke_async::<i64>(&mut con))?;
             }
             if let Some(batch) = batch {
-                retrying!(s, |con| redis::pipe()
-                    .atomic()
-                    .del(format!("{}{batch}", k.batch_prefix()))
-                    .zrem(k.inflight(), &batch)
-                    .query_async::<()>(&mut con))?;
+                retrying!(s, |con| s
+                    .scripts
+                    .settle
+                    .key(k.inflight())
+                    .key(format!("{}{batch}", k.batch_prefix()))
+                    .arg(&batch)
+                    .arg(k.generation_prefix())
+                    .invoke_async::<i64>(&mut con))?;
             }
             Ok(())
         })
@@ -896,6 +966,20 @@ mod tests {
         entry.last_accessed_at = Timestamp(9);
         assert_eq!(decode(&changed, "r").unwrap().entry, entry);
         assert!(decode("12|0|x", "r").is_err());
+    }
+
+    #[test]
+    fn batch_items_lose_their_agent_tag_and_other_items_stay_whole() {
+        let item = "12|0|3|4|{}";
+        assert_eq!(untag(item), item);
+        assert_eq!(untag(&format!("{}{item}", enc("a:b|c"))), item);
+        assert_eq!(untag(&format!("{}{item}", enc(""))), item);
+        // Not a tag: kept whole, and refused by `decode` as any malformed item is.
+        for odd in ["", ":x", "99:short", "18446744073709551616:x"] {
+            assert_eq!(untag(odd), odd);
+        }
+        assert_eq!(untag("2:é"), "");
+        assert_eq!(untag("1:é"), "1:é");
     }
 
     #[test]
