@@ -1,5 +1,7 @@
 //! The async facade for tokio. Short-term operations in RAM take microseconds, so they run inline;
-//! with a short-term tier on a server (Redis) they are blocking work like the rest. Everything that touches SQLite or scans an index runs as blocking work: on a
+//! with a short-term tier on a server (Redis) they are blocking work like the rest, and so is the
+//! one append in a block of ids that waits for the next block from a long-term store on a server
+//! (PostgreSQL). Everything that touches SQLite or scans an index runs as blocking work: on a
 //! multi-thread runtime through `block_in_place` (the worker's other tasks move to another thread
 //! first, so the runtime never waits on disk), on a current-thread runtime on the blocking pool.
 
@@ -71,7 +73,7 @@ impl AsyncMemory {
 
     /// See [`Memory::append`].
     pub async fn append(&self, entry: NewEntry) -> Result<EntryId> {
-        if self.memory.short_term_waits_on_server() {
+        if self.memory.append_may_wait() {
             return self.blocking(move |m| m.append(entry)).await;
         }
         self.memory.append(entry)

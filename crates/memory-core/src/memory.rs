@@ -125,6 +125,13 @@ impl Memory {
         self.state().stm.waits_on_server()
     }
 
+    /// Whether an append may wait on a server: in a short-term tier on one, or for a new block
+    /// of entry ids from a long-term store on one (once per block).
+    pub(crate) fn append_may_wait(&self) -> bool {
+        let state = self.state();
+        state.stm.waits_on_server() || !state.ltm.ids_at_hand(1)
+    }
+
     /// The store's configuration.
     pub fn config(&self) -> &MemoryConfig {
         &self.state().config

@@ -918,6 +918,48 @@ mod bad_servers {
         })
     }
 
+    /// With long-term memory on PostgreSQL and short-term memory in RAM, appends run inline on
+    /// the runtime's thread, except the one that waits for a new block of ids from the server:
+    /// that one must leave the thread to the runtime's other tasks (a first poll that is still
+    /// pending), as every other call that waits on a server does.
+    #[test]
+    fn an_async_append_that_waits_for_new_ids_leaves_the_runtime_thread() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+
+        let Some(_) = postgres_url() else { return };
+        let store = common::shared_backends()[0].fresh_store();
+        let (pg, _) = store.server_configs();
+        let m = Memory::builder(Storage::Postgres(pg))
+            .with_config(config())
+            .open()
+            .unwrap();
+        let memory = memory_core::AsyncMemory::new(m);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let waited: Vec<usize> = runtime.block_on(async {
+            let mut waited = Vec::new();
+            for i in 0..1_100 {
+                let mut append = std::pin::pin!(memory.append(msg("agent", &format!("turn {i}"))));
+                let first = append
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()));
+                if first.is_pending() {
+                    waited.push(i);
+                    append.await.unwrap();
+                } else if let Poll::Ready(id) = first {
+                    id.unwrap();
+                }
+            }
+            waited
+        });
+        // The first append takes the first block; 1,100 appends need a second one.
+        assert_eq!(waited.first(), Some(&0), "waited at {waited:?}");
+        assert_eq!(waited.len(), 2, "waited at {waited:?}");
+    }
+
     #[test]
     fn a_wrong_password_is_refused_without_showing_it() {
         let Some(url) = postgres_url() else { return };

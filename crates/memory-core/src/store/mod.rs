@@ -93,6 +93,12 @@ pub(crate) trait LongTermStore: Send + Sync + std::fmt::Debug {
     /// handed out are never handed out again by this store, to this handle or to another.
     fn allocate_ids(&self, n: u64) -> Result<u64>;
 
+    /// Whether `allocate_ids(n)` would answer from ids this handle holds, without waiting for
+    /// a server (the async facade runs calls that may wait off the runtime's thread).
+    fn ids_at_hand(&self, _n: u64) -> bool {
+        true
+    }
+
     /// Commits `entries` in one transaction, with deferred access records riding along, and
     /// makes them searchable. Returns per entry whether it was new (an entry whose id is already
     /// stored is the same entry, stored before). All or nothing.

@@ -1435,6 +1435,11 @@ impl LongTermStore for PostgresStore {
         &self.shared.location
     }
 
+    fn ids_at_hand(&self, n: u64) -> bool {
+        let ids = self.ids.lock();
+        ids.end - ids.next >= n
+    }
+
     fn allocate_ids(&self, n: u64) -> Result<u64> {
         let mut ids = self.ids.lock();
         if ids.end - ids.next >= n {
