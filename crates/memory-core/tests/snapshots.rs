@@ -512,6 +512,54 @@ fn changes_after_the_snapshot_are_replayed_and_forgotten_entries_stay_gone() {
     assert_eq!(exact_only(&now), exact_only(&expected));
 }
 
+/// A row written after the snapshot that cannot be indexed any more (damaged by hand here) is
+/// quarantined when its change is replayed, and the snapshot is used all the same: the rows
+/// count it was checked against still held the row (that cost a full rebuild).
+#[test]
+fn a_replayed_row_that_must_be_quarantined_leaves_the_snapshot_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    closed_store(&db, 8);
+    let m = Memory::open(Storage::File(db.clone()), config()).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(80);
+    let fresh: Vec<EntryId> = (0..5)
+        .map(|_| m.insert(entry("ada", &mut rng)).unwrap())
+        .collect();
+    let crashed = crash_copy(m, &db);
+    let nan: String = f32::NAN
+        .to_le_bytes()
+        .repeat(DIM)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    rusqlite::Connection::open(&crashed)
+        .unwrap()
+        .execute_batch(&format!(
+            "UPDATE entries SET embedding = x'{nan}' WHERE id = {}",
+            fresh[2].0
+        ))
+        .unwrap();
+    let (m, events) = open(&crashed, config());
+    assert!(
+        events.any("indexes loaded from the snapshot"),
+        "{}",
+        events.dump()
+    );
+    let report = m.check_integrity().unwrap();
+    assert_eq!(
+        report.quarantined.iter().map(|q| q.id).collect::<Vec<_>>(),
+        vec![fresh[2]]
+    );
+    assert!(m.get("ada", fresh[2]).unwrap().is_none());
+    for id in [fresh[0], fresh[1], fresh[3], fresh[4]] {
+        assert!(m.get("ada", id).unwrap().is_some());
+    }
+    m.wait_for_indexing();
+    let got = exact_answers(&m);
+    drop(m);
+    assert_eq!(rebuilt_answers(&crashed, config()), got);
+}
+
 /// Holds the thread that emits an event with `message` in it until the test lets it go (once).
 struct HoldAt {
     message: &'static str,

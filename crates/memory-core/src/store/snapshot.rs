@@ -269,9 +269,10 @@ impl Snapshots {
             Ok(Loaded { replayed: n, bad })
         });
         // Rows written past the engine (by hand, with sqlite3) are in no log: the count of rows
-        // tells of those that add or remove rows.
+        // tells of those that add or remove rows. The replayed rows that cannot be indexed are
+        // still in the table (they go to the quarantine after this).
         let replay = replay.and_then(|loaded| {
-            let rows = rows?;
+            let rows = rows?.saturating_sub(loaded.bad.len() as u64);
             let indexed = indexes.total_count();
             if rows != indexed {
                 return Err(Error::Corrupt {
