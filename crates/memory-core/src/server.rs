@@ -80,6 +80,19 @@ impl Drop for ServerRuntime {
 /// Retries of a request that failed because its connection was lost, before giving up.
 pub(crate) const RETRIES: u32 = 3;
 
+/// A random number, for names and tokens that must differ between calls and processes (no
+/// crate needed: the std hasher is randomly keyed per process and rekeyed per call).
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
 /// The pause before retry `attempt` (1-based): 50 ms, 100 ms, 200 ms.
 pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(50u64 << attempt.saturating_sub(1).min(6))

@@ -880,6 +880,82 @@ mod bad_servers {
         redis.destroy().unwrap();
     }
 
+    /// Retrieval counts are written to PostgreSQL deferred, on their own (`flush`) or riding
+    /// along with an insert. When the reply to that write is lost, the write is sent again on a
+    /// new connection: the counts must be added once, not twice.
+    #[test]
+    fn access_counts_whose_reply_is_lost_are_added_once() {
+        let Some(url) = postgres_url() else { return };
+        let store = common::shared_backends()[0].fresh_store();
+        let (pg, _) = store.server_configs();
+        let m = Memory::builder(Storage::Postgres(pg.clone()))
+            .with_config(config())
+            .open()
+            .unwrap();
+        let ids = m
+            .insert_batch(vec![
+                msg("agent", "my sister lives in lisbon"),
+                msg("agent", "the weather is grey"),
+            ])
+            .unwrap();
+        // One handle through a relay that loses the reply to the next request naming the
+        // entry's id (binary, in the parameters): the access write of a flush. Another through
+        // one that loses the reply to the next COMMIT: an insert with the counts riding along.
+        let id_bytes: &'static [u8] = Box::leak(Box::new((ids[0].0 as i64).to_be_bytes()));
+        let marks: &'static [&'static [u8]] = Box::leak(Box::new([id_bytes]));
+        let (by_id, by_commit) = (
+            LosingRelay::start(address(&url), marks),
+            LosingRelay::start(address(&url), &[b"COMMIT"]),
+        );
+        let through = |relay: &LosingRelay| {
+            let pg = PostgresConfig {
+                url: relay.url(&url),
+                ..pg.clone()
+            };
+            Memory::builder(Storage::Postgres(pg))
+                .with_config(config())
+                .open()
+                .unwrap()
+        };
+        let retrieve = |m: &Memory| {
+            let hits = m
+                .search(&SearchQuery::new("agent", "lisbon").without_cache())
+                .unwrap();
+            assert_eq!(ids_of(&hits)[0], ids[0]);
+        };
+        let count = || m.get("agent", ids[0]).unwrap().unwrap().access_count;
+
+        let flushing = through(&by_id);
+        retrieve(&flushing);
+        by_id.arm();
+        // An error here would have the caller flush again, adding the counts a second time.
+        flushing.flush().unwrap();
+        flushing.flush().unwrap();
+        assert_eq!(by_id.replies_lost(), 1, "the relay lost no reply");
+        assert_eq!(
+            count(),
+            1,
+            "one retrieval, counted by a flush whose reply was lost"
+        );
+
+        let inserting = through(&by_commit);
+        retrieve(&inserting);
+        // The counts ride along with the first insert a second after the handle's last access
+        // write (its open).
+        std::thread::sleep(Duration::from_millis(1_100));
+        by_commit.arm();
+        inserting
+            .insert(msg("agent", "a new entry carrying the counts"))
+            .unwrap();
+        assert_eq!(by_commit.replies_lost(), 1, "the relay lost no reply");
+        inserting.flush().unwrap();
+        assert_eq!(
+            count(),
+            2,
+            "one more retrieval, riding along with an insert"
+        );
+    }
+
     #[test]
     fn destroying_a_tier_leaves_the_tier_whose_prefix_extends_its_prefix() {
         let Some(url) = redis_url() else { return };

@@ -33,7 +33,7 @@ use redis::{RedisError, Script};
 use crate::clock::Timestamp;
 use crate::entry::{EntryId, MemoryEntry};
 use crate::error::{Error, Result, ServerProblem};
-use crate::server::{backoff, connect_problem, server_error, ServerRuntime, RETRIES};
+use crate::server::{backoff, connect_problem, random_u64, server_error, ServerRuntime, RETRIES};
 use crate::stm::{ShortTermStore, StmHandOff, StmStats, WindowItem, WindowKey};
 
 pub(crate) mod config;
@@ -764,7 +764,12 @@ impl ShortTermStore for RedisShortTerm {
 
     fn sweep(&self, now: Timestamp) -> Result<StmHandOff> {
         let s = self.shared.clone();
-        let batch = format!("{:x}-{:x}-{:x}", std::process::id(), wall_ms(), rand_u64());
+        let batch = format!(
+            "{:x}-{:x}-{:x}",
+            std::process::id(),
+            wall_ms(),
+            random_u64()
+        );
         *self.batch.lock() = Some(batch.clone());
         type Swept = (i64, Vec<String>);
         let (swept, leaving): (Vec<Swept>, Vec<String>) = self.run(async move {
@@ -919,18 +924,6 @@ impl ShortTermStore for RedisShortTerm {
     }
 }
 
-/// A random number for batch names (no crate needed: the std hasher is randomly keyed).
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -992,7 +985,7 @@ mod tests {
     #[test]
     fn a_tier_owns_its_own_key_names_and_no_longer_prefix_s() {
         let k = Keys { prefix: "p".into() };
-        let batch = format!("{:x}-{:x}-{:x}", 42, wall_ms(), rand_u64());
+        let batch = format!("{:x}-{:x}-{:x}", 42, wall_ms(), random_u64());
         for key in [
             k.agents(),
             k.sessions("a:b"),

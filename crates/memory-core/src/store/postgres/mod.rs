@@ -353,12 +353,9 @@ impl Statements {
                  {s}.insert_entries($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
             ),
             delete: format!("SELECT {s}.delete_entries($1, $2)"),
+            // Applied once per token (`schema.sql`, migration 7).
             record_access: format!(
-                "UPDATE {s}.entries e \
-                 SET access_count = least(e.access_count + a.n, 4294967295), \
-                     last_accessed_at = greatest(e.last_accessed_at, a.at) \
-                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS a (id, n, at) \
-                 WHERE e.id = a.id"
+                "SELECT {s}.record_access_once($1, $2::bigint[], $3::bigint[], $4::bigint[])"
             ),
             select_by_ids: format!(
                 "SELECT {COLUMNS} FROM {s}.entries WHERE agent_id = $1 AND id = ANY ($2)"
@@ -459,6 +456,11 @@ impl Shared {
             configured: self.embedder.clone(),
         }))
     }
+}
+
+/// The token of one write of access counts, the same in each of its attempts.
+fn access_token() -> i64 {
+    crate::server::random_u64() as i64
 }
 
 /// The ids this handle reserved and has not handed out yet.
@@ -1472,8 +1474,11 @@ impl LongTermStore for PostgresStore {
             .iter()
             .map(|e| (id_i64(e.id), escape(&e.agent_id), escape(&e.content)))
             .collect();
+        // The access counts riding along are applied once whatever the attempts (migration 7).
+        let token = access_token();
         self.run(async move {
-            // Safe to repeat: an entry whose first commit went through is skipped by id.
+            // Safe to repeat: an entry whose first commit went through is skipped by id, and
+            // the access counts by the token.
             let inserted: Vec<i64> = with_client!(s, |c| async {
                 let p = &params;
                 let tx = c.transaction().await?;
@@ -1505,8 +1510,11 @@ impl LongTermStore for PostgresStore {
                 s.check_embedder(row.get::<_, Option<&str>>(0))?;
                 if !p.access_ids.is_empty() {
                     let st = tx.prepare_cached(&s.sql.record_access).await?;
-                    tx.execute(&st, &[&p.access_ids, &p.access_counts_add, &p.access_at])
-                        .await?;
+                    tx.execute(
+                        &st,
+                        &[&token, &p.access_ids, &p.access_counts_add, &p.access_at],
+                    )
+                    .await?;
                 }
                 tx.commit().await?;
                 Ok(row.get::<_, Vec<i64>>(1))
@@ -1556,17 +1564,15 @@ impl LongTermStore for PostgresStore {
         let ids: Vec<i64> = accesses.iter().map(|a| id_i64(a.id)).collect();
         let counts: Vec<i64> = accesses.iter().map(|a| i64::from(a.count)).collect();
         let at: Vec<i64> = accesses.iter().map(|a| a.at.0).collect();
-        // Not repeated after a lost connection: the counts could be added twice.
+        // Safe to repeat after a lost connection: a repeat of a write that went through finds
+        // its token claimed and adds nothing (migration 7).
+        let token = access_token();
         self.run(async move {
-            let c = s.pool.get().await.map_err(|e| s.error(Failure::Pool(e)))?;
-            let st = c
-                .prepare_cached(&s.sql.record_access)
-                .await
-                .map_err(|e| s.error(e.into()))?;
-            c.execute(&st, &[&ids, &counts, &at])
-                .await
-                .map_err(|e| s.error(e.into()))?;
-            Ok(())
+            with_client!(s, |c| async {
+                let st = c.prepare_cached(&s.sql.record_access).await?;
+                c.execute(&st, &[&token, &ids, &counts, &at]).await?;
+                Ok(())
+            })
         })
     }
 

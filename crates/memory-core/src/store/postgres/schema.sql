@@ -496,6 +496,44 @@ $$;
 INSERT INTO memory_core.migrations (version, description)
 VALUES (6, 'embedder_for_write: writes check the store''s embedder under a shared lock');
 
+-- migration 7: access counts applied once. A write whose commit reply is lost (a dropped
+-- connection) is sent again on a new connection; its entries are skipped by id, but the
+-- deferred access counts riding along were added a second time (and the standalone access
+-- write, not repeated for that reason, returned an error after committing, so the caller's
+-- next flush added them again). Each access write now carries a random token, claimed in its
+-- transaction: a repeat finds the token claimed and adds nothing. A repeat comes within
+-- seconds (the client's retries); tokens older than an hour are deleted now and then.
+CREATE TABLE memory_core.applied_access (
+    token bigint PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX applied_access_time ON memory_core.applied_access (applied_at);
+
+CREATE FUNCTION memory_core.record_access_once(
+    token bigint, ids bigint[], ns bigint[], ats bigint[]
+)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO memory_core.applied_access (token) VALUES (token) ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF random() < 0.01 THEN
+        DELETE FROM memory_core.applied_access WHERE applied_at < now() - interval '1 hour';
+    END IF;
+    UPDATE memory_core.entries e
+    SET access_count = least(e.access_count + a.n, 4294967295),
+        last_accessed_at = greatest(e.last_accessed_at, a.at)
+    FROM unnest(ids, ns, ats) AS a (id, n, at)
+    WHERE e.id = a.id;
+    RETURN true;
+END
+$$;
+
+INSERT INTO memory_core.migrations (version, description)
+VALUES (7, 'record_access_once: deferred access counts applied once, also when a write is repeated');
+
 -- query id_block: reserve the ids [v, v + block_size - 1]. Run in autocommit (not inside a
 -- transaction that may roll back), so that the reservation is durable before any id of the
 -- block is used. pg_current_xact_id() gives the transaction an xid, so its commit flushes the
@@ -592,12 +630,10 @@ VALUES (6, 'embedder_for_write: writes check the store''s embedder under a share
 -- )
 -- SELECT id, 1 - (embedding <=> $2) AS similarity FROM mine ORDER BY embedding <=> $2, id LIMIT $3;
 
--- query record_access: deferred access counts; does not bump the generation.
--- UPDATE memory_core.entries e
--- SET access_count = least(e.access_count + a.n, 4294967295),
---     last_accessed_at = greatest(e.last_accessed_at, a.at)
--- FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS a (id, n, at)
--- WHERE e.id = a.id;
+-- query record_access: deferred access counts (migration 7), in the insert's transaction or in
+-- one of their own; $1 = the write's token, the same in every attempt. Does not bump the
+-- generation.
+-- SELECT memory_core.record_access_once($1, $2::bigint[], $3::bigint[], $4::bigint[]);
 
 -- query list: newest first (entries_agent_time / entries_agent_session_time).
 -- SELECT <columns> FROM memory_core.entries
