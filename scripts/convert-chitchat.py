@@ -197,6 +197,9 @@ def distract(data, base, ratio):
             ev = q.get("evidence")
             if isinstance(ev, list):
                 q["evidence"] = [rename_evidence(e, renamed, by_number) for e in ev]
+            elif ev is not None:
+                # A single id (the loader reads it as a list of one).
+                q["evidence"] = rename_evidence(ev, renamed, by_number)
             qa.append(q)
         out.append({**sample, "sample_id": f"{sample.get('sample_id', 'sample')}+chitchat",
                     "conversation": new, "qa": qa})
@@ -204,8 +207,9 @@ def distract(data, base, ratio):
 
 
 def dia_numbers(part):
-    """(session, turn) of a dia_id such as "D2:5" or "D02:05", as the loader parses it; else None."""
-    m = re.fullmatch(r"D(\d+):(\d+)", part.strip())
+    """(session, turn) of a dia_id such as "D2:5", "D02:05" or "D:2:5", as the loader parses it;
+    else None."""
+    m = re.fullmatch(r"D:?(\d+):(\d+)", part.strip())
     return (int(m[1]), int(m[2])) if m else None
 
 
@@ -218,14 +222,22 @@ def rename_evidence(e, renamed, by_number):
     ['D3:1', 'D3:1; D3:2', 'D3:2']
     >>> [rename_evidence(e, renamed, by_number) for e in ["D2:50", "D2:1, D9:9", "garbage", 7]]
     ['D0:0', 'D3:1; D0:0', 'garbage', 7]
+    >>> [rename_evidence(e, renamed, by_number) for e in ["D2:2 D1:1", "D:2:1", "D2:1;"]]
+    ['D3:2; D1:1', 'D3:1', 'D3:1']
+    >>> rename_evidence(7, {"7": "D5:1"}, {})
+    'D5:1'
     """
+    if isinstance(e, (int, float)) and not isinstance(e, bool):
+        # A number names a turn whose dia_id is that number's text (as the loader reads it).
+        return renamed.get(str(e), e)
     if not isinstance(e, str):
         return e
     if e in renamed:
         return renamed[e]
     out = []
-    for part in re.split(r"[;,]", e):
-        part = part.strip()
+    for part in re.split(r"[;,\s]+", e):
+        if not part:
+            continue
         key = dia_numbers(part)
         if part in renamed:
             out.append(renamed[part])

@@ -1115,6 +1115,7 @@ fn conversation(config: &ConversationConfig, index: usize, rng: &mut StdRng) -> 
         sessions,
         questions,
         skipped_turns: 0,
+        skipped_questions: 0,
         duplicate_dia_ids: 0,
     }
 }

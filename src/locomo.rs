@@ -60,6 +60,8 @@ pub struct Conversation {
     pub skipped_turns: usize,
     /// Turns whose `dia_id` repeats an earlier one (kept as turns; evidence finds the first).
     pub duplicate_dia_ids: usize,
+    /// Question items left out while reading (not an object, or without question text).
+    pub skipped_questions: usize,
 }
 
 /// One session: a dated run of turns.
@@ -246,7 +248,11 @@ fn parse_sample(sample: Value, index: usize) -> Result<Conversation, String> {
     let mut conv = parse_conversation(&sample_id, conversation)?;
     conv.questions = match sample.remove("qa") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items.iter().filter_map(parse_question).collect(),
+        Some(Value::Array(items)) => {
+            let questions: Vec<Question> = items.iter().filter_map(parse_question).collect();
+            conv.skipped_questions = items.len() - questions.len();
+            questions
+        }
         Some(other) => {
             return Err(format!(
                 "conversation {sample_id:?}: \"qa\" is {}, not a list",
@@ -307,6 +313,7 @@ fn parse_conversation(sample_id: &str, map: Map<String, Value>) -> Result<Conver
         questions: Vec::new(),
         skipped_turns,
         duplicate_dia_ids,
+        skipped_questions: 0,
     })
 }
 
@@ -380,11 +387,13 @@ impl Conversation {
     /// Resolves every question's evidence ids to turn positions (see [`Conversation::flat_turns`]),
     /// counting what could not be resolved.
     ///
-    /// An id resolves when it equals a turn's `dia_id`. Failing that it is repaired when it is
-    /// several ids in one string separated by `;` or `,` (each part resolved on its own), or
-    /// `D<session>:<turn>` with surrounding blanks or leading zeros that names a turn written
-    /// canonically. Anything else is `unknown` (well formed, no such turn) or `malformed` (not
-    /// `D<number>:<number>`, such as `D1:3:5` or `D 1:3`, or not a string).
+    /// An id resolves when it equals a turn's `dia_id` (a number is read as its text, as a
+    /// turn's numeric `dia_id` is). Failing that it is repaired when it is several ids in one
+    /// string separated by `;`, `,` or blanks (`D9:1 D4:4`, each part resolved on its own, empty
+    /// parts ignored), or `D<session>:<turn>` with leading zeros or a stray colon (`D:11:26`)
+    /// that names a turn written canonically. Anything else is `unknown` (well formed, no such
+    /// turn) or `malformed` (not `D<number>:<number>`, such as `D1:3:5` or `D 1:3`, or neither a
+    /// string nor a number).
     pub fn resolve(&self) -> (Vec<ResolvedQuestion>, EvidenceReport) {
         let mut exact: HashMap<&str, usize> = HashMap::new();
         let mut canonical: HashMap<(u64, u64), usize> = HashMap::new();
@@ -399,6 +408,7 @@ impl Conversation {
             turns: self.turns(),
             questions: self.questions.len(),
             skipped_turns: self.skipped_turns,
+            skipped_questions: self.skipped_questions,
             duplicate_dia_ids: self.duplicate_dia_ids,
             ..EvidenceReport::default()
         };
@@ -407,24 +417,37 @@ impl Conversation {
             let mut evidence = Vec::new();
             for raw in &q.evidence {
                 report.references += 1;
-                let Value::String(id) = raw else {
-                    report.bad(EvidenceProblem::Malformed, raw.to_string());
-                    continue;
+                let id = match raw {
+                    Value::String(id) => id.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => {
+                        report.bad(EvidenceProblem::Malformed, raw.to_string());
+                        continue;
+                    }
                 };
                 if let Some(&i) = exact.get(id.as_str()) {
                     report.resolved += 1;
                     evidence.push(i);
                     continue;
                 }
-                let parts: Vec<&str> = id.split([';', ',']).map(str::trim).collect();
+                let parts: Vec<&str> = id
+                    .split(|c: char| c == ';' || c == ',' || c.is_whitespace())
+                    .filter(|p| !p.is_empty())
+                    .collect();
                 let mut found = Vec::new();
-                let mut problem = None;
+                // An empty id (or only separators) names nothing.
+                let mut problem = parts.is_empty().then_some(EvidenceProblem::Malformed);
                 for part in &parts {
+                    let key = parse_dia_id(part).or_else(|| {
+                        // `D:11:26`: a stray colon after the D.
+                        part.strip_prefix("D:")
+                            .and_then(|rest| parse_dia_id(&format!("D{rest}")))
+                    });
                     let hit = exact
                         .get(part)
                         .copied()
-                        .or_else(|| parse_dia_id(part).and_then(|k| canonical.get(&k).copied()));
-                    match (hit, parse_dia_id(part)) {
+                        .or_else(|| key.and_then(|k| canonical.get(&k).copied()));
+                    match (hit, key) {
                         (Some(i), _) => found.push(i),
                         (None, Some(_)) => problem = problem.or(Some(EvidenceProblem::Unknown)),
                         (None, None) => problem = Some(EvidenceProblem::Malformed),
@@ -554,6 +577,8 @@ pub struct EvidenceReport {
     /// Questions left without any evidence turn (not scored).
     pub without_evidence: usize,
     pub skipped_turns: usize,
+    /// Question items not read (not an object, or without question text).
+    pub skipped_questions: usize,
     pub duplicate_dia_ids: usize,
     /// The first few bad ids, as written.
     pub examples: Vec<String>,
@@ -576,6 +601,7 @@ impl EvidenceReport {
     /// Whether anything was unusual.
     pub fn has_problems(&self) -> bool {
         self.unknown + self.malformed + self.without_evidence + self.skipped_turns > 0
+            || self.skipped_questions > 0
             || self.duplicate_dia_ids > 0
     }
 }
@@ -598,6 +624,13 @@ impl fmt::Display for EvidenceReport {
         )?;
         if self.skipped_turns > 0 {
             write!(f, "; {} unreadable turns skipped", self.skipped_turns)?;
+        }
+        if self.skipped_questions > 0 {
+            write!(
+                f,
+                "; {} unreadable questions skipped",
+                self.skipped_questions
+            )?;
         }
         if self.duplicate_dia_ids > 0 {
             write!(f, "; {} repeated dia_ids", self.duplicate_dia_ids)?;
@@ -929,6 +962,33 @@ mod tests {
         let (resolved, report) = parse(text).unwrap().conversations[0].resolve();
         assert_eq!(resolved[0].evidence, vec![0]);
         assert_eq!((report.unknown, report.repaired), (1, 0));
+    }
+
+    /// Forms the released LoCoMo file holds: several ids in one string separated by blanks, a
+    /// stray colon after the D, a trailing separator; and a turn numbered as a JSON number.
+    #[test]
+    fn evidence_lists_with_blanks_stray_colons_and_numbers_resolve() {
+        let text = r#"[{"sample_id": "s", "conversation": {"session_1": [
+            {"speaker": "A", "dia_id": "D1:1", "text": "a"},
+            {"speaker": "B", "dia_id": "D1:2", "text": "b"},
+            {"speaker": "A", "dia_id": 7, "text": "c"}]},
+            "qa": [{"question": "q", "evidence": ["D1:2 D1:1"], "category": 1},
+                   {"question": "q", "evidence": ["D:1:2"], "category": 1},
+                   {"question": "q", "evidence": ["D1:1;", " "], "category": 1},
+                   {"question": "q", "evidence": [7], "category": 1},
+                   "not a question", {"answer": "no question text"}]}]"#;
+        let c = &parse(text).unwrap().conversations[0];
+        let (resolved, report) = c.resolve();
+        let evidence: Vec<&[usize]> = resolved.iter().map(|r| r.evidence.as_slice()).collect();
+        assert_eq!(evidence, [&[0, 1][..], &[1], &[0], &[2]]);
+        assert_eq!(report.references, 5);
+        assert_eq!((report.resolved, report.repaired), (1, 3));
+        assert_eq!((report.unknown, report.malformed), (0, 1), "the blank id");
+        assert_eq!(report.skipped_questions, 2);
+        assert!(
+            report.to_string().contains("2 unreadable questions"),
+            "{report}"
+        );
     }
 
     #[test]

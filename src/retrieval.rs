@@ -301,6 +301,35 @@ pub fn session_times(conv: &Conversation) -> Vec<Timestamp> {
     out
 }
 
+/// Whether the store refused an entry for what it holds (empty or oversized text, ids or metadata
+/// over the limits): the turn is left out and counted. Any other error (a server, the disk) ends
+/// the run, so that a failure never passes for lower scores.
+fn refused(e: &memory_core::Error) -> bool {
+    use memory_core::Error as E;
+    matches!(
+        e,
+        E::EmptyContent
+            | E::ContentTooLarge { .. }
+            | E::EmptyId { .. }
+            | E::IdTooLong { .. }
+            | E::MetadataTooDeep { .. }
+            | E::MetadataTooLarge { .. }
+            | E::DimensionMismatch { .. }
+            | E::NonFiniteEmbedding { .. }
+            | E::ZeroEmbedding
+            | E::ImportanceOutOfRange(_)
+    )
+}
+
+/// `result` of writing one turn: its id, `None` when the store refused the turn.
+fn turn_written(result: memory_core::Result<EntryId>) -> memory_core::Result<Option<EntryId>> {
+    match result {
+        Ok(id) => Ok(Some(id)),
+        Err(e) if refused(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn role_of(conv: &Conversation, speaker: &str) -> Role {
     if speaker == conv.speaker_b {
         Role::Assistant
@@ -337,8 +366,11 @@ pub struct QuestionOutcome {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RetrievalOutcome {
     pub questions: Vec<QuestionOutcome>,
-    /// Turns the store refused (oversized or empty text); evidence among them cannot be found.
+    /// Turns the store refused (oversized or empty text); evidence among them cannot be found
+    /// and counts as missed.
     pub rejected_turns: usize,
+    /// Evidence references (of scored questions) to refused turns.
+    pub rejected_evidence: usize,
     /// Questions the engine refused to search in at least one mode (`Error::InvalidQuery`, e.g.
     /// no words to embed); they score 0 there.
     pub unsearchable: usize,
@@ -368,24 +400,32 @@ pub fn evaluate_retrieval(
         match memory.insert_batch(entries.clone()) {
             Ok(ids) => turn_ids.extend(ids.into_iter().map(Some)),
             // One bad turn fails the whole batch: store the others one by one.
-            Err(_) => {
+            Err(e) if refused(&e) => {
                 for e in entries {
-                    let id = memory.insert(e).ok();
+                    let id = turn_written(memory.insert(e))?;
                     rejected_turns += usize::from(id.is_none());
                     turn_ids.push(id);
                 }
             }
+            Err(e) => return Err(e),
         }
+        // Linked session by session, each backlog below the size the linker links in parallel
+        // (whose graph depends on thread timing): the same graph, so the same figures, on every
+        // run.
+        memory.wait_for_indexing();
     }
-    memory.wait_for_indexing();
 
     let mut questions = Vec::new();
     let mut unsearchable = 0;
+    let mut rejected_evidence = 0;
     for r in resolved {
-        let evidence: Vec<EntryId> = r.evidence.iter().filter_map(|&i| turn_ids[i]).collect();
-        if evidence.is_empty() {
+        if r.evidence.is_empty() {
             continue;
         }
+        // A refused evidence turn cannot be found: it stays in the question's evidence as a
+        // miss (`None` is in no ranking).
+        let evidence: Vec<Option<EntryId>> = r.evidence.iter().map(|&i| turn_ids[i]).collect();
+        rejected_evidence += evidence.iter().filter(|e| e.is_none()).count();
         let q = &conv.questions[r.index];
         let mut refused = false;
         for (mode_index, (_, mode)) in MODES.iter().enumerate() {
@@ -401,7 +441,7 @@ pub fn evaluate_retrieval(
                 }
                 other => other?,
             };
-            let ranking: Vec<EntryId> = hits.iter().map(|h| h.entry.id).collect();
+            let ranking: Vec<Option<EntryId>> = hits.iter().map(|h| Some(h.entry.id)).collect();
             let mut scores = ranking_scores(&evidence, &ranking);
             for (b, budget) in CONTEXT_BUDGETS.iter().enumerate() {
                 let request = ContextQuery::new(
@@ -428,7 +468,7 @@ pub fn evaluate_retrieval(
                     .iter()
                     .filter(|s| matches!(s.kind, SectionKind::Memories | SectionKind::Conversation))
                     .flat_map(|s| &s.entries)
-                    .any(|id| evidence.contains(id) && !cut.contains(id));
+                    .any(|id| evidence.contains(&Some(*id)) && !cut.contains(id));
                 scores[CTX_FIRST + b] = f64::from(u8::from(shown));
             }
             questions.push(QuestionOutcome {
@@ -442,6 +482,7 @@ pub fn evaluate_retrieval(
     Ok(RetrievalOutcome {
         questions,
         rejected_turns,
+        rejected_evidence,
         unsearchable,
     })
 }
@@ -486,7 +527,9 @@ impl TransitionOutcome {
 /// Streams `conv` through the short-term tier the way an agent would: `append` every turn (the
 /// clock at the session's date, 30 s between turns), `consolidate()` after each session and once
 /// more past the short-term time-to-live at the end, all under the default policy; then counts
-/// which turns (by entry id) reached long-term memory.
+/// which turns (by entry id) reached long-term memory. A turn that repeats one stored before
+/// (consolidation keeps one of two near-duplicates) counts as not kept, though its content is
+/// there; a refused turn counts as not kept too.
 pub fn stream_transition(
     conv: &Conversation,
     resolved: &[ResolvedQuestion],
@@ -505,14 +548,12 @@ pub fn stream_transition(
             clock.set(*time);
         }
         for t in &session.turns {
-            let id = memory
-                .append(entry_for(
-                    conv,
-                    session.number,
-                    session.date_time.as_deref(),
-                    t,
-                ))
-                .ok();
+            let id = turn_written(memory.append(entry_for(
+                conv,
+                session.number,
+                session.date_time.as_deref(),
+                t,
+            )))?;
             out.rejected_turns += usize::from(id.is_none());
             turn_ids.push(id);
             clock.advance(TURN_GAP);
@@ -929,6 +970,55 @@ mod tests {
         assert_eq!(keyword.scores[0], 1.0, "r@1");
         assert_eq!(keyword.scores[7], 1.0, "mrr@10");
         assert_eq!(keyword.scores[CTX_FIRST], 1.0, "in a 500-token context");
+    }
+
+    /// A turn the store refuses (oversized text) cannot be found: as evidence it counts as a
+    /// miss, also when it is a question's only evidence, rather than leaving the question or
+    /// its share of the evidence out of the figures.
+    #[test]
+    fn refused_evidence_turns_count_as_missed() {
+        let huge = "zebra ".repeat(20_000);
+        let text = format!(
+            r#"[{{"sample_id": "s", "conversation": {{"speaker_a": "Ana", "speaker_b": "Ben",
+            "session_1_date_time": "1:00 pm on 8 May, 2023", "session_1": [
+              {{"speaker": "Ana", "dia_id": "D1:1", "text": "My zebra Quintus eats marmalade"}},
+              {{"speaker": "Ben", "dia_id": "D1:2", "text": "{huge}"}}]}},
+            "qa": [{{"question": "zebra Quintus marmalade", "evidence": ["D1:1", "D1:2"], "category": 1}},
+                   {{"question": "zebra", "evidence": ["D1:2"], "category": 2}}]}}]"#
+        );
+        let d = Dataset::parse(&text, Path::new("t")).unwrap();
+        let conv = &d.conversations[0];
+        let (resolved, _) = conv.resolve();
+        let out = evaluate_retrieval(
+            conv,
+            &resolved,
+            &NamedEmbedder::hashing(),
+            &Backend::Embedded,
+        )
+        .unwrap();
+        assert_eq!((out.rejected_turns, out.rejected_evidence), (1, 2));
+        assert_eq!(
+            out.questions.len(),
+            2 * MODES.len(),
+            "both questions scored"
+        );
+        let keyword = &out.questions[0];
+        assert_eq!(
+            keyword.scores[2], 0.5,
+            "r@10: one of two evidence turns found"
+        );
+        for only_refused in &out.questions[MODES.len()..] {
+            assert_eq!(only_refused.scores, [0.0; METRICS.len()]);
+        }
+        let streamed = stream_transition(
+            conv,
+            &resolved,
+            &NamedEmbedder::hashing(),
+            &Backend::Embedded,
+        )
+        .unwrap();
+        assert_eq!(streamed.rejected_turns, 1);
+        assert_eq!(streamed.turns, 2);
     }
 
     #[test]
