@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::entry::{MemoryEntry, Tier};
+use crate::entry::{EntryId, MemoryEntry, Tier};
 use crate::error::Result;
 use crate::index::vector::kernel::dot;
 use crate::stages;
@@ -63,10 +63,13 @@ pub(crate) fn consolidate(state: &State, writes: &WritePath) -> Result<Consolida
     // Until the write commits, the entries that left their windows exist only here: on any
     // failure they go back to the hand-off lists, so nothing is lost.
     let written = decide(state, &handoff.leaving, &staying, now).and_then(|mut plan| {
-        let stored = writes.store_long_term(state, std::mem::take(&mut plan.to_store))?;
-        Ok((stored, plan))
+        let to_store = std::mem::take(&mut plan.to_store);
+        let promoted: Vec<(Arc<str>, EntryId)> =
+            to_store.iter().map(|e| (e.agent_id.clone(), e.id)).collect();
+        let stored = writes.store_long_term(state, to_store)?;
+        Ok((stored, promoted, plan))
     });
-    let (stored, plan) = match written {
+    let (stored, promoted, plan) = match written {
         Ok(done) => done,
         Err(e) => {
             state.stm.hand_back(handoff.leaving)?;
@@ -76,6 +79,17 @@ pub(crate) fn consolidate(state: &State, writes: &WritePath) -> Result<Consolida
     let mut report = plan.report;
     report.expired_sessions = handoff.expired_sessions;
     report.promoted = stored;
+    // An entry forgotten after the sweep took it was committed all the same: deleted again
+    // before the batch is settled (if this fails, the batch stays to be taken over, and its
+    // next commit looks again). A `forget` that marks an entry after this look deletes it
+    // itself: its long-term delete comes after its mark, so after the commit.
+    let forgotten = state.stm.forgotten(&promoted)?;
+    for ((agent, id), _) in promoted.iter().zip(&forgotten).filter(|(_, &gone)| gone) {
+        if state.ltm.delete(agent, *id)? {
+            report.promoted = report.promoted.saturating_sub(1);
+        }
+        writes.changed(state, [&**agent]);
+    }
     state.stm.settle(&plan.settled)?;
     // Expired sessions and dropped entries changed what short-term search sees.
     writes.changed(state, handoff.leaving.iter().map(|i| &*i.entry.agent_id));

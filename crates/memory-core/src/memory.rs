@@ -284,8 +284,9 @@ impl Memory {
     /// memory too (its session's window, where a consolidated entry stays as a recent turn, or
     /// the hand-off to consolidation), so that no search, context or later consolidation brings
     /// it back. Returns whether it was in either tier. An entry that a consolidation running at
-    /// that moment has already taken (between its sweep and its commit) can still reach
-    /// long-term memory: forget it again once that consolidation returns.
+    /// that moment has already taken (between its sweep and its commit, also of another
+    /// instance sharing a Redis short-term tier) is deleted again by that consolidation right
+    /// after its commit: once it returns, the entry is in neither tier.
     pub fn forget(&self, agent: &str, id: EntryId) -> Result<bool> {
         self.inner.writes.forget(self.state(), agent, id)
     }

@@ -166,14 +166,16 @@ impl WritePath {
     pub fn forget(&self, state: &State, agent: &str, id: EntryId) -> Result<bool> {
         entry::validate_id("agent_id", agent)?;
         self.flush_access_log(state)?;
-        let long_term = state.ltm.delete(agent, id)?;
-        if long_term {
-            // Before the short-term tier is asked, which may fail (a server): a cached answer
-            // holding the deleted entry must go whatever happens next.
-            self.changed(state, [agent]);
-        }
+        // Short-term memory first: it leaves the mark a consolidation under way reads after its
+        // commit (see `consolidate`); a commit after that look is before this delete.
         let short_term = state.stm.forget(agent, id)?;
         if short_term {
+            // Before the long-term delete, which may fail: a cached answer holding the entry
+            // must go whatever happens next.
+            self.changed(state, [agent]);
+        }
+        let long_term = state.ltm.delete(agent, id)?;
+        if long_term {
             self.changed(state, [agent]);
         }
         Ok(long_term || short_term)

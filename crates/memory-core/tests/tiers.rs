@@ -175,7 +175,8 @@ impl Pausing {
 
 /// Between the sweep that takes entries out of their windows and the long-term commit, the
 /// entries are in neither tier's usual place: searches (of this handle, and of another one on
-/// a shared store) still find them, and `forget` still removes them from what searches see.
+/// a shared store) still find them, and `forget` still removes them, from what searches see and
+/// from what the consolidation commits (an evicted entry, and one of a live window it copies).
 #[test]
 fn entries_a_consolidation_is_moving_stay_found_until_it_commits() {
     for backend in common::backends() {
@@ -202,10 +203,16 @@ fn entries_a_consolidation_is_moving_stay_found_until_it_commits() {
         let dropped = m
             .append(msg("b", "s", "a zebra, how nice").with_importance(0.0))
             .unwrap();
-        for i in 0..3 {
+        for i in 0..2 {
             m.append(msg("a", "s", &format!("turn {i}"))).unwrap();
+        }
+        for i in 0..3 {
             m.append(msg("b", "s", &format!("turn {i}"))).unwrap();
         }
+        // Still in the window of three: the consolidation copies it to long-term memory.
+        let staying = m
+            .append(msg("a", "s", "the zebra's vet is Ana").with_importance(1.0))
+            .unwrap();
         let q = SearchQuery::new("a", "zebra")
             .with_mode(memory_core::SearchMode::Keyword)
             .without_cache();
@@ -232,13 +239,13 @@ fn entries_a_consolidation_is_moving_stay_found_until_it_commits() {
             seen.extend(other.iter().map(found));
             let mut seen_of_b = vec![found_of_b(&m)];
             seen_of_b.extend(other.iter().map(found_of_b));
-            let forgot = m.forget("a", gone);
+            let forgot = [m.forget("a", gone), m.forget("a", staying)];
             let after_forget = found(&m);
             go_tx.send(()).unwrap();
             for (handle, ids) in seen.iter().enumerate() {
                 assert_eq!(
                     ids,
-                    &vec![id, gone],
+                    &vec![id, gone, staying],
                     "handle {handle} of the {}: entries under consolidation are in neither tier",
                     store.label()
                 );
@@ -246,16 +253,26 @@ fn entries_a_consolidation_is_moving_stay_found_until_it_commits() {
             for ids in &seen_of_b {
                 assert_eq!(ids, &vec![dropped], "{}", store.label());
             }
-            assert!(forgot.unwrap(), "{}", store.label());
+            for forgot in forgot {
+                assert!(forgot.unwrap(), "{}", store.label());
+            }
             assert_eq!(after_forget, vec![id], "{}", store.label());
             assert!(consolidation.join().unwrap().unwrap().promoted >= 1);
         });
-        assert!(found(&m).contains(&id), "{}", store.label());
+        // What was forgotten while the consolidation ran is not what it committed.
+        assert_eq!(found(&m), vec![id], "{}", store.label());
         assert!(m.get("a", id).unwrap().is_some());
+        for forgotten in [gone, staying] {
+            assert!(
+                m.get("a", forgotten).unwrap().is_none(),
+                "{}: an entry forgotten during a consolidation was stored by it",
+                store.label()
+            );
+        }
         assert!(m.get("b", dropped).unwrap().is_none());
         assert_eq!(found_of_b(&m), vec![], "{}", store.label());
         if let Some(other) = &other {
-            assert!(found(other).contains(&id), "{}", store.label());
+            assert_eq!(found(other), vec![id], "{}", store.label());
             assert_eq!(
                 found_of_b(other),
                 vec![],

@@ -92,9 +92,16 @@ pub(crate) trait ShortTermStore: Send + Sync + std::fmt::Debug {
         visit: &mut dyn FnMut(&MemoryEntry),
     ) -> Result<()>;
 
-    /// Removes the entry `id` of `agent` from its window, or from the hand-off to
-    /// consolidation; whether it was there.
+    /// Removes the entry `id` of `agent` from its window, the hand-off to consolidation, or what
+    /// a consolidation under way has taken; whether it was there. It also leaves a mark that
+    /// the entry was forgotten, which a consolidation under way (of any handle sharing the
+    /// tier) reads after its commit ([`forgotten`](Self::forgotten)): it may have taken the
+    /// entry before, and must then delete what it committed.
     fn forget(&self, agent: &str, id: EntryId) -> Result<bool>;
+
+    /// Which of `entries` (agent and id) were forgotten since the consolidation under way swept
+    /// (marks of `forget`); read by that consolidation after its commit.
+    fn forgotten(&self, entries: &[(Arc<str>, EntryId)]) -> Result<Vec<bool>>;
 
     /// Records retrievals of entries of live windows (access count and time).
     fn record_access(&self, agent: &str, ids: &[(Arc<str>, EntryId)], now: Timestamp)

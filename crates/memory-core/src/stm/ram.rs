@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 
 use crate::clock::Timestamp;
 use crate::entry::{EntryId, MemoryEntry};
@@ -43,6 +43,9 @@ pub(crate) struct RamShortTerm {
     /// the shards and `in_flight` (sweep, hand-back), so that a visit sees each entry in one
     /// place or the other, never in neither (nor in both).
     moving: RwLock<()>,
+    /// The entries forgotten since the consolidation under way swept (`None` when none is):
+    /// read by it after its commit, dropped when it settles or hands back.
+    forgotten: Mutex<Option<FxHashSet<(Arc<str>, EntryId)>>>,
     mask: usize,
     capacity: usize,
     ttl: Duration,
@@ -55,6 +58,7 @@ impl RamShortTerm {
             shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
             in_flight: Mutex::new(Vec::new()),
             moving: RwLock::new(()),
+            forgotten: Mutex::new(None),
             mask: n - 1,
             capacity,
             ttl,
@@ -181,6 +185,9 @@ impl ShortTermStore for RamShortTerm {
     }
 
     fn forget(&self, agent: &str, id: EntryId) -> Result<bool> {
+        // Not beside a sweep: the entry is either still in its window (and gone before the
+        // sweep) or taken by it, with the consolidation's marks in place.
+        let _no_move = self.moving.read();
         let mut found = false;
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
@@ -198,13 +205,25 @@ impl ShortTermStore for RamShortTerm {
             handed_off.retain(|i| i.entry.id != id || &*i.entry.agent_id != agent);
             found |= handed_off.len() < before;
         }
-        // The copy a running consolidation's search view holds (its own copy, which it may
-        // still commit, is out of reach).
+        // The copy a running consolidation's search view holds; its own copy, which it may still
+        // commit, is out of reach: the mark makes it delete what it committed.
         let mut in_flight = self.in_flight.lock();
         let before = in_flight.len();
         in_flight.retain(|e| e.id != id || &*e.agent_id != agent);
         found |= in_flight.len() < before;
+        drop(in_flight);
+        if let Some(marks) = self.forgotten.lock().as_mut() {
+            marks.insert((Arc::from(agent), id));
+        }
         Ok(found)
+    }
+
+    fn forgotten(&self, entries: &[(Arc<str>, EntryId)]) -> Result<Vec<bool>> {
+        let marks = self.forgotten.lock();
+        Ok(entries
+            .iter()
+            .map(|e| marks.as_ref().is_some_and(|m| m.contains(e)))
+            .collect())
     }
 
     fn record_access(
@@ -256,6 +275,7 @@ impl ShortTermStore for RamShortTerm {
             });
         }
         *self.in_flight.lock() = out.leaving.iter().map(|i| i.entry.clone()).collect();
+        *self.forgotten.lock() = Some(FxHashSet::default());
         Ok(out)
     }
 
@@ -264,6 +284,7 @@ impl ShortTermStore for RamShortTerm {
         // Committed: what was promoted is found in long-term memory now (a search reads it after
         // its short-term part), the rest is gone.
         self.in_flight.lock().clear();
+        *self.forgotten.lock() = None;
         for (agent, session, id) in settled {
             let mut shard = self.shard(agent, session).lock();
             if let Some(w) = shard
@@ -279,9 +300,14 @@ impl ShortTermStore for RamShortTerm {
         Ok(())
     }
 
+    /// What was forgotten meanwhile does not come back.
     fn hand_back(&self, leaving: Vec<WindowItem>) -> Result<()> {
         let _moving = self.moving.write();
+        let forgotten = self.forgotten.lock().take().unwrap_or_default();
         for item in leaving {
+            if forgotten.contains(&(item.entry.agent_id.clone(), item.entry.id)) {
+                continue;
+            }
             self.shard(&item.entry.agent_id, &item.entry.session_id)
                 .lock()
                 .handed_off

@@ -14,6 +14,7 @@
 //! | `P:g:<agent>` | counter | generation, bumped by every change search can see |
 //! | `P:inflight` | sorted set | consolidation batches taken by a sweep -> wall-clock ms |
 //! | `P:f:<batch>` | list | the entries of one batch until consolidation settles them, each after its agent (`<len>:<agent>`) |
+//! | `P:forgotten` | sorted set | `<len>:<agent><id>` of entries `forget` removed -> wall-clock ms, kept for [`FORGOTTEN_KEPT`] at least |
 //!
 //! Each change is one server-side script, so it is atomic. Expiry follows the engine's clock
 //! (the TTL is checked against a session's last activity, as in the RAM tier), never Redis key
@@ -145,6 +146,10 @@ fn enc(id: &str) -> String {
     format!("{}:{id}", id.len())
 }
 
+/// How long the marks of forgotten entries are kept at least: past any consolidation that may
+/// have taken one before it was forgotten (four hand-off leases, when longer).
+const FORGOTTEN_KEPT: Duration = Duration::from_secs(3_600);
+
 /// The key names of one prefix.
 #[derive(Debug, Clone)]
 struct Keys {
@@ -174,6 +179,9 @@ impl Keys {
     fn inflight(&self) -> String {
         format!("{}:inflight", self.prefix)
     }
+    fn forgotten(&self) -> String {
+        format!("{}:forgotten", self.prefix)
+    }
     fn batch_prefix(&self) -> String {
         format!("{}:f:", self.prefix)
     }
@@ -200,7 +208,7 @@ impl Keys {
             rest.get(len.parse::<usize>().ok()?..)
         }
         match rest.split_once(':') {
-            None => rest == "agents" || rest == "inflight",
+            None => rest == "agents" || rest == "inflight" || rest == "forgotten",
             Some(("s" | "h" | "g", ids)) => id(ids) == Some(""),
             Some(("w", ids)) => id(ids).and_then(id) == Some(""),
             Some(("f", batch)) => {
@@ -370,10 +378,13 @@ for p = 2, #ARGV, 2 do
 end
 return 1";
 
-/// KEYS: sessions, hand-off, generation, in-flight set. ARGV: window prefix, id, batch key
-/// prefix, agent tag. Removes the entry from the agent's windows, hand-off list and unsettled
-/// batches; how many copies it removed.
+/// KEYS: sessions, hand-off, generation, in-flight set, forgotten set. ARGV: window prefix, id,
+/// batch key prefix, agent tag, wall ms now, ms to keep marks. Removes the entry from the agent's
+/// windows, hand-off list and unsettled batches, and marks it forgotten (dropping marks past
+/// their time); how many copies it removed.
 const FORGET: &str = "
+redis.call('ZADD', KEYS[5], ARGV[5], ARGV[4] .. ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', tonumber(ARGV[5]) - tonumber(ARGV[6]))
 local removed = 0
 local function drop(list)
   for _, it in ipairs(redis.call('LRANGE', list, 0, -1)) do
@@ -439,6 +450,14 @@ if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[4]) en
 if #moved > 0 then redis.call('INCR', KEYS[5]) end
 return {expired_n, staying}";
 
+/// KEYS: forgotten set. ARGV: `<len>:<agent><id>` of entries. Whether each is marked forgotten.
+const FORGOTTEN: &str = "
+local out = {}
+for i, member in ipairs(ARGV) do
+  out[i] = redis.call('ZSCORE', KEYS[1], member) and 1 or 0
+end
+return out";
+
 /// KEYS: in-flight set, this batch's list. ARGV: batch, generation key prefix. Deletes a settled
 /// batch; searches of its agents found its entries, so their generations change.
 const SETTLE: &str = "
@@ -483,6 +502,7 @@ struct Scripts {
     reclaim: Script,
     sweep_agent: Script,
     settle: Script,
+    forgotten: Script,
     stats: Script,
 }
 
@@ -500,6 +520,7 @@ impl Scripts {
             reclaim: s(RECLAIM),
             sweep_agent: s(SWEEP_AGENT),
             settle: s(SETTLE),
+            forgotten: s(FORGOTTEN),
             stats: s(STATS),
         }
     }
@@ -715,6 +736,8 @@ impl ShortTermStore for RedisShortTerm {
     fn forget(&self, agent: &str, id: EntryId) -> Result<bool> {
         let s = self.shared.clone();
         let agent = agent.to_owned();
+        let keep_ms = FORGOTTEN_KEPT.max(s.lease.saturating_mul(4)).as_millis();
+        let keep_ms = i64::try_from(keep_ms).unwrap_or(i64::MAX);
         // Safe to repeat: a repeat after a lost reply finds nothing left to remove.
         let removed: i64 = self.run(async move {
             let k = &s.keys;
@@ -725,13 +748,37 @@ impl ShortTermStore for RedisShortTerm {
                 .key(k.handoff(&agent))
                 .key(k.generation(&agent))
                 .key(k.inflight())
+                .key(k.forgotten())
                 .arg(k.window_prefix(&agent))
                 .arg(id.0.to_string())
                 .arg(k.batch_prefix())
                 .arg(enc(&agent))
+                .arg(wall_ms())
+                .arg(keep_ms)
                 .invoke_async::<i64>(&mut con))
         })?;
         Ok(removed > 0)
+    }
+
+    fn forgotten(&self, entries: &[(Arc<str>, EntryId)]) -> Result<Vec<bool>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = self.shared.clone();
+        let members: Vec<String> = entries
+            .iter()
+            .map(|(agent, id)| format!("{}{}", enc(agent), id.0))
+            .collect();
+        let marked: Vec<i64> = self.run(async move {
+            let k = &s.keys;
+            retrying!(s, |con| s
+                .scripts
+                .forgotten
+                .key(k.forgotten())
+                .arg(&members)
+                .invoke_async::<Vec<i64>>(&mut con))
+        })?;
+        Ok(marked.into_iter().map(|m| m == 1).collect())
     }
 
     fn record_access(
@@ -865,12 +912,20 @@ impl ShortTermStore for RedisShortTerm {
         })
     }
 
+    /// What was forgotten meanwhile does not come back.
     fn hand_back(&self, leaving: Vec<WindowItem>) -> Result<()> {
+        let keys: Vec<(Arc<str>, EntryId)> = leaving
+            .iter()
+            .map(|i| (i.entry.agent_id.clone(), i.entry.id))
+            .collect();
+        let forgotten = self.forgotten(&keys)?;
         let s = self.shared.clone();
         let batch = self.batch.lock().take();
         let items: Vec<(Arc<str>, String)> = leaving
             .iter()
-            .map(|i| Ok((i.entry.agent_id.clone(), encode(i)?)))
+            .zip(&forgotten)
+            .filter(|(_, &gone)| !gone)
+            .map(|(i, _)| Ok((i.entry.agent_id.clone(), encode(i)?)))
             .collect::<Result<_>>()?;
         self.run(async move {
             let k = &s.keys;
