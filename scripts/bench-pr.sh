@@ -122,9 +122,10 @@ if [[ -n ${GUNGRAUN_HOME:-} ]]; then GUNGRAUN_HOME=$(absolute "$GUNGRAUN_HOME");
 config=${BENCH_GATE_CONFIG:+$(absolute "$BENCH_GATE_CONFIG")}
 if [[ -n $html ]]; then
   html=$(absolute "$html")
-  # Checked now rather than after an hour of benchmarking.
-  [[ -d $(dirname "$html") ]] || {
-    echo "$0: --html $html: directory $(dirname "$html") does not exist" >&2
+  # Made now, so that a directory that cannot be made fails before an hour of benchmarking; CI
+  # passes --html target/bench-report.html on a fresh checkout, where target/ does not exist yet.
+  mkdir -p "$(dirname "$html")" || {
+    echo "$0: --html $html: cannot create the directory $(dirname "$html")" >&2
     exit 1
   }
 fi
