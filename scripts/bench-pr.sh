@@ -296,8 +296,9 @@ run_benches() {
   done <"$work/$side.benches"
 }
 
-# exe_of SIDE TARGET: SIDE's executable of bench TARGET (empty when that side has none).
-exe_of() { awk -v t="$2" '$1 == t { print $2 }' "$work/$1.benches"; }
+# exe_of SIDE TARGET: SIDE's executable of bench TARGET (empty when that side has none). The
+# path is everything after the first space of the line: it may hold spaces itself.
+exe_of() { awk -v t="$2" '$1 == t { print substr($0, length($1) + 2); exit }' "$work/$1.benches"; }
 
 # group_filters TARGET: one Criterion filter per benchmark group of TARGET on either side (the
 # group's ids, exact and anchored), one per line. An id only one side has is in its group too:
