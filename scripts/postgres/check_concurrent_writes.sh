@@ -16,8 +16,10 @@ trap 'rm -rf "$work"; dropdb --if-exists membench_check 2>/dev/null' EXIT
 
 dropdb --if-exists membench_check 2>/dev/null
 createdb membench_check
-psql -X -q -v ON_ERROR_STOP=1 -v embedding_dim=8 --single-transaction \
-    -f crates/memory-core/src/store/postgres/schema.sql 2>&1 | grep -v NOTICE || true
+# NOTICEs (e.g. "... does not exist, skipping") are silenced by the server, not filtered out of
+# the output: a pipe into grep with `|| true` also hid a failed schema load.
+PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 -v embedding_dim=8 \
+    --single-transaction -f crates/memory-core/src/store/postgres/schema.sql
 psql -X -q -c "CREATE SEQUENCE test_ids START 1000000"
 cat >"$work/insert.sql" <<'EOF'
 \set a random(1, 3)

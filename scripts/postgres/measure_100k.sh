@@ -18,8 +18,10 @@ trap 'rm -rf "$work"' EXIT
 echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 dropdb --if-exists membench_bench
 createdb membench_bench
-psql -X -q -v ON_ERROR_STOP=1 -v embedding_dim=384 --single-transaction \
-    -f crates/memory-core/src/store/postgres/schema.sql 2>&1 | grep -v NOTICE || true
+# NOTICEs (e.g. "... does not exist, skipping") are silenced by the server, not filtered out of
+# the output: a pipe into grep with `|| true` also hid a failed schema load.
+PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 -v embedding_dim=384 \
+    --single-transaction -f crates/memory-core/src/store/postgres/schema.sql
 echo "== generate and load 100K entries"
 psql -X -q -f scripts/postgres/generate_100k.sql 2>&1 | grep -v NOTICE
 echo "== checks and recall"
