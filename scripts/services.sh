@@ -5,6 +5,7 @@
 #
 #   scripts/services.sh start            start both (a second start reports them as running)
 #   scripts/services.sh stop [--clean]   stop both; --clean also deletes their data and logs
+#                                        (both are always tried; exit 1 if either did not stop)
 #   scripts/services.sh status           what runs where (exit 0 when both run, 3 otherwise)
 #   scripts/services.sh env              export lines for `eval "$(scripts/services.sh env)"`
 #
@@ -45,8 +46,9 @@ REDIS_PIDFILE=$REDIS_DIR/redis.pid
 REDIS_LOG=$STATE_DIR/redis.log
 
 say() { printf 'services: %s\n' "$*" >&2; }
+error() { printf 'services: error: %s\n' "$*" >&2; }
 die() {
-    printf 'services: error: %s\n' "$*" >&2
+    error "$@"
     exit 1
 }
 
@@ -274,7 +276,8 @@ pg_stop() {
     # Fast shutdown: open sessions are rolled back, committed work is already in the WAL.
     if ! as_pg_user "$PG_BIN/pg_ctl" stop -D "$PGDATA" -m fast -w -t "$TIMEOUT" >/dev/null; then
         log_tail "$PG_LOG"
-        die "postgres: pg_ctl stop failed (pid $pid; log: $PG_LOG)"
+        error "postgres: pg_ctl stop failed (pid $pid; log: $PG_LOG)"
+        return 1
     fi
     say "postgres: stopped"
 }
@@ -373,7 +376,8 @@ redis_stop() {
     while [[ -e /proc/$pid ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == redis-server ]]; do
         if ((waited >= TIMEOUT * 5)); then
             log_tail "$REDIS_LOG"
-            die "redis: pid $pid still running ${TIMEOUT}s after SIGTERM"
+            error "redis: pid $pid still running ${TIMEOUT}s after SIGTERM"
+            return 1
         fi
         sleep 0.2
         waited=$((waited + 1))
@@ -428,14 +432,26 @@ stop)
     *) usage ;;
     esac
     take_lock
-    pg_stop
-    redis_stop
+    # Each stop runs in a subshell, so that a failure in one (even a die) still lets the other
+    # server stop and --clean run; the failure is remembered for the exit code.
+    pg_stopped=true
+    redis_stopped=true
+    (pg_stop) || pg_stopped=false
+    (redis_stop) || redis_stopped=false
     if $clean; then
-        # The venv stays: it is a cache of downloaded binaries, not data.
-        rm -rf "$PGDATA" "$REDIS_DIR" "$PG_LOG" "$REDIS_LOG" "$STATE_DIR/initdb.log" \
-            "$STATE_DIR/apt-redis.log"
-        say "deleted the data and logs in $STATE_DIR (kept the venv)"
+        # The venv stays: it is a cache of downloaded binaries, not data. A server that did not
+        # stop keeps its data and log: deleting the files under a running server would hide it
+        # (holding its port) rather than stop it, and its log says why it did not stop.
+        rm -f "$STATE_DIR/initdb.log" "$STATE_DIR/apt-redis.log"
+        if $pg_stopped; then rm -rf "$PGDATA" "$PG_LOG"; fi
+        if $redis_stopped; then rm -rf "$REDIS_DIR" "$REDIS_LOG"; fi
+        say "deleted the data and logs of the stopped servers in $STATE_DIR (kept the venv)"
     fi
+    kept=""
+    if $clean; then kept="; its data and log are kept"; fi
+    $pg_stopped || error "postgres did not stop (see above)$kept"
+    $redis_stopped || error "redis did not stop (see above)$kept"
+    if ! $pg_stopped || ! $redis_stopped; then exit 1; fi
     ;;
 status)
     [[ $# -eq 1 ]] || usage
