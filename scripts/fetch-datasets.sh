@@ -8,34 +8,68 @@
 #                                                        of its sessions, as distractors)
 #
 # Everything goes to target/datasets/ (or $MEMBENCH_DATASETS); nothing is committed. Safe to run
-# again: the wheels are downloaded once (pip checks their hashes), the JSON files are rebuilt
-# (deterministically). Then:
+# again: the wheels are downloaded once, and on every run, kept ones included, each is checked
+# against the sha256 recorded below (a changed upload or a damaged file is refused; a kept file
+# that differs is downloaded again); the JSON files are rebuilt (deterministically). Then:
 #
 #   MEMBENCH_LOCOMO=target/datasets/cri.json,target/datasets/cri-chitchat.json \
 #       cargo bench --bench quality
 set -euo pipefail
 
+# The pinned wheels and their sha256 (of the files the registry serves for these versions).
+CRI_WHEEL=cri_benchmark-0.1.2-py3-none-any.whl
+CRI_WHEEL_SHA256=0fbbe852a4bfe0032649bc7142a41bb54ae451e827174b9d142be45db87d88c2
+CHITCHAT_WHEEL=chitchat_dataset-0.9.0-py3-none-any.whl
+CHITCHAT_WHEEL_SHA256=7bf89f36645e2d5ec87d53370c8e851b5a688479c7beb7079cb4c87fc5acea3e
+
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${MEMBENCH_DATASETS:-$root/target/datasets}
 wheels=$out/wheels
-cri_wheel=$wheels/cri_benchmark-0.1.2-py3-none-any.whl
-chitchat_wheel=$wheels/chitchat_dataset-0.9.0-py3-none-any.whl
+cri_wheel=$wheels/$CRI_WHEEL
+chitchat_wheel=$wheels/$CHITCHAT_WHEEL
 
 die() { echo "fetch-datasets: error: $*" >&2; exit 1; }
 
 command -v python3 >/dev/null || die "python3 is not installed"
-python3 -m pip --version >/dev/null 2>&1 || die "pip is not available (python3 -m pip)"
 mkdir -p "$wheels" || die "cannot create $wheels"
 
-if [[ -f $cri_wheel && -f $chitchat_wheel ]]; then
-    echo "fetch-datasets: wheels already in $wheels"
+# Prints nothing when both wheels in directory "$1" have their recorded sha256; else names the
+# first missing or different one.
+check_wheels() {
+    python3 - "$1" "$CRI_WHEEL" "$CRI_WHEEL_SHA256" "$CHITCHAT_WHEEL" "$CHITCHAT_WHEEL_SHA256" <<'PY'
+import hashlib, sys
+from pathlib import Path
+d, args = Path(sys.argv[1]), sys.argv[2:]
+for name, want in zip(args[::2], args[1::2]):
+    p = d / name
+    if not p.is_file():
+        print(f"{p} is missing"); sys.exit(0)
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != want:
+        print(f"{p} has sha256 {h.hexdigest()}, expected {want}"); sys.exit(0)
+PY
+}
+
+problem=$(check_wheels "$wheels")
+if [[ -z $problem ]]; then
+    echo "fetch-datasets: wheels already in $wheels (sha256 verified)"
 else
+    [[ $problem == *" is missing" ]] || echo "fetch-datasets: $problem; downloading it again"
+    python3 -m pip --version >/dev/null 2>&1 || die "pip is not available (python3 -m pip)"
+    # Downloaded beside the kept wheels and moved into place only once verified.
+    work=$(mktemp -d "$wheels/.download.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
     echo "fetch-datasets: downloading cri-benchmark 0.1.2 and chitchat-dataset 0.9.0 into $wheels"
-    python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$wheels" \
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$work" \
         cri-benchmark==0.1.2 chitchat-dataset==0.9.0 ||
         die "pip download failed (is the Python package registry reachable?)"
-    [[ -f $cri_wheel ]] || die "pip did not produce $cri_wheel"
-    [[ -f $chitchat_wheel ]] || die "pip did not produce $chitchat_wheel"
+    problem=$(check_wheels "$work")
+    [[ -z $problem ]] || die "the downloaded wheels do not have the recorded hashes: $problem"
+    mv -f "$work/$CRI_WHEEL" "$cri_wheel"
+    mv -f "$work/$CHITCHAT_WHEEL" "$chitchat_wheel"
 fi
 
 python3 "$root/scripts/convert-cri.py" "$cri_wheel" -o "$out/cri.json"
