@@ -55,13 +55,19 @@ read -r -a benches <<<"${BENCHES:-latency}"
 filter=${FILTER:-}
 hog_busy=${HOG_BUSY:-15}
 hog_idle=${HOG_IDLE:-10}
-config=${CONFIG:-$root/bench-gate.toml}
+# Paths given relative to the caller's directory are made absolute now: the gate and the builds
+# run after a `cd` (into $work or $root), where a relative path names another file or none.
+absolute() { if [[ $1 == /* ]]; then printf '%s\n' "$1"; else printf '%s\n' "$PWD/$1"; fi; }
+config=$(absolute "${CONFIG:-$root/bench-gate.toml}")
+[[ -f $config ]] || { echo "CONFIG=$config is not a file" >&2; exit 1; }
 read -r -a configs <<<"${CONFIGS:-default=$config}"
-for c in "${configs[@]}"; do
+for i in "${!configs[@]}"; do
+  c=${configs[i]}
   [[ $c == *=* && -f ${c#*=} ]] || { echo "CONFIGS entry '$c' is not LABEL=<existing file>" >&2; exit 1; }
+  configs[i]=${c%%=*}=$(absolute "${c#*=}")
 done
 export MEMBENCH_PROFILE=${MEMBENCH_PROFILE:-quick}
-target=${CARGO_TARGET_DIR:-$root/target}/accuracy-planted
+target=$(absolute "${CARGO_TARGET_DIR:-$root/target}")/accuracy-planted
 work=$(mktemp -d "${TMPDIR:-/tmp}/accuracy.XXXXXX")
 out=${OUT:-$work/reports}
 mkdir -p "$out"
@@ -170,9 +176,10 @@ criterion_run() {
 }
 
 # group_filters TARGET: one Criterion filter per benchmark group of TARGET that FILTER selects
-# (the exact ids of the group, anchored), one per line.
+# (the exact ids of the group, anchored), one per line; fails when the listing fails (pipefail),
+# with the executable's messages in $work/log.
 group_filters() {
-  (cd "$root" && "$(exe "$1")" --list ${filter:+"$filter"} 2>/dev/null) | sed -n 's/: benchmark$//p' |
+  (cd "$root" && "$(exe "$1")" --list ${filter:+"$filter"} 2>>"$work/log") | sed -n 's/: benchmark$//p' |
     awk -F/ '{ g = $1 "/" $2; gsub(/[][().*+?^$|{}\\]/, "\\\\&"); if (g in ids) ids[g] = ids[g] "|" $0; else ids[g] = $0 }
              END { for (g in ids) print "^(" ids[g] ")$" }' | sort
 }
@@ -190,7 +197,7 @@ base_first() {
 # other's (ABBA by round); INTERLEAVE=group: group by group, both sides back to back, the side
 # that goes first balanced over each two rounds and drawn per group (base_first).
 interleaved_round() {
-  local k=$1 pct=$2 b g i=0 first second
+  local k=$1 pct=$2 b g i=0 first second groups
   if [[ $interleave == run ]]; then
     if ((k % 2 == 1)); then first=base; else first=head; fi
     [[ $first == base ]] && second=head || second=base
@@ -199,12 +206,19 @@ interleaved_round() {
     return
   fi
   for b in "${benches[@]}"; do
+    # Listed into a variable first: a failing command inside `< <(...)` goes unnoticed.
+    groups=$(group_filters "$b") || {
+      echo "listing the benchmarks of $b failed (--list${filter:+ $filter}):" >&2
+      tail -20 "$work/log" >&2
+      exit 1
+    }
     while read -r g; do
+      [[ -n $g ]] || continue
       if base_first "$k" "$i"; then first=base second=head; else first=head second=base; fi
       criterion_one "$b" "$first" "$first-r$k" "$([[ $first == head ]] && echo "$pct" || echo 0)" "$g" "${round_args[@]}"
       criterion_one "$b" "$second" "$second-r$k" "$([[ $second == head ]] && echo "$pct" || echo 0)" "$g" "${round_args[@]}"
       i=$((i + 1))
-    done < <(group_filters "$b")
+    done <<<"$groups"
   done
 }
 
