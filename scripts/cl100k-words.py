@@ -14,19 +14,41 @@ tiktoken): `scripts/cl100k-words.py [PATH]`; without PATH it is looked up in car
 import base64
 import glob
 import os
+import re
 import sys
 
 MIN_LETTERS = 3  # one or two letters are always one token
+
+
+def crate_version(path):
+    """The version of the tiktoken-rs-X.Y.Z[-pre] directory that holds `assets/<file>`, as a key
+    that orders versions by number (a text sort puts 0.9 after 0.10) and a release after its
+    pre-releases; None for a directory not named so.
+
+    >>> crate_version("/r/src/i/tiktoken-rs-0.10.0/assets/cl100k_base.tiktoken") > crate_version("/r/src/i/tiktoken-rs-0.9.1/assets/cl100k_base.tiktoken")
+    True
+    >>> crate_version("/r/tiktoken-rs-1.0.0/assets/f") > crate_version("/r/tiktoken-rs-1.0.0-rc.1/assets/f")
+    True
+    >>> crate_version("/r/tiktoken-rs-extra/assets/f") is None
+    True
+    """
+    name = os.path.basename(os.path.dirname(os.path.dirname(path)))
+    m = re.fullmatch(r"tiktoken-rs-(\d+)\.(\d+)\.(\d+)(?:-(.+))?", name)
+    if m is None:
+        return None
+    return (int(m[1]), int(m[2]), int(m[3]), m[4] is None, m[4] or "")
 
 
 def vocabulary_path():
     if len(sys.argv) > 1:
         return sys.argv[1]
     home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
-    found = sorted(glob.glob(os.path.join(home, "registry/src/*/tiktoken-rs-*/assets/cl100k_base.tiktoken")))
+    found = [p for p in glob.glob(os.path.join(home, "registry/src/*/tiktoken-rs-*/assets/cl100k_base.tiktoken"))
+             if crate_version(p) is not None]
     if not found:
         sys.exit("cl100k_base.tiktoken not found in cargo's registry; run `cargo fetch` or pass its path")
-    return found[-1]
+    # The newest version by number: sorted text would take 0.9.x over 0.10.x.
+    return max(found, key=crate_version)
 
 
 def main():
