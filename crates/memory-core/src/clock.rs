@@ -102,9 +102,16 @@ impl ManualClock {
         }
     }
 
-    /// Moves the clock forward by `d`.
+    /// Moves the clock forward by `d`, stopping at the last representable timestamp (as
+    /// [`Timestamp::plus`] does) rather than wrapping around to one before the epoch.
     pub fn advance(&self, d: Duration) {
-        self.micros.fetch_add(duration_micros(d), Ordering::SeqCst);
+        let step = duration_micros(d);
+        // The closure always returns `Some`: the update cannot fail.
+        let _ = self
+            .micros
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(step))
+            });
     }
 
     /// Sets the clock to `t`.
@@ -175,6 +182,17 @@ mod date_tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_manual_clock_stops_at_the_last_timestamp_instead_of_wrapping() {
+        let clock = ManualClock::new(Timestamp(i64::MAX - 5));
+        clock.advance(Duration::from_micros(3));
+        assert_eq!(clock.now(), Timestamp(i64::MAX - 2));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(clock.now(), Timestamp(i64::MAX));
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), Timestamp(i64::MAX));
     }
 
     #[test]
