@@ -31,7 +31,7 @@ fn information(text: &str) -> f32 {
         }
         // "Thank you", and "you know" / "you see" as fillers, speak to no one in particular.
         if is_second_person(&lower) && previous != "thank" {
-            sentence.second_person += 1;
+            sentence.second_person = sentence.second_person.saturating_add(1);
         } else if previous == "you" && matches!(lower.as_str(), "know" | "see") {
             sentence.second_person = sentence.second_person.saturating_sub(1);
         }
@@ -48,11 +48,11 @@ fn information(text: &str) -> f32 {
                 || (w.after_comma && matches!(w.next, '!' | '?' | '.' | ',' | '\0')));
         if !vocative {
             if has_digit || (letters >= 3 && !common_words().contains(lower.as_str())) {
-                sentence.counts.content += 1;
+                sentence.counts.content = sentence.counts.content.saturating_add(1);
             }
             let name = capitalized && !sentence_start && !pronoun_i;
             if has_digit || name || date_words().contains(lower.as_str()) {
-                sentence.counts.specific += 1;
+                sentence.counts.specific = sentence.counts.specific.saturating_add(1);
             }
         }
         after_greeting = is_greeting(&lower);
@@ -114,21 +114,23 @@ impl Sentences {
         to.add(s.counts);
     }
 
+    /// Summed in f32, which cannot overflow from u32 counts.
     fn information(&self) -> f32 {
-        let speaker = self.speaker.content + self.speaker.specific;
+        let speaker = self.speaker.content as f32 + self.speaker.specific as f32;
         // What a turn tells the listener of themselves they know already; only its names,
         // numbers and dates may be new.
-        let listener = self.listener.specific;
+        let listener = self.listener.specific as f32;
         let world = 0.5 * self.world.content as f32 + self.world.specific as f32;
         if self.of_speaker {
             // A question without anyone in it, in a turn where the speaker speaks of
             // themselves, is most often rhetorical ("Guess who got promoted? Me!").
             let asked = 0.5 * self.world_asked.content as f32 + self.world_asked.specific as f32;
-            let content = self.speaker.content + self.world.content + self.world_asked.content;
-            let bonus = if content > 0 { 1.0 } else { 0.0 };
-            (speaker + listener) as f32 + world + asked + bonus
+            let content =
+                self.speaker.content > 0 || self.world.content > 0 || self.world_asked.content > 0;
+            let bonus = if content { 1.0 } else { 0.0 };
+            speaker + listener + world + asked + bonus
         } else {
-            listener as f32 + world
+            listener + world
         }
     }
 }
@@ -141,9 +143,12 @@ struct Counts {
 }
 
 impl Counts {
+    /// Saturating, as every count here: a text of billions of words (a caller's
+    /// [`ImportanceScorer::estimate`](crate::ImportanceScorer::estimate) has no size limit)
+    /// must not overflow them; the estimate has long reached 1 by then.
     fn add(&mut self, other: Counts) {
-        self.content += other.content;
-        self.specific += other.specific;
+        self.content = self.content.saturating_add(other.content);
+        self.specific = self.specific.saturating_add(other.specific);
     }
 }
 
@@ -788,3 +793,37 @@ const COMMON_WORDS: &[&str] = &[
     "catch",
     "totally",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_saturate_instead_of_overflowing() {
+        let mut counts = Counts {
+            content: u32::MAX - 1,
+            specific: u32::MAX,
+        };
+        counts.add(Counts {
+            content: 5,
+            specific: 1,
+        });
+        assert_eq!((counts.content, counts.specific), (u32::MAX, u32::MAX));
+        let mut sentences = Sentences::default();
+        for _ in 0..2 {
+            sentences.add(
+                Sentence {
+                    counts: Counts {
+                        content: u32::MAX,
+                        specific: u32::MAX,
+                    },
+                    first_person: true,
+                    ..Sentence::default()
+                },
+                false,
+            );
+        }
+        let x = sentences.information();
+        assert!(x.is_finite() && x > 0.0, "{x}");
+    }
+}
