@@ -211,19 +211,60 @@ fn is_greeting(word: &str) -> bool {
     )
 }
 
-/// `Name: text` -> `text` (a speaker label is who said it, not what was said).
+/// `Name: text` -> `text` (a speaker label is who said it, not what was said). A label is up to
+/// three words, the first capitalized, in which no sentence ends: in "I'm pregnant! Due: March"
+/// the text before ": " is speech, not a label. A period may only end a title or an initial
+/// ("Dr. Smith: ...", "J. Smith: ..."); any other period, `!`, `?` or line break rules a label out.
 fn strip_speaker_label(text: &str) -> &str {
     match text.split_once(": ") {
         Some((label, rest))
             if !label.is_empty()
                 && label.len() <= 40
                 && label.split_whitespace().count() <= 3
-                && label.chars().next().is_some_and(char::is_uppercase) =>
+                && label.chars().next().is_some_and(char::is_uppercase)
+                && !label.contains(['!', '?', '\n', '\r'])
+                && label
+                    .split_whitespace()
+                    .all(|w| !w.contains('.') || is_abbreviation(w)) =>
         {
             rest
         }
         _ => text,
     }
+}
+
+/// Whether a word of a speaker label is a title or an initial with its period ("Dr.", "J."),
+/// whose period ends no sentence.
+fn is_abbreviation(word: &str) -> bool {
+    let Some(stem) = word.strip_suffix('.') else {
+        return false;
+    };
+    let mut chars = stem.chars();
+    let initial = chars.next().is_some_and(char::is_uppercase) && chars.next().is_none();
+    initial
+        || matches!(
+            stem,
+            "Dr" | "Mr"
+                | "Mrs"
+                | "Ms"
+                | "Mx"
+                | "Prof"
+                | "St"
+                | "Jr"
+                | "Sr"
+                | "Rev"
+                | "Fr"
+                | "Capt"
+                | "Col"
+                | "Gen"
+                | "Lt"
+                | "Sgt"
+                | "Hon"
+                | "Gov"
+                | "Sen"
+                | "Rep"
+                | "Pres"
+        )
 }
 
 /// One word of a text and what surrounds it.
@@ -797,6 +838,39 @@ const COMMON_WORDS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_label_in_which_no_sentence_ends_is_stripped() {
+        let stripped = [
+            (
+                "Caroline: I went to a support group.",
+                "I went to a support group.",
+            ),
+            ("Dr. Smith: Take two a day.", "Take two a day."),
+            ("Mrs. Ana Lopes: Hi!", "Hi!"),
+            (
+                "J. R. Tolkien: Not all who wander are lost.",
+                "Not all who wander are lost.",
+            ),
+            ("Sammy Davis Jr.: I have a dream.", "I have a dream."),
+        ];
+        for (text, rest) in stripped {
+            assert_eq!(strip_speaker_label(text), rest, "{text:?}");
+        }
+        let kept = [
+            "I'm pregnant! Due: March",
+            "Really? Good: I hoped so",
+            "Ok. Note: bring the keys",
+            "Dr. Who. Me: no",
+            "Yes\nNote: call Ana",
+            "this is: lowercase",
+        ];
+        for text in kept {
+            assert_eq!(strip_speaker_label(text), text, "{text:?}");
+        }
+        // Speech before the colon counts as the turn's own.
+        assert!(importance_estimate("I'm pregnant! Due: March") > importance_estimate("March"));
+    }
 
     #[test]
     fn counts_saturate_instead_of_overflowing() {

@@ -38,7 +38,9 @@ impl ImportanceScorer {
     /// information it carries: small talk ("Haha, totally!", "Thanks, see you soon") scores low,
     /// statements of fact ("My sister Ana moved to Porto in May 2021") high.
     ///
-    /// It counts, ignoring a leading `Speaker:` label:
+    /// It counts, ignoring a leading `Speaker:` label (up to three words, the first capitalized,
+    /// in which no sentence ends: "Dr. Smith:" is one, the "I'm pregnant! Due:" of "I'm
+    /// pregnant! Due: March" is not):
     /// - content words: words of three letters or more that are not among the few hundred most
     ///   frequent English words and conversational fillers (a language-wide prior of rarity:
     ///   "I", "really", "great", "thanks" carry little, "dentist", "Porto", "marathon" a lot);
