@@ -35,7 +35,9 @@ pub enum Durability {
 }
 
 /// Weights of the four parts of an entry's importance score. They need not sum to 1; the score is
-/// divided by their sum.
+/// divided by their sum. Each must be finite and non-negative, and their sum (in f32) a normal
+/// positive number: not zero, not so small that it is subnormal (below `f32::MIN_POSITIVE`,
+/// about 1.2e-38), and not so large that it overflows to infinity (`f32::MAX` twice does).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScoreWeights {
     /// Explicit importance given by the caller ("reward").
@@ -46,6 +48,22 @@ pub struct ScoreWeights {
     pub recency: f32,
     /// How unlike it is to what long-term memory already holds ("surprise").
     pub novelty: f32,
+}
+
+impl ScoreWeights {
+    /// Checks the weights as [`MemoryConfig::validate`] does (see [`ScoreWeights`]).
+    pub fn validate(&self) -> Result<()> {
+        let parts = [self.importance, self.frequency, self.recency, self.novelty];
+        if parts.iter().any(|x| !x.is_finite() || *x < 0.0)
+            || !parts.iter().sum::<f32>().is_normal()
+        {
+            return Err(Error::InvalidConfig(format!(
+                "score weights {self:?} must be finite and non-negative, with a sum that is neither zero, subnormal (below {:e}) nor infinite",
+                f32::MIN_POSITIVE
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ScoreWeights {
@@ -234,13 +252,7 @@ impl MemoryConfig {
             ));
         }
         let c = &self.consolidation;
-        let w = c.weights;
-        let parts = [w.importance, w.frequency, w.recency, w.novelty];
-        if parts.iter().any(|x| !x.is_finite() || *x < 0.0) || parts.iter().sum::<f32>() <= 0.0 {
-            return bad(format!(
-                "score weights {w:?} must be finite, non-negative and not all zero"
-            ));
-        }
+        c.weights.validate()?;
         if c.recency_half_life.is_zero() {
             return bad("recency_half_life must be positive".into());
         }

@@ -134,7 +134,9 @@ fn decide(
         entry.importance = Some(score.importance);
         let decision = if max_sim.is_some_and(|s| s >= dup) {
             Decision::Duplicate
-        } else if score.total >= threshold {
+        } else if score.total >= threshold || score.total.is_nan() {
+            // A total that is not a number (which a checked configuration cannot give) keeps the
+            // entry: dropping it would lose it silently.
             Decision::Promote
         } else {
             Decision::Below

@@ -248,7 +248,10 @@ impl SearchQuery {
     }
 }
 
-/// Weights of the final score `relevance * w_rel + recency * w_rec + importance * w_imp`.
+/// Weights of the final score `relevance * w_rel + recency * w_rec + importance * w_imp`. Each
+/// must be finite and non-negative, and their sum (in f32) a normal positive number: not zero,
+/// not subnormal (below `f32::MIN_POSITIVE`), not infinite (`f32::MAX` twice overflows), so that
+/// every score is a finite number that ranks.
 ///
 /// The search re-ranks the best [`SearchConfig::candidates`](crate::SearchConfig) of the
 /// relevance ranking (or `k`, if more) by it, in every mode: a hit is the top k by this score
@@ -272,12 +275,14 @@ impl Default for FusionWeights {
 }
 
 impl FusionWeights {
-    /// Checks the weights are finite, non-negative and not all zero.
+    /// Checks the weights are finite and non-negative, and their sum a normal positive number
+    /// (see [`FusionWeights`]).
     pub fn validate(&self) -> Result<()> {
         let w = [self.relevance, self.recency, self.importance];
-        if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().sum::<f32>() <= 0.0 {
+        if w.iter().any(|x| !x.is_finite() || *x < 0.0) || !w.iter().sum::<f32>().is_normal() {
             return Err(Error::InvalidConfig(format!(
-                "fusion weights {self:?} must be finite, non-negative and not all zero"
+                "fusion weights {self:?} must be finite and non-negative, with a sum that is neither zero, subnormal (below {:e}) nor infinite",
+                f32::MIN_POSITIVE
             )));
         }
         Ok(())

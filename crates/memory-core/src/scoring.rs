@@ -99,6 +99,8 @@ impl ImportanceScorer {
         let novelty = max_similarity
             .filter(|s| s.is_finite())
             .map(|s| (1.0 - s).clamp(0.0, 1.0));
+        // In f64: weights near f32::MAX would overflow an f32 sum (inf / inf is NaN), and
+        // weights near f32::MIN_POSITIVE lose their precision in f32 products.
         let (sum, weight) = [
             (importance, w.importance),
             (frequency, w.frequency),
@@ -106,9 +108,12 @@ impl ImportanceScorer {
         ]
         .into_iter()
         .chain(novelty.map(|n| (n, w.novelty)))
-        .fold((0.0, 0.0), |(s, ws), (x, wx)| (s + x * wx, ws + wx));
+        .fold((0.0f64, 0.0f64), |(s, ws), (x, wx)| {
+            let wx = f64::from(wx);
+            (s + f64::from(x) * wx, ws + wx)
+        });
         let total = if weight > 0.0 {
-            (sum / weight).clamp(0.0, 1.0)
+            (sum / weight).clamp(0.0, 1.0) as f32
         } else {
             0.0
         };
@@ -313,6 +318,31 @@ mod tests {
         assert!(f(1) < f(3) && f(3) < f(10));
         assert_eq!(f(10), 1.0);
         assert_eq!(f(1000), 1.0);
+    }
+
+    #[test]
+    fn extreme_weights_give_the_same_score_as_their_proportions() {
+        let now = Timestamp(0).plus(Duration::from_secs(3600));
+        let e = entry(0.8, 10, Timestamp(0));
+        let with = |w: f32| ImportanceScorer {
+            config: ConsolidationConfig {
+                weights: ScoreWeights {
+                    importance: w,
+                    frequency: w,
+                    recency: w,
+                    novelty: w,
+                },
+                ..scorer().config
+            },
+        };
+        let want = with(1.0).score(&e, Some(0.25), now).total;
+        // importance 0.8, frequency 1.0, recency 0.5, novelty 0.75, weighted equally
+        assert!((want - 0.7625).abs() < 1e-6, "{want}");
+        // f32::MAX is a checked configuration's weight only alone, but the scorer takes any.
+        for w in [f32::MAX, 1e38, f32::MIN_POSITIVE, 1e-45] {
+            let got = with(w).score(&e, Some(0.25), now).total;
+            assert!((got - want).abs() < 1e-6, "weights {w:e}: {got}");
+        }
     }
 
     #[test]

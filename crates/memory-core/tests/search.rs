@@ -630,15 +630,24 @@ fn bad_queries_get_an_error_or_a_well_defined_empty_result() {
             m.search(&nan),
             Err(Error::NonFiniteEmbedding { index: 5, .. })
         ));
-        let bad_weights = SearchQuery::new("a", "x").with_reweighting(FusionWeights {
+        let nan = FusionWeights {
             relevance: f32::NAN,
             recency: 0.0,
             importance: 0.0,
-        });
-        assert!(matches!(
-            m.search(&bad_weights),
-            Err(Error::InvalidQuery(_))
-        ));
+        };
+        // A sum that overflows would make every score infinite (hits in id order).
+        let overflowing = FusionWeights {
+            relevance: f32::MAX,
+            recency: f32::MAX,
+            importance: 0.0,
+        };
+        for weights in [nan, overflowing] {
+            let bad_weights = SearchQuery::new("a", "x").with_reweighting(weights);
+            assert!(
+                matches!(m.search(&bad_weights), Err(Error::InvalidQuery(_))),
+                "{weights:?}"
+            );
+        }
     });
 }
 

@@ -665,6 +665,57 @@ fn invalid_configuration_is_rejected() {
     ));
 }
 
+/// Weights whose sum overflows f32 (f32::MAX twice) made every score inf / inf = NaN, below any
+/// threshold: consolidation dropped every entry leaving its window. Subnormal sums lose the
+/// precision of the score. Both are refused; large weights with a finite sum score as their
+/// proportions do.
+#[test]
+fn score_weights_must_have_a_finite_positive_sum() {
+    let with = |weights| MemoryConfig {
+        consolidation: ConsolidationConfig {
+            weights,
+            ..ConsolidationConfig::default()
+        },
+        ..config()
+    };
+    let huge = ScoreWeights {
+        importance: f32::MAX,
+        frequency: f32::MAX,
+        recency: f32::MAX,
+        novelty: f32::MAX,
+    };
+    let tiny = ScoreWeights {
+        importance: 1e-45,
+        frequency: 1e-45,
+        recency: 0.0,
+        novelty: 0.0,
+    };
+    for weights in [huge, tiny] {
+        assert!(
+            matches!(
+                Memory::open(Storage::InMemory, with(weights)),
+                Err(Error::InvalidConfig(_))
+            ),
+            "{weights:?}"
+        );
+    }
+    let large = ScoreWeights {
+        importance: 1e38,
+        frequency: 0.0,
+        recency: 0.0,
+        novelty: 0.0,
+    };
+    common::each_backend(with(large), |m, clock| {
+        m.append(msg("a", "s", "kept").with_importance(0.9))
+            .unwrap();
+        m.append(msg("a", "s", "dropped").with_importance(0.1))
+            .unwrap();
+        clock.advance(Duration::from_secs(120));
+        let report = m.consolidate().unwrap();
+        assert_eq!((report.promoted, report.dropped), (1, 1));
+    });
+}
+
 #[test]
 fn a_reopened_store_has_everything_that_was_acknowledged() {
     common::each_store(config(), |store, m, _clock| {

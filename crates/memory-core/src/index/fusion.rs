@@ -268,9 +268,12 @@ pub fn rerank(
             let relevance = if max > 0.0 { h.fused / max } else { 0.0 };
             Reranked {
                 id: h.id,
-                score: weights.relevance * relevance
-                    + weights.recency * recency
-                    + weights.importance * importance,
+                // In f64, then rounded once: the checked weights' sum is a finite f32, and so
+                // is a score, which is at most that sum.
+                score: (f64::from(weights.relevance) * f64::from(relevance)
+                    + f64::from(weights.recency) * f64::from(recency)
+                    + f64::from(weights.importance) * f64::from(importance))
+                    as f32,
                 relevance,
                 components: ScoreComponents {
                     keyword: h.keyword.map(|k| k.0),
@@ -432,5 +435,39 @@ mod tests {
             importance: 0.0,
         };
         assert!(rerank(&fused, &zero, |_| (0.0, 0.0)).is_err());
+    }
+
+    #[test]
+    fn rerank_refuses_weights_whose_sum_overflows_or_is_subnormal() {
+        let fused = fuse_hybrid(&[(EntryId(2), 1.0), (EntryId(1), 0.5)], &[], 60.0).unwrap();
+        let huge = FusionWeights {
+            relevance: f32::MAX,
+            recency: f32::MAX,
+            importance: f32::MAX,
+        };
+        let tiny = FusionWeights {
+            relevance: 1e-45,
+            recency: 0.0,
+            importance: 0.0,
+        };
+        for bad in [huge, tiny] {
+            assert!(
+                matches!(
+                    rerank(&fused, &bad, |_| (1.0, 1.0)),
+                    Err(Error::InvalidConfig(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        // Large weights whose sum is finite rank by the scores, which stay finite.
+        let large = FusionWeights {
+            relevance: 1e38,
+            recency: 1e38,
+            importance: 1e38,
+        };
+        let r = rerank(&fused, &large, |_| (1.0, 1.0)).unwrap();
+        assert_eq!(r[0].id, EntryId(2));
+        assert!(r.iter().all(|h| h.score.is_finite()), "{:?}", r[0].score);
+        assert!(r[0].score > r[1].score);
     }
 }
