@@ -93,6 +93,30 @@ pub struct ConsolidationConfig {
     pub duplicate_similarity: f32,
 }
 
+impl ConsolidationConfig {
+    /// Checks that every value is in its range (as [`MemoryConfig::validate`] does).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::InvalidConfig(msg));
+        self.weights.validate()?;
+        if self.recency_half_life.is_zero() {
+            return bad("recency_half_life must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return bad(format!(
+                "consolidation threshold {} is outside [0, 1]",
+                self.threshold
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.duplicate_similarity) {
+            return bad(format!(
+                "duplicate_similarity {} is outside [0, 1]",
+                self.duplicate_similarity
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for ConsolidationConfig {
     fn default() -> Self {
         ConsolidationConfig {
@@ -251,23 +275,7 @@ impl MemoryConfig {
                 self.max_metadata_depth
             ));
         }
-        let c = &self.consolidation;
-        c.weights.validate()?;
-        if c.recency_half_life.is_zero() {
-            return bad("recency_half_life must be positive".into());
-        }
-        if !(0.0..=1.0).contains(&c.threshold) {
-            return bad(format!(
-                "consolidation threshold {} is outside [0, 1]",
-                c.threshold
-            ));
-        }
-        if !(0.0..=1.0).contains(&c.duplicate_similarity) {
-            return bad(format!(
-                "duplicate_similarity {} is outside [0, 1]",
-                c.duplicate_similarity
-            ));
-        }
+        self.consolidation.validate()?;
         let s = &self.search;
         s.bm25.validate()?;
         if let Fusion::Rrf { k } = s.fusion {

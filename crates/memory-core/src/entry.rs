@@ -107,9 +107,11 @@ pub struct MemoryEntry {
 }
 
 impl MemoryEntry {
-    /// The entry's importance: the one it carries, else the estimate from its content.
+    /// The entry's importance: the one it carries, else (also when the one it carries is NaN
+    /// or infinite, which only an entry built by hand can) the estimate from its content.
     pub fn importance(&self) -> f32 {
         self.importance
+            .filter(|i| i.is_finite())
             .unwrap_or_else(|| crate::information::importance_estimate(&self.content))
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 use crate::config::ConsolidationConfig;
 use crate::entry::MemoryEntry;
+use crate::error::Result;
 
 /// An entry's score and its four parts, each in [0, 1].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,8 +31,25 @@ pub struct ImportanceScorer {
 }
 
 impl ImportanceScorer {
-    pub fn new(config: ConsolidationConfig) -> Self {
-        ImportanceScorer { config }
+    /// A scorer with `config`'s weights, half-life and saturation, checked first
+    /// ([`ConsolidationConfig::validate`]: a zero half-life would make every recency 0.5^(0/0),
+    /// NaN): an invalid one is `Error::InvalidConfig`.
+    ///
+    /// ```
+    /// use memory_core::{ConsolidationConfig, ImportanceScorer};
+    /// use std::time::Duration;
+    ///
+    /// let scorer = ImportanceScorer::new(ConsolidationConfig::default())?;
+    /// let no_decay = ConsolidationConfig {
+    ///     recency_half_life: Duration::ZERO,
+    ///     ..ConsolidationConfig::default()
+    /// };
+    /// assert!(ImportanceScorer::new(no_decay).is_err());
+    /// # Ok::<(), memory_core::Error>(())
+    /// ```
+    pub fn new(config: ConsolidationConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(ImportanceScorer { config })
     }
 
     /// Estimates the importance of a text that came without one, in [0.1, 1], from how much
@@ -83,7 +101,9 @@ impl ImportanceScorer {
     }
 
     /// Scores `entry` at time `now`. `max_similarity` is the highest cosine similarity of the
-    /// entry's embedding to the agent's long-term memory, when known.
+    /// entry's embedding to the agent's long-term memory, when known. The entry's importance is
+    /// [`MemoryEntry::importance`] (one that is not a finite number counts as none given),
+    /// clamped to [0, 1].
     pub fn score(
         &self,
         entry: &MemoryEntry,
@@ -275,6 +295,59 @@ mod tests {
             frequency_saturation: 10,
             ..ConsolidationConfig::default()
         })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_scorer_is_made_only_of_a_valid_configuration() {
+        let bad = [
+            ConsolidationConfig {
+                recency_half_life: Duration::ZERO,
+                ..ConsolidationConfig::default()
+            },
+            ConsolidationConfig {
+                threshold: f32::NAN,
+                ..ConsolidationConfig::default()
+            },
+            ConsolidationConfig {
+                weights: ScoreWeights {
+                    importance: 0.0,
+                    frequency: 0.0,
+                    recency: 0.0,
+                    novelty: 0.0,
+                },
+                ..ConsolidationConfig::default()
+            },
+        ];
+        for config in bad {
+            assert!(
+                matches!(
+                    ImportanceScorer::new(config.clone()),
+                    Err(crate::Error::InvalidConfig(_))
+                ),
+                "{config:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_importance_that_is_not_a_number_counts_as_none_given() {
+        let s = scorer();
+        let now = Timestamp(0).plus(Duration::from_secs(3600));
+        let mut none = entry(0.0, 3, Timestamp(0));
+        none.content = "My sister Ana moved to Porto in May 2021.".into();
+        none.importance = None;
+        let want = s.score(&none, Some(0.25), now);
+        assert!(want.importance > 0.8, "{want:?}");
+        for odd in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let e = MemoryEntry {
+                importance: Some(odd),
+                ..none.clone()
+            };
+            assert_eq!(e.importance(), want.importance, "{odd}");
+            let got = s.score(&e, Some(0.25), now);
+            assert_eq!(got, want, "{odd}");
+        }
     }
 
     #[test]
@@ -356,7 +429,7 @@ mod tests {
             },
             ..ConsolidationConfig::default()
         };
-        let s = ImportanceScorer::new(cfg);
+        let s = ImportanceScorer::new(cfg).unwrap();
         let now = Timestamp(0).plus(Duration::from_secs(86_400));
         let old_important = entry(1.0, 0, Timestamp(0));
         let new_unimportant = entry(0.0, 0, now);

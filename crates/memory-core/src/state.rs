@@ -68,7 +68,7 @@ impl State {
             )?),
         };
         Ok(State {
-            scorer: ImportanceScorer::new(config.consolidation.clone()),
+            scorer: ImportanceScorer::new(config.consolidation.clone())?,
             cache: QueryCache::new(config.search.cache_capacity, config.search.cache_ttl),
             config,
             clock,
