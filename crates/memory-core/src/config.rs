@@ -89,7 +89,9 @@ pub struct ConsolidationConfig {
     /// Entries scoring at or above this move to long-term memory.
     pub threshold: f32,
     /// An entry whose cosine similarity to something already in long-term memory is at or above
-    /// this is a near-duplicate and is not stored again.
+    /// this is a near-duplicate and is not stored again. In (0, 1]: at 0 or below, every entry
+    /// pointing the same way as anything stored (or merely orthogonal to it) would be a
+    /// "duplicate", and nothing new would be kept.
     pub duplicate_similarity: f32,
 }
 
@@ -107,9 +109,9 @@ impl ConsolidationConfig {
                 self.threshold
             ));
         }
-        if !(0.0..=1.0).contains(&self.duplicate_similarity) {
+        if !(self.duplicate_similarity > 0.0 && self.duplicate_similarity <= 1.0) {
             return bad(format!(
-                "duplicate_similarity {} is outside [0, 1]",
+                "duplicate_similarity {} is outside (0, 1]: at 0 or below everything is a duplicate",
                 self.duplicate_similarity
             ));
         }
@@ -201,7 +203,8 @@ pub struct MemoryConfig {
     pub embedding_dim: usize,
     /// Entries kept in each session's short-term window.
     pub stm_capacity: usize,
-    /// A session idle longer than this expires from short-term memory.
+    /// A session idle longer than this expires from short-term memory. At least one microsecond
+    /// (the clock's resolution): with zero, every window would expire as soon as the clock moves.
     pub stm_ttl: Duration,
     /// Number of independently locked shards of short-term memory (rounded up to a power of two).
     pub stm_shards: usize,
@@ -254,6 +257,12 @@ impl MemoryConfig {
         }
         if self.stm_capacity == 0 {
             return bad("stm_capacity must be at least 1".into());
+        }
+        if self.stm_ttl < Duration::from_micros(1) {
+            return bad(format!(
+                "stm_ttl {:?} must be at least 1 microsecond (the clock's resolution)",
+                self.stm_ttl
+            ));
         }
         if self.stm_shards == 0 || self.stm_shards > 1 << 16 {
             return bad(format!(

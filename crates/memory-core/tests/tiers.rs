@@ -665,6 +665,50 @@ fn invalid_configuration_is_rejected() {
     ));
 }
 
+/// A zero time-to-live would expire every window as soon as the clock moves, and a duplicate
+/// similarity of 0 (or below) would make every entry a near-duplicate of anything stored.
+#[test]
+fn a_zero_ttl_or_a_duplicate_similarity_that_keeps_nothing_is_refused() {
+    let zero_ttl = MemoryConfig {
+        stm_ttl: Duration::ZERO,
+        ..config()
+    };
+    let below_resolution = MemoryConfig {
+        stm_ttl: Duration::from_nanos(999),
+        ..config()
+    };
+    let mut bad = vec![zero_ttl, below_resolution];
+    for similarity in [0.0, -0.5, 1.5, f32::NAN] {
+        bad.push(MemoryConfig {
+            consolidation: ConsolidationConfig {
+                duplicate_similarity: similarity,
+                ..ConsolidationConfig::default()
+            },
+            ..config()
+        });
+    }
+    for config in bad {
+        assert!(
+            matches!(
+                Memory::open(Storage::InMemory, config.clone()),
+                Err(Error::InvalidConfig(_))
+            ),
+            "{:?} {:?}",
+            config.stm_ttl,
+            config.consolidation.duplicate_similarity
+        );
+    }
+    let edges = MemoryConfig {
+        stm_ttl: Duration::from_micros(1),
+        consolidation: ConsolidationConfig {
+            duplicate_similarity: 1.0,
+            ..ConsolidationConfig::default()
+        },
+        ..config()
+    };
+    Memory::open(Storage::InMemory, edges).unwrap();
+}
+
 /// Weights whose sum overflows f32 (f32::MAX twice) made every score inf / inf = NaN, below any
 /// threshold: consolidation dropped every entry leaving its window. Subnormal sums lose the
 /// precision of the score. Both are refused; large weights with a finite sum score as their
