@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -139,13 +140,20 @@ pub struct NewEntry {
     /// Explicit importance in [0, 1]; without one the store estimates it from the content (see
     /// [`ImportanceScorer::estimate`](crate::ImportanceScorer::estimate)).
     pub importance: Option<f32>,
-    /// When the entry was said or written; `None` is now (the store's clock).
+    /// When the entry was said or written; `None` is now (the store's clock). At most
+    /// [`MAX_CLOCK_SKEW`] after the store's clock at the write.
     pub created_at: Option<Timestamp>,
     pub metadata: serde_json::Value,
 }
 
 /// Longest agent or session id accepted, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
+
+/// How far after the store's clock an entry's own `created_at` may lie: the clocks of the
+/// machines that record history disagree (by seconds, or by hours when a time zone is applied
+/// twice), and a day covers that. A later one is refused with `Error::CreatedAtInFuture`: its
+/// recency would stay 1 until the clock caught up, ranking it above everything else for as long.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(24 * 3600);
 
 impl NewEntry {
     /// An entry created now, with its importance estimated from its content, no embedding and
@@ -181,7 +189,10 @@ impl NewEntry {
     }
 
     /// Sets when the entry was created (for history imported with its own times). Its recency
-    /// counts from then; time-to-live of short-term windows still counts from the append.
+    /// counts from then; time-to-live of short-term windows still counts from the append. Any
+    /// past time is accepted; a time more than [`MAX_CLOCK_SKEW`] (one day) after the store's
+    /// clock is refused at the write (`append`, `insert`, `insert_batch`, which then writes
+    /// none of its entries) with `Error::CreatedAtInFuture`.
     pub fn with_created_at(mut self, at: Timestamp) -> Self {
         self.created_at = Some(at);
         self
@@ -191,6 +202,16 @@ impl NewEntry {
     pub fn with_metadata(mut self, metadata: serde_json::Value) -> Self {
         self.metadata = metadata;
         self
+    }
+
+    /// Refuses a `created_at` more than [`MAX_CLOCK_SKEW`] after `now`, the store's clock.
+    pub(crate) fn check_created_at(&self, now: Timestamp) -> Result<()> {
+        match self.created_at {
+            Some(created_at) if created_at > now.plus(MAX_CLOCK_SKEW) => {
+                Err(Error::CreatedAtInFuture { created_at, now })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Checks every field against the store's limits. On success it gives the factor that

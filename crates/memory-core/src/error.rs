@@ -43,6 +43,17 @@ pub enum Error {
         limit: usize,
     },
 
+    /// An entry's own `created_at` ([`NewEntry::with_created_at`](crate::NewEntry::with_created_at))
+    /// later than the store's clock allows: its time now plus
+    /// [`MAX_CLOCK_SKEW`](crate::MAX_CLOCK_SKEW), one day. Nothing was written.
+    #[error(
+        "created_at {created_at} is more than MAX_CLOCK_SKEW (one day) after the store's clock, which reads {now}; nothing was written"
+    )]
+    CreatedAtInFuture {
+        created_at: crate::Timestamp,
+        now: crate::Timestamp,
+    },
+
     /// Entry text must be non-empty (after trimming white space).
     #[error("content is empty")]
     EmptyContent,

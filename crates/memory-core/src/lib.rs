@@ -55,7 +55,7 @@ pub use context::{
 #[cfg(feature = "minilm")]
 pub use embed::minilm::MiniLmEmbedder;
 pub use embed::{Embedder, HashingEmbedder};
-pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier, MAX_ID_BYTES};
+pub use entry::{EntryId, MemoryEntry, NewEntry, Role, Tier, MAX_CLOCK_SKEW, MAX_ID_BYTES};
 pub use error::{BoxError, Error, Result, ServerProblem};
 pub use index::fusion::Fusion;
 pub use index::keyword::Bm25Params;

@@ -187,6 +187,7 @@ impl WritePath {
     pub fn materialize(&self, state: &State, entry: NewEntry, tier: Tier) -> Result<MemoryEntry> {
         let mut entry = entry;
         let scale = entry.validate(&state.config.entry_limits())?;
+        entry.check_created_at(state.clock.now())?;
         if tier == Tier::LongTerm {
             embed_missing(state, std::slice::from_mut(&mut entry));
         }
@@ -204,9 +205,14 @@ impl WritePath {
     ) -> Result<Vec<MemoryEntry>> {
         let mut entries = entries;
         let limits = state.config.entry_limits();
+        let now = state.clock.now();
         let scales = entries
             .iter_mut()
-            .map(|e| e.validate(&limits))
+            .map(|e| {
+                let scale = e.validate(&limits)?;
+                e.check_created_at(now)?;
+                Ok(scale)
+            })
             .collect::<Result<Vec<f32>>>()?;
         if tier == Tier::LongTerm {
             embed_missing(state, &mut entries);

@@ -584,6 +584,45 @@ fn batch_insert_is_all_or_nothing_on_bad_input() {
     });
 }
 
+/// A created_at far in the future kept an entry's recency at 1 until the clock caught up. Up to
+/// MAX_CLOCK_SKEW after the clock is accepted (clocks disagree), later is refused on every write
+/// path, a batch whole; any past time is accepted (imported history).
+#[test]
+fn a_created_at_past_the_allowed_clock_skew_is_refused_and_past_ones_are_kept() {
+    common::each_backend(config(), |m, clock| {
+        let now = memory_core::Clock::now(&*clock);
+        let latest = now.plus(memory_core::MAX_CLOCK_SKEW);
+        let future = latest.plus(Duration::from_micros(1));
+        let refused = |e: Error| matches!(e, Error::CreatedAtInFuture { created_at, .. } if created_at == future);
+        let late = || msg("a", "s", "from the future").with_created_at(future);
+        assert!(refused(m.append(late()).unwrap_err()));
+        assert!(refused(m.insert(late()).unwrap_err()));
+        assert!(refused(
+            m.insert_batch(vec![msg("a", "s", "fine"), late()])
+                .unwrap_err()
+        ));
+        assert_eq!(m.stats().unwrap().stm_entries, 0);
+        assert_eq!(m.count("a").unwrap(), 0);
+        // At the allowance, and long ago, both tiers take it with its time.
+        let past = Timestamp(-86_400_000_000 * 365 * 30);
+        let id = m
+            .append(msg("a", "s", "skewed").with_created_at(latest))
+            .unwrap();
+        assert_eq!(m.recent("a", "s", 1).unwrap()[0].id, id);
+        let ids = m
+            .insert_batch(vec![
+                msg("a", "s", "at the allowance").with_created_at(latest),
+                msg("a", "s", "imported").with_created_at(past),
+            ])
+            .unwrap();
+        assert_eq!(m.get("a", ids[0]).unwrap().unwrap().created_at, latest);
+        assert_eq!(m.get("a", ids[1]).unwrap().unwrap().created_at, past);
+        // The allowance moves with the clock.
+        clock.advance(Duration::from_secs(1));
+        m.insert(late()).unwrap();
+    });
+}
+
 #[test]
 fn bad_input_gets_a_typed_error_and_stores_nothing() {
     let cfg = MemoryConfig {
