@@ -472,19 +472,12 @@ impl ContextBuilder {
     /// Packs `req` into a context under its budget, following the module's policy.
     ///
     /// Errors: [`Error::BudgetTooSmall`] when the system prompt alone does not fit,
-    /// [`Error::InvalidConfig`] for a `memory_share` outside [0, 1], [`Error::InvalidTool`] when
+    /// [`Error::InvalidQuery`] for a `memory_share` outside [0, 1], [`Error::InvalidTool`] when
     /// two tools share a name.
     pub fn build(&self, req: &ContextMaterial<'_>) -> Result<Context> {
         let _pack = tracing::debug_span!(stages::PACK, budget = req.budget).entered();
-        check_material(req)?;
         let counter = &*self.counter;
-        let system = SystemSection::new(counter, req.system_prompt);
-        if system.tokens > req.budget {
-            return Err(Error::BudgetTooSmall {
-                budget: req.budget,
-                needed: system.tokens,
-            });
-        }
+        let system = self.system_section(req)?;
         let pools = Pools::new(counter, req);
         let mut effective = req.budget;
         loop {
@@ -516,10 +509,33 @@ impl ContextBuilder {
     }
 }
 
+impl ContextBuilder {
+    /// Everything [`build`](Self::build) refuses, checked without the turns and memories (which
+    /// no check looks at): `Memory::build_context` asks before it retrieves them, since a
+    /// retrieval records accesses.
+    pub(crate) fn check(&self, req: &ContextMaterial<'_>) -> Result<()> {
+        self.system_section(req).map(drop)
+    }
+
+    /// The system section of `req`, once the request is checked and the section fits its budget.
+    fn system_section(&self, req: &ContextMaterial<'_>) -> Result<SystemSection> {
+        check_material(req)?;
+        let system = SystemSection::new(&*self.counter, req.system_prompt);
+        if system.tokens > req.budget {
+            return Err(Error::BudgetTooSmall {
+                budget: req.budget,
+                needed: system.tokens,
+            });
+        }
+        Ok(system)
+    }
+}
+
 /// Rejects material the builder cannot pack as asked.
 fn check_material(req: &ContextMaterial<'_>) -> Result<()> {
     if !(0.0..=1.0).contains(&req.memory_share) {
-        return Err(Error::InvalidConfig(format!(
+        // A field of the request, like the query's own.
+        return Err(Error::InvalidQuery(format!(
             "memory_share {} is outside [0, 1]",
             req.memory_share
         )));

@@ -189,18 +189,22 @@ impl Memory {
 
     /// Builds a prompt: the system prompt, the tools, the memories retrieved for
     /// `request.query`, and the session's recent window, packed under `request.budget` tokens.
+    /// The whole request is checked before anything is retrieved: a refused one (see
+    /// [`ContextBuilder::build`] and [`SearchQuery`]) records no retrieval.
     pub fn build_context(&self, request: &ContextQuery) -> Result<Context> {
         let _span = tracing::debug_span!(stages::CONTEXT).entered();
         let agent = &request.query.agent_id;
+        entry::validate_id("agent_id", agent)?;
+        entry::validate_id("session_id", &request.session)?;
+        request.query.check(&self.state().config.query_limits())?;
+        self.inner
+            .context
+            .check(&context_material(request, &[], &[]))?;
         let turns = self.recent(agent, &request.session, request.recent_turns)?;
         let memories = self.search(&request.query)?;
-        let material = ContextMaterial::new(&request.system_prompt, request.budget)
-            .with_tools(&request.tools)
-            .with_recent_turns(&turns)
-            .with_memories(&memories)
-            .with_memory_share(request.memory_share)
-            .with_memory_dates(request.memory_dates);
-        self.inner.context.build(&material)
+        self.inner
+            .context
+            .build(&context_material(request, &turns, &memories))
     }
 
     /// The store's embedding of `text` (`None` when the text has no words to embed).
@@ -341,6 +345,20 @@ impl Memory {
     pub fn checkpoint(&self) -> Result<()> {
         self.state().ltm.checkpoint()
     }
+}
+
+/// What [`Memory::build_context`] packs: `request` with its retrieved turns and memories.
+fn context_material<'a>(
+    request: &'a ContextQuery,
+    turns: &'a [MemoryEntry],
+    memories: &'a [SearchHit],
+) -> ContextMaterial<'a> {
+    ContextMaterial::new(&request.system_prompt, request.budget)
+        .with_tools(&request.tools)
+        .with_recent_turns(turns)
+        .with_memories(memories)
+        .with_memory_share(request.memory_share)
+        .with_memory_dates(request.memory_dates)
 }
 
 /// Opens a [`Memory`] with a custom clock, embedder or token counter.

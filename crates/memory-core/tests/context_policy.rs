@@ -174,7 +174,7 @@ fn memory_share_outside_the_unit_interval_is_rejected() {
         let req = ContextMaterial::new("s", 1000).with_memory_share(share);
         assert!(matches!(
             ContextBuilder::default().build(&req),
-            Err(Error::InvalidConfig(_))
+            Err(Error::InvalidQuery(_))
         ));
     }
 }

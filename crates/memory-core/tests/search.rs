@@ -748,6 +748,50 @@ fn context_building_packs_memories_and_recent_turns_under_the_budget() {
     });
 }
 
+/// The retrieval of a context records accesses: a request refused for its memory share, its
+/// tools or its budget must be refused before it, and change nothing.
+#[test]
+fn a_refused_context_request_records_no_retrieval() {
+    common::each_backend_from(START, config(), |m, _clock| {
+        let id = m
+            .insert(entry("a", "old", "the user is allergic to peanuts"))
+            .unwrap();
+        m.append(entry("a", "chat", "no peanuts in the curry please"))
+            .unwrap();
+        let request = ContextQuery::new(
+            SearchQuery::new("a", "peanuts").without_cache(),
+            "chat",
+            "You are a helpful cook.",
+            400,
+        );
+        let tool =
+            ToolDefinition::from_json_schema("search_recipes", "find recipes", "{}").unwrap();
+        let accesses = |m: &Memory| {
+            m.flush().unwrap();
+            (
+                m.get("a", id).unwrap().unwrap().access_count,
+                m.recent("a", "chat", 1).unwrap()[0].access_count,
+            )
+        };
+        let refused = |req: &ContextQuery| m.build_context(req).unwrap_err();
+        let bad_share = refused(&request.clone().with_memory_share(f32::NAN));
+        assert!(matches!(bad_share, Error::InvalidQuery(_)), "{bad_share}");
+        let same_tools = refused(&request.clone().with_tools(vec![tool.clone(), tool]));
+        assert!(
+            matches!(same_tools, Error::InvalidTool { .. }),
+            "{same_tools}"
+        );
+        let tiny = refused(&ContextQuery {
+            budget: 2,
+            ..request.clone()
+        });
+        assert!(matches!(tiny, Error::BudgetTooSmall { .. }), "{tiny}");
+        assert_eq!(accesses(&m), (0, 0));
+        m.build_context(&request).unwrap();
+        assert_eq!(accesses(&m), (1, 1));
+    });
+}
+
 #[test]
 fn the_background_linker_builds_the_graph_and_search_is_complete_before_it_does() {
     let cfg = MemoryConfig {
