@@ -1,6 +1,7 @@
 //! Consolidation: scoring short-term entries and moving the ones worth keeping into long-term
 //! memory, skipping near-duplicates, and dropping (and counting) expired low scorers.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -61,19 +62,31 @@ pub(crate) fn consolidate(state: &State, writes: &WritePath) -> Result<Consolida
         })
         .collect();
     // Until the write commits, the entries that left their windows exist only here: on any
-    // failure they go back to the hand-off lists, so nothing is lost.
-    let written = decide(state, &handoff.leaving, &staying, now).and_then(|mut plan| {
-        let to_store = std::mem::take(&mut plan.to_store);
-        let promoted: Vec<(Arc<str>, EntryId)> =
-            to_store.iter().map(|e| (e.agent_id.clone(), e.id)).collect();
-        let stored = writes.store_long_term(state, to_store)?;
-        Ok((stored, promoted, plan))
-    });
+    // failure they go back to the hand-off lists, so nothing is lost; on a panic too (a
+    // caller's `Embedder` may panic in `decide`), which then goes on up to the caller.
+    let written = panic::catch_unwind(AssertUnwindSafe(|| {
+        decide(state, &handoff.leaving, &staying, now).and_then(|mut plan| {
+            let to_store = std::mem::take(&mut plan.to_store);
+            let promoted: Vec<(Arc<str>, EntryId)> =
+                to_store.iter().map(|e| (e.agent_id.clone(), e.id)).collect();
+            let stored = writes.store_long_term(state, to_store)?;
+            Ok((stored, promoted, plan))
+        })
+    }));
     let (stored, promoted, plan) = match written {
-        Ok(done) => done,
-        Err(e) => {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => {
             state.stm.hand_back(handoff.leaving)?;
             return Err(e);
+        }
+        Err(panicked) => {
+            if let Err(e) = state.stm.hand_back(handoff.leaving) {
+                tracing::error!(
+                    error = %e,
+                    "a consolidation panicked and its entries could not be handed back"
+                );
+            }
+            panic::resume_unwind(panicked);
         }
     };
     let mut report = plan.report;

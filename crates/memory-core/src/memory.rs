@@ -308,7 +308,8 @@ impl Memory {
     }
 
     /// Scores short-term entries and moves those worth keeping into long-term memory; see
-    /// [`ConsolidationReport`].
+    /// [`ConsolidationReport`]. On an error, or a panic (of the embedder, say: it goes on up to
+    /// the caller), the entries it took stay in short-term memory for the next run.
     pub fn consolidate(&self) -> Result<ConsolidationReport> {
         let _one_at_a_time = self.inner.consolidating.lock();
         self.inner.writes.flush_access_log(self.state())?;

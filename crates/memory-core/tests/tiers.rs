@@ -173,6 +173,74 @@ impl Pausing {
     }
 }
 
+/// An embedder that panics on a text with "PANIC" in it while armed.
+#[derive(Debug)]
+struct Panicking {
+    inner: memory_core::HashingEmbedder,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl memory_core::Embedder for Panicking {
+    fn dimension(&self) -> usize {
+        DIM
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        if text.contains("PANIC") && self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            panic!("the embedder failed on {text:?}");
+        }
+        self.inner.embed(text)
+    }
+}
+
+/// After the sweep, the entries that left their windows are only in the consolidation's hands:
+/// a panic there (here in a caller's embedder) must hand them back to short-term memory, for
+/// a later consolidation to store.
+#[test]
+fn a_consolidation_that_panics_hands_its_entries_back() {
+    for backend in common::backends() {
+        let store = backend.fresh_store();
+        let embedder = std::sync::Arc::new(Panicking {
+            inner: memory_core::HashingEmbedder::new(DIM).unwrap(),
+            armed: std::sync::atomic::AtomicBool::new(true),
+        });
+        let m = store
+            .builder()
+            .with_config(config())
+            .with_embedder(embedder.clone())
+            .with_clock(std::sync::Arc::new(ManualClock::new(Timestamp(
+                1_000_000_000,
+            ))))
+            .open()
+            .unwrap();
+        // A window of 3: the first two leave it.
+        let ids: Vec<EntryId> = [
+            "my sister Ana lives in Porto PANIC",
+            "my brother Tom lives in Lisbon",
+            "turn 1",
+            "turn 2",
+            "turn 3",
+        ]
+        .into_iter()
+        .map(|text| m.append(msg("a", "s", text).with_importance(1.0)).unwrap())
+        .collect();
+        assert_eq!(m.stats().unwrap().stm_entries, 5);
+        let panicked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.consolidate())).is_err();
+        assert!(panicked, "{}", store.label());
+        assert_eq!(m.stats().unwrap().stm_entries, 5, "{}", store.label());
+        assert_eq!(m.count("a").unwrap(), 0);
+        embedder
+            .armed
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let report = m.consolidate().unwrap();
+        assert_eq!(report.promoted, 5, "{}: {report:?}", store.label());
+        for id in &ids[..2] {
+            assert!(m.get("a", *id).unwrap().is_some(), "{}", store.label());
+        }
+    }
+}
+
 /// Between the sweep that takes entries out of their windows and the long-term commit, the
 /// entries are in neither tier's usual place: searches (of this handle, and of another one on
 /// a shared store) still find them, and `forget` still removes them, from what searches see and
