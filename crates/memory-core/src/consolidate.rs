@@ -67,8 +67,10 @@ pub(crate) fn consolidate(state: &State, writes: &WritePath) -> Result<Consolida
     let written = panic::catch_unwind(AssertUnwindSafe(|| {
         decide(state, &handoff.leaving, &staying, now).and_then(|mut plan| {
             let to_store = std::mem::take(&mut plan.to_store);
-            let promoted: Vec<(Arc<str>, EntryId)> =
-                to_store.iter().map(|e| (e.agent_id.clone(), e.id)).collect();
+            let promoted: Vec<(Arc<str>, EntryId)> = to_store
+                .iter()
+                .map(|e| (e.agent_id.clone(), e.id))
+                .collect();
             let stored = writes.store_long_term(state, to_store)?;
             Ok((stored, promoted, plan))
         })
