@@ -31,6 +31,9 @@ struct Shard {
     handed_off: Vec<WindowItem>,
 }
 
+/// Agent and id of entries `forget` removed while a consolidation was under way.
+type ForgottenMarks = FxHashSet<(Arc<str>, EntryId)>;
+
 /// The short-term tier in this process's RAM.
 #[derive(Debug)]
 pub(crate) struct RamShortTerm {
@@ -45,7 +48,7 @@ pub(crate) struct RamShortTerm {
     moving: RwLock<()>,
     /// The entries forgotten since the consolidation under way swept (`None` when none is):
     /// read by it after its commit, dropped when it settles or hands back.
-    forgotten: Mutex<Option<FxHashSet<(Arc<str>, EntryId)>>>,
+    forgotten: Mutex<Option<ForgottenMarks>>,
     mask: usize,
     capacity: usize,
     ttl: Duration,
