@@ -1172,12 +1172,14 @@ mod bad_servers {
         }
         m.insert(msg("a", "we painted the fence")).unwrap();
         drop(m);
-        // Back to what version 1 left: no vector_top_k, set_embeddings or embedder_for_write,
-        // no analyzer, embedder or re-embedding column, no record of migrations 2 to 6.
+        // Back to what version 1 left: no vector_top_k, set_embeddings, embedder_for_write or
+        // record_access_once, no applied_access table, no analyzer, embedder or re-embedding
+        // column, no record of migrations 2 to 7.
         let (rt, client) = admin(&url);
         rt.block_on(client.batch_execute(&format!(
             "DROP FUNCTION {s}.vector_top_k; DROP FUNCTION {s}.set_embeddings; \
              DROP FUNCTION {s}.embedder_for_write; \
+             DROP FUNCTION {s}.record_access_once; DROP TABLE {s}.applied_access; \
              ALTER TABLE {s}.store DROP COLUMN analyzer; \
              ALTER TABLE {s}.store DROP COLUMN embedder; \
              ALTER TABLE {s}.store DROP COLUMN reembedded_through; \
