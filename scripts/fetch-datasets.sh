@@ -36,21 +36,8 @@ mkdir -p "$wheels" || die "cannot create $wheels"
 # Prints nothing when both wheels in directory "$1" have their recorded sha256; else names the
 # first missing or different one.
 check_wheels() {
-    python3 - "$1" "$CRI_WHEEL" "$CRI_WHEEL_SHA256" "$CHITCHAT_WHEEL" "$CHITCHAT_WHEEL_SHA256" <<'PY'
-import hashlib, sys
-from pathlib import Path
-d, args = Path(sys.argv[1]), sys.argv[2:]
-for name, want in zip(args[::2], args[1::2]):
-    p = d / name
-    if not p.is_file():
-        print(f"{p} is missing"); sys.exit(0)
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    if h.hexdigest() != want:
-        print(f"{p} has sha256 {h.hexdigest()}, expected {want}"); sys.exit(0)
-PY
+    python3 -B "$root/scripts/check-sha256.py" "$1" \
+        "$CRI_WHEEL" "$CRI_WHEEL_SHA256" "$CHITCHAT_WHEEL" "$CHITCHAT_WHEEL_SHA256"
 }
 
 problem=$(check_wheels "$wheels")

@@ -30,21 +30,8 @@ command -v python3 >/dev/null || die "python3 is needed (to run pip and unpack t
 # Prints nothing and exits 0 when every file in "$1" has its recorded hash; else names the
 # first missing or different file on stdout.
 check_dir() {
-    python3 - "$1" "$CONFIG_SHA256" "$TOKENIZER_SHA256" "$WEIGHTS_SHA256" <<'PY'
-import hashlib, sys
-from pathlib import Path
-d = Path(sys.argv[1])
-for name, want in zip(["config.json", "tokenizer.json", "model.safetensors"], sys.argv[2:5]):
-    p = d / name
-    if not p.is_file():
-        print(f"{p} is missing"); sys.exit(0)
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    if h.hexdigest() != want:
-        print(f"{p} has sha256 {h.hexdigest()}, expected {want}"); sys.exit(0)
-PY
+    python3 -B "$root/scripts/check-sha256.py" "$1" config.json "$CONFIG_SHA256" \
+        tokenizer.json "$TOKENIZER_SHA256" model.safetensors "$WEIGHTS_SHA256"
 }
 
 problem="$(check_dir "$dest")"

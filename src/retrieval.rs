@@ -947,6 +947,28 @@ mod tests {
         );
     }
 
+    /// `run` (retrieval or transition) on the first conversation of `d`, with the hashing
+    /// embedder and the embedded store.
+    fn on_the_first_conversation<T>(
+        d: &Dataset,
+        run: fn(
+            &Conversation,
+            &[ResolvedQuestion],
+            &NamedEmbedder,
+            &Backend,
+        ) -> memory_core::Result<T>,
+    ) -> T {
+        let conv = &d.conversations[0];
+        let (resolved, _) = conv.resolve();
+        run(
+            conv,
+            &resolved,
+            &NamedEmbedder::hashing(),
+            &Backend::Embedded,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn a_question_quoting_its_evidence_is_found_first_by_keyword_search() {
         let text = r#"[{"sample_id": "s", "conversation": {"speaker_a": "Ana", "speaker_b": "Ben",
@@ -956,15 +978,7 @@ mod tests {
               {"speaker": "Ana", "dia_id": "D1:3", "text": "The weather is grey"}]},
             "qa": [{"question": "zebra Quintus marmalade", "answer": "x", "evidence": ["D1:2"], "category": 4}]}]"#;
         let d = Dataset::parse(text, Path::new("t")).unwrap();
-        let conv = &d.conversations[0];
-        let (resolved, _) = conv.resolve();
-        let out = evaluate_retrieval(
-            conv,
-            &resolved,
-            &NamedEmbedder::hashing(),
-            &Backend::Embedded,
-        )
-        .unwrap();
+        let out = on_the_first_conversation(&d, evaluate_retrieval);
         assert_eq!(out.questions.len(), MODES.len());
         let keyword = &out.questions[0];
         assert_eq!(keyword.scores[0], 1.0, "r@1");
@@ -987,15 +1001,7 @@ mod tests {
                    {{"question": "zebra", "evidence": ["D1:2"], "category": 2}}]}}]"#
         );
         let d = Dataset::parse(&text, Path::new("t")).unwrap();
-        let conv = &d.conversations[0];
-        let (resolved, _) = conv.resolve();
-        let out = evaluate_retrieval(
-            conv,
-            &resolved,
-            &NamedEmbedder::hashing(),
-            &Backend::Embedded,
-        )
-        .unwrap();
+        let out = on_the_first_conversation(&d, evaluate_retrieval);
         assert_eq!((out.rejected_turns, out.rejected_evidence), (1, 2));
         assert_eq!(
             out.questions.len(),
@@ -1010,13 +1016,7 @@ mod tests {
         for only_refused in &out.questions[MODES.len()..] {
             assert_eq!(only_refused.scores, [0.0; METRICS.len()]);
         }
-        let streamed = stream_transition(
-            conv,
-            &resolved,
-            &NamedEmbedder::hashing(),
-            &Backend::Embedded,
-        )
-        .unwrap();
+        let streamed = on_the_first_conversation(&d, stream_transition);
         assert_eq!(streamed.rejected_turns, 1);
         assert_eq!(streamed.turns, 2);
     }
@@ -1024,16 +1024,8 @@ mod tests {
     #[test]
     fn the_default_policy_streams_a_small_conversation_without_losing_track_of_it() {
         let d = generate(&ConversationConfig::small());
-        let conv = &d.conversations[0];
-        let (resolved, _) = conv.resolve();
-        let out = stream_transition(
-            conv,
-            &resolved,
-            &NamedEmbedder::hashing(),
-            &Backend::Embedded,
-        )
-        .unwrap();
-        assert_eq!(out.turns, conv.turns());
+        let out = on_the_first_conversation(&d, stream_transition);
+        assert_eq!(out.turns, d.conversations[0].turns());
         assert_eq!(out.rejected_turns, 0);
         assert_eq!(
             out.left_in_stm, 0,
