@@ -202,12 +202,13 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
                 fused = fuse(&missing)?;
             }
         }
-        let hits = {
+        let (hits, rowless) = {
             let _span = tracing::debug_span!(stages::FETCH).entered();
             fetch(state, q, &stm, &fused)?
         };
-        // Enough hits, or nothing more to ask the indexes for: done.
-        if hits.len() >= q.k || q.metadata.is_none() || ltm_exhausted {
+        // Enough hits, or nothing more to ask the indexes for: done. Fewer than k come of a
+        // metadata filter, or of candidates without a row (see `fetch`): more candidates then.
+        if hits.len() >= q.k || (q.metadata.is_none() && rowless == 0) || ltm_exhausted {
             let mut hits = rerank(q, hits)?;
             hits.truncate(q.k);
             return Ok(hits);
@@ -403,22 +404,53 @@ fn rank_short_term_vectors(state: &State, stm: &[MemoryEntry], qv: &[f32]) -> Ra
     r
 }
 
-/// Turns fused candidates into hits with their entries: short-term ones from the copies taken,
-/// long-term ones from SQLite. Candidates failing the metadata filter are left out.
+/// Hits of the fused candidates, and how many long-term candidates had no row: forgotten
+/// between the index read and the fetch, or of a large batch whose text the index holds while
+/// its commit runs (see `EmbeddedStore::insert_and_index`). Without re-weighting or a metadata
+/// filter only the top k are fetched, and as many more as had no row, down the ranking.
 fn fetch(
     state: &State,
     q: &SearchQuery,
     stm: &[MemoryEntry],
     fused: &[FusedHit],
-) -> Result<Vec<SearchHit>> {
+) -> Result<(Vec<SearchHit>, usize)> {
     // Re-weighting can reorder, so it needs more than the top k of the fused ranking.
     let all = q.reweighting != RELEVANCE_ONLY || q.metadata.is_some();
-    let top = &fused[..if all {
+    let stm_by_id: FxHashMap<EntryId, &MemoryEntry> = stm.iter().map(|e| (e.id, e)).collect();
+    let mut hits = Vec::with_capacity(if all {
         fused.len()
     } else {
-        fused.len().min(q.k)
-    }];
-    let stm_by_id: FxHashMap<EntryId, &MemoryEntry> = stm.iter().map(|e| (e.id, e)).collect();
+        q.k.min(fused.len())
+    });
+    let mut rowless = 0;
+    let mut from = 0;
+    let mut next = if all {
+        fused.len()
+    } else {
+        q.k.min(fused.len())
+    };
+    while next > 0 {
+        let part = &fused[from..from + next];
+        rowless += fetch_part(state, q, &stm_by_id, part, &mut hits)?;
+        from += next;
+        next = if all {
+            0
+        } else {
+            q.k.saturating_sub(hits.len()).min(fused.len() - from)
+        };
+    }
+    Ok((hits, rowless))
+}
+
+/// Appends the hits of `top` (in its order) to `hits`; returns how many long-term candidates had
+/// no row. Candidates failing the metadata filter are left out.
+fn fetch_part(
+    state: &State,
+    q: &SearchQuery,
+    stm_by_id: &FxHashMap<EntryId, &MemoryEntry>,
+    top: &[FusedHit],
+    hits: &mut Vec<SearchHit>,
+) -> Result<usize> {
     let ltm_ids: Vec<EntryId> = top
         .iter()
         .map(|h| h.id)
@@ -431,13 +463,16 @@ fn fetch(
         .map(|e| (e.id, e))
         .collect();
     let now = state.clock.now();
-    let mut hits = Vec::with_capacity(top.len());
+    let mut rowless = 0;
     for h in top {
         let entry = match ltm.remove(&h.id) {
             Some(e) => e,
             None => match stm_by_id.get(&h.id) {
                 Some(e) => (*e).clone(),
-                None => continue, // forgotten between the index read and the fetch
+                None => {
+                    rowless += 1;
+                    continue;
+                }
             },
         };
         if !metadata_matches(q, &entry) {
@@ -459,7 +494,7 @@ fn fetch(
             components,
         });
     }
-    Ok(hits)
+    Ok(rowless)
 }
 
 /// Applies the query's re-weighting (a no-op for relevance only) and orders the hits.
