@@ -318,6 +318,7 @@ fn refused(e: &memory_core::Error) -> bool {
             | E::NonFiniteEmbedding { .. }
             | E::ZeroEmbedding
             | E::ImportanceOutOfRange(_)
+            | E::CreatedAtInFuture { .. }
     )
 }
 
