@@ -449,7 +449,8 @@ fn a_regression_exits_2_with_the_markdown_report_on_stdout() {
 #[test]
 fn html_writes_the_page_of_the_rounds_with_the_per_round_changes_of_flagged_benchmarks() {
     let p = Project::new();
-    let page = p.path("page.html");
+    // In a directory that does not exist yet (a fresh checkout has no target/): made.
+    let page = p.path("reports/pr/page.html");
     let out = p.run(
         &[
             "HEAD",
@@ -468,15 +469,14 @@ fn html_writes_the_page_of_the_rounds_with_the_per_round_changes_of_flagged_benc
     assert_eq!(html.matches("data-round-changes-pct=").count(), 2, "{html}");
     assert!(html.contains("instruction counts skipped"), "{html}");
     p.assert_worktree_removed();
-    // A page that cannot be written is an error before any benchmark runs.
+    // A page whose directory cannot be made (a file is in the way, whoever runs the test) is
+    // an error before any benchmark runs.
     let p = Project::new();
-    let out = p.run(&["HEAD", "--html", "/nonexistent-dir/page.html"], &[]);
+    std::fs::write(p.path("blocker"), "a file, not a directory").unwrap();
+    let unwritable = p.path("blocker/page.html");
+    let out = p.run(&["HEAD", "--html", unwritable.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("/nonexistent-dir"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("blocker"), "{}", stderr(&out));
     assert_eq!(p.bench_log(), "");
 }
 
