@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use memory_core::{
-    EntryId, Error, Memory, MemoryConfig, NewEntry, Role, SearchMode, SearchQuery, Storage,
+    EntryId, Error, ListQuery, Memory, MemoryConfig, NewEntry, Role, SearchMode, SearchQuery,
+    Storage,
 };
 
 const DIM: usize = 4;
@@ -134,8 +135,9 @@ fn a_path_beginning_with_file_colon_is_a_file_of_that_name() {
 
 /// A large batch's text is indexed while it commits. A search meanwhile must still answer k
 /// hits of committed entries (the batch's rows ranked first had no row yet, so the search
-/// answered fewer, none at all here); and when the commit fails, no answer computed meanwhile
-/// (with the batch in the index's statistics) outlives the failure in the query cache.
+/// answered fewer, none at all here), `count` must not count the batch, and `list` with a limit
+/// must fill it; and when the commit fails, no answer computed meanwhile (with the batch in the
+/// index's statistics) outlives the failure in the query cache.
 #[test]
 fn a_large_batch_while_and_after_its_commit_fails_changes_no_answer() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,8 +159,17 @@ fn a_large_batch_while_and_after_its_commit_fails_changes_no_answer() {
             .collect()
     };
     let ids = |hits: &[(EntryId, f32)]| -> Vec<EntryId> { hits.iter().map(|h| h.0).collect() };
-    let committed = ids(&hits(&q.clone().without_cache()));
+    let before = hits(&q.clone().without_cache());
+    let committed = ids(&before);
     assert_eq!(committed.len(), 5);
+    let newest = |m: &Memory| -> Vec<EntryId> {
+        let limit = ListQuery {
+            limit: Some(3),
+            ..ListQuery::default()
+        };
+        m.list("a", &limit).unwrap().iter().map(|e| e.id).collect()
+    };
+    let listed = newest(&m);
     // Another program holds SQLite's write lock: the batch waits for it, then fails.
     let blocker = rusqlite::Connection::open(dir.path().join("ltm.db")).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -166,20 +177,25 @@ fn a_large_batch_while_and_after_its_commit_fails_changes_no_answer() {
         // Its entries say "lisbon" more often: they rank above the committed ones.
         let batch =
             s.spawn(|| m.insert_batch((0..300).map(|_| msg("lisbon lisbon lisbon")).collect()));
-        // The index holds the batch once its count includes it (counts come from the index).
+        // The index holds the batch once the scores change (its statistics count the batch).
         let waited = std::time::Instant::now();
-        while m.count("a").unwrap() == 10 && waited.elapsed() < std::time::Duration::from_secs(4) {
+        let mut during = before.clone();
+        while during == before && waited.elapsed() < std::time::Duration::from_secs(4) {
             std::thread::sleep(std::time::Duration::from_millis(5));
+            during = hits(&q.clone().without_cache());
         }
-        let during = hits(&q.clone().without_cache());
+        let (count, list) = (m.count("a").unwrap(), newest(&m));
         // Cached: an answer of that moment.
         hits(&q);
         assert!(batch.join().unwrap().is_err(), "the batch got the lock");
+        assert_ne!(during, before, "the batch never reached the index");
         assert_eq!(
             ids(&during),
             committed,
             "a search while a large batch commits answered fewer than k committed entries"
         );
+        assert_eq!(count, 10, "count included a batch whose commit ran");
+        assert_eq!(list, listed, "list skipped past a batch whose commit ran");
     });
     drop(blocker);
     assert_eq!(m.count("a").unwrap(), 10);
