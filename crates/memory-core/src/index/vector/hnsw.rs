@@ -538,16 +538,39 @@ impl Graph {
         let mut scratch = Vec::with_capacity(self.m0);
         let (ep, max_level) = self.descend(&sim, level, &mut scratch);
         let mut eps = vec![ep];
+        // A parallel batch-mate may link to `node` before `node` has links of its own: the
+        // search can then reach `node` itself, which must not become its own neighbour (it
+        // would also crowd out every other candidate in the selection).
+        let others = |x: u32| x != node;
         for layer in (0..=level.min(max_level)).rev() {
-            let found = self.search_layer(&sim, prefetch, &eps, ef, layer, visited, &|_| true);
+            let found = self.search_layer(&sim, prefetch, &eps, ef, layer, visited, &others);
             let chosen = select_neighbours(&found, self.m, pair);
+            let cap = if layer == 0 { self.m0 } else { self.m };
             // The node's own links are in place before any neighbour links to it, so a search
-            // that reaches it can always go on from it.
+            // that reaches it can always go on from it. Back links a batch-mate already gave
+            // it are kept beside the chosen ones (the selection decides when they are too many).
             {
                 let _list = self.stripe(node).lock();
-                self.set_links(node, layer, &chosen);
+                self.links(node, layer, &mut scratch);
+                let mut own = chosen.clone();
+                own.extend(
+                    scratch
+                        .iter()
+                        .filter(|&&x| x != node && !chosen.contains(&x)),
+                );
+                if own.len() > cap {
+                    let mut cands: Vec<Cand> = own
+                        .iter()
+                        .map(|&x| Cand {
+                            sim: pair(node, x),
+                            node: x,
+                        })
+                        .collect();
+                    cands.sort_unstable_by(|a, b| b.cmp(a));
+                    own = select_neighbours(&cands, cap, pair);
+                }
+                self.set_links(node, layer, &own);
             }
-            let cap = if layer == 0 { self.m0 } else { self.m };
             for &e in &chosen {
                 self.connect(e, node, layer, cap, pair, &mut scratch);
             }
@@ -856,6 +879,35 @@ mod tests {
         // P(level >= 1) = 1/16 with m = 16: expect 1,250 of 20,000.
         let upper = levels.iter().filter(|&&l| l >= 1).count();
         assert!((1_000..1_500).contains(&upper), "{upper}");
+    }
+
+    /// What a parallel batch-mate can do before a node is linked, played in one thread: link
+    /// back to it (so a search can reach it) and give it a link of its own. Linking the node
+    /// then neither makes it its own neighbour nor drops that link.
+    #[test]
+    fn a_node_reached_before_its_linking_links_to_others_and_keeps_its_back_links() {
+        // Points on a line; similarity = -distance.
+        let pos: Vec<f32> = (0..40).map(|i| i as f32).collect();
+        let pair = |a: u32, b: u32| -(pos[a as usize] - pos[b as usize]).abs();
+        let mut g = Graph::new(&HnswParams::default(), 3);
+        g.reserve(pos.len());
+        let node = 39;
+        assert_eq!(g.levels[node as usize], 0, "pick a node of layer 0 only");
+        while g.linked() < node as usize {
+            g.link_next(pair, |_| {});
+        }
+        let mut current = Vec::new();
+        // A batch-mate (38, its nearest) linked back to the node, and another (0, far) gave it
+        // a link.
+        g.connect(38, node, 0, g.m0, &pair, &mut current);
+        g.connect(node, 0, 0, g.m0, &pair, &mut current);
+        let mut visited = Visited::default();
+        g.link_node(node, g.ef_construction, &pair, &|_| {}, &mut visited);
+        let mut links = Vec::new();
+        g.links(node, 0, &mut links);
+        assert!(!links.contains(&node), "{links:?}");
+        assert!(links.contains(&38), "{links:?}");
+        assert!(links.contains(&0), "the back link was dropped: {links:?}");
     }
 
     #[test]
