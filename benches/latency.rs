@@ -320,7 +320,9 @@ fn reopen(c: &mut Criterion) {
                     let began = Instant::now();
                     let memory = Memory::open(Storage::File(db.clone()), MemoryConfig::default())
                         .expect("reopen");
-                    memory.wait_for_indexing();
+                    // Searchable at full ANN speed: every vector in the graph (not also the
+                    // link codes and refinement the linker makes after a load).
+                    fixture::wait_until_searchable(&memory);
                     let q = SearchQuery::new(agent.as_str(), query.text.clone())
                         .with_mode(SearchMode::Vector)
                         .with_tiers(Tiers::LongTerm)
