@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -13,6 +13,12 @@ use crate::index::agent::SharedIndex;
 
 /// How long the linker waits before looking again while a writer links an index itself.
 const STAND_ASIDE: Duration = Duration::from_millis(1);
+
+/// How long the linker works on one index before it lets the next queued one have a turn: a
+/// steady ingest into one agent (or a large backlog) no longer leaves every other agent's
+/// staged vectors waiting, scanned exactly by each search, until it is done. A link step is a
+/// few milliseconds at most, so a turn is several steps.
+const TURN: Duration = Duration::from_millis(20);
 
 #[derive(Default)]
 struct LinkerState {
@@ -77,6 +83,17 @@ impl Drop for Linker {
 }
 
 impl Shared {
+    /// Puts `index` (still marked queued) back at the end of the queue when another index
+    /// waits; whether it did.
+    fn requeue_if_others_wait(&self, index: &SharedIndex) -> bool {
+        let mut state = self.state.lock();
+        if state.queue.is_empty() {
+            return false;
+        }
+        state.queue.push_back(index.clone());
+        true
+    }
+
     fn run(&self) {
         let mut share = crate::background::StarvationGuard::new();
         loop {
@@ -96,19 +113,27 @@ impl Shared {
                     share.restart();
                 }
             };
+            let turn = Instant::now();
             loop {
                 if self.state.lock().shutdown {
                     return;
                 }
                 if index.writers_linking() {
                     // A writer links at its own priority; taking the link lock now would make
-                    // it wait for this low-priority thread (see `writers_linking`).
+                    // it wait for this low-priority thread (see `writers_linking`). Another
+                    // index gets the turn meanwhile, if one waits.
+                    if self.requeue_if_others_wait(&index) {
+                        break;
+                    }
                     std::thread::sleep(STAND_ASIDE);
                     share.restart();
                     continue;
                 }
                 if index.link_step() {
                     share.working();
+                    if turn.elapsed() >= TURN && self.requeue_if_others_wait(&index) {
+                        break;
+                    }
                     continue;
                 }
                 // Nothing left. Leave the queue, then look again: a write between the last step

@@ -281,6 +281,39 @@ mod tests {
         MemoryEntry::for_test(id, &format!("entry {id}"), Some(unit))
     }
 
+    /// One agent's large backlog does not keep the linker from another agent's few vectors:
+    /// they are linked in the next turn, long before the backlog is (they waited for all of it).
+    #[test]
+    fn the_linker_takes_turns_between_agents() {
+        let mut config = VectorIndexConfig::new(16);
+        config.hnsw.min_len = 16;
+        let indexes = Indexes::new(Bm25Params::default(), config).unwrap();
+        let backlog: Vec<MemoryEntry> = (1..=20_000).map(|i| entry(i, 16)).collect();
+        indexes.add(&backlog.iter().collect::<Vec<_>>()).unwrap();
+        let few: Vec<MemoryEntry> = (20_001..=20_010)
+            .map(|i| {
+                let mut e = entry(i, 16);
+                e.agent_id = Arc::from("b");
+                e
+            })
+            .collect();
+        indexes.add(&few.iter().collect::<Vec<_>>()).unwrap();
+        let (a, b) = (indexes.agent("a").unwrap(), indexes.agent("b").unwrap());
+        let left_of_a = loop {
+            let (left_of_a, left_of_b) = (a.pending_links(), b.pending_links());
+            if left_of_a == 0 || left_of_b == 0 {
+                break left_of_a;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert!(
+            left_of_a > 0,
+            "agent b's 10 vectors waited until agent a's backlog of 20,000 was linked"
+        );
+        indexes.wait_for_linking();
+        assert_eq!(indexes.pending_links(), 0);
+    }
+
     #[test]
     fn the_background_linker_stands_aside_while_a_writer_links_and_resumes_after() {
         let mut config = VectorIndexConfig::new(16);
