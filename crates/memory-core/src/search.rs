@@ -417,18 +417,14 @@ fn fetch(
     // Re-weighting can reorder, so it needs more than the top k of the fused ranking.
     let all = q.reweighting != RELEVANCE_ONLY || q.metadata.is_some();
     let stm_by_id: FxHashMap<EntryId, &MemoryEntry> = stm.iter().map(|e| (e.id, e)).collect();
-    let mut hits = Vec::with_capacity(if all {
-        fused.len()
-    } else {
-        q.k.min(fused.len())
-    });
-    let mut rowless = 0;
-    let mut from = 0;
     let mut next = if all {
         fused.len()
     } else {
         q.k.min(fused.len())
     };
+    let mut hits = Vec::with_capacity(next);
+    let mut rowless = 0;
+    let mut from = 0;
     while next > 0 {
         let part = &fused[from..from + next];
         rowless += fetch_part(state, q, &stm_by_id, part, &mut hits)?;
