@@ -281,13 +281,18 @@ mod tests {
         MemoryEntry::for_test(id, &format!("entry {id}"), Some(unit))
     }
 
+    /// Indexes of 16-dimensional vectors with a graph from 16 on.
+    fn small_indexes() -> Indexes {
+        let mut config = VectorIndexConfig::new(16);
+        config.hnsw.min_len = 16;
+        Indexes::new(Bm25Params::default(), config).unwrap()
+    }
+
     /// One agent's large backlog does not keep the linker from another agent's few vectors:
     /// they are linked in the next turn, long before the backlog is (they waited for all of it).
     #[test]
     fn the_linker_takes_turns_between_agents() {
-        let mut config = VectorIndexConfig::new(16);
-        config.hnsw.min_len = 16;
-        let indexes = Indexes::new(Bm25Params::default(), config).unwrap();
+        let indexes = small_indexes();
         let backlog: Vec<MemoryEntry> = (1..=20_000).map(|i| entry(i, 16)).collect();
         indexes.add(&backlog.iter().collect::<Vec<_>>()).unwrap();
         let few: Vec<MemoryEntry> = (20_001..=20_010)
@@ -316,9 +321,7 @@ mod tests {
 
     #[test]
     fn the_background_linker_stands_aside_while_a_writer_links_and_resumes_after() {
-        let mut config = VectorIndexConfig::new(16);
-        config.hnsw.min_len = 16;
-        let indexes = Indexes::new(Bm25Params::default(), config).unwrap();
+        let indexes = small_indexes();
         let first: Vec<MemoryEntry> = (1..=100).map(|i| entry(i, 16)).collect();
         indexes.add(&first.iter().collect::<Vec<_>>()).unwrap();
         indexes.wait_for_linking();
