@@ -13,6 +13,7 @@ use rustc_hash::FxHashMap;
 use crate::clock::Timestamp;
 use crate::entry::{EntryId, MemoryEntry, Role};
 use crate::error::Result;
+use crate::index::capture::CaptureLock;
 use crate::index::keyword::{Bm25Params, KeywordIndex};
 use crate::index::topk::sort_ranking;
 use crate::index::vector::{VectorIndex, VectorIndexConfig, VectorStaging};
@@ -121,11 +122,13 @@ impl TextIndex {
 ///   moment, so that writes do not wait for the copy).
 ///
 /// Lock order, wherever two are held: `text`, then `vectors`, then `spare`, then `staging`. Every
-/// lock is taken in this file only, so the order is checked here.
+/// lock is taken in this file only, so the order is checked here. A snapshot's copy reads `text`
+/// and then `vectors` as a [`CaptureLock::capture`], which writers wait for without holding
+/// back searches (`capture.rs`).
 #[derive(Debug)]
 pub(crate) struct AgentIndex {
-    text: RwLock<TextIndex>,
-    vectors: RwLock<VectorIndex>,
+    text: CaptureLock<TextIndex>,
+    vectors: CaptureLock<VectorIndex>,
     staging: RwLock<VectorStaging>,
     /// An empty staging buffer that keeps its allocation between moves (see
     /// [`AgentIndex::move_staged_in`]); only the linker takes it.
@@ -189,8 +192,8 @@ fn link_threads() -> usize {
 impl AgentIndex {
     pub fn new(bm25: Bm25Params, vectors: &VectorIndexConfig) -> Result<Self> {
         Ok(AgentIndex {
-            text: RwLock::new(TextIndex::new(KeywordIndex::new(bm25)?)),
-            vectors: RwLock::new(VectorIndex::new(*vectors)?),
+            text: CaptureLock::new(TextIndex::new(KeywordIndex::new(bm25)?)),
+            vectors: CaptureLock::new(VectorIndex::new(*vectors)?),
             staging: RwLock::new(VectorStaging::new(vectors)),
             spare: Mutex::new(VectorStaging::new(vectors)),
             link_queued: AtomicBool::new(false),

@@ -207,6 +207,12 @@ impl<W: Write> Encoder<W> {
         )
     }
 
+    /// The sink, as written so far.
+    #[cfg(test)]
+    pub fn sink(&self) -> &W {
+        &self.out
+    }
+
     /// Writes the checksum of everything so far (not itself checksummed) and returns the sink.
     pub fn finish(mut self) -> io::Result<(W, u32)> {
         let crc = self.crc.clone().finalize();

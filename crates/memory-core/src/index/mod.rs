@@ -15,6 +15,7 @@
 //! [`keyword::KeywordIndex`], [`vector::VectorIndex`] and [`fusion`].
 
 pub(crate) mod agent;
+pub(crate) mod capture;
 pub(crate) mod codec;
 pub(crate) mod column;
 pub mod fusion;

@@ -1,8 +1,10 @@
 //! One agent's indexes in a snapshot file: the keyword index with the filter attributes, then
 //! the vector index with its staging buffer.
 //!
-//! The two halves are captured one after the other, each under its own read locks (text, then
-//! vectors with staging), so writes wait for one half at a time. An entry written or removed
+//! The two halves are captured one after the other, each under its own locks (text, then
+//! vectors with staging), so writes wait for one half at a time; searches do not wait (the
+//! halves are read as a [`CaptureLock::capture`], which keeps waiting writers off the lock
+//! searches read). An entry written or removed
 //! between the two captures can be caught half indexed; the snapshot's stamp is taken before
 //! the capture begins, so every such entry is changed after the stamp, and the loader brings it
 //! in line with the database ([`AgentIndex::holds_whole`], [`AgentIndex::remove_everywhere`]).
@@ -17,6 +19,7 @@ use rustc_hash::FxHashMap;
 use super::{AgentIndex, DocInfo, TextIndex};
 use crate::clock::Timestamp;
 use crate::entry::EntryId;
+use crate::index::capture::CaptureLock;
 use crate::index::codec::{
     ensure, role_code, role_from_code, Decoded, Decoder, Encoder, SnapshotDefect,
 };
@@ -32,7 +35,7 @@ impl AgentIndex {
     /// Writes this agent's indexes (see the module doc for what the locks guarantee).
     pub(crate) fn encode<W: Write>(&self, enc: &mut Encoder<W>) -> std::io::Result<()> {
         {
-            let text = self.text.read();
+            let text = self.text.capture();
             text.keyword.encode(enc)?;
             let mut docs: Vec<(&EntryId, &DocInfo)> = text.docs.iter().collect();
             docs.sort_unstable_by_key(|d| d.0);
@@ -52,7 +55,7 @@ impl AgentIndex {
                 enc.str(s)?;
             }
         }
-        let vectors = self.vectors.read();
+        let vectors = self.vectors.capture();
         // Cloned at once (it is short), so that writes wait only for that copy; the vector
         // index stays read-locked, which keeps the linker from moving staged vectors in
         // until both are written.
@@ -91,8 +94,8 @@ impl AgentIndex {
         };
         let (vectors, staging) = vectors?;
         Ok(AgentIndex {
-            text: RwLock::new(text?),
-            vectors: RwLock::new(vectors),
+            text: CaptureLock::new(text?),
+            vectors: CaptureLock::new(vectors),
             spare: Mutex::new(VectorStaging::new(config)),
             staging: RwLock::new(staging),
             link_queued: AtomicBool::new(false),
@@ -184,6 +187,8 @@ mod tests {
     use super::*;
     use crate::entry::Role;
     use crate::query::DocFilter;
+    use std::sync::mpsc;
+    use std::time::Duration;
 
     /// An agent's index with text, attributes and vectors (some still staged).
     fn agent(n: u64) -> AgentIndex {
@@ -244,6 +249,79 @@ mod tests {
             while back.link_step() {}
             assert!(!back.vectors.read().link_codes_missing(), "n = {n}");
             assert_eq!(answers(&back), answers(&ix), "n = {n}");
+        }
+    }
+
+    /// A sink that counts the encoder's writes and can hold it at one of them until told to go
+    /// on (the copy then holds its locks).
+    struct PausingSink {
+        calls: usize,
+        pause_at: Option<(usize, mpsc::Sender<()>, mpsc::Receiver<()>)>,
+    }
+
+    impl Write for PausingSink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if let Some((at, paused, resume)) = &self.pause_at {
+                if *at == self.calls {
+                    paused.send(()).unwrap();
+                    resume.recv().unwrap();
+                }
+            }
+            self.calls += 1;
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn searches_do_not_wait_behind_a_write_queued_for_a_snapshot_copy() {
+        // How long the writer gets to reach its lock and park there, and how long a search may
+        // take before it counts as stuck: liveness bounds, not timings (a slow machine can only
+        // make the test weaker, never flaky).
+        const PARK: Duration = Duration::from_millis(100);
+        const STUCK: Duration = Duration::from_secs(20);
+        let ix = &agent(2_000);
+        let mut counting = Encoder::new(PausingSink {
+            calls: 0,
+            pause_at: None,
+        });
+        ix.encode(&mut counting).unwrap();
+        let calls = counting.sink().calls;
+        // The first write is the keyword index's, the last the staging buffer's.
+        for (pause_at, half, removed) in [(0, "text", 7), (calls - 1, "vector", 8)] {
+            std::thread::scope(|s| {
+                let (paused_tx, paused) = mpsc::channel();
+                let (resume, resume_rx) = mpsc::channel();
+                let copier = s.spawn(move || {
+                    let mut enc = Encoder::new(PausingSink {
+                        calls: 0,
+                        pause_at: Some((pause_at, paused_tx, resume_rx)),
+                    });
+                    ix.encode(&mut enc)
+                });
+                paused.recv().unwrap();
+                // A removal writes the text index, then the vector index.
+                let (queued_tx, queued) = mpsc::channel();
+                let writer = s.spawn(move || {
+                    queued_tx.send(()).unwrap();
+                    ix.remove(EntryId(removed));
+                });
+                queued.recv().unwrap();
+                std::thread::sleep(PARK);
+                let (done, answered) = mpsc::channel();
+                s.spawn(move || done.send(answers(ix)).unwrap());
+                let got = answered.recv_timeout(STUCK);
+                resume.send(()).unwrap();
+                assert!(
+                    got.is_ok(),
+                    "a search waited for the copy of the {half} half"
+                );
+                copier.join().unwrap().unwrap();
+                writer.join().unwrap();
+            });
+            assert!(!ix.contains(EntryId(removed)));
         }
     }
 
