@@ -1,6 +1,7 @@
 //! Footprint: heap bytes per 1,000 entries (Rust heap from a counting global allocator plus
-//! SQLite's own heap) and on-disk bytes per 1,000 entries of the long-term file, reported through
-//! a byte-valued Criterion measurement so baselines hold them like times.
+//! SQLite's own heap) and on-disk bytes per 1,000 entries of the long-term file and of its index
+//! snapshot, reported through a byte-valued Criterion measurement so baselines hold them like
+//! times.
 
 use std::path::Path;
 
@@ -90,9 +91,18 @@ fn file_bytes(db: &Path, suffix: &str) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-/// On-disk bytes (main file, write-ahead log and its index) of a long-term file holding
-/// `messages`, after the store is closed.
-fn disk_bytes(messages: &[Message]) -> (u64, u64) {
+/// On-disk bytes of a long-term file store holding `messages`, after the store is closed.
+#[derive(Clone, Copy, Debug, Default)]
+struct Disk {
+    /// The database file.
+    database: u64,
+    /// Its write-ahead log and the log's index.
+    wal: u64,
+    /// The index snapshot beside it (`<file>.idx/`, written on close).
+    snapshot: u64,
+}
+
+fn disk_bytes(messages: &[Message]) -> Disk {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("ltm.db");
     {
@@ -100,8 +110,17 @@ fn disk_bytes(messages: &[Message]) -> (u64, u64) {
             Memory::open(Storage::File(db.clone()), MemoryConfig::default()).expect("open store");
         fixture::fill(&memory, messages, "footprint file").expect("fill");
     }
-    let wal = file_bytes(&db, "-wal") + file_bytes(&db, "-shm");
-    (file_bytes(&db, ""), wal)
+    let mut idx = db.as_os_str().to_owned();
+    idx.push(".idx");
+    let snapshot = std::fs::read_dir(&idx)
+        .expect("a closed file store has its index snapshot")
+        .map(|e| e.and_then(|e| e.metadata()).expect("snapshot file").len())
+        .sum();
+    Disk {
+        database: file_bytes(&db, ""),
+        wal: file_bytes(&db, "-wal") + file_bytes(&db, "-shm"),
+        snapshot,
+    }
 }
 
 fn per_thousand(bytes: i64, entries: usize) -> f64 {
@@ -145,16 +164,29 @@ fn footprint(c: &mut Criterion<Bytes>) {
     g.sampling_mode(SamplingMode::Flat).sample_size(10);
     g.bench_function(BenchmarkId::new("ltm_per_1000", n), |b| {
         b.iter_custom(|iters| {
-            let (db, wal) = disk_bytes(&corpus(&mut call));
+            let d = disk_bytes(&corpus(&mut call));
             // The breakdown reuses `Heap`'s two slots: main file, then WAL and its index.
             record(
                 "disk/ltm_per_1000",
                 Heap {
-                    rust: db as i64,
-                    sqlite: wal as i64,
+                    rust: d.database as i64,
+                    sqlite: d.wal as i64,
                 },
             );
-            per_thousand((db + wal) as i64, n) * iters as f64
+            per_thousand((d.database + d.wal) as i64, n) * iters as f64
+        })
+    });
+    g.bench_function(BenchmarkId::new("snapshot_per_1000", n), |b| {
+        b.iter_custom(|iters| {
+            let d = disk_bytes(&corpus(&mut call));
+            record(
+                "disk/snapshot_per_1000",
+                Heap {
+                    rust: d.snapshot as i64,
+                    sqlite: 0,
+                },
+            );
+            per_thousand(d.snapshot as i64, n) * iters as f64
         })
     });
     g.finish();
@@ -184,7 +216,15 @@ fn report() {
     let mb = |b: i64| per_thousand(b, n) / 1e6;
     println!("\nfootprint per 1,000 entries ({n} entries, 384-d f32 embeddings):");
     for (what, h) in v.iter() {
-        let breakdown = if what.starts_with("disk") {
+        let breakdown = if what.starts_with("disk/snapshot") {
+            // Raw f32 bytes of the vectors, per 1,000 entries.
+            let raw = 1_000.0 * 4.0 * MemoryConfig::default().embedding_dim as f64;
+            format!(
+                "{:>8.3} MB on disk in the index snapshot after close ({:.2}x the raw f32 vectors)",
+                mb(h.rust),
+                per_thousand(h.rust, n) / raw
+            )
+        } else if what.starts_with("disk") {
             format!(
                 "{:>8.3} MB on disk = {:.3} MB database + {:.3} MB WAL after close",
                 mb(h.rust + h.sqlite),
@@ -209,7 +249,7 @@ fn report() {
                     b.limit() / 1e6
                 )
             });
-        println!("  {what:<20} {breakdown}{target}");
+        println!("  {what:<22} {breakdown}{target}");
     }
     println!("  ({})", targets.note());
 }
