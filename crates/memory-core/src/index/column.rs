@@ -25,6 +25,20 @@ use crate::index::growth::reserve_bounded;
 pub(crate) unsafe trait Plain: Copy + Send + Sync + 'static {
     fn from_le(bytes: &[u8]) -> Self;
     fn put_le(self, out: &mut Vec<u8>);
+
+    /// The little-endian encoding of `xs` without a copy: their bytes in memory on a
+    /// little-endian machine, `None` on another.
+    fn le_bytes(xs: &[Self]) -> Option<&[u8]> {
+        if cfg!(target_endian = "little") {
+            // SAFETY: by the trait's contract, `Self` is plain data without padding, laid out as
+            // its little-endian encoding on this (little-endian) machine; the bytes borrow `xs`.
+            Some(unsafe {
+                std::slice::from_raw_parts(xs.as_ptr().cast::<u8>(), std::mem::size_of_val(xs))
+            })
+        } else {
+            None
+        }
+    }
 }
 
 // SAFETY: four bytes, no padding, every bit pattern a value (NaNs included).
