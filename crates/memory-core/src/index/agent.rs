@@ -117,7 +117,8 @@ impl TextIndex {
 /// wait for each other as little as possible:
 /// - a write takes `text` and `staging` for a moment each (appends);
 /// - a search reads `vectors` and, briefly, `staging` (and `text` for keywords or filters);
-/// - the linker links under a read lock of `vectors` (beside searches), and takes it for writing
+/// - the linker links under a capture of `vectors` (beside searches; a writer waits for it at the
+///   gate without holding back the searches behind it), and takes it for writing
 ///   only to move staged vectors in, a batch at a time (swapping `staging` for `spare` in a
 ///   moment, so that writes do not wait for the copy).
 ///
@@ -179,8 +180,10 @@ const PARALLEL_LINK_AT: usize = 512;
 /// of exact scan (1,024 vectors of 384 dimensions: 1.5 MB).
 const QUICK_LINK_AT: usize = 1_024;
 
-/// Vectors per parallel batch: the batch holds the index's read lock, so a writer waits at most
-/// for this many links split over the cores (a few milliseconds), as a single link holds it now.
+/// Vectors per parallel batch: the batch holds a capture of the index, so a writer waits at the
+/// gate for this many links split over the cores (a few milliseconds on idle cores, more when
+/// the linker's idle priority lets other threads preempt it), as a single link holds it now;
+/// searches do not wait for it.
 const PARALLEL_LINK_BATCH: usize = 32;
 
 /// Threads the linker uses on a backlog: the machine's cores, at most 8.
@@ -429,10 +432,15 @@ impl AgentIndex {
     /// (when nothing else is left to link or the buffer is long), else link one vector. Returns
     /// false when there was nothing to do.
     pub fn link_step(&self) -> bool {
+        // The linker's reads of the index are captures: a removal that arrives meanwhile waits
+        // at the gate, not on the lock, so the searches after it do not wait for the rest of a
+        // batch (which, at the linker's idle priority, can take a preempted thread hundreds of
+        // milliseconds on busy cores; `capture.rs`).
+        //
         // After a load, the link codes come first (a fraction of a second at a million vectors,
-        // a chunk per read lock), so that the links after them compare codes.
+        // a chunk per capture), so that the links after them compare codes.
         {
-            let vectors = self.vectors.read();
+            let vectors = self.vectors.capture();
             if vectors.link_codes_missing() {
                 if !vectors.make_link_codes() {
                     drop(vectors);
@@ -449,12 +457,14 @@ impl AgentIndex {
                 return true;
             }
         }
-        let vectors = self.vectors.read();
+        let vectors = self.vectors.capture();
+        #[cfg(test)]
+        tests::while_linking();
         let threads = link_threads();
         let unlinked = vectors.pending_links();
         if threads > 1 && unlinked >= PARALLEL_LINK_AT {
             // A backlog (an ingest burst, a reopen without snapshot): every core, a short batch
-            // per read lock so that a waiting writer gets in soon; past QUICK_LINK_AT with the
+            // per capture so that a waiting writer gets in soon; past QUICK_LINK_AT with the
             // short candidate list, refined once the backlog is gone.
             let linked = if unlinked >= QUICK_LINK_AT {
                 vectors.link_parallel_quick(threads, PARALLEL_LINK_BATCH)
@@ -465,7 +475,7 @@ impl AgentIndex {
                 return true;
             }
         }
-        // One vector per read lock, so that a waiting writer (a move, a removal) gets in soon.
+        // One vector per capture, so that a waiting writer (a move, a removal) gets in soon.
         if vectors.link_next() {
             return true;
         }
@@ -477,8 +487,8 @@ impl AgentIndex {
             self.move_staged_in();
             return true;
         }
-        let vectors = self.vectors.read();
-        // Nothing left to link: refine what a backlog linked quickly, a batch per read lock.
+        let vectors = self.vectors.capture();
+        // Nothing left to link: refine what a backlog linked quickly, a batch per capture.
         if vectors.refine(threads, PARALLEL_LINK_BATCH) > 0 {
             return true;
         }
@@ -519,6 +529,78 @@ impl AgentIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    thread_local! {
+        /// Called by [`AgentIndex::link_step`] on this thread once it holds its capture of the
+        /// index for a link batch.
+        static WHILE_LINKING: RefCell<Option<Box<dyn FnMut()>>> = RefCell::new(None);
+    }
+
+    pub(super) fn while_linking() {
+        WHILE_LINKING.with(|hook| {
+            if let Some(f) = hook.borrow_mut().as_mut() {
+                f()
+            }
+        });
+    }
+
+    #[test]
+    fn searches_do_not_wait_behind_a_removal_queued_for_a_link_batch() {
+        // How long the removal gets to reach its lock and park there, and how long a search
+        // may take before it counts as stuck: liveness bounds, not timings.
+        const PARK: Duration = Duration::from_millis(100);
+        const STUCK: Duration = Duration::from_secs(20);
+        let mut config = VectorIndexConfig::new(16);
+        config.hnsw.min_len = 16;
+        let index = &AgentIndex::new(Bm25Params::default(), &config).unwrap();
+        for i in 0..200u64 {
+            index
+                .add_stored(
+                    EntryId(i),
+                    ("s", Role::User, Timestamp(0)),
+                    "text",
+                    Some(&unit_vector(i, 16)),
+                )
+                .unwrap();
+        }
+        std::thread::scope(|s| {
+            let (paused_tx, paused) = mpsc::channel();
+            let (resume, resume_rx) = mpsc::channel::<()>();
+            let linker = s.spawn(move || {
+                WHILE_LINKING.with(|hook| {
+                    *hook.borrow_mut() = Some(Box::new(move || {
+                        paused_tx.send(()).unwrap();
+                        resume_rx.recv().unwrap();
+                    }))
+                });
+                index.link_step()
+            });
+            paused.recv().unwrap();
+            let (queued_tx, queued) = mpsc::channel();
+            let remover = s.spawn(move || {
+                queued_tx.send(()).unwrap();
+                index.remove(EntryId(7));
+            });
+            queued.recv().unwrap();
+            std::thread::sleep(PARK);
+            let (done, answered) = mpsc::channel();
+            s.spawn(move || {
+                let q = unit_vector(3, 16);
+                done.send(index.vector(&q, 5, false, &DocFilter::default()))
+                    .unwrap()
+            });
+            let got = answered.recv_timeout(STUCK);
+            resume.send(()).unwrap();
+            let hits = got.expect("a search waited for the link batch").unwrap();
+            assert_eq!(hits[0].0, EntryId(3));
+            assert!(linker.join().unwrap());
+            remover.join().unwrap();
+        });
+        assert!(!index.contains(EntryId(7)));
+    }
 
     #[test]
     fn the_linker_drops_the_codes_of_a_backlog_once_it_has_linked_it() {
