@@ -154,6 +154,27 @@ impl Indexes {
         Ok(())
     }
 
+    /// [`Indexes::add_text`] for entries whose commit runs meanwhile: [`Indexes::count`] leaves
+    /// them out until each returned index is told [`AgentIndex::committed`] (also if the commit
+    /// fails and they leave the index). Returns the indexes with how many each took, and whether
+    /// every agent's index could be had.
+    pub fn add_uncommitted_text(
+        &self,
+        entries: &[&MemoryEntry],
+    ) -> (Vec<(SharedIndex, u64)>, Result<()>) {
+        let mut added = Vec::new();
+        for group in entries.chunk_by(|a, b| a.agent_id == b.agent_id) {
+            match self.agent_or_create(&group[0].agent_id) {
+                Ok(idx) => {
+                    idx.add_uncommitted_text(group);
+                    added.push((idx, group.len() as u64));
+                }
+                Err(e) => return (added, Err(e)),
+            }
+        }
+        (added, Ok(()))
+    }
+
     /// Stages the vectors of entries (searched exactly until the linker has them in the graph).
     pub fn add_vectors(&self, entries: &[&MemoryEntry]) -> Result<()> {
         for group in entries.chunk_by(|a, b| a.agent_id == b.agent_id) {
@@ -192,6 +213,11 @@ impl Indexes {
     /// Number of long-term entries of `agent`.
     pub fn count(&self, agent: &str) -> u64 {
         self.agent(agent).map_or(0, |idx| idx.count())
+    }
+
+    /// Entries of `agent` whose text is indexed while their commit runs.
+    pub fn uncommitted(&self, agent: &str) -> u64 {
+        self.agent(agent).map_or(0, |idx| idx.uncommitted())
     }
 
     /// Ids of `agent`'s long-term entries matching `q`, newest first (by creation time, then

@@ -6,9 +6,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-use rustc_hash::FxHashMap;
-
 use crate::clock::{Clock, SystemClock};
 use crate::config::MemoryConfig;
 use crate::entry::{EntryId, MemoryEntry};
@@ -44,9 +41,6 @@ pub(crate) struct EmbeddedStore {
     /// Rows set aside on open that could not be moved to the quarantine table (a file that could
     /// not be written then): not indexed, and reported with the quarantine.
     unmoved: Vec<QuarantinedEntry>,
-    /// Entries per agent whose text the index holds while their commit runs (a large batch,
-    /// see `insert_and_index`): not counted, and listed past.
-    committing: Mutex<FxHashMap<Arc<str>, u64>>,
 }
 
 impl EmbeddedStore {
@@ -169,7 +163,6 @@ impl EmbeddedStore {
             indexes,
             next_id: AtomicU64::new(next),
             max_unlinked: config.search.max_unlinked,
-            committing: Mutex::default(),
         })
     }
 
@@ -213,12 +206,7 @@ impl EmbeddedStore {
         // entry in the index a moment before its row commits (the fetch skips it), and if the
         // commit fails the entries leave the index again.
         let absent = self.indexes.absent(entries);
-        let agents: Vec<(Arc<str>, u64)> = absent
-            .chunk_by(|a, b| a.agent_id == b.agent_id)
-            .map(|group| (group[0].agent_id.clone(), group.len() as u64))
-            .collect();
-        self.committing_changes(&agents, true);
-        let (written, indexed) = std::thread::scope(|s| {
+        let (written, (uncommitted, indexed)) = std::thread::scope(|s| {
             let writing = s.spawn(|| {
                 let written = self.sqlite.insert(entries, accesses);
                 let staged = match written {
@@ -227,13 +215,15 @@ impl EmbeddedStore {
                 };
                 (written, staged)
             });
-            let indexed = self.indexes.add_text(&absent);
+            let (uncommitted, indexed) = self.indexes.add_uncommitted_text(&absent);
             let (written, staged) = writing
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (written, indexed.and(staged))
+            (written, (uncommitted, indexed.and(staged)))
         });
-        self.committing_changes(&agents, false);
+        for (index, n) in uncommitted {
+            index.committed(n);
+        }
         match written {
             Ok(inserted) => {
                 if let Some(s) = snapshot {
@@ -256,28 +246,6 @@ impl EmbeddedStore {
                 Err(e)
             }
         }
-    }
-}
-
-impl EmbeddedStore {
-    /// Adds (`begins`) or takes away the entries of a large batch whose commit runs.
-    fn committing_changes(&self, agents: &[(Arc<str>, u64)], begins: bool) {
-        let mut committing = self.committing.lock();
-        for (agent, n) in agents {
-            if begins {
-                *committing.entry(agent.clone()).or_default() += n;
-            } else if let Some(c) = committing.get_mut(agent) {
-                *c = c.saturating_sub(*n);
-                if *c == 0 {
-                    committing.remove(agent);
-                }
-            }
-        }
-    }
-
-    /// Entries of `agent` whose text the index holds while their commit runs.
-    fn committing(&self, agent: &str) -> u64 {
-        self.committing.lock().get(agent).copied().unwrap_or(0)
     }
 }
 
@@ -334,7 +302,7 @@ impl LongTermStore for EmbeddedStore {
 
     fn list(&self, agent: &str, query: &ListQuery) -> Result<Vec<MemoryEntry>> {
         // Past the entries of a batch whose commit runs (the index holds them, SQLite not yet).
-        let extra = usize::try_from(self.committing(agent)).unwrap_or(usize::MAX);
+        let extra = usize::try_from(self.indexes.uncommitted(agent)).unwrap_or(usize::MAX);
         let asked = ListQuery {
             limit: query.limit.map(|l| l.saturating_add(extra)),
             ..query.clone()
@@ -349,10 +317,7 @@ impl LongTermStore for EmbeddedStore {
     }
 
     fn count(&self, agent: &str) -> Result<u64> {
-        Ok(self
-            .indexes
-            .count(agent)
-            .saturating_sub(self.committing(agent)))
+        Ok(self.indexes.count(agent))
     }
 
     fn count_all(&self) -> Result<u64> {

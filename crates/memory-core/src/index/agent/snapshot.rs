@@ -155,6 +155,7 @@ impl AgentIndex {
             docs: doc_map,
             sessions,
             session_index,
+            uncommitted: 0,
         })
     }
 
