@@ -127,6 +127,15 @@ fn decide(
         .iter()
         .map(|item| (item, true))
         .chain(staying.iter().map(|item| (item, false)));
+    // The vectors the policy compares, made in one batch for those that have none (kept for
+    // the next run and for searches: staying entries are examined again each run).
+    state.prepare_vectors(
+        &candidates
+            .clone()
+            .filter(|(item, _)| !item.persisted)
+            .map(|(item, _)| &item.entry)
+            .collect::<Vec<_>>(),
+    );
     for (item, is_leaving) in candidates {
         if item.persisted {
             continue; // already in long-term memory; leaving the window loses nothing
@@ -134,7 +143,7 @@ fn decide(
         plan.report.examined += 1;
         let mut entry = item.entry.clone();
         if entry.embedding.is_none() {
-            entry.embedding = state.embed(&entry.content).map(Arc::from);
+            entry.embedding = state.vector_of(&entry);
         }
         let mut max_sim = match entry.embedding.as_deref() {
             Some(v) => state.ltm.max_similarity(&entry.agent_id, v)?,

@@ -392,13 +392,7 @@ fn missing_bm25(
 fn rank_short_term_vectors(state: &State, stm: &[MemoryEntry], qv: &[f32]) -> Ranking {
     let mut r: Ranking = stm
         .iter()
-        .filter_map(|e| {
-            let sim = match &e.embedding {
-                Some(v) => dot(v, qv),
-                None => dot(&state.embed(&e.content)?, qv),
-            };
-            Some((e.id, sim))
-        })
+        .filter_map(|e| Some((e.id, dot(&state.vector_of(e)?, qv))))
         .collect();
     sort_ranking(&mut r);
     r

@@ -8,6 +8,7 @@ use crate::cache::QueryCache;
 use crate::clock::Clock;
 use crate::config::MemoryConfig;
 use crate::embed::{checked, checked_vectors, Embedder};
+use crate::entry::{EntryId, MemoryEntry};
 use crate::error::Result;
 use crate::query::Tiers;
 use crate::scoring::ImportanceScorer;
@@ -27,6 +28,24 @@ pub(crate) struct State {
     pub ltm: Box<dyn LongTermStore>,
     pub cache: QueryCache,
     pub scorer: ImportanceScorer,
+    /// Vectors made for short-term entries appended without one (see [`State::vector_of`]).
+    lazy_vectors: LazyVectors,
+}
+
+/// Bytes of vectors [`State::vector_of`] keeps: about 21,000 vectors of 384 dimensions.
+const LAZY_VECTOR_BYTES: u64 = 32 << 20;
+
+/// The vectors [`State::vector_of`] made, by entry id (ids are never reused and an entry's text
+/// never changes), weighed by their bytes.
+type LazyVectors = quick_cache::sync::Cache<EntryId, Arc<[f32]>, VectorBytes>;
+
+#[derive(Clone, Debug)]
+struct VectorBytes;
+
+impl quick_cache::Weighter<EntryId, Arc<[f32]>> for VectorBytes {
+    fn weight(&self, _: &EntryId, v: &Arc<[f32]>) -> u64 {
+        (v.len() * std::mem::size_of::<f32>()) as u64 + 64
+    }
 }
 
 impl State {
@@ -67,7 +86,15 @@ impl State {
                 config.stm_ttl,
             )?),
         };
+        let vector_bytes = (config.embedding_dim * std::mem::size_of::<f32>() + 64) as u64;
         Ok(State {
+            lazy_vectors: LazyVectors::with_weighter(
+                usize::try_from(LAZY_VECTOR_BYTES / vector_bytes)
+                    .unwrap_or(1)
+                    .max(1),
+                LAZY_VECTOR_BYTES,
+                VectorBytes,
+            ),
             scorer: ImportanceScorer::new(config.consolidation.clone())?,
             cache: QueryCache::new(config.search.cache_capacity, config.search.cache_ttl),
             config,
@@ -105,5 +132,41 @@ impl State {
     /// batches faster than texts one by one).
     pub fn embed_batch(&self, texts: &[&str]) -> Vec<Option<Vec<f32>>> {
         checked_vectors(self.embedder.as_ref(), self.config.embedding_dim, texts)
+    }
+
+    /// The vector of `entry`: its own, or, for a short-term entry appended without one (appends
+    /// do not embed, to stay cheap), the store's embedding of its text, made once and kept
+    /// (up to [`LAZY_VECTOR_BYTES`], the least used going first) for the next search and
+    /// consolidation, which would otherwise embed every such entry again each time: with a
+    /// model embedder, milliseconds per entry per search.
+    pub fn vector_of(&self, entry: &MemoryEntry) -> Option<Arc<[f32]>> {
+        if let Some(v) = &entry.embedding {
+            return Some(v.clone());
+        }
+        if let Some(v) = self.lazy_vectors.get(&entry.id) {
+            return Some(v);
+        }
+        let v: Arc<[f32]> = self.embed(&entry.content)?.into();
+        self.lazy_vectors.insert(entry.id, v.clone());
+        Some(v)
+    }
+
+    /// Makes and keeps, in one batch, the vectors [`State::vector_of`] would make one by one
+    /// for `entries` (a consolidation's candidates).
+    pub fn prepare_vectors(&self, entries: &[&MemoryEntry]) {
+        let missing: Vec<&MemoryEntry> = entries
+            .iter()
+            .copied()
+            .filter(|e| e.embedding.is_none() && self.lazy_vectors.get(&e.id).is_none())
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let texts: Vec<&str> = missing.iter().map(|e| e.content.as_str()).collect();
+        for (e, v) in missing.iter().zip(self.embed_batch(&texts)) {
+            if let Some(v) = v {
+                self.lazy_vectors.insert(e.id, v.into());
+            }
+        }
     }
 }

@@ -973,3 +973,78 @@ fn hybrid_hits_on_a_large_agent_carry_the_keyword_search_scores() {
         }
     });
 }
+
+/// The hashing embedder, counting the texts it embeds.
+#[derive(Debug)]
+struct Counting {
+    inner: memory_core::HashingEmbedder,
+    texts: std::sync::atomic::AtomicUsize,
+}
+
+impl memory_core::Embedder for Counting {
+    fn dimension(&self) -> usize {
+        DIM
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        self.texts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.embed(text)
+    }
+
+    fn id(&self) -> String {
+        "hashing-counted".into()
+    }
+}
+
+/// Short-term entries are appended without a vector (appends do not embed); a search made one
+/// for each, every time: with a model embedder, milliseconds per entry per search. Now each is
+/// embedded once, and a consolidation uses the same vectors.
+#[test]
+fn short_term_entries_without_vectors_are_embedded_once() {
+    for backend in common::backends() {
+        let store = backend.fresh_store();
+        let counting = std::sync::Arc::new(Counting {
+            inner: memory_core::HashingEmbedder::new(DIM).unwrap(),
+            texts: Default::default(),
+        });
+        let m = store
+            .builder()
+            .with_config(config())
+            .with_embedder(counting.clone())
+            .open()
+            .unwrap();
+        let texts = |c: &Counting| c.texts.load(std::sync::atomic::Ordering::Relaxed);
+        for i in 0..4 {
+            m.append(entry("a", "s", &format!("note {i} about kites and string")))
+                .unwrap();
+        }
+        let before = texts(&counting);
+        let searches = 5;
+        for _ in 0..searches {
+            let hits = m
+                .search(
+                    &SearchQuery::new("a", "kites")
+                        .with_mode(SearchMode::Hybrid)
+                        .with_tiers(memory_core::Tiers::ShortTerm)
+                        .without_cache(),
+                )
+                .unwrap();
+            assert_eq!(hits.len(), 4, "on the {}", store.label());
+        }
+        assert_eq!(
+            texts(&counting) - before,
+            searches + 4,
+            "each query once and each entry once, on the {}",
+            store.label()
+        );
+        let before = texts(&counting);
+        m.consolidate().unwrap();
+        assert_eq!(
+            texts(&counting) - before,
+            0,
+            "the consolidation embedded again, on the {}",
+            store.label()
+        );
+    }
+}
