@@ -10,6 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::MemoryConfig;
 use crate::entry::{EntryId, MemoryEntry};
 use crate::error::{Error, Result};
+use crate::index::agent::SharedIndex;
 use crate::index::{Indexes, ListQuery};
 use crate::query::DocFilter;
 use crate::store::embedder::EmbedderCheck;
@@ -216,14 +217,14 @@ impl EmbeddedStore {
                 (written, staged)
             });
             let (uncommitted, indexed) = self.indexes.add_uncommitted_text(&absent);
+            // Counted in again when this guard goes, also if the commit's thread panicked.
+            let uncommitted = Uncommitted(uncommitted);
             let (written, staged) = writing
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (written, (uncommitted, indexed.and(staged)))
         });
-        for (index, n) in uncommitted {
-            index.committed(n);
-        }
+        drop(uncommitted);
         match written {
             Ok(inserted) => {
                 if let Some(s) = snapshot {
@@ -245,6 +246,18 @@ impl EmbeddedStore {
                 }
                 Err(e)
             }
+        }
+    }
+}
+
+/// A large batch's entries whose text is indexed while their commit runs, per agent index: the
+/// commit has ended (or failed) when this is dropped, and they count again.
+struct Uncommitted(Vec<(SharedIndex, u64)>);
+
+impl Drop for Uncommitted {
+    fn drop(&mut self) {
+        for (index, n) in &self.0 {
+            index.committed(*n);
         }
     }
 }
