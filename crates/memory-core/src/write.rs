@@ -21,11 +21,13 @@ use crate::state::State;
 use crate::store::commit::GroupCommit;
 use crate::store::AccessRecord;
 
-/// At most how often the access log rides along with a commit. Each record updates a row at a
-/// random place in the table, so a commit that carries a few thousand of them writes as many
-/// pages (measured at 100K entries: 200-entry batches every 10 ms beside a loop of ANN queries
-/// took 38 ms at p90 and 182 ms at p99 instead of 3-8 ms, and the writer fell to 11.5K entries/s
-/// from the 20K/s it was paced at). Between writes, repeated retrievals of an entry merge in RAM.
+/// At most how often the access log rides along with a commit. When each record updated its
+/// entry's wide row, a commit that carried a few thousand of them wrote as many pages (measured
+/// at 100K entries: 200-entry batches every 10 ms beside a loop of ANN queries took 38 ms at p90
+/// and 182 ms at p99 instead of 3-8 ms). The records now go to a narrow table of their own
+/// (`access`, see `store/sqlite.rs`), where thousands of them fill a few pages; the interval
+/// still keeps that work to one commit a second, and between writes repeated retrievals of an
+/// entry merge in RAM.
 const ACCESS_WRITE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Records past which the log rides along with the next commit whatever the interval (so its

@@ -1254,14 +1254,12 @@ fn a_truncated_database_is_reported_not_panicked_on() {
     }
 }
 
-#[test]
-fn a_version_1_file_is_migrated_and_keeps_its_entries() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v1.db");
-    {
-        // The schema as version 1 of memory-core wrote it, with two secondary indexes.
-        let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(
+/// Writes a store file as version 1 of memory-core wrote it (two secondary indexes, retrieval
+/// counts in the rows): entries 7 ("older", 2 retrievals, last at 100) and 9 of agent `a`, 8 of
+/// agent `b`.
+fn write_version_1_file(path: &std::path::Path) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(
             "PRAGMA journal_mode=WAL;
              CREATE TABLE entries (
                  id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, session_id TEXT NOT NULL,
@@ -1277,9 +1275,15 @@ fn a_version_1_file_is_migrated_and_keeps_its_entries() {
              INSERT INTO entries VALUES (8, 'b', 's1', 0, 'other agent', NULL, 0.5, 150, 150, 0, NULL);
              PRAGMA user_version = 1;
              PRAGMA application_id = 1296387395;",
-        )
-        .unwrap();
-    }
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_version_1_file_is_migrated_and_keeps_its_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    write_version_1_file(&path);
     let m = Memory::open(Storage::File(path.clone()), config()).unwrap();
     assert_eq!(m.count("a").unwrap(), 2);
     let listed: Vec<String> = m
@@ -1312,6 +1316,125 @@ fn a_version_1_file_is_migrated_and_keeps_its_entries() {
         )
         .unwrap();
     assert_eq!(indexes, 0, "version 2 keeps no secondary index");
+}
+
+/// (count, last access) of each row of the file's `access` table, read beside the open store.
+fn access_rows(path: &std::path::Path) -> Vec<(i64, i64, i64)> {
+    let c = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    let mut stmt = c
+        .prepare("SELECT id, count, last_at FROM access ORDER BY id")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap();
+    rows.collect::<rusqlite::Result<_>>().unwrap()
+}
+
+/// Retrieval counts of a file written by an older version stay in its rows (the base); counts
+/// recorded after the migration go to the `access` table and add to them, also after a reopen.
+#[test]
+fn counts_recorded_after_a_migration_add_to_the_counts_the_old_file_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    write_version_1_file(&path);
+    let clock = std::sync::Arc::new(ManualClock::new(Timestamp(5_000)));
+    let open = || {
+        Memory::builder(Storage::File(path.clone()))
+            .with_config(config())
+            .with_clock(clock.clone())
+            .open()
+            .unwrap()
+    };
+    let retrieve = |m: &Memory| {
+        let hits = m
+            .search(
+                &SearchQuery::new("a", "older")
+                    .with_mode(memory_core::SearchMode::Keyword)
+                    .without_cache(),
+            )
+            .unwrap();
+        assert_eq!(
+            hits.iter().map(|h| h.entry.id).collect::<Vec<_>>(),
+            [EntryId(7)]
+        );
+        m.flush().unwrap();
+    };
+    let counts = |m: &Memory| {
+        let e = m.get("a", EntryId(7)).unwrap().unwrap();
+        (e.access_count, e.last_accessed_at)
+    };
+    let m = open();
+    assert_eq!(counts(&m), (2, Timestamp(100)));
+    retrieve(&m);
+    assert_eq!(counts(&m), (3, Timestamp(5_000)));
+    // The old row keeps its base; the new count is a narrow row of its own.
+    let base: (i64, i64) = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT access_count, last_accessed_at FROM entries WHERE id = 7",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(base, (2, 100));
+    assert_eq!(access_rows(&path), [(7, 1, 5_000)]);
+    drop(m);
+    clock.advance(Duration::from_secs(1));
+    let m = open();
+    assert_eq!(counts(&m), (3, Timestamp(5_000)));
+    retrieve(&m);
+    assert_eq!(counts(&m), (4, Timestamp(1_005_000)));
+    drop(m);
+    let m = open();
+    assert_eq!(counts(&m), (4, Timestamp(1_005_000)));
+}
+
+/// Forgetting an entry removes its retrieval counts with it, also those still pending in RAM
+/// (written by the forget's flush, then deleted in the forget's transaction): the file keeps
+/// no row for an id no entry has.
+#[test]
+fn a_forgotten_entry_leaves_no_retrieval_counts_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let clock = std::sync::Arc::new(ManualClock::new(Timestamp(5_000)));
+    let open = || {
+        Memory::builder(Storage::File(path.clone()))
+            .with_config(config())
+            .with_clock(clock.clone())
+            .open()
+            .unwrap()
+    };
+    let m = open();
+    let milk = m.insert(msg("a", "s", "remember the milk")).unwrap();
+    let bread = m.insert(msg("a", "s", "buy bread")).unwrap();
+    let retrieve = |m: &Memory, text: &str| {
+        let hits = m
+            .search(
+                &SearchQuery::new("a", text)
+                    .with_mode(memory_core::SearchMode::Keyword)
+                    .without_cache(),
+            )
+            .unwrap();
+        assert_eq!(hits.len(), 1, "{text}");
+    };
+    retrieve(&m, "milk");
+    retrieve(&m, "bread");
+    m.flush().unwrap();
+    let (milk_row, bread_row) = (milk.0 as i64, bread.0 as i64);
+    assert_eq!(
+        access_rows(&path),
+        [(milk_row, 1, 5_000), (bread_row, 1, 5_000)]
+    );
+    // Retrieved again (pending in RAM), then forgotten.
+    retrieve(&m, "milk");
+    assert!(m.forget("a", milk).unwrap());
+    assert_eq!(access_rows(&path), [(bread_row, 1, 5_000)]);
+    assert!(m.get("a", milk).unwrap().is_none());
+    drop(m);
+    let m = open();
+    assert_eq!(m.get("a", bread).unwrap().unwrap().access_count, 1);
+    assert_eq!(access_rows(&path), [(bread_row, 1, 5_000)]);
 }
 
 #[test]
