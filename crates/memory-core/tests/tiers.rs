@@ -1318,6 +1318,15 @@ fn a_version_1_file_is_migrated_and_keeps_its_entries() {
     assert_eq!(indexes, 0, "version 2 keeps no secondary index");
 }
 
+/// The file store at `path` with the test configuration and `clock`.
+fn open_file_with_clock(path: &std::path::Path, clock: &std::sync::Arc<ManualClock>) -> Memory {
+    Memory::builder(Storage::File(path.to_path_buf()))
+        .with_config(config())
+        .with_clock(clock.clone())
+        .open()
+        .unwrap()
+}
+
 /// (count, last access) of each row of the file's `access` table, read beside the open store.
 fn access_rows(path: &std::path::Path) -> Vec<(i64, i64, i64)> {
     let c = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -1339,13 +1348,7 @@ fn counts_recorded_after_a_migration_add_to_the_counts_the_old_file_holds() {
     let path = dir.path().join("v1.db");
     write_version_1_file(&path);
     let clock = std::sync::Arc::new(ManualClock::new(Timestamp(5_000)));
-    let open = || {
-        Memory::builder(Storage::File(path.clone()))
-            .with_config(config())
-            .with_clock(clock.clone())
-            .open()
-            .unwrap()
-    };
+    let open = || open_file_with_clock(&path, &clock);
     let retrieve = |m: &Memory| {
         let hits = m
             .search(
@@ -1398,13 +1401,7 @@ fn a_forgotten_entry_leaves_no_retrieval_counts_in_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     let clock = std::sync::Arc::new(ManualClock::new(Timestamp(5_000)));
-    let open = || {
-        Memory::builder(Storage::File(path.clone()))
-            .with_config(config())
-            .with_clock(clock.clone())
-            .open()
-            .unwrap()
-    };
+    let open = || open_file_with_clock(&path, &clock);
     let m = open();
     let milk = m.insert(msg("a", "s", "remember the milk")).unwrap();
     let bread = m.insert(msg("a", "s", "buy bread")).unwrap();
