@@ -117,74 +117,89 @@ fn decide(
     staying: &[WindowItem],
     now: crate::clock::Timestamp,
 ) -> Result<Plan> {
-    let threshold = state.config.consolidation.threshold;
-    let dup = state.config.consolidation.duplicate_similarity;
     let mut plan = Plan::default();
     // Embeddings of entries promoted in this run, per agent, so that two near-identical entries
     // in one batch are not both stored.
     let mut batch: FxHashMap<Arc<str>, Vec<Arc<[f32]>>> = FxHashMap::default();
-    let candidates = leaving
+    let candidates: Vec<(&WindowItem, bool)> = leaving
         .iter()
         .map(|item| (item, true))
-        .chain(staying.iter().map(|item| (item, false)));
-    // The vectors the policy compares, made in one batch for those that have none (kept for
-    // the next run and for searches: staying entries are examined again each run).
-    state.prepare_vectors(
-        &candidates
-            .clone()
-            .filter(|(item, _)| !item.persisted)
-            .map(|(item, _)| &item.entry)
-            .collect::<Vec<_>>(),
-    );
-    for (item, is_leaving) in candidates {
-        if item.persisted {
-            continue; // already in long-term memory; leaving the window loses nothing
-        }
-        plan.report.examined += 1;
-        let mut entry = item.entry.clone();
-        if entry.embedding.is_none() {
-            entry.embedding = state.vector_of(&entry);
-        }
-        let mut max_sim = match entry.embedding.as_deref() {
-            Some(v) => state.ltm.max_similarity(&entry.agent_id, v)?,
-            None => None,
-        };
-        if let (Some(v), Some(seen)) = (entry.embedding.as_deref(), batch.get(&entry.agent_id)) {
-            let in_batch = seen.iter().map(|s| dot(s, v)).fold(f32::MIN, f32::max);
-            max_sim = Some(max_sim.map_or(in_batch, |m| m.max(in_batch)));
-        }
-        let score = state.scorer.score(&entry, max_sim, now);
-        // The estimate made for the score is the one stored (long-term entries carry one).
-        entry.importance = Some(score.importance);
-        let decision = if max_sim.is_some_and(|s| s >= dup) {
-            Decision::Duplicate
-        } else if score.total >= threshold || score.total.is_nan() {
-            // A total that is not a number (which a checked configuration cannot give) keeps the
-            // entry: dropping it would lose it silently.
-            Decision::Promote
-        } else {
-            Decision::Below
-        };
-        match decision {
-            Decision::Duplicate => plan.report.duplicates += 1,
-            Decision::Promote => {
-                if let Some(v) = &entry.embedding {
-                    batch
-                        .entry(entry.agent_id.clone())
-                        .or_default()
-                        .push(v.clone());
-                }
-                entry.tier = Tier::LongTerm;
-                plan.to_store.push(entry);
-            }
-            Decision::Below if is_leaving => plan.report.dropped += 1,
-            Decision::Below => plan.report.kept_in_stm += 1,
-        }
-        if !is_leaving && !matches!(decision, Decision::Below) {
-            let e = &item.entry;
-            plan.settled
-                .push((e.agent_id.clone(), e.session_id.clone(), e.id));
+        .chain(staying.iter().map(|item| (item, false)))
+        .filter(|(item, _)| !item.persisted) // already in long-term memory: nothing to lose
+        .collect();
+    for chunk in candidates.chunks(EMBED_CHUNK) {
+        // The vectors the policy compares, made in one batch for the entries that have none
+        // (and kept for the next run and for searches: staying entries are examined each run).
+        let made = state.prepare_vectors(chunk.iter().map(|(item, _)| &item.entry));
+        for &(item, is_leaving) in chunk {
+            decide_one(state, item, is_leaving, &made, now, &mut batch, &mut plan)?;
         }
     }
     Ok(plan)
+}
+
+/// Candidates whose vectors a consolidation makes in one batch (bounding what it holds).
+const EMBED_CHUNK: usize = 256;
+
+/// [`decide`] for one candidate; `made` holds the vectors made for its chunk.
+fn decide_one(
+    state: &State,
+    item: &WindowItem,
+    is_leaving: bool,
+    made: &FxHashMap<EntryId, Arc<[f32]>>,
+    now: crate::clock::Timestamp,
+    batch: &mut FxHashMap<Arc<str>, Vec<Arc<[f32]>>>,
+    plan: &mut Plan,
+) -> Result<()> {
+    let threshold = state.config.consolidation.threshold;
+    let dup = state.config.consolidation.duplicate_similarity;
+    plan.report.examined += 1;
+    let mut entry = item.entry.clone();
+    if entry.embedding.is_none() {
+        entry.embedding = made
+            .get(&entry.id)
+            .cloned()
+            .or_else(|| state.vector_of(&entry));
+    }
+    let mut max_sim = match entry.embedding.as_deref() {
+        Some(v) => state.ltm.max_similarity(&entry.agent_id, v)?,
+        None => None,
+    };
+    if let (Some(v), Some(seen)) = (entry.embedding.as_deref(), batch.get(&entry.agent_id)) {
+        let in_batch = seen.iter().map(|s| dot(s, v)).fold(f32::MIN, f32::max);
+        max_sim = Some(max_sim.map_or(in_batch, |m| m.max(in_batch)));
+    }
+    let score = state.scorer.score(&entry, max_sim, now);
+    // The estimate made for the score is the one stored (long-term entries carry one).
+    entry.importance = Some(score.importance);
+    let decision = if max_sim.is_some_and(|s| s >= dup) {
+        Decision::Duplicate
+    } else if score.total >= threshold || score.total.is_nan() {
+        // A total that is not a number (which a checked configuration cannot give) keeps the
+        // entry: dropping it would lose it silently.
+        Decision::Promote
+    } else {
+        Decision::Below
+    };
+    match decision {
+        Decision::Duplicate => plan.report.duplicates += 1,
+        Decision::Promote => {
+            if let Some(v) = &entry.embedding {
+                batch
+                    .entry(entry.agent_id.clone())
+                    .or_default()
+                    .push(v.clone());
+            }
+            entry.tier = Tier::LongTerm;
+            plan.to_store.push(entry);
+        }
+        Decision::Below if is_leaving => plan.report.dropped += 1,
+        Decision::Below => plan.report.kept_in_stm += 1,
+    }
+    if !is_leaving && !matches!(decision, Decision::Below) {
+        let e = &item.entry;
+        plan.settled
+            .push((e.agent_id.clone(), e.session_id.clone(), e.id));
+    }
+    Ok(())
 }

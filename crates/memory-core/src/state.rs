@@ -17,6 +17,7 @@ use crate::stm::{ShortTermStorage, ShortTermStore};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::embedder::{EmbedderCheck, OnEmbedderChange};
 use crate::store::{LongTermStore, Storage};
+use rustc_hash::FxHashMap;
 
 /// Everything one store holds, shared by the clones of its [`Memory`](crate::Memory) handle.
 #[derive(Debug)]
@@ -151,22 +152,28 @@ impl State {
         Some(v)
     }
 
-    /// Makes and keeps, in one batch, the vectors [`State::vector_of`] would make one by one
-    /// for `entries` (a consolidation's candidates).
-    pub fn prepare_vectors(&self, entries: &[&MemoryEntry]) {
+    /// Makes, in one batch, the vectors [`State::vector_of`] would make one by one for
+    /// `entries` (a chunk of a consolidation's candidates), keeps them as it does, and returns
+    /// them (a chunk may hold more than are kept).
+    pub fn prepare_vectors<'a>(
+        &self,
+        entries: impl Iterator<Item = &'a MemoryEntry>,
+    ) -> FxHashMap<EntryId, Arc<[f32]>> {
         let missing: Vec<&MemoryEntry> = entries
-            .iter()
-            .copied()
             .filter(|e| e.embedding.is_none() && self.lazy_vectors.get(&e.id).is_none())
             .collect();
         if missing.is_empty() {
-            return;
+            return FxHashMap::default();
         }
         let texts: Vec<&str> = missing.iter().map(|e| e.content.as_str()).collect();
+        let mut made = FxHashMap::default();
         for (e, v) in missing.iter().zip(self.embed_batch(&texts)) {
             if let Some(v) = v {
-                self.lazy_vectors.insert(e.id, v.into());
+                let v: Arc<[f32]> = v.into();
+                self.lazy_vectors.insert(e.id, v.clone());
+                made.insert(e.id, v);
             }
         }
+        made
     }
 }
