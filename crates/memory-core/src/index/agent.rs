@@ -7,7 +7,7 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 
 use crate::clock::Timestamp;
@@ -124,10 +124,9 @@ impl TextIndex {
 /// - a search reads `vectors` and, briefly, `staging` (and `text` for keywords or filters);
 /// - the linker links under a capture of `vectors` (beside searches; a writer waits for it at the
 ///   gate without holding back the searches behind it), and takes it for writing
-///   only to move staged vectors in, a batch at a time (swapping `staging` for `spare` in a
-///   moment, so that writes do not wait for the copy).
+///   only to move staged vectors in, [`MOVE_CHUNK`] at a time (with `staging`).
 ///
-/// Lock order, wherever two are held: `text`, then `vectors`, then `spare`, then `staging`. Every
+/// Lock order, wherever two are held: `text`, then `vectors`, then `staging`. Every
 /// lock is taken in this file only, so the order is checked here. A snapshot's copy reads `text`
 /// and then `vectors` as a [`CaptureLock::capture`], which writers wait for without holding
 /// back searches (`capture.rs`).
@@ -136,9 +135,6 @@ pub(crate) struct AgentIndex {
     text: CaptureLock<TextIndex>,
     vectors: CaptureLock<VectorIndex>,
     staging: RwLock<VectorStaging>,
-    /// An empty staging buffer that keeps its allocation between moves (see
-    /// [`AgentIndex::move_staged_in`]); only the linker takes it.
-    spare: Mutex<VectorStaging>,
     /// Whether this index waits in the linker's queue or is being worked on by it.
     link_queued: AtomicBool,
     /// Writers linking their own backlog right now (`SearchConfig::max_unlinked`); the
@@ -166,6 +162,14 @@ impl Drop for WriterLinking<'_> {
 /// smaller moves also shorten the searches' waits.
 const STAGING_MOVE_AT: usize = 512;
 
+/// Staged vectors moved into the index per write lock of it (and of the staging buffer): each
+/// move holds back the agent's vector searches and its writers' appends while it copies. Moved
+/// whole, the staged buffer of a 20,000 entries/s ingest at 100K (600 to 4,600 vectors when
+/// the linker got a core) held both 1.4-9.9 ms on a loaded host, and a 10,000-entry batch about
+/// 30 ms (`examples/ingest_beside_queries.rs`; the linker moves the rest in the steps after,
+/// before it links).
+const MOVE_CHUNK: usize = 256;
+
 /// Entries of a batch whose text is indexed per write lock of the text index: 10,000 in one lock
 /// held it 25-51 ms (a review's traced runs), and every keyword, hybrid and filtered search
 /// waited as long.
@@ -173,10 +177,6 @@ const TEXT_CHUNK: usize = 512;
 
 /// An idle staging buffer larger than this gives its memory back (a bulk load's).
 const STAGING_KEEP_BYTES: usize = 1 << 20;
-
-/// The spare a move keeps holds room for at most this many vectors: what a sustained ingest
-/// cycles through between moves (a bulk load's larger buffer is given back).
-const SPARE_KEEP_VECTORS: usize = 2 * STAGING_MOVE_AT;
 
 /// Unlinked vectors from which the linker links with every core (in batches of
 /// [`PARALLEL_LINK_BATCH`]); below it, one vector at a time on the linker thread alone, which
@@ -208,7 +208,6 @@ impl AgentIndex {
             text: CaptureLock::new(TextIndex::new(KeywordIndex::new(bm25)?)),
             vectors: CaptureLock::new(VectorIndex::new(*vectors)?),
             staging: RwLock::new(VectorStaging::new(vectors)),
-            spare: Mutex::new(VectorStaging::new(vectors)),
             link_queued: AtomicBool::new(false),
             writers_linking: AtomicUsize::new(0),
         })
@@ -417,11 +416,8 @@ impl AgentIndex {
     pub fn heap_bytes(&self) -> usize {
         let text = self.text.read().keyword.heap_bytes();
         let vectors = self.vectors.read().heap_bytes();
-        // One lock at a time (a guard kept to the end of one expression would take `staging`
-        // before `spare`, against the lock order).
-        let spare = self.spare.lock().heap_bytes();
         let staging = self.staging.read().heap_bytes();
-        text + vectors + spare + staging
+        text + vectors + staging
     }
 
     // ---- the linker's side ----
@@ -537,37 +533,25 @@ impl AgentIndex {
         if vectors.refine(threads, PARALLEL_LINK_BATCH) > 0 {
             return true;
         }
-        // Done: the int8 codes a backlog kept for its scan are not needed any more, nor two
-        // staging buffers: the larger empty one stays where writes append (up to
-        // STAGING_KEEP_BYTES, so that the next small batch needs no allocation), the other goes.
+        // Done: the int8 codes a backlog kept for its scan are not needed any more; the empty
+        // staging buffer keeps up to STAGING_KEEP_BYTES (so that the next small batch of a
+        // sustained ingest writes to memory already mapped) and gives back the rest.
         drop(vectors);
         if self.vectors.read().has_linked_codes() {
             self.vectors.write().forget_linked_codes();
         }
-        let mut spare = self.spare.lock();
-        let mut staging = self.staging.write();
-        if staging.is_empty() && staging.capacity() < spare.capacity() {
-            std::mem::swap(&mut *staging, &mut *spare);
-        }
-        staging.shrink_if_over(STAGING_KEEP_BYTES);
-        spare.shrink_if_over(0);
+        self.staging.write().shrink_if_over(STAGING_KEEP_BYTES);
         false
     }
 
-    /// Moves every staged vector into the vector index. The full staging buffer is swapped for
-    /// the empty spare under its lock, so a writer appending meanwhile waits for the swap, not
-    /// for the copy; the copy runs under the index's write lock, and searches read the index
-    /// before the staging buffer while holding it, so none sees a vector in neither place (or
-    /// in both). The emptied buffer becomes the spare with its allocation, so the next batch of
-    /// a sustained ingest is written to memory already mapped instead of fresh pages.
+    /// Moves up to [`MOVE_CHUNK`] of the oldest staged vectors into the vector index, under
+    /// the index's write lock and then the staging buffer's: searches read the index before the
+    /// staging buffer while holding it, so none sees a vector in neither place (or in both), and
+    /// the vectors still staged stay where searches find them until a later step moves them.
     fn move_staged_in(&self) {
         let mut vectors = self.vectors.write();
-        let mut moving = self.spare.lock();
-        std::mem::swap(&mut *self.staging.write(), &mut *moving);
-        vectors.absorb(&mut moving, usize::MAX);
-        if moving.capacity() > SPARE_KEEP_VECTORS {
-            moving.shrink_if_over(0);
-        }
+        let mut staging = self.staging.write();
+        vectors.absorb(&mut staging, MOVE_CHUNK);
     }
 }
 
@@ -781,7 +765,7 @@ mod tests {
     }
 
     #[test]
-    fn a_move_keeps_the_emptied_buffer_as_the_spare_and_idle_keeps_one_buffer() {
+    fn a_move_takes_a_chunk_and_leaves_the_rest_staged_and_found_and_idle_keeps_the_buffer() {
         let mut config = VectorIndexConfig::new(16);
         config.hnsw.min_len = 16;
         let index = AgentIndex::new(Bm25Params::default(), &config).unwrap();
@@ -791,15 +775,36 @@ mod tests {
         index
             .add_vectors(&entries.iter().collect::<Vec<_>>())
             .unwrap();
+        let every_id_once = |index: &AgentIndex| {
+            let hits = index
+                .vector(&unit_vector(5, 16), 2_000, true, &DocFilter::default())
+                .unwrap();
+            let mut ids: Vec<u64> = hits.iter().map(|(id, _)| id.0).collect();
+            ids.sort_unstable();
+            assert_eq!(ids, (0..1_000).collect::<Vec<u64>>());
+        };
+        // One move holds the locks for one chunk (a whole backlog held them 1.4-30 ms).
         index.move_staged_in();
-        assert!(index.staging.read().is_empty());
-        assert!(index.spare.lock().capacity() >= 1_000);
-        assert_eq!(index.vectors.read().len(), 1_000);
+        assert_eq!(index.vectors.read().len(), MOVE_CHUNK);
+        assert_eq!(index.staging.read().len(), 1_000 - MOVE_CHUNK);
+        assert_eq!(index.pending_links(), 1_000);
+        every_id_once(&index);
+        // A removal and a later vector of a staged id behind the front.
+        index.remove(EntryId(900));
+        let again = MemoryEntry::for_test(901, "text", Some(unit_vector(7, 16)));
+        index.add_vectors(&[&again]).unwrap();
+        index.move_staged_in();
+        assert_eq!(index.vectors.read().len(), 2 * MOVE_CHUNK);
         while index.link_step() {}
-        assert_eq!(
-            index.spare.lock().capacity(),
-            0,
-            "an idle spare keeps memory"
+        assert!(index.staging.read().is_empty());
+        assert_eq!(index.vectors.read().len(), 999);
+        let q = unit_vector(7, 16);
+        let sims = index.similarities(&q, &[EntryId(901), EntryId(900)]);
+        assert_eq!(sims.len(), 1, "900 removed, 901 held once");
+        assert!(
+            sims[0].1 > 0.999,
+            "the later vector of 901 won: {}",
+            sims[0].1
         );
         // 64 KB, below what an idle buffer may keep: the next small batch needs no allocation.
         assert!(index.staging.read().capacity() >= 1_000);

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 
 use super::{AgentIndex, DocInfo, TextIndex};
@@ -96,7 +96,6 @@ impl AgentIndex {
         Ok(AgentIndex {
             text: CaptureLock::new(text?),
             vectors: CaptureLock::new(vectors),
-            spare: Mutex::new(VectorStaging::new(config)),
             staging: RwLock::new(staging),
             link_queued: AtomicBool::new(false),
             writers_linking: AtomicUsize::new(0),

@@ -167,6 +167,14 @@ impl Arena {
         }
     }
 
+    fn quantization(&self) -> Quantization {
+        match self {
+            Arena::F32(_) => Quantization::None,
+            Arena::F16(_) => Quantization::F16,
+            Arena::Int8 { .. } => Quantization::Int8,
+        }
+    }
+
     /// Appends slot `i` of `other` (an arena of the same kind) as it is stored: int8 codes and
     /// halves are copied, not quantized again.
     fn push_slot(&mut self, dim: usize, other: &Arena, i: usize) {
@@ -600,7 +608,7 @@ impl VectorIndex {
     pub(crate) fn absorb(&mut self, staging: &mut VectorStaging, max: usize) -> usize {
         let dim = self.config.dim;
         let n = staging.len().min(max);
-        for i in 0..n {
+        for i in staging.start..staging.start + n {
             self.append_slot(staging.ids[i], |arena| {
                 arena.push_slot(dim, &staging.arena, i)
             });
@@ -934,6 +942,11 @@ pub(crate) struct VectorStaging {
     dim: usize,
     arena: Arena,
     ids: Vec<EntryId>,
+    /// Vectors before this position have moved into the index ([`VectorIndex::absorb`] takes
+    /// them from the front a chunk at a time, and the rest stays where searches find it); the
+    /// buffer is shifted down once they are at least as many as the ones after it (or all), so
+    /// each vector is copied down at most a few times on average.
+    start: usize,
 }
 
 impl VectorStaging {
@@ -942,15 +955,21 @@ impl VectorStaging {
             dim: config.dim,
             arena: Arena::new(config.quantization),
             ids: Vec::new(),
+            start: 0,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.ids.len() - self.start
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.len() == 0
+    }
+
+    /// The staged ids, oldest first.
+    pub(crate) fn ids(&self) -> &[EntryId] {
+        &self.ids[self.start..]
     }
 
     /// Makes room for `n` more vectors: a batch grows the buffers once, not a sixteenth at a time
@@ -972,7 +991,8 @@ impl VectorStaging {
     /// Removes every staged vector of `id`; returns whether there was one.
     pub fn remove(&mut self, id: EntryId) -> bool {
         let mut found = false;
-        while let Some(i) = self.ids.iter().rposition(|&x| x == id) {
+        while let Some(i) = self.ids().iter().rposition(|&x| x == id) {
+            let i = self.start + i;
             self.ids.remove(i);
             self.arena.remove_slots(self.dim, i..i + 1);
             found = true;
@@ -981,6 +1001,7 @@ impl VectorStaging {
     }
 
     /// Vectors the buffer holds room for without growing.
+    #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.ids.capacity()
     }
@@ -988,26 +1009,30 @@ impl VectorStaging {
     /// Gives back the memory of an empty buffer once it is over `max_bytes` (a bulk load can
     /// leave a large one behind).
     pub fn shrink_if_over(&mut self, max_bytes: usize) {
-        if self.ids.is_empty() && self.heap_bytes() > max_bytes {
+        if self.is_empty() && self.heap_bytes() > max_bytes {
             self.arena.shrink_to_fit();
             self.ids.shrink_to_fit();
         }
     }
 
-    /// Drops the first `n` vectors; emptied whole, the buffer keeps its allocation.
+    /// Drops the first `n` vectors (by moving the front past them); emptied whole, the buffer
+    /// keeps its allocation.
     fn remove_front(&mut self, n: usize) {
-        if n >= self.ids.len() {
+        self.start += n.min(self.len());
+        if self.start == self.ids.len() {
             self.ids.clear();
             self.arena.clear();
-        } else {
-            self.ids.drain(..n);
-            self.arena.remove_slots(self.dim, 0..n);
+            self.start = 0;
+        } else if self.start >= self.len() {
+            self.ids.drain(..self.start);
+            self.arena.remove_slots(self.dim, 0..self.start);
+            self.start = 0;
         }
     }
 
     /// Similarity of `q` to the staged vector of `id`, if staged (the latest, if several).
     pub fn similarity(&self, id: EntryId, q: &[f32]) -> Option<f32> {
-        let i = self.ids.iter().rposition(|&x| x == id)?;
+        let i = self.start + self.ids().iter().rposition(|&x| x == id)?;
         (q.len() == self.dim).then(|| self.arena.sim_query(self.dim, q, i))
     }
 
@@ -1019,8 +1044,8 @@ impl VectorStaging {
         k: usize,
         filter: &dyn Fn(EntryId) -> bool,
     ) -> Vec<(EntryId, f32)> {
-        let mut top = TopK::new(k, self.ids.len());
-        for (i, &id) in self.ids.iter().enumerate() {
+        let mut top = TopK::new(k, self.len());
+        for (i, &id) in self.ids.iter().enumerate().skip(self.start) {
             let s = self.arena.sim_query(self.dim, q, i);
             if top.would_accept(s, id) && filter(id) {
                 top.push(s, id);

@@ -181,10 +181,25 @@ impl VectorIndex {
 impl VectorStaging {
     /// Whether a vector of `id` is staged.
     pub(crate) fn contains(&self, id: EntryId) -> bool {
-        self.ids.contains(&id)
+        self.ids().contains(&id)
     }
 
+    /// Writes the staged vectors (those after the front: the ones before it are in the index).
     pub(crate) fn encode<W: Write>(&self, enc: &mut Encoder<W>) -> std::io::Result<()> {
+        if self.start > 0 {
+            // Mid-move (rare at a save): the staged rest is copied into a buffer of its own.
+            let mut rest = VectorStaging {
+                dim: self.dim,
+                arena: Arena::new(self.arena.quantization()),
+                ids: self.ids().to_vec(),
+                start: 0,
+            };
+            rest.arena.reserve(self.dim, self.len());
+            for i in self.start..self.ids.len() {
+                rest.arena.push_slot(self.dim, &self.arena, i);
+            }
+            return rest.encode(enc);
+        }
         enc.len(self.ids.len())?;
         self.arena.encode(enc)?;
         enc.ids(&self.ids)
@@ -201,6 +216,7 @@ impl VectorStaging {
             dim: config.dim,
             arena,
             ids,
+            start: 0,
         })
     }
 }
@@ -217,6 +233,35 @@ mod tests {
         let back = VectorIndex::decode(&mut dec, *ix.config()).unwrap();
         dec.finish().unwrap();
         back
+    }
+
+    #[test]
+    fn a_staging_buffer_saved_mid_move_holds_only_the_vectors_not_moved_yet() {
+        for quantization in [Quantization::None, Quantization::F16, Quantization::Int8] {
+            let mut c = VectorIndexConfig::new(8);
+            c.quantization = quantization;
+            let mut staging = VectorStaging::new(&c);
+            let mut ix = VectorIndex::new(c).unwrap();
+            for i in 0..10u64 {
+                staging.push(EntryId(i), &unit(i)).unwrap();
+            }
+            assert_eq!(ix.absorb(&mut staging, 3), 3);
+            let mut enc = Encoder::new(Vec::new());
+            staging.encode(&mut enc).unwrap();
+            let (bytes, _) = enc.finish().unwrap();
+            let mut dec = Decoder::new(&bytes);
+            let back = VectorStaging::decode(&mut dec, &c).unwrap();
+            dec.finish().unwrap();
+            assert_eq!(back.ids(), (3..10).map(EntryId).collect::<Vec<_>>());
+            for i in 3..10u64 {
+                let q = unit(i);
+                assert_eq!(
+                    back.similarity(EntryId(i), &q),
+                    staging.similarity(EntryId(i), &q),
+                    "{quantization:?}: vector {i}"
+                );
+            }
+        }
     }
 
     #[test]
