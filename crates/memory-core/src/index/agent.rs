@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use crate::clock::Timestamp;
 use crate::entry::{EntryId, MemoryEntry, Role};
 use crate::error::Result;
-use crate::index::capture::CaptureLock;
+use crate::index::capture::{CaptureLock, WriteGuard};
 use crate::index::keyword::{Bm25Params, KeywordIndex};
 use crate::index::topk::sort_ranking;
 use crate::index::vector::{VectorIndex, VectorIndexConfig, VectorStaging};
@@ -288,19 +288,44 @@ impl AgentIndex {
         Ok(())
     }
 
-    /// Removes an entry from every index.
+    /// Removes an entry from every index. The removal that takes an index past its tombstone
+    /// limit compacts it beside the searches: the write turns into a capture (writers keep
+    /// waiting at the gate, searches read the index as it is), the compacted copy is built, and
+    /// the write lock is taken again only to swap it in (the old copy is freed after).
     pub fn remove(&self, id: EntryId) {
-        {
-            let mut text = self.text.write();
-            text.keyword.remove(id);
-            text.docs.remove(&id);
+        let mut text = self.text.write();
+        text.keyword.tombstone(id);
+        text.docs.remove(&id);
+        if text.keyword.wants_compaction() {
+            let text = text.into_capture();
+            let compacted = text.keyword.compacted();
+            #[cfg(test)]
+            tests::pause_point("text compaction");
+            let old = std::mem::replace(&mut text.into_write().keyword, compacted);
+            drop(old);
+        } else {
+            drop(text);
         }
         let mut vectors = self.vectors.write();
-        let mut staging = self.staging.write();
-        if !staging.remove(id) {
-            // Past the tombstone limit the graph is dropped and must be linked again.
-            vectors.remove(id);
+        if !self.staging.write().remove(id) {
+            vectors.tombstone(id);
         }
+        self.compact_vectors(vectors);
+    }
+
+    /// Compacts the vector index if it is past its tombstone limit, as [`AgentIndex::remove`]
+    /// says; lets the write go either way. The graph is kept through it, and its nodes that lost
+    /// links are queued for the linker's refinement (`VectorIndex::compacted`).
+    fn compact_vectors(&self, vectors: WriteGuard<'_, VectorIndex>) {
+        if !vectors.wants_compaction() {
+            return;
+        }
+        let vectors = vectors.into_capture();
+        let compacted = vectors.compacted();
+        #[cfg(test)]
+        tests::pause_point("vector compaction");
+        let old = std::mem::replace(&mut *vectors.into_write(), compacted);
+        drop(old);
     }
 
     /// Number of indexed entries whose commit has ended.
@@ -464,7 +489,8 @@ impl AgentIndex {
         staged + vectors.pending_links()
     }
 
-    /// Vectors linked with the short candidate list and not refined yet.
+    /// Vectors linked with the short candidate list, or that lost links in a compaction, and
+    /// not refined yet.
     pub fn unrefined(&self) -> usize {
         self.vectors.read().unrefined()
     }
@@ -552,6 +578,9 @@ impl AgentIndex {
         let mut vectors = self.vectors.write();
         let mut staging = self.staging.write();
         vectors.absorb(&mut staging, MOVE_CHUNK);
+        drop(staging);
+        // Vectors that replaced others left tombstones.
+        self.compact_vectors(vectors);
     }
 }
 
@@ -567,7 +596,9 @@ mod tests {
     thread_local! {
         /// Called on this thread at the named points of the code under test: `"link batch"`
         /// ([`AgentIndex::link_step`] holds its capture of the index for a link batch),
-        /// `"between text chunks"` (a large batch's text is partly indexed, no lock held).
+        /// `"between text chunks"` (a large batch's text is partly indexed, no lock held),
+        /// `"text compaction"` and `"vector compaction"` ([`AgentIndex::remove`] has built the
+        /// compacted copy under a capture and is about to swap it in).
         static PAUSE: RefCell<Option<PauseHook>> = RefCell::new(None);
     }
 
@@ -648,6 +679,93 @@ mod tests {
             remover.join().unwrap();
         });
         assert!(!index.contains(EntryId(7)));
+    }
+
+    /// A removal that compacts an index builds the compacted copy beside the searches: paused
+    /// while the copy is made (its gate held), it holds back neither a search nor the searches
+    /// behind a removal queued at the gate. Before, the rewrite ran under the write lock.
+    #[test]
+    fn searches_run_beside_a_removal_compacting_the_text_and_vector_indexes() {
+        const PARK: Duration = Duration::from_millis(100);
+        const STUCK: Duration = Duration::from_secs(20);
+        let mut config = VectorIndexConfig::new(16);
+        config.hnsw.min_len = 16;
+        let index = &AgentIndex::new(Bm25Params::default(), &config).unwrap();
+        for i in 0..400u64 {
+            let text = if i % 2 == 0 {
+                "otters swim"
+            } else {
+                "badgers dig"
+            };
+            let v = unit_vector(i, 16);
+            let attributes = ("s", Role::User, Timestamp(0));
+            index
+                .add_stored(EntryId(i), attributes, text, Some(&v))
+                .unwrap();
+        }
+        while index.link_step() {}
+        // Text compacts past a quarter of its slots removed: at the 101st removal (id 100).
+        // Vectors past 30%: at the 121st, id 119 (ids 0..=118 and 399, removed during the first
+        // compaction, are the 120 before it).
+        let mut next = 0u64;
+        for (pause, compacting, queued_id) in [
+            ("text compaction", 100, 399),
+            ("vector compaction", 119, 397),
+        ] {
+            while next < compacting {
+                index.remove(EntryId(next));
+                next += 1;
+            }
+            let compacting = EntryId(compacting);
+            std::thread::scope(|s| {
+                let (remover, resume) = paused_at(s, pause, move || index.remove(compacting));
+                // A removal (of an odd id, which the keyword search below does not find)
+                // queued behind the compaction.
+                let (queued_tx, queued) = mpsc::channel();
+                let queued_removal = s.spawn(move || {
+                    queued_tx.send(()).unwrap();
+                    index.remove(EntryId(queued_id));
+                });
+                queued.recv().unwrap();
+                std::thread::sleep(PARK);
+                let (done, answered) = mpsc::channel();
+                s.spawn(move || {
+                    let words = index.keyword("otters", 1_000, &DocFilter::default());
+                    let q = unit_vector(next + 1, 16);
+                    let near = index.vector(&q, 5, false, &DocFilter::default());
+                    done.send((words, near)).unwrap()
+                });
+                let got = answered.recv_timeout(STUCK);
+                resume.send(()).unwrap();
+                let (words, near) =
+                    got.unwrap_or_else(|_| panic!("a search waited for the {pause}"));
+                // The searches see the removal that compacts.
+                let even_left = (next + 1..400).filter(|i| i % 2 == 0).count();
+                assert_eq!(words.len(), even_left, "{pause}");
+                assert!(words.iter().all(|h| h.0 != compacting));
+                if pause == "vector compaction" {
+                    assert!(near.unwrap().iter().all(|h| h.0 != compacting));
+                }
+                remover.join().unwrap();
+                queued_removal.join().unwrap();
+            });
+            next += 1;
+        }
+        let vectors = index.vectors.read();
+        // 121 compacted away, then 397 removed.
+        assert_eq!((vectors.len(), vectors.tombstones()), (400 - 121 - 1, 1));
+        assert!(vectors.has_graph() && vectors.pending_links() == 0);
+        assert!(
+            vectors.unrefined() > 0,
+            "the nodes that lost links wait to be refined"
+        );
+        drop(vectors);
+        while index.link_step() {}
+        assert_eq!(index.unrefined(), 0);
+        let q = unit_vector(200, 16);
+        let exact = index.vector(&q, 10, true, &DocFilter::default()).unwrap();
+        let approx = index.vector(&q, 10, false, &DocFilter::default()).unwrap();
+        assert_eq!(approx[0].1, exact[0].1);
     }
 
     #[test]

@@ -13,6 +13,10 @@
 //! so no writer is queued on the lock and readers come and go as if no writer existed. Writers
 //! wait for the capture as they waited for the long read before; only readers gain. Plain
 //! [`CaptureLock::read`]s and [`CaptureLock::write`]s keep the lock's fairness between them.
+//!
+//! A write can turn into a capture and back without letting the gate go
+//! ([`WriteGuard::into_capture`], [`CaptureGuard::into_write`]): an index compaction builds its
+//! rewrite beside the searches that way, and holds the lock itself only to swap it in.
 
 use std::ops::{Deref, DerefMut};
 
@@ -67,6 +71,33 @@ impl<T> CaptureLock<T> {
         CaptureGuard {
             guard: self.lock.read(),
             _gate: gate,
+        }
+    }
+}
+
+impl<'a, T> WriteGuard<'a, T> {
+    /// Turns this write into a capture without letting the gate go: readers come in again,
+    /// writers still wait, so a long rewrite can be built from what was just written beside the
+    /// searches, then put in with [`CaptureGuard::into_write`] (`AgentIndex::remove`).
+    pub fn into_capture(self) -> CaptureGuard<'a, T> {
+        let WriteGuard { guard, _gate } = self;
+        CaptureGuard {
+            guard: RwLockWriteGuard::downgrade(guard),
+            _gate,
+        }
+    }
+}
+
+impl<'a, T> CaptureGuard<'a, T> {
+    /// Turns this capture into a write without letting the gate go: no writer can have changed
+    /// the value in between. Waits for the readers inside, as any write does.
+    pub fn into_write(self) -> WriteGuard<'a, T> {
+        let CaptureGuard { guard, _gate } = self;
+        let lock = RwLockReadGuard::rwlock(&guard);
+        drop(guard);
+        WriteGuard {
+            guard: lock.write(),
+            _gate,
         }
     }
 }
@@ -129,6 +160,33 @@ mod tests {
             writer.join().unwrap();
         });
         assert_eq!(*lock.read(), 2);
+    }
+
+    #[test]
+    fn a_write_turned_into_a_capture_lets_readers_in_and_no_writer_until_it_is_a_write_again() {
+        let lock = CaptureLock::new(1u32);
+        let lock = &lock;
+        std::thread::scope(|s| {
+            let mut write = lock.write();
+            *write = 2;
+            let capture = write.into_capture();
+            let (queued, writer_queued) = mpsc::channel();
+            let writer = s.spawn(move || {
+                queued.send(()).unwrap();
+                *lock.write() += 10;
+            });
+            writer_queued.recv().unwrap();
+            std::thread::sleep(PARK);
+            let (done, read) = mpsc::channel();
+            s.spawn(move || done.send(*lock.read()).unwrap());
+            assert_eq!(read.recv_timeout(STUCK), Ok(2), "the reader waited");
+            let mut write = capture.into_write();
+            assert_eq!(*write, 2, "a writer got in between");
+            *write = 3;
+            drop(write);
+            writer.join().unwrap();
+        });
+        assert_eq!(*lock.read(), 13);
     }
 
     #[test]

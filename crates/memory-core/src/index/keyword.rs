@@ -538,6 +538,16 @@ impl KeywordIndex {
     /// Removes `id`; returns whether it was indexed. Statistics are exact at once; storage is
     /// reclaimed when removed documents reach a quarter of all slots.
     pub fn remove(&mut self, id: EntryId) -> bool {
+        let held = self.tombstone(id);
+        if self.wants_compaction() {
+            self.compact();
+        }
+        held
+    }
+
+    /// Removes `id` as [`KeywordIndex::remove`] does, without compacting: the caller checks
+    /// [`KeywordIndex::wants_compaction`] and compacts beside searches (`AgentIndex::remove`).
+    pub(crate) fn tombstone(&mut self, id: EntryId) -> bool {
         let Some(slot) = self.by_id.remove(&id) else {
             return false;
         };
@@ -548,17 +558,26 @@ impl KeywordIndex {
         }
         self.live_len -= u64::from(self.doc_len[slot]);
         self.dead_slots += 1;
-        if self.dead_slots * 4 > self.slot_ids.len() {
-            self.compact();
-        }
         true
+    }
+
+    /// Whether removed documents are over a quarter of the slots.
+    pub(crate) fn wants_compaction(&self) -> bool {
+        self.dead_slots * 4 > self.slot_ids.len()
     }
 
     /// Drops removed documents and unused terms from storage and tightens the score bounds.
     pub fn compact(&mut self) {
-        if self.dead_slots == 0 {
-            return;
+        if self.dead_slots > 0 {
+            *self = self.compacted();
         }
+    }
+
+    /// This index without its removed documents and unused terms, with tightened score bounds,
+    /// built beside it: it takes `&self`, so searches can go on reading the index while the
+    /// copy is made (the caller keeps writers out and swaps the copy in: `AgentIndex::remove`).
+    /// Slots keep their order; terms are renumbered, so the copy starts without [`Surfaces`].
+    pub(crate) fn compacted(&self) -> KeywordIndex {
         let mut remap = vec![u32::MAX; self.slot_ids.len()];
         let mut next = 0u32;
         for (slot, &alive) in self.alive.iter().enumerate() {
@@ -570,7 +589,7 @@ impl KeywordIndex {
         let mut term_remap = vec![u32::MAX; self.terms.len()];
         let mut terms = Vec::with_capacity(self.terms.len());
         let mut vocab = Vocab::default();
-        for (t, term) in std::mem::take(&mut self.terms).into_iter().enumerate() {
+        for (t, term) in self.terms.iter().enumerate() {
             if term.df == 0 {
                 continue;
             }
@@ -582,7 +601,7 @@ impl KeywordIndex {
                 blocks: None,
                 pending: 0,
             };
-            for p in self.mapped.of(t, &term) {
+            for p in self.mapped.of(t, term) {
                 let new_slot = remap[p.slot as usize];
                 if new_slot != u32::MAX {
                     fresh.push(new_slot, p.tf, self.doc_len[p.slot as usize]);
@@ -591,19 +610,25 @@ impl KeywordIndex {
             term_remap[t] = vocab.get_or_insert(self.vocab.term(t as u32));
             terms.push(fresh);
         }
-        self.terms = terms;
-        self.mapped = MappedPostings::default();
-        self.vocab = vocab;
-        // The forms point at the old term ids.
-        self.surfaces = Surfaces::default();
-        keep_live(&mut self.slot_ids, &remap);
-        keep_live(&mut self.doc_len, &remap);
-        self.doc_terms.keep_live(&self.alive, &term_remap);
-        keep_live(&mut self.alive, &remap);
-        for slot in self.by_id.values_mut() {
+        let mut by_id = self.by_id.clone();
+        for slot in by_id.values_mut() {
             *slot = remap[*slot as usize];
         }
-        self.dead_slots = 0;
+        KeywordIndex {
+            params: self.params,
+            vocab,
+            // The forms point at the old term ids.
+            surfaces: Surfaces::default(),
+            terms,
+            mapped: MappedPostings::default(),
+            slot_ids: keep_live(&self.slot_ids, &remap),
+            doc_len: keep_live(&self.doc_len, &remap),
+            doc_terms: self.doc_terms.live(&self.alive, &term_remap),
+            alive: vec![true; next as usize],
+            by_id,
+            live_len: self.live_len,
+            dead_slots: 0,
+        }
     }
 
     /// The `k` best documents for `query` that `filter` accepts, by BM25 score descending, ties
@@ -772,8 +797,8 @@ impl DocTerms {
         ok.then_some(DocTerms { words, ends })
     }
 
-    /// Keeps the lists of the slots `alive` marks, renumbering their terms by `term_remap`.
-    fn keep_live(&mut self, alive: &[bool], term_remap: &[u32]) {
+    /// The lists of the slots `alive` marks, their terms renumbered by `term_remap`.
+    fn live(&self, alive: &[bool], term_remap: &[u32]) -> DocTerms {
         let mut words = Vec::new();
         let mut ends = Vec::with_capacity(alive.iter().filter(|&&a| a).count());
         for (slot, _) in alive.iter().enumerate().filter(|(_, &a)| a) {
@@ -781,10 +806,10 @@ impl DocTerms {
             ends.push(words.len() as u64);
         }
         words.shrink_to_fit();
-        *self = DocTerms {
+        DocTerms {
             words: Column::from(words),
             ends,
-        };
+        }
     }
 
     fn heap_bytes(&self) -> usize {
@@ -792,14 +817,13 @@ impl DocTerms {
     }
 }
 
-/// Keeps the elements of `v` whose slot `remap` keeps (order preserved).
-fn keep_live<T>(v: &mut Vec<T>, remap: &[u32]) {
-    let mut slot = 0;
-    v.retain(|_| {
-        slot += 1;
-        remap[slot - 1] != u32::MAX
-    });
-    v.shrink_to_fit();
+/// The elements of `v` whose slot `remap` keeps (order preserved).
+fn keep_live<T: Copy>(v: &[T], remap: &[u32]) -> Vec<T> {
+    v.iter()
+        .zip(remap)
+        .filter(|&(_, &to)| to != u32::MAX)
+        .map(|(&x, _)| x)
+        .collect()
 }
 
 /// One query term's position in its postings during a MaxScore pass, with the bounds that let

@@ -440,6 +440,49 @@ mod tests {
     }
 
     #[test]
+    fn a_compacted_index_round_trips_with_the_nodes_it_has_to_repair() {
+        let mut c = VectorIndexConfig::new(8);
+        c.hnsw.min_len = 16;
+        // Link codes are made again after a load: until then the loaded copy would link with
+        // other similarities.
+        c.link_with_codes = false;
+        let unit = |seed: u64| {
+            let v: Vec<f32> = (0..8)
+                .map(|d| ((seed * 31 + d * 7) as f32 * 0.37).sin())
+                .collect();
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter().map(|x| x / n).collect::<Vec<f32>>()
+        };
+        let mut ix = VectorIndex::new(c).unwrap();
+        for i in 0..600u64 {
+            ix.insert_unlinked(EntryId(i), &unit(i)).unwrap();
+        }
+        ix.link_pending(usize::MAX);
+        // The 181st removal compacts; those after it are tombstones again.
+        for i in (0..600u64).step_by(3) {
+            ix.remove(EntryId(i));
+        }
+        assert!(ix.has_graph() && ix.unrefined() > 0 && ix.tombstones() == 19);
+        let mut back = round_trip(&ix);
+        assert_eq!(back.unrefined(), ix.unrefined());
+        let queries: Vec<Vec<f32>> = (0..20u64).map(|q| unit(q * 1_001 + 5)).collect();
+        let answers = |ix: &VectorIndex| {
+            queries
+                .iter()
+                .map(|q| ix.search_approx(q, 10, &|_| true).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(answers(&back), answers(&ix));
+        // The repairs go on after the load as they would have (one thread: the same links).
+        while ix.refine(1, 64) > 0 {}
+        while back.refine(1, 64) > 0 {}
+        assert_eq!(back.unrefined(), 0);
+        assert_eq!(answers(&back), answers(&ix));
+        back.remove(EntryId(1));
+        assert_eq!(back.tombstones(), 20);
+    }
+
+    #[test]
     fn a_decoded_index_answers_exactly_like_the_original_in_every_mode() {
         for quantization in [Quantization::None, Quantization::F16, Quantization::Int8] {
             let mut c = VectorIndexConfig::new(8);
