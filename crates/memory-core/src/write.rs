@@ -25,7 +25,8 @@ use crate::store::AccessRecord;
 /// entry's wide row, a commit that carried a few thousand of them wrote as many pages (measured
 /// at 100K entries: 200-entry batches every 10 ms beside a loop of ANN queries took 38 ms at p90
 /// and 182 ms at p99 instead of 3-8 ms). The records now go to a narrow table of their own
-/// (`access`, see `store/sqlite.rs`), where thousands of them fill a few pages; the interval
+/// (`access`, see `store/sqlite.rs`, and PostgreSQL's migration 8 in `store/postgres/schema.sql`),
+/// where thousands of them fill a few pages; the interval
 /// still keeps that work to one commit a second, and between writes repeated retrievals of an
 /// entry merge in RAM.
 const ACCESS_WRITE_INTERVAL: Duration = Duration::from_secs(1);

@@ -956,6 +956,146 @@ mod bad_servers {
         );
     }
 
+    /// (xmin, ctid) of each entry row of the store: another version of a row (an UPDATE)
+    /// changes both.
+    fn row_versions(
+        rt: &tokio::runtime::Runtime,
+        client: &tokio_postgres::Client,
+        schema: &str,
+    ) -> Vec<(i64, String, String)> {
+        rt.block_on(client.query(
+            &format!("SELECT id, xmin::text, ctid::text FROM {schema}.entries ORDER BY id"),
+            &[],
+        ))
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+    }
+
+    /// (id, count) of each row of the store's `access` table.
+    fn access_rows(
+        rt: &tokio::runtime::Runtime,
+        client: &tokio_postgres::Client,
+        schema: &str,
+    ) -> Vec<(i64, i64)> {
+        rt.block_on(client.query(
+            &format!("SELECT id, count FROM {schema}.access ORDER BY id"),
+            &[],
+        ))
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    }
+
+    fn keyword_search(m: &Memory, text: &str) -> Vec<EntryId> {
+        ids_of(
+            &m.search(
+                &SearchQuery::new("agent", text)
+                    .with_mode(memory_core::SearchMode::Keyword)
+                    .without_cache(),
+            )
+            .unwrap(),
+        )
+    }
+
+    /// Retrieval counts written back go to a narrow table (schema migration 8): the entries'
+    /// rows stay as they were, where each write-back used to write a new version of every
+    /// retrieved row (text, vector and all) and a tuple into every index of the table, the HNSW
+    /// graph's included. The counts are read with the entries, and survive a reopen.
+    #[test]
+    fn written_back_retrieval_counts_leave_the_entry_rows_as_they_were_and_survive_reopening() {
+        let Some(url) = postgres_url() else { return };
+        let store = common::shared_backends()[0].fresh_store();
+        let (pg, _) = store.server_configs();
+        let open = || {
+            Memory::builder(Storage::Postgres(pg.clone()))
+                .with_config(config())
+                .open()
+                .unwrap()
+        };
+        let m = open();
+        let ids = m
+            .insert_batch(vec![
+                msg("agent", "my sister lives in lisbon"),
+                msg("agent", "the weather is grey"),
+            ])
+            .unwrap();
+        let (rt, client) = admin(&url);
+        let schema = store.name();
+        let before = row_versions(&rt, &client, schema);
+        let count = |m: &Memory| m.get("agent", ids[0]).unwrap().unwrap().access_count;
+
+        // A write-back of its own (`flush`).
+        assert_eq!(keyword_search(&m, "lisbon"), [ids[0]]);
+        m.flush().unwrap();
+        assert_eq!(
+            row_versions(&rt, &client, schema),
+            before,
+            "a write-back of retrieval counts wrote new versions of the entry rows"
+        );
+        assert_eq!(count(&m), 1);
+        assert_eq!(access_rows(&rt, &client, schema), [(ids[0].0 as i64, 1)]);
+
+        // Riding along with an insert, a second after the last write-back.
+        assert_eq!(keyword_search(&m, "lisbon"), [ids[0]]);
+        assert_eq!(keyword_search(&m, "weather"), [ids[1]]);
+        std::thread::sleep(Duration::from_millis(1_100));
+        m.insert(msg("agent", "a new entry carrying the counts"))
+            .unwrap();
+        assert_eq!(
+            row_versions(&rt, &client, schema)[..2],
+            before[..],
+            "a write-back riding along with an insert wrote new versions of the entry rows"
+        );
+        assert_eq!(count(&m), 2);
+        assert_eq!(
+            access_rows(&rt, &client, schema),
+            [(ids[0].0 as i64, 2), (ids[1].0 as i64, 1)]
+        );
+        let listed = m.list("agent", &Default::default()).unwrap();
+        let last = listed.iter().find(|e| e.id == ids[0]).unwrap();
+        assert_eq!(last.access_count, 2);
+        assert!(last.last_accessed_at > last.created_at);
+        let at = last.last_accessed_at;
+        drop(m);
+
+        let m = open();
+        let e = m.get("agent", ids[0]).unwrap().unwrap();
+        assert_eq!((e.access_count, e.last_accessed_at), (2, at));
+        assert_eq!(m.get("agent", ids[1]).unwrap().unwrap().access_count, 1);
+    }
+
+    /// Forgetting an entry removes its retrieval counts in the same transaction, those still
+    /// pending in RAM too (the forget writes them back first): no row is left for an id no
+    /// entry has.
+    #[test]
+    fn a_forgotten_entry_takes_its_retrieval_counts_along() {
+        let Some(url) = postgres_url() else { return };
+        let store = common::shared_backends()[0].fresh_store();
+        let m = store.open(config()).unwrap();
+        let (rt, client) = admin(&url);
+        let schema = store.name();
+        let milk = m.insert(msg("agent", "remember the milk")).unwrap();
+        let bread = m.insert(msg("agent", "buy bread")).unwrap();
+        assert_eq!(keyword_search(&m, "milk"), [milk]);
+        assert_eq!(keyword_search(&m, "bread"), [bread]);
+        m.flush().unwrap();
+        assert_eq!(
+            access_rows(&rt, &client, schema),
+            [(milk.0 as i64, 1), (bread.0 as i64, 1)]
+        );
+        // Retrieved again (pending in RAM), then forgotten.
+        assert_eq!(keyword_search(&m, "milk"), [milk]);
+        assert!(m.forget("agent", milk).unwrap());
+        assert_eq!(access_rows(&rt, &client, schema), [(bread.0 as i64, 1)]);
+        assert!(m.get("agent", milk).unwrap().is_none());
+        drop(m);
+        let m = store.open(config()).unwrap();
+        assert_eq!(m.get("agent", bread).unwrap().unwrap().access_count, 1);
+    }
+
     #[test]
     fn destroying_a_tier_leaves_the_tier_whose_prefix_extends_its_prefix() {
         let Some(url) = redis_url() else { return };
@@ -1173,13 +1313,15 @@ mod bad_servers {
         m.insert(msg("a", "we painted the fence")).unwrap();
         drop(m);
         // Back to what version 1 left: no vector_top_k, set_embeddings, embedder_for_write or
-        // record_access_once, no applied_access table, no analyzer, embedder or re-embedding
-        // column, no record of migrations 2 to 7.
+        // record_access_once, no applied_access or access table, no analyzer, embedder or
+        // re-embedding column, no record of migrations 2 to 8 (delete_entries is migration 8's,
+        // which its migration replaces again).
         let (rt, client) = admin(&url);
         rt.block_on(client.batch_execute(&format!(
             "DROP FUNCTION {s}.vector_top_k; DROP FUNCTION {s}.set_embeddings; \
              DROP FUNCTION {s}.embedder_for_write; \
              DROP FUNCTION {s}.record_access_once; DROP TABLE {s}.applied_access; \
+             DROP TABLE {s}.access; \
              ALTER TABLE {s}.store DROP COLUMN analyzer; \
              ALTER TABLE {s}.store DROP COLUMN embedder; \
              ALTER TABLE {s}.store DROP COLUMN reembedded_through; \

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 const SCHEMA_SQL: &str = include_str!("schema.sql");
 
 /// The schema version this build writes and reads.
-pub const LATEST_VERSION: i64 = 7;
+pub const LATEST_VERSION: i64 = 8;
 
 /// Key of the advisory lock held while migrating ("MEMC"), with the schema's hash beside it.
 pub const LOCK_KEY: i32 = 1_296_387_395;

@@ -290,9 +290,13 @@ struct Statements {
     integrity: String,
 }
 
-const COLUMNS: &str =
-    "id, agent_id, session_id, role, content, embedding, importance, created_at, \
-                       last_accessed_at, access_count, metadata";
+/// The columns [`entry_of`] reads, from `entries e` left-joined with its row of `access a`: the
+/// retrieval counts are the base columns of `entries` (written at insert, and by versions before
+/// migration 8) plus the counts written back since (`schema.sql`, migration 8 and the `entry`
+/// query), the count at most `u32::MAX`.
+const COLUMNS: &str = "e.id, e.agent_id, e.session_id, e.role, e.content, e.embedding, \
+     e.importance, e.created_at, greatest(e.last_accessed_at, a.last_at), \
+     least(e.access_count + coalesce(a.count, 0), 4294967295), e.metadata";
 
 /// The filter of `DocFilter` on `e`, with its parameters from `$first` on.
 fn filter_sql(first: usize) -> String {
@@ -353,18 +357,20 @@ impl Statements {
                  {s}.insert_entries($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
             ),
             delete: format!("SELECT {s}.delete_entries($1, $2)"),
-            // Applied once per token (`schema.sql`, migration 7).
+            // Applied once per token (`schema.sql`, migration 7), into the narrow `access` table
+            // (migration 8).
             record_access: format!(
                 "SELECT {s}.record_access_once($1, $2::bigint[], $3::bigint[], $4::bigint[])"
             ),
             select_by_ids: format!(
-                "SELECT {COLUMNS} FROM {s}.entries WHERE agent_id = $1 AND id = ANY ($2)"
+                "SELECT {COLUMNS} FROM {s}.entries e LEFT JOIN {s}.access a ON a.id = e.id \
+                 WHERE e.agent_id = $1 AND e.id = ANY ($2)"
             ),
             list: format!(
-                "SELECT {COLUMNS} FROM {s}.entries \
-                 WHERE agent_id = $1 AND ($2::text IS NULL OR session_id = $2) \
-                   AND ($3::bigint IS NULL OR created_at >= $3) AND ($4::bigint IS NULL OR created_at < $4) \
-                 ORDER BY created_at DESC, id DESC LIMIT $5"
+                "SELECT {COLUMNS} FROM {s}.entries e LEFT JOIN {s}.access a ON a.id = e.id \
+                 WHERE e.agent_id = $1 AND ($2::text IS NULL OR e.session_id = $2) \
+                   AND ($3::bigint IS NULL OR e.created_at >= $3) AND ($4::bigint IS NULL OR e.created_at < $4) \
+                 ORDER BY e.created_at DESC, e.id DESC LIMIT $5"
             ),
             count: format!("SELECT doc_count FROM {s}.agents WHERE agent_id = $1"),
             count_all: format!("SELECT coalesce(sum(doc_count), 0)::bigint FROM {s}.agents"),
@@ -1982,6 +1988,253 @@ mod tests {
                 pair[1]
             );
         }
+    }
+
+    /// A connection of its own to `url`, outside any store's pool, with a runtime of its own:
+    /// for statements and transactions the tests hold open beside the store.
+    struct Raw {
+        runtime: tokio::runtime::Runtime,
+        client: tokio_postgres::Client,
+    }
+
+    impl Raw {
+        fn connect(url: &str) -> Raw {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let client = runtime.block_on(async {
+                let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                client
+            });
+            Raw { runtime, client }
+        }
+
+        fn exec(&self, sql: &str) {
+            self.runtime
+                .block_on(self.client.batch_execute(sql))
+                .unwrap_or_else(|e| panic!("{sql}: {}", server_message_of(&e)));
+        }
+
+        fn rows(&self, sql: &str) -> Vec<Row> {
+            self.runtime
+                .block_on(self.client.query(sql, &[]))
+                .unwrap_or_else(|e| panic!("{sql}: {}", server_message_of(&e)))
+        }
+
+        /// (id, count, last access) of each row of the schema's `access` table.
+        fn access_rows(&self, schema: &str) -> Vec<(i64, i64, i64)> {
+            self.rows(&format!(
+                "SELECT id, count, last_at FROM {schema}.access ORDER BY id"
+            ))
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+        }
+    }
+
+    fn server_message_of(e: &tokio_postgres::Error) -> String {
+        e.as_db_error()
+            .map_or_else(|| e.to_string(), server_message)
+    }
+
+    /// A schema name no other test (or test process) uses.
+    fn unique_schema(prefix: &str) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        format!("{prefix}_{}_{nanos:x}", std::process::id())
+    }
+
+    /// Opens the store of `pg` with 8-dimensional vectors and the hashing embedder.
+    fn open_store(pg: &PostgresConfig) -> PostgresStore {
+        use crate::embed::Embedder;
+        use crate::store::embedder::OnEmbedderChange;
+        let config = MemoryConfig {
+            embedding_dim: 8,
+            ..MemoryConfig::default()
+        };
+        let embedder = Arc::new(crate::HashingEmbedder::new(8).unwrap());
+        let check = EmbedderCheck {
+            id: embedder.id(),
+            embedder,
+            dim: 8,
+            on_change: OnEmbedderChange::Refuse,
+        };
+        PostgresStore::open(pg, &config, &check).unwrap()
+    }
+
+    fn access(id: u64, count: u32, at: i64) -> AccessRecord {
+        AccessRecord {
+            id: EntryId(id),
+            count,
+            at: Timestamp(at),
+        }
+    }
+
+    /// (retrieval count, last access) of entry `id` of agent `a`, by `get` and by `list`.
+    fn counts(store: &PostgresStore, id: u64) -> (u32, i64) {
+        let e = store.get("a", EntryId(id)).unwrap().unwrap();
+        let listed = store.list("a", &ListQuery::default()).unwrap();
+        let l = listed.iter().find(|l| l.id == EntryId(id)).unwrap();
+        assert_eq!(
+            (l.access_count, l.last_accessed_at),
+            (e.access_count, e.last_accessed_at),
+            "list and get disagree"
+        );
+        (e.access_count, e.last_accessed_at.0)
+    }
+
+    /// A store written by version 7 kept its retrieval counts in the entries' rows; migrated to
+    /// version 8, they stay there as the base, and counts recorded afterwards go to the narrow
+    /// `access` table and add to them, also after a reopen.
+    #[test]
+    fn counts_of_a_version_7_store_stay_and_those_recorded_after_migrating_add_to_them() {
+        let Some(url) = server_url(
+            "counts_of_a_version_7_store_stay_and_those_recorded_after_migrating_add_to_them",
+        ) else {
+            return;
+        };
+        let schema = unique_schema("t_v7");
+        let raw = Raw::connect(&url);
+        // The schema as a build of version 7 made it, with two entries, one retrieved twice.
+        let mut v7 = String::from("BEGIN;\n");
+        for m in migrate::pending(0, &schema, 8) {
+            if m.version <= 7 {
+                v7.push_str(&m.sql);
+            }
+        }
+        v7.push_str(&format!(
+            "SELECT {schema}.insert_entries(ARRAY[1, 2]::bigint[], ARRAY['a', 'a'], \
+               ARRAY['s', 's'], ARRAY[0, 0]::smallint[], ARRAY['older entry', 'plain entry'], \
+               ARRAY[NULL, NULL]::vector[], ARRAY[0.5, 0.5]::real[], ARRAY[10, 10]::bigint[], \
+               ARRAY[10, 10]::bigint[], ARRAY[0, 0]::bigint[], ARRAY[NULL, NULL]::jsonb[], \
+               ARRAY[2, 2], ARRAY[1, 1, 2, 2]::bigint[], \
+               ARRAY['older', 'entry', 'plain', 'entry'], ARRAY[1, 1, 1, 1]);
+             SELECT {schema}.record_access_once(7, ARRAY[1]::bigint[], ARRAY[2]::bigint[], \
+               ARRAY[100]::bigint[]);
+             COMMIT;"
+        ));
+        raw.exec(&v7);
+        let pg = PostgresConfig::new(url.clone()).with_schema(schema.clone());
+        let store = open_store(&pg);
+        let versions: Vec<i32> = raw
+            .rows(&format!(
+                "SELECT version FROM {schema}.migrations ORDER BY version"
+            ))
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(versions, (1..=8).collect::<Vec<_>>());
+        assert_eq!(counts(&store, 1), (2, 100), "version 7's counts are kept");
+        assert_eq!(counts(&store, 2), (0, 10));
+        // An earlier time than the base's does not go back.
+        store
+            .record_access(&[access(1, 1, 200), access(2, 3, 5)])
+            .unwrap();
+        assert_eq!(counts(&store, 1), (3, 200));
+        assert_eq!(counts(&store, 2), (3, 10));
+        let base: Vec<(i64, i64)> = raw
+            .rows(&format!(
+                "SELECT access_count, last_accessed_at FROM {schema}.entries ORDER BY id"
+            ))
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert_eq!(
+            base,
+            [(2, 100), (0, 10)],
+            "the base columns are not written"
+        );
+        assert_eq!(raw.access_rows(&schema), [(1, 1, 200), (2, 3, 5)]);
+        drop(store);
+        let store = open_store(&pg);
+        assert_eq!(counts(&store, 1), (3, 200));
+        // Riding along with an insert as well; the sum stops at u32::MAX.
+        let mut third = MemoryEntry::for_test(3, "third entry", None);
+        third.access_count = u32::MAX - 1;
+        store
+            .insert(&[third], &[access(1, 1, 300), access(3, 5, 300)])
+            .unwrap();
+        assert_eq!(counts(&store, 1), (4, 300));
+        assert_eq!(counts(&store, 3), (u32::MAX, 300));
+        drop(store);
+        pg.destroy_store().unwrap();
+    }
+
+    /// A write-back that counts an entry and a delete of that entry, at the same time: whichever
+    /// goes first, no row of `access` is left for the deleted id (a row left behind would be
+    /// read by nothing, and take space forever).
+    #[test]
+    fn a_write_back_beside_a_delete_of_its_entry_leaves_no_counts_behind_in_either_order() {
+        let Some(url) = server_url(
+            "a_write_back_beside_a_delete_of_its_entry_leaves_no_counts_behind_in_either_order",
+        ) else {
+            return;
+        };
+        let schema = unique_schema("t_acc");
+        let pg = PostgresConfig::new(url.clone()).with_schema(schema.clone());
+        let store = open_store(&pg);
+        let entries: Vec<MemoryEntry> = (1..=4)
+            .map(|i| MemoryEntry::for_test(i, &format!("entry {i}"), None))
+            .collect();
+        store.insert(&entries, &[]).unwrap();
+        // Entry 3 has a row already (its next count updates it), the others have none.
+        store.record_access(&[access(3, 1, 10)]).unwrap();
+        let (a, b) = (Raw::connect(&url), Raw::connect(&url));
+        let record = |token: i64, id: i64| {
+            format!(
+                "SELECT {schema}.record_access_once({token}, ARRAY[{id}]::bigint[], \
+                 ARRAY[1]::bigint[], ARRAY[20]::bigint[])"
+            )
+        };
+        let delete =
+            |id: i64| format!("SELECT {schema}.delete_entries('a', ARRAY[{id}]::bigint[])");
+        // `first` runs `held` in a transaction left open; `second` runs `waiting` meanwhile,
+        // which must wait for that transaction, and ends once it commits.
+        let race = |first: &Raw, held: String, second: &Raw, waiting: String| {
+            first.exec(&format!("BEGIN; {held}"));
+            std::thread::scope(|s| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                s.spawn(move || {
+                    second.exec(&waiting);
+                    tx.send(()).unwrap();
+                });
+                assert!(
+                    rx.recv_timeout(Duration::from_millis(300)).is_err(),
+                    "the second statement did not wait for the first transaction"
+                );
+                first.exec("COMMIT");
+                rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            });
+        };
+        // The write-back first: it made entry 1's row and holds the entry; the delete waits
+        // for its commit, then takes the row along.
+        race(&a, record(101, 1), &b, delete(1));
+        // The delete first: the write-back waits for its commit, then finds entry 2 gone.
+        race(&b, delete(2), &a, record(102, 2));
+        // Entry 3's row updated by the write-back: the delete of the row waits for it.
+        race(&a, record(103, 3), &b, delete(3));
+        assert_eq!(raw_ids(&a, &schema), [4], "entries left");
+        assert_eq!(a.access_rows(&schema), [], "rows of deleted entries");
+        // Counts for the deleted ids, or for an id never stored, make no row.
+        store
+            .record_access(&[access(1, 1, 30), access(3, 1, 30), access(99, 1, 30)])
+            .unwrap();
+        store.record_access(&[access(4, 2, 30)]).unwrap();
+        assert_eq!(a.access_rows(&schema), [(4, 2, 30)]);
+        drop(store);
+        pg.destroy_store().unwrap();
+    }
+
+    fn raw_ids(raw: &Raw, schema: &str) -> Vec<i64> {
+        raw.rows(&format!("SELECT id FROM {schema}.entries ORDER BY id"))
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
     }
 
     #[test]

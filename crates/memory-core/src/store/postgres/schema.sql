@@ -534,6 +534,120 @@ $$;
 INSERT INTO memory_core.migrations (version, description)
 VALUES (7, 'record_access_once: deferred access counts applied once, also when a write is repeated');
 
+-- migration 8: retrieval counts in a narrow table of their own
+-- record_access_once (migration 7) updated each retrieved entry's row in entries: the text, the
+-- vector (1.5 KB at 384 dimensions) and the metadata, in a table filled to the default
+-- fillfactor, so an update seldom found room on its page (not HOT). Each then wrote a new
+-- version of the whole row, a tuple into every index of the table, the HNSW index included
+-- (an insert into the graph: a search for neighbours and the rewrite of their pages), and left a
+-- dead version for vacuum; the write-back of a second of searches did that for every entry
+-- they retrieved, in the transaction of the insert it rode along with. Measured with
+-- examples/inserts_beside_searches_pg.rs (100K entries of one agent, ~650 ANN searches/s, load
+-- average 5-7; docs/measurements.md): a write-back of 6,300-9,700 entries' counts took 3.7-6.9 s
+-- and wrote 71-158 MB of WAL, and one-entry inserts beside the searches waited 20-24 s at p99;
+-- the table grew from 198 to 342-363 MB in about a minute. With this table: 34-194 ms, 0.9 MB
+-- (updates) to 40 MB (first counts, the entries' locks with full-page images right after a
+-- checkpoint), inserts p99 126-283 ms, and the entries are not written at all.
+-- Counts recorded since go to access (id, count, last_at): one narrow row per entry retrieved,
+-- which a read of the entry adds to the base columns of entries (written at insert, and holding
+-- what earlier versions recorded): the base count plus the row's (at most 4294967295), the later
+-- of the two times (the `entry` and `list` queries below). An existing row is updated in place (no indexed
+-- column changes, and the fillfactor leaves room on its page: HOT); a new one is made only for
+-- an id stored in entries, whose row the write locks FOR KEY SHARE (a lock, no new version: what
+-- a foreign key's check takes, without a trigger per row or an error when the entry is gone).
+-- delete_entries removes an entry's row in the same transaction, in a statement after the
+-- entries' delete: a write-back that made a row for an entry being deleted held the entry's
+-- lock, so the delete waited for its commit, and the later statement's snapshot sees the row. So
+-- a row exists only for a stored id (ids are never reused: see Ids) and goes with its entry.
+-- Older builds refuse this version at open; instances of version 7 still running meanwhile read
+-- the base columns only (counts recorded since are missing from their scores until they
+-- restart), and their writes call the functions below.
+CREATE TABLE memory_core.access (
+    id      bigint PRIMARY KEY,
+    count   bigint NOT NULL CHECK (count BETWEEN 0 AND 4294967295),
+    last_at bigint NOT NULL                                          -- microseconds since epoch
+) WITH (fillfactor = 70); -- rewritten by every write-back that retrieves the entry again
+
+CREATE OR REPLACE FUNCTION memory_core.record_access_once(
+    token bigint, ids bigint[], ns bigint[], ats bigint[]
+)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO memory_core.applied_access (token) VALUES (token) ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF random() < 0.01 THEN
+        DELETE FROM memory_core.applied_access WHERE applied_at < now() - interval '1 hour';
+    END IF;
+    -- One statement, one snapshot: `upd` adds to the rows the snapshot holds (a row deleted
+    -- since with its entry is skipped); `stored` takes the other ids whose entries are stored,
+    -- locking them, and the insert makes their rows (adding to a row that another write-back
+    -- made since the snapshot). Every join is an index lookup per id, also in
+    -- the generic plan PL/pgSQL uses after five calls (which does not know the arrays' lengths:
+    -- an `IN (SELECT ... FOR KEY SHARE)` or `<> ALL (array)` there compared every id with
+    -- every other, 0.9 s for 6,000).
+    WITH a AS (
+        SELECT r.id, sum(r.n) AS n, max(r.at) AS at
+        FROM unnest(ids, ns, ats) AS r (id, n, at) GROUP BY r.id
+    ), upd AS (
+        UPDATE memory_core.access t
+        SET count = least(t.count + a.n, 4294967295), last_at = greatest(t.last_at, a.at)
+        FROM a WHERE t.id = a.id
+    ), stored AS (
+        SELECT a.id, a.n, a.at FROM a JOIN memory_core.entries e ON e.id = a.id
+        WHERE NOT EXISTS (SELECT 1 FROM memory_core.access x WHERE x.id = a.id)
+        FOR KEY SHARE OF e
+    )
+    INSERT INTO memory_core.access AS t (id, count, last_at)
+    SELECT stored.id, least(stored.n, 4294967295), stored.at FROM stored ORDER BY stored.id
+    ON CONFLICT (id) DO UPDATE
+    SET count = least(t.count + excluded.count, 4294967295),
+        last_at = greatest(t.last_at, excluded.last_at);
+    RETURN true;
+END
+$$;
+
+-- As in migration 1, and the entries' retrieval counts deleted with them (see above).
+CREATE OR REPLACE FUNCTION memory_core.delete_entries(p_agent_id text, p_ids bigint[])
+RETURNS bigint[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    deleted bigint[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(1296387395, hashtext(p_agent_id));
+    WITH del AS (
+        DELETE FROM memory_core.entries
+        WHERE agent_id = p_agent_id AND id = ANY (p_ids)
+        RETURNING id, doc_len
+    ), pdel AS (
+        DELETE FROM memory_core.postings p
+        USING del
+        WHERE p.entry_id = del.id
+        RETURNING p.agent_key, p.term
+    ), df AS (
+        UPDATE memory_core.terms t SET df = t.df - d.n
+        FROM (SELECT agent_key, term, count(*) AS n FROM pdel GROUP BY agent_key, term) d
+        WHERE t.agent_key = d.agent_key AND t.term = d.term
+    ), stats AS (
+        UPDATE memory_core.agents g
+        SET doc_count = g.doc_count - s.n, total_len = g.total_len - s.len,
+            generation = g.generation + 1
+        FROM (SELECT count(*) AS n, coalesce(sum(doc_len), 0) AS len FROM del) s
+        WHERE g.agent_id = p_agent_id AND s.n > 0
+    )
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO deleted FROM del;
+    -- A statement of its own: its snapshot sees the rows of write-backs that committed while
+    -- the delete above waited for their locks.
+    DELETE FROM memory_core.access WHERE id = ANY (deleted);
+    RETURN deleted;
+END
+$$;
+
+INSERT INTO memory_core.migrations (version, description)
+VALUES (8, 'access: retrieval counts in a narrow table, added to the entries'' base counts');
+
 -- query id_block: reserve the ids [v, v + block_size - 1]. Run in autocommit (not inside a
 -- transaction that may roll back), so that the reservation is durable before any id of the
 -- block is used. pg_current_xact_id() gives the transaction an xid, so its commit flushes the
@@ -630,13 +744,22 @@ VALUES (7, 'record_access_once: deferred access counts applied once, also when a
 -- )
 -- SELECT id, 1 - (embedding <=> $2) AS similarity FROM mine ORDER BY embedding <=> $2, id LIMIT $3;
 
--- query record_access: deferred access counts (migration 7), in the insert's transaction or in
--- one of their own; $1 = the write's token, the same in every attempt. Does not bump the
--- generation.
+-- query record_access: deferred access counts (migrations 7 and 8: applied once, into the
+-- access table), in the insert's transaction or in one of their own; $1 = the write's token,
+-- the same in every attempt. Does not bump the generation.
 -- SELECT memory_core.record_access_once($1, $2::bigint[], $3::bigint[], $4::bigint[]);
 
--- query list: newest first (entries_agent_time / entries_agent_session_time).
--- SELECT <columns> FROM memory_core.entries
--- WHERE agent_id = $1 AND ($2::text IS NULL OR session_id = $2)
---   AND created_at >= $3 AND created_at < $4
--- ORDER BY created_at DESC, id DESC LIMIT $5;
+-- query entry: entries by id, each with its retrieval counts: the base columns plus its row of
+-- access (migration 8), if any. <columns> stands for
+--   e.id, e.agent_id, e.session_id, e.role, e.content, e.embedding, e.importance, e.created_at,
+--   greatest(e.last_accessed_at, a.last_at), least(e.access_count + coalesce(a.count, 0), 4294967295),
+--   e.metadata
+-- SELECT <columns> FROM memory_core.entries e LEFT JOIN memory_core.access a ON a.id = e.id
+-- WHERE e.agent_id = $1 AND e.id = ANY ($2);
+
+-- query list: newest first (entries_agent_time / entries_agent_session_time), with the
+-- retrieval counts as in the entry query.
+-- SELECT <columns> FROM memory_core.entries e LEFT JOIN memory_core.access a ON a.id = e.id
+-- WHERE e.agent_id = $1 AND ($2::text IS NULL OR e.session_id = $2)
+--   AND e.created_at >= $3 AND e.created_at < $4
+-- ORDER BY e.created_at DESC, e.id DESC LIMIT $5;
