@@ -163,9 +163,10 @@ pub(crate) fn run(state: &State, q: &SearchQuery) -> Result<Vec<SearchHit>> {
             Ranking::new()
         };
         // Score fusion needs each signal's score of the candidates the other ranking found and
-        // its own left out.
+        // its own left out; with no weight on the vectors (the hashing embedder's), the keyword
+        // candidates' cosines would change nothing (they keep the keyword ranking's order).
         let mut missing = match query_vector.as_deref() {
-            Some(qv) if min_max => MissingScores {
+            Some(qv) if min_max && weight > 0.0 => MissingScores {
                 similarities: missing_similarities(
                     state,
                     q,

@@ -235,6 +235,51 @@ fn the_vector_weight_leans_per_query_on_the_signal_whose_leader_stands_out() {
 }
 
 #[test]
+fn hybrid_search_with_the_default_embedder_ranks_keyword_matches_as_keyword_search_does() {
+    // The built-in embedder hashes words and their letter trigrams, so hybrid search with it
+    // keeps BM25's ranking whole (`HASHING_VECTOR_WEIGHT` is 0) and its vectors only order what
+    // holds no query word, after every keyword match. The first two entries tie on BM25 (the
+    // same length, the same query words); the second shares more trigrams with the query
+    // ("arden"), which must not lift it over the first, as the keyword ranking has them.
+    let mut config = config();
+    config.stm_capacity = 16;
+    let texts = [
+        "garden roses quietly",
+        "garden roses arden",
+        "my garden is small but sunny and warm all day",
+        "tulips and roses everywhere",
+        "a warden guarded the den",
+    ];
+    for tiers in [memory_core::Tiers::LongTerm, memory_core::Tiers::ShortTerm] {
+        common::each_backend_from(START, config.clone(), |m, _clock| {
+            for text in texts {
+                let e = entry("a", "s", text);
+                if tiers == memory_core::Tiers::LongTerm {
+                    m.insert(e).unwrap();
+                } else {
+                    m.append(e).unwrap();
+                }
+            }
+            let search = |mode| {
+                let q = SearchQuery::new("a", "garden roses")
+                    .with_mode(mode)
+                    .with_tiers(tiers)
+                    .with_k(texts.len());
+                m.search(&q).unwrap()
+            };
+            let keyword = search(SearchMode::Keyword);
+            let hybrid = search(SearchMode::Hybrid);
+            assert!(keyword.len() >= 3, "{tiers:?}: {keyword:?}");
+            assert_eq!(
+                contents(&hybrid)[..keyword.len()],
+                contents(&keyword)[..],
+                "{tiers:?}"
+            );
+        });
+    }
+}
+
+#[test]
 fn the_top_k_of_min_max_fusion_is_the_same_whatever_k_skips() {
     // A small k lets the search skip scoring vector candidates that cannot reach its top k; the
     // top 10 must still be what a search deep enough to score nearly every candidate ranks first.

@@ -32,7 +32,7 @@ pub trait Embedder: Send + Sync + Debug {
     /// [0, 1] of the vector signal (`SearchConfig::vector_weight` overrides it). A sentence
     /// embedder that knows meaning beyond shared words earns an equal say (the default); an
     /// embedder that only hashes words repeats what BM25 already knows, less precisely, and
-    /// gets less.
+    /// gets none (its vectors then only order what BM25 leaves equal).
     fn vector_weight(&self) -> f32 {
         DEFAULT_VECTOR_WEIGHT
     }
@@ -122,14 +122,17 @@ pub(crate) fn checked(mut v: Vec<f32>, dim: usize) -> Option<Vec<f32>> {
 /// [`Embedder::vector_weight`] of an embedder that does not say otherwise.
 pub const DEFAULT_VECTOR_WEIGHT: f32 = 0.5;
 
-/// [`Embedder::vector_weight`] of [`HashingEmbedder`], chosen with `examples/fusion_sweep.rs`:
-/// with min-max fusion over 50 candidates per signal and the weight moved per query
-/// (`SearchConfig::weight_by_standout`), 0.2 is the weight at or above BM25 alone on every
-/// metric of the generated conversations (R@1 / R@5 / R@10 / MRR@10 0.194 / 0.356 / 0.402 /
-/// 0.285 against 0.189 / 0.355 / 0.398 / 0.280; 0.3 loses R@5, 0.344) and equal to it on CRI's.
-/// The margin is a question or two of 330: words hashed into a vector add little that BM25
-/// does not already know, so they get a small say.
-pub const HASHING_VECTOR_WEIGHT: f32 = 0.2;
+/// [`Embedder::vector_weight`] of [`HashingEmbedder`]: none. Its vectors hash the words (and
+/// letter trigrams) BM25 already scores, so hybrid search with it ranks as BM25 does, and the
+/// vectors order only what BM25 leaves equal: candidates holding no query term, after every
+/// match (`fusion::fuse`'s tie order). Any weight above 0 moved the metrics both ways: at 0.2
+/// (the weight until 2026-12-07, min-max fusion over 50 candidates, moved per query by
+/// `SearchConfig::weight_by_standout`) hybrid beat BM25 alone overall on the generated
+/// conversations by a question or two of 330 (R@10 0.402 against 0.398) but fell below it in 11
+/// cells of their categories (temporal R@5 0.750 against 0.767, open-domain R@10 0.050
+/// against 0.100, ...) and on `cri-chitchat`'s MRR@10; 0.1 and 0.05 left 9 and 12 such cells.
+/// At 0 every cell of those datasets equals BM25's (`cargo bench --bench quality`).
+pub const HASHING_VECTOR_WEIGHT: f32 = 0.0;
 
 /// The version of [`HashingEmbedder`]'s features and hash, in its [`Embedder::id`]: raise it
 /// with any change that moves a text's vector.

@@ -120,7 +120,8 @@ const MIN_STANDOUT_CANDIDATES: usize = 3;
 ///
 /// Measured with `examples/fusion_sweep.rs` (min-max fusion, 50 candidates, the generated
 /// conversations): it raised R@5 at every weight from 0.3 to 0.8 with MiniLM (0.517 -> 0.547 at
-/// 0.7) and, with the hashing embedder at 0.2, kept every metric at or above BM25 alone.
+/// 0.7) and, with the hashing embedder at 0.2 (its weight until 2026-12-07, now 0), kept every
+/// overall metric at or above BM25 alone.
 pub fn query_weight(w: f32, keyword: &[(EntryId, f32)], vector: &[(EntryId, f32)]) -> f32 {
     let (Some(zk), Some(zv)) = (standout(keyword), standout(vector)) else {
         return w;
@@ -136,7 +137,8 @@ pub fn query_weight(w: f32, keyword: &[(EntryId, f32)], vector: &[(EntryId, f32)
 /// Fuses a keyword ranking and a vector ranking (each best first, as the indexes return them)
 /// with `fusion` and the vector signal's weight `w` in [0, 1], keeping each hit's per-ranking
 /// score and rank. `missing` holds the scores of candidates that one ranking left out (used by
-/// [`Fusion::MinMax`]). Sorted by fused score descending, ties by id ascending.
+/// [`Fusion::MinMax`]). Sorted by fused score descending; ties by keyword rank (a hit without
+/// one after those with one), then by cosine descending (a hit without one last), then by id.
 pub fn fuse(
     keyword: &[(EntryId, f32)],
     vector: &[(EntryId, f32)],
@@ -164,6 +166,13 @@ pub fn fuse(
         let h = hits.entry(id).or_insert_with(|| blank(id));
         h.vector.get_or_insert((score, (i + 1) as u32));
     }
+    // A hit's cosine: from the vector ranking, else as looked up for the keyword candidates
+    // it left out.
+    let cos = |h: &FusedHit| {
+        h.vector
+            .map(|v| v.0)
+            .or_else(|| missing.similarities.get(&h.id).copied())
+    };
     match fusion {
         Fusion::Rrf { k } => {
             check_rrf_k(k)?;
@@ -174,11 +183,6 @@ pub fn fuse(
             }
         }
         Fusion::MinMax => {
-            let cos = |h: &FusedHit| {
-                h.vector
-                    .map(|v| v.0)
-                    .or_else(|| missing.similarities.get(&h.id).copied())
-            };
             let bm25 = |h: &FusedHit| {
                 h.keyword
                     .map(|k| k.0)
@@ -214,9 +218,25 @@ pub fn fuse(
             }
         }
     }
-    let mut out: Vec<FusedHit> = hits.into_values().collect();
-    out.sort_unstable_by(|a, b| b.fused.total_cmp(&a.fused).then_with(|| a.id.cmp(&b.id)));
-    Ok(out)
+    // Equal fused scores keep the keyword ranking's order, then the vector signal's, then id.
+    // With a vector weight of 0 (an embedder that only hashes words, `HASHING_VECTOR_WEIGHT`)
+    // the fused ranking is thus the keyword ranking itself, followed by the candidates holding
+    // no query term (or too little of it to be in that ranking) in the order of their cosine.
+    let mut out: Vec<(FusedHit, u32, f32)> = hits
+        .into_values()
+        .map(|h| {
+            let keyword_rank = h.keyword.map_or(u32::MAX, |k| k.1);
+            (h, keyword_rank, cos(&h).unwrap_or(f32::NEG_INFINITY))
+        })
+        .collect();
+    out.sort_unstable_by(|(a, ka, sa), (b, kb, sb)| {
+        b.fused
+            .total_cmp(&a.fused)
+            .then_with(|| ka.cmp(kb))
+            .then_with(|| sb.total_cmp(sa))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(out.into_iter().map(|(h, _, _)| h).collect())
 }
 
 /// Fuses a keyword ranking and a vector ranking with plain (equally weighted) RRF; see [`fuse`].
@@ -251,7 +271,7 @@ pub struct Reranked {
 
 /// Re-weights fused hits: relevance (fused score over the largest one) plus recency and importance
 /// that `signals` gives per id as `(recency, importance)`, each clamped to [0, 1] with NaN as 0.
-/// Sorted by final score descending, ties by id ascending.
+/// Sorted by final score descending; equal scores keep their order in `hits`.
 pub fn rerank(
     hits: &[FusedHit],
     weights: &FusionWeights,
@@ -287,7 +307,8 @@ pub fn rerank(
             }
         })
         .collect();
-    out.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+    // Stable: equal scores keep the order of `hits` (a fused ranking's own tie-breaks).
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
     Ok(out)
 }
 
@@ -382,6 +403,67 @@ mod tests {
         assert_eq!(fused[1].id, EntryId(1));
         assert_eq!(fused[1].vector, None);
         assert_eq!(fused[2].id, EntryId(3));
+    }
+
+    #[test]
+    fn a_vector_weight_of_0_keeps_the_keyword_ranking_and_orders_the_rest_by_cosine() {
+        // Entries 4 and 5 tie on BM25, and the keyword ranking put 5 first; 3 and 6 hold no
+        // query term (vector candidates only), 2 holds one but was left out of the keyword
+        // ranking (its BM25 looked up, below the ranking's last).
+        let kw = [(EntryId(1), 4.0), (EntryId(5), 2.0), (EntryId(4), 2.0)];
+        let vec = [
+            (EntryId(6), 0.9),
+            (EntryId(4), 0.8),
+            (EntryId(3), 0.7),
+            (EntryId(2), 0.6),
+        ];
+        let mut missing = MissingScores::default();
+        missing
+            .similarities
+            .extend([(EntryId(1), 0.1), (EntryId(5), 0.2)]);
+        missing.bm25.extend([(EntryId(2), 1.0)]);
+        for fusion in [Fusion::MinMax, Fusion::Rrf { k: 60.0 }] {
+            let fused = fuse(&kw, &vec, &missing, fusion, 0.0).unwrap();
+            let order: Vec<u64> = fused.iter().map(|h| h.id.0).collect();
+            // Min-max: 2 scores its BM25 and follows the ranking; 6 and 3 score 0, by cosine.
+            // RRF: 2 has no keyword rank, so it falls in with 6 and 3 by cosine.
+            let want: &[u64] = match fusion {
+                Fusion::MinMax => &[1, 5, 4, 2, 6, 3],
+                Fusion::Rrf { .. } => &[1, 5, 4, 6, 3, 2],
+            };
+            assert_eq!(order, want, "{fusion:?}");
+        }
+    }
+
+    #[test]
+    fn equal_fused_scores_keep_the_keyword_rankings_order_first() {
+        // Neither ranking holds 1 and 2 both; each signal ranks one of them second.
+        let kw = [(EntryId(9), 1.0), (EntryId(2), 0.5)];
+        let vec = [(EntryId(8), 0.9), (EntryId(1), 0.7)];
+        let fused = fuse(
+            &kw,
+            &vec,
+            &MissingScores::default(),
+            Fusion::Rrf { k: 60.0 },
+            0.5,
+        );
+        let order: Vec<u64> = fused.unwrap().iter().map(|h| h.id.0).collect();
+        // 9 and 8 tie (rank 1 of one signal each): 9 has a keyword rank. So do 2 and 1.
+        assert_eq!(order, [9, 8, 2, 1]);
+    }
+
+    #[test]
+    fn rerank_keeps_the_fused_order_of_equal_scores() {
+        let hit = |id: u64| FusedHit {
+            id: EntryId(id),
+            keyword: None,
+            vector: None,
+            fused: 1.0,
+        };
+        let fused = [hit(3), hit(1), hit(2)];
+        let r = rerank(&fused, &FusionWeights::default(), |_| (0.5, 0.5)).unwrap();
+        let order: Vec<u64> = r.iter().map(|h| h.id.0).collect();
+        assert_eq!(order, [3, 1, 2]);
     }
 
     #[test]
