@@ -21,8 +21,8 @@ pub struct HnswParams {
     /// Links per node on the upper layers (twice this on layer 0); 2..=128.
     pub m: usize,
     /// Candidate list size while inserting; larger builds a better graph, more slowly. The
-    /// store's background linker uses half of it on a backlog, and links those vectors again
-    /// with the whole list once it has caught up.
+    /// store's background linker uses a quarter of it on a backlog, and links those vectors
+    /// again with the whole list once it has caught up.
     pub ef_construction: usize,
     /// Candidate list size while searching (raised to k when k is larger), for an index of up
     /// to `ef_search_len` vectors; see [`HnswParams::ef_for`].
@@ -261,6 +261,16 @@ impl Graph {
             stripes: stripes(),
             rough: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// An empty graph with this one's parameters and seed.
+    fn empty_like(&self) -> Graph {
+        let params = HnswParams {
+            m: self.m,
+            ef_construction: self.ef_construction,
+            ..HnswParams::default()
+        };
+        Graph::new(&params, self.seed)
     }
 
     /// The shorter candidate list of a quick batch ([`Graph::link_parallel`] with `quick`):
@@ -810,22 +820,7 @@ impl Graph {
     /// links here was tried: better recall right after, but a compaction 6-8x as long.
     pub fn compacted(&self, remap: &[u32]) -> Graph {
         let _no_linking = self.linker.lock();
-        let mut g = Graph {
-            m: self.m,
-            m0: self.m0,
-            ef_construction: self.ef_construction,
-            ml: self.ml,
-            seed: self.seed,
-            levels: Vec::new(),
-            links0: Vec::new(),
-            upper_offset: Vec::new(),
-            upper: Vec::new(),
-            linked: AtomicUsize::new(0),
-            entry: AtomicU64::new(NO_ENTRY),
-            linker: Mutex::new(Visited::default()),
-            stripes: stripes(),
-            rough: Mutex::new(VecDeque::new()),
-        };
+        let mut g = self.empty_like();
         let slots = self.capacity().min(remap.len());
         let kept = remap[..slots].iter().filter(|&&n| n != u32::MAX).count();
         let upper_words: usize = (0..slots)
