@@ -483,21 +483,16 @@ for i, member in ipairs(ARGV) do
 end
 return out";
 
-/// KEYS: in-flight set, this batch's list. ARGV: batch, generation key prefix. Deletes a settled
-/// batch; searches of its agents found its entries, so their generations change.
+/// KEYS: in-flight set, this batch's list. ARGV: batch, generation key prefix, then the tags
+/// (`<len>:<agent>`) of the agents whose entries the sweep read in the batch. Deletes a settled
+/// batch; searches of its agents found its entries, so their generations change. The agents come
+/// from the caller, which read the batch whole: reading it here again (50,000 items of 5 KB, say)
+/// held the server for seconds. Nothing is added to a batch after its sweep; an agent whose
+/// entries `forget` removed meanwhile changes generation once more, which costs a cached answer.
+/// UNLINK frees the list's memory beside the server's work.
 const SETTLE: &str = "
-local bumped = {}
-for _, raw in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
-  local len = string.match(raw, '^(%d+):')
-  if len then
-    local tag = string.sub(raw, 1, #len + 1 + tonumber(len))
-    if not bumped[tag] then
-      bumped[tag] = true
-      redis.call('INCR', ARGV[2] .. tag)
-    end
-  end
-end
-redis.call('DEL', KEYS[2])
+for a = 3, #ARGV do redis.call('INCR', ARGV[2] .. ARGV[a]) end
+redis.call('UNLINK', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1";
 
@@ -615,8 +610,9 @@ pub(crate) struct RedisShortTerm {
     runtime: ServerRuntime,
     shared: Arc<Shared>,
     chunks: SweepChunks,
-    /// The batch of the consolidation in progress (one at a time per handle).
-    batch: Mutex<Option<String>>,
+    /// The batch of the consolidation in progress (one at a time per handle), and the tags of
+    /// the agents whose entries its sweep read in it.
+    batch: Mutex<Option<(String, Vec<String>)>>,
 }
 
 impl std::fmt::Debug for RedisShortTerm {
@@ -730,7 +726,7 @@ impl RedisShortTerm {
             wall_ms(),
             random_u64()
         );
-        *self.batch.lock() = Some(batch.clone());
+        *self.batch.lock() = Some((batch.clone(), Vec::new()));
         let batch_key = format!("{}{batch}", s.keys.batch_prefix());
         let key = batch_key.clone();
         let agents = self.run(async move {
@@ -879,8 +875,15 @@ impl RedisShortTerm {
                 .arg(-1)
                 .query_async::<Vec<String>>(&mut con))
         })?;
+        let leaving = self.decode_all(&leaving)?;
+        let mut agents: Vec<String> = leaving.iter().map(|i| enc(&i.entry.agent_id)).collect();
+        agents.sort_unstable();
+        agents.dedup();
+        if let Some((_, tags)) = self.batch.lock().as_mut() {
+            *tags = agents;
+        }
         Ok(StmHandOff {
-            leaving: self.decode_all(&leaving)?,
+            leaving,
             staying: self
                 .decode_all(&sweep.staying)?
                 .into_iter()
@@ -1097,7 +1100,7 @@ impl ShortTermStore for RedisShortTerm {
                     .arg(&pairs)
                     .invoke_async::<i64>(&mut con))?;
             }
-            if let Some(batch) = batch {
+            if let Some((batch, agents)) = batch {
                 retrying!(s, |con| s
                     .scripts
                     .settle
@@ -1105,6 +1108,7 @@ impl ShortTermStore for RedisShortTerm {
                     .key(format!("{}{batch}", k.batch_prefix()))
                     .arg(&batch)
                     .arg(k.generation_prefix())
+                    .arg(&agents)
                     .invoke_async::<i64>(&mut con))?;
             }
             Ok(())
@@ -1119,7 +1123,7 @@ impl ShortTermStore for RedisShortTerm {
             .collect();
         let forgotten = self.forgotten(&keys)?;
         let s = self.shared.clone();
-        let batch = self.batch.lock().take();
+        let batch = self.batch.lock().take().map(|(batch, _)| batch);
         let items: Vec<(Arc<str>, String)> = leaving
             .iter()
             .zip(&forgotten)
@@ -1456,7 +1460,16 @@ mod tests {
         assert_eq!(int(&t, "HLEN", k.sessions("a"), None), 150);
         assert_eq!(int(&t, "LLEN", k.handoff("a"), None), 0);
         assert_eq!(int(&t, "SISMEMBER", k.agents(), Some("a")), 1);
+        // Searches of any instance found the batch's entries: settling it changes the agent's
+        // generation (their cached answers), and deletes the batch.
+        let generation = t.generation("a").unwrap();
+        let batch = t.batch.lock().as_ref().unwrap().0.clone();
         t.settle(&[]).unwrap();
+        assert_ne!(t.generation("a").unwrap(), generation);
+        assert_eq!(
+            int(&t, "EXISTS", format!("{}{batch}", k.batch_prefix()), None),
+            0
+        );
         // Later every window has expired: the rest leaves, and the agent with it.
         let out = t.sweep(later(t1, TTL * 2)).unwrap();
         assert_eq!(out.expired_sessions, 150);
