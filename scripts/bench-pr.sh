@@ -14,8 +14,12 @@
 # BENCH_INTERLEAVE=suite runs one side's whole suite, then the other's (ABBA by round), minutes
 # apart. Benchmarks that need one run (ONCE targets: byte counts, quality figures) run once per
 # side, saved as `base` and `head`.
-# Instruction counts (the gungraun bench `instructions`, under valgrind) run once per side too;
-# without valgrind or gungraun-runner the channel is skipped and the report says so.
+# Instruction counts (the gungraun bench `instructions`, under valgrind) run BENCH_INSTRUCTION_COUNTS
+# times per side (ABBA: base, head, head, base, ...), saved as `base`, `base_repeat2`, ...: the
+# gate reads a side's counts as samples and decides a change only beyond their spread, since a
+# count is not always the same on a busy machine (one run counted 5% fewer instructions for one
+# call than eight later ones). Without valgrind or gungraun-runner the channel is skipped and the
+# report says so.
 # HEAD is saved as `head`, not `new`: Criterion 0.8's `--save-baseline new` copies its scratch
 # `new/` directory onto itself and truncates the files.
 #
@@ -29,6 +33,8 @@
 #        BENCH_ROUND_ARGS (default "--warm-up-time 0.2 --measurement-time 0.3"): Criterion
 #          arguments of each round (split on spaces)
 #        BENCH_ONCE (default "footprint quality"): bench targets run once per side, not per round
+#        BENCH_INSTRUCTION_COUNTS (default 2): how many times each side's instructions are
+#          counted (about a minute each on a quiet machine)
 #        BENCH_INSTRUCTIONS (default auto): auto = count instructions when valgrind and
 #          gungraun-runner are there, skipped with a warning in the report otherwise; off; required
 #          (missing tools are an error)
@@ -95,6 +101,11 @@ esac
 rounds=${BENCH_ROUNDS:-8}
 if ! [[ $rounds =~ ^[1-9][0-9]*$ ]]; then
   echo "$0: BENCH_ROUNDS='$rounds' is not a number of rounds (1 or more)" >&2
+  exit 1
+fi
+counts=${BENCH_INSTRUCTION_COUNTS:-2}
+if ! [[ $counts =~ ^[1-9][0-9]*$ ]]; then
+  echo "$0: BENCH_INSTRUCTION_COUNTS='$counts' is not a number of counts (1 or more)" >&2
   exit 1
 fi
 interleave=${BENCH_INTERLEAVE:-group}
@@ -376,7 +387,8 @@ done
 run_benches base "$worktree" base once
 run_benches head "$repo" head once
 
-# The instruction channel: deterministic, so one run per side.
+# The instruction channel: deterministic by intent, counted BENCH_INSTRUCTION_COUNTS times per
+# side all the same (see the top of this file).
 warnings=()
 instructions_exe() { sed -n 's/^instructions //p' "$work/$1.benches"; }
 missing=""
@@ -399,13 +411,18 @@ elif [[ -n $missing ]]; then
   echo "$0: warning: instruction counts skipped: $missing" >&2
   warnings+=("instruction counts skipped: $missing; this verdict rests on timings alone")
 else
-  for side in base head; do
-    if [[ $side == base ]]; then dir=$worktree; else dir=$repo; fi
-    echo "== $side: instructions (valgrind, $(elapsed))" >&2
-    (cd "$dir" && "$(instructions_exe "$side")" --bench "--save-baseline=$side") >&2 || {
-      echo "$0: counting instructions of $side failed (see the log above)" >&2
-      exit 1
-    }
+  for ((k = 1; k <= counts; k++)); do
+    if ((k % 2 == 1)); then order=(base head); else order=(head base); fi
+    for side in "${order[@]}"; do
+      if [[ $side == base ]]; then dir=$worktree; else dir=$repo; fi
+      # The gate's name of count k (bench-gate's callgrind::repeat_name).
+      if ((k == 1)); then name=$side; else name=${side}_repeat$k; fi
+      echo "== $side: instructions, count $k of $counts (valgrind, $(elapsed))" >&2
+      (cd "$dir" && "$(instructions_exe "$side")" --bench "--save-baseline=$name") >&2 || {
+        echo "$0: counting instructions of $side failed (see the log above)" >&2
+        exit 1
+      }
+    done
   done
 fi
 echo "== benchmarks done ($(elapsed))" >&2

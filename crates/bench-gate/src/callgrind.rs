@@ -1,8 +1,13 @@
 //! Instruction counts recorded by valgrind's callgrind through gungraun (the memory-bench suite's
 //! `benches/instructions.rs`): one benchmark per directory of gungraun's output tree, one count
 //! per saved baseline, read from callgrind's own output files (`callgrind.*.out.base@NAME`, one
-//! per thread or part, whose `totals:` lines add up). Counts are deterministic, so a benchmark
-//! holds one sample: the instructions of one call.
+//! per thread or part, whose `totals:` lines add up).
+//!
+//! A count is meant to be deterministic, but it is not always: the same executable has counted
+//! 5% fewer instructions in one run of a busy machine than in eight later ones, and searches vary
+//! by 0.1-0.3% from run to run. So a side may be counted more than once: its later counts are
+//! saved as baselines `NAME_repeat2`, `NAME_repeat3`, ... ([`repeat_name`]) and load as further
+//! samples of `NAME`'s benchmarks, whose spread the verdict then allows for.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,9 +22,44 @@ pub const EVENT: &str = "Ir";
 /// What every instruction-count id starts with (the default rule of kind `instructions`).
 pub const ID_PREFIX: &str = "instructions/";
 
+/// What separates a baseline's name from the number of a repeated count (see [`repeat_name`]).
+/// gungraun's file names end the baseline name at the first `.` or `-`, so it cannot be `-r` as
+/// for Criterion's rounds.
+pub const REPEAT_INFIX: &str = "_repeat";
+
+/// The baseline name of count `k` (from 2) of baseline `name`: `base_repeat2`. Count 1 is `name`
+/// itself.
+pub fn repeat_name(name: &str, k: usize) -> String {
+    format!("{name}{REPEAT_INFIX}{k}")
+}
+
+/// The count number of baseline `baseline` as a count of `name`: 1 for `name` itself, k for
+/// [`repeat_name`]`(name, k)` with k >= 2, `None` for any other baseline.
+fn count_of(baseline: &str, name: &str) -> Option<usize> {
+    if baseline == name {
+        return Some(1);
+    }
+    let k = baseline.strip_prefix(name)?.strip_prefix(REPEAT_INFIX)?;
+    if k.is_empty() || !k.bytes().all(|b| b.is_ascii_digit()) || k.starts_with('0') {
+        return None;
+    }
+    k.parse().ok().filter(|&k| k >= 2)
+}
+
+/// The baseline a repeated count belongs to: `base` for `base_repeat2`; any other name is its
+/// own.
+fn counted_baseline(baseline: &str) -> &str {
+    match baseline.rsplit_once(REPEAT_INFIX) {
+        Some((name, _)) if !name.is_empty() && count_of(baseline, name).is_some() => name,
+        _ => baseline,
+    }
+}
+
 /// Loads the instruction counts saved under baseline `name` (`--save-baseline=NAME`) in the
-/// gungraun output directory `root`, keyed by benchmark id. No directory, or no count of that
-/// baseline, is an empty map: the caller decides whether counts were expected.
+/// gungraun output directory `root`, keyed by benchmark id, with the repeated counts saved as
+/// [`repeat_name`]`(name, k)` as further samples. No directory, or no count of that baseline, is
+/// an empty map: the caller decides whether counts were expected. A benchmark with repeated
+/// counts but none under `name` itself is an error (a first count that crashed).
 ///
 /// A benchmark's id is `instructions/<group>/<function>/<case>` from the last two levels of
 /// gungraun's tree, `<group>/<function>.<case>`: `memory-bench/instructions/counted/ltm/get.n1000`
@@ -30,22 +70,42 @@ pub fn load(root: &Path, name: &str) -> Result<BTreeMap<String, Benchmark>> {
     if !root.is_dir() {
         return Ok(out);
     }
-    for (dir, files) in baseline_files(root, name)? {
-        let mut total: u64 = 0;
-        for file in &files {
-            total = total.saturating_add(totals(file)?);
-        }
+    for (dir, counts) in baseline_files(root, name)? {
         let id = benchmark_id(root, &dir)?;
-        if total == 0 {
+        if !counts.contains_key(&1) {
+            let repeats: Vec<String> = counts.keys().map(|&k| repeat_name(name, k)).collect();
             return Err(Error::invalid(
                 &dir,
                 format!(
-                    "benchmark '{id}' counted no instructions in baseline '{name}': nothing ran \
-                     inside the measured function, or callgrind collected nothing"
+                    "benchmark '{id}' was counted again ({}) but has no first count in baseline \
+                     '{name}': did that run crash?",
+                    repeats.join(", ")
                 ),
             ));
         }
-        let bench = benchmark(&id, &dir, root, total);
+        let mut per_count = Vec::with_capacity(counts.len());
+        for (k, files) in &counts {
+            let mut total: u64 = 0;
+            for file in files {
+                total = total.saturating_add(totals(file)?);
+            }
+            if total == 0 {
+                let baseline = if *k == 1 {
+                    name.to_string()
+                } else {
+                    repeat_name(name, *k)
+                };
+                return Err(Error::invalid(
+                    &dir,
+                    format!(
+                        "benchmark '{id}' counted no instructions in baseline '{baseline}': \
+                         nothing ran inside the measured function, or callgrind collected nothing"
+                    ),
+                ));
+            }
+            per_count.push(total);
+        }
+        let bench = benchmark(&id, &dir, root, &per_count);
         if out.insert(id.clone(), bench).is_some() {
             return Err(Error::invalid(
                 &dir,
@@ -56,7 +116,8 @@ pub fn load(root: &Path, name: &str) -> Result<BTreeMap<String, Benchmark>> {
     Ok(out)
 }
 
-/// Names of the baselines with instruction counts under `root`, and their benchmark counts.
+/// Names of the baselines with instruction counts under `root`, and their benchmark counts. A
+/// repeated count is listed as the baseline it repeats (`base_repeat2` as `base`).
 pub fn list(root: &Path) -> Result<BTreeMap<String, usize>> {
     let mut out = BTreeMap::new();
     if !root.is_dir() {
@@ -66,7 +127,7 @@ pub fn list(root: &Path) -> Result<BTreeMap<String, usize>> {
     walk(root, &mut |path| {
         if let Some(name) = file_name(path).and_then(baseline_of) {
             if let Some(dir) = path.parent() {
-                by_dir.insert((dir.to_path_buf(), name), ());
+                by_dir.insert((dir.to_path_buf(), counted_baseline(&name).to_string()), ());
             }
         }
     })?;
@@ -96,16 +157,23 @@ fn baseline_of(file: &str) -> Option<String> {
     (suffix_ok && !name.is_empty()).then(|| name.to_string())
 }
 
-/// Directories holding output files of baseline `name`, with those files.
-fn baseline_files(root: &Path, name: &str) -> Result<BTreeMap<PathBuf, Vec<PathBuf>>> {
-    let mut out: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+/// Directories holding output files of baseline `name` or its repeated counts, with those
+/// files by count number (1 for `name` itself).
+fn baseline_files(
+    root: &Path,
+    name: &str,
+) -> Result<BTreeMap<PathBuf, BTreeMap<usize, Vec<PathBuf>>>> {
+    let mut out: BTreeMap<PathBuf, BTreeMap<usize, Vec<PathBuf>>> = BTreeMap::new();
     walk(root, &mut |path| {
-        if file_name(path).and_then(baseline_of).as_deref() == Some(name) {
-            if let Some(dir) = path.parent() {
-                out.entry(dir.to_path_buf())
-                    .or_default()
-                    .push(path.to_path_buf());
-            }
+        let count = file_name(path)
+            .and_then(baseline_of)
+            .and_then(|b| count_of(&b, name));
+        if let (Some(k), Some(dir)) = (count, path.parent()) {
+            out.entry(dir.to_path_buf())
+                .or_default()
+                .entry(k)
+                .or_default()
+                .push(path.to_path_buf());
         }
     })?;
     Ok(out)
@@ -188,16 +256,19 @@ fn benchmark_id(root: &Path, dir: &Path) -> Result<String> {
     })
 }
 
-/// A deterministic count as a benchmark: one sample of one iteration, every estimate the count.
-fn benchmark(id: &str, dir: &Path, root: &Path, count: u64) -> Benchmark {
-    let value = count as f64;
+/// Counts of one benchmark as a benchmark: a sample of one iteration per count, the estimates
+/// their mean (with their range as its interval).
+fn benchmark(id: &str, dir: &Path, root: &Path, counts: &[u64]) -> Benchmark {
+    let values: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
+    let mean = crate::stats::mean(&values);
+    let (lo, hi) = crate::stats::range(&values);
     let exact = || Estimate {
         confidence_interval: ConfidenceInterval {
             confidence_level: 0.95,
-            lower_bound: value,
-            upper_bound: value,
+            lower_bound: lo,
+            upper_bound: hi,
         },
-        point_estimate: value,
+        point_estimate: mean,
         standard_error: 0.0,
     };
     let zero = || Estimate {
@@ -233,8 +304,8 @@ fn benchmark(id: &str, dir: &Path, root: &Path, count: u64) -> Benchmark {
         },
         sample: Sample {
             sampling_mode: "Flat".into(),
-            iters: vec![1.0],
-            times: vec![value],
+            iters: vec![1.0; values.len()],
+            times: values,
         },
         tukey: None,
         unit: Some(Unit::Instructions),
@@ -316,6 +387,65 @@ mod tests {
         let listed = list(root.path()).unwrap();
         assert_eq!(listed.get("head"), Some(&1));
         assert_eq!(listed.get("base"), Some(&1));
+    }
+
+    #[test]
+    fn repeated_counts_belong_to_their_baseline() {
+        assert_eq!(count_of("base", "base"), Some(1));
+        assert_eq!(count_of("base_repeat2", "base"), Some(2));
+        assert_eq!(count_of("base_repeat12", "base"), Some(12));
+        for other in [
+            "base_repeat1",
+            "base_repeat02",
+            "base_repeat",
+            "base_repeatx",
+            "based",
+        ] {
+            assert_eq!(count_of(other, "base"), None, "{other}");
+        }
+        assert_eq!(counted_baseline("head_repeat3"), "head");
+        assert_eq!(counted_baseline("head"), "head");
+        assert_eq!(counted_baseline("head_repeat1"), "head_repeat1");
+        assert_eq!(counted_baseline("_repeat2"), "_repeat2");
+        assert_eq!(repeat_name("base", 2), "base_repeat2");
+
+        let root = tempfile::tempdir().unwrap();
+        let bench = root
+            .path()
+            .join("memory-bench/instructions/counted/stm/append.s64");
+        std::fs::create_dir_all(&bench).unwrap();
+        for (name, n) in [
+            ("base", 5_902),
+            ("base_repeat2", 6_216),
+            ("base_repeat3", 6_225),
+        ] {
+            let text = format!("events: Ir\ntotals: {n}\n");
+            std::fs::write(
+                bench.join(format!("callgrind.append.s64.out.base@{name}")),
+                text,
+            )
+            .unwrap();
+        }
+        let base = load(root.path(), "base").unwrap();
+        let b = &base["instructions/stm/append/s64"];
+        assert_eq!(b.sample.times, [5_902.0, 6_216.0, 6_225.0]);
+        assert_eq!(b.sample.iters, [1.0; 3]);
+        assert_eq!(
+            b.estimates.mean.point_estimate,
+            (5_902.0 + 6_216.0 + 6_225.0) / 3.0
+        );
+        assert_eq!(b.estimates.mean.confidence_interval.lower_bound, 5_902.0);
+        assert_eq!(b.estimates.mean.confidence_interval.upper_bound, 6_225.0);
+        let listed = list(root.path()).unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed.get("base"), Some(&1));
+        // A repeat loaded by its own name is one count.
+        assert_eq!(
+            load(root.path(), "base_repeat2").unwrap()["instructions/stm/append/s64"]
+                .sample
+                .times,
+            [6_216.0]
+        );
     }
 
     #[test]

@@ -8,6 +8,14 @@ pub fn is_constant(xs: &[f64]) -> bool {
     xs.windows(2).all(|w| w[0] == w[1])
 }
 
+/// The lowest and highest of `xs`; (inf, -inf) for an empty slice.
+pub fn range(xs: &[f64]) -> (f64, f64) {
+    xs.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
+}
+
 /// Arithmetic mean; 0 for an empty slice. The mean of constant values is that value exactly
 /// (a sum of ten equal values divided by ten can be one unit in the last place off, and two
 /// such means of different lengths would then "differ" by a rounding error).

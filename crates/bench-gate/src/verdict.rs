@@ -721,36 +721,36 @@ fn with_informational(mut row: Row, config: &Config) -> Row {
     row
 }
 
-/// A deterministic kind whose samples vary was not measured deterministically: say so, since
-/// its exact verdict then rests on one draw.
+/// A deterministic kind whose samples vary was not measured deterministically: say so (its
+/// verdict then allows for the spread, see `exact_change`).
 fn nondeterminism_warning(id: &str, kind: Kind, sides: &[(&Benchmark, &Costs)]) -> Option<String> {
     if !kind.is_deterministic() {
         return None;
     }
     let spread = |values: &[f64]| {
-        let (lo, hi) = values
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
+        let (lo, hi) = stats::range(values);
         hi - lo > EXACT_TOLERANCE * hi.abs()
     };
     let mut varying = sides.iter().filter(|(_, c)| spread(&c.values)).peekable();
     varying.peek()?;
-    let names: Vec<String> = varying
+    let mut names: Vec<String> = varying
         .map(|(b, _)| b.source.display().to_string())
         .collect();
-    let mut all: Vec<f64> = sides
+    names.dedup();
+    let all: Vec<f64> = sides
         .iter()
         .flat_map(|(_, c)| c.values.iter().copied())
         .collect();
-    all.sort_by(f64::total_cmp);
+    let (lo, hi) = stats::range(&all);
+    let by = if kind.change_in_points() || lo <= 0.0 {
+        format!("{}", hi - lo)
+    } else {
+        format!("{:.3}%", (hi / lo - 1.0) * 100.0)
+    };
     Some(format!(
-        "'{id}' is a {} benchmark, deterministic by kind, but its values vary ({} to {} in {}); \
-         its verdict compares means as if they were exact",
+        "'{id}' is deterministic by kind ({}) but its values vary by {by} ({lo} to {hi} in {}): \
+         a change counts only beyond that spread",
         kind.name(),
-        all.first().copied().unwrap_or(f64::NAN),
-        all.last().copied().unwrap_or(f64::NAN),
         names.join(", ")
     ))
 }
@@ -871,15 +871,37 @@ pub const EXACT_TOLERANCE: f64 = 1e-9;
 /// The change of a deterministic kind: the difference of the means (relative, or in points),
 /// certain when the means differ (p = 0) and none when they are equal up to
 /// [`EXACT_TOLERANCE`] (p = 1, change 0). No bootstrap: there is no noise to resample.
+///
+/// Unless a side's values vary after all (a count taken twice that came out different, see
+/// `callgrind`): then the interval spans every change from a value of BASE to a value of NEW,
+/// so a change is decided only when it is larger than the two sides' spread, and a row whose
+/// repeats disagree by more than its threshold is inconclusive, not regressed on one draw.
 fn exact_change(kind: Kind, base: &Costs, new: &Costs) -> Change {
     let (b, n) = (base.mean(), new.mean());
     let same = (b - n).abs() <= EXACT_TOLERANCE * b.abs().max(n.abs());
     let point = if same { 0.0 } else { shown_change(kind, b, n) };
+    let p_value = if same { 1.0 } else { 0.0 };
+    let ((b_lo, b_hi), (n_lo, n_hi)) = (stats::range(&base.values), stats::range(&new.values));
+    let varies = |lo: f64, hi: f64| hi - lo > EXACT_TOLERANCE * hi.abs().max(lo.abs());
+    if !varies(b_lo, b_hi) && !varies(n_lo, n_hi) {
+        return Change {
+            point,
+            lower: point,
+            upper: point,
+            p_value,
+        };
+    }
+    let ends = [
+        shown_change(kind, b_lo, n_lo),
+        shown_change(kind, b_lo, n_hi),
+        shown_change(kind, b_hi, n_lo),
+        shown_change(kind, b_hi, n_hi),
+    ];
     Change {
         point,
-        lower: point,
-        upper: point,
-        p_value: if same { 1.0 } else { 0.0 },
+        lower: ends.iter().copied().fold(point, f64::min),
+        upper: ends.iter().copied().fold(point, f64::max),
+        p_value,
     }
 }
 

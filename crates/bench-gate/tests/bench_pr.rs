@@ -48,6 +48,22 @@ find . -type d -name "$src" | while read -r dir; do
 done
 "#;
 
+/// The fake instruction counter: `fake-instructions --bench --save-baseline=NAME` writes a
+/// callgrind file of baseline NAME for one gungraun benchmark (`stm/append.s64`) under
+/// `$GUNGRAUN_HOME`, counting what `$FAKE_COUNTS` (`NAME=COUNT ...`) gives NAME; logged to
+/// `$FAKE_LOG` as `instructions NAME`. The fake build names it when `$FAKE_INSTRUCTIONS` is set.
+const FAKE_INSTRUCTIONS: &str = r#"#!/bin/sh
+set -eu
+[ "$1" = --bench ] || { echo "fake-instructions: unexpected $*" >&2; exit 64; }
+name=${2#--save-baseline=}
+echo "instructions $name" >>"$FAKE_LOG"
+count=$(printf '%s\n' $FAKE_COUNTS | sed -n "s/^$name=//p")
+[ -n "$count" ] || { echo "fake-instructions: no count for $name" >&2; exit 65; }
+dir="$GUNGRAUN_HOME/memory-bench/instructions/counted/stm/append.s64"
+mkdir -p "$dir"
+printf 'events: Ir\ntotals: %s\n' "$count" >"$dir/callgrind.append.s64.t1.p1.out.base@$name"
+"#;
+
 /// Part of the fake build: two compiled units in `$CARGO_TARGET_DIR/release`, a third-party
 /// dependency and a workspace crate, each with its fingerprint directory, written only where
 /// absent and holding the target directory that built them; with Cargo's JSON message of each.
@@ -91,6 +107,13 @@ impl Project {
         // A build into $CARGO_TARGET_DIR: the harness copied there, and Cargo's JSON message for
         // one bench target naming it, as `cargo bench --no-run` prints it. `FAKE_SHARED_EXE`
         // names one executable whatever the target directory (what a shared one did).
+        let counter = p.path("fake-instructions");
+        std::fs::write(&counter, FAKE_INSTRUCTIONS).unwrap();
+        std::fs::set_permissions(&counter, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let counted = "{\"reason\":\"compiler-artifact\",\"target\":{\"kind\":[\"bench\"],\
+             \"crate_types\":[\"bin\"],\"name\":\"instructions\",\
+             \"src_path\":\"benches/instructions.rs\"},\
+             \"executable\":\"$CARGO_TARGET_DIR/fake-instructions\",\"fresh\":false}";
         let build = p.path("fake-build");
         let artifact = "{\"reason\":\"compiler-artifact\",\"target\":{\"kind\":[\"bench\"],\
              \"crate_types\":[\"bin\"],\"name\":\"latency\",\"src_path\":\"benches/latency.rs\"},\
@@ -101,9 +124,13 @@ impl Project {
                 "#!/bin/sh\nset -eu\necho 'Compiling...' >&2\n[ -n \"${{FAKE_BUILD_FAIL:-}}\" ] && exit 101\n\
                  exe=\"$CARGO_TARGET_DIR/fake-bench\"\n[ -n \"${{FAKE_SHARED_EXE:-}}\" ] && exe=\"$FAKE_SHARED_EXE\"\n\
                  mkdir -p \"$CARGO_TARGET_DIR\"\n[ \"$exe\" = \"{fake}\" ] || cp \"{fake}\" \"$exe\"\n\
-                 {FAKE_UNITS}echo '{{\"reason\":\"build-finished\"}}'\necho \"{artifact}\"\n",
+                 {FAKE_UNITS}echo '{{\"reason\":\"build-finished\"}}'\necho \"{artifact}\"\n\
+                 if [ -n \"${{FAKE_INSTRUCTIONS:-}}\" ]; then cp \"{counter}\" \"$CARGO_TARGET_DIR/fake-instructions\"; \
+                 echo \"{counted}\"; fi\n",
                 fake = fake.display(),
                 artifact = artifact.replace('"', "\\\""),
+                counter = counter.display(),
+                counted = counted.replace('"', "\\\""),
             ),
         )
         .unwrap();
@@ -421,6 +448,83 @@ fn a_skipped_instruction_channel_is_a_warning_in_the_report_or_an_error_when_req
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("BENCH_INSTRUCTIONS=required"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn instructions_are_counted_twice_per_side_in_abba_order_and_one_outlying_count_does_not_fail() {
+    let p = Project::new();
+    // A fake valgrind on PATH and a fake runner: the script only checks that they answer.
+    let bin = p.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["valgrind", "gungraun-runner"] {
+        std::fs::write(bin.join(tool), "#!/bin/sh\necho fake\n").unwrap();
+        std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let runner = bin.join("gungraun-runner").display().to_string();
+    let gungraun = p.path("gungraun").display().to_string();
+    let env = |counts: &'static str| {
+        [
+            ("BENCH_INSTRUCTIONS", "required"),
+            ("FAKE_INSTRUCTIONS", "1"),
+            ("FAKE_COUNTS", counts),
+        ]
+    };
+    let run = |counts: &'static str, extra: &[(&str, &str)]| {
+        let _ = std::fs::remove_file(p.path("bench.log"));
+        let mut all: Vec<(&str, &str)> = env(counts).to_vec();
+        all.extend_from_slice(&[
+            ("PATH", path.as_str()),
+            ("GUNGRAUN_RUNNER", runner.as_str()),
+            ("GUNGRAUN_HOME", gungraun.as_str()),
+        ]);
+        all.extend_from_slice(extra);
+        p.run(&["HEAD", "--format", "json"], &all)
+    };
+    // base counted 5,902 once and 6,216 the second time, head 6,216 both times: inconclusive,
+    // so the gate passes.
+    let out = run(
+        "base=5902 head=6216 head_repeat2=6216 base_repeat2=6216",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let counted: Vec<String> = p
+        .bench_log()
+        .lines()
+        .filter_map(|l| l.strip_prefix("instructions ").map(str::to_string))
+        .collect();
+    assert_eq!(counted, ["base", "head", "head_repeat2", "base_repeat2"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = report["benchmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "instructions/stm/append/s64")
+        .unwrap()
+        .clone();
+    assert_eq!(row["verdict"], "inconclusive", "{row}");
+    assert_eq!(
+        row["samples"],
+        serde_json::json!({"base": 2, "new": 2}),
+        "{row}"
+    );
+
+    // Counted once per side (and a stale repeat of the first run deleted), the outlier decides.
+    let out = run("base=5902 head=6216", &[("BENCH_INSTRUCTION_COUNTS", "1")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // Both counts of a side agree on a real change: regressed.
+    let out = run(
+        "base=6000 head=6216 head_repeat2=6216 base_repeat2=6000",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = run("base=1", &[("BENCH_INSTRUCTION_COUNTS", "0")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("BENCH_INSTRUCTION_COUNTS='0'"),
         "{}",
         stderr(&out)
     );

@@ -1300,6 +1300,73 @@ fn instruction_counts_are_decided_exactly_against_a_tight_threshold() {
 }
 
 #[test]
+fn repeated_counts_are_samples_and_a_change_must_exceed_their_spread() {
+    let s = Scratch::new();
+    // The false flag of a PR run on a busy machine: base's executable counted 5,902 once and
+    // 6,216 when counted again (as head did both times).
+    let append = "instructions/counted/stm/append.s64";
+    s.count(append, "base", 5_902);
+    s.count(append, "base_repeat2", 6_216);
+    s.count(append, "head", 6_216);
+    s.count(append, "head_repeat2", 6_216);
+    // A real +3% change beside a jitter of 0.15% on each side.
+    let keyword = "instructions/counted/search/keyword.n1000";
+    s.count(keyword, "base", 194_400);
+    s.count(keyword, "base_repeat2", 194_700);
+    s.count(keyword, "head", 200_300);
+    s.count(keyword, "head_repeat2", 200_600);
+    let (code, report) = s.compare_json("base", "head", &[]);
+    assert_eq!(code, 2, "{report}");
+    let row = |id: &str| {
+        report["benchmarks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let a = row("instructions/stm/append/s64");
+    assert_eq!(a["verdict"], "inconclusive", "an outlying count alone: {a}");
+    assert_eq!(
+        a["samples"],
+        serde_json::json!({"base": 2, "new": 2}),
+        "{a}"
+    );
+    assert_eq!(a["change"]["lower_pct"], 0.0, "{a}");
+    assert!(a["change"]["upper_pct"].as_f64().unwrap() > 5.0, "{a}");
+    let k = row("instructions/search/keyword/n1000");
+    assert_eq!(
+        k["verdict"], "regressed",
+        "+3% beyond the 0.15% spread: {k}"
+    );
+    assert!(k["change"]["lower_pct"].as_f64().unwrap() > 2.8, "{k}");
+    assert!(
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("5902 to 6216")),
+        "{report}"
+    );
+
+    // Counted once, the outlier decides (what the repeat is for).
+    s.count(append, "once_base", 5_902);
+    s.count(append, "once_head", 6_216);
+    let (code, once) = s.compare_json("once_base", "once_head", &[]);
+    assert_eq!(code, 2);
+    assert_eq!(verdicts(&once)[0].1, "regressed");
+
+    // A repeat without its first count is a crashed run, not a baseline.
+    s.count(append, "lost_repeat2", 6_216);
+    let crit = s.crit();
+    let out = s.run(&["compare", "lost", "head", "--criterion-dir", &crit]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("no first count in baseline 'lost'"), "{err}");
+}
+
+#[test]
 fn quality_is_higher_is_better_in_points_and_identical_constants_are_unchanged() {
     let s = Scratch::new();
     // Ratios of 0.85 and 0.82, and an identical copy.
