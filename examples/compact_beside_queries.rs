@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use memory_bench::fixture::{self, Fixture};
-use memory_bench::measure::percentile;
+use memory_bench::measure::{ms, percentile};
 use memory_bench::quality;
 use memory_bench::queries::search_query;
 use memory_core::{EntryId, Memory, MemoryConfig, SearchMode};
@@ -187,8 +187,4 @@ fn usage() -> ! {
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

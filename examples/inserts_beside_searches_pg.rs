@@ -32,7 +32,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use memory_bench::fixture;
-use memory_bench::measure::percentile;
+use memory_bench::measure::{latency_summary, ms, percentile};
 use memory_bench::queries::search_query;
 use memory_bench::workload::Query;
 use memory_core::{EntryId, Memory, MemoryConfig, NewEntry, PostgresConfig, SearchMode, Storage};
@@ -268,20 +268,8 @@ fn next_query(queries: &[Query], next: &AtomicUsize) -> memory_core::SearchQuery
 }
 
 fn show(name: &str, mut v: Vec<Duration>) {
-    v.sort();
-    println!(
-        "  insert one, {name}: n={} p50 {:.2} p90 {:.2} p99 {:.2} max {:.2} ms; over 20 ms: {}",
-        v.len(),
-        ms(percentile(&v, 0.5)),
-        ms(percentile(&v, 0.9)),
-        ms(percentile(&v, 0.99)),
-        ms(v[v.len() - 1]),
-        v.iter().filter(|d| **d > Duration::from_millis(20)).count()
-    );
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+    let summary = latency_summary(&mut v, Duration::from_millis(20));
+    println!("  insert one, {name}: {summary}");
 }
 
 /// A plain connection for the measurements (not the store's pool).

@@ -160,9 +160,44 @@ pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// `d` in milliseconds.
+pub fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// One line summing up latencies: `n=.. p50 .. p90 .. p99 .. max .. ms; over L ms: ..`, with
+/// how many took longer than `over`. Sorts `latencies`; "n=0" when there are none.
+pub fn latency_summary(latencies: &mut [std::time::Duration], over: std::time::Duration) -> String {
+    latencies.sort_unstable();
+    let Some(&max) = latencies.last() else {
+        return "n=0".to_string();
+    };
+    format!(
+        "n={} p50 {:.2} p90 {:.2} p99 {:.2} max {:.2} ms; over {} ms: {}",
+        latencies.len(),
+        ms(percentile(latencies, 0.5)),
+        ms(percentile(latencies, 0.9)),
+        ms(percentile(latencies, 0.99)),
+        ms(max),
+        ms(over),
+        latencies.iter().filter(|d| **d > over).count()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_latency_summary_gives_percentiles_and_the_count_over_the_limit() {
+        use std::time::Duration;
+        let mut v: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        assert_eq!(
+            latency_summary(&mut v, Duration::from_millis(95)),
+            "n=100 p50 51.00 p90 90.00 p99 99.00 max 100.00 ms; over 95 ms: 5"
+        );
+        assert_eq!(latency_summary(&mut [], Duration::from_millis(5)), "n=0");
+    }
 
     // The two tests below share the global counters; run them one at a time.
     static COUNTERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
