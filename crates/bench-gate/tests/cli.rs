@@ -1349,6 +1349,15 @@ fn repeated_counts_are_samples_and_a_change_must_exceed_their_spread() {
             .any(|w| w.as_str().unwrap().contains("5902 to 6216")),
         "{report}"
     );
+    // A spread well inside the threshold (0.15% of 2%) decides nothing and is not reported.
+    assert!(
+        !report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("keyword")),
+        "{report}"
+    );
 
     // Counted once, the outlier decides (what the repeat is for).
     s.count(append, "once_base", 5_902);
