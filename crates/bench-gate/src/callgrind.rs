@@ -27,10 +27,14 @@ pub const ID_PREFIX: &str = "instructions/";
 /// for Criterion's rounds.
 pub const REPEAT_INFIX: &str = "_repeat";
 
-/// The baseline name of count `k` (from 2) of baseline `name`: `base_repeat2`. Count 1 is `name`
-/// itself.
+/// The baseline name of count `k` of baseline `name`: `name` itself for the first, then
+/// `base_repeat2`, `base_repeat3`, ...
 pub fn repeat_name(name: &str, k: usize) -> String {
-    format!("{name}{REPEAT_INFIX}{k}")
+    if k <= 1 {
+        name.to_string()
+    } else {
+        format!("{name}{REPEAT_INFIX}{k}")
+    }
 }
 
 /// The count number of baseline `baseline` as a count of `name`: 1 for `name` itself, k for
@@ -90,11 +94,7 @@ pub fn load(root: &Path, name: &str) -> Result<BTreeMap<String, Benchmark>> {
                 total = total.saturating_add(totals(file)?);
             }
             if total == 0 {
-                let baseline = if *k == 1 {
-                    name.to_string()
-                } else {
-                    repeat_name(name, *k)
-                };
+                let baseline = repeat_name(name, *k);
                 return Err(Error::invalid(
                     &dir,
                     format!(
@@ -408,6 +408,7 @@ mod tests {
         assert_eq!(counted_baseline("head_repeat1"), "head_repeat1");
         assert_eq!(counted_baseline("_repeat2"), "_repeat2");
         assert_eq!(repeat_name("base", 2), "base_repeat2");
+        assert_eq!(repeat_name("base", 1), "base");
 
         let root = tempfile::tempdir().unwrap();
         let bench = root

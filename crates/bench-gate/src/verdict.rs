@@ -736,7 +736,7 @@ fn nondeterminism_warning(
     // Each side's spread, in the threshold's terms (points, or a fraction of the lowest value).
     let spread = |values: &[f64]| {
         let (lo, hi) = stats::range(values);
-        if hi - lo <= EXACT_TOLERANCE * hi.abs() {
+        if !varies(lo, hi) {
             0.0
         } else if kind.change_in_points() {
             hi - lo
@@ -898,7 +898,6 @@ fn exact_change(kind: Kind, base: &Costs, new: &Costs) -> Change {
     let point = if same { 0.0 } else { shown_change(kind, b, n) };
     let p_value = if same { 1.0 } else { 0.0 };
     let ((b_lo, b_hi), (n_lo, n_hi)) = (stats::range(&base.values), stats::range(&new.values));
-    let varies = |lo: f64, hi: f64| hi - lo > EXACT_TOLERANCE * hi.abs().max(lo.abs());
     if !varies(b_lo, b_hi) && !varies(n_lo, n_hi) {
         return Change {
             point,
@@ -919,6 +918,12 @@ fn exact_change(kind: Kind, base: &Costs, new: &Costs) -> Change {
         upper: ends.iter().copied().fold(point, f64::max),
         p_value,
     }
+}
+
+/// Whether values from `lo` to `hi` of a deterministic kind differ by more than rounding
+/// ([`EXACT_TOLERANCE`]).
+fn varies(lo: f64, hi: f64) -> bool {
+    hi - lo > EXACT_TOLERANCE * hi.abs().max(lo.abs())
 }
 
 /// The side a one-sided benchmark is on.
