@@ -182,6 +182,16 @@ impl Scratch {
     }
 }
 
+/// The row of benchmark `id` in a JSON report.
+fn row<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["benchmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("no row '{id}' in {report}"))
+}
+
 fn verdicts(report: &Value) -> Vec<(String, String)> {
     report["benchmarks"]
         .as_array()
@@ -1267,20 +1277,13 @@ fn instruction_counts_are_decided_exactly_against_a_tight_threshold() {
     s.count("instructions/counted/search/ann.n1000", "head", 5_000_000);
     let (code, report) = s.compare_json("base", "head", &[]);
     assert_eq!(code, 2, "{report}");
-    let rows = report["benchmarks"].as_array().unwrap();
-    let get = rows
-        .iter()
-        .find(|r| r["id"] == "instructions/ltm/get/n1000")
-        .unwrap();
+    let get = row(&report, "instructions/ltm/get/n1000");
     assert_eq!(get["kind"], "instructions");
     assert_eq!(get["unit"], "instructions");
     assert_eq!(get["verdict"], "regressed", "+2.5% beyond +2%: {get}");
     assert_eq!(get["change"]["p_value"], 0.0);
     assert_eq!(get["change"]["lower_pct"], get["change"]["upper_pct"]);
-    let ann = rows
-        .iter()
-        .find(|r| r["id"] == "instructions/search/ann/n1000")
-        .unwrap();
+    let ann = row(&report, "instructions/search/ann/n1000");
     assert_eq!(ann["verdict"], "unchanged");
     assert_eq!(ann["change"]["p_value"], 1.0);
     // Counts export and read back as counts (one exact sample each).
@@ -1317,16 +1320,7 @@ fn repeated_counts_are_samples_and_a_change_must_exceed_their_spread() {
     s.count(keyword, "head_repeat2", 200_600);
     let (code, report) = s.compare_json("base", "head", &[]);
     assert_eq!(code, 2, "{report}");
-    let row = |id: &str| {
-        report["benchmarks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == id)
-            .unwrap()
-            .clone()
-    };
-    let a = row("instructions/stm/append/s64");
+    let a = row(&report, "instructions/stm/append/s64");
     assert_eq!(a["verdict"], "inconclusive", "an outlying count alone: {a}");
     assert_eq!(
         a["samples"],
@@ -1335,7 +1329,7 @@ fn repeated_counts_are_samples_and_a_change_must_exceed_their_spread() {
     );
     assert_eq!(a["change"]["lower_pct"], 0.0, "{a}");
     assert!(a["change"]["upper_pct"].as_f64().unwrap() > 5.0, "{a}");
-    let k = row("instructions/search/keyword/n1000");
+    let k = row(&report, "instructions/search/keyword/n1000");
     assert_eq!(
         k["verdict"], "regressed",
         "+3% beyond the 0.15% spread: {k}"
@@ -1383,15 +1377,7 @@ fn quality_is_higher_is_better_in_points_and_identical_constants_are_unchanged()
     s.quality("q_same", 0.85, 12);
     s.quality("q_drop", 0.82, 10);
     s.quality("q_gain", 0.95, 10);
-    let row_of = |report: &Value| {
-        report["benchmarks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == QUALITY)
-            .unwrap()
-            .clone()
-    };
+    let row_of = |report: &Value| row(report, QUALITY).clone();
     let (code, same) = s.compare_json("q_base", "q_same", &[]);
     assert_eq!(code, 0);
     let row = row_of(&same);
@@ -1453,12 +1439,7 @@ fn informational_benchmarks_are_shown_but_never_fail() {
     .unwrap();
     let (code, report) = s.compare_json("base", "slow25", &["--config", "info.toml"]);
     assert_eq!(code, 0, "{report}");
-    let row = report["benchmarks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == SPIN_SMALL)
-        .unwrap();
+    let row = row(&report, SPIN_SMALL);
     assert_eq!(row["verdict"], "regressed");
     assert_eq!(row["informational"], "too noisy here");
     assert_eq!(report["counts"]["informational_regressed"], 1);
